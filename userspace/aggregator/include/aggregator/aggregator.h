@@ -1,0 +1,127 @@
+// The connection aggregator: turns the event stream of the packet programs
+// (or of the offline reader) into one record per TCP connection.
+//
+//   AggregatorConfig cfg;           // thresholds, limits, output format
+//   NdjsonSink sink(stdout);        // or TextSink
+//   Aggregator agg(cfg, sink);
+//   agg.on_event(ev, len);          // for every ring-buffer record
+//   agg.tick(now_ns);               // now and then: timeouts, snapshots
+//   agg.finish(now_ns);             // at exit: the rest as still_open
+//   print_summary(stderr, agg.summary(), OutputFormat::text);
+//
+// All times are Unix-epoch nanoseconds, the clock of tdsbpf_event.ts_ns.
+// See docs/connections.md for every field of the output.
+#ifndef TDSBPF_AGGREGATOR_AGGREGATOR_H
+#define TDSBPF_AGGREGATOR_AGGREGATOR_H
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <tdsbpf/events.h>
+
+#include "aggregator/sink.h"
+
+namespace tdsbpf {
+
+enum class OutputFormat { json, text };
+
+struct AggregatorConfig {
+	// A login (SYN to LOGINACK) slower than this is diagnosed slow_login.
+	// The seeds: "This exchange is allocated 1 second".
+	uint32_t slow_login_threshold_ms = 1000;
+	// A client that waits this long for a login reply and then closes has
+	// timed out (the drivers' default Login Timeout is 15 s).
+	uint32_t login_timeout_ms = 15000;
+	// End connections silent for this long (no event at all, keep-alives
+	// included). 0: never.
+	uint32_t idle_timeout_s = 0;
+	// End connections still in the TCP handshake after this long (SYN
+	// unanswered, half-open). Always on, so a SYN flood stays bounded.
+	uint32_t handshake_timeout_s = 30;
+	// Print a snapshot of connections alive longer than this, every this
+	// long. 0: never.
+	uint32_t emit_interval_s = 0;
+	// Tracked connections at most; the oldest idle one is evicted first.
+	size_t max_connections = 65536;
+	// Hide the NTLM domain, user and workstation names.
+	bool redact = false;
+	OutputFormat format = OutputFormat::json;
+	// Events of one connection may come slightly out of order (ingress and
+	// egress on different CPUs): they are held and sorted for this long.
+	uint32_t reorder_window_us = 2000;
+	// After a connection closed, late events are still taken for this long
+	// before the record is printed (final counters, a RST after a FIN).
+	uint32_t close_linger_ms = 500;
+	// Non-pooled detection. A connection is "single use" when the client
+	// closes it with a FIN within non_pooled_close_gap_ms of the last
+	// response, having run at most non_pooled_max_requests requests, with no
+	// RESETCONNECTION and no keep-alives. non_pooled_min_connections such
+	// connections from one client to one server within
+	// non_pooled_window_s give the non_pooled_client diagnosis.
+	uint32_t non_pooled_close_gap_ms = 1000;
+	uint32_t non_pooled_max_requests = 10;
+	uint32_t non_pooled_window_s = 60;
+	uint32_t non_pooled_min_connections = 3;
+	// Retransmitted segments at or above this count (either way) give the
+	// retransmissions diagnosis.
+	uint32_t retrans_threshold = 1;
+	// ifindex -> interface name for network.interface.name; empty: the
+	// number is printed.
+	std::function<std::string(uint32_t ifindex)> ifname;
+};
+
+// What the exit summary (and SIGUSR1) prints.
+struct Summary {
+	uint64_t events = 0;            // events taken by on_event
+	uint64_t events_malformed = 0;  // too short or unknown kind
+	uint64_t events_late = 0;       // for connections already printed
+	uint64_t connections_seen = 0;  // created
+	uint64_t connections_ended = 0; // printed as final
+	uint64_t connections_open = 0;  // tracked now
+	uint64_t connections_evicted = 0;
+	uint64_t snapshots = 0;
+	uint64_t kernel_drops = 0;      // from note_drops
+	uint64_t user_drops = 0;
+	std::map<std::string, uint64_t> by_login_outcome;
+	std::map<std::string, uint64_t> by_close_kind;
+	std::map<std::string, uint64_t> by_diagnosis;
+};
+
+// The exit summary, as one JSON object on a line or as text.
+void print_summary(std::FILE* out, const Summary& s, OutputFormat format);
+std::string format_summary(const Summary& s, OutputFormat format);
+
+class Aggregator {
+public:
+	Aggregator(AggregatorConfig cfg, Sink& sink);
+	~Aggregator();
+	Aggregator(const Aggregator&) = delete;
+	Aggregator& operator=(const Aggregator&) = delete;
+
+	// One ring-buffer record; len is its size in bytes (at least
+	// sizeof(tdsbpf_ntlm_event) for TDSBPF_EV_NTLM_AUTH).
+	void on_event(const tdsbpf_event& ev, size_t len);
+	// Idle and handshake timeouts, lingering closes, snapshots. now_ns is on
+	// the events' clock: wall-clock time live, the last packet's time when
+	// reading a file (events also advance the clock by themselves).
+	void tick(uint64_t now_ns);
+	// Ends every tracked connection (close kind still_open) and prints it.
+	void finish(uint64_t now_ns);
+	// Totals of events lost before they reached the aggregator.
+	void note_drops(uint64_t kernel_drops, uint64_t user_drops);
+	Summary summary() const;
+
+	struct Impl;
+
+private:
+	std::unique_ptr<Impl> impl_;
+};
+
+} // namespace tdsbpf
+
+#endif
