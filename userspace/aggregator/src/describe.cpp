@@ -41,7 +41,7 @@ std::string tls_desc(const tdsbpf_tls& t)
 		default: s += "Encrypted Handshake Message"; break;
 		}
 		if (t.handshake_type == 1 && t.hello_version)
-			s += " (" + tls_version_name(t.hello_version) + ")";
+			s += " (TLS " + tls_version_name(t.hello_version) + ")";
 		if (t.handshake_type == 2)
 			s += " (TLS " + tls_version_name(t.selected_version ? t.selected_version : t.hello_version) + ")";
 		if (t.flags & TDSBPF_TLS_ALPN_TDS8)

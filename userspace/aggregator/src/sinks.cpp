@@ -27,7 +27,7 @@ std::string format_line(const TimelineLine& l)
 	snprintf(head, sizeof(head), "#%-5llu %12.7f  ", static_cast<unsigned long long>(l.connection_id), l.offset_s);
 	std::string s = head;
 	s += l.source;
-	s += l.from_client ? " > " : " < ";
+	s += " > ";
 	s += l.destination;
 	s += "  ";
 	s += l.description;
@@ -59,10 +59,10 @@ std::string format_connection_text(const json& r, bool final)
 	s += buf;
 	s += "   time      " + str(r, "start_time") + " .. " + str(r, "end_time") + " (" + str(r, "duration_ms") + " ms)" +
 	     (r.value("midstream", false) ? ", seen mid-stream" : "") + "\n";
-	s += "   phases   ";
+	s += "   phases (name@start+duration, ms)\n            ";
 	for (const auto& p : r["phases"]) {
-		snprintf(buf, sizeof(buf), " %s +%.3f (%.3f ms)", p["name"].get<std::string>().c_str(),
-			 p["start_offset_ms"].get<double>() / 1000.0, p["duration_ms"].get<double>());
+		snprintf(buf, sizeof(buf), " %s@%.3f+%.3f", p["name"].get<std::string>().c_str(),
+			 p["start_offset_ms"].get<double>(), p["duration_ms"].get<double>());
 		s += buf;
 	}
 	s += "\n";
