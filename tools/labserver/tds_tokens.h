@@ -1,0 +1,134 @@
+// The token stream inside tabular-result (type 4) messages: builders for the
+// lab server and a reader for the load client. [MS-TDS] 2.2.7.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "byte_io.h"
+
+namespace tdslab {
+
+namespace token {
+inline constexpr std::uint8_t returnstatus = 0x79;
+inline constexpr std::uint8_t colmetadata = 0x81;
+inline constexpr std::uint8_t tabname = 0xA4;
+inline constexpr std::uint8_t colinfo = 0xA5;
+inline constexpr std::uint8_t order = 0xA9;
+inline constexpr std::uint8_t error = 0xAA;
+inline constexpr std::uint8_t info = 0xAB;
+inline constexpr std::uint8_t returnvalue = 0xAC;
+inline constexpr std::uint8_t loginack = 0xAD;
+inline constexpr std::uint8_t featureextack = 0xAE;
+inline constexpr std::uint8_t row = 0xD1;
+inline constexpr std::uint8_t nbcrow = 0xD2;
+inline constexpr std::uint8_t envchange = 0xE3;
+inline constexpr std::uint8_t sessionstate = 0xE4;
+inline constexpr std::uint8_t sspi = 0xED;
+inline constexpr std::uint8_t fedauthinfo = 0xEE;
+inline constexpr std::uint8_t done = 0xFD;
+inline constexpr std::uint8_t doneproc = 0xFE;
+inline constexpr std::uint8_t doneinproc = 0xFF;
+}  // namespace token
+
+namespace done_status {
+inline constexpr std::uint16_t final = 0x00;
+inline constexpr std::uint16_t more = 0x01;
+inline constexpr std::uint16_t error = 0x02;
+inline constexpr std::uint16_t inxact = 0x04;
+inline constexpr std::uint16_t count = 0x10;
+inline constexpr std::uint16_t attention = 0x20;
+inline constexpr std::uint16_t srverror = 0x100;
+}  // namespace done_status
+
+namespace envchange_type {
+inline constexpr std::uint8_t database = 1;
+inline constexpr std::uint8_t language = 2;
+inline constexpr std::uint8_t packet_size = 4;
+inline constexpr std::uint8_t collation = 7;
+inline constexpr std::uint8_t reset_ack = 18;
+inline constexpr std::uint8_t routing = 20;
+}  // namespace envchange_type
+
+// Current-command values for DONE tokens.
+namespace curcmd {
+inline constexpr std::uint16_t none = 0;
+inline constexpr std::uint16_t select = 0xC1;
+inline constexpr std::uint16_t execute = 0xE0;
+}  // namespace curcmd
+
+// Latin1_General_CI_AS as SQL Server 2022 announces it in the login reply [cap].
+inline constexpr std::uint8_t kDefaultCollation[5] = {0x09, 0x04, 0xD0, 0x00, 0x34};
+
+// Column types the lab server returns.
+enum class ColumnType { int32, bigint, nvarchar };
+
+struct Column {
+  std::string name;
+  ColumnType type = ColumnType::int32;
+};
+
+using Value = std::variant<std::monostate, std::int64_t, std::string>;  // monostate = NULL
+
+struct Message16 {  // INFO/ERROR contents
+  std::uint32_t number = 0;
+  std::uint8_t state = 0;
+  std::uint8_t severity = 0;
+  std::string text;
+  std::string server;
+  std::string procedure;
+  std::uint32_t line = 0;
+};
+
+// Appends tokens to a tabular-result payload.
+class TokenWriter {
+ public:
+  Bytes take() { return out_.take(); }
+  std::size_t size() const { return out_.size(); }
+
+  void envchange(std::uint8_t type, std::string_view new_value, std::string_view old_value);
+  void envchange_collation(ByteView new_collation);
+  void envchange_routing(std::string_view host, std::uint16_t port);
+  void envchange_reset_ack();
+  void info(const Message16& m) { message(token::info, m); }
+  void error(const Message16& m) { message(token::error, m); }
+  void loginack(std::uint32_t tds_version, std::string_view prog_name, std::uint8_t major,
+                std::uint8_t minor, std::uint16_t build);
+  // Acknowledges features; each entry is (feature id, data).
+  void featureextack(const std::vector<std::pair<std::uint8_t, Bytes>>& acks);
+  void sspi(ByteView blob);
+  void done(std::uint8_t which, std::uint16_t status, std::uint16_t cmd, std::uint64_t rows);
+  void returnstatus(std::int32_t value);
+  void returnvalue_int(std::string_view name, std::uint16_t ordinal, std::int32_t value);
+  void colmetadata(const std::vector<Column>& columns);
+  void row(const std::vector<Column>& columns, const std::vector<Value>& values);
+
+ private:
+  void message(std::uint8_t tok, const Message16& m);
+  ByteWriter out_;
+};
+
+// What a client learns from one response message.
+struct ResponseSummary {
+  bool login_ack = false;
+  std::uint32_t tds_version = 0;
+  std::vector<Message16> errors;
+  std::vector<Message16> infos;
+  std::uint64_t rows = 0;
+  std::uint64_t done_row_count = 0;
+  bool attention_ack = false;
+  bool final_done = false;  // a DONE without the MORE bit ended the stream
+  std::optional<std::uint32_t> packet_size;
+  std::optional<std::pair<std::string, std::uint16_t>> routing;
+  Bytes sspi;
+  std::vector<std::vector<Value>> first_rows;  // kept up to a small limit
+};
+
+// Walks a token stream. Knows the column types the lab server sends plus the
+// common fixed and variable-length ones; throws WireError on anything else.
+ResponseSummary read_response(ByteView payload, std::size_t keep_rows = 16);
+
+}  // namespace tdslab
