@@ -1,1 +1,586 @@
-void dummy_robust(){}
+// Out-of-order and lost events, mid-stream starts, port reuse, floods, and
+// the diagnoses the seeds explain beyond their own traces.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+#include "seeds.h"
+
+namespace tdsbpf::test {
+namespace {
+
+using Strings = std::vector<std::string>;
+
+const Strings kSqlPhases{"tcp_handshake", "prelogin", "tls_handshake", "login", "login_ack", "active", "close"};
+
+// A TDS 7.4 SQL login with TLS for the login only, then the given tail.
+Trace sql_login(uint16_t port = 50000, double t0 = 0)
+{
+	Trace t("192.0.2.10", port, "192.0.2.20", 1433);
+	t.syn(t0 + 0.000, 1000)
+		.synack(t0 + 0.0005, 5000, 1001)
+		.hs_ack(t0 + 0.0010, 1001, 5001)
+		.prelogin(t0 + 0.0012, C2S, 18, 0, 1000, TDS_ENCRYPT_OFF, 0)
+		.prelogin(t0 + 0.0020, S2C, 16, 0, 4095, TDS_ENCRYPT_OFF, TDSBPF_VALUE_ABSENT)
+		.tls_in_tds(t0 + 0.0030, C2S, 22, 1)
+		.tls_in_tds(t0 + 0.0040, S2C, 22, 2)
+		.tls_in_tds(t0 + 0.0050, C2S, 22, 16)
+		.tls_in_tds(t0 + 0.0060, S2C, 20, 0)
+		.tls(t0 + 0.0070, C2S, 23);
+	return t;
+}
+
+TEST(Robustness, SmallReorderingGivesTheSameRecord)
+{
+	Trace ordered = seed_sql_login();
+	auto expect = run(ordered.records());
+	ASSERT_EQ(expect.size(), 1u);
+
+	// Swap neighbours whose times are within 1 ms, as ingress and egress on
+	// two CPUs would deliver them.
+	std::vector<Record> recs = seed_sql_login().records();
+	for (size_t i = 0; i + 1 < recs.size(); i += 2)
+		if (recs[i + 1].base().ts_ns - recs[i].base().ts_ns < 1000000)
+			std::swap(recs[i], recs[i + 1]);
+	auto got = run(recs);
+	ASSERT_EQ(got.size(), 1u);
+	EXPECT_EQ(phase_names(got[0]), kSqlPhases);
+	EXPECT_EQ(got[0]["phases"], expect[0]["phases"]);
+	EXPECT_EQ(got[0]["close"], expect[0]["close"]);
+	EXPECT_EQ(got[0]["login"], expect[0]["login"]);
+}
+
+TEST(Robustness, LateEventBeyondTheWindowNeverMovesPhasesBack)
+{
+	Trace t = sql_login();
+	t.loginack(0.0100, 0x74000004, 16, 0, 4095, 51).request(0.0200, TDS_SQL_BATCH).response(0.0210);
+	std::vector<Record> recs = t.records();
+	// The server's PRELOGIN answer and the client hello come 50 ms late.
+	Record late1 = recs[4], late2 = recs[5];
+	recs.erase(recs.begin() + 4, recs.begin() + 6);
+	recs.push_back(late1);
+	recs.push_back(late2);
+	AggregatorConfig cfg;
+	cfg.reorder_window_us = 500;
+	auto r = run(recs, cfg);
+	ASSERT_EQ(r.size(), 1u);
+	// No phase appears twice and the order holds.
+	auto names = phase_names(r[0]);
+	EXPECT_EQ(names, (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "login_ack", "active"}));
+	double prev = -1;
+	for (const auto& p : r[0]["phases"]) {
+		EXPECT_GE(p["start_offset_ms"].get<double>(), prev);
+		prev = p["start_offset_ms"].get<double>();
+	}
+	EXPECT_EQ(r[0]["login"]["outcome"], "success");
+	EXPECT_EQ(r[0]["negotiated"]["server_version"], "16.0.4095.0"); // taken from the late event
+}
+
+TEST(Robustness, LostEventsSkipPhasesButKeepTheOutcome)
+{
+	// No PRELOGIN answer, no TLS, no LOGIN7 record: events lost.
+	Trace t("192.0.2.10", 50001, "192.0.2.20", 1433);
+	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3).prelogin(0.003, C2S, 18, 0, 0, 0, 0)
+		.loginack(0.050, 0x74000004, 16, 0, 1, 52).request(0.060, TDS_RPC).response(0.070)
+		.fin(0.100, C2S, 0, 0).close_ack(0.100, S2C, 0, 0).fin(0.101, S2C, 0, 0).close_ack(0.102, C2S, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(phase_names(r[0]), (Strings{"tcp_handshake", "prelogin", "login_ack", "active", "close"}));
+	EXPECT_EQ(r[0]["login"]["outcome"], "success");
+	EXPECT_EQ(r[0]["work"]["rpcs"], 1);
+	EXPECT_EQ(r[0]["close"]["kind"], "four_way");
+}
+
+TEST(Robustness, LostFinEndsStillOpenAtFinish)
+{
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["close"]["kind"], "still_open");
+	EXPECT_EQ(r[0]["phase"], "active");
+	EXPECT_TRUE(diagnosis_codes(r[0]).empty());
+}
+
+TEST(Robustness, TracerStartedMidConnection)
+{
+	Trace t("192.0.2.10", 50002, "192.0.2.20", 1433);
+	t.midstream().request(0, TDS_RPC, TDS_STATUS_EOM | TDS_STATUS_RESETCONNECTION).response(0.004)
+		.request(0.010, TDS_SQL_BATCH).response(0.012);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["midstream"], true);
+	EXPECT_EQ(phase_names(r[0]), (Strings{"active"}));
+	EXPECT_EQ(r[0]["login"]["outcome"], "not_seen");
+	EXPECT_EQ(r[0]["work"]["reset_connection"], 1);
+	EXPECT_EQ(r[0]["work"]["rpcs"], 1);
+	EXPECT_EQ(r[0]["work"]["sql_batches"], 1);
+	EXPECT_DOUBLE_EQ(r[0]["work"]["latency_ms"]["max"].get<double>(), 4.0);
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"midstream"}));
+}
+
+TEST(Robustness, PortReuseAfterCloseIsANewConnection)
+{
+	Trace t = sql_login(50003);
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
+		.fin(0.100, C2S, 0, 0).close_ack(0.100, S2C, 0, 0).fin(0.101, S2C, 0, 0).close_ack(0.102, C2S, 0, 0)
+		// The same ports again 100 ms later (before the close's linger ends).
+		.syn(0.200, 777777).synack(0.201, 1, 777778).hs_ack(0.202, 777778, 2)
+		.prelogin(0.203, C2S, 18, 0, 0, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 2u);
+	EXPECT_EQ(r[0]["close"]["kind"], "four_way");
+	EXPECT_EQ(r[0]["login"]["outcome"], "success");
+	EXPECT_EQ(r[1]["midstream"], false);
+	EXPECT_EQ(phase_names(r[1]), (Strings{"tcp_handshake", "prelogin"}));
+	EXPECT_EQ(r[1]["tcp"]["syn_count"], 1);
+	EXPECT_NE(r[0]["tdsbpf.connection_id"], r[1]["tdsbpf.connection_id"]);
+}
+
+TEST(Robustness, PortReuseWithoutSeenCloseReplacesTheOldOne)
+{
+	Trace t = sql_login(50004);
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51).syn(5.0, 424242);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 2u);
+	EXPECT_EQ(r[0]["close"]["kind"], "replaced");
+	EXPECT_EQ(r[1]["close"]["kind"], "syn_unanswered");
+}
+
+TEST(Robustness, RetransmittedSynIsTheSameConnection)
+{
+	Trace t("192.0.2.10", 50005, "192.0.2.20", 1433);
+	t.syn(0, 99).syn(1.0, 99).syn(3.0, 99);
+	AggregatorConfig cfg;
+	CollectSink sink;
+	Aggregator agg(cfg, sink);
+	for (auto& rec : t.records())
+		agg.on_event(rec.base(), rec.len);
+	agg.tick(at(3.0) + 10ull * 1000000000ull);
+	EXPECT_TRUE(sink.records.empty()); // still within the handshake timeout
+	agg.tick(at(3.0) + 31ull * 1000000000ull);
+	ASSERT_EQ(sink.records.size(), 1u);
+	auto& r = sink.records[0];
+	EXPECT_EQ(r["tcp"]["syn_count"], 3);
+	EXPECT_EQ(r["close"]["kind"], "syn_unanswered");
+	EXPECT_EQ(r["login"]["outcome"], "not_started");
+	EXPECT_EQ(diagnosis_codes(r), (Strings{"syn_unanswered"}));
+}
+
+TEST(Robustness, SynRefused)
+{
+	Trace t("192.0.2.10", 50006, "192.0.2.20", 1433);
+	t.syn(0, 99).rst(0.0003, S2C, 0, 100);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["close"]["kind"], "refused");
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"connection_refused"}));
+}
+
+TEST(Robustness, HalfOpenFloodStaysBounded)
+{
+	AggregatorConfig cfg;
+	cfg.max_connections = 64;
+	CollectSink sink;
+	Aggregator agg(cfg, sink);
+	// A real connection first ...
+	Trace good = sql_login(40000);
+	good.loginack(0.010, 0x74000004, 16, 0, 1, 51);
+	for (auto& rec : good.records())
+		agg.on_event(rec.base(), rec.len);
+	// ... then 20000 SYNs from spoofed ports, never answered.
+	for (int i = 0; i < 20000; i++) {
+		Trace t("198.51.100.7", static_cast<uint16_t>(1024 + i), "192.0.2.20", 1433);
+		t.syn(0.020 + i * 1e-6, static_cast<uint32_t>(i));
+		agg.on_event(t.records()[0].base(), t.records()[0].len);
+		ASSERT_LE(agg.summary().connections_open, 64u);
+	}
+	agg.finish(at(1.0));
+	EXPECT_GE(agg.summary().connections_evicted, 20000u - 64u);
+	// The established connection survived the flood; evicted half-open ones
+	// are counted, not printed.
+	ASSERT_FALSE(sink.records.empty());
+	EXPECT_EQ(sink.records[0]["client.port"], 40000);
+	EXPECT_EQ(sink.records[0]["login"]["outcome"], "success");
+	EXPECT_LE(sink.records.size(), 64u);
+	EXPECT_EQ(agg.summary().connections_open, 0u);
+	EXPECT_EQ(agg.summary().by_close_kind.at("evicted"), agg.summary().connections_evicted);
+}
+
+TEST(Robustness, OldestIdleEstablishedIsEvictedFirst)
+{
+	AggregatorConfig cfg;
+	cfg.max_connections = 2;
+	CollectSink sink;
+	Aggregator agg(cfg, sink);
+	Trace a("192.0.2.1", 1001, "192.0.2.20", 1433), b("192.0.2.2", 1002, "192.0.2.20", 1433),
+		c("192.0.2.3", 1003, "192.0.2.20", 1433);
+	a.midstream().request(0.0, TDS_SQL_BATCH);
+	b.midstream().request(0.1, TDS_SQL_BATCH);
+	a.request(0.2, TDS_SQL_BATCH);           // a is now more recent than b
+	c.midstream().request(0.3, TDS_SQL_BATCH); // evicts b
+	std::vector<Record> all;
+	for (Trace* t : {&a, &b, &c})
+		all.insert(all.end(), t->records().begin(), t->records().end());
+	std::stable_sort(all.begin(), all.end(), [](const Record& x, const Record& y) { return x.base().ts_ns < y.base().ts_ns; });
+	for (auto& rec : all)
+		agg.on_event(rec.base(), rec.len);
+	agg.finish(at(1.0));
+	ASSERT_EQ(sink.records.size(), 3u);
+	EXPECT_EQ(sink.records[0]["client.port"], 1002);
+	EXPECT_EQ(sink.records[0]["close"]["kind"], "evicted");
+	EXPECT_TRUE(has_diagnosis(sink.records[0], "evicted"));
+	EXPECT_EQ(agg.summary().connections_evicted, 1u);
+}
+
+TEST(Robustness, LateEventsAfterTheCloseDoNotMakeAGhost)
+{
+	Trace t = seed_normal_close();
+	t.close_ack(9.0, C2S, 0, 0).rst(9.1, S2C, 0, 0);
+	CollectSink sink;
+	Aggregator agg({}, sink);
+	feed(agg, t.records());
+	ASSERT_EQ(sink.records.size(), 1u);
+	EXPECT_EQ(agg.summary().events_late, 2u);
+}
+
+TEST(Robustness, MalformedRecordsAreCounted)
+{
+	CollectSink sink;
+	Aggregator agg({}, sink);
+	Trace t = seed_ntlm_login();
+	for (auto& rec : t.records())
+		agg.on_event(rec.base(), rec.base().kind == TDSBPF_EV_NTLM_AUTH ? sizeof(tdsbpf_event) : rec.len);
+	tdsbpf_event junk{};
+	junk.kind = 200;
+	agg.on_event(junk, sizeof(junk));
+	agg.on_event(junk, 3);
+	agg.finish(at(2000));
+	EXPECT_EQ(agg.summary().events_malformed, 3u);
+	ASSERT_EQ(sink.records.size(), 1u);
+	EXPECT_TRUE(sink.records[0]["authentication"]["ntlm"].is_null());
+	EXPECT_EQ(sink.records[0]["authentication"]["method"], "ntlm"); // from the CHALLENGE
+}
+
+TEST(Robustness, ShuffledWithinWindowManyConnections)
+{
+	// Ten seed logins on distinct ports, interleaved and jittered by up to
+	// 1 ms: every connection gets its seed's phases.
+	std::vector<Record> all;
+	for (int i = 0; i < 10; i++) {
+		Trace t = seed_kerberos_login();
+		for (auto& rec : t.records()) {
+			rec.base().key.client_port = static_cast<uint16_t>(49299 + i);
+			all.push_back(rec);
+		}
+	}
+	std::mt19937 rng(7);
+	std::stable_sort(all.begin(), all.end(), [](const Record& x, const Record& y) { return x.base().ts_ns < y.base().ts_ns; });
+	for (size_t i = 0; i + 1 < all.size(); i++)
+		if (all[i + 1].base().ts_ns - all[i].base().ts_ns < 1000000 && (rng() & 1))
+			std::swap(all[i], all[i + 1]);
+	auto r = run(all);
+	ASSERT_EQ(r.size(), 10u);
+	for (const auto& rec : r) {
+		EXPECT_EQ(phase_names(rec), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication",
+						     "login_ack", "active", "close"}));
+		EXPECT_EQ(rec["close"]["kind"], "four_way");
+	}
+}
+
+// ---- Diagnoses the seeds explain ----
+
+TEST(Diagnosis, ServerClosedFirstDuringTls)
+{
+	Trace t("192.0.2.10", 50100, "192.0.2.20", 1433);
+	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
+		.prelogin(0.004, S2C, 11, 0, 0, TDS_ENCRYPT_ON, TDSBPF_VALUE_ABSENT)
+		.tls_in_tds(0.005, C2S, 22, 1, 0x0303)
+		.fin(0.006, S2C, 0, 0).close_ack(0.006, C2S, 0, 0).fin(0.007, C2S, 0, 0).close_ack(0.007, S2C, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["close"]["kind"], "server_fin_first");
+	EXPECT_EQ(r[0]["close"]["phase"], "tls_handshake");
+	EXPECT_EQ(r[0]["login"]["outcome"], "aborted");
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"server_closed_during_tls", "closed_before_login"}));
+}
+
+TEST(Diagnosis, ServerFinFirstAfterLoginIsAbnormal)
+{
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51).fin(60, S2C, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["close"]["kind"], "server_fin_first");
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"server_closed_first"}));
+}
+
+TEST(Diagnosis, ClientResetWhenIdleIsBenign)
+{
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51).request(0.020, TDS_SQL_BATCH).response(0.030).rst(5.0, C2S, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["close"]["kind"], "reset");
+	EXPECT_EQ(r[0]["close"]["reset_by"], "client");
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"client_reset"}));
+	EXPECT_EQ(r[0]["diagnoses"][0]["severity"], "info");
+}
+
+TEST(Diagnosis, ClientResetWithRequestInFlightIsAbnormal)
+{
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51).request(0.020, TDS_SQL_BATCH).rst(30.0, C2S, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"client_reset_abnormal"}));
+	EXPECT_EQ(r[0]["diagnoses"][0]["severity"], "warning");
+}
+
+TEST(Diagnosis, ServerReset)
+{
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51).rst(5.0, S2C, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["close"]["reset_by"], "server");
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"server_reset"}));
+}
+
+TEST(Diagnosis, LoginFailed18456)
+{
+	// SQL Server 2000 style: no encryption, LOGIN7 in clear, then the error.
+	Trace t("192.0.2.10", 50101, "192.0.2.20", 1433);
+	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+		.prelogin(0.003, C2S, 8, 0, 0, TDS_ENCRYPT_OFF, TDSBPF_VALUE_ABSENT)
+		.prelogin(0.004, S2C, 8, 0, 2039, TDS_ENCRYPT_NOT_SUP, TDSBPF_VALUE_ABSENT)
+		.login7(0.005, 0x71000001, false, TDSBPF_SSPI_NONE)
+		.login_error(0.020, 18456, 1, 14)
+		.fin(0.021, C2S, 0, 0).close_ack(0.021, S2C, 0, 0).fin(0.022, S2C, 0, 0).close_ack(0.022, C2S, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(phase_names(r[0]), (Strings{"tcp_handshake", "prelogin", "login", "login_error", "close"}));
+	EXPECT_EQ(r[0]["login"]["outcome"], "failed");
+	EXPECT_EQ(r[0]["login"]["error"]["number"], 18456);
+	EXPECT_EQ(r[0]["login"]["error"]["state"], 1);
+	EXPECT_EQ(r[0]["login"]["error"]["class"], 14);
+	EXPECT_EQ(r[0]["authentication"]["method"], "sql");
+	EXPECT_EQ(r[0]["authentication"]["inferred"], false);
+	EXPECT_EQ(r[0]["negotiated"]["encryption"], "off");
+	EXPECT_EQ(r[0]["negotiated"]["tds_version_login7"], "7.1 Rev 1");
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"login_failed", "login_unencrypted"}));
+	EXPECT_NE(r[0]["diagnoses"][0]["message"].get<std::string>().find("18456"), std::string::npos);
+}
+
+TEST(Diagnosis, SlowLoginBlamesTheDomainController)
+{
+	Trace t = sql_login();
+	t.sspi_challenge(0.0080)
+		.sspi_client(0.0090, TDSBPF_SSPI_NTLM, 3)
+		.ntlm_auth(0.0090, "CONTOSO", "joe33", "WKS1")
+		.loginack(1.6090, 0x74000004, 16, 0, 1, 60);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["login"]["slow"], true);
+	EXPECT_DOUBLE_EQ(r[0]["login"]["duration_ms"].get<double>(), 1609.0);
+	ASSERT_EQ(diagnosis_codes(r[0]), (Strings{"slow_login"}));
+	std::string msg = r[0]["diagnoses"][0]["message"];
+	EXPECT_NE(msg.find("in authentication"), std::string::npos) << msg;
+	EXPECT_NE(msg.find("1601.0 ms"), std::string::npos) << msg;
+}
+
+TEST(Diagnosis, SlowLoginThresholdIsConfigurable)
+{
+	Trace t = sql_login();
+	t.loginack(0.5, 0x74000004, 16, 0, 1, 60);
+	AggregatorConfig cfg;
+	EXPECT_FALSE(has_diagnosis(run(t.records(), cfg)[0], "slow_login"));
+	cfg.slow_login_threshold_ms = 200;
+	auto r = run(t.records(), cfg);
+	ASSERT_TRUE(has_diagnosis(r[0], "slow_login"));
+	EXPECT_NE(r[0]["diagnoses"][0]["message"].get<std::string>().find("in login"), std::string::npos);
+}
+
+TEST(Diagnosis, ClosedBeforeLoginFinished)
+{
+	Trace t = sql_login();
+	t.fin(0.5, C2S, 0, 0).close_ack(0.5, S2C, 0, 0).fin(0.501, S2C, 0, 0).close_ack(0.502, C2S, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["login"]["outcome"], "aborted");
+	EXPECT_EQ(r[0]["close"]["phase"], "login");
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"closed_before_login"}));
+}
+
+TEST(Diagnosis, LoginTimedOut)
+{
+	Trace t = sql_login();
+	t.rst(15.2, C2S, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["login"]["outcome"], "timed_out");
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"login_timed_out"}));
+}
+
+TEST(Diagnosis, AttentionCancel)
+{
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
+		.request(0.020, TDS_RPC)
+		.request(30.020, TDS_ATTENTION)
+		.response(30.021)
+		.done(30.021, 0x20, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["work"]["attentions"], 1);
+	EXPECT_EQ(r[0]["work"]["attention_acks"], 1);
+	EXPECT_EQ(r[0]["work"]["rpcs"], 1);
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"attention"}));
+}
+
+TEST(Diagnosis, WeakTls)
+{
+	Trace t("192.0.2.10", 50102, "192.0.2.20", 1433);
+	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+		.prelogin(0.003, C2S, 9, 0, 0, TDS_ENCRYPT_OFF, 0)
+		.prelogin(0.004, S2C, 10, 50, 0, TDS_ENCRYPT_OFF, TDSBPF_VALUE_ABSENT)
+		.tls_in_tds(0.005, C2S, 22, 1, 0x0301)
+		.tls_in_tds(0.006, S2C, 22, 2, 0x0301)
+		.tls(0.007, C2S, 23)
+		.loginack(0.010, 0x730B0003, 10, 50, 1600, 51);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["negotiated"]["tls_version"], "1.0");
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"weak_tls"}));
+}
+
+TEST(Diagnosis, Redirection)
+{
+	Trace t = sql_login();
+	t.routing(0.010, "replica2.contoso", 11001).fin(0.011, C2S, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["negotiated"]["redirect"]["server"], "replica2.contoso");
+	EXPECT_EQ(r[0]["negotiated"]["redirect"]["port"], 11001);
+	EXPECT_TRUE(has_diagnosis(r[0], "redirected"));
+}
+
+TEST(Diagnosis, RetransmissionsAndZeroWindows)
+{
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
+		.request(0.020, TDS_SQL_BATCH)
+		.retrans(0.3, C2S)
+		.response(0.4, 0)
+		.zero_window(0.5, C2S)
+		.zero_window(0.6, C2S)
+		.response(0.7, TDS_STATUS_EOM, 51, 2)
+		.stats(0.8, 1000, 900000, 12, 700, false);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["tcp"]["retransmissions"]["client_to_server"], 1);
+	EXPECT_EQ(r[0]["tcp"]["zero_windows"]["client_to_server"], 2);
+	EXPECT_EQ(r[0]["tcp"]["bytes"]["server_to_client"], 900000);
+	EXPECT_EQ(r[0]["tcp"]["packets"]["client_to_server"], 12);
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"retransmissions", "zero_window"}));
+	EXPECT_NE(r[0]["diagnoses"][1]["message"].get<std::string>().find("The client advertised"), std::string::npos);
+	EXPECT_EQ(r[0]["work"]["responses"], 1); // one message in two packets
+}
+
+TEST(Diagnosis, IdleTimeoutEndsSilentConnections)
+{
+	AggregatorConfig cfg;
+	cfg.idle_timeout_s = 10;
+	CollectSink sink;
+	Aggregator agg(cfg, sink);
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51);
+	for (auto& rec : t.records())
+		agg.on_event(rec.base(), rec.len);
+	agg.tick(at(5.0));
+	EXPECT_TRUE(sink.records.empty());
+	agg.tick(at(11.0));
+	ASSERT_EQ(sink.records.size(), 1u);
+	EXPECT_EQ(sink.records[0]["close"]["kind"], "idle_timeout");
+	EXPECT_EQ(diagnosis_codes(sink.records[0]), (Strings{"idle_timeout"}));
+	EXPECT_EQ(agg.summary().connections_open, 0u);
+}
+
+TEST(Encryption, Tds8StrictIsOpaqueAfterTheHandshake)
+{
+	Trace t("2001:db8::10", 50200, "2001:db8::20", 1433);
+	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+		.tls(0.003, C2S, 22, 1, 0x0304, TDSBPF_TLS_ALPN_TDS8)
+		.tls(0.004, S2C, 22, 2, 0x0304, TDSBPF_TLS_ALPN_TDS8)
+		.tls(0.006, C2S, 23) // PRELOGIN and LOGIN7 inside TLS
+		.tls(0.009, S2C, 23)
+		.tls(0.020, C2S, 23) // a request
+		.tls(0.021, C2S, 23)
+		.tls(0.025, S2C, 23)
+		.fin(0.1, C2S, 0, 0).close_ack(0.1, S2C, 0, 0).fin(0.1, S2C, 0, 0).close_ack(0.1, C2S, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["network.type"], "ipv6");
+	EXPECT_EQ(r[0]["client.address"], "2001:db8::10");
+	EXPECT_EQ(r[0]["negotiated"]["encryption"], "strict");
+	EXPECT_EQ(r[0]["negotiated"]["tls_version"], "1.3");
+	EXPECT_EQ(r[0]["negotiated"]["tds8_alpn"], true);
+	EXPECT_EQ(phase_names(r[0]), (Strings{"tcp_handshake", "tls_handshake", "login", "active", "close"}));
+	EXPECT_EQ(r[0]["login"]["outcome"], "unknown");
+	EXPECT_EQ(r[0]["work"]["encrypted_requests"], 1);
+	EXPECT_EQ(r[0]["work"]["responses"], 1);
+	EXPECT_DOUBLE_EQ(r[0]["work"]["latency_ms"]["max"].get<double>(), 5.0);
+}
+
+TEST(Encryption, FullEncryptionTds7)
+{
+	Trace t = sql_login();
+	auto& recs = t.records();
+	recs[3].base().u.tds.d.prelogin.encryption = TDS_ENCRYPT_ON;
+	recs[4].base().u.tds.d.prelogin.encryption = TDS_ENCRYPT_ON;
+	t.tls(0.010, S2C, 23).tls(0.020, C2S, 23).tls(0.030, S2C, 23);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["negotiated"]["encryption"], "full");
+	EXPECT_EQ(r[0]["login"]["outcome"], "unknown");
+	EXPECT_EQ(r[0]["work"]["encrypted_requests"], 1);
+}
+
+TEST(Encryption, FederatedAuthentication)
+{
+	Trace t("192.0.2.10", 50300, "192.0.2.20", 1433);
+	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_OFF, 0)
+		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_OFF, TDSBPF_VALUE_ABSENT)
+		.tls_in_tds(0.005, C2S, 22, 1).tls_in_tds(0.006, S2C, 22, 2)
+		.tls(0.007, C2S, 23)
+		.reply(0.010, TDSBPF_TOK_FEDAUTHINFO)
+		.loginack(0.050, 0x74000004, 16, 0, 1, 70);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["authentication"]["method"], "federated");
+	EXPECT_EQ(phase_names(r[0]), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication",
+					      "login_ack", "active"}));
+}
+
+TEST(Work, RowsAndDoneCounts)
+{
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
+		.request(0.020, TDS_SQL_BATCH).response(0.021).done(0.021, 0x10, 42)
+		.request(0.030, TDS_BULK_LOAD).response(0.031).done(0.031, 0x10, 1000)
+		.request(0.040, TDS_TRANSACTION_MGR).response(0.041).done(0.041, 0x00, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["work"]["rows"], 1042);
+	EXPECT_EQ(r[0]["work"]["done_tokens"], 3);
+	EXPECT_EQ(r[0]["work"]["bulk_loads"], 1);
+	EXPECT_EQ(r[0]["work"]["transaction_manager"], 1);
+	EXPECT_EQ(r[0]["work"]["requests"], 3);
+	EXPECT_EQ(r[0]["work"]["latency_ms"]["count"], 3);
+}
+
+} // namespace
+} // namespace tdsbpf::test

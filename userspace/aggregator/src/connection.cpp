@@ -544,8 +544,11 @@ bool is_new_syn(const Connection& c, const tdsbpf_event& ev)
 		return false;
 	if (c.fin[0] || c.fin[1] || c.rst[0] || c.rst[1] || c.complete)
 		return true;
-	if (c.syn_count == 0)
-		return true; // known only mid-stream: the ports are used again
+	if (c.syn_count == 0) {
+		// Seen mid-stream: a SYN now means the ports are used again. A
+		// connection first seen at its SYN+ACK gets its SYN late.
+		return c.midstream && ev.ts_ns > c.first_ns;
+	}
 	return ev.seq != c.syn_seq; // same sequence: a retransmitted SYN
 }
 
@@ -694,9 +697,8 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 	c.end_reason = why;
 	bool closed = c.fin[0] || c.fin[1] || c.rst[0] || c.rst[1];
 	c.end_ns = (closed || why == EndReason::closed) ? c.last_ns : std::max(end_ns, c.last_ns);
-	bool established = c.synack_ns || c.hs_ack_ns || phase_rank(c.phase) > phase_rank(Phase::tcp_handshake) ||
-			   (c.phase == Phase::close && phase_rank(c.phase_at_close) > phase_rank(Phase::tcp_handshake));
 	Phase before_close = c.phase == Phase::close ? c.phase_at_close : c.phase;
+	bool established = c.synack_ns || c.hs_ack_ns || phase_rank(before_close) > phase_rank(Phase::tcp_handshake);
 
 	// Close kind
 	c.close_initiator = -1;
