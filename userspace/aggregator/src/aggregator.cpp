@@ -112,6 +112,30 @@ struct Aggregator::Impl {
 		process(p.ev, p.ntlm.get());
 	}
 
+	// Events that belong to the end of a TCP connection: after its record is
+	// printed they are late (a retransmitted FIN, the final counters), not the
+	// start of a new connection.
+	static bool closing_kind(const tdsbpf_event& ev)
+	{
+		switch (ev.kind) {
+		case TDSBPF_EV_TCP_SYNACK:
+		case TDSBPF_EV_TCP_HANDSHAKE_ACK:
+		case TDSBPF_EV_TCP_FIN:
+		case TDSBPF_EV_TCP_RST:
+		case TDSBPF_EV_TCP_CLOSE_ACK:
+		case TDSBPF_EV_TCP_KEEPALIVE:
+		case TDSBPF_EV_TCP_KEEPALIVE_ACK:
+		case TDSBPF_EV_TCP_RETRANS:
+		case TDSBPF_EV_TCP_ZERO_WINDOW:
+		case TDSBPF_EV_FLOW_STATS:
+		case TDSBPF_EV_RESYNC:
+		case TDSBPF_EV_SMP:
+			return true;
+		default:
+			return false;
+		}
+	}
+
 	static bool creates_connection(const tdsbpf_event& ev)
 	{
 		switch (ev.kind) {
@@ -140,7 +164,7 @@ struct Aggregator::Impl {
 		}
 		if (it == table.end()) {
 			auto rit = recent.find(key);
-			if (rit != recent.end() && ev.kind != TDSBPF_EV_TCP_SYN) {
+			if (rit != recent.end() && closing_kind(ev)) {
 				sum.events_late++;
 				return;
 			}
@@ -162,11 +186,11 @@ struct Aggregator::Impl {
 		Connection& c = *e.conn;
 		apply_event(c, ev, ntlm, cfg);
 
+		// Most recently active last; splice keeps the node (no allocation).
 		bool established = c.synack_ns || c.hs_ack_ns || c.phase != Phase::tcp_handshake;
-		list_of(e).erase(e.lru);
+		std::list<std::string>& from = list_of(e);
 		e.established = established;
-		list_of(e).push_back(key);
-		e.lru = std::prev(list_of(e).end());
+		list_of(e).splice(list_of(e).end(), from, e.lru);
 
 		if (sink.wants_lines()) {
 			TimelineLine l;
