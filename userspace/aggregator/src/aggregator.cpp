@@ -224,6 +224,9 @@ struct Aggregator::Impl {
 		}
 		sum.connections_evicted++;
 		bool half_open = !it->second.established;
+		if (sum.connections_evicted == 1)
+			spdlog::warn("more than {} connections: evicting the least recently active ones (--max-connections)",
+				     cfg.max_connections);
 		end(it, EndReason::evicted, now, /*print=*/!half_open);
 		return true;
 	}
@@ -375,7 +378,8 @@ void Aggregator::on_event(const tdsbpf_event& ev, size_t len)
 {
 	Impl& m = *impl_;
 	if (len < sizeof(tdsbpf_event) || ev.kind == 0 || ev.kind >= TDSBPF_EV_KIND_MAX) {
-		m.sum.events_malformed++;
+		if (m.sum.events_malformed++ == 0)
+			spdlog::debug("dropping a malformed event record ({} bytes, kind {})", len, len >= 1 ? ev.kind : 0);
 		return;
 	}
 	m.sum.events++;
