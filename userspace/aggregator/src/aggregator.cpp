@@ -379,7 +379,7 @@ void Aggregator::on_event(const tdsbpf_event& ev, size_t len)
 	Impl& m = *impl_;
 	if (len < sizeof(tdsbpf_event) || ev.kind == 0 || ev.kind >= TDSBPF_EV_KIND_MAX) {
 		if (m.sum.events_malformed++ == 0)
-			spdlog::debug("dropping a malformed event record ({} bytes, kind {})", len, len >= 1 ? ev.kind : 0);
+			spdlog::debug("dropping a malformed event record ({} bytes, kind {})", len, len >= sizeof(tdsbpf_event) ? ev.kind : 0);
 		return;
 	}
 	m.sum.events++;
