@@ -286,10 +286,11 @@ static uint16_t put_utf16(uint8_t* dst, const std::string& s)
 
 Trace& Trace::ntlm_auth(double t, const std::string& domain, const std::string& user, const std::string& workstation)
 {
-	Record& r = add(t, TDSBPF_EV_NTLM_AUTH, C2S);
+	// The packet programs send this record in place of the SSPI packet's
+	// own TDS event: base.u.tds is that packet.
+	Record& r = add_tds(t, C2S, TDS_SSPI, TDS_STATUS_EOM, TDSBPF_D_SSPI);
+	r.base().kind = TDSBPF_EV_NTLM_AUTH;
 	r.len = sizeof(tdsbpf_ntlm_event);
-	r.base().u.tds.type = TDS_SSPI;
-	r.base().u.tds.detail = TDSBPF_D_SSPI;
 	r.base().u.tds.d.sspi.kind = TDSBPF_SSPI_NTLM;
 	r.base().u.tds.d.sspi.ntlm_type = 3;
 	r.ev.encoding = TDSBPF_NTLM_UNICODE;
@@ -320,6 +321,15 @@ Trace& Trace::done(double t, uint16_t status, uint64_t rows)
 	r.base().u.done.token = 0xFD;
 	r.base().u.done.status = status;
 	r.base().u.done.rows = rows;
+	return *this;
+}
+
+Trace& Trace::tail_done(uint16_t status, uint64_t rows)
+{
+	tdsbpf_tds& t = recs_.back().base().u.tds;
+	t.tail_token = 0xFD;
+	t.tail_done_status = status;
+	t.tail_done_rows = rows;
 	return *this;
 }
 

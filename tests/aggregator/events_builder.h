@@ -64,7 +64,10 @@ public:
 	Trace& ntlm_auth(double t, const std::string& domain, const std::string& user, const std::string& workstation);
 	Trace& request(double t, uint8_t type, uint8_t status = TDS_STATUS_EOM);
 	Trace& response(double t, uint8_t status = TDS_STATUS_EOM, uint16_t spid = 0, uint8_t packet_id = 1);
+	// A DONE in a later segment than its reply packet's header.
 	Trace& done(double t, uint16_t status, uint64_t rows);
+	// The last reply packet ends in its own segment: its DONE rides along.
+	Trace& tail_done(uint16_t status, uint64_t rows);
 	Trace& routing(double t, const std::string& server, uint16_t port);
 
 	// MARS

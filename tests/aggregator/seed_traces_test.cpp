@@ -94,6 +94,8 @@ TEST(SeedTrace, NtlmLogin)
 	EXPECT_EQ(r["login"]["outcome"], "success");
 	EXPECT_DOUBLE_EQ(r["login"]["duration_ms"].get<double>(), 35.888);  // 76078 .. 76100
 	EXPECT_DOUBLE_EQ(phase_ms(r, "authentication"), 18.081);            // 76097 .. 76100: the DC's share
+	EXPECT_EQ(r["authentication"]["sspi_server_tokens"], 1);            // 76097 CHALLENGE
+	EXPECT_EQ(r["authentication"]["sspi_client_packets"], 1);           // 76098 AUTHENTICATE
 	EXPECT_EQ(r["negotiated"]["tds_version_loginack"], "7.3A");
 	EXPECT_EQ(r["work"]["sql_batches"], 1); // 76102
 	EXPECT_EQ(r["close"]["kind"], "still_open");

@@ -63,8 +63,7 @@ Trace seed_ntlm_login()
 		.tls_in_tds(1182.0010146, S2C, 20, 0)  // 76086
 		.tls(1182.0069763, C2S, 23)            // 76096 the LOGIN7
 		.sspi_challenge(1182.0093903)          // 76097 NTLM CHALLENGE MESSAGE
-		.sspi_client(1182.0102507, TDSBPF_SSPI_NTLM, 3) // 76098 NTLM AUTHENTICATE
-		.ntlm_auth(1182.0102507, "CONTOSO", "joe33", "10.10.10.120")
+		.ntlm_auth(1182.0102507, "CONTOSO", "joe33", "10.10.10.120") // 76098 NTLM AUTHENTICATE
 		.loginack(1182.0274716, 0x730A0003, 10, 50, 6000, 315) // 76100 SPID = 315
 		.request(1182.0324639, TDS_SQL_BATCH); // 76102
 	return t;
@@ -84,8 +83,7 @@ Trace seed_mars_open()
 		.tls_in_tds(568.0655160, S2C, 20, 0)  // 7045
 		.tls(568.0679639, C2S, 23)            // 7233 TDS:Data (the LOGIN7)
 		.sspi_challenge(568.0684467)          // 7275 NTLM CHALLENGE
-		.sspi_client(568.0692389, TDSBPF_SSPI_NTLM, 3) // 7331 NTLM AUTHENTICATE
-		.ntlm_auth(568.0692389, "CONTOSO", "joe133", "JOEWKS")
+		.ntlm_auth(568.0692389, "CONTOSO", "joe133", "JOEWKS") // 7331 NTLM AUTHENTICATE
 		.loginack(568.2162145, 0x74000004, 16, 0, 600, 255) // 17978 SPID = 255
 		.smp(568.2170301, C2S, SMP_SYN, 0, 0, 4)            // 18024 SMP:SYN, Sid = 0
 		.in_smp(0)

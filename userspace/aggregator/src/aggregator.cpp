@@ -68,6 +68,7 @@ struct Aggregator::Impl {
 		bool established = false;
 		std::list<std::string>::iterator lru;
 		bool lingering = false;
+		bool fin_watched = false;
 	};
 	std::unordered_map<std::string, Entry, KeyHash> table;
 	// Least recently active first; half-open connections in their own list so
@@ -79,6 +80,7 @@ struct Aggregator::Impl {
 		uint64_t id;
 	};
 	std::deque<Linger> linger;
+	std::deque<Linger> half_closed; // one FIN seen: ended after fin_timeout_s of silence
 	std::unordered_map<std::string, uint64_t, KeyHash> recent; // key -> close time
 	std::deque<std::pair<uint64_t, std::string>> recent_order;
 	std::unordered_map<std::string, std::deque<uint64_t>, KeyHash> single_use_times; // client+server -> end times
@@ -206,11 +208,17 @@ struct Aggregator::Impl {
 			l.description = describe_event(ev, ntlm, cfg.redact);
 			sink.on_line(l);
 		}
+		if ((c.fin[0] || c.fin[1]) && !c.complete && !e.fin_watched) {
+			e.fin_watched = true;
+			half_closed.push_back({c.last_ns + fin_timeout_ns(), key, c.id});
+		}
 		if (c.complete && !e.lingering) {
 			e.lingering = true;
 			linger.push_back({c.complete_ns + static_cast<uint64_t>(cfg.close_linger_ms) * 1000000ull, key, c.id});
 		}
 	}
+
+	uint64_t fin_timeout_ns() const { return static_cast<uint64_t>(cfg.fin_timeout_s) * 1000000000ull; }
 
 	bool evict_one(uint64_t now)
 	{
@@ -324,6 +332,19 @@ struct Aggregator::Impl {
 			return;
 		last_scan = now;
 		expire_recent(now);
+		// One FIN and then silence.
+		while (cfg.fin_timeout_s && !half_closed.empty() && half_closed.front().deadline <= now) {
+			Linger h = half_closed.front();
+			half_closed.pop_front();
+			auto it = table.find(h.key);
+			if (it == table.end() || it->second.conn->id != h.id || it->second.lingering)
+				continue;
+			Connection& c = *it->second.conn;
+			if (c.last_ns + fin_timeout_ns() <= now)
+				end(it, EndReason::closed, now);
+			else
+				half_closed.push_back({c.last_ns + fin_timeout_ns(), h.key, h.id});
+		}
 		// Half-open: ended after handshake_timeout_s.
 		uint64_t hs = static_cast<uint64_t>(cfg.handshake_timeout_s) * 1000000000ull;
 		while (hs && !lru_halfopen.empty()) {

@@ -154,6 +154,19 @@ void attention_acked(Connection& c)
 	}
 }
 
+// The final DONE of a reply packet (in the TDS event's tail, or a
+// TDS_DONE event when the packet ended in a later segment).
+void on_done(Connection& c, uint16_t status, uint64_t rows)
+{
+	c.done_tokens++;
+	if (status & 0x10) {
+		c.rows += rows;
+		c.rows_seen = true;
+	}
+	if (status & 0x20)
+		attention_acked(c);
+}
+
 void on_prelogin(Connection& c, const tdsbpf_prelogin& p, int dir, uint64_t ts)
 {
 	PreloginInfo& info = c.pre[dir];
@@ -455,6 +468,8 @@ void on_tds(Connection& c, const tdsbpf_event& ev, int dir, uint64_t ts)
 	}
 	if (t.type != TDS_REPLY)
 		return;
+	if (t.tail_token)
+		on_done(c, t.tail_done_status, t.tail_done_rows);
 	if (c.login_record_seen && !c.login7_plain)
 		c.plaintext_after_login = true;
 	if (t.detail == TDSBPF_D_REPLY) {
@@ -599,6 +614,11 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 				c.first_fin_dir = dir;
 		}
 		enter(c, Phase::close, ts);
+		// FIN both ways: over, whether or not the last ACK is reported (it is
+		// not for connections the kernel met mid-stream). The linger still
+		// takes it if it comes.
+		if (c.fin[0] && c.fin[1])
+			mark_complete(c, ts);
 		break;
 	case TDSBPF_EV_TCP_CLOSE_ACK:
 		if (c.fin[0] && c.fin[1]) {
@@ -655,17 +675,14 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 		on_smp(c, ev.u.smp, dir, ts);
 		break;
 	case TDSBPF_EV_NTLM_AUTH:
+		// The record stands in for the carrier SSPI packet's own TDS event.
+		if (ev.u.tds.type == TDS_SSPI)
+			on_tds(c, ev, dir, ts);
 		if (ntlm)
 			on_ntlm(c, *ntlm, ts);
 		break;
 	case TDSBPF_EV_TDS_DONE:
-		c.done_tokens++;
-		if (ev.u.done.status & 0x10) {
-			c.rows += ev.u.done.rows;
-			c.rows_seen = true;
-		}
-		if (ev.u.done.status & 0x20)
-			attention_acked(c);
+		on_done(c, ev.u.done.status, ev.u.done.rows);
 		break;
 	default:
 		break;

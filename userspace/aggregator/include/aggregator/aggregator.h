@@ -43,6 +43,9 @@ struct AggregatorConfig {
 	// End connections still in the TCP handshake after this long (SYN
 	// unanswered, half-open). Always on, so a SYN flood stays bounded.
 	uint32_t handshake_timeout_s = 30;
+	// End connections that sent one FIN and then nothing for this long (the
+	// other side's FIN never came or was not seen), like FIN_WAIT_2.
+	uint32_t fin_timeout_s = 60;
 	// Print a snapshot of connections alive longer than this, every this
 	// long. 0: never.
 	uint32_t emit_interval_s = 0;
