@@ -92,6 +92,23 @@ TEST(Robustness, LostEventsSkipPhasesButKeepTheOutcome)
 	EXPECT_EQ(r[0]["close"]["kind"], "four_way");
 }
 
+TEST(Robustness, PreloginAnswerReadAsAReplyIsNotALoginReply)
+{
+	// A server PRELOGIN answer whose option table a token walk misread as
+	// an ERROR: it must not fail the login.
+	Trace t("192.0.2.10", 50010, "192.0.2.20", 1433);
+	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_OFF, 0)
+		.login_error(0.004, 0, 0, 0)
+		.tls_in_tds(0.005, C2S, 22, 1).tls_in_tds(0.006, S2C, 22, 2)
+		.tls(0.007, C2S, 23)
+		.loginack(0.010, 0x74000004, 16, 0, 1, 51);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["login"]["outcome"], "success");
+	EXPECT_EQ(phase_names(r[0]), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "login_ack", "active"}));
+}
+
 TEST(Robustness, LostFinEndsStillOpenAtFinish)
 {
 	Trace t = sql_login();

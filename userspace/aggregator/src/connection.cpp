@@ -472,6 +472,11 @@ void on_tds(Connection& c, const tdsbpf_event& ev, int dir, uint64_t ts)
 		on_done(c, t.tail_done_status, t.tail_done_rows);
 	if (c.login_record_seen && !c.login7_plain)
 		c.plaintext_after_login = true;
+	if (c.phase == Phase::prelogin && !c.tls_seen && !c.login_record_seen) {
+		// The server's PRELOGIN answer, when the walk did not read it as one:
+		// its bytes are an option table, not tokens.
+		return;
+	}
 	if (t.detail == TDSBPF_D_REPLY) {
 		on_reply(c, t.d.reply, t, ts);
 	} else if (c.phase == Phase::login_ack && (t.status & TDS_STATUS_EOM)) {
