@@ -171,6 +171,8 @@ void on_prelogin(Connection& c, const tdsbpf_prelogin& p, int dir, uint64_t ts)
 {
 	PreloginInfo& info = c.pre[dir];
 	info.seen = true;
+	if (dir == TDSBPF_DIR_S2C)
+		c.prelogin_answered = true;
 	if (p.present & 1) {
 		info.has_version = true;
 		info.major = p.version_major;
@@ -472,10 +474,14 @@ void on_tds(Connection& c, const tdsbpf_event& ev, int dir, uint64_t ts)
 		on_done(c, t.tail_done_status, t.tail_done_rows);
 	if (c.login_record_seen && !c.login7_plain)
 		c.plaintext_after_login = true;
-	if (c.phase == Phase::prelogin && !c.tls_seen && !c.login_record_seen) {
-		// The server's PRELOGIN answer, when the walk did not read it as one:
-		// its bytes are an option table, not tokens.
-		return;
+	if (c.phase == Phase::prelogin && !c.tls_seen && !c.login_record_seen && !c.prelogin_answered) {
+		// The first reply after the client's PRELOGIN is the server's
+		// PRELOGIN answer, also when the walk read it as a token stream: its
+		// bytes are an option table. Only a LOGINACK (the answer and the
+		// login events lost) is taken from it.
+		c.prelogin_answered = true;
+		if (t.detail != TDSBPF_D_REPLY || !(t.d.reply.tokens & TDSBPF_TOK_LOGINACK))
+			return;
 	}
 	if (t.detail == TDSBPF_D_REPLY) {
 		on_reply(c, t.d.reply, t, ts);

@@ -143,6 +143,7 @@ struct Connection {
 
 	// PRELOGIN / TLS
 	PreloginInfo pre[2]; // by dir
+	bool prelogin_answered = false;
 	bool tls_seen = false;
 	bool strict = false;
 	bool alpn_tds8 = false;
