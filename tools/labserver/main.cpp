@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 #include "server.h"
@@ -45,6 +46,8 @@ int main(int argc, char** argv) {
                  "fault for every connection, e.g. fail_login, slow_login_2000, rst_tls, fin_tls, "
                  "redirect_127.0.0.1_14330, idle_5 (repeatable; see docs/lab.md)");
   app.add_option("--cert", cert_file, "PEM certificate (default: self-signed, generated at start)");
+  std::string cert_out;
+  app.add_option("--cert-out", cert_out, "write the server certificate (PEM) here, for clients that verify it");
   app.add_option("--key", key_file, "PEM private key for --cert (default: the --cert file)");
   app.add_option("--server-version", version, "version to announce (major.minor.build)")->default_val("16.0.1000");
   app.add_option("--server-name", server_name, "server name in INFO/ERROR tokens")->default_val("TDSLAB");
@@ -92,6 +95,11 @@ int main(int argc, char** argv) {
   try {
     settings.tls7 = tdslab::TlsContext::server(tdslab::TlsFlavor::tds7, cert_file, key_file);
     settings.tls8 = tdslab::TlsContext::server(tdslab::TlsFlavor::strict, cert_file, key_file);
+    if (!cert_out.empty()) {
+      std::ofstream f(cert_out);
+      f << settings.tls8->certificate_pem();
+      if (!f) throw std::runtime_error("cannot write --cert-out file " + cert_out);
+    }
     tdslab::Server server(std::move(settings), listen);
     server.listen();
     return server.run();

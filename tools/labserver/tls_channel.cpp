@@ -131,6 +131,18 @@ std::shared_ptr<TlsContext> TlsContext::client(TlsFlavor flavor) {
 
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
+std::string TlsContext::certificate_pem() const {
+  X509* cert = SSL_CTX_get0_certificate(ctx_);
+  if (!cert) return {};
+  BIO* mem = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(mem, cert);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(mem, &data);
+  std::string pem(data, static_cast<std::size_t>(len));
+  BIO_free(mem);
+  return pem;
+}
+
 TlsChannel::TlsChannel(std::shared_ptr<TlsContext> ctx) : ctx_(std::move(ctx)) {
   ssl_ = SSL_new(ctx_->native());
   if (!ssl_) fail("SSL_new");

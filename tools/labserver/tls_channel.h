@@ -33,6 +33,9 @@ class TlsContext {
   TlsContext& operator=(const TlsContext&) = delete;
 
   SSL_CTX* native() const { return ctx_; }
+  // The server certificate in PEM, for clients that must trust it
+  // (TDS 8.0 drivers validate the certificate).
+  std::string certificate_pem() const;
   bool is_server() const { return server_; }
   TlsFlavor flavor() const { return flavor_; }
 
