@@ -99,8 +99,12 @@ std::string format_connection_text(const json& r, bool final)
 		     " end " + str(m, "end") + "\n";
 	if (!r["close"].is_null()) {
 		const json& c = r["close"];
-		s += "   close     " + str(c, "kind") + " by " + str(c, "initiator") + " in phase " + str(c, "phase") +
-		     ", keep-alives " + str(r["tcp"]["keepalives"], "client_to_server") + "/" +
+		s += "   close     " + str(c, "kind");
+		if (!c["initiator"].is_null())
+			s += " by " + str(c, "initiator");
+		if (!c["phase"].is_null())
+			s += " in phase " + str(c, "phase");
+		s += ", keep-alives " + str(r["tcp"]["keepalives"], "client_to_server") + "/" +
 		     str(r["tcp"]["keepalives"], "server_to_client") + ", retransmissions " +
 		     str(r["tcp"]["retransmissions"], "client_to_server") + "/" +
 		     str(r["tcp"]["retransmissions"], "server_to_client") + "\n";

@@ -11,6 +11,10 @@
 //
 // All times are Unix-epoch nanoseconds, the clock of tdsbpf_event.ts_ns.
 // See docs/connections.md for every field of the output.
+//
+// Not thread-safe: call everything from the thread that reads the ring
+// buffer (a SIGUSR1 handler should only set a flag that this thread sees).
+// Sinks are called from within on_event, tick and finish.
 #ifndef TDSBPF_AGGREGATOR_AGGREGATOR_H
 #define TDSBPF_AGGREGATOR_AGGREGATOR_H
 
