@@ -245,6 +245,17 @@ TEST(Summary, CountsByOutcomeCloseKindAndDiagnosis)
 	EXPECT_NE(text.find("dropped by the kernel 7, by user space 3"), std::string::npos) << text;
 }
 
+TEST(Output, MakeSinkByFormat)
+{
+	std::FILE* f = std::tmpfile();
+	ASSERT_NE(f, nullptr);
+	auto json = make_sink(OutputFormat::json, f);
+	auto text = make_sink(OutputFormat::text, f);
+	EXPECT_FALSE(json->wants_lines());
+	EXPECT_TRUE(text->wants_lines());
+	std::fclose(f);
+}
+
 TEST(Output, InterfaceNameFromTheResolver)
 {
 	AggregatorConfig cfg;

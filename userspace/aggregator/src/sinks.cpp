@@ -1,6 +1,7 @@
 // NDJSON and text output.
 #include <cstdio>
 
+#include "aggregator/aggregator.h"
 #include "aggregator/sink.h"
 
 namespace tdsbpf {
@@ -112,6 +113,13 @@ std::string format_connection_text(const json& r, bool final)
 	for (const auto& d : r["diagnoses"])
 		s += "   [" + str(d, "severity") + "] " + str(d, "code") + ": " + str(d, "message") + "\n";
 	return s;
+}
+
+std::unique_ptr<Sink> make_sink(OutputFormat format, std::FILE* out)
+{
+	if (format == OutputFormat::text)
+		return std::make_unique<TextSink>(out);
+	return std::make_unique<NdjsonSink>(out);
 }
 
 void TextSink::write(const std::string& s)

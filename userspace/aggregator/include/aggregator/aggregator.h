@@ -99,6 +99,9 @@ struct Summary {
 	std::map<std::string, uint64_t> by_diagnosis;
 };
 
+// The sink for a format: NdjsonSink (json) or TextSink (text), writing to out.
+std::unique_ptr<Sink> make_sink(OutputFormat format, std::FILE* out);
+
 // The exit summary, as one JSON object on a line or as text.
 void print_summary(std::FILE* out, const Summary& s, OutputFormat format);
 std::string format_summary(const Summary& s, OutputFormat format);
