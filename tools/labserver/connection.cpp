@@ -627,22 +627,20 @@ void Connection::run_results(Channel& ch, std::shared_ptr<PendingBatch> batch, C
 void Connection::handle_attention(Channel& ch) {
   // Whatever was running stops; the client waits for DONE with the
   // attention bit, also when the request had already finished.
-  TokenWriter t;
   if (ch.pending) {
-    Bytes partial = ch.pending->tokens.take();
+    // First end the cancelled request's own response (what it produced so
+    // far plus a closing DONE), then acknowledge the attention in a message
+    // of its own: drivers such as tedious read the two separately.
+    TokenWriter& partial = ch.pending->tokens;
+    partial.done(token::done, done_status::final, curcmd::none, 0);
+    Bytes first = partial.take();
     ch.pending.reset();
-    ByteWriter w;
-    w.bytes(partial);
-    Bytes payload = w.take();
-    TokenWriter done;
-    done.done(token::done, done_status::attention, curcmd::none, 0);
-    Bytes d = done.take();
-    payload.insert(payload.end(), d.begin(), d.end());
+    send_message(ch, 4, first);
     log_debug("attention: request cancelled");
-    send_message(ch, 4, payload);
-    return;
+  } else {
+    log_debug("attention: nothing running, acknowledged");
   }
-  log_debug("attention: nothing running, acknowledged");
+  TokenWriter t;
   t.done(token::done, done_status::attention, curcmd::none, 0);
   send_message(ch, 4, t.take());
 }

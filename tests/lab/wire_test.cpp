@@ -1,0 +1,469 @@
+// Unit tests of the lab's wire code on crafted bytes, real capture bytes and
+// garbage. No sockets, no child processes.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "capture_bytes.h"
+#include "connection.h"
+#include "faults.h"
+#include "ntlm.h"
+#include "query_engine.h"
+#include "smp.h"
+#include "tds_tokens.h"
+#include "tds_wire.h"
+
+namespace tdslab {
+namespace {
+
+Bytes from_hex(std::string_view hex) {
+  Bytes out;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out.push_back(static_cast<std::uint8_t>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+  }
+  return out;
+}
+
+ByteView payload_of(const Bytes& packet) { return ByteView(packet).subspan(kHeaderSize); }
+
+TEST(LabWire, HeaderRoundTrip) {
+  PacketHeader h{18, 0x01, 0x0123, 0x0035, 7, 0};
+  ByteWriter w;
+  encode_header(w, h);
+  ASSERT_EQ(w.size(), 8u);
+  EXPECT_EQ(w.buffer()[2], 0x01);  // length is big-endian
+  EXPECT_EQ(w.buffer()[3], 0x23);
+  PacketHeader d = decode_header(w.buffer());
+  EXPECT_EQ(d.type, 18);
+  EXPECT_EQ(d.length, 0x0123);
+  EXPECT_EQ(d.spid, 0x35);
+  EXPECT_EQ(d.packet_id, 7);
+}
+
+TEST(LabWire, SplitterReassemblesByteByByte) {
+  Bytes payload(3000, 0xAB);
+  Bytes stream = packetize(1, payload, 1024);
+  PacketSplitter s;
+  MessageAssembler a;
+  std::optional<Message> msg;
+  int packets = 0;
+  for (std::uint8_t b : stream) {
+    s.feed(ByteView(&b, 1));
+    while (auto p = s.next()) {
+      ++packets;
+      if (auto m = a.add(std::move(*p))) msg = std::move(m);
+    }
+  }
+  EXPECT_EQ(packets, 3);  // 1016 + 1016 + 968 payload bytes
+  ASSERT_TRUE(msg);
+  EXPECT_EQ(msg->type, 1);
+  EXPECT_EQ(msg->payload, payload);
+}
+
+TEST(LabWire, SplitterRejectsGarbageHeaders) {
+  PacketSplitter bad_type;
+  Bytes junk = {0x47, 0x45, 0x54, 0x20, 0x2F, 0x20, 0x48, 0x54};  // "GET / HT"
+  bad_type.feed(junk);
+  EXPECT_THROW(bad_type.next(), WireError);
+
+  PacketSplitter short_len;
+  Bytes tiny = {0x12, 0x01, 0x00, 0x04, 0, 0, 0, 0};  // length below the header size
+  short_len.feed(tiny);
+  EXPECT_THROW(short_len.next(), WireError);
+
+  PacketSplitter capped(4096);
+  Bytes huge = {0x01, 0x01, 0xFF, 0xFF, 0, 0, 0, 0};  // 65535 > negotiated size
+  capped.feed(huge);
+  EXPECT_THROW(capped.next(), WireError);
+
+  PacketSplitter truncated;
+  Bytes partial = {0x12, 0x01, 0x00, 0x40, 0, 0, 1, 0, 0xAA};
+  truncated.feed(partial);
+  EXPECT_FALSE(truncated.next());  // waits for more, no throw
+}
+
+TEST(LabWire, AssemblerRefusesTypeChangeMidMessage) {
+  MessageAssembler a;
+  Packet p1;
+  p1.header = {1, 0x00, 9, 0, 1, 0};
+  p1.payload = {1};
+  EXPECT_FALSE(a.add(std::move(p1)));
+  Packet p2;
+  p2.header = {3, 0x01, 9, 0, 2, 0};
+  p2.payload = {2};
+  EXPECT_THROW(a.add(std::move(p2)), WireError);
+}
+
+TEST(LabWire, PreloginFromRealServerDecodes) {
+  Bytes packet = from_hex(labtest::kSql2022PreloginReply);
+  auto options = decode_prelogin(payload_of(packet));
+  ASSERT_GE(options.size(), 5u);
+  EXPECT_EQ(options[0].token, prelogin_token::version);
+  EXPECT_EQ(options[0].data[0], 16);  // SQL Server 2022
+  const auto* enc = find_option(options, prelogin_token::encryption);
+  ASSERT_TRUE(enc);
+  EXPECT_EQ(enc->data[0], static_cast<std::uint8_t>(Encryption::off));
+  const auto* thread = find_option(options, prelogin_token::threadid);
+  ASSERT_TRUE(thread);
+  EXPECT_TRUE(thread->data.empty());  // real servers answer THREADID empty
+}
+
+TEST(LabWire, PreloginRoundTripAndBadOffsets) {
+  std::vector<PreloginOption> in = {{0, {16, 0, 3, 232, 0, 0}}, {1, {2}}, {4, {1}}};
+  Bytes enc = encode_prelogin(in);
+  auto out = decode_prelogin(enc);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[2].data, Bytes{1});
+
+  Bytes past_end = {0x00, 0x00, 0x10, 0x00, 0x06, 0xFF};  // option points beyond the payload
+  EXPECT_THROW(decode_prelogin(past_end), WireError);
+  Bytes no_end = {0x00, 0x00, 0x05, 0x00, 0x00};  // no terminator
+  EXPECT_THROW(decode_prelogin(no_end), WireError);
+}
+
+TEST(LabWire, Login7RoundTripKeepsPasswordOpaque) {
+  Login7Request req;
+  req.user_name = "alice";
+  req.password = "S3cret!";
+  req.app_name = "unit";
+  req.database = "lab";
+  req.packet_size = 8000;
+  Bytes body = encode_login7(req);
+  Login7 l = decode_login7(body);
+  EXPECT_EQ(l.user_name, "alice");
+  EXPECT_EQ(l.app_name, "unit");
+  EXPECT_EQ(l.database, "lab");
+  EXPECT_EQ(l.packet_size, 8000u);
+  EXPECT_EQ(l.tds_version, 0x74000004u);
+  EXPECT_FALSE(l.integrated_security());
+  // The password is on the wire only in obfuscated form.
+  ByteWriter plain;
+  plain.utf16("S3cret!");
+  auto it = std::search(body.begin(), body.end(), plain.buffer().begin(), plain.buffer().end());
+  EXPECT_EQ(it, body.end());
+}
+
+TEST(LabWire, Login7TruncatedOrLyingLengthsThrow) {
+  Login7Request req;
+  req.user_name = "bob";
+  Bytes body = encode_login7(req);
+  EXPECT_THROW(decode_login7(ByteView(body).first(50)), WireError);
+  Bytes lying = body;
+  lying[40] = 0xF0;  // user name offset far past the end
+  lying[41] = 0xFF;
+  EXPECT_THROW(decode_login7(lying), WireError);
+}
+
+TEST(LabWire, SqlBatchWithAndWithoutAllHeaders) {
+  Bytes with = encode_sql_batch("SELECT 1");
+  EXPECT_EQ(decode_sql_batch(with), "SELECT 1");
+  ByteWriter bare;
+  bare.utf16("SELECT 2");  // TDS 7.1 style: no ALL_HEADERS
+  EXPECT_EQ(decode_sql_batch(bare.buffer()), "SELECT 2");
+}
+
+TEST(LabWire, RealSelectBatchDecodes) {
+  Bytes packet = from_hex(labtest::kSql2022SelectBatch);
+  std::string sql = decode_sql_batch(payload_of(packet));
+  EXPECT_EQ(sql.rfind("SELECT * FROM Inventory", 0), 0u) << sql;
+}
+
+TEST(LabWire, RpcExecuteSqlDecodes) {
+  ByteWriter w;
+  w.bytes(encode_all_headers());
+  w.u16le(0xFFFF);
+  w.u16le(proc_id::sp_executesql);
+  w.u16le(0);
+  w.b_varchar("@statement");
+  w.u8(0);
+  w.u8(0xE7);
+  w.u16le(8000);
+  w.bytes(ByteView(kDefaultCollation, 5));
+  ByteWriter text;
+  text.utf16("SELECT 7");
+  w.u16le(static_cast<std::uint16_t>(text.size()));
+  w.bytes(text.buffer());
+  RpcRequest rpc = decode_rpc(w.buffer());
+  EXPECT_EQ(rpc_display_name(rpc), "sp_executesql");
+  ASSERT_EQ(rpc.params.size(), 1u);
+  ASSERT_TRUE(rpc.params[0].text);
+  EXPECT_EQ(*rpc.params[0].text, "SELECT 7");
+}
+
+TEST(LabTokens, RealLoginReplyParsesAndOurOrderMatches) {
+  Bytes packet = from_hex(labtest::kSql2022LoginReply);
+  ResponseSummary real = read_response(payload_of(packet));
+  EXPECT_TRUE(real.login_ack);
+  EXPECT_EQ(real.tds_version, 0x74000004u);
+  EXPECT_EQ(real.packet_size, 4096u);
+  ASSERT_EQ(real.infos.size(), 2u);
+  EXPECT_EQ(real.infos[0].number, 5701u);
+  EXPECT_EQ(real.infos[1].number, 5703u);
+  EXPECT_TRUE(real.final_done);
+
+  // The token sequence the lab server sends for a login, token bytes only.
+  ServerSettings settings;
+  Connection c(settings, 51, "test");
+  // A plaintext login: PRELOGIN without TLS, LOGIN7, and collect the reply.
+  std::vector<PreloginOption> pre = {{prelogin_token::version, {1, 0, 0, 0, 0, 0}},
+                                     {prelogin_token::encryption, {2}}};
+  auto now = Clock::now();
+  c.on_bytes(packetize(18, encode_prelogin(pre), 4096), now);
+  Login7Request req;
+  req.user_name = "sa";
+  c.on_bytes(packetize(16, encode_login7(req), 4096), now);
+  Bytes out = c.take_output();
+  PacketSplitter s;
+  s.feed(out);
+  auto prelogin_reply = s.next();
+  ASSERT_TRUE(prelogin_reply);
+  auto login_reply = s.next();
+  ASSERT_TRUE(login_reply);
+  std::vector<std::uint8_t> ours, theirs;
+  auto token_order = [](ByteView payload) {
+    std::vector<std::uint8_t> order;
+    ByteReader r(payload);
+    while (r.remaining()) {
+      std::uint8_t t = r.u8();
+      order.push_back(t);
+      if (t == token::done) break;
+      if (t == token::featureextack) {
+        while (r.u8() != 0xFF) r.skip(r.u32le());
+        continue;
+      }
+      r.skip(r.u16le());
+    }
+    return order;
+  };
+  ours = token_order(login_reply->payload);
+  theirs = token_order(payload_of(packet));
+  // Real: ENVCHANGE INFO ENVCHANGE ENVCHANGE INFO LOGINACK ENVCHANGE FEATUREEXTACK DONE;
+  // the lab client asked for no features, so ours has no FEATUREEXTACK.
+  theirs.erase(std::remove(theirs.begin(), theirs.end(), token::featureextack), theirs.end());
+  EXPECT_EQ(ours, theirs);
+}
+
+TEST(LabTokens, RealSelectReplyParses) {
+  Bytes packet = from_hex(labtest::kSql2022SelectReply);
+  ResponseSummary s = read_response(payload_of(packet));
+  ASSERT_EQ(s.rows, 1u);  // id=2, name='orange', quantity=154
+  EXPECT_EQ(std::get<std::int64_t>(s.first_rows[0][0]), 2);
+  EXPECT_EQ(std::get<std::string>(s.first_rows[0][1]), "orange");
+  EXPECT_EQ(std::get<std::int64_t>(s.first_rows[0][2]), 154);
+  EXPECT_TRUE(s.final_done);
+  EXPECT_EQ(s.done_row_count, 1u);
+}
+
+TEST(LabTokens, ResultSetRoundTrip) {
+  TokenWriter t;
+  std::vector<Column> cols = {{"n", ColumnType::int32}, {"s", ColumnType::nvarchar}, {"b", ColumnType::bigint}};
+  t.colmetadata(cols);
+  t.row(cols, {std::int64_t{-5}, std::string("h\xC3\xA9llo"), std::int64_t{1} << 40});
+  t.row(cols, {std::monostate{}, std::monostate{}, std::monostate{}});
+  t.done(token::done, done_status::count, curcmd::select, 2);
+  ResponseSummary s = read_response(t.take());
+  ASSERT_EQ(s.rows, 2u);
+  EXPECT_EQ(std::get<std::int64_t>(s.first_rows[0][0]), -5);
+  EXPECT_EQ(std::get<std::string>(s.first_rows[0][1]), "h\xC3\xA9llo");
+  EXPECT_EQ(std::get<std::int64_t>(s.first_rows[0][2]), std::int64_t{1} << 40);
+  EXPECT_TRUE(std::holds_alternative<std::monostate>(s.first_rows[1][1]));
+  EXPECT_EQ(s.done_row_count, 2u);
+}
+
+TEST(LabTokens, GarbageTokenStreamThrowsWireError) {
+  std::mt19937 rng(1234);
+  for (int i = 0; i < 2000; ++i) {
+    Bytes junk(rng() % 64);
+    for (auto& b : junk) b = static_cast<std::uint8_t>(rng());
+    try {
+      read_response(junk);
+    } catch (const WireError&) {
+    }
+  }
+  SUCCEED();
+}
+
+TEST(LabSmp, HeaderAndWindow) {
+  SmpSession server(0);
+  server.note_peer_window(2);  // the client allows two DATA frames
+  for (int i = 0; i < 3; ++i) server.queue_packet(Bytes(10, static_cast<std::uint8_t>(i)));
+  Bytes frames = server.drain();
+  EXPECT_EQ(frames.size(), 2 * (kSmpHeaderSize + 10));
+  EXPECT_TRUE(server.has_queued());
+  SmpHeader first = decode_smp_header(ByteView(frames).first(16));
+  EXPECT_EQ(first.flags, smp_flag::data);
+  EXPECT_EQ(first.seqnum, 1u);
+  EXPECT_EQ(first.window, 4u);
+  server.note_peer_window(6);  // SMP:ACK from the client
+  EXPECT_EQ(server.drain().size(), kSmpHeaderSize + 10);
+  EXPECT_EQ(server.sent_seq(), 3u);
+}
+
+TEST(LabSmp, ReceiverChecksSequenceAndAcks) {
+  SmpSession s(1);
+  SmpHeader h;
+  h.flags = smp_flag::data;
+  h.sid = 1;
+  h.seqnum = 2;  // skipped 1
+  EXPECT_THROW(s.accept_data(h), WireError);
+  h.seqnum = 1;
+  s.accept_data(h);
+  EXPECT_TRUE(s.ack_if_needed().empty());  // window 4, 3 left
+  h.seqnum = 2;
+  s.accept_data(h);
+  h.seqnum = 3;
+  s.accept_data(h);
+  Bytes ack = s.ack_if_needed();  // 1 left: re-announce
+  ASSERT_EQ(ack.size(), kSmpHeaderSize);
+  SmpHeader a = decode_smp_header(ack);
+  EXPECT_EQ(a.flags, smp_flag::ack);
+  EXPECT_EQ(a.window, 7u);
+  h.seqnum = 9;
+  EXPECT_THROW(s.accept_data(h), WireError);
+}
+
+TEST(LabSmp, SplitterRejectsBadFrames) {
+  SmpFrameSplitter s;
+  Bytes bad = {0x53, 0x03, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0};  // SYN|ACK is not a valid flag value
+  s.feed(bad);
+  EXPECT_THROW(s.next(), WireError);
+  SmpFrameSplitter t;
+  Bytes long_syn = {0x53, 0x01, 0, 0, 32, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0};
+  t.feed(long_syn);
+  EXPECT_THROW(t.next(), WireError);
+}
+
+TEST(LabNtlm, NegotiateChallengeAuthenticate) {
+  Bytes neg = build_ntlm_negotiate();
+  auto m = parse_ntlm(neg);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->type, NtlmMessageType::negotiate);
+  EXPECT_FALSE(m->in_spnego);
+
+  Bytes wrapped = {0x60, 0x48, 0x06, 0x06, 0x2B, 0x06, 0x01, 0x05, 0x05, 0x02};
+  wrapped.insert(wrapped.end(), neg.begin(), neg.end());
+  auto w = parse_ntlm(wrapped);
+  ASSERT_TRUE(w);
+  EXPECT_TRUE(w->in_spnego);
+
+  Bytes challenge = build_ntlm_challenge(m->flags, false);
+  auto c = parse_ntlm(challenge);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->type, NtlmMessageType::challenge);
+  Bytes spnego = build_ntlm_challenge(m->flags, true);
+  EXPECT_EQ(spnego[0], 0xA1);  // NegTokenResp
+  EXPECT_EQ(parse_ntlm(spnego)->type, NtlmMessageType::challenge);
+
+  Bytes auth = build_ntlm_authenticate("CORP", "joe", "WS1");
+  auto a = parse_ntlm(auth);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->type, NtlmMessageType::authenticate);
+  EXPECT_EQ(a->domain, "CORP");
+  EXPECT_EQ(a->user, "joe");
+  EXPECT_EQ(a->workstation, "WS1");
+
+  EXPECT_FALSE(parse_ntlm(Bytes{0x60, 0x01, 0x02}));  // Kerberos-like: no NTLM inside
+  Bytes broken = {'N', 'T', 'L', 'M', 'S', 'S', 'P', 0, 3, 0, 0, 0, 1};
+  EXPECT_THROW(parse_ntlm(broken), WireError);
+}
+
+TEST(LabFaults, NamesParse) {
+  auto p = parse_faults("slow_login_1500+fail_login");
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p->fail_login);
+  EXPECT_EQ(p->delays.at(Phase::login).count(), 1500);
+  EXPECT_EQ(parse_faults("rst_tls")->rst_at, Phase::tls);
+  EXPECT_EQ(parse_faults("fin_prelogin")->fin_at, Phase::prelogin);
+  auto r = parse_faults("redirect_127.0.0.1_14330");
+  ASSERT_TRUE(r && r->redirect);
+  EXPECT_EQ(r->redirect->first, "127.0.0.1");
+  EXPECT_EQ(r->redirect->second, 14330);
+  EXPECT_EQ(parse_faults("idle_5")->idle_close->count(), 5);
+  std::string error;
+  EXPECT_FALSE(parse_faults("slow_lunch_5", &error));
+  EXPECT_NE(error.find("phase"), std::string::npos);
+  EXPECT_FALSE(parse_faults("redirect_host_99999"));
+  EXPECT_TRUE(faults_from_login_name("CORP\\Fail_Login").fail_login);
+  EXPECT_TRUE(faults_from_login_name("alice").empty());
+}
+
+TEST(LabQuery, Conventions) {
+  SessionFacts s;
+  s.user = "u";
+  s.version_text = "v";
+  auto r = run_batch("SELECT 1", s);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(std::get<std::int64_t>(r[0].rows[0][0]), 1);
+  r = run_batch("select n from ROWS(1000)", s);
+  EXPECT_EQ(r[0].generated_rows, 1000u);
+  r = run_batch("SELECT 'a;b' AS x, @@VERSION; WAITFOR DELAY '00:00:01.5'; RAISERROR('boom', 16, 1)", s);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].columns[0].name, "x");
+  EXPECT_EQ(std::get<std::string>(r[0].rows[0][0]), "a;b");
+  EXPECT_EQ(r[1].delay.count(), 1500);
+  ASSERT_TRUE(r[2].error);
+  EXPECT_EQ(r[2].error->text, "boom");
+  r = run_batch("SELECT nonsense_column", s);
+  ASSERT_TRUE(r[0].error);
+  EXPECT_EQ(r[0].error->number, 207u);
+  EXPECT_EQ(run_batch("   ", s).size(), 1u);
+}
+
+// Whatever a client sends, the connection ends in an orderly close and the
+// state machine never lets an exception escape.
+TEST(LabConnection, SurvivesGarbage) {
+  ServerSettings settings;
+  std::mt19937 rng(42);
+  for (int i = 0; i < 500; ++i) {
+    Connection c(settings, 51, "fuzz");
+    Bytes junk(1 + rng() % 300);
+    for (auto& b : junk) b = static_cast<std::uint8_t>(rng());
+    if (i % 3 == 0) junk[0] = 0x12;  // look like PRELOGIN to get past the first check
+    if (i % 3 == 0 && junk.size() > 3) junk[1] = 0x01;
+    EXPECT_NO_THROW(c.on_bytes(junk, Clock::now()));
+    EXPECT_NO_THROW(c.on_peer_closed());
+  }
+}
+
+TEST(LabConnection, OversizedAndTruncatedPackets) {
+  ServerSettings settings;
+  Connection big(settings, 51, "t");
+  Bytes header = {0x12, 0x01, 0x00, 0x07, 0, 0, 0, 0};  // length 7 < header
+  big.on_bytes(header, Clock::now());
+  EXPECT_NE(big.close_action(), CloseAction::none);
+  EXPECT_NE(big.last_error().find("length"), std::string::npos);
+
+  Connection truncated(settings, 52, "t");
+  Bytes part = {0x12, 0x01, 0x00, 0x40, 0, 0, 0, 0, 0x00, 0x00};
+  truncated.on_bytes(part, Clock::now());
+  EXPECT_EQ(truncated.close_action(), CloseAction::none);  // waits for the rest
+  truncated.on_peer_closed();
+  EXPECT_EQ(truncated.close_action(), CloseAction::fin_after_flush);
+}
+
+TEST(LabConnection, FailLoginFaultByName) {
+  ServerSettings settings;
+  Connection c(settings, 51, "t");
+  auto now = Clock::now();
+  std::vector<PreloginOption> pre = {{prelogin_token::version, {1, 0, 0, 0, 0, 0}},
+                                     {prelogin_token::encryption, {2}}};
+  c.on_bytes(packetize(18, encode_prelogin(pre), 4096), now);
+  Login7Request req;
+  req.user_name = "fail_login";
+  c.on_bytes(packetize(16, encode_login7(req), 4096), now);
+  PacketSplitter s;
+  s.feed(c.take_output());
+  s.next();  // PRELOGIN reply
+  auto reply = s.next();
+  ASSERT_TRUE(reply);
+  ResponseSummary r = read_response(reply->payload);
+  EXPECT_FALSE(r.login_ack);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].number, 18456u);
+  EXPECT_EQ(r.errors[0].state, 1);
+  EXPECT_EQ(r.errors[0].severity, 14);
+  EXPECT_EQ(c.close_action(), CloseAction::fin_after_flush);
+}
+
+}  // namespace
+}  // namespace tdslab
