@@ -563,8 +563,10 @@ TEST(Encryption, Tds8StrictIsOpaqueAfterTheHandshake)
 	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
 		.tls(0.003, C2S, 22, 1, 0x0304, TDSBPF_TLS_ALPN_TDS8)
 		.tls(0.004, S2C, 22, 2, 0x0304, TDSBPF_TLS_ALPN_TDS8)
-		.tls(0.006, C2S, 23) // PRELOGIN and LOGIN7 inside TLS
-		.tls(0.009, S2C, 23)
+		.tls(0.006, C2S, 23) // PRELOGIN inside TLS
+		.tls(0.007, S2C, 23) // its answer
+		.tls(0.008, C2S, 23) // LOGIN7
+		.tls(0.009, S2C, 23) // LOGINACK (or an error)
 		.tls(0.020, C2S, 23) // a request
 		.tls(0.021, C2S, 23)
 		.tls(0.025, S2C, 23)
@@ -577,6 +579,8 @@ TEST(Encryption, Tds8StrictIsOpaqueAfterTheHandshake)
 	EXPECT_EQ(r[0]["negotiated"]["tls_version"], "1.3");
 	EXPECT_EQ(r[0]["negotiated"]["tds8_alpn"], true);
 	EXPECT_EQ(phase_names(r[0]), (Strings{"tcp_handshake", "tls_handshake", "login", "active", "close"}));
+	EXPECT_EQ(r[0]["phases"][2]["start_time"], "2024-06-05T00:00:00.006000Z");
+	EXPECT_DOUBLE_EQ(r[0]["phases"][2]["duration_ms"].get<double>(), 3.0); // PRELOGIN .. the LOGIN7's answer
 	EXPECT_EQ(r[0]["login"]["outcome"], "unknown");
 	EXPECT_EQ(r[0]["work"]["encrypted_requests"], 1);
 	EXPECT_EQ(r[0]["work"]["responses"], 1);

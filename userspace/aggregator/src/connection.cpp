@@ -220,6 +220,12 @@ void on_tls(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts, bool in_td
 		c.tls_alert_desc = t.alert_desc;
 		break;
 	case 23: // application data
+		if (dir == TDSBPF_DIR_C2S && !c.opaque_client_flight) {
+			c.opaque_client_flight = true; // a new run of client records
+			c.opaque_client_flights++;
+		} else if (dir == TDSBPF_DIR_S2C) {
+			c.opaque_client_flight = false;
+		}
 		if (dir == TDSBPF_DIR_C2S) {
 			if (!c.login_record_seen && phase_rank(c.phase) < phase_rank(Phase::login)) {
 				// The LOGIN7 as a TLS record (login-only or full encryption;
@@ -241,7 +247,10 @@ void on_tls(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts, bool in_td
 				c.tls_app_data_s2c = true; // full encryption
 			if (c.strict)
 				c.tls_app_data_s2c = true;
-			if (c.phase == Phase::login || c.phase == Phase::authentication) {
+			// With TDS 8.0 the first client flight is the PRELOGIN, the
+			// second the LOGIN7: the login is answered after the second.
+			bool login_answer = !c.strict || c.opaque_client_flights >= 2;
+			if ((c.phase == Phase::login || c.phase == Phase::authentication) && login_answer) {
 				// An encrypted login's first answer: the outcome cannot be read.
 				if (!c.opaque_first_reply_ns)
 					c.opaque_first_reply_ns = ts;

@@ -203,6 +203,8 @@ struct Connection {
 	LatencyStats latency;
 	StreamState stream;             // non-MARS (and opaque) pairing
 	bool opaque_in_request = false;
+	bool opaque_client_flight = false; // the last TLS data record came from the client
+	uint32_t opaque_client_flights = 0; // runs of client TLS data records
 
 	// MARS
 	std::map<uint16_t, SmpSession> sessions;

@@ -85,7 +85,9 @@ std::string format_connection_text(const json& r, bool final)
 	     ", MARS requested " + str(n, "mars_requested") + " used " + str(n, "mars_used") + ", packet size " +
 	     str(n, "packet_size") + "\n";
 	const json& w = r["work"];
-	s += "   work      batches " + str(w, "sql_batches") + ", rpcs " + str(w, "rpcs") + ", attentions " +
+	s += "   work      requests " + str(w, "requests") +
+	     (w.value("encrypted_requests", 0) ? " (" + str(w, "encrypted_requests") + " encrypted)" : std::string()) +
+	     ", batches " + str(w, "sql_batches") + ", rpcs " + str(w, "rpcs") + ", attentions " +
 	     str(w, "attentions") + ", bulk " + str(w, "bulk_loads") + ", tm " + str(w, "transaction_manager") +
 	     ", responses " + str(w, "responses") + ", resetconnection " + str(w, "reset_connection") + ", rows " +
 	     str(w, "rows");
