@@ -211,6 +211,8 @@ TEST(LabTokens, RealLoginReplyParsesAndOurOrderMatches) {
   c.on_bytes(packetize(18, encode_prelogin(pre), 4096), now);
   Login7Request req;
   req.user_name = "sa";
+  req.features = {{0x0A, {0x01}}};  // UTF-8 support, as tedious, pymssql and FreeTDS ask
+  ASSERT_EQ(decode_login7(encode_login7(req)).features, std::vector<std::uint8_t>{0x0A});
   c.on_bytes(packetize(16, encode_login7(req), 4096), now);
   Bytes out = c.take_output();
   PacketSplitter s;
@@ -237,10 +239,9 @@ TEST(LabTokens, RealLoginReplyParsesAndOurOrderMatches) {
   };
   ours = token_order(login_reply->payload);
   theirs = token_order(payload_of(packet));
-  // Real: ENVCHANGE INFO ENVCHANGE ENVCHANGE INFO LOGINACK ENVCHANGE FEATUREEXTACK DONE;
-  // the lab client asked for no features, so ours has no FEATUREEXTACK.
-  theirs.erase(std::remove(theirs.begin(), theirs.end(), token::featureextack), theirs.end());
+  // ENVCHANGE INFO ENVCHANGE ENVCHANGE INFO LOGINACK ENVCHANGE FEATUREEXTACK DONE
   EXPECT_EQ(ours, theirs);
+  EXPECT_EQ(theirs.size(), 9u);
 }
 
 TEST(LabTokens, RealSelectReplyParses) {
@@ -463,6 +464,131 @@ TEST(LabConnection, FailLoginFaultByName) {
   EXPECT_EQ(r.errors[0].state, 1);
   EXPECT_EQ(r.errors[0].severity, 14);
   EXPECT_EQ(c.close_action(), CloseAction::fin_after_flush);
+}
+
+// Logs a plaintext client in and returns the connection ready for requests.
+std::unique_ptr<Connection> logged_in_connection(const ServerSettings& settings) {
+  auto c = std::make_unique<Connection>(settings, 51, "t");
+  std::vector<PreloginOption> pre = {{prelogin_token::version, {1, 0, 0, 0, 0, 0}},
+                                     {prelogin_token::encryption, {2}}};
+  c->on_bytes(packetize(18, encode_prelogin(pre), 4096), Clock::now());
+  Login7Request req;
+  req.user_name = "sa";
+  c->on_bytes(packetize(16, encode_login7(req), 4096), Clock::now());
+  c->take_output();
+  return c;
+}
+
+ResponseSummary next_reply(Connection& c) {
+  PacketSplitter s;
+  s.feed(c.take_output());
+  MessageAssembler a;
+  while (auto p = s.next()) {
+    if (auto m = a.add(std::move(*p))) return read_response(m->payload);
+  }
+  throw WireError("no reply");
+}
+
+TEST(LabConnection, ResetConnectionRestoresLoginDatabase) {
+  ServerSettings settings;
+  auto c = logged_in_connection(settings);
+  c->on_bytes(packetize(1, encode_sql_batch("USE scratch"), 4096), Clock::now());
+  next_reply(*c);
+  c->on_bytes(packetize(1, encode_sql_batch("SELECT DB_NAME()"), 4096), Clock::now());
+  EXPECT_EQ(std::get<std::string>(next_reply(*c).first_rows.at(0).at(0)), "scratch");
+  // A pooled connection handed out again: status 0x09 = EOM | RESETCONNECTION.
+  c->on_bytes(packetize(1, encode_sql_batch("SELECT DB_NAME()"), 4096, 0, status::reset_connection), Clock::now());
+  Bytes out = c->take_output();
+  ByteView payload = ByteView(out).subspan(kHeaderSize);
+  ASSERT_GE(payload.size(), 4u);
+  EXPECT_EQ(payload[0], token::envchange);
+  EXPECT_EQ(payload[3], envchange_type::reset_ack);
+  EXPECT_EQ(std::get<std::string>(read_response(payload).first_rows.at(0).at(0)), "master");
+}
+
+TEST(LabConnection, AttentionDuringWaitforAndIdle) {
+  ServerSettings settings;
+  auto c = logged_in_connection(settings);
+  auto now = Clock::now();
+  c->on_bytes(packetize(1, encode_sql_batch("SELECT 1; WAITFOR DELAY '00:00:30'; SELECT 2"), 4096), now);
+  EXPECT_TRUE(c->take_output().empty());  // held by WAITFOR
+  ASSERT_TRUE(c->next_deadline());
+  Bytes attention = {0x06, 0x01, 0x00, 0x08, 0x00, 0x00, 0x01, 0x00};
+  c->on_bytes(attention, now);
+  PacketSplitter s;
+  s.feed(c->take_output());
+  MessageAssembler a;
+  std::vector<ResponseSummary> replies;
+  while (auto p = s.next()) {
+    if (auto m = a.add(std::move(*p))) replies.push_back(read_response(m->payload));
+  }
+  ASSERT_EQ(replies.size(), 2u);  // the cut-short response, then the acknowledgement
+  EXPECT_EQ(replies[0].rows, 1u);
+  EXPECT_FALSE(replies[0].attention_ack);
+  EXPECT_TRUE(replies[1].attention_ack);
+  EXPECT_FALSE(c->next_deadline());
+  // Attention with nothing running: acknowledged alone.
+  c->on_bytes(attention, now);
+  EXPECT_TRUE(next_reply(*c).attention_ack);
+}
+
+TEST(LabConnection, MarsSessionsOverSmp) {
+  ServerSettings settings;
+  Connection c(settings, 51, "t");
+  std::vector<PreloginOption> pre = {{prelogin_token::version, {1, 0, 0, 0, 0, 0}},
+                                     {prelogin_token::encryption, {2}},
+                                     {prelogin_token::mars, {1}}};
+  c.on_bytes(packetize(18, encode_prelogin(pre), 4096), Clock::now());
+  auto pre_reply = decode_prelogin(ByteView(c.take_output()).subspan(kHeaderSize));
+  EXPECT_EQ(find_option(pre_reply, prelogin_token::mars)->data, Bytes{1});
+  Login7Request req;
+  req.user_name = "sa";
+  c.on_bytes(packetize(16, encode_login7(req), 4096), Clock::now());
+  c.take_output();
+
+  SmpSession s0(0), s1(1);
+  Bytes in = s0.make_syn();
+  Bytes syn1 = s1.make_syn();
+  in.insert(in.end(), syn1.begin(), syn1.end());
+  s0.queue_packet(packetize(1, encode_sql_batch("SELECT n FROM rows(5000)"), 4096));
+  s1.queue_packet(packetize(1, encode_sql_batch("SELECT 42"), 4096));
+  Bytes d0 = s0.drain(), d1 = s1.drain();
+  in.insert(in.end(), d0.begin(), d0.end());
+  in.insert(in.end(), d1.begin(), d1.end());
+  c.on_bytes(in, Clock::now());
+
+  SmpFrameSplitter frames;
+  frames.feed(c.take_output());
+  std::map<std::uint16_t, int> data_frames;
+  std::uint32_t last_seq0 = 0;
+  while (auto f = frames.next()) {
+    if (f->header.flags == smp_flag::data) {
+      ++data_frames[f->header.sid];
+      if (f->header.sid == 0) last_seq0 = f->header.seqnum;
+    }
+  }
+  // rows(5000) needs 7 packets: session 0 stops at the client's
+  // window (4) until an ACK; session 1 is answered meanwhile.
+  EXPECT_EQ(data_frames[0], 4);
+  EXPECT_EQ(last_seq0, 4u);
+  EXPECT_EQ(data_frames[1], 1);
+  SmpHeader ack;
+  ack.flags = smp_flag::ack;
+  ack.sid = 0;
+  ack.seqnum = 1;
+  ack.window = 100;
+  c.on_bytes(encode_smp_frame(ack), Clock::now());
+  frames.feed(c.take_output());
+  int more = 0;
+  while (auto f = frames.next()) more += f->header.flags == smp_flag::data;
+  EXPECT_GT(more, 0);
+  // FIN both ways.
+  c.on_bytes(s1.make_fin(), Clock::now());
+  frames.feed(c.take_output());
+  auto fin = frames.next();
+  ASSERT_TRUE(fin);
+  EXPECT_EQ(fin->header.flags, smp_flag::fin);
+  EXPECT_EQ(fin->header.sid, 1);
 }
 
 }  // namespace

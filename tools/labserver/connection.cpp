@@ -414,12 +414,14 @@ void Connection::handle_login7(const Message& m, Clock::time_point now) {
   packet_size_ = login.packet_size == 0 ? kDefaultPacketSize
                                         : std::clamp<std::size_t>(login.packet_size, kMinPacketSize, kMaxPacketSize);
   if (!login.database.empty()) login_database_ = login.database;
+  requested_features_ = login.features;
   session_.database = login_database_;
 
   const bool integrated = login.integrated_security() || !login.sspi.empty();
-  log_info("LOGIN7: user '" + login.user_name + "' app '" + login.app_name + "' host '" + login.host_name +
+  log_debug("LOGIN7: user '" + login.user_name + "' app '" + login.app_name + "' host '" + login.host_name +
            "' db '" + login.database + "'" + (integrated ? " (integrated)" : "") + " tds 0x" +
-           hex_dump(ByteView(reinterpret_cast<const std::uint8_t*>(&login.tds_version), 4)));
+           hex_dump(ByteView(reinterpret_cast<const std::uint8_t*>(&login.tds_version), 4)) +
+           (login.features.empty() ? std::string() : ", features " + hex_dump(login.features)));
   if (!integrated) faults_.merge(faults_from_login_name(login.user_name));
   if (apply_phase_faults(Phase::login, now)) return;
 
@@ -460,7 +462,7 @@ void Connection::handle_sspi(const Message& m, Clock::time_point now) {
     return;
   }
   std::string name = ntlm->domain.empty() ? ntlm->user : ntlm->domain + "\\" + ntlm->user;
-  log_info("NTLM AUTHENTICATE: '" + name + "' from workstation '" + ntlm->workstation + "' (not verified)");
+  log_debug("NTLM AUTHENTICATE: '" + name + "' from workstation '" + ntlm->workstation + "' (not verified)");
   faults_.merge(faults_from_login_name(ntlm->user));
   finish_login(name, now);
 }
@@ -505,6 +507,16 @@ void Connection::finish_login(const std::string& login_name, Clock::time_point n
   t.loginack(tds_version_, "Microsoft SQL Server", settings_.version_major, settings_.version_minor,
              settings_.version_build);
   t.envchange(envchange_type::packet_size, std::to_string(packet_size_), std::to_string(packet_size_));
+  if (!requested_features_.empty()) {
+    // Acknowledge only what the lab really does: UTF-8 support (its answers
+    // are UTF-16 anyway). Session recovery, column encryption, federated
+    // auth etc. stay unacknowledged, which tells the client "not supported".
+    std::vector<std::pair<std::uint8_t, Bytes>> acks;
+    for (std::uint8_t id : requested_features_) {
+      if (id == kFeatureUtf8Support) acks.push_back({id, Bytes{0x01}});
+    }
+    t.featureextack(acks);
+  }
 
   bool redirected = false;
   if (faults_.redirect) {
@@ -519,7 +531,7 @@ void Connection::finish_login(const std::string& login_name, Clock::time_point n
   t.done(token::done, done_status::final, curcmd::none, 0);
   send_message(main_, 4, t.take());
   stage_ = Stage::logged_in;
-  log_info("login ok for '" + login_name + "'" + (redirected ? " (redirected)" : "") +
+  log_debug("login ok for '" + login_name + "'" + (redirected ? " (redirected)" : "") +
            (outbound_tls_ ? ", encrypted" : "") + (mars_requested_ ? ", MARS" : ""));
   if (faults_.idle_close && !redirected) {
     idle_close_at_ = now + *faults_.idle_close;

@@ -138,6 +138,8 @@ class Connection {
   std::uint32_t tds_version_ = 0x74000004;
   std::size_t packet_size_ = kDefaultPacketSize;
   std::string login_database_ = "master";
+  std::vector<std::uint8_t> requested_features_;  // FeatureExt ids from LOGIN7
+  static constexpr std::uint8_t kFeatureUtf8Support = 0x0A;
   SessionFacts session_;
   bool ntlm_spnego_ = false;
 

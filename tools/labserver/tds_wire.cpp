@@ -308,6 +308,18 @@ Bytes encode_login7(const Login7Request& req) {
   }
   // Empty pairs (extension, SSPI, attach file, change password) point at the end.
   for (std::size_t at : {56u, 78u, 82u, 86u}) out.patch_u16le(at, static_cast<std::uint16_t>(data_at));
+  if (!req.features.empty()) {
+    // ibExtension points at a u32 holding the offset of the feature list.
+    out.buffer()[27] |= 0x10;  // option flags 3: fExtension
+    out.patch_u16le(58, 4);
+    out.u32le(static_cast<std::uint32_t>(data_at + 4));
+    for (const auto& [id, data] : req.features) {
+      out.u8(id);
+      out.u32le(static_cast<std::uint32_t>(data.size()));
+      out.bytes(data);
+    }
+    out.u8(0xFF);
+  }
   out.patch_u32le(0, static_cast<std::uint32_t>(out.size()));
   return out.take();
 }

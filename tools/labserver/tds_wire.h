@@ -168,6 +168,9 @@ struct Login7Request {
   std::string server_name;
   std::string library_name = "tdsbpf";
   std::string database;
+  // FeatureExt entries (id, data), e.g. {0x0A, {0x01}} for UTF-8 support as
+  // every driver tested with the lab sends it.
+  std::vector<std::pair<std::uint8_t, Bytes>> features;
 };
 Bytes encode_login7(const Login7Request& req);
 

@@ -273,6 +273,7 @@ void TdsClient::connect_and_login() {
   req.server_name = opt_.host;
   req.database = opt_.database;
   req.packet_size = opt_.packet_size;
+  req.features = {{0x0A, {0x01}}};  // UTF-8 support, like the common drivers
   Bytes login = encode_login7(req);
   if (!opt_.ntlm_domain.empty()) {
     // Integrated login: fIntSecurity plus an NTLM NEGOTIATE in the SSPI field.
