@@ -91,10 +91,17 @@ void Connection::on_bytes(ByteView data, Clock::time_point now) {
     return;
   }
   try {
-    if (stage_ == Stage::expect_prelogin && !tls_ && main_.packets.buffered() == 0 && !data.empty()) {
-      if (looks_like_tls_handshake(data)) {
+    if (!first_bytes_decided_) {
+      // TDS 7.x starts with a PRELOGIN packet, TDS 8.0 with a TLS record; the
+      // first three bytes tell them apart, so wait until they are here.
+      first_bytes_.insert(first_bytes_.end(), data.begin(), data.end());
+      if (first_bytes_.empty() || (first_bytes_.size() < 3 && first_bytes_[0] == 0x16)) return;
+      first_bytes_decided_ = true;
+      Bytes first = std::move(first_bytes_);
+      first_bytes_.clear();
+      if (looks_like_tls_handshake(first)) {
         if (!settings_.tls8) {
-          fail("TLS ClientHello as first bytes, but the server is not in strict mode");
+          fail("TLS ClientHello as first bytes, but TDS 8.0 is not configured");
           return;
         }
         log_debug("TDS 8.0: TLS first");
@@ -102,29 +109,36 @@ void Connection::on_bytes(ByteView data, Clock::time_point now) {
         inbound_tls_ = outbound_tls_ = true;
         stage_ = Stage::strict_handshake;
       } else if (settings_.encryption == EncryptionMode::strict) {
-        fail("strict mode expects a TLS ClientHello first, got " + hex_dump(data, 8));
+        fail("strict mode expects a TLS ClientHello first, got " + hex_dump(first, 8));
         return;
       }
+      on_decided_bytes(first, now);
+      return;
     }
-    if (stage_ == Stage::strict_handshake) {
-      handle_strict_handshake(data);
-    } else if (inbound_tls_) {
-      tls_->feed_ciphertext(data);
-      Bytes plain;
-      if (!tls_->read_plaintext(plain)) {
-        on_peer_closed();
-        return;
-      }
-      on_plain_bytes(plain);
-    } else {
-      on_plain_bytes(data);
-    }
-    pump(now);
+    on_decided_bytes(data, now);
   } catch (const WireError& e) {
     fail(std::string("malformed input: ") + e.what());
   } catch (const std::exception& e) {
     fail(e.what());
   }
+}
+
+// Bytes after the TDS 7.x / 8.0 decision; exceptions go to on_bytes().
+void Connection::on_decided_bytes(ByteView data, Clock::time_point now) {
+  if (stage_ == Stage::strict_handshake) {
+    handle_strict_handshake(data);
+  } else if (inbound_tls_) {
+    tls_->feed_ciphertext(data);
+    Bytes plain;
+    if (!tls_->read_plaintext(plain)) {
+      on_peer_closed();
+      return;
+    }
+    on_plain_bytes(plain);
+  } else {
+    on_plain_bytes(data);
+  }
+  pump(now);
 }
 
 void Connection::handle_strict_handshake(ByteView data) {

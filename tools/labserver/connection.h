@@ -92,6 +92,7 @@ class Connection {
     std::shared_ptr<PendingBatch> pending;
   };
 
+  void on_decided_bytes(ByteView data, Clock::time_point now);
   void pump(Clock::time_point now);
   void on_plain_bytes(ByteView data);
   void handle_strict_handshake(ByteView data);
@@ -123,6 +124,8 @@ class Connection {
   FaultPlan faults_;
   std::map<Phase, bool> delayed_;  // slow_<phase> applied once per connection
 
+  Bytes first_bytes_;  // until they show TDS 7.x (PRELOGIN) or 8.0 (TLS)
+  bool first_bytes_decided_ = false;
   std::unique_ptr<TlsChannel> tls_;
   bool inbound_tls_ = false;
   bool outbound_tls_ = false;

@@ -137,6 +137,7 @@ void Server::write_ready_file() {
 }
 
 int Server::timeout_ms() const {
+  if (accept_resume_at_) return 100;
   if (timers_.empty()) return 1000;
   auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(timers_.begin()->first - Clock::now()).count();
   return static_cast<int>(std::clamp<long long>(wait + 1, 0, 1000));
@@ -183,6 +184,13 @@ int Server::run() {
       }
     }
     fire_timers();
+    if (accept_resume_at_ && Clock::now() >= *accept_resume_at_) {
+      accept_resume_at_.reset();
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = listen_fd_;
+      epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+    }
   }
 }
 
@@ -194,8 +202,15 @@ void Server::accept_all() {
     if (fd < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
       if (errno == EMFILE || errno == ENFILE) {
-        if (!accept_paused_logged_) spdlog::warn("accept: out of file descriptors ({} open)", slots_.size());
+        // The pending connection stays in the backlog and the listening
+        // socket stays readable: stop watching it for a moment instead of
+        // spinning, and try again when descriptors may have been freed.
+        if (!accept_paused_logged_) spdlog::warn("accept: out of file descriptors ({} open); pausing accepts", slots_.size());
         accept_paused_logged_ = true;
+        epoll_event ev{};
+        ev.data.fd = listen_fd_;
+        epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+        accept_resume_at_ = Clock::now() + std::chrono::milliseconds(100);
         return;
       }
       if (errno == ECONNABORTED) continue;

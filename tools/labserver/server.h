@@ -69,6 +69,7 @@ class Server {
   std::multimap<Clock::time_point, int> timers_;
   std::uint64_t accepted_ = 0;
   bool accept_paused_logged_ = false;
+  std::optional<Clock::time_point> accept_resume_at_;  // accepts paused after EMFILE
 };
 
 }  // namespace tdslab
