@@ -389,6 +389,38 @@ TEST(Diagnosis, ClientResetWithRequestInFlightIsAbnormal)
 	EXPECT_EQ(r[0]["diagnoses"][0]["severity"], "warning");
 }
 
+TEST(Diagnosis, ClientGaveUpOnASlowQueryAndResetTheLateAnswer)
+{
+	// As the lab server showed with a query held 800 ms and a client timeout
+	// of 300 ms: FIN with the batch unanswered, the late response, a RST.
+	Trace t = sql_login();
+	t.loginack(0.0100, 0x74000004, 16, 0, 1000, 51)
+		.request(0.0100, TDS_SQL_BATCH)
+		.fin(0.3093, C2S, 0, 0)
+		.close_ack(0.3532, S2C, 0, 0)
+		.response(0.8101)
+		.rst(0.8101, C2S, 0, 0, 0x04);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["close"]["kind"], "reset");
+	EXPECT_EQ(r[0]["close"]["first_fin"], "client");
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"client_reset_abnormal"}));
+	EXPECT_NE(r[0]["diagnoses"][0]["message"].get<std::string>().find("299.3 ms after sending a request"), std::string::npos)
+		<< r[0]["diagnoses"][0]["message"];
+}
+
+TEST(Diagnosis, RequestAbandonedWithAFin)
+{
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
+		.request(0.020, TDS_RPC)
+		.fin(30.020, C2S, 0, 0).close_ack(30.020, S2C, 0, 0).fin(30.021, S2C, 0, 0).close_ack(30.021, C2S, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["close"]["kind"], "four_way");
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"request_abandoned"}));
+}
+
 TEST(Diagnosis, ServerReset)
 {
 	Trace t = sql_login();

@@ -100,6 +100,17 @@ void enter(Connection& c, Phase p, uint64_t ts)
 	if (p == Phase::close) {
 		c.phase_at_close = c.phase;
 		c.close_start_ns = ts;
+		c.pending_at_close = c.stream.pending;
+		for (const auto& [sid, s] : c.sessions) {
+			(void)sid;
+			c.pending_at_close = c.pending_at_close || s.stream.pending;
+		}
+		c.pending_since_ns = c.stream.pending ? c.stream.pending_request_ns : 0;
+		for (const auto& [sid, s] : c.sessions) {
+			(void)sid;
+			if (s.stream.pending && (!c.pending_since_ns || s.stream.pending_request_ns < c.pending_since_ns))
+				c.pending_since_ns = s.stream.pending_request_ns;
+		}
 		c.phases.push_back({p, ts});
 		c.phase = p;
 		return;
@@ -232,7 +243,8 @@ void on_tls(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts, bool in_td
 				// with TDS 8.0 the PRELOGIN inside TLS comes first).
 				login_started(c, ts);
 				enter(c, Phase::login, ts);
-			} else if (c.phase == Phase::active || (c.phase == Phase::close && c.phase_at_close == Phase::active)) {
+			} else if ((c.phase == Phase::active || (c.phase == Phase::close && c.phase_at_close == Phase::active)) &&
+				   opaque(c)) {
 				if (!c.opaque_in_request) {
 					c.opaque_in_request = true;
 					c.requests++;

@@ -220,6 +220,8 @@ struct Connection {
 	int first_rst_dir = -1;
 	bool final_ack = false;
 	uint64_t close_start_ns = 0;
+	bool pending_at_close = false;  // a request was waiting for its response when the close began
+	uint64_t pending_since_ns = 0;  // the oldest such request
 	uint64_t keepalives[2] = {0, 0};
 	uint64_t keepalive_acks[2] = {0, 0};
 	uint64_t last_keepalive_ns = 0;

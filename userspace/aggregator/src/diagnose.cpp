@@ -25,18 +25,6 @@ const char* side(int dir)
 	return dir == TDSBPF_DIR_C2S ? "client" : "server";
 }
 
-bool any_pending(const Connection& c)
-{
-	if (c.stream.pending)
-		return true;
-	for (const auto& [sid, s] : c.sessions) {
-		(void)sid;
-		if (s.stream.pending)
-			return true;
-	}
-	return false;
-}
-
 const char* login_error_meaning(uint32_t number)
 {
 	switch (number) {
@@ -88,7 +76,7 @@ bool single_use(const Connection& c, const AggregatorConfig& cfg)
 		return false;
 	if (!c.last_server_payload_ns || !c.close_start_ns || c.close_start_ns < c.last_server_payload_ns)
 		return false;
-	if (any_pending(c))
+	if (c.pending_at_close)
 		return false;
 	return c.close_start_ns - c.last_server_payload_ns <= static_cast<uint64_t>(cfg.non_pooled_close_gap_ms) * 1000000ull;
 }
@@ -136,14 +124,26 @@ std::vector<Diagnosis> diagnose(const Connection& c, const AggregatorConfig& cfg
 			    fmt("The server reset the connection in phase %s: the server (or a device on the path) aborted it; check the SQL Server error log for the time of the reset.",
 				at_name));
 		} else if (c.close_initiator == TDSBPF_DIR_C2S && c.close_kind == CloseKind::reset) {
-			if (any_pending(c))
+			bool fin_first = c.first_fin_dir == TDSBPF_DIR_C2S && c.fin_ns[TDSBPF_DIR_C2S] <= c.rst_ns;
+			if (c.pending_at_close && fin_first)
 				add(out, "client_reset_abnormal", "warning",
-				    fmt("The client reset the connection while a request was still waiting for its response (phase %s): the application was killed, timed out or disposed of the connection.",
-					at_name));
+				    fmt("The client closed the connection %.1f ms after sending a request that had no response yet, and reset it when the late response came: a command timeout without an attention, or the application disposed of the connection mid-query.",
+					ms(c.close_start_ns - c.pending_since_ns)));
+			else if (c.pending_at_close)
+				add(out, "client_reset_abnormal", "warning",
+				    fmt("The client reset the connection %.1f ms after sending a request that had no response yet (phase %s): the application was killed, timed out or disposed of the connection mid-query.",
+					ms(c.close_start_ns - c.pending_since_ns), at_name));
 			else if (phase_rank(at) >= phase_rank(Phase::active))
 				add(out, "client_reset", "info",
 				    "The client closed the connection with a reset instead of a FIN. Many non-Microsoft drivers close this way; with no request in flight it is harmless.");
 		}
+		break;
+	case CloseKind::four_way:
+	case CloseKind::half_close:
+		if (c.close_initiator == TDSBPF_DIR_C2S && c.pending_at_close)
+			add(out, "request_abandoned", "warning",
+			    fmt("The client closed the connection %.1f ms after sending a request that had no response yet: a command timeout without an attention, or the application disposed of the connection mid-query.",
+				ms(c.close_start_ns - c.pending_since_ns)));
 		break;
 	case CloseKind::mars_benign_reset:
 		add(out, "mars_benign_reset", "info",
