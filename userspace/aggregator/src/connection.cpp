@@ -204,7 +204,6 @@ void on_prelogin(Connection& c, const tdsbpf_prelogin& p, int dir, uint64_t ts)
 
 void on_tls(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts, bool in_tds)
 {
-	c.tls_records[dir]++;
 	c.last_payload_ns = ts;
 	if (dir == TDSBPF_DIR_S2C)
 		c.last_server_payload_ns = ts;
@@ -249,7 +248,6 @@ void on_tls(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts, bool in_td
 					c.opaque_in_request = true;
 					c.requests++;
 					c.encrypted_requests++;
-					c.last_request_ns = ts;
 					c.stream.pending = true;
 					c.stream.pending_request_ns = ts;
 				}
@@ -271,7 +269,6 @@ void on_tls(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts, bool in_td
 				if (c.opaque_in_request) {
 					c.opaque_in_request = false;
 					c.responses++;
-					c.last_response_ns = ts;
 					if (c.stream.pending) {
 						c.latency.add(ts >= c.stream.pending_request_ns ? ts - c.stream.pending_request_ns : 0);
 						c.stream.pending = false;
@@ -311,7 +308,6 @@ void on_login7(Connection& c, const tdsbpf_login7& l, uint64_t ts)
 void count_response(Connection& c, StreamState& st, uint64_t ts)
 {
 	c.responses++;
-	c.last_response_ns = ts;
 	if (st.pending) {
 		c.latency.add(ts >= st.pending_request_ns ? ts - st.pending_request_ns : 0);
 		st.pending = false;
@@ -336,7 +332,6 @@ void count_request(Connection& c, StreamState& st, const tdsbpf_tds& t, uint64_t
 	if (t.type == TDS_ATTENTION)
 		return;
 	c.requests++;
-	c.last_request_ns = ts;
 	if (!st.pending) {
 		st.pending = true;
 		st.pending_request_ns = ts;
@@ -675,9 +670,6 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 	case TDSBPF_EV_TCP_KEEPALIVE:
 		c.keepalives[dir]++;
 		c.last_keepalive_ns = ts;
-		break;
-	case TDSBPF_EV_TCP_KEEPALIVE_ACK:
-		c.keepalive_acks[dir]++;
 		break;
 	case TDSBPF_EV_TCP_RETRANS:
 		c.retrans_events[dir]++;

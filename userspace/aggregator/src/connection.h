@@ -153,7 +153,6 @@ struct Connection {
 	uint8_t tls_alert_level = 0, tls_alert_desc = 0;
 	bool tls_app_data_s2c = false;   // full encryption confirmed
 	bool plaintext_after_login = false;
-	uint64_t tls_records[2] = {0, 0};
 
 	// LOGIN7
 	bool login_record_seen = false; // LOGIN7 seen, in clear or as TLS
@@ -199,7 +198,6 @@ struct Connection {
 	uint64_t work_errors = 0;
 	uint32_t last_error_number = 0;
 	uint8_t last_error_state = 0, last_error_class = 0;
-	uint64_t last_request_ns = 0, last_response_ns = 0;
 	LatencyStats latency;
 	StreamState stream;             // non-MARS (and opaque) pairing
 	bool opaque_in_request = false;
@@ -223,7 +221,6 @@ struct Connection {
 	bool pending_at_close = false;  // a request was waiting for its response when the close began
 	uint64_t pending_since_ns = 0;  // the oldest such request
 	uint64_t keepalives[2] = {0, 0};
-	uint64_t keepalive_acks[2] = {0, 0};
 	uint64_t last_keepalive_ns = 0;
 	uint64_t retrans_events[2] = {0, 0};
 	uint64_t zero_window_events[2] = {0, 0};
@@ -274,7 +271,6 @@ std::string tds_version_name(uint32_t v);
 std::string utf16le_or_oem(const uint8_t* p, size_t len, bool unicode);
 std::string tcp_flags_string(uint8_t flags);
 bool is_request_type(uint8_t type);
-uint16_t negotiated_tls_version(const Connection& c);
 // Encryption mode: off, login_only, full, strict, unknown
 std::string encryption_mode(const Connection& c);
 bool opaque(const Connection& c);

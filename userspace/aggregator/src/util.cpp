@@ -142,11 +142,6 @@ bool is_request_type(uint8_t type)
 	       type == TDS_TRANSACTION_MGR;
 }
 
-uint16_t negotiated_tls_version(const Connection& c)
-{
-	return c.tls_server_version;
-}
-
 static bool enc_on(uint8_t e)
 {
 	e &= 0x7f;
