@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Packet programs: XDP on ingress, tc on egress (and on ingress where XDP
+ * cannot attach). Each keeps only TCP to or from the configured SQL Server
+ * ports, runs the shared walk (include/tdsbpf/walk.h) and always passes
+ * the packet on.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+#include "tdsbpf/events.h"
+
+/* The message parsers are global functions here: each is verified once. */
+#define TDSBPF_PARSER __attribute__((noinline))
+#include "tdsbpf/flow.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Set by the loader before load. */
+const volatile __u64 flush_interval_ns = 10ULL * 1000 * 1000 * 1000;
+/* Wake the reader once this many bytes wait in the ring buffer. */
+const volatile __u64 wakeup_bytes = 256 * 1024;
+
+/*
+ * The SQL Server ports as a bitmap over all 65536 ports: a packet's test
+ * is two array reads, with no map lookup. Writable at run time through the
+ * skeleton's mmapped .bss.
+ */
+__u64 server_ports[65536 / 64];
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TDSBPF_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct tdsbpf_pkt {
+	void *ctx;
+	void *data;
+	void *data_end;
+	__u64 now;
+	__u32 pkt_len;
+	__u32 ifindex;
+	__u8 hook;
+	/*
+	 * Which load helper to use. A full 64-bit constant on the stack, so
+	 * that the verifier knows its value inside the walk's subprograms and
+	 * never sees the helper the program type may not call.
+	 */
+	__u64 is_xdp;
+};
+
+static __always_inline int tdsbpf_load(struct tdsbpf_pkt *p, __u32 off, void *dst, __u32 len)
+{
+	if (p->is_xdp)
+		return bpf_xdp_load_bytes((struct xdp_md *)p->ctx, off, dst, len);
+	return bpf_skb_load_bytes(p->ctx, off, dst, len);
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct tdsbpf_flow_key);
+	__type(value, struct tdsbpf_flow);
+} flows SEC(".maps");
+
+/* Working memory of the walk (see struct tdsbpf_scratch in flow.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tdsbpf_scratch);
+} scratch SEC(".maps");
+
+static __always_inline struct tdsbpf_scratch *tdsbpf_scratch(struct tdsbpf_pkt *p)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+/* Holds one zeroed flow that new flows are copied from (never written). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tdsbpf_flow);
+} zero_flow SEC(".maps");
+
+static __always_inline int tdsbpf_pull(struct tdsbpf_pkt *p, __u32 len)
+{
+	struct __sk_buff *skb = p->ctx;
+
+	if (p->is_xdp)
+		return -1;
+	if (bpf_skb_pull_data(skb, len) < 0)
+		return -1;
+	p->data = (void *)(long)skb->data;
+	p->data_end = (void *)(long)skb->data_end;
+	return 0;
+}
+
+static __always_inline int tdsbpf_is_server_port(struct tdsbpf_pkt *p, __u16 port)
+{
+	return (server_ports[(port >> 6) & 1023] >> (port & 63)) & 1;
+}
+
+static __always_inline struct tdsbpf_flow *tdsbpf_flow_get(struct tdsbpf_pkt *p,
+							   const struct tdsbpf_flow_key *k)
+{
+	return bpf_map_lookup_elem(&flows, k);
+}
+
+static __always_inline struct tdsbpf_flow *tdsbpf_flow_create(struct tdsbpf_pkt *p,
+							      const struct tdsbpf_flow_key *k)
+{
+	__u32 zero = 0;
+	struct tdsbpf_flow *init = bpf_map_lookup_elem(&zero_flow, &zero);
+
+	if (!init)
+		return 0;
+	if (bpf_map_update_elem(&flows, k, init, BPF_ANY) < 0)
+		return 0;
+	return bpf_map_lookup_elem(&flows, k);
+}
+
+static __always_inline void tdsbpf_flow_delete(struct tdsbpf_pkt *p, const struct tdsbpf_flow_key *k)
+{
+	bpf_map_delete_elem(&flows, k);
+}
+
+static __always_inline struct tdsbpf_event *tdsbpf_reserve_event(struct tdsbpf_pkt *p)
+{
+	return bpf_ringbuf_reserve(&events, sizeof(struct tdsbpf_event), 0);
+}
+
+static __always_inline struct tdsbpf_ntlm_event *tdsbpf_reserve_ntlm(struct tdsbpf_pkt *p)
+{
+	return bpf_ringbuf_reserve(&events, sizeof(struct tdsbpf_ntlm_event), 0);
+}
+
+/*
+ * Batched wake-ups: routine records (requests, replies, TLS data) do not
+ * wake the reader until enough bytes wait; records that change a
+ * connection's phase use the default, which wakes a reader that is idle.
+ * The reader also polls with a short timeout, so nothing waits for long.
+ */
+static __always_inline void tdsbpf_submit(struct tdsbpf_pkt *p, void *rec, int urgent)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (urgent)
+		flags = 0;
+	else if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(rec, flags);
+}
+
+static __always_inline void tdsbpf_discard(struct tdsbpf_pkt *p, void *rec)
+{
+	bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline void tdsbpf_count(struct tdsbpf_pkt *p, enum tdsbpf_counter c)
+{
+	__u32 k = c;
+	__u64 *v = bpf_map_lookup_elem(&counters, &k);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline __u64 tdsbpf_flush_interval_ns(struct tdsbpf_pkt *p)
+{
+	return flush_interval_ns;
+}
+
+static __always_inline long tdsbpf_loop(__u32 n, long (*fn)(__u32, void *), void *ctx)
+{
+	return bpf_loop(n, fn, ctx, 0);
+}
+
+static __always_inline void tdsbpf_stamp(struct tdsbpf_pkt *p)
+{
+	p->now = bpf_ktime_get_ns();
+}
+
+#include "tdsbpf/walk.h"
+
+SEC("xdp")
+int tdsbpf_xdp(struct xdp_md *ctx)
+{
+	struct tdsbpf_pkt p;
+
+	p.ctx = ctx;
+	p.data = (void *)(long)ctx->data;
+	p.data_end = (void *)(long)ctx->data_end;
+	/* loaded without frags: the buffer is linear */
+	p.pkt_len = (__u32)(ctx->data_end - ctx->data);
+	p.now = 0;
+	p.ifindex = ctx->ingress_ifindex;
+	p.hook = TDSBPF_HOOK_XDP;
+	p.is_xdp = 1;
+	tdsbpf_process(&p);
+	return XDP_PASS;
+}
+
+static __always_inline int tdsbpf_tc(struct __sk_buff *skb, __u8 hook)
+{
+	struct tdsbpf_pkt p;
+
+	p.ctx = skb;
+	p.data = (void *)(long)skb->data;
+	p.data_end = (void *)(long)skb->data_end;
+	p.pkt_len = skb->len;
+	p.now = 0;
+	p.ifindex = skb->ifindex;
+	p.hook = hook;
+	p.is_xdp = 0;
+	tdsbpf_process(&p);
+	/* TC_ACT_UNSPEC (and TCX_NEXT): carry on as if we were not here */
+	return -1;
+}
+
+SEC("tc")
+int tdsbpf_tc_egress(struct __sk_buff *skb)
+{
+	return tdsbpf_tc(skb, TDSBPF_HOOK_TC_EGRESS);
+}
+
+SEC("tc")
+int tdsbpf_tc_ingress(struct __sk_buff *skb)
+{
+	return tdsbpf_tc(skb, TDSBPF_HOOK_TC_INGRESS);
+}

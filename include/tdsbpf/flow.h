@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Per-flow state of the framing walk, kept in the kernel's LRU hash (and
+ * in the host reader's table). Internal to the walk: user space only sees
+ * its counters through TDSBPF_EV_FLOW_STATS events, or by reading the map
+ * at exit.
+ */
+#ifndef TDSBPF_FLOW_H
+#define TDSBPF_FLOW_H
+
+#include <linux/types.h>
+
+#include "events.h"
+
+/* The longest frame prefix the walk needs: SMP header + TDS header. */
+#define TDSBPF_FRAME_HDR 24
+
+/* TCP state of a flow, as far as the tracer needs it. */
+enum tdsbpf_tcp_state {
+	TDSBPF_TCP_NONE = 0,
+	TDSBPF_TCP_SYN_SENT = 1,
+	TDSBPF_TCP_SYN_RCVD = 2, /* SYN+ACK seen */
+	TDSBPF_TCP_ESTABLISHED = 3,
+};
+
+struct tdsbpf_dir_state {
+	__u32 next_seq;   /* next expected TCP sequence from this side */
+	__u32 next_frame; /* TCP sequence where the next frame header starts */
+	__u32 fin_seq;    /* sequence number of this side's FIN */
+	__u32 tail_end;   /* sequence just past a reply packet whose final DONE is pending */
+	__u8 seq_valid;
+	__u8 synced;      /* next_frame is known */
+	__u8 fin_seen;
+	__u8 fin_acked;
+	__u8 zero_window;
+	__u8 ka_pending;  /* a keep-alive went out and its ACK has not come back */
+	__u8 in_msg;      /* a TDS message has started and not ended (no EOM yet) */
+	__u8 tail_pending;
+	__u8 lost_sync;   /* framing was lost once: announce when it comes back */
+	__u8 carry_len;   /* bytes of a split frame header kept in carry */
+	__u8 pad[2];
+	__u8 carry[2 * TDSBPF_FRAME_HDR]; /* a split header: first part, then the rest */
+	__u64 bytes;
+	__u32 packets;
+	__u32 retrans;
+	__u32 keepalives;
+	__u32 zero_windows;
+};
+
+struct tdsbpf_flow {
+	struct tdsbpf_dir_state d[2];
+	__u64 first_ns;
+	__u64 last_flush_ns;
+	__u32 syn_seq;
+	__u8 state;       /* enum tdsbpf_tcp_state */
+	__u8 midstream;   /* created without seeing the client's SYN */
+	__u8 tds71;       /* TDS 7.1 or older: DONE row counts are 4 bytes */
+	__u8 pad;
+};
+
+/* Parsed L2..L4 of one frame. */
+struct tdsbpf_l4 {
+	__u32 poff;       /* offset of the TCP payload in the frame */
+	__u32 plen;       /* TCP payload length */
+	__u32 seq;
+	__u32 ack;
+	__u16 window;
+	__u8 flags;
+	__u8 dir;
+	__u16 l3off;      /* where the IP header starts */
+	__u16 vlan_id;
+	__u8 family;      /* 4 or 6 */
+	__u8 vlan_valid;
+	__u16 client_port;
+	__u16 server_port;
+	__u16 pad;
+};
+
+/* Bytes of a message the parsers look at, at most (see parse.h). */
+#define TDSBPF_BUF 512
+#define TDSBPF_BUF_MASK (TDSBPF_BUF - 1)
+
+/*
+ * Per-CPU working memory of the walk (one per thread on the host). The
+ * segment's facts, the frame cursor and the bytes handed to the parsers
+ * live here rather than on the BPF stack on purpose: values the verifier
+ * reads back from a map are unknown to it, so paths that differ only in
+ * offsets and lengths share verifier states instead of multiplying them.
+ * It also keeps the 512-byte BPF stack free.
+ */
+struct tdsbpf_scratch {
+	struct tdsbpf_l4 l4;
+	struct tdsbpf_flow_key key;
+	__s32 rel;        /* where the next frame starts in this segment */
+	__u32 skip;       /* bytes at the start of the segment seen before */
+	__u32 pos;        /* a parser's cursor */
+	__u32 end;
+	__u32 pos2;       /* a nested cursor */
+	__u32 n;          /* valid bytes in b */
+	__u32 arg;        /* a parser's extra input */
+	__u32 res[4];     /* a parser's extra results */
+	__u8 hdr[32];     /* the frame header being looked at */
+	union tdsbpf_tds_detail out; /* a parser's result */
+	/* message bytes; the slack lets a masked index read a few bytes on */
+	__u8 b[TDSBPF_BUF + 64];
+};
+
+#endif /* TDSBPF_FLOW_H */
