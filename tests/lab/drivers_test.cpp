@@ -122,6 +122,7 @@ TEST(LabDrivers, FreetdsOdbcMarsTwoSessions) {
   EXPECT_NE(r.output.find("FIRST 1"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("OTHER 42"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("REST 2999"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("PARAMS (5, 'txt')"), std::string::npos) << r.output;
   EXPECT_TRUE(server.wait_for_log("MARS: SMP starts"));
   std::string log = server.log();
   EXPECT_NE(log.find("<- SMP:SYN sid=0"), std::string::npos);
@@ -184,7 +185,7 @@ TEST(LabDrivers, TediousPlain) {
   auto r = run_tedious(server, {"false", "sa"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("ROWS 25"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("RPC 7"), std::string::npos) << r.output;  // sp_executesql
+  EXPECT_NE(r.output.find("RPC 7"), std::string::npos) << r.output;  // sp_executesql with @x = 7
   EXPECT_TRUE(server.wait_for_log("rpc: sp_executesql"));
   EXPECT_TRUE(server.wait_for_log("client ENCRYPT_NOT_SUP, reply ENCRYPT_NOT_SUP"));
 }

@@ -408,6 +408,10 @@ TEST(LabQuery, Conventions) {
   ASSERT_TRUE(r[0].error);
   EXPECT_EQ(r[0].error->number, 207u);
   EXPECT_EQ(run_batch("   ", s).size(), 1u);
+  s.params["@p1"] = std::int64_t{5};
+  r = run_batch("SELECT @P1 AS a", s);
+  ASSERT_FALSE(r[0].error);
+  EXPECT_EQ(std::get<std::int64_t>(r[0].rows[0][0]), 5);
 }
 
 // Whatever a client sends, the connection ends in an orderly close and the

@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include "ntlm.h"
 
 namespace tdslab {
@@ -586,7 +589,32 @@ void Connection::handle_request(Channel& ch, const Message& m, Clock::time_point
       if (rpc.params.size() > stmt_index && rpc.params[stmt_index].text) statement = rpc.params[stmt_index].text;
     }
     batch->returns_handle = name == "sp_prepexec" || name == "sp_prepare";
-    if (statement && name != "sp_prepare") batch->results = run_batch(*statement, session_);
+    if (statement && name != "sp_prepare") {
+      // The statement may refer to the RPC's own parameters (@P1, @x, ...).
+      // Values may come unnamed (positional): then their names are the ones
+      // in the declaration parameter ("@P1 int, @P2 nvarchar(3)").
+      SessionFacts facts = session_;
+      std::vector<std::string> declared;
+      if (rpc.params.size() > 1 && rpc.params[1].text) {
+        const std::string& decl = *rpc.params[1].text;
+        for (std::size_t at = decl.find('@'); at != std::string::npos; at = decl.find('@', at + 1)) {
+          std::size_t end = at + 1;
+          while (end < decl.size() && (std::isalnum(static_cast<unsigned char>(decl[end])) || decl[end] == '_')) ++end;
+          declared.push_back(decl.substr(at, end - at));
+        }
+      }
+      const std::size_t first_value = stmt_index + 1 + (stmt_index == 0 ? 1 : 0);
+      for (std::size_t i = first_value; i < rpc.params.size(); ++i) {
+        const RpcParam& p = rpc.params[i];
+        std::string key = p.name.empty() && i - first_value < declared.size() ? declared[i - first_value] : p.name;
+        std::transform(key.begin(), key.end(), key.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        if (p.integer) facts.params[key] = *p.integer;
+        else if (p.text) facts.params[key] = *p.text;
+        else facts.params[key] = std::monostate{};
+      }
+      batch->results = run_batch(*statement, facts);
+    }
   }
   run_results(ch, batch, now);
 }

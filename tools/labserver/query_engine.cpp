@@ -114,6 +114,15 @@ bool eval_item(const std::string& item, const SessionFacts& s, Column& col, Valu
     return true;
   }
   col.type = ColumnType::nvarchar;
+  if (ue.size() > 1 && ue[0] == '@' && ue[1] != '@') {
+    std::string key = expr;
+    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    auto it = s.params.find(key);
+    if (it == s.params.end()) return false;
+    val = it->second;
+    col.type = std::holds_alternative<std::int64_t>(val) ? ColumnType::bigint : ColumnType::nvarchar;
+    return true;
+  }
   if (ue == "@@VERSION") {
     val = s.version_text;
   } else if (ue == "@@SERVERNAME") {

@@ -5,6 +5,8 @@
 //                                      'text' / N'text', @@VERSION, @@SPID,
 //                                      @@SERVERNAME, DB_NAME(), SUSER_NAME(),
 //                                      SYSTEM_USER
+//                                      or @name, a parameter of the RPC
+//                                      (sp_executesql / sp_prepexec)
 //   SELECT n FROM rows(N)              N rows, one int column n = 1..N
 //   SELECT * FROM rows(N)              same (N up to 1,000,000)
 //   WAITFOR DELAY 'hh:mm:ss[.fff]'     answers after the delay (cancellable
@@ -17,6 +19,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -32,6 +35,8 @@ struct SessionFacts {
   std::string database = "master";
   std::string server_name = "TDSLAB";
   std::string version_text;
+  // Parameters of the RPC being run (names with '@', lower case).
+  std::map<std::string, Value> params;
 };
 
 struct StatementResult {

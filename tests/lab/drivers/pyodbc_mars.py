@@ -1,7 +1,7 @@
 """FreeTDS ODBC with MARS (MARS_Connection=Yes): two cursors interleaved on one connection.
 
 usage: pyodbc_mars.py PORT DRIVER_PATH
-Prints "FIRST <n>", "OTHER <v>", "REST <count>" and "DONE".
+Prints "FIRST <n>", "OTHER <v>", "REST <count>", "PARAMS <row>" and "DONE".
 """
 import sys
 
@@ -22,6 +22,9 @@ print("FIRST", big.fetchone()[0])
 small.execute("SELECT 42")
 print("OTHER", small.fetchone()[0])
 print("REST", len(big.fetchall()))
+# A parameterised statement: FreeTDS ODBC sends it as RPC sp_prepexec.
+small.execute("SELECT ? AS a, ? AS b", 5, "txt")
+print("PARAMS", tuple(small.fetchone()))
 small.close()
 big.close()
 conn.close()

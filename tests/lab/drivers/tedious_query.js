@@ -54,7 +54,8 @@ conn.connect(err => {
     if (e) return fail(e);
     console.log('ROWS ' + rows);
     // execSql sends an RPC: sp_executesql with the statement as a parameter.
-    const rpc = new Request('SELECT 7 AS seven', e2 => (e2 ? fail(e2) : finish()));
+    const rpc = new Request('SELECT @x AS seven', e2 => (e2 ? fail(e2) : finish()));
+    rpc.addParameter('x', TYPES.Int, 7);
     rpc.on('row', cols => console.log('RPC ' + cols[0].value));
     conn.execSql(rpc);
   });
