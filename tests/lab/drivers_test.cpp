@@ -10,11 +10,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <regex>
 #include <thread>
 
 #include "lab_process.h"
+#include "smp.h"
 #include "tds_client.h"
+#include "tds_wire.h"
 
 namespace labtest {
 namespace {
@@ -420,6 +423,65 @@ TEST(LabServerProcess, SurvivesGarbageAndKeepsServing) {
   close(fd);
   EXPECT_TRUE(server.wait_for_log("malformed input"));
   // Still serving.
+  std::string out = run_loadclient_json(server, {"--count", "5", "--connections", "1"});
+  EXPECT_EQ(json_number(out, "requests_ok"), 5) << out;
+}
+
+// Valid conversations, mutated at random (bytes flipped, cut, extended):
+// the server closes the bad ones and keeps serving.
+TEST(LabServerProcess, SurvivesMutatedConversations) {
+  using namespace tdslab;
+  LabServer server;
+  ASSERT_TRUE(server.started()) << server.log();
+  std::vector<PreloginOption> pre = {{prelogin_token::version, {1, 0, 0, 0, 0, 0}},
+                                     {prelogin_token::encryption, {2}},
+                                     {prelogin_token::mars, {1}}};
+  Login7Request login;
+  login.user_name = "sa";
+  Bytes prelogin = packetize(18, encode_prelogin(pre), 4096);
+  Bytes logged_in = prelogin;
+  Bytes l7 = packetize(16, encode_login7(login), 4096);
+  logged_in.insert(logged_in.end(), l7.begin(), l7.end());
+  Bytes batch = logged_in;
+  Bytes b = packetize(1, encode_sql_batch("SELECT n FROM rows(10); WAITFOR DELAY '00:00:00.010'"), 4096);
+  batch.insert(batch.end(), b.begin(), b.end());
+  Bytes mars = logged_in;
+  SmpSession smp(0);
+  Bytes syn = smp.make_syn();
+  smp.queue_packet(b);
+  Bytes data = smp.drain();
+  mars.insert(mars.end(), syn.begin(), syn.end());
+  mars.insert(mars.end(), data.begin(), data.end());
+  const std::vector<Bytes> seeds = {prelogin, logged_in, batch, mars};
+
+  std::mt19937 rng(2024);
+  for (int i = 0; i < 400; ++i) {
+    Bytes m = seeds[rng() % seeds.size()];
+    int edits = static_cast<int>(rng() % 5);
+    for (int e = 0; e < edits; ++e) {
+      switch (rng() % 3) {
+        case 0:
+          if (!m.empty()) m[rng() % m.size()] = static_cast<std::uint8_t>(rng());
+          break;
+        case 1:
+          m.resize(rng() % (m.size() + 1));
+          break;
+        default:
+          for (int k = static_cast<int>(rng() % 40); k > 0; --k) m.push_back(static_cast<std::uint8_t>(rng()));
+      }
+    }
+    int fd = connect_loopback(server.port());
+    ASSERT_GE(fd, 0) << "server stopped accepting after " << i << " mutated conversations";
+    ssize_t sent = send(fd, m.data(), m.size(), MSG_NOSIGNAL);
+    (void)sent;
+    char buf[4096];
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 5) == 1) {
+      ssize_t got = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      (void)got;
+    }
+    close(fd);
+  }
   std::string out = run_loadclient_json(server, {"--count", "5", "--connections", "1"});
   EXPECT_EQ(json_number(out, "requests_ok"), 5) << out;
 }
