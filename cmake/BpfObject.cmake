@@ -37,7 +37,7 @@ function(bpf_object name source)
     COMMENT "BPF ${stem}.bpf.c"
     VERBATIM)
   add_custom_command(OUTPUT ${skel}
-    COMMAND ${BPFTOOL} gen skeleton ${obj} name ${stem} > ${skel}
+    COMMAND ${BPFTOOL} gen skeleton ${obj} name ${stem}_bpf > ${skel}
     DEPENDS ${obj}
     COMMENT "bpftool gen skeleton ${stem}"
     VERBATIM)

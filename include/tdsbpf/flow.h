@@ -55,7 +55,7 @@ struct tdsbpf_flow {
 	__u8 state;       /* enum tdsbpf_tcp_state */
 	__u8 midstream;   /* created without seeing the client's SYN */
 	__u8 tds71;       /* TDS 7.1 or older: DONE row counts are 4 bytes */
-	__u8 pad;
+	__u8 prelogin_pending; /* the client sent a PRELOGIN: the next reply answers it */
 };
 
 /* Parsed L2..L4 of one frame. */

@@ -242,9 +242,17 @@ TDSBPF_NOINLINE void tdsbpf_tds_details(struct tdsbpf_walk *w, struct tdsbpf_eve
 	}
 	if (!first)
 		return;
+	/* the server answers a PRELOGIN with a type-4 packet holding a PRELOGIN */
+	if (type == TDS_REPLY && w->flow && w->flow->prelogin_pending) {
+		w->flow->prelogin_pending = 0;
+		type = TDS_PRELOGIN;
+	}
 	switch (type) {
 	case TDS_PRELOGIN:
+		if (w->flow)
+			w->flow->prelogin_pending = w->l4->dir == TDSBPF_DIR_C2S;
 		t->detail = TDSBPF_D_PRELOGIN;
+		tdsbpf_fill(w, body_rel, body_len);
 		if (tdsbpf_parse_prelogin(sc) < 0)
 			ev->flags |= TDSBPF_F_TRUNCATED;
 		break;

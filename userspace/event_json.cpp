@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include "event_json.h"
+
+#include <arpa/inet.h>
+
+#include <cstdio>
+
+namespace tdsbpf {
+
+using nlohmann::json;
+
+const char* event_kind_name(uint8_t kind)
+{
+	switch (kind) {
+	case TDSBPF_EV_TCP_SYN: return "tcp_syn";
+	case TDSBPF_EV_TCP_SYNACK: return "tcp_synack";
+	case TDSBPF_EV_TCP_HANDSHAKE_ACK: return "tcp_handshake_ack";
+	case TDSBPF_EV_TCP_FIN: return "tcp_fin";
+	case TDSBPF_EV_TCP_RST: return "tcp_rst";
+	case TDSBPF_EV_TCP_CLOSE_ACK: return "tcp_close_ack";
+	case TDSBPF_EV_TCP_KEEPALIVE: return "tcp_keepalive";
+	case TDSBPF_EV_TCP_KEEPALIVE_ACK: return "tcp_keepalive_ack";
+	case TDSBPF_EV_TCP_RETRANS: return "tcp_retransmission";
+	case TDSBPF_EV_TCP_ZERO_WINDOW: return "tcp_zero_window";
+	case TDSBPF_EV_TDS: return "tds";
+	case TDSBPF_EV_TLS: return "tls";
+	case TDSBPF_EV_SMP: return "smp";
+	case TDSBPF_EV_NTLM_AUTH: return "ntlm_authenticate";
+	case TDSBPF_EV_FLOW_STATS: return "flow_stats";
+	case TDSBPF_EV_TDS_DONE: return "tds_done";
+	case TDSBPF_EV_RESYNC: return "resync";
+	}
+	return "unknown";
+}
+
+const char* tds_type_name(uint8_t type)
+{
+	switch (type) {
+	case TDS_SQL_BATCH: return "sql_batch";
+	case TDS_PRE7_LOGIN: return "pre7_login";
+	case TDS_RPC: return "rpc";
+	case TDS_REPLY: return "reply";
+	case TDS_ATTENTION: return "attention";
+	case TDS_BULK_LOAD: return "bulk_load";
+	case TDS_FEDAUTH_TOKEN: return "fedauth_token";
+	case TDS_TRANSACTION_MGR: return "transaction_manager";
+	case TDS_LOGIN7: return "login7";
+	case TDS_SSPI: return "sspi";
+	case TDS_PRELOGIN: return "prelogin";
+	}
+	return "unknown";
+}
+
+std::string address_string(const uint8_t* addr, uint8_t family)
+{
+	char buf[INET6_ADDRSTRLEN] = {};
+	if (!inet_ntop(family == 6 ? AF_INET6 : AF_INET, addr, buf, sizeof(buf)))
+		return {};
+	return buf;
+}
+
+static std::string guid(const uint8_t* g)
+{
+	// GUID bytes on the wire: Data1..3 little-endian, Data4 as is
+	char buf[40];
+	std::snprintf(buf, sizeof(buf), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		      g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12],
+		      g[13], g[14], g[15]);
+	return buf;
+}
+
+// NTLM names: UTF-16LE (or OEM) bytes to UTF-8 for the common cases.
+static std::string ntlm_name(const uint8_t* b, std::size_t n, bool unicode)
+{
+	std::string s;
+	if (!unicode) {
+		for (std::size_t i = 0; i < n; i++)
+			s += b[i] < 0x80 ? static_cast<char>(b[i]) : '?';
+		return s;
+	}
+	for (std::size_t i = 0; i + 1 < n; i += 2) {
+		unsigned c = b[i] | (b[i + 1] << 8);
+		if (c < 0x80) {
+			s += static_cast<char>(c);
+		} else if (c < 0x800) {
+			s += static_cast<char>(0xc0 | (c >> 6));
+			s += static_cast<char>(0x80 | (c & 0x3f));
+		} else if (c >= 0xd800 && c < 0xe000) {
+			s += '?';
+		} else {
+			s += static_cast<char>(0xe0 | (c >> 12));
+			s += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
+			s += static_cast<char>(0x80 | (c & 0x3f));
+		}
+	}
+	return s;
+}
+
+static std::string version4(uint32_t v)
+{
+	char buf[32];
+	std::snprintf(buf, sizeof(buf), "0x%08x", v);
+	return buf;
+}
+
+static json tls_json(const tdsbpf_tls& t)
+{
+	json j{{"content_type", t.content_type},
+	       {"record_version", version4(t.record_version).substr(6)},
+	       {"record_length", t.record_length}};
+	if (t.content_type == 22)
+		j["handshake_type"] = t.handshake_type;
+	if (t.flags & TDSBPF_TLS_HELLO_PARSED) {
+		j["hello_version"] = version4(t.hello_version).substr(6);
+		if (t.selected_version)
+			j["selected_version"] = version4(t.selected_version).substr(6);
+		j["alpn_tds8"] = (t.flags & TDSBPF_TLS_ALPN_TDS8) != 0;
+	}
+	if (t.content_type == 21 && t.record_length == 2)
+		j["alert"] = {{"level", t.alert_level}, {"description", t.alert_desc}};
+	return j;
+}
+
+static const char* sspi_kind(uint8_t k)
+{
+	switch (k) {
+	case TDSBPF_SSPI_NONE: return "none";
+	case TDSBPF_SSPI_NTLM: return "ntlm";
+	case TDSBPF_SSPI_SPNEGO: return "spnego";
+	case TDSBPF_SSPI_KERBEROS: return "kerberos";
+	}
+	return "unknown";
+}
+
+static json detail_json(const tdsbpf_tds& t)
+{
+	switch (t.detail) {
+	case TDSBPF_D_PRELOGIN: {
+		const auto& p = t.d.prelogin;
+		json j{{"version", std::to_string(p.version_major) + "." + std::to_string(p.version_minor) +
+					   "." + std::to_string(p.version_build) + "." +
+					   std::to_string(p.version_subbuild)}};
+		if (p.encryption != TDSBPF_VALUE_ABSENT)
+			j["encryption"] = p.encryption;
+		if (p.mars != TDSBPF_VALUE_ABSENT)
+			j["mars"] = p.mars;
+		if (p.fedauth_required != TDSBPF_VALUE_ABSENT)
+			j["fedauth_required"] = p.fedauth_required;
+		if (p.present & (1 << 2))
+			j["instance"] = std::string(reinterpret_cast<const char*>(p.instance),
+						    p.instance_len < 16 ? p.instance_len : 16);
+		if (p.present & (1 << 3))
+			j["thread_id"] = p.thread_id;
+		if (p.present & (1 << 5)) {
+			j["connection_id"] = guid(p.connection_id);
+			j["activity_id"] = guid(p.activity_id);
+			j["activity_seq"] = p.activity_seq;
+		}
+		j["options"] = p.present;
+		return j;
+	}
+	case TDSBPF_D_TLS:
+		return tls_json(t.d.tls);
+	case TDSBPF_D_LOGIN7: {
+		const auto& l = t.d.login7;
+		json j{{"tds_version", version4(l.tds_version)},
+		       {"packet_size", l.packet_size},
+		       {"client_prog_version", version4(l.client_prog_ver)},
+		       {"client_pid", l.client_pid},
+		       {"integrated_security", (l.option_flags2 & 0x80) != 0},
+		       {"read_only_intent", (l.type_flags & 0x20) != 0},
+		       {"feature_ext", (l.option_flags3 & 0x10) != 0},
+		       {"fedauth", (l.flags & TDSBPF_L7_FEDAUTH) != 0},
+		       {"user_chars", l.user_chars},
+		       {"database_chars", l.database_chars},
+		       {"sspi_length", l.sspi_length},
+		       {"sspi", sspi_kind(l.sspi_kind)}};
+		if (l.ntlm_type)
+			j["ntlm_message"] = l.ntlm_type;
+		return j;
+	}
+	case TDSBPF_D_REPLY: {
+		const auto& r = t.d.reply;
+		json tokens = json::array();
+		static const std::pair<uint16_t, const char*> names[] = {
+			{TDSBPF_TOK_LOGINACK, "loginack"}, {TDSBPF_TOK_ERROR, "error"},
+			{TDSBPF_TOK_INFO, "info"}, {TDSBPF_TOK_ENVCHANGE, "envchange"},
+			{TDSBPF_TOK_ROUTING, "routing"}, {TDSBPF_TOK_SSPI, "sspi"},
+			{TDSBPF_TOK_DONE, "done"}, {TDSBPF_TOK_FEDAUTHINFO, "fedauthinfo"},
+			{TDSBPF_TOK_COLMETADATA, "colmetadata"}, {TDSBPF_TOK_FEATUREEXTACK, "featureextack"},
+			{TDSBPF_TOK_PACKETSIZE, "packet_size"}, {TDSBPF_TOK_RETURNSTATUS, "returnstatus"},
+			{TDSBPF_TOK_ROW, "row"}, {TDSBPF_TOK_SESSIONSTATE, "sessionstate"}};
+		for (const auto& [bit, name] : names)
+			if (r.tokens & bit)
+				tokens.push_back(name);
+		json j{{"tokens", tokens}, {"first_token", r.first_token}};
+		if (r.tokens & TDSBPF_TOK_LOGINACK) {
+			j["tds_version"] = version4(r.loginack_tds_version);
+			char v[32];
+			std::snprintf(v, sizeof(v), "%u.%u.%u", r.server_version[0], r.server_version[1],
+				      (r.server_version[2] << 8) | r.server_version[3]);
+			j["server_version"] = v;
+		}
+		if (r.tokens & TDSBPF_TOK_ERROR)
+			j["error"] = {{"number", r.error_number}, {"state", r.error_state}, {"class", r.error_class}};
+		if (r.tokens & TDSBPF_TOK_ROUTING) {
+			std::string server(reinterpret_cast<const char*>(r.routing_server),
+					   r.routing_server_len < 16 ? r.routing_server_len : 16);
+			j["routing"] = {{"server", server}, {"port", r.routing_port}};
+		}
+		if (r.tokens & TDSBPF_TOK_PACKETSIZE)
+			j["packet_size"] = r.packet_size;
+		if (r.sspi_ntlm_type)
+			j["ntlm_message"] = r.sspi_ntlm_type;
+		if (r.tokens & TDSBPF_TOK_DONE)
+			j["done_status"] = r.done_status;
+		if (r.tokens & TDSBPF_TOK_STOPPED)
+			j["walk_stopped"] = true;
+		return j;
+	}
+	case TDSBPF_D_SSPI: {
+		json j{{"sspi", sspi_kind(t.d.sspi.kind)}, {"length", t.d.sspi.length}};
+		if (t.d.sspi.ntlm_type)
+			j["ntlm_message"] = t.d.sspi.ntlm_type;
+		return j;
+	}
+	case TDSBPF_D_REQUEST: {
+		const auto& q = t.d.request;
+		json j{{"all_headers_length", q.all_headers_length}};
+		if (q.rpc_proc_id)
+			j["rpc_proc_id"] = q.rpc_proc_id;
+		if (q.rpc_name_chars)
+			j["rpc_name_chars"] = q.rpc_name_chars;
+		if (q.transaction_descriptor)
+			j["transaction_descriptor"] = q.transaction_descriptor;
+		return j;
+	}
+	}
+	return nullptr;
+}
+
+json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts, bool redact)
+{
+	json j;
+	if (ts)
+		j["ts_ns"] = ev.ts_ns;
+	j["event"] = event_kind_name(ev.kind);
+	j["dir"] = ev.dir == TDSBPF_DIR_C2S ? "c2s" : "s2c";
+	const auto& k = ev.key;
+	j["client"] = address_string(k.client_addr, k.family) + ":" + std::to_string(k.client_port);
+	j["server"] = address_string(k.server_addr, k.family) + ":" + std::to_string(k.server_port);
+	if (k.vlan_valid)
+		j["vlan"] = k.vlan_id;
+	j["seq"] = ev.seq;
+	j["ack"] = ev.ack;
+	j["tcp_flags"] = ev.tcp_flags;
+	j["payload_len"] = ev.payload_len;
+	j["window"] = ev.window;
+	if (ev.flags)
+		j["flags"] = ev.flags;
+	switch (ev.kind) {
+	case TDSBPF_EV_TDS:
+	case TDSBPF_EV_NTLM_AUTH: {
+		const auto& t = ev.u.tds;
+		json tj{{"type", tds_type_name(t.type)},
+			{"status", t.status},
+			{"length", t.length},
+			{"spid", t.spid},
+			{"packet_id", t.packet_id}};
+		if (ev.flags & TDSBPF_F_IN_SMP)
+			tj["smp"] = {{"sid", t.smp_sid}, {"seq", t.smp_seq}, {"window", t.smp_window}};
+		if (t.detail != TDSBPF_D_NONE)
+			tj["detail"] = detail_json(t);
+		if (t.tail_token)
+			tj["done"] = {{"status", t.tail_done_status}, {"rows", t.tail_done_rows}};
+		j["tds"] = tj;
+		j["offset"] = ev.frame_offset;
+		if (ev.kind == TDSBPF_EV_NTLM_AUTH && len >= sizeof(tdsbpf_ntlm_event)) {
+			const auto& n = reinterpret_cast<const tdsbpf_ntlm_event&>(ev);
+			bool uni = n.encoding & TDSBPF_NTLM_UNICODE;
+			if (redact) {
+				j["ntlm"] = {{"redacted", true}};
+			} else {
+				j["ntlm"] = {{"domain", ntlm_name(n.domain, n.domain_len, uni)},
+					     {"user", ntlm_name(n.user, n.user_len, uni)},
+					     {"workstation", ntlm_name(n.workstation, n.workstation_len, uni)}};
+			}
+		}
+		break;
+	}
+	case TDSBPF_EV_TLS:
+		j["tls"] = tls_json(ev.u.tls);
+		j["offset"] = ev.frame_offset;
+		break;
+	case TDSBPF_EV_SMP: {
+		const auto& s = ev.u.smp;
+		const char* f = s.flags == SMP_SYN ? "syn" : s.flags == SMP_ACK ? "ack" : s.flags == SMP_FIN ? "fin" : "data";
+		j["smp"] = {{"flags", f}, {"sid", s.sid}, {"length", s.length}, {"seq", s.seq}, {"window", s.window}};
+		break;
+	}
+	case TDSBPF_EV_TDS_DONE:
+		j["done"] = {{"token", ev.u.done.token}, {"status", ev.u.done.status}, {"rows", ev.u.done.rows}};
+		break;
+	case TDSBPF_EV_FLOW_STATS: {
+		const auto& s = ev.u.stats;
+		j["stats"] = {{"bytes", {s.bytes[0], s.bytes[1]}},
+			      {"packets", {s.packets[0], s.packets[1]}},
+			      {"retransmissions", {s.retrans[0], s.retrans[1]}},
+			      {"keepalives", {s.keepalives[0], s.keepalives[1]}},
+			      {"zero_windows", {s.zero_windows[0], s.zero_windows[1]}},
+			      {"final", s.final != 0}};
+		break;
+	}
+	case TDSBPF_EV_TCP_RETRANS:
+		j["retransmitted_bytes"] = ev.u.tcp.retrans_bytes;
+		break;
+	case TDSBPF_EV_RESYNC:
+		j["lost"] = (ev.flags & TDSBPF_F_LOST_SYNC) != 0;
+		break;
+	default:
+		break;
+	}
+	return j;
+}
+
+} // namespace tdsbpf

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include "host_parser.h"
+
+#include <cstring>
+
+namespace tdsbpf {
+
+std::size_t HostParser::KeyHash::operator()(const tdsbpf_flow_key& k) const noexcept
+{
+	// FNV-1a over the key bytes (the struct has no padding holes)
+	uint64_t h = 1469598103934665603ULL;
+	const auto* b = reinterpret_cast<const uint8_t*>(&k);
+	for (std::size_t i = 0; i < sizeof(k); i++) {
+		h ^= b[i];
+		h *= 1099511628211ULL;
+	}
+	return static_cast<std::size_t>(h);
+}
+
+bool HostParser::KeyEq::operator()(const tdsbpf_flow_key& a, const tdsbpf_flow_key& b) const noexcept
+{
+	return std::memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+HostParser::HostParser(HostParserConfig cfg, EventCallback cb)
+	: cfg_(std::move(cfg)), cb_(std::move(cb)), scratch_(std::make_unique<tdsbpf_scratch>())
+{
+	std::memset(scratch_.get(), 0, sizeof(tdsbpf_scratch));
+	for (uint16_t p : cfg_.ports)
+		ports_[p >> 6] |= 1ULL << (p & 63);
+	if (cfg_.max_flows == 0)
+		cfg_.max_flows = 1;
+	frame_.resize(14 + 65536);
+}
+
+HostParser::~HostParser() = default;
+
+tdsbpf_flow* HostParser::flow_get(const tdsbpf_flow_key& k)
+{
+	auto it = flows_.find(k);
+	if (it == flows_.end())
+		return nullptr;
+	lru_.splice(lru_.begin(), lru_, it->second.lru);
+	return &it->second.flow;
+}
+
+tdsbpf_flow* HostParser::flow_create(const tdsbpf_flow_key& k)
+{
+	auto it = flows_.find(k);
+	if (it != flows_.end()) {
+		std::memset(&it->second.flow, 0, sizeof(tdsbpf_flow));
+		lru_.splice(lru_.begin(), lru_, it->second.lru);
+		return &it->second.flow;
+	}
+	// like the kernel's LRU hash: a full table forgets its least recent flow
+	while (flows_.size() >= cfg_.max_flows && !lru_.empty()) {
+		flows_.erase(lru_.back());
+		lru_.pop_back();
+	}
+	lru_.push_front(k);
+	Entry e{};
+	e.lru = lru_.begin();
+	auto [pos, inserted] = flows_.emplace(k, e);
+	(void)inserted;
+	return &pos->second.flow;
+}
+
+void HostParser::flow_delete(const tdsbpf_flow_key& k)
+{
+	auto it = flows_.find(k);
+	if (it == flows_.end())
+		return;
+	lru_.erase(it->second.lru);
+	flows_.erase(it);
+}
+
+void HostParser::emit(const void* record, std::size_t len)
+{
+	if (cb_)
+		cb_(*static_cast<const tdsbpf_event*>(record), len);
+}
+
+void HostParser::process_ethernet(std::span<const uint8_t> frame, uint32_t wire_len, uint64_t ts_ns,
+				  uint32_t ifindex, uint8_t hook)
+{
+	tdsbpf_host_process(reinterpret_cast<tdsbpf_host*>(this), frame.data(),
+			    static_cast<uint32_t>(frame.size()), wire_len, ts_ns, ifindex, hook);
+}
+
+void HostParser::process_ip(std::span<const uint8_t> packet, uint32_t wire_len, uint64_t ts_ns,
+			    uint32_t ifindex, uint8_t hook)
+{
+	if (packet.empty() || packet.size() > 65535)
+		return;
+	// the walk starts at an Ethernet header: give the packet one
+	uint8_t version = packet[0] >> 4;
+	std::memset(frame_.data(), 0, 12);
+	frame_[12] = version == 6 ? 0x86 : 0x08;
+	frame_[13] = version == 6 ? 0xdd : 0x00;
+	std::memcpy(frame_.data() + 14, packet.data(), packet.size());
+	process_ethernet({frame_.data(), packet.size() + 14}, wire_len + 14, ts_ns, ifindex, hook);
+}
+
+} // namespace tdsbpf
+
+// ---- hooks of host_walker.c ------------------------------------------------
+
+using tdsbpf::HostParser;
+
+static HostParser* self(tdsbpf_host* h)
+{
+	return reinterpret_cast<HostParser*>(h);
+}
+
+extern "C" {
+
+tdsbpf_flow* tdsbpf_host_flow_get(tdsbpf_host* h, const tdsbpf_flow_key* k)
+{
+	return self(h)->flow_get(*k);
+}
+
+tdsbpf_flow* tdsbpf_host_flow_create(tdsbpf_host* h, const tdsbpf_flow_key* k)
+{
+	return self(h)->flow_create(*k);
+}
+
+void tdsbpf_host_flow_delete(tdsbpf_host* h, const tdsbpf_flow_key* k)
+{
+	self(h)->flow_delete(*k);
+}
+
+void tdsbpf_host_emit(tdsbpf_host* h, const void* record, size_t len)
+{
+	self(h)->emit(record, len);
+}
+
+int tdsbpf_host_is_server_port(tdsbpf_host* h, __u16 port)
+{
+	return self(h)->is_server_port(port) ? 1 : 0;
+}
+
+void tdsbpf_host_count(tdsbpf_host* h, int counter)
+{
+	self(h)->count(counter);
+}
+
+__u64 tdsbpf_host_flush_interval_ns(tdsbpf_host* h)
+{
+	return self(h)->flush_interval_ns();
+}
+
+tdsbpf_scratch* tdsbpf_host_scratch(tdsbpf_host* h)
+{
+	return self(h)->scratch();
+}
+
+} // extern "C"

@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// The packet programs' walk run on the host, over captured frames.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "host_walker.h"
+
+namespace tdsbpf {
+
+// One event record as the ring buffer would carry it: a tdsbpf_event, or a
+// tdsbpf_ntlm_event when kind is TDSBPF_EV_NTLM_AUTH.
+using EventCallback = std::function<void(const tdsbpf_event& ev, std::size_t len)>;
+
+struct HostParserConfig {
+	std::vector<uint16_t> ports{TDSBPF_DEFAULT_PORT};
+	std::size_t max_flows = 65536;
+	uint64_t flush_interval_ns = 10'000'000'000ULL;
+};
+
+class HostParser {
+public:
+	HostParser(HostParserConfig cfg, EventCallback cb);
+	~HostParser();
+	HostParser(const HostParser&) = delete;
+	HostParser& operator=(const HostParser&) = delete;
+
+	// An Ethernet frame (802.1Q allowed) as the packet programs see one.
+	void process_ethernet(std::span<const uint8_t> frame, uint32_t wire_len, uint64_t ts_ns,
+			      uint32_t ifindex = 0, uint8_t hook = TDSBPF_HOOK_PCAP);
+
+	// An IPv4/IPv6 packet without a link header (raw IP, cooked, loopback).
+	void process_ip(std::span<const uint8_t> packet, uint32_t wire_len, uint64_t ts_ns,
+			uint32_t ifindex = 0, uint8_t hook = TDSBPF_HOOK_PCAP);
+
+	uint64_t counter(tdsbpf_counter c) const { return counters_[c]; }
+	std::size_t flows() const { return flows_.size(); }
+
+	// Hooks for host_walker.c.
+	tdsbpf_flow* flow_get(const tdsbpf_flow_key& k);
+	tdsbpf_flow* flow_create(const tdsbpf_flow_key& k);
+	void flow_delete(const tdsbpf_flow_key& k);
+	void emit(const void* record, std::size_t len);
+	bool is_server_port(uint16_t port) const { return (ports_[port >> 6] >> (port & 63)) & 1; }
+	void count(int c)
+	{
+		if (c >= 0 && c < TDSBPF_CNT_MAX)
+			counters_[c]++;
+	}
+	uint64_t flush_interval_ns() const { return cfg_.flush_interval_ns; }
+	tdsbpf_scratch* scratch() { return scratch_.get(); }
+
+private:
+	struct KeyHash {
+		std::size_t operator()(const tdsbpf_flow_key& k) const noexcept;
+	};
+	struct KeyEq {
+		bool operator()(const tdsbpf_flow_key& a, const tdsbpf_flow_key& b) const noexcept;
+	};
+	struct Entry {
+		tdsbpf_flow flow;
+		std::list<tdsbpf_flow_key>::iterator lru;
+	};
+
+	HostParserConfig cfg_;
+	EventCallback cb_;
+	uint64_t ports_[65536 / 64] = {};
+	uint64_t counters_[TDSBPF_CNT_MAX] = {};
+	std::unordered_map<tdsbpf_flow_key, Entry, KeyHash, KeyEq> flows_;
+	std::list<tdsbpf_flow_key> lru_; // front: most recently used
+	std::unique_ptr<tdsbpf_scratch> scratch_;
+	std::vector<uint8_t> frame_; // an Ethernet header put in front of an IP packet
+};
+
+} // namespace tdsbpf

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The frame walk of include/tdsbpf/walk.h compiled for the host: the same
+ * code as the packet programs, with a flow table and an event callback in
+ * place of the BPF maps. Used by the offline reader and the tests.
+ */
+#ifndef TDSBPF_HOST_WALKER_H
+#define TDSBPF_HOST_WALKER_H
+
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "tdsbpf/events.h"
+#include "tdsbpf/flow.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct tdsbpf_host;
+
+/* Hooks the host side provides (implemented in C++, host_parser.cpp). */
+struct tdsbpf_flow *tdsbpf_host_flow_get(struct tdsbpf_host *h, const struct tdsbpf_flow_key *k);
+struct tdsbpf_flow *tdsbpf_host_flow_create(struct tdsbpf_host *h, const struct tdsbpf_flow_key *k);
+void tdsbpf_host_flow_delete(struct tdsbpf_host *h, const struct tdsbpf_flow_key *k);
+void tdsbpf_host_emit(struct tdsbpf_host *h, const void *record, size_t len);
+int tdsbpf_host_is_server_port(struct tdsbpf_host *h, __u16 port);
+void tdsbpf_host_count(struct tdsbpf_host *h, int counter);
+__u64 tdsbpf_host_flush_interval_ns(struct tdsbpf_host *h);
+struct tdsbpf_scratch *tdsbpf_host_scratch(struct tdsbpf_host *h);
+
+/*
+ * Runs the walk over one Ethernet frame (frame: caplen bytes captured of
+ * a frame that was wire_len bytes long).
+ */
+void tdsbpf_host_process(struct tdsbpf_host *h, const void *frame, __u32 caplen, __u32 wire_len,
+			 __u64 ts_ns, __u32 ifindex, __u8 hook);
+
+/* The parsers on their own, for tests: each reads sc->b/sc->n (see parse.h). */
+int tdsbpf_host_parse_prelogin(struct tdsbpf_scratch *sc);
+int tdsbpf_host_parse_tls(struct tdsbpf_scratch *sc);
+int tdsbpf_host_classify_sspi(struct tdsbpf_scratch *sc);
+int tdsbpf_host_parse_ntlm_auth(struct tdsbpf_scratch *sc);
+int tdsbpf_host_parse_login7(struct tdsbpf_scratch *sc);
+int tdsbpf_host_parse_features(struct tdsbpf_scratch *sc);
+int tdsbpf_host_parse_reply(struct tdsbpf_scratch *sc);
+int tdsbpf_host_parse_tail_done(struct tdsbpf_scratch *sc);
+int tdsbpf_host_parse_request(struct tdsbpf_scratch *sc);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TDSBPF_HOST_WALKER_H */

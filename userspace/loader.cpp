@@ -1,0 +1,318 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include "loader.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "tdsbpf.skel.h"
+
+namespace tdsbpf {
+namespace {
+
+// tcx attach points (Linux 6.6+); not in older uapi headers.
+constexpr int kTcxIngress = 46;
+constexpr int kTcxEgress = 47;
+
+// The tc filter handle and priority tdsbpf uses, fixed so that a filter left
+// by a killed earlier run is replaced rather than doubled.
+constexpr uint32_t kTcHandle = 0x7d5b;
+constexpr uint32_t kTcPriority = 0x7d5b;
+
+std::string errstr(int err)
+{
+	return std::strerror(err < 0 ? -err : err);
+}
+
+} // namespace
+
+struct Loader::TcFilter {
+	bpf_tc_hook hook{};
+	bpf_tc_opts opts{};
+	bool created_qdisc = false;
+};
+
+std::string missing_privileges()
+{
+	std::ifstream st("/proc/self/status");
+	std::string line;
+	uint64_t eff = 0;
+	while (std::getline(st, line)) {
+		if (line.rfind("CapEff:", 0) == 0) {
+			eff = std::stoull(line.substr(7), nullptr, 16);
+			break;
+		}
+	}
+	auto has = [eff](int cap) { return (eff >> cap) & 1; };
+	constexpr int kNetAdmin = 12, kSysAdmin = 21, kPerfmon = 38, kBpf = 39;
+	if (has(kSysAdmin) && has(kNetAdmin))
+		return {};
+	std::vector<std::string> missing;
+	if (!has(kBpf) && !has(kSysAdmin))
+		missing.push_back("CAP_BPF");
+	if (!has(kPerfmon) && !has(kSysAdmin))
+		missing.push_back("CAP_PERFMON");
+	if (!has(kNetAdmin))
+		missing.push_back("CAP_NET_ADMIN");
+	if (missing.empty())
+		return {};
+	std::string s = "tdsbpf needs root, or the capabilities ";
+	for (std::size_t i = 0; i < missing.size(); i++)
+		s += (i ? ", " : "") + missing[i];
+	s += " (missing now). Run it with sudo, or grant them: setcap cap_bpf,cap_perfmon,cap_net_admin+ep tdsbpf";
+	return s;
+}
+
+std::string default_route_interface()
+{
+	std::ifstream rt("/proc/net/route");
+	std::string line;
+	std::getline(rt, line); // header
+	while (std::getline(rt, line)) {
+		std::istringstream in(line);
+		std::string iface, dest, gw, flags;
+		in >> iface >> dest >> gw >> flags;
+		if (dest == "00000000" && (std::stoul(flags, nullptr, 16) & 0x1))
+			return iface;
+	}
+	return {};
+}
+
+Loader::Loader(LoaderConfig cfg) : cfg_(std::move(cfg))
+{
+	if (auto why = missing_privileges(); !why.empty())
+		throw std::runtime_error(why);
+	if (cfg_.ports.empty())
+		cfg_.ports.push_back(TDSBPF_DEFAULT_PORT);
+	if (cfg_.ports.size() > TDSBPF_MAX_PORTS)
+		throw std::runtime_error("at most " + std::to_string(TDSBPF_MAX_PORTS) + " ports can be traced");
+
+	libbpf_set_print([](enum libbpf_print_level level, const char* fmt, va_list ap) -> int {
+		if (level == LIBBPF_DEBUG)
+			return 0;
+		char buf[1024];
+		vsnprintf(buf, sizeof(buf), fmt, ap);
+		std::string s(buf);
+		while (!s.empty() && s.back() == '\n')
+			s.pop_back();
+		if (level == LIBBPF_WARN)
+			spdlog::debug("libbpf: {}", s); // failures are reported by the caller
+		else
+			spdlog::debug("libbpf: {}", s);
+		return 0;
+	});
+
+	skel_ = tdsbpf_bpf__open();
+	if (!skel_)
+		throw std::runtime_error("cannot open the BPF object: " + errstr(errno));
+	skel_->rodata->flush_interval_ns = cfg_.flush_interval_ns;
+	// the ring buffer: a power of two number of pages
+	uint64_t bytes = static_cast<uint64_t>(cfg_.ringbuf_mb) * 1024 * 1024;
+	uint64_t rb = 4096;
+	while (rb < bytes)
+		rb <<= 1;
+	skel_->rodata->wakeup_bytes = rb / 8;
+	bpf_map__set_max_entries(skel_->maps.events, static_cast<uint32_t>(rb));
+	bpf_map__set_max_entries(skel_->maps.flows, cfg_.max_flows ? cfg_.max_flows : 1);
+	// only the programs we attach are verified and loaded (see attach())
+	bool want_xdp = cfg_.attach != AttachMode::tc;
+	bpf_program__set_autoload(skel_->progs.tdsbpf_xdp, want_xdp);
+	int err = tdsbpf_bpf__load(skel_);
+	if (err) {
+		tdsbpf_bpf__destroy(skel_);
+		skel_ = nullptr;
+		throw std::runtime_error("cannot load the BPF programs: " + errstr(err) +
+					 " (a kernel with BPF ring buffers and bpf_loop, Linux 5.17 or later, is needed;"
+					 " run with --verbose for the verifier's log)");
+	}
+	for (uint16_t p : cfg_.ports)
+		skel_->bss->server_ports[p >> 6] |= 1ULL << (p & 63);
+
+	rb_ = ring_buffer__new(
+		bpf_map__fd(skel_->maps.events),
+		[](void* ctx, void* data, size_t len) -> int {
+			auto* self = static_cast<Loader*>(ctx);
+			if (self->cb_ && len >= sizeof(tdsbpf_event))
+				(*self->cb_)(*static_cast<const tdsbpf_event*>(data), len);
+			return 0;
+		},
+		this, nullptr);
+	if (!rb_) {
+		int e = errno;
+		tdsbpf_bpf__destroy(skel_);
+		skel_ = nullptr;
+		throw std::runtime_error("cannot map the ring buffer: " + errstr(e));
+	}
+}
+
+Loader::~Loader()
+{
+	detach();
+	if (rb_)
+		ring_buffer__free(rb_);
+	if (skel_)
+		tdsbpf_bpf__destroy(skel_);
+}
+
+void Loader::attach()
+{
+	for (const auto& iface : cfg_.interfaces)
+		attach_one(iface);
+}
+
+bool Loader::attach_xdp(int ifindex, Attachment& a, std::string& why)
+{
+	struct Try {
+		uint32_t flags;
+		const char* name;
+	};
+	std::vector<Try> tries;
+	if (cfg_.xdp_mode != XdpMode::generic)
+		tries.push_back({XDP_FLAGS_DRV_MODE, "xdp native"});
+	if (cfg_.xdp_mode != XdpMode::native)
+		tries.push_back({XDP_FLAGS_SKB_MODE, "xdp generic"});
+	for (const auto& t : tries) {
+		LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = t.flags);
+		// a bpf_link: the kernel detaches it when this process goes away
+		int fd = bpf_link_create(bpf_program__fd(skel_->progs.tdsbpf_xdp), ifindex, BPF_XDP, &opts);
+		if (fd >= 0) {
+			link_fds_.push_back(fd);
+			a.ingress = t.name;
+			return true;
+		}
+		why += std::string(why.empty() ? "" : "; ") + t.name + ": " + errstr(errno);
+		if (errno == EBUSY || errno == EEXIST)
+			why += " (another XDP program is attached: remove it, or use --attach tc)";
+	}
+	return false;
+}
+
+std::string Loader::attach_tc(int ifindex, bool ingress)
+{
+	int prog = bpf_program__fd(ingress ? skel_->progs.tdsbpf_tc_ingress : skel_->progs.tdsbpf_tc_egress);
+	// tcx links (Linux 6.6+) go away with the process, like the XDP link
+	int fd = bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(ingress ? kTcxIngress : kTcxEgress),
+				 nullptr);
+	if (fd >= 0) {
+		link_fds_.push_back(fd);
+		return "tcx";
+	}
+	// older kernels: a clsact filter, removed on exit and replaced at start
+	auto f = std::make_unique<TcFilter>();
+	f->hook.sz = sizeof(f->hook);
+	f->hook.ifindex = ifindex;
+	f->hook.attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS;
+	int err = bpf_tc_hook_create(&f->hook);
+	if (err && err != -EEXIST)
+		throw std::runtime_error("cannot add a clsact qdisc: " + errstr(err));
+	f->created_qdisc = err == 0;
+	f->opts.sz = sizeof(f->opts);
+	f->opts.handle = kTcHandle;
+	f->opts.priority = kTcPriority;
+	f->opts.prog_fd = prog;
+	f->opts.flags = BPF_TC_F_REPLACE;
+	err = bpf_tc_attach(&f->hook, &f->opts);
+	if (err)
+		throw std::runtime_error(std::string("cannot attach the tc ") + (ingress ? "ingress" : "egress") +
+					 " program: " + errstr(err));
+	// detach needs only the handle and priority
+	f->opts.prog_fd = 0;
+	f->opts.prog_id = 0;
+	f->opts.flags = 0;
+	tc_filters_.push_back(std::move(f));
+	return "tc clsact";
+}
+
+void Loader::attach_one(const std::string& iface)
+{
+	int ifindex = static_cast<int>(if_nametoindex(iface.c_str()));
+	if (ifindex == 0)
+		throw std::runtime_error("unknown interface '" + iface + "' (see: ip link)");
+	Attachment a;
+	a.iface = iface;
+	a.ifindex = ifindex;
+	if (cfg_.attach != AttachMode::tc) {
+		std::string why;
+		if (!attach_xdp(ifindex, a, why)) {
+			if (cfg_.attach == AttachMode::xdp)
+				throw std::runtime_error("cannot attach XDP to " + iface + ": " + why);
+			spdlog::warn("XDP cannot attach to {} ({}); tracing ingress with tc instead", iface, why);
+		}
+	}
+	if (a.ingress.empty())
+		a.ingress = attach_tc(ifindex, true);
+	a.egress = attach_tc(ifindex, false);
+	spdlog::info("tracing {} (ifindex {}): ingress {}, egress {}", iface, ifindex, a.ingress, a.egress);
+	attached_.push_back(a);
+}
+
+void Loader::detach()
+{
+	for (int fd : link_fds_)
+		close(fd);
+	link_fds_.clear();
+	for (auto& f : tc_filters_) {
+		int err = bpf_tc_detach(&f->hook, &f->opts);
+		if (err && err != -ENOENT)
+			spdlog::warn("could not remove the tc filter from ifindex {}: {}", f->hook.ifindex, errstr(err));
+		if (f->created_qdisc) {
+			// only a qdisc we added, and only if nothing else uses it
+			bpf_tc_opts q{};
+			q.sz = sizeof(q);
+			if (bpf_tc_query(&f->hook, &q) == -ENOENT) {
+				bpf_tc_hook other = f->hook;
+				other.attach_point = f->hook.attach_point == BPF_TC_INGRESS ? BPF_TC_EGRESS : BPF_TC_INGRESS;
+				bpf_tc_opts q2{};
+				q2.sz = sizeof(q2);
+				bool other_ours = false;
+				for (auto& g : tc_filters_)
+					other_ours |= g.get() != f.get() && g->hook.ifindex == f->hook.ifindex;
+				if (!other_ours && bpf_tc_query(&other, &q2) == -ENOENT) {
+					bpf_tc_hook all = f->hook;
+					all.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+					bpf_tc_hook_destroy(&all);
+				}
+			}
+		}
+	}
+	tc_filters_.clear();
+	attached_.clear();
+}
+
+int Loader::poll(int timeout_ms, const Callback& cb)
+{
+	cb_ = &cb;
+	int n = ring_buffer__poll(rb_, timeout_ms);
+	cb_ = nullptr;
+	if (n == -EINTR)
+		return 0;
+	return n;
+}
+
+std::vector<uint64_t> Loader::counters() const
+{
+	std::vector<uint64_t> out(TDSBPF_CNT_MAX, 0);
+	int ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0)
+		return out;
+	std::vector<uint64_t> per(static_cast<std::size_t>(ncpu));
+	int fd = bpf_map__fd(skel_->maps.counters);
+	for (uint32_t k = 0; k < TDSBPF_CNT_MAX; k++) {
+		if (bpf_map_lookup_elem(fd, &k, per.data()) == 0)
+			for (uint64_t v : per)
+				out[k] += v;
+	}
+	return out;
+}
+
+} // namespace tdsbpf

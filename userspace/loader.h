@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// Loads the packet programs, attaches them to interfaces, reads the ring
+// buffer. One owner for everything it creates: the destructor (also run on
+// errors and after signals) detaches and frees all of it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tdsbpf/events.h"
+
+struct tdsbpf_bpf;
+struct ring_buffer;
+
+namespace tdsbpf {
+
+enum class AttachMode { automatic, xdp, tc };
+enum class XdpMode { automatic, native, generic };
+
+struct LoaderConfig {
+	std::vector<std::string> interfaces;
+	std::vector<uint16_t> ports{TDSBPF_DEFAULT_PORT};
+	AttachMode attach = AttachMode::automatic;
+	XdpMode xdp_mode = XdpMode::automatic;
+	uint32_t max_flows = 65536;
+	uint32_t ringbuf_mb = 8;
+	uint64_t flush_interval_ns = 10'000'000'000ULL;
+};
+
+// What was attached where, for logs and tests.
+struct Attachment {
+	std::string iface;
+	int ifindex = 0;
+	std::string ingress; // "xdp native", "xdp generic", "tcx", "tc clsact"
+	std::string egress;
+};
+
+class Loader {
+public:
+	using Callback = std::function<void(const tdsbpf_event& ev, std::size_t len)>;
+
+	// Throws std::runtime_error with a message that says what to do.
+	explicit Loader(LoaderConfig cfg);
+	~Loader();
+	Loader(const Loader&) = delete;
+	Loader& operator=(const Loader&) = delete;
+
+	void attach();
+	const std::vector<Attachment>& attachments() const { return attached_; }
+
+	// Calls cb for each record; waits at most timeout_ms. Returns records read.
+	int poll(int timeout_ms, const Callback& cb);
+
+	// Sums of the per-CPU counters (index: tdsbpf_counter).
+	std::vector<uint64_t> counters() const;
+
+	// Detach everything now (also done by the destructor).
+	void detach();
+
+private:
+	struct TcFilter;
+	void attach_one(const std::string& iface);
+	bool attach_xdp(int ifindex, Attachment& a, std::string& why);
+	std::string attach_tc(int ifindex, bool ingress);
+
+	LoaderConfig cfg_;
+	tdsbpf_bpf* skel_ = nullptr;
+	ring_buffer* rb_ = nullptr;
+	std::vector<int> link_fds_;
+	std::vector<std::unique_ptr<TcFilter>> tc_filters_;
+	std::vector<Attachment> attached_;
+	const Callback* cb_ = nullptr;
+};
+
+// Empty when the process may load and attach programs; otherwise says
+// which privileges are missing.
+std::string missing_privileges();
+
+// The interface of the default IPv4 route (from /proc/net/route), or "".
+std::string default_route_interface();
+
+} // namespace tdsbpf

@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include "reader.h"
+
+#include <pcap/pcap.h>
+
+#include <array>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+
+namespace tdsbpf {
+namespace {
+
+// Link types by their LINKTYPE_ numbers (as stored in files).
+constexpr int kEthernet = 1;
+constexpr int kNull = 0;
+constexpr int kLoop = 108;
+constexpr int kRaw = 101;
+constexpr int kRawDlt = 12; // DLT_RAW as some systems write it
+constexpr int kRawDlt14 = 14;
+constexpr int kIpv4 = 228;
+constexpr int kIpv6 = 229;
+constexpr int kLinuxSll = 113;
+constexpr int kLinuxSll2 = 276;
+
+// Recently seen frames, to drop the second copy an "any" capture makes of
+// every packet that crosses the loopback (once going out, once coming in).
+class DuplicateFilter {
+public:
+	bool seen(std::span<const uint8_t> l3, uint64_t ts_ns)
+	{
+		uint64_t h = 1469598103934665603ULL;
+		for (uint8_t b : l3) {
+			h ^= b;
+			h *= 1099511628211ULL;
+		}
+		for (const auto& r : recent_) {
+			uint64_t dt = ts_ns > r.ts ? ts_ns - r.ts : r.ts - ts_ns;
+			if (r.len == l3.size() && r.hash == h && dt <= 1'000'000)
+				return true;
+		}
+		recent_[next_++ % recent_.size()] = {h, l3.size(), ts_ns};
+		return false;
+	}
+
+private:
+	struct Recent {
+		uint64_t hash = 0;
+		std::size_t len = 0;
+		uint64_t ts = 0;
+	};
+	std::array<Recent, 8> recent_{};
+	std::size_t next_ = 0;
+};
+
+struct PcapCloser {
+	void operator()(pcap_t* p) const { pcap_close(p); }
+};
+
+} // namespace
+
+ReadStats read_capture(const std::string& path, HostParser& parser)
+{
+	char err[PCAP_ERRBUF_SIZE] = {};
+	std::unique_ptr<pcap_t, PcapCloser> pc(
+		pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err));
+	if (!pc)
+		throw std::runtime_error("cannot read capture '" + path + "': " + err);
+
+	ReadStats st;
+	st.linktype = pcap_datalink(pc.get());
+	const char* name = pcap_datalink_val_to_name(st.linktype);
+	st.linktype_name = name ? name : std::to_string(st.linktype);
+	switch (st.linktype) {
+	case kEthernet:
+	case kNull:
+	case kLoop:
+	case kRaw:
+	case kRawDlt:
+	case kRawDlt14:
+	case kIpv4:
+	case kIpv6:
+	case kLinuxSll:
+	case kLinuxSll2:
+		break;
+	default:
+		throw std::runtime_error("capture '" + path + "' has link type " + st.linktype_name +
+					 ", which tdsbpf cannot read (Ethernet, Linux cooked v1/v2, raw IP and "
+					 "loopback are supported)");
+	}
+
+	DuplicateFilter dups;
+	pcap_pkthdr* hdr = nullptr;
+	const u_char* data = nullptr;
+	for (;;) {
+		int rc = pcap_next_ex(pc.get(), &hdr, &data);
+		if (rc == PCAP_ERROR_BREAK)
+			break;
+		if (rc == PCAP_ERROR) {
+			st.truncated = true;
+			st.warning = std::string("capture ends early after ") + std::to_string(st.frames) +
+				     " frames: " + pcap_geterr(pc.get());
+			break;
+		}
+		if (rc != 1)
+			continue;
+		st.frames++;
+		uint64_t ts = static_cast<uint64_t>(hdr->ts.tv_sec) * 1'000'000'000ULL +
+			      static_cast<uint64_t>(hdr->ts.tv_usec); // nanoseconds: opened with NANO precision
+		uint32_t caplen = hdr->caplen;
+		uint32_t wire = hdr->len;
+		if (caplen < wire)
+			st.short_frames++;
+		std::span<const uint8_t> frame(data, caplen);
+
+		// find where the IP packet (or the Ethernet frame) starts
+		std::size_t l3 = 0;
+		uint16_t proto = 0;
+		bool ethernet = false;
+		switch (st.linktype) {
+		case kEthernet:
+			ethernet = true;
+			if (caplen < 14) {
+				st.unsupported++;
+				continue;
+			}
+			l3 = 14;
+			proto = static_cast<uint16_t>((data[12] << 8) | data[13]);
+			if ((proto == 0x8100 || proto == 0x88a8) && caplen >= 18) {
+				l3 = 18;
+				proto = static_cast<uint16_t>((data[16] << 8) | data[17]);
+			}
+			break;
+		case kLinuxSll:
+			if (caplen < 16) {
+				st.unsupported++;
+				continue;
+			}
+			l3 = 16;
+			proto = static_cast<uint16_t>((data[14] << 8) | data[15]);
+			break;
+		case kLinuxSll2:
+			if (caplen < 20) {
+				st.unsupported++;
+				continue;
+			}
+			l3 = 20;
+			proto = static_cast<uint16_t>((data[0] << 8) | data[1]);
+			break;
+		case kNull:
+		case kLoop:
+			l3 = 4;
+			break;
+		default:
+			l3 = 0;
+			break;
+		}
+		if (!ethernet && proto == 0x8100 && caplen >= l3 + 4) {
+			proto = static_cast<uint16_t>((data[l3 + 2] << 8) | data[l3 + 3]);
+			l3 += 4;
+		}
+		if (caplen <= l3) {
+			st.unsupported++;
+			continue;
+		}
+		auto ip = frame.subspan(l3);
+		uint8_t version = ip[0] >> 4;
+		if (proto ? (proto != 0x0800 && proto != 0x86dd) : (version != 4 && version != 6)) {
+			st.unsupported++;
+			continue;
+		}
+		if (dups.seen(ip, ts)) {
+			st.duplicates++;
+			continue;
+		}
+		if (ethernet)
+			parser.process_ethernet(frame, wire, ts);
+		else
+			parser.process_ip(ip, wire > l3 ? static_cast<uint32_t>(wire - l3) : 0, ts);
+	}
+	return st;
+}
+
+} // namespace tdsbpf
