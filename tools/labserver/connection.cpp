@@ -290,6 +290,12 @@ void Connection::on_timer(Clock::time_point now) {
   if (idle_close_at_ && now >= *idle_close_at_) {
     idle_close_at_.reset();
     log_info("fault idle: closing the idle connection");
+    // MARS: the server ends its SMP sessions first, as it would on shutdown.
+    for (auto& [sid, ch] : sessions_) {
+      Bytes fin = ch.smp->make_fin();
+      send_raw(fin);
+    }
+    sessions_.clear();
     stage_ = Stage::closed;
     close_ = CloseAction::fin_now;
     return;
