@@ -316,8 +316,10 @@ void Server::after_io(Slot& s) {
     return;
   }
   auto action = c.close_action();
-  if (!s.draining && (action == CloseAction::fin_now ||
-                      (action == CloseAction::fin_after_flush && s.out.empty() && !c.output_held()))) {
+  // fin_now drops nothing the connection already queued either: the FIN
+  // follows the last written byte, whichever way the close was asked for.
+  if (!s.draining && s.out.empty() &&
+      (action == CloseAction::fin_now || (action == CloseAction::fin_after_flush && !c.output_held()))) {
     // FIN first; keep reading (and discarding) until the peer closes too,
     // so unread bytes never turn our close into a reset.
     ::shutdown(fd, SHUT_WR);
