@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// The real packet programs, loaded into the kernel and driven with
+// BPF_PROG_TEST_RUN: crafted conversations and every frame of the real
+// captures go through XDP and tc, and the events read back from the ring
+// buffer must be exactly those the host walk produces from the same frames.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "capture_frames.h"
+#include "event_json.h"
+#include "host_parser.h"
+#include "loader.h"
+#include "packets.h"
+#include "require.h"
+#include "tdsbpf.skel.h"
+
+using namespace tdsbpf;
+using namespace tdsbpf::test;
+
+namespace {
+
+std::string event_line(const tdsbpf_event& ev, std::size_t len)
+{
+	return event_to_json(ev, len, false).dump();
+}
+
+// The loaded object, shared by all tests (loading verifies three programs).
+class Kernel {
+public:
+	static Kernel* get(std::string& why)
+	{
+		static std::unique_ptr<Kernel> k;
+		static std::string failure;
+		static bool tried = false;
+		if (!tried) {
+			tried = true;
+			failure = missing_privileges();
+			if (failure.empty()) {
+				auto* p = new Kernel();
+				if (p->load(failure))
+					k.reset(p);
+				else
+					delete p;
+			}
+		}
+		why = failure;
+		return k.get();
+	}
+
+	~Kernel()
+	{
+		if (rb_)
+			ring_buffer__free(rb_);
+		if (skel)
+			tdsbpf_bpf__destroy(skel);
+	}
+
+	// Runs one frame; returns the program's verdict, or nothing when the
+	// kernel refused the input (the program did not run).
+	std::optional<int> run(bpf_program* prog, const Bytes& frame)
+	{
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
+			    .data_size_in = static_cast<uint32_t>(frame.size()), .repeat = 1);
+		int err = bpf_prog_test_run_opts(bpf_program__fd(prog), &opts);
+		ring_buffer__consume(rb_);
+		if (err)
+			return std::nullopt;
+		return static_cast<int>(opts.retval);
+	}
+
+	std::vector<std::string> take()
+	{
+		std::vector<std::string> out;
+		out.swap(events_);
+		return out;
+	}
+
+	// Forget every flow (each test starts from an empty table).
+	void reset()
+	{
+		int fd = bpf_map__fd(skel->maps.flows);
+		tdsbpf_flow_key k{}, next{};
+		while (bpf_map_get_next_key(fd, nullptr, &next) == 0)
+			bpf_map_delete_elem(fd, &next);
+		(void)k;
+		ring_buffer__consume(rb_);
+		events_.clear();
+	}
+
+	uint64_t counter(tdsbpf_counter c)
+	{
+		int ncpu = libbpf_num_possible_cpus();
+		std::vector<uint64_t> per(static_cast<std::size_t>(ncpu));
+		uint32_t key = c;
+		uint64_t sum = 0;
+		if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.counters), &key, per.data()) == 0)
+			for (uint64_t v : per)
+				sum += v;
+		return sum;
+	}
+
+	tdsbpf_bpf* skel = nullptr;
+
+private:
+	bool load(std::string& why)
+	{
+		skel = tdsbpf_bpf__open();
+		if (!skel) {
+			why = "cannot open the BPF object";
+			return false;
+		}
+		// no periodic counters: kernel and host clocks differ
+		skel->rodata->flush_interval_ns = 0;
+		bpf_map__set_max_entries(skel->maps.events, 4 * 1024 * 1024);
+		int err = tdsbpf_bpf__load(skel);
+		if (err) {
+			why = std::string("cannot load the BPF object: ") + std::strerror(-err);
+			return false;
+		}
+		skel->bss->server_ports[1433 >> 6] |= 1ULL << (1433 & 63);
+		rb_ = ring_buffer__new(
+			bpf_map__fd(skel->maps.events),
+			[](void* ctx, void* data, size_t len) -> int {
+				auto* self = static_cast<Kernel*>(ctx);
+				self->events_.push_back(event_line(*static_cast<tdsbpf_event*>(data), len));
+				return 0;
+			},
+			this, nullptr);
+		if (!rb_) {
+			why = "cannot map the ring buffer";
+			return false;
+		}
+		return true;
+	}
+
+	ring_buffer* rb_ = nullptr;
+	std::vector<std::string> events_;
+};
+
+std::vector<std::string> host_events(const std::vector<Bytes>& frames)
+{
+	std::vector<std::string> out;
+	HostParserConfig cfg;
+	cfg.flush_interval_ns = 0;
+	HostParser hp(cfg, [&](const tdsbpf_event& ev, std::size_t len) { out.push_back(event_line(ev, len)); });
+	uint64_t ts = 1;
+	for (const auto& f : frames)
+		hp.process_ethernet(f, static_cast<uint32_t>(f.size()), ts++);
+	return out;
+}
+
+enum class Prog { xdp, tc_egress, tc_ingress };
+
+bpf_program* program(Kernel* k, Prog p)
+{
+	switch (p) {
+	case Prog::xdp:
+		return k->skel->progs.tdsbpf_xdp;
+	case Prog::tc_egress:
+		return k->skel->progs.tdsbpf_tc_egress;
+	case Prog::tc_ingress:
+		return k->skel->progs.tdsbpf_tc_ingress;
+	}
+	return nullptr;
+}
+
+// accepted: when given, gets the frames the kernel took (BPF_PROG_TEST_RUN
+// refuses some malformed skbs before the program runs); otherwise every
+// frame must be taken.
+std::vector<std::string> kernel_events(Kernel* k, Prog p, const std::vector<Bytes>& frames,
+				       std::vector<Bytes>* accepted = nullptr)
+{
+	k->reset();
+	for (const auto& f : frames) {
+		auto verdict = k->run(program(k, p), f);
+		if (!verdict) {
+			EXPECT_TRUE(accepted) << "BPF_PROG_TEST_RUN refused a frame of " << f.size() << " bytes";
+			continue;
+		}
+		if (accepted)
+			accepted->push_back(f);
+		// the programs never drop: XDP_PASS, or TC_ACT_UNSPEC
+		if (p == Prog::xdp)
+			EXPECT_EQ(*verdict, XDP_PASS);
+		else
+			EXPECT_EQ(*verdict, -1);
+	}
+	return k->take();
+}
+
+// A login with NTLM, MARS, a split header, a keep-alive, a retransmission,
+// a zero window and a four-way close.
+std::vector<Bytes> crafted_conversation(bool v6, int vlan)
+{
+	Conversation c;
+	c.v6 = v6;
+	c.vlan = vlan;
+	std::vector<Bytes> f;
+	f.push_back(c.frame(0, kSyn));
+	f.push_back(c.frame(1, kSyn | kAck));
+	f.push_back(c.frame(0, kAck));
+	f.push_back(c.frame(0, kPsh | kAck, tds_packet(18, 1, prelogin_body(7, 0, 1234, 0, 1))));
+	f.push_back(c.frame(1, kPsh | kAck, tds_packet(4, 1, prelogin_body(16, 0, 1000, 2, 1))));
+	f.push_back(c.frame(0, kPsh | kAck, tds_packet(16, 1, login7_body(0x74000004, "", "", ntlm_negotiate()))));
+	Bytes challenge = token_sspi(ntlm_challenge());
+	f.push_back(c.frame(1, kPsh | kAck, tds_packet(4, 1, challenge)));
+	f.push_back(c.frame(0, kPsh | kAck, tds_packet(17, 1, ntlm_authenticate("CONTOSO", "joe33", "WS01"))));
+	Bytes reply = token_loginack(0x74000004, 16, 0, 1000);
+	append(reply, token_envchange_packetsize("4096", "4096"));
+	append(reply, token_done(0, 0));
+	f.push_back(c.frame(1, kPsh | kAck, tds_packet(4, 1, reply, 55)));
+	// MARS: SMP SYN, a batch in SMP DATA, its reply, an SMP ACK
+	f.push_back(c.frame(0, kPsh | kAck, smp(0x01, 0, 0, 4)));
+	f.push_back(c.frame(0, kPsh | kAck, smp(0x08, 0, 1, 4, tds_packet(1, 1, sql_batch_body("select 1")))));
+	Bytes rows = {0x81, 0x01, 0x00};
+	append(rows, token_done(0x10, 1));
+	f.push_back(c.frame(1, kPsh | kAck, smp(0x08, 0, 1, 5, tds_packet(4, 1, rows, 55))));
+	f.push_back(c.frame(0, kPsh | kAck, smp(0x02, 0, 1, 6)));
+	// two TDS packets with the second header split across two segments
+	Bytes two = tds_packet(1, 1, sql_batch_body("select 2"));
+	Bytes second = tds_packet(1, 1, sql_batch_body("select 3"));
+	append(two, second);
+	std::size_t cut = two.size() - second.size() + 3; // 3 bytes of the second header
+	f.push_back(c.frame(0, kPsh | kAck, Bytes(two.begin(), two.begin() + static_cast<long>(cut))));
+	f.push_back(c.frame(0, kPsh | kAck, Bytes(two.begin() + static_cast<long>(cut), two.end())));
+	// a reply spread over three segments, its DONE in the last one
+	Bytes big = {0x81, 0x01, 0x00};
+	big.resize(3000, 0x20);
+	append(big, token_done(0x10, 42));
+	Bytes bigpkt = tds_packet(4, 1, big, 55);
+	f.push_back(c.frame(1, kAck, Bytes(bigpkt.begin(), bigpkt.begin() + 1400)));
+	f.push_back(c.frame(1, kAck, Bytes(bigpkt.begin() + 1400, bigpkt.begin() + 2800)));
+	f.push_back(c.frame(1, kPsh | kAck, Bytes(bigpkt.begin() + 2800, bigpkt.end())));
+	// a retransmission of the last client segment
+	Conversation back = c;
+	back.seq[0] -= static_cast<uint32_t>(two.size() - cut);
+	f.push_back(back.frame(0, kPsh | kAck, Bytes(two.begin() + static_cast<long>(cut), two.end())));
+	// keep-alive and its answer, a zero window
+	f.push_back(c.raw(0, kAck, {0}, c.seq[0] - 1, c.seq[1], 64240));
+	f.push_back(c.frame(1, kAck));
+	f.push_back(c.frame(0, kAck, {}, 0));
+	f.push_back(c.frame(0, kAck, {}, 5000));
+	// attention and its acknowledgement
+	f.push_back(c.frame(0, kPsh | kAck, tds_packet(6, 1, {})));
+	f.push_back(c.frame(1, kPsh | kAck, tds_packet(4, 1, token_done(0x20, 0), 55)));
+	// SMP FIN both ways, then the four-way close
+	f.push_back(c.frame(0, kPsh | kAck, smp(0x04, 0, 2, 6)));
+	f.push_back(c.frame(1, kPsh | kAck, smp(0x04, 0, 2, 6)));
+	f.push_back(c.frame(0, kFin | kAck));
+	f.push_back(c.frame(1, kAck));
+	f.push_back(c.frame(1, kFin | kAck));
+	f.push_back(c.frame(0, kAck));
+	return f;
+}
+
+class BpfTest : public ::testing::TestWithParam<Prog> {
+protected:
+	void SetUp() override
+	{
+		std::string why;
+		k_ = Kernel::get(why);
+		TDSBPF_REQUIRE(k_ != nullptr, "needs root and BPF: " + why);
+	}
+	Kernel* k_ = nullptr;
+};
+
+TEST_P(BpfTest, CraftedConversationMatchesHost)
+{
+	for (bool v6 : {false, true}) {
+		for (int vlan : {-1, 42}) {
+			auto frames = crafted_conversation(v6, vlan);
+			auto kernel = kernel_events(k_, GetParam(), frames);
+			auto host = host_events(frames);
+			ASSERT_EQ(kernel, host) << "v6=" << v6 << " vlan=" << vlan;
+			// what the conversation holds, as the kernel saw it
+			std::string all;
+			for (const auto& e : kernel)
+				all += e + "\n";
+			EXPECT_NE(all.find("\"event\":\"tcp_syn\""), std::string::npos);
+			EXPECT_NE(all.find("\"user\":\"joe33\""), std::string::npos);
+			EXPECT_NE(all.find("\"domain\":\"CONTOSO\""), std::string::npos);
+			EXPECT_NE(all.find("\"flags\":\"syn\""), std::string::npos);
+			EXPECT_NE(all.find("\"rows\":42"), std::string::npos);
+			EXPECT_NE(all.find("\"event\":\"tcp_keepalive\""), std::string::npos);
+			EXPECT_NE(all.find("\"event\":\"tcp_keepalive_ack\""), std::string::npos);
+			EXPECT_NE(all.find("\"event\":\"tcp_retransmission\""), std::string::npos);
+			EXPECT_NE(all.find("\"event\":\"tcp_zero_window\""), std::string::npos);
+			EXPECT_NE(all.find("\"event\":\"tcp_close_ack\""), std::string::npos);
+			EXPECT_NE(all.find("\"final\":true"), std::string::npos);
+			EXPECT_EQ(all.find("\"event\":\"resync\""), std::string::npos) << all;
+			// the split header was joined: both batches of that segment pair are there
+			int batches = 0;
+			for (std::size_t at = all.find("\"type\":\"sql_batch\""); at != std::string::npos;
+			     at = all.find("\"type\":\"sql_batch\"", at + 1))
+				batches++;
+			EXPECT_EQ(batches, 3) << all;
+		}
+	}
+	EXPECT_EQ(k_->counter(TDSBPF_CNT_RINGBUF_DROPS), 0u);
+}
+
+TEST_P(BpfTest, EveryCaptureFrameMatchesHost)
+{
+	std::filesystem::path dir(TDSBPF_CAPTURES_DIR);
+	ASSERT_TRUE(std::filesystem::is_directory(dir)) << "captures not found at " << dir;
+	int files = 0;
+	for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+		if (entry.path().extension() != ".pcap")
+			continue;
+		files++;
+		std::string error;
+		auto frames = capture_frames(entry.path(), error);
+		ASSERT_TRUE(error.empty()) << entry.path() << ": " << error;
+		ASSERT_FALSE(frames.empty()) << entry.path();
+		auto kernel = kernel_events(k_, GetParam(), frames);
+		auto host = host_events(frames);
+		EXPECT_FALSE(kernel.empty()) << entry.path();
+		EXPECT_EQ(kernel, host) << entry.path();
+	}
+	EXPECT_EQ(files, 4);
+}
+
+TEST_P(BpfTest, OtherTrafficIsIgnored)
+{
+	Conversation c;
+	c.server_port = 80;
+	std::vector<Bytes> frames = {c.frame(0, kSyn), c.frame(1, kSyn | kAck),
+				     c.frame(0, kPsh | kAck, tds_packet(18, 1, prelogin_body(7, 0, 1, 0, 0)))};
+	// not TCP at all: an ARP frame and a UDP datagram to 1434
+	Bytes arp(60, 0);
+	arp[12] = 0x08;
+	arp[13] = 0x06;
+	frames.push_back(arp);
+	Bytes udp = c.frame(0, kAck);
+	udp[14 + 9] = 17;
+	frames.push_back(udp);
+	EXPECT_TRUE(kernel_events(k_, GetParam(), frames).empty());
+}
+
+TEST_P(BpfTest, MalformedFramesMatchHostAndPass)
+{
+	// truncated at every length, and garbage after valid headers
+	auto frames = crafted_conversation(false, -1);
+	std::vector<Bytes> broken;
+	uint32_t seed = 12345;
+	for (const auto& f : frames) {
+		for (std::size_t n = 14; n < f.size(); n += 7)
+			broken.emplace_back(f.begin(), f.begin() + static_cast<long>(n));
+		Bytes g = f;
+		for (std::size_t i = 54; i < g.size(); i++) {
+			seed = seed * 1103515245 + 12345;
+			g[i] = static_cast<uint8_t>(seed >> 16);
+		}
+		broken.push_back(g);
+	}
+	std::vector<Bytes> accepted;
+	auto kernel = kernel_events(k_, GetParam(), broken, &accepted);
+	auto host = host_events(accepted);
+	EXPECT_GT(accepted.size(), broken.size() / 2);
+	EXPECT_EQ(kernel, host);
+}
+
+INSTANTIATE_TEST_SUITE_P(Programs, BpfTest, ::testing::Values(Prog::xdp, Prog::tc_egress, Prog::tc_ingress),
+			 [](const auto& info) {
+				 switch (info.param) {
+				 case Prog::xdp: return std::string("xdp");
+				 case Prog::tc_egress: return std::string("tc_egress");
+				 default: return std::string("tc_ingress");
+				 }
+			 });
+
+} // namespace
