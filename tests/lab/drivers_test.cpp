@@ -347,6 +347,49 @@ TEST(LabFaults, LoginFailureByFlagAppliesToEveryone) {
   EXPECT_NE(out.find("error 18456"), std::string::npos) << out;
 }
 
+// Every phase of the reset/FIN/slow families, through --fault, seen by the
+// load client.
+TEST(LabFaults, EveryPhaseByFlag) {
+  struct Case {
+    std::string fault;
+    std::vector<std::string> client_args;
+    std::string expect_in_output;  // the client's first error, or empty
+    std::string metric;            // a latency that must reach min_ms
+    long min_ms;
+  };
+  const std::vector<Case> cases = {
+      {"rst_prelogin", {}, "reset", "", 0},
+      {"fin_prelogin", {}, "server closed the connection", "", 0},
+      {"rst_tls", {"--encryption", "on"}, "reset", "", 0},
+      {"rst_login", {}, "reset", "", 0},
+      {"fin_login", {}, "server closed the connection", "", 0},
+      {"rst_auth", {"--ntlm-domain", "CORP"}, "reset", "", 0},
+      {"fin_auth", {}, "server closed the connection", "", 0},
+      {"rst_query", {}, "reset", "", 0},
+      {"fin_query", {}, "server closed the connection", "", 0},
+      {"slow_prelogin_300", {}, "", "login_p50_ms", 300},
+      {"slow_auth_300", {"--ntlm-domain", "CORP"}, "", "login_p50_ms", 300},
+      {"slow_query_300", {}, "", "request_p50_ms", 300},
+  };
+  for (const auto& c : cases) {
+    LabServer server({"--fault", c.fault});
+    ASSERT_TRUE(server.started()) << server.log();
+    std::vector<std::string> args = {"--count", "1", "--connections", "1"};
+    args.insert(args.end(), c.client_args.begin(), c.client_args.end());
+    std::string out = run_loadclient_json(server, args);
+    if (!c.expect_in_output.empty()) {
+      EXPECT_NE(out.find(c.expect_in_output), std::string::npos) << c.fault << ": " << out;
+      EXPECT_EQ(json_number(out, "requests_ok"), 0) << c.fault << ": " << out;
+    } else {
+      EXPECT_EQ(json_number(out, "requests_ok"), 1) << c.fault << ": " << out;
+      EXPECT_GE(json_number(out, c.metric), c.min_ms) << c.fault << ": " << out;
+    }
+    EXPECT_NE(server.log().find("fault " + c.fault.substr(0, c.fault.find('_', c.fault.find('_') + 1))),
+              std::string::npos)
+        << c.fault << "\n" << server.log();
+  }
+}
+
 TEST(LabFaults, IdleConnectionKeptAliveThenClosed) {
   LabServer server({"--keepalive-idle", "1", "--keepalive-interval", "1"});
   ASSERT_TRUE(server.started()) << server.log();
