@@ -1,0 +1,744 @@
+// The L2-L4 parse, TCP flow state and framing walk of walk.h on crafted
+// Ethernet/802.1Q/IPv4/IPv6/TCP frames, through tdsbpf::HostParser.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "builder.h"
+#include "event_json.h"
+
+using namespace tb;
+
+namespace {
+
+const tdsbpf_tds& T(const Rec& r) { return r.ev().u.tds; }
+
+Bytes prelogin_client() { return prelogin({{0, {0x11, 0, 0, 0, 0, 0}}, {1, {0x00}}, {4, {0x00}}}); }
+Bytes prelogin_server() { return prelogin({{0, {0x10, 0, 0x02, 0x58, 0, 0}}, {1, {0x00}}}); }
+
+} // namespace
+
+TEST(Walk, ThreeWayHandshake)
+{
+	Collector c;
+	Conn k;
+	c.feed(k.syn());
+	c.feed(k.synack());
+	c.feed(k.ack(true));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tcp_syn,tcp_synack,tcp_handshake_ack");
+	EXPECT_EQ(ev[0].ev().dir, TDSBPF_DIR_C2S);
+	EXPECT_EQ(ev[0].ev().seq, 1000u);
+	EXPECT_EQ(ev[0].ev().tcp_flags, SYN);
+	EXPECT_EQ(ev[1].ev().dir, TDSBPF_DIR_S2C);
+	EXPECT_EQ(ev[1].ev().ack, 1001u);
+	EXPECT_EQ(ev[2].ev().flags & TDSBPF_F_MIDSTREAM, 0);
+	const auto& key = ev[1].ev().key;
+	EXPECT_EQ(key.family, 4);
+	EXPECT_EQ(key.client_port, 50000);
+	EXPECT_EQ(key.server_port, 1433);
+	EXPECT_EQ(key.client_addr[3], 1);
+	EXPECT_EQ(key.server_addr[3], 2);
+	EXPECT_EQ(key.vlan_valid, 0);
+	EXPECT_EQ(c.p.flows(), 1u);
+}
+
+TEST(Walk, PreloginBothWaysWithDetails)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	c.feed(k.data(true, tds(TDS_PRELOGIN, 1, prelogin_client())));
+	c.feed(k.data(false, tds(TDS_REPLY, 1, prelogin_server(), 0, 1)));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tds");
+	EXPECT_EQ(T(ev[0]).type, TDS_PRELOGIN);
+	EXPECT_EQ(T(ev[0]).detail, TDSBPF_D_PRELOGIN);
+	EXPECT_EQ(T(ev[0]).d.prelogin.version_major, 0x11);
+	EXPECT_EQ(T(ev[0]).d.prelogin.mars, 0);
+	EXPECT_EQ(T(ev[0]).status, 1);
+	EXPECT_EQ(ev[0].ev().frame_offset, 0u);
+	EXPECT_EQ(ev[0].ev().flags, 0);
+	// the server's type-4 answer is read as a PRELOGIN
+	EXPECT_EQ(T(ev[1]).type, TDS_REPLY);
+	EXPECT_EQ(T(ev[1]).detail, TDSBPF_D_PRELOGIN);
+	EXPECT_EQ(T(ev[1]).d.prelogin.version_major, 16);
+	EXPECT_EQ(T(ev[1]).d.prelogin.version_build, 600);
+	EXPECT_EQ(T(ev[1]).d.prelogin.encryption, TDS_ENCRYPT_OFF);
+}
+
+TEST(Walk, TlsInPreloginAndBareTlsLogin)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	c.feed(k.data(true, tds(TDS_PRELOGIN, 1, prelogin({{1, {0x01}}}))));
+	c.feed(k.data(false, tds(TDS_REPLY, 1, prelogin({{1, {0x01}}}))));
+	c.feed(k.data(true, tds(TDS_PRELOGIN, 1, tls_client_hello(false))));
+	c.feed(k.data(false, tds(TDS_PRELOGIN, 1, tls_server_hello(0, false))));
+	// LOGIN7 as a bare TLS application-data record, then an alert
+	c.feed(k.data(true, tls_record(23, Bytes(200, 0xab))));
+	c.feed(k.data(false, tls_record(21, {0x02, 0x30})));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tds,tds,tds,tls,tls");
+	EXPECT_EQ(T(ev[2]).detail, TDSBPF_D_TLS);
+	EXPECT_EQ(T(ev[2]).d.tls.handshake_type, 1);
+	EXPECT_EQ(T(ev[2]).d.tls.flags, TDSBPF_TLS_HELLO_PARSED);
+	EXPECT_EQ(T(ev[3]).d.tls.handshake_type, 2);
+	EXPECT_EQ(ev[4].ev().u.tls.content_type, 23);
+	EXPECT_EQ(ev[4].ev().u.tls.record_length, 200);
+	EXPECT_EQ(ev[4].ev().dir, TDSBPF_DIR_C2S);
+	EXPECT_EQ(ev[5].ev().u.tls.content_type, 21);
+	EXPECT_EQ(ev[5].ev().u.tls.alert_level, 2);
+	EXPECT_EQ(ev[5].ev().u.tls.alert_desc, 0x30);
+}
+
+TEST(Walk, StrictTds8ClientHelloFirst)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	c.feed(k.data(true, tls_client_hello(true)));
+	c.feed(k.data(false, tls_server_hello(0x0304, true)));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tls,tls");
+	EXPECT_EQ(ev[0].ev().u.tls.flags, TDSBPF_TLS_HELLO_PARSED | TDSBPF_TLS_ALPN_TDS8);
+	EXPECT_EQ(ev[1].ev().u.tls.selected_version, 0x0304);
+	EXPECT_EQ(ev[1].ev().u.tls.flags, TDSBPF_TLS_HELLO_PARSED | TDSBPF_TLS_ALPN_TDS8);
+}
+
+TEST(Walk, Login7Details)
+{
+	struct Case {
+		const char* name;
+		Bytes sspi;
+		uint8_t kind, ntlm_type;
+	};
+	std::vector<Case> cases{
+		{"none", {}, TDSBPF_SSPI_NONE, 0},
+		{"raw NTLM", ntlm_negotiate(), TDSBPF_SSPI_NTLM, 1},
+		{"SPNEGO NTLM", spnego_init(ntlm_negotiate(), false), TDSBPF_SSPI_NTLM, 1},
+		{"SPNEGO Kerberos", spnego_init(Bytes(80, 0x6e), true), TDSBPF_SSPI_SPNEGO, 0},
+		{"raw Kerberos", kerberos_raw(), TDSBPF_SSPI_KERBEROS, 0},
+	};
+	for (auto& cs : cases) {
+		Collector c;
+		Conn k;
+		handshake(c, k);
+		Login7 l;
+		l.sspi = cs.sspi;
+		l.packet_size = 8000;
+		l.flags2 = cs.sspi.empty() ? 0x03 : 0x83;
+		l.type_flags = 0x20;
+		l.user = cs.sspi.empty() ? "bob" : "";
+		Bytes body = login7(l);
+		c.feed(k.data(true, tds(TDS_LOGIN7, 1, body)));
+		auto ev = c.take();
+		ASSERT_EQ(kinds(ev), "tds") << cs.name;
+		const auto& l7 = T(ev[0]).d.login7;
+		EXPECT_EQ(T(ev[0]).detail, TDSBPF_D_LOGIN7) << cs.name;
+		EXPECT_EQ(l7.tds_version, 0x74000004u);
+		EXPECT_EQ(l7.packet_size, 8000u);
+		EXPECT_EQ(l7.option_flags2 & 0x80, cs.sspi.empty() ? 0 : 0x80) << cs.name;
+		EXPECT_EQ(l7.type_flags, 0x20);
+		EXPECT_EQ(l7.sspi_length, cs.sspi.size()) << cs.name;
+		EXPECT_EQ(l7.sspi_kind, cs.kind) << cs.name;
+		EXPECT_EQ(l7.ntlm_type, cs.ntlm_type) << cs.name;
+		EXPECT_EQ(l7.user_chars, cs.sspi.empty() ? 3 : 0);
+		EXPECT_EQ(l7.total_length, body.size());
+		EXPECT_EQ(ev[0].ev().flags & TDSBPF_F_TRUNCATED, 0) << cs.name;
+	}
+}
+
+TEST(Walk, Login7FedAuthFeature)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	Login7 l;
+	Bytes feat{0x02};
+	le32(feat, 2);
+	append(feat, {0x02, 0x00});
+	l.features = cat({feat, Bytes{0xff}});
+	c.feed(k.data(true, tds(TDS_LOGIN7, 1, login7(l))));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds");
+	EXPECT_EQ(T(ev[0]).d.login7.option_flags3 & 0x10, 0x10);
+	EXPECT_EQ(T(ev[0]).d.login7.flags, TDSBPF_L7_FEDAUTH | TDSBPF_L7_FEATURES_SEEN);
+}
+
+TEST(Walk, PasswordNeverInEvents)
+{
+	const std::string pw = "Zq9!PaSsW0rD-Secret";
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	Login7 l;
+	l.user = "carol";
+	l.password = pw;
+	Bytes body = login7(l);
+	c.feed(k.data(true, tds(TDS_LOGIN7, 1, body)));
+	auto ev = c.take();
+	// the same LOGIN7 cut over two segments
+	Conn k2;
+	k2.cport = 50001;
+	handshake(c, k2);
+	Bytes pkt = tds(TDS_LOGIN7, 1, body);
+	c.feed(k2.data(true, Bytes(pkt.begin(), pkt.begin() + 120)));
+	c.feed(k2.data(true, Bytes(pkt.begin() + 120, pkt.end())));
+	for (auto& r : c.take())
+		ev.push_back(r);
+	ASSERT_GE(ev.size(), 2u);
+	const Bytes obf = obfuscate_password(pw), wide = utf16(pw);
+	const Bytes needles[] = {obf, wide, Bytes(pw.begin(), pw.end()),
+				 // a part of it is enough to give it away
+				 Bytes(obf.begin(), obf.begin() + 8), Bytes(obf.end() - 8, obf.end()),
+				 Bytes(wide.begin() + 4, wide.begin() + 12)};
+	// the password is in the wire bytes (the test is not vacuous)
+	ASSERT_NE(std::search(pkt.begin(), pkt.end(), needles[0].begin(), needles[0].end()), pkt.end());
+	for (auto& r : ev) {
+		for (auto& n : needles)
+			EXPECT_EQ(std::search(r.raw.begin(), r.raw.end(), n.begin(), n.end()), r.raw.end())
+				<< "password bytes in a " << tdsbpf::event_kind_name(r.kind()) << " event";
+	}
+}
+
+TEST(Walk, ServerRepliesThroughWalk)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	c.feed(k.data(true, tds(TDS_LOGIN7, 1, login7(Login7{}))));
+	Bytes reply = cat({tok_env_database("master"), tok_loginack(0x74000004, {15, 0, 0x10, 0x8c}),
+			   tok_env_packet_size("8000", "4096"), tok_env_routing(1444, "db2"), tok_done(0, 0, 0)});
+	c.feed(k.data(false, tds(TDS_REPLY, 1, reply, 55)));
+	c.feed(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 1"))));
+	c.feed(k.data(false, tds(TDS_REPLY, 1, cat({tok_colmetadata_int(), tok_done(0x10, 0xc1, 1)}), 55)));
+	c.feed(k.data(true, tds(TDS_ATTENTION, 1, {})));
+	c.feed(k.data(false, tds(TDS_REPLY, 1, tok_done(0x20, 0, 0), 55)));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tds,tds,tds,tds,tds");
+	const auto& r = T(ev[1]);
+	EXPECT_EQ(r.detail, TDSBPF_D_REPLY);
+	EXPECT_EQ(r.spid, 55);
+	EXPECT_EQ(r.d.reply.tokens, TDSBPF_TOK_ENVCHANGE | TDSBPF_TOK_LOGINACK | TDSBPF_TOK_PACKETSIZE |
+					    TDSBPF_TOK_ROUTING | TDSBPF_TOK_DONE);
+	EXPECT_EQ(r.d.reply.packet_size, 8000u);
+	EXPECT_EQ(r.d.reply.routing_port, 1444);
+	EXPECT_EQ(r.d.reply.server_version[0], 15);
+	EXPECT_EQ(r.tail_token, 0xfd);
+	EXPECT_EQ(r.tail_done_status, 0);
+	EXPECT_EQ(T(ev[2]).detail, TDSBPF_D_REQUEST);
+	EXPECT_EQ(T(ev[2]).d.request.all_headers_length, 22u);
+	EXPECT_EQ(T(ev[3]).d.reply.tokens, TDSBPF_TOK_COLMETADATA | TDSBPF_TOK_STOPPED);
+	EXPECT_EQ(T(ev[3]).tail_token, 0xfd);
+	EXPECT_EQ(T(ev[3]).tail_done_status, 0x10);
+	EXPECT_EQ(T(ev[3]).tail_done_rows, 1u);
+	EXPECT_EQ(T(ev[4]).type, TDS_ATTENTION);
+	EXPECT_EQ(T(ev[4]).length, 8);
+	EXPECT_EQ(T(ev[5]).d.reply.done_status, 0x20);
+	EXPECT_EQ(T(ev[5]).tail_done_status, 0x20);
+}
+
+TEST(Walk, Tds71TailDoneAfterLoginAck)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	Login7 l;
+	l.tds_version = 0x71000001;
+	c.feed(k.data(true, tds(TDS_LOGIN7, 1, login7(l))));
+	c.feed(k.data(false, tds(TDS_REPLY, 1, cat({tok_loginack(0x71000001, {8, 0, 7, 0xf7}), tok_done(0, 0, 0, true)}))));
+	c.feed(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 1", false))));
+	c.feed(k.data(false, tds(TDS_REPLY, 1, cat({tok_colmetadata_int(), Bytes{0xd1, 1, 0, 0, 0}, tok_done(0x10, 0xc1, 1, true)}))));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tds,tds,tds");
+	EXPECT_EQ(T(ev[1]).d.reply.loginack_tds_version, 0x71000001u);
+	EXPECT_EQ(T(ev[1]).tail_token, 0xfd);
+	EXPECT_EQ(T(ev[3]).tail_token, 0xfd);
+	EXPECT_EQ(T(ev[3]).tail_done_status, 0x10);
+	EXPECT_EQ(T(ev[3]).tail_done_rows, 1u);
+}
+
+TEST(Walk, RequestsRpcByIdAndName)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	c.feed(k.data(true, tds(TDS_RPC, 1, rpc_by_id(10))));
+	c.feed(k.data(true, tds(TDS_RPC, 0x09, rpc_by_name("sp_who"))));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tds");
+	EXPECT_EQ(T(ev[0]).d.request.rpc_proc_id, 10);
+	EXPECT_EQ(T(ev[1]).d.request.rpc_name_chars, 6);
+	EXPECT_EQ(T(ev[1]).status, 0x09); // EOM | RESETCONNECTION
+}
+
+TEST(Walk, NtlmAuthenticateNames)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	Bytes auth = ntlm_authenticate("CORP", "alice", "WS01");
+	c.feed(k.data(true, tds(TDS_SSPI, 1, auth)));
+	// SPNEGO-wrapped continuation: negTokenResp holding the AUTHENTICATE
+	Bytes wrapped = cat({Bytes{0xa1, 0x81, (uint8_t)(auth.size() + 8), 0x30, 0x81, (uint8_t)(auth.size() + 5),
+				   0xa2, 0x81, (uint8_t)(auth.size() + 2), 0x04, (uint8_t)0x81, (uint8_t)auth.size()},
+			     auth});
+	c.feed(k.data(true, tds(TDS_SSPI, 1, wrapped)));
+	c.feed(k.data(true, tds(TDS_SSPI, 1, ntlm_negotiate())));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "ntlm_authenticate,ntlm_authenticate,tds");
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(ev[i].raw.size(), sizeof(tdsbpf_ntlm_event));
+		const auto& n = ev[i].ntlm();
+		EXPECT_EQ(n.base.u.tds.type, TDS_SSPI);
+		EXPECT_EQ(n.base.u.tds.d.sspi.kind, TDSBPF_SSPI_NTLM);
+		EXPECT_EQ(n.base.u.tds.d.sspi.ntlm_type, 3);
+		EXPECT_EQ(n.encoding, TDSBPF_NTLM_UNICODE);
+		EXPECT_EQ(n.negotiate_flags, 0xe2888215u);
+		EXPECT_EQ(Bytes(n.domain, n.domain + n.domain_len), utf16("CORP"));
+		EXPECT_EQ(Bytes(n.user, n.user + n.user_len), utf16("alice"));
+		EXPECT_EQ(Bytes(n.workstation, n.workstation + n.workstation_len), utf16("WS01"));
+	}
+	EXPECT_EQ(T(ev[2]).d.sspi.kind, TDSBPF_SSPI_NTLM);
+	EXPECT_EQ(T(ev[2]).d.sspi.ntlm_type, 1);
+	EXPECT_EQ(T(ev[2]).d.sspi.length, ntlm_negotiate().size());
+}
+
+TEST(Walk, NtlmLongNamesAreCut)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	std::string longuser(40, 'u'); // 80 bytes of UTF-16
+	c.feed(k.data(true, tds(TDS_SSPI, 1, ntlm_authenticate("D", longuser, ""))));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "ntlm_authenticate");
+	EXPECT_EQ(ev[0].ntlm().user_len, 62);
+	EXPECT_EQ(ev[0].ntlm().workstation_len, 0);
+	EXPECT_EQ(ev[0].ntlm().domain_len, 2);
+}
+
+TEST(Walk, SmpFrames)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	c.feed(k.data(true, smp(SMP_SYN, 0, 0, 4)));
+	c.feed(k.data(true, smp(SMP_DATA, 0, 1, 4, tds(TDS_SQL_BATCH, 1, batch_body("select 2")))));
+	c.feed(k.data(false, smp(SMP_ACK, 0, 1, 5)));
+	c.feed(k.data(false, smp(SMP_DATA, 0, 1, 5, tds(TDS_REPLY, 1, tok_done(0x10, 0xc1, 7), 52))));
+	c.feed(k.data(true, cat({smp(SMP_FIN, 0, 1, 5), smp(SMP_FIN, 1, 0, 4)})));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "smp,tds,smp,tds,smp,smp");
+	EXPECT_EQ(ev[0].ev().u.smp.flags, SMP_SYN);
+	EXPECT_EQ(ev[0].ev().u.smp.length, 16u);
+	EXPECT_EQ(ev[0].ev().u.smp.window, 4u);
+	EXPECT_EQ(ev[1].ev().flags & TDSBPF_F_IN_SMP, TDSBPF_F_IN_SMP);
+	EXPECT_EQ(ev[1].ev().frame_offset, 16u);
+	EXPECT_EQ(T(ev[1]).smp_flags, SMP_DATA);
+	EXPECT_EQ(T(ev[1]).smp_seq, 1u);
+	EXPECT_EQ(T(ev[1]).smp_window, 4u);
+	EXPECT_EQ(T(ev[1]).type, TDS_SQL_BATCH);
+	EXPECT_EQ(T(ev[1]).detail, TDSBPF_D_REQUEST);
+	EXPECT_EQ(T(ev[1]).d.request.all_headers_length, 22u);
+	EXPECT_EQ(ev[2].ev().u.smp.flags, SMP_ACK);
+	EXPECT_EQ(ev[2].ev().dir, TDSBPF_DIR_S2C);
+	EXPECT_EQ(T(ev[3]).tail_token, 0xfd);
+	EXPECT_EQ(T(ev[3]).tail_done_rows, 7u);
+	EXPECT_EQ(ev[4].ev().u.smp.flags, SMP_FIN);
+	EXPECT_EQ(ev[5].ev().u.smp.sid, 1);
+	EXPECT_EQ(ev[5].ev().frame_offset, 16u);
+}
+
+TEST(Walk, SeveralPacketsInOneSegment)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	Bytes p1 = tds(TDS_SQL_BATCH, 0, batch_body("select 1 union all "), 0, 1);
+	Bytes p2 = tds(TDS_SQL_BATCH, 0, utf16("select 2 union all "), 0, 2);
+	Bytes p3 = tds(TDS_SQL_BATCH, 1, utf16("select 3"), 0, 3);
+	Bytes p4 = tds(TDS_RPC, 1, rpc_by_id(12), 0, 1);
+	c.feed(k.data(true, cat({p1, p2, p3, p4})));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tds,tds,tds");
+	EXPECT_EQ(ev[0].ev().frame_offset, 0u);
+	EXPECT_EQ(ev[1].ev().frame_offset, p1.size());
+	EXPECT_EQ(ev[2].ev().frame_offset, p1.size() + p2.size());
+	EXPECT_EQ(ev[3].ev().frame_offset, p1.size() + p2.size() + p3.size());
+	EXPECT_EQ(T(ev[0]).detail, TDSBPF_D_REQUEST);
+	EXPECT_EQ(T(ev[1]).detail, TDSBPF_D_NONE); // continuation packets have no message header
+	EXPECT_EQ(T(ev[2]).detail, TDSBPF_D_NONE);
+	EXPECT_EQ(T(ev[3]).detail, TDSBPF_D_REQUEST);
+	EXPECT_EQ(T(ev[3]).d.request.rpc_proc_id, 12);
+	for (auto& e : ev)
+		EXPECT_EQ(e.ev().flags & TDSBPF_F_TAIL_IN_SEG, 0); // not set by the walk for requests
+}
+
+TEST(Walk, OnePacketOverSeveralSegments)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	Bytes big = tds(TDS_SQL_BATCH, 1, batch_body(std::string(200, 'x')));
+	ASSERT_EQ(big.size(), 8u + 22 + 400);
+	Bytes next = tds(TDS_SQL_BATCH, 1, batch_body("select 9"));
+	c.feed(k.data(true, Bytes(big.begin(), big.begin() + 150)));
+	c.feed(k.data(true, Bytes(big.begin() + 150, big.begin() + 300)));
+	c.feed(k.data(true, cat({Bytes(big.begin() + 300, big.end()), next})));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tds");
+	EXPECT_EQ(T(ev[0]).length, big.size());
+	EXPECT_EQ(ev[0].ev().flags & TDSBPF_F_TRUNCATED, TDSBPF_F_TRUNCATED);
+	EXPECT_EQ(T(ev[0]).d.request.all_headers_length, 22u);
+	EXPECT_EQ(ev[1].ev().frame_offset, big.size() - 300);
+	EXPECT_EQ(ev[1].ev().flags, 0);
+	EXPECT_EQ(T(ev[1]).detail, TDSBPF_D_REQUEST);
+}
+
+TEST(Walk, ReplyTailDoneInLaterSegment)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	Bytes rep = tds(TDS_REPLY, 1, cat({tok_colmetadata_int(), Bytes(300, 0xd1), tok_done(0x10, 0xc1, 300)}));
+	c.feed(k.data(false, Bytes(rep.begin(), rep.begin() + 100)));
+	c.feed(k.data(false, Bytes(rep.begin() + 100, rep.begin() + 200)));
+	c.feed(k.data(false, Bytes(rep.begin() + 200, rep.end())));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tds_done");
+	EXPECT_EQ(T(ev[0]).tail_token, 0);
+	EXPECT_EQ(ev[1].ev().u.done.token, 0xfd);
+	EXPECT_EQ(ev[1].ev().u.done.status, 0x10);
+	EXPECT_EQ(ev[1].ev().u.done.rows, 300u);
+	EXPECT_EQ(ev[1].ev().frame_offset, rep.size() - 200);
+}
+
+TEST(Walk, TdsHeaderSplitAcrossSegments)
+{
+	for (size_t cut : {1u, 3u, 7u}) {
+		Collector c;
+		Conn k;
+		handshake(c, k);
+		Bytes a = tds(TDS_SQL_BATCH, 1, batch_body("select 1"));
+		Bytes b = tds(TDS_RPC, 1, rpc_by_id(10));
+		Bytes all = cat({a, b});
+		c.feed(k.data(true, Bytes(all.begin(), all.begin() + a.size() + cut)));
+		c.feed(k.data(true, Bytes(all.begin() + a.size() + cut, all.end())));
+		auto ev = c.take();
+		ASSERT_EQ(kinds(ev), "tds,tds") << "cut " << cut;
+		EXPECT_EQ(T(ev[1]).type, TDS_RPC);
+		EXPECT_EQ(T(ev[1]).length, b.size());
+		EXPECT_EQ(ev[1].ev().flags & TDSBPF_F_CARRIED, TDSBPF_F_CARRIED);
+		EXPECT_EQ(ev[1].ev().frame_offset, 0u);
+		EXPECT_EQ(ev[1].ev().seq, k.cseq - (b.size() - cut));
+		EXPECT_EQ(T(ev[1]).d.request.rpc_proc_id, 10) << "cut " << cut;
+	}
+}
+
+TEST(Walk, SmpTdsHeaderSplitAcrossSegments)
+{
+	for (size_t cut : {5u, 10u, 16u, 20u, 23u}) {
+		Collector c;
+		Conn k;
+		handshake(c, k);
+		Bytes f1 = smp(SMP_ACK, 0, 0, 8);
+		Bytes f2 = smp(SMP_DATA, 3, 2, 9, tds(TDS_SQL_BATCH, 1, batch_body("select 1")));
+		Bytes all = cat({f1, f2});
+		c.feed(k.data(true, Bytes(all.begin(), all.begin() + 16 + cut)));
+		c.feed(k.data(true, Bytes(all.begin() + 16 + cut, all.end())));
+		auto ev = c.take();
+		ASSERT_EQ(kinds(ev), "smp,tds") << "cut " << cut;
+		const auto& e = ev[1].ev();
+		EXPECT_EQ(e.flags & TDSBPF_F_IN_SMP, TDSBPF_F_IN_SMP);
+		EXPECT_EQ(T(ev[1]).smp_sid, 3);
+		EXPECT_EQ(T(ev[1]).smp_seq, 2u);
+		EXPECT_EQ(T(ev[1]).smp_window, 9u);
+		EXPECT_EQ(T(ev[1]).type, TDS_SQL_BATCH);
+		EXPECT_EQ(T(ev[1]).length, f2.size() - 16);
+		// the TDS header starts 16 - cut bytes into the second segment (or before it)
+		EXPECT_EQ(e.frame_offset, cut < 16 ? 16 - cut : 0u) << "cut " << cut;
+		if (cut > 16) {
+			EXPECT_EQ(e.flags & TDSBPF_F_CARRIED, TDSBPF_F_CARRIED);
+		}
+	}
+}
+
+TEST(Walk, TinySegmentsCarryTheHeader)
+{
+	// a header that comes one byte per segment
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	Bytes a = tds(TDS_RPC, 1, rpc_by_id(10));
+	for (size_t i = 0; i < 8; i++)
+		c.feed(k.data(true, Bytes{a[i]}));
+	c.feed(k.data(true, Bytes(a.begin() + 8, a.end())));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds");
+	EXPECT_EQ(T(ev[0]).type, TDS_RPC);
+	EXPECT_EQ(T(ev[0]).length, a.size());
+}
+
+TEST(Walk, KeepAliveAndItsAck)
+{
+	for (int bytes : {0, 1}) {
+		Collector c;
+		Conn k;
+		handshake(c, k);
+		c.feed(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 1"))));
+		c.feed(k.data(false, tds(TDS_REPLY, 1, tok_done(0, 0, 0))));
+		c.take();
+		c.feed(k.frame(true, k.cseq - 1, k.sseq, ACK, bytes ? Bytes{0x00} : Bytes{}));
+		c.feed(k.frame(false, k.sseq, k.cseq, ACK, {}));
+		auto ev = c.take();
+		ASSERT_EQ(kinds(ev), "tcp_keepalive,tcp_keepalive_ack") << bytes;
+		EXPECT_EQ(ev[0].ev().dir, TDSBPF_DIR_C2S);
+		EXPECT_EQ(ev[0].ev().payload_len, (uint32_t)bytes);
+		EXPECT_EQ(ev[1].ev().dir, TDSBPF_DIR_S2C);
+		// the data after it is still framed
+		c.feed(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 2"))));
+		EXPECT_EQ(kinds(c.take()), "tds");
+	}
+}
+
+TEST(Walk, RetransmissionIsNotFramedTwice)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	uint32_t seq = k.cseq;
+	Bytes pkt = tds(TDS_SQL_BATCH, 1, batch_body("select 1"));
+	c.feed(k.data(true, pkt));
+	c.feed(k.frame(true, seq, k.sseq, ACK | PSH, pkt));
+	// a retransmission that overlaps old and new bytes: only the new packet is framed
+	Bytes next = tds(TDS_RPC, 1, rpc_by_id(10));
+	c.feed(k.frame(true, seq, k.sseq, ACK | PSH, cat({pkt, next})));
+	k.cseq += (uint32_t)next.size();
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tcp_retransmission,tcp_retransmission,tds");
+	EXPECT_EQ(ev[1].ev().u.tcp.retrans_bytes, pkt.size());
+	EXPECT_EQ(ev[2].ev().u.tcp.retrans_bytes, pkt.size());
+	EXPECT_EQ(T(ev[3]).type, TDS_RPC);
+	EXPECT_EQ(ev[3].ev().frame_offset, pkt.size());
+}
+
+TEST(Walk, ZeroWindow)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	c.feed(k.frame(false, k.sseq, k.cseq, ACK, {}, 0));
+	c.feed(k.frame(false, k.sseq, k.cseq, ACK, {}, 0));
+	c.feed(k.frame(false, k.sseq, k.cseq, ACK, {}, 4096));
+	c.feed(k.frame(false, k.sseq, k.cseq, ACK, {}, 0));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tcp_zero_window,tcp_zero_window");
+	EXPECT_EQ(ev[0].ev().dir, TDSBPF_DIR_S2C);
+	EXPECT_EQ(ev[0].ev().window, 0);
+}
+
+TEST(Walk, FourWayCloseWithCloseAcks)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	c.feed(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 1"))));
+	c.take();
+	c.feed(k.fin(true));
+	c.feed(k.ack(false));
+	c.feed(k.fin(false));
+	c.feed(k.ack(true));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tcp_fin,tcp_close_ack,tcp_fin,tcp_close_ack,flow_stats");
+	EXPECT_EQ(ev[0].ev().dir, TDSBPF_DIR_C2S);
+	EXPECT_EQ(ev[1].ev().dir, TDSBPF_DIR_S2C);
+	EXPECT_EQ(ev[2].ev().dir, TDSBPF_DIR_S2C);
+	EXPECT_EQ(ev[3].ev().dir, TDSBPF_DIR_C2S);
+	const auto& st = ev[4].ev().u.stats;
+	EXPECT_EQ(st.final, 1);
+	EXPECT_EQ(st.packets[0], 5u); // SYN, ACK, batch, FIN, ACK
+	EXPECT_EQ(st.packets[1], 3u); // SYN+ACK, ACK, FIN
+	EXPECT_EQ(st.bytes[0], tds(TDS_SQL_BATCH, 1, batch_body("select 1")).size());
+	EXPECT_EQ(c.p.flows(), 0u);
+}
+
+TEST(Walk, Rst)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	c.feed(k.frame(true, k.cseq, k.sseq, RST | ACK, {}));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tcp_rst,flow_stats");
+	EXPECT_EQ(ev[0].ev().dir, TDSBPF_DIR_C2S);
+	EXPECT_EQ(ev[1].ev().u.stats.final, 1);
+	EXPECT_EQ(c.p.flows(), 0u);
+	// a RST of a flow we do not know: reported, no state kept
+	Conn other;
+	other.cport = 40000;
+	c.feed(other.frame(false, 7, 8, RST, {}));
+	ev = c.take();
+	ASSERT_EQ(kinds(ev), "tcp_rst");
+	EXPECT_EQ(ev[0].ev().dir, TDSBPF_DIR_S2C);
+	EXPECT_EQ(c.p.flows(), 0u);
+}
+
+TEST(Walk, MidstreamResyncsOnValidHeader)
+{
+	Collector c;
+	Conn k;
+	// the middle of a packet first: not a header, no event
+	c.feed(k.data(false, Bytes(100, 0x41)));
+	EXPECT_EQ(kinds(c.take()), "");
+	EXPECT_EQ(c.p.flows(), 1u);
+	// then a valid reply header
+	c.feed(k.data(false, tds(TDS_REPLY, 1, tok_done(0x10, 0xc1, 5))));
+	c.feed(k.data(true, tds(TDS_RPC, 0x09, rpc_by_id(10))));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tds");
+	EXPECT_EQ(ev[0].ev().flags & TDSBPF_F_MIDSTREAM, TDSBPF_F_MIDSTREAM);
+	EXPECT_EQ(T(ev[0]).tail_done_rows, 5u);
+	EXPECT_EQ(ev[1].ev().flags & TDSBPF_F_MIDSTREAM, TDSBPF_F_MIDSTREAM);
+	EXPECT_EQ(T(ev[1]).d.request.rpc_proc_id, 10);
+}
+
+TEST(Walk, LostSyncAndRegained)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	c.feed(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 1"))));
+	c.feed(k.data(true, Bytes(30, 0x99))); // where a header should be: garbage
+	c.feed(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 2"))));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,resync,resync,tds");
+	EXPECT_EQ(ev[1].ev().flags & TDSBPF_F_LOST_SYNC, TDSBPF_F_LOST_SYNC);
+	EXPECT_EQ(ev[2].ev().flags & TDSBPF_F_LOST_SYNC, 0);
+}
+
+TEST(Walk, PortReuseNewSyn)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	c.feed(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 1"))));
+	c.take();
+	Conn k2 = k;
+	k2.cseq = 900000;
+	c.feed(k2.syn());
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "flow_stats,tcp_syn");
+	EXPECT_EQ(ev[0].ev().u.stats.final, 1);
+	EXPECT_EQ(ev[1].ev().seq, 900000u);
+	// the same SYN again (a SYN retransmission) is not a new connection
+	c.feed(k2.frame(true, 900000, 0, SYN, {}));
+	EXPECT_EQ(kinds(c.take()), "tcp_syn");
+	EXPECT_EQ(c.p.flows(), 1u);
+}
+
+TEST(Walk, NonSqlPortsIgnored)
+{
+	Collector c;
+	Conn k;
+	k.sport = 1434;
+	k.cport = 50000;
+	c.feed(k.syn());
+	c.feed(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 1"))));
+	EXPECT_EQ(kinds(c.take()), "");
+	EXPECT_EQ(c.p.flows(), 0u);
+	// but a configured port is traced
+	tdsbpf::HostParserConfig cfg;
+	cfg.ports = {1434, 5000};
+	Collector c2(cfg);
+	c2.feed(k.syn());
+	EXPECT_EQ(kinds(c2.take()), "tcp_syn");
+}
+
+TEST(Walk, Ipv6AndVlan)
+{
+	Conn k6;
+	k6.v6 = true;
+	k6.caddr = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10};
+	k6.saddr = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20};
+	Conn kv;
+	kv.vlan = true;
+	kv.vlan_id = 42;
+	Conn kboth = k6;
+	kboth.vlan = true;
+	kboth.vlan_id = 4095;
+	for (Conn* k : {&k6, &kv, &kboth}) {
+		Collector c;
+		c.feed(k->syn());
+		c.feed(k->synack());
+		c.feed(k->ack(true));
+		c.feed(k->data(true, tds(TDS_PRELOGIN, 1, prelogin_client())));
+		auto ev = c.take();
+		ASSERT_EQ(kinds(ev), "tcp_syn,tcp_synack,tcp_handshake_ack,tds");
+		const auto& key = ev[3].ev().key;
+		EXPECT_EQ(key.family, k->v6 ? 6 : 4);
+		EXPECT_EQ(key.vlan_valid, k->vlan ? 1 : 0);
+		if (k->vlan) {
+			EXPECT_EQ(key.vlan_id, k->vlan_id);
+		}
+		EXPECT_EQ(0, std::memcmp(key.client_addr, k->caddr.data(), k->v6 ? 16 : 4));
+		EXPECT_EQ(0, std::memcmp(key.server_addr, k->saddr.data(), k->v6 ? 16 : 4));
+		EXPECT_EQ(T(ev[3]).d.prelogin.version_major, 0x11);
+	}
+}
+
+TEST(Walk, MaxTdsPacketLength)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	// 32767 bytes: the largest negotiated packet size, over 25 segments
+	Bytes big = tds(TDS_SQL_BATCH, 1, batch_body(std::string((32767 - 8 - 22) / 2, 'a')));
+	big.resize(32767, 0);
+	big[2] = 0x7f;
+	big[3] = 0xff;
+	for (size_t off = 0; off < big.size(); off += 1400)
+		c.feed(k.data(true, Bytes(big.begin() + off, big.begin() + std::min(big.size(), off + 1400))));
+	c.feed(k.data(true, tds(TDS_ATTENTION, 1, {})));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tds");
+	EXPECT_EQ(T(ev[0]).length, 32767);
+	EXPECT_EQ(T(ev[1]).type, TDS_ATTENTION);
+	EXPECT_EQ(ev[1].ev().frame_offset, 0u);
+	EXPECT_EQ(ev[1].ev().seq, k.cseq - 8);
+}
+
+TEST(Walk, MoreFramesThanTheLimit)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	Bytes seg;
+	for (int i = 0; i < TDSBPF_MAX_FRAMES_PER_SEGMENT + 2; i++)
+		append(seg, tds(TDS_ATTENTION, 1, {}));
+	c.feed(k.data(true, seg));
+	auto ev = c.take();
+	EXPECT_EQ(of_kind(ev, TDSBPF_EV_TDS).size(), (size_t)TDSBPF_MAX_FRAMES_PER_SEGMENT);
+	EXPECT_EQ(c.p.counter(TDSBPF_CNT_FRAMES_SKIPPED), 1u);
+}
+
+TEST(Walk, PeriodicFlowStats)
+{
+	tdsbpf::HostParserConfig cfg;
+	cfg.flush_interval_ns = 5'000'000'000ULL;
+	Collector c(cfg);
+	Conn k;
+	c.feed(k.syn(), 1'000'000'000ULL);
+	c.feed(k.synack(), 2'000'000'000ULL);
+	c.feed(k.ack(true), 6'500'000'000ULL);
+	c.feed(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 1"))), 7'000'000'000ULL);
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tcp_syn,tcp_synack,tcp_handshake_ack,flow_stats,tds");
+	EXPECT_EQ(ev[3].ev().u.stats.final, 0);
+	EXPECT_EQ(ev[3].ev().u.stats.first_ns, 1'000'000'000ULL);
+	EXPECT_EQ(ev[3].ev().u.stats.packets[0], 2u);
+	EXPECT_EQ(ev[3].ev().u.stats.packets[1], 1u);
+}
