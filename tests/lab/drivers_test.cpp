@@ -282,6 +282,7 @@ TEST(LabLoadClient, AllModesCompleteTheirRequests) {
       {"--encryption", "not-supported"},
       {"--encryption", "off"},
       {"--encryption", "on", "--mars", "--query", "SELECT n FROM rows(300)"},
+      {"--mars", "--mars-sessions", "3", "--requests-per-connection", "7"},
       {"--encryption", "strict"},
       {"--ntlm-domain", "CORP", "--user", "joe"},
       {"--requests-per-connection", "1"},
@@ -295,6 +296,8 @@ TEST(LabLoadClient, AllModesCompleteTheirRequests) {
     EXPECT_EQ(json_number(out, "connections_failed"), 0) << out;
   }
   EXPECT_NE(server.log().find("MARS: SMP starts"), std::string::npos);
+  EXPECT_NE(server.log().find("<- SMP:SYN sid=2"), std::string::npos);
+  EXPECT_NE(server.log().find("SMP:FIN sid=2 answered"), std::string::npos);
 }
 
 // ---- faults ----

@@ -30,7 +30,10 @@ int main(int argc, char** argv) {
   app.add_option("--query,-q", plan.query, "SQL batch to run")->default_val("SELECT 1");
   app.add_option("--encryption,-e", encryption, "off (login-only TLS) | on | not-supported | strict")
       ->default_val("off");
-  app.add_flag("--mars", plan.client.mars, "ask for MARS and send requests in SMP session 0");
+  app.add_flag("--mars", plan.client.mars, "ask for MARS and send requests over SMP");
+  app.add_option("--mars-sessions", plan.client.mars_sessions,
+                 "SMP sessions per connection with --mars; requests rotate over them")
+      ->default_val(1)->check(CLI::Range(1u, 64u));
   app.add_option("--user,-U", plan.client.user, "login name (fault names work here)")->default_val("sa");
   app.add_option("--password,-P", plan.client.password, "password")->default_val("lab");
   app.add_option("--ntlm-domain", plan.client.ntlm_domain, "integrated login via NTLM in this domain");

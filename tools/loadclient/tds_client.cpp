@@ -107,24 +107,53 @@ void TdsClient::send_message(std::uint8_t type, ByteView payload) {
     return;
   }
   // One TDS packet per SMP DATA frame; wait for window when it is closed.
+  MarsSession& s = sessions_.at(next_sid_);
   ByteReader r(packets);
   while (r.remaining() > 0) {
     PacketHeader h = decode_header(ByteView(packets).subspan(r.position(), kHeaderSize));
     auto one = r.bytes(h.length);
-    smp_->queue_packet(Bytes(one.begin(), one.end()));
+    s.smp.queue_packet(Bytes(one.begin(), one.end()));
   }
   for (;;) {
-    Bytes frames = smp_->drain();
+    Bytes frames = s.smp.drain();
     if (!frames.empty()) send_plain(frames);
-    if (!smp_->has_queued()) return;
+    if (!s.smp.has_queued()) return;
     // Window closed: read until the server's ACK opens it.
-    while (smp_frames_.buffered() < kSmpHeaderSize) read_more();
     auto f = smp_frames_.next();
     if (!f) {
       read_more();
       continue;
     }
-    smp_->note_peer_window(f->header.window);
+    handle_frame(std::move(*f));
+  }
+}
+
+void TdsClient::handle_frame(SmpFrame&& f) {
+  auto it = sessions_.find(f.header.sid);
+  if (it == sessions_.end()) throw ClientError("SMP frame for unknown session " + std::to_string(f.header.sid));
+  MarsSession& s = it->second;
+  s.smp.note_peer_window(f.header.window);
+  if (f.header.flags == smp_flag::data) {
+    s.smp.accept_data(f.header);
+    s.packets.feed(f.payload);
+    Bytes ack = s.smp.ack_if_needed();
+    if (!ack.empty()) send_plain(ack);
+  } else if (f.header.flags == smp_flag::fin) {
+    throw ClientError("server closed MARS session " + std::to_string(f.header.sid));
+  }
+}
+
+Message TdsClient::read_session_message(MarsSession& s) {
+  for (;;) {
+    while (auto p = s.packets.next()) {
+      if (auto m = s.assembler.add(std::move(*p))) return std::move(*m);
+    }
+    auto f = smp_frames_.next();
+    if (!f) {
+      read_more();
+      continue;
+    }
+    handle_frame(std::move(*f));
   }
 }
 
@@ -160,20 +189,8 @@ void TdsClient::read_more() {
 }
 
 Message TdsClient::read_message() {
+  if (mars_) return read_session_message(sessions_.at(next_sid_));
   for (;;) {
-    if (mars_) {
-      while (auto f = smp_frames_.next()) {
-        smp_->note_peer_window(f->header.window);
-        if (f->header.flags == smp_flag::data) {
-          smp_->accept_data(f->header);
-          packets_.feed(f->payload);
-          Bytes ack = smp_->ack_if_needed();
-          if (!ack.empty()) send_plain(ack);
-        } else if (f->header.flags == smp_flag::fin) {
-          throw ClientError("server closed the MARS session");
-        }
-      }
-    }
     while (auto p = packets_.next()) {
       if (auto m = assembler_.add(std::move(*p))) return std::move(*m);
     }
@@ -312,8 +329,11 @@ void TdsClient::connect_and_login() {
   if (s.packet_size) packet_size_ = *s.packet_size;
   if (opt_.mars) {
     mars_ = true;
-    smp_.emplace(0);
-    send_plain(smp_->make_syn());
+    for (unsigned i = 0; i < std::max(1u, opt_.mars_sessions); ++i) {
+      auto sid = static_cast<std::uint16_t>(i);
+      auto& session = sessions_.emplace(sid, MarsSession(sid)).first->second;
+      send_plain(session.smp.make_syn());
+    }
   }
 }
 
@@ -322,23 +342,26 @@ ResponseSummary TdsClient::execute(std::string_view sql) {
   send_message(static_cast<std::uint8_t>(PacketType::sql_batch), encode_sql_batch(sql));
   ResponseSummary s = read_response(read_message().payload);
   if (!s.final_done) throw ClientError("response without a final DONE");
+  // With several MARS sessions, requests take turns.
+  if (mars_) next_sid_ = static_cast<std::uint16_t>((next_sid_ + 1) % sessions_.size());
   return s;
 }
 
 void TdsClient::close() {
   if (fd_ < 0) return;
-  if (mars_ && smp_) {
+  if (mars_) {
     try {
       deadline_ = std::chrono::steady_clock::now() + opt_.timeout;
-      send_plain(smp_->make_fin());
-      // Wait for the server's FIN so the close looks like a real driver's.
-      for (int guard = 0; guard < 1000; ++guard) {
+      for (auto& [sid, session] : sessions_) send_plain(session.smp.make_fin());
+      // Wait for the server's FINs so the close looks like a real driver's.
+      std::size_t fins = 0;
+      while (fins < sessions_.size()) {
         auto f = smp_frames_.next();
         if (!f) {
           read_more();
           continue;
         }
-        if (f->header.flags == smp_flag::fin) break;
+        if (f->header.flags == smp_flag::fin) ++fins;
       }
     } catch (const std::exception&) {
       // Closing anyway.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +30,7 @@ struct ClientOptions {
   std::uint16_t port = 1433;
   ClientEncryption encryption = ClientEncryption::off;
   bool mars = false;
+  unsigned mars_sessions = 1;  // SMP sessions opened per connection (requests rotate over them)
   std::string user = "sa";
   std::string password = "lab";
   std::string ntlm_domain;  // non-empty: integrated login via NTLM
@@ -60,8 +62,18 @@ class TdsClient {
   void tcp_connect();
   void send_bytes(ByteView data);            // raw socket
   void send_plain(ByteView data);            // through TLS when the outbound side is encrypted
+  struct MarsSession {  // one SMP session's flow control and TDS reassembly
+    explicit MarsSession(std::uint16_t sid) : smp(sid) {}
+    SmpSession smp;
+    PacketSplitter packets;
+    MessageAssembler assembler;
+  };
+
   void send_message(std::uint8_t type, ByteView payload);
   Message read_message();
+  // Reads SMP frames until a whole TDS message has arrived on session `sid`.
+  Message read_session_message(MarsSession& s);
+  void handle_frame(SmpFrame&& f);
   void read_more();                          // one socket read into the plaintext stream
   void tls_handshake_in_prelogin();
   void tls_handshake_strict();
@@ -73,7 +85,8 @@ class TdsClient {
   bool tls_in_ = false;
   bool tls_out_ = false;
   bool mars_ = false;
-  std::optional<SmpSession> smp_;
+  std::map<std::uint16_t, MarsSession> sessions_;
+  std::uint16_t next_sid_ = 0;  // session for the next request
   SmpFrameSplitter smp_frames_;
   PacketSplitter packets_;
   MessageAssembler assembler_;
