@@ -135,9 +135,10 @@ TEST(LabDrivers, FreetdsOdbcMarsTwoSessions) {
 
 // ---- pymssql ----
 
-CommandResult run_pymssql(const LabServer& server, const std::string& user, const std::string& sql) {
+CommandResult run_pymssql(const LabServer& server, const std::string& user, const std::string& sql,
+                          const std::map<std::string, std::string>& env = {}) {
   return run_command({"/usr/bin/python3", drivers_dir() + "/pymssql_query.py", std::to_string(server.port()), user, sql},
-                     {}, {}, std::chrono::seconds(20));
+                     env, {}, std::chrono::seconds(20));
 }
 
 TEST(LabDrivers, PymssqlQuery) {
@@ -150,6 +151,20 @@ TEST(LabDrivers, PymssqlQuery) {
   EXPECT_NE(r.output.find("DONE 1"), std::string::npos) << r.output;
   auto rows = run_pymssql(server, "sa", "SELECT n FROM rows(500)");
   EXPECT_NE(rows.output.find("ROW 500\nDONE 500"), std::string::npos) << rows.output;
+}
+
+TEST(LabDrivers, PymssqlFullEncryption) {
+  LabServer server({"--encryption", "required"});
+  ASSERT_TRUE(server.started()) << server.log();
+  // pymssql connects by address, so FreeTDS applies the [global] section.
+  TempDir dir;
+  std::string conf = dir.file("freetds.conf");
+  std::ofstream(conf) << "[global]\n\tencryption = require\n\ttds version = 7.4\n";
+  auto r = run_pymssql(server, "sa", "SELECT n FROM rows(3)", {{"FREETDSCONF", conf}});
+  if (r.exit_code == 77) LAB_DRIVER_MISSING("python3-pymssql missing: " + r.output);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("ROW 3\nDONE 3"), std::string::npos) << r.output;
+  EXPECT_TRUE(server.wait_for_log("login ok for 'sa', encrypted"));
 }
 
 TEST(LabDrivers, PymssqlFailedLogin) {
