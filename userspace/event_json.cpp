@@ -242,8 +242,16 @@ static json detail_json(const tdsbpf_tds& t)
 json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts, bool redact)
 {
 	json j;
-	if (ts)
+	if (ts) {
+		// where it was seen: left out when comparing kernel and host events
 		j["ts_ns"] = ev.ts_ns;
+		j["hook"] = ev.hook == TDSBPF_HOOK_XDP	       ? "xdp"
+			    : ev.hook == TDSBPF_HOOK_TC_INGRESS ? "tc_ingress"
+			    : ev.hook == TDSBPF_HOOK_TC_EGRESS	 ? "tc_egress"
+								 : "pcap";
+		if (ev.ifindex)
+			j["ifindex"] = ev.ifindex;
+	}
 	j["event"] = event_kind_name(ev.kind);
 	j["dir"] = ev.dir == TDSBPF_DIR_C2S ? "c2s" : "s2c";
 	const auto& k = ev.key;

@@ -293,10 +293,19 @@ int Loader::poll(int timeout_ms, const Callback& cb)
 {
 	cb_ = &cb;
 	int n = ring_buffer__poll(rb_, timeout_ms);
+	/*
+	 * Routine records are submitted without a wake-up (batching), so epoll
+	 * may time out with records waiting: read them now. Without this the
+	 * reader would fall behind for good, since the kernel only wakes a
+	 * reader that has caught up.
+	 */
+	int m = ring_buffer__consume(rb_);
 	cb_ = nullptr;
 	if (n == -EINTR)
-		return 0;
-	return n;
+		n = 0;
+	if (n < 0)
+		return n;
+	return m > 0 ? n + m : n;
 }
 
 std::vector<uint64_t> Loader::counters() const

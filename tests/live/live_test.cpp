@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// tdsbpf live, on a veth pair between two private namespaces: the lab
+// server and tdsbpf on the server side (the sidecar case), FreeTDS tsql and
+// a bare TCP client on the other. Checks the events, and that nothing stays
+// attached after a clean stop or a kill -9.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "lab_process.h"
+#include "netns_lab.h"
+#include "require.h"
+
+using nlohmann::json;
+using namespace tdsbpf::test;
+
+namespace {
+
+bool have(const std::string& program)
+{
+	return std::system(("command -v " + program + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+std::vector<json> read_events(const std::string& path)
+{
+	std::vector<json> out;
+	std::ifstream in(path);
+	std::string line;
+	while (std::getline(in, line)) {
+		auto j = json::parse(line, nullptr, false);
+		if (j.is_object() && j.contains("event"))
+			out.push_back(j);
+	}
+	return out;
+}
+
+// Nothing of tdsbpf on the interface or in the kernel any more.
+void expect_nothing_attached(const NetnsLab& lab)
+{
+	std::string link = lab.sh(lab.server_ns(), "ip link show dev " + lab.server_if());
+	EXPECT_EQ(link.find("xdp"), std::string::npos) << link;
+	std::string tc = lab.sh(lab.server_ns(), "tc filter show dev " + lab.server_if() + " egress; tc filter show dev " +
+							 lab.server_if() + " ingress");
+	EXPECT_EQ(tc.find("tdsbpf"), std::string::npos) << tc;
+	// programs are freed once their last link is gone (asynchronously)
+	std::string progs;
+	for (int i = 0; i < 50; i++) {
+		progs = lab.sh(lab.server_ns(), "bpftool prog show");
+		if (progs.find("tdsbpf_") == std::string::npos)
+			break;
+		std::this_thread::sleep_for(std::chrono::milliseconds(100));
+	}
+	EXPECT_EQ(progs.find("tdsbpf_"), std::string::npos) << progs;
+}
+
+class LiveTest : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		TDSBPF_REQUIRE(geteuid() == 0, "needs root (network namespaces, BPF)");
+		lab_ = std::make_unique<NetnsLab>();
+		TDSBPF_REQUIRE(lab_->ok(), "cannot build the test network: " + lab_->error());
+	}
+
+	// Starts tdsbpf on the server side; false if it did not get ready.
+	bool start_tracer(const std::vector<std::string>& extra = {})
+	{
+		std::vector<std::string> argv = {TDSBPF_BIN, "--iface", lab_->server_if(), "--ready-file",
+						 dir_.file("tracer.ready")};
+		argv.insert(argv.end(), extra.begin(), extra.end());
+		tracer_ = lab_->spawn(lab_->server_ns(), argv, dir_.file("events.ndjson"), dir_.file("tracer.log"));
+		return wait_for_file(dir_.file("tracer.ready"), 60000);
+	}
+
+	std::string tracer_log() const
+	{
+		std::ifstream in(dir_.file("tracer.log"));
+		return std::string(std::istreambuf_iterator<char>(in), {});
+	}
+
+	labtest::TempDir dir_;
+	std::unique_ptr<NetnsLab> lab_;
+	pid_t tracer_ = 0;
+};
+
+TEST_F(LiveTest, RealDriverTrafficBecomesEvents)
+{
+	TDSBPF_REQUIRE(have("tsql"), "FreeTDS tsql not installed (Debian package freetds-bin)");
+	pid_t server = lab_->spawn(lab_->server_ns(),
+				   {LABSERVER_BIN, "--listen", lab_->server_ip(), "--port", "1433", "--ready-file",
+				    dir_.file("server.ready")},
+				   dir_.file("server.out"), dir_.file("server.log"));
+	ASSERT_TRUE(wait_for_file(dir_.file("server.ready"), 20000)) << "lab server did not start";
+	ASSERT_TRUE(start_tracer({"--events"})) << tracer_log();
+
+	// FreeTDS: login-only TLS, a 20000-row result (many TDS packets, GSO
+	// super-packets at tc egress), then a small query
+	std::string conf = dir_.file("freetds.conf");
+	std::ofstream(conf) << "[lab]\n\thost = " << lab_->server_ip() << "\n\tport = 1433\n"
+			    << "\ttds version = 7.4\n\tencryption = request\n";
+	auto r = labtest::run_command({"ip", "netns", "exec", lab_->client_ns(), "tsql", "-S", "lab", "-U", "sa",
+				       "-P", "lab"},
+				      {{"FREETDSCONF", conf}, {"FREETDS", conf}},
+				      "SELECT n FROM rows(20000)\ngo\nSELECT 1\ngo\nexit\n", std::chrono::seconds(30));
+	ASSERT_EQ(r.exit_code, 0) << r.output;
+	ASSERT_NE(r.output.find("20000"), std::string::npos) << r.output;
+	// a bare TCP connection: handshake and close, no TDS at all
+	int st = -1;
+	lab_->sh(lab_->client_ns(), "bash -c \"exec 3<>/dev/tcp/" + lab_->server_ip() + "/1433; exec 3>&-\"", &st);
+	std::this_thread::sleep_for(std::chrono::milliseconds(500));
+
+	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
+	lab_->stop(server, SIGTERM);
+
+	auto events = read_events(dir_.file("events.ndjson"));
+	ASSERT_FALSE(events.empty()) << tracer_log();
+	// group by client
+	std::map<std::string, std::vector<json>> by_client;
+	for (const auto& e : events)
+		by_client[e["client"].get<std::string>()].push_back(e);
+	ASSERT_EQ(by_client.size(), 2u);
+
+	const std::vector<json>* tsql = nullptr;
+	const std::vector<json>* bare = nullptr;
+	for (const auto& [client, evs] : by_client) {
+		bool tds = false;
+		for (const auto& e : evs)
+			tds |= e["event"] == "tds";
+		(tds ? tsql : bare) = &evs;
+	}
+	ASSERT_TRUE(tsql && bare);
+
+	// the handshake, in order, at the right hooks
+	ASSERT_GE(tsql->size(), 3u);
+	EXPECT_EQ((*tsql)[0]["event"], "tcp_syn");
+	EXPECT_EQ((*tsql)[1]["event"], "tcp_synack");
+	EXPECT_EQ((*tsql)[2]["event"], "tcp_handshake_ack");
+	bool prelogin_c = false, prelogin_s = false, tls_in_tds = false, login_tls = false, loginack = false;
+	bool rows = false, resync = false, closed = false;
+	int batches = 0;
+	for (const auto& e : *tsql) {
+		// client-to-server is seen at XDP ingress, the rest at tc egress
+		EXPECT_EQ(e["hook"], e["dir"] == "c2s" ? "xdp" : "tc_egress") << e.dump();
+		std::string ev = e["event"];
+		resync |= ev == "resync";
+		closed |= ev == "tcp_fin" || ev == "tcp_rst";
+		if (ev == "tls" && e["dir"] == "c2s" && e["tls"]["content_type"] == 23)
+			login_tls = true;
+		if (ev == "tds_done" && e["done"]["rows"] == 20000)
+			rows = true;
+		if (ev != "tds")
+			continue;
+		const auto& t = e["tds"];
+		if (t.contains("done") && t["done"]["rows"] == 20000)
+			rows = true;
+		if (t["type"] == "sql_batch")
+			batches++;
+		if (!t.contains("detail"))
+			continue;
+		const auto& d = t["detail"];
+		if (t["type"] == "prelogin" && d.contains("encryption"))
+			prelogin_c = true;
+		if (e["dir"] == "s2c" && d.contains("version") && d["version"] == "16.0.1000.0")
+			prelogin_s = true;
+		if (d.contains("content_type") && d["content_type"] == 22)
+			tls_in_tds = true;
+		if (d.contains("tokens"))
+			for (const auto& tok : d["tokens"])
+				loginack |= tok == "loginack";
+	}
+	EXPECT_TRUE(prelogin_c);
+	EXPECT_TRUE(prelogin_s);
+	EXPECT_TRUE(tls_in_tds);
+	EXPECT_TRUE(login_tls);
+	EXPECT_TRUE(loginack);
+	EXPECT_EQ(batches, 2);
+	EXPECT_TRUE(rows) << "the final DONE of the 20000-row reply was not found";
+	EXPECT_FALSE(resync) << "the walk lost the framing";
+	EXPECT_TRUE(closed);
+
+	ASSERT_GE(bare->size(), 4u);
+	EXPECT_EQ((*bare)[0]["event"], "tcp_syn");
+	EXPECT_EQ((*bare)[1]["event"], "tcp_synack");
+	EXPECT_EQ((*bare)[2]["event"], "tcp_handshake_ack");
+	bool fin = false;
+	for (const auto& e : *bare)
+		fin |= e["event"] == "tcp_fin";
+	EXPECT_TRUE(fin);
+
+	expect_nothing_attached(*lab_);
+}
+
+TEST_F(LiveTest, ConnectionRecordsFromTheAggregator)
+{
+	TDSBPF_REQUIRE(have("tsql"), "FreeTDS tsql not installed (Debian package freetds-bin)");
+	pid_t server = lab_->spawn(lab_->server_ns(),
+				   {LABSERVER_BIN, "--listen", lab_->server_ip(), "--port", "1433", "--ready-file",
+				    dir_.file("server.ready")},
+				   dir_.file("server.out"), dir_.file("server.log"));
+	ASSERT_TRUE(wait_for_file(dir_.file("server.ready"), 20000));
+	ASSERT_TRUE(start_tracer()) << tracer_log();
+	std::string conf = dir_.file("freetds.conf");
+	std::ofstream(conf) << "[lab]\n\thost = " << lab_->server_ip() << "\n\tport = 1433\n\ttds version = 7.4\n";
+	auto r = labtest::run_command({"ip", "netns", "exec", lab_->client_ns(), "tsql", "-S", "lab", "-U",
+				       "fail_login", "-P", "lab"},
+				      {{"FREETDSCONF", conf}, {"FREETDS", conf}}, "SELECT 1\ngo\nexit\n",
+				      std::chrono::seconds(30));
+	std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
+	lab_->stop(server, SIGTERM);
+	auto records = read_events(dir_.file("events.ndjson")); // no "event" key: read raw
+	std::ifstream in(dir_.file("events.ndjson"));
+	std::string line;
+	std::vector<json> conns;
+	while (std::getline(in, line)) {
+		auto j = json::parse(line, nullptr, false);
+		if (j.is_object())
+			conns.push_back(j);
+	}
+	ASSERT_EQ(conns.size(), 1u) << tracer_log();
+	std::string all = conns[0].dump();
+	EXPECT_NE(all.find("18456"), std::string::npos) << all;
+	EXPECT_NE(all.find("login_failed"), std::string::npos) << all;
+	expect_nothing_attached(*lab_);
+}
+
+TEST_F(LiveTest, KilledTracerLeavesNothingAttached)
+{
+	ASSERT_TRUE(start_tracer({"--events"})) << tracer_log();
+	std::string link = lab_->sh(lab_->server_ns(), "ip link show dev " + lab_->server_if());
+	EXPECT_NE(link.find("xdp"), std::string::npos) << "XDP not attached while running: " << link;
+	lab_->stop(tracer_, SIGKILL);
+	expect_nothing_attached(*lab_);
+	// and it starts again at once
+	std::remove(dir_.file("tracer.ready").c_str());
+	ASSERT_TRUE(start_tracer({"--events"})) << tracer_log();
+	EXPECT_EQ(lab_->stop(tracer_, SIGTERM), 0) << tracer_log();
+	expect_nothing_attached(*lab_);
+}
+
+TEST_F(LiveTest, BadInputGetsAClearMessage)
+{
+	auto unknown = labtest::run_command({TDSBPF_BIN, "--iface", "tdsbpf-nosuch0"});
+	EXPECT_EQ(unknown.exit_code, 2);
+	EXPECT_NE(unknown.output.find("unknown interface 'tdsbpf-nosuch0'"), std::string::npos) << unknown.output;
+	auto port = labtest::run_command({TDSBPF_BIN, "--port", "70000"});
+	EXPECT_NE(port.exit_code, 0);
+	EXPECT_NE(port.output.find("--port"), std::string::npos) << port.output;
+	auto missing = labtest::run_command({TDSBPF_BIN, "--read", "/nonexistent/x.pcap"});
+	EXPECT_EQ(missing.exit_code, 2);
+	EXPECT_NE(missing.output.find("cannot read capture"), std::string::npos) << missing.output;
+	// an unprivileged run says which capabilities are missing
+	if (have("setpriv")) {
+		auto nopriv = labtest::run_command({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+						    "--inh-caps=-all", TDSBPF_BIN, "--iface", "lo"});
+		EXPECT_EQ(nopriv.exit_code, 2);
+		EXPECT_NE(nopriv.output.find("CAP_BPF"), std::string::npos) << nopriv.output;
+	}
+}
+
+} // namespace
