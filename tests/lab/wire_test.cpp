@@ -510,6 +510,17 @@ TEST(LabConnection, ResetConnectionRestoresLoginDatabase) {
   EXPECT_EQ(std::get<std::string>(read_response(payload).first_rows.at(0).at(0)), "master");
 }
 
+TEST(LabConnection, IgnoredRequestIsNotRun) {
+  ServerSettings settings;
+  auto c = logged_in_connection(settings);
+  Bytes batch = packetize(1, encode_sql_batch("SELECT n FROM rows(5)"), 4096);
+  batch[1] |= status::ignore;  // single packet: EOM | IGNORE
+  c->on_bytes(batch, Clock::now());
+  ResponseSummary r = next_reply(*c);
+  EXPECT_EQ(r.rows, 0u);
+  EXPECT_TRUE(r.final_done);
+}
+
 TEST(LabConnection, AttentionDuringWaitforAndIdle) {
   ServerSettings settings;
   auto c = logged_in_connection(settings);

@@ -230,6 +230,13 @@ void Connection::handle_message(Channel& ch, Message&& m, Clock::time_point now)
     case Stage::logged_in:
       if (type == PacketType::attention) {
         handle_attention(ch);
+      } else if (m.ignore) {
+        // The client stopped sending this request (IGNORE bit): nothing runs,
+        // a bare DONE closes the exchange it still waits for.
+        log_debug(std::string(packet_type_name(m.type)) + " with IGNORE: not run");
+        TokenWriter t;
+        t.done(token::done, done_status::final, curcmd::none, 0);
+        send_message(ch, 4, t.take());
       } else if (type == PacketType::sql_batch || type == PacketType::rpc) {
         if (apply_phase_faults(Phase::query, now)) return;
         handle_request(ch, m, now);

@@ -107,6 +107,7 @@ std::optional<Message> MessageAssembler::add(Packet&& p) {
   }
   current_.payload.insert(current_.payload.end(), p.payload.begin(), p.payload.end());
   if (p.header.status & status::eom) {
+    current_.ignore = (p.header.status & status::ignore) != 0;
     in_progress_ = false;
     return std::move(current_);
   }

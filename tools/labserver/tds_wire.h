@@ -84,6 +84,7 @@ class PacketSplitter {
 struct Message {
   std::uint8_t type = 0;
   std::uint8_t first_status = 0;  // RESETCONNECTION bits live on the first packet
+  bool ignore = false;            // the client abandoned it (IGNORE on the last packet)
   Bytes payload;
 };
 
