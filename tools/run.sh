@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Sets up (packages, build) and traces SQL Server connections live:
+#   sudo tools/run.sh                 # the default route's interface, port 1433
+#   sudo tools/run.sh --iface eth0 --port 1433 --format text
+# Every argument goes to tdsbpf (see tdsbpf --help).
+set -euo pipefail
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+"$TOP/tools/setup.sh"
+exec "${TDSBPF_BUILD_DIR:-$TOP/build}/userspace/tdsbpf" "$@"
