@@ -258,6 +258,16 @@ TEST(LabDrivers, TediousAttentionCancelsWaitfor) {
   EXPECT_TRUE(server.wait_for_log("attention: request cancelled"));
 }
 
+TEST(LabDrivers, TediousResetConnection) {
+  REQUIRE_TEDIOUS();
+  LabServer server;
+  ASSERT_TRUE(server.started()) << server.log();
+  auto r = run_tedious(server, {"false", "sa", "", "reset"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("DB master"), std::string::npos) << r.output;
+  EXPECT_TRUE(server.wait_for_log("RESETCONNECTION honoured"));
+}
+
 TEST(LabDrivers, TediousFollowsRedirect) {
   REQUIRE_TEDIOUS();
   LabServer target;

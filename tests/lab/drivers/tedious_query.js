@@ -1,7 +1,7 @@
 // tedious against the lab server.
 // usage: node tedious_query.js PORT ENCRYPT(true|false|strict) USER [DOMAIN] [MODE]
 // MODE: query (batch + sp_executesql, default) | cancel (attention during WAITFOR)
-//       | redirect (report the server it ended up on)
+//       | reset (RESETCONNECTION after USE) | redirect (report the routing data)
 // Environment: LAB_CA = PEM file to trust (strict mode validates the certificate).
 // Prints "ROWS <n>", "RPC <value>", "CANCELLED", "DONE" or "ERROR <code> <message>".
 let tedious;
@@ -39,6 +39,21 @@ conn.connect(err => {
   if (err) return fail(err);
   if (mode === 'redirect') {
     console.log('ROUTED ' + (conn.routingData ? conn.routingData.port : 'none'));
+  }
+  if (mode === 'reset') {
+    // A pool handing the connection out again: reset() sends the next batch
+    // with the RESETCONNECTION status bit.
+    const use = new Request('USE scratch', e => {
+      if (e) return fail(e);
+      conn.reset(e2 => {
+        if (e2) return fail(e2);
+        const q = new Request('SELECT DB_NAME()', e3 => (e3 ? fail(e3) : finish()));
+        q.on('row', cols => console.log('DB ' + cols[0].value));
+        conn.execSqlBatch(q);
+      });
+    });
+    conn.execSqlBatch(use);
+    return;
   }
   if (mode === 'cancel') {
     const r = new Request("WAITFOR DELAY '00:00:10'", e => {
