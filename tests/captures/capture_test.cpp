@@ -1,0 +1,577 @@
+// The real captures (../shared/captures, described in its INDEX.md) through
+// the host walk, the capture reader and the tdsbpf binary.
+//
+// Expected values come from reading the traces with tshark
+// (`tshark -r FILE -d tcp.port==1433,tds -V`), not from this program.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "event_json.h"
+#include "host_parser.h"
+#include "reader.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const fs::path kDir = TDSBPF_CAPTURES_DIR;
+const std::string kSql2000 = "sql2000-tds71-full-connection.pcap";
+const std::string kSql2022 = "sql2022-tds74-tls-login.pcap";
+const std::string kSql2022Select = "sql2022-tds74-tls-login-select.pcap";
+const std::string kMidstream = "rpc-requests-midstream.pcap";
+
+bool require_tools() { const char* e = std::getenv("TDSBPF_REQUIRE_BPF"); return e && std::string(e) == "1"; }
+
+#define NEED_CAPTURES()                                                                            \
+	do {                                                                                       \
+		ASSERT_TRUE(fs::is_directory(kDir))                                                \
+			<< "capture folder " << kDir << " is missing: the tests need the shared "    \
+			   "captures next to the source tree (../shared/captures)";                    \
+	} while (0)
+
+#define NEED_TOOL(tool)                                                                            \
+	do {                                                                                       \
+		if (std::system("command -v " tool " >/dev/null 2>&1") != 0) {                     \
+			if (require_tools())                                                       \
+				FAIL() << tool " is not installed (apt-get install tshark) and "    \
+					  "TDSBPF_REQUIRE_BPF=1";                                    \
+			GTEST_SKIP() << tool " is not installed (Debian package tshark)";          \
+		}                                                                                  \
+	} while (0)
+
+fs::path cap(const std::string& name) { return kDir / name; }
+
+struct Proc {
+	int rc = -1;
+	std::string out, err;
+};
+
+std::string slurp(const fs::path& p)
+{
+	std::ifstream f(p, std::ios::binary);
+	std::stringstream ss;
+	ss << f.rdbuf();
+	return ss.str();
+}
+
+std::string quote(const std::string& s)
+{
+	std::string q = "'";
+	for (char c : s)
+		q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+	return q + "'";
+}
+
+class TempDir {
+public:
+	TempDir()
+	{
+		std::string t = (fs::temp_directory_path() / "tdsbpf-captures-XXXXXX").string();
+		path = mkdtemp(t.data());
+	}
+	~TempDir() { fs::remove_all(path); }
+	fs::path path;
+};
+
+Proc run(const std::string& cmd)
+{
+	TempDir t;
+	Proc r;
+	int st = std::system((cmd + " >" + quote((t.path / "out").string()) + " 2>" + quote((t.path / "err").string())).c_str());
+	r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	r.out = slurp(t.path / "out");
+	r.err = slurp(t.path / "err");
+	return r;
+}
+
+Proc tdsbpf_read(const fs::path& file, const std::string& extra = "")
+{
+	return run(std::string(TDSBPF_BINARY) + " --read " + quote(file.string()) + " " + extra);
+}
+
+std::vector<json> ndjson(const std::string& s)
+{
+	std::vector<json> v;
+	std::istringstream in(s);
+	std::string line;
+	while (std::getline(in, line)) {
+		if (line.empty())
+			continue;
+		v.push_back(json::parse(line)); // throws on a line that is not JSON
+	}
+	return v;
+}
+
+std::vector<json> connections(const std::vector<json>& recs)
+{
+	std::vector<json> c;
+	for (auto& r : recs)
+		if (r.value("tdsbpf.record", "") == "connection")
+			c.push_back(r);
+	return c;
+}
+
+struct Walked {
+	std::vector<json> events;
+	std::map<int, int> tds_types; // TDS packets by type (NTLM records stand for their SSPI packet)
+	tdsbpf::ReadStats stats;
+};
+
+Walked walk(const fs::path& file)
+{
+	Walked w;
+	tdsbpf::HostParser p({}, [&](const tdsbpf_event& ev, std::size_t len) {
+		w.events.push_back(tdsbpf::event_to_json(ev, len));
+		if (ev.kind == TDSBPF_EV_TDS || ev.kind == TDSBPF_EV_NTLM_AUTH)
+			w.tds_types[ev.u.tds.type]++;
+	});
+	w.stats = tdsbpf::read_capture(file.string(), p);
+	return w;
+}
+
+std::vector<std::string> phase_names(const json& c)
+{
+	std::vector<std::string> v;
+	for (auto& p : c["phases"])
+		v.push_back(p["name"]);
+	return v;
+}
+
+} // namespace
+
+// ---- (a) the walk agrees with tshark on the TDS packets -------------------
+
+TEST(Captures, FolderHasTheIndexedFiles)
+{
+	NEED_CAPTURES();
+	for (auto& n : {kSql2000, kSql2022, kSql2022Select, kMidstream})
+		EXPECT_TRUE(fs::is_regular_file(cap(n))) << cap(n) << " is missing";
+}
+
+TEST(Captures, TdsTypesAgreeWithTshark)
+{
+	NEED_CAPTURES();
+	NEED_TOOL("tshark");
+	int files = 0;
+	for (auto& e : fs::directory_iterator(kDir)) {
+		auto ext = e.path().extension().string();
+		if (ext != ".pcap" && ext != ".pcapng")
+			continue;
+		files++;
+		// tshark marks the second copy of each frame of an "any" capture as a
+		// retransmission and does not decode it as TDS again; our reader drops
+		// the copy. Both count each TDS packet once.
+		Proc t = run("tshark -r " + quote(e.path().string()) +
+			    " -d tcp.port==1433,tds -Y tds -T fields -e tds.type");
+		ASSERT_EQ(t.rc, 0) << t.err;
+		std::map<int, int> want;
+		std::istringstream in(t.out);
+		std::string line;
+		while (std::getline(in, line)) {
+			std::stringstream ls(line);
+			std::string v;
+			while (std::getline(ls, v, ','))
+				if (!v.empty())
+					want[std::stoi(v)]++;
+		}
+		Walked w = walk(e.path());
+		EXPECT_FALSE(want.empty()) << e.path();
+		EXPECT_EQ(w.tds_types, want) << e.path().filename();
+	}
+	EXPECT_GE(files, 4);
+}
+
+TEST(Captures, TdsTypesMatchIndex)
+{
+	NEED_CAPTURES();
+	// INDEX.md: TDS packet types per file
+	std::map<std::string, std::map<int, int>> index{
+		{kSql2000, {{1, 1}, {16, 1}, {18, 1}, {4, 3}}},
+		{kSql2022, {{1, 2}, {18, 5}, {4, 4}}},
+		{kSql2022Select, {{1, 3}, {18, 5}, {4, 5}}},
+		{kMidstream, {{1, 3}, {3, 17}, {4, 10}}},
+	};
+	for (auto& [name, types] : index)
+		EXPECT_EQ(walk(cap(name)).tds_types, types) << name;
+}
+
+TEST(Captures, AnyCaptureDuplicatesSkipped)
+{
+	NEED_CAPTURES();
+	// cooked v1 "any" captures: 44 and 50 frames, every one twice
+	auto a = walk(cap(kSql2022));
+	EXPECT_EQ(a.stats.frames, 44u);
+	EXPECT_EQ(a.stats.duplicates, 22u);
+	EXPECT_EQ(a.stats.linktype, 113);
+	auto b = walk(cap(kSql2022Select));
+	EXPECT_EQ(b.stats.frames, 50u);
+	EXPECT_EQ(b.stats.duplicates, 25u);
+	auto c = walk(cap(kSql2000));
+	EXPECT_EQ(c.stats.frames, 13u);
+	EXPECT_EQ(c.stats.duplicates, 0u);
+	EXPECT_EQ(c.stats.linktype, 1);
+	for (auto* w : {&a, &b, &c}) {
+		EXPECT_FALSE(w->stats.truncated);
+		for (auto& e : w->events)
+			EXPECT_NE(e["event"], "tcp_retransmission") << e.dump();
+	}
+}
+
+TEST(Captures, Sql2000EventDetails)
+{
+	NEED_CAPTURES();
+	auto w = walk(cap(kSql2000));
+	std::vector<json> tds;
+	for (auto& e : w.events)
+		if (e["event"] == "tds")
+			tds.push_back(e);
+	ASSERT_EQ(tds.size(), 6u);
+	// frame 4: client PRELOGIN 8.0.341, ENCRYPT_OFF, instance MSSQLServer
+	EXPECT_EQ(tds[0]["tds"]["type"], "prelogin");
+	EXPECT_EQ(tds[0]["tds"]["detail"]["encryption"], 0);
+	EXPECT_EQ(tds[0]["tds"]["detail"]["version"], "8.0.341.0");
+	// frame 5: server answer 8.0.2039, NOT_SUP
+	EXPECT_EQ(tds[1]["tds"]["detail"]["encryption"], 2);
+	EXPECT_EQ(tds[1]["tds"]["detail"]["version"], "8.0.2039.0");
+	// frame 6: LOGIN7 TDS 7.1 (0x71000001), packet size 0, SQL authentication
+	const json& l7 = tds[2]["tds"]["detail"];
+	EXPECT_EQ(tds[2]["tds"]["type"], "login7");
+	EXPECT_EQ(l7["tds_version"], "0x71000001");
+	EXPECT_EQ(l7["packet_size"], 0);
+	EXPECT_EQ(l7["integrated_security"], false);
+	EXPECT_EQ(l7["sspi"], "none");
+	// frame 7: LOGINACK 7.1, server 8.0.2039, ENVCHANGE packet size 4096, final DONE 0
+	const json& ack = tds[3]["tds"];
+	EXPECT_EQ(ack["detail"]["tds_version"], "0x71000001");
+	EXPECT_EQ(ack["detail"]["server_version"], "8.0.2039");
+	EXPECT_EQ(ack["detail"]["packet_size"], 4096);
+	EXPECT_EQ(ack["detail"]["first_token"], 0xe3); // ENVCHANGE (database) comes first
+	EXPECT_EQ(ack["done"]["status"], 0);
+	// frame 8: TDS 7.1 batch: no ALL_HEADERS
+	EXPECT_EQ(tds[4]["tds"]["type"], "sql_batch");
+	EXPECT_EQ(tds[4]["tds"]["detail"]["all_headers_length"], 0);
+	// frame 9: COLMETADATA, ROW, DONE with status 0x10 (count valid) and 1 row
+	EXPECT_EQ(tds[5]["dir"], "s2c");
+	EXPECT_EQ(tds[5]["tds"]["detail"]["first_token"], 0x81);
+	EXPECT_EQ(tds[5]["tds"]["done"]["status"], 0x10);
+	EXPECT_EQ(tds[5]["tds"]["done"]["rows"], 1);
+}
+
+// ---- (b) connections, phases and outcomes ---------------------------------
+
+TEST(CapturesBinary, Sql2000FullConnection)
+{
+	NEED_CAPTURES();
+	Proc r = tdsbpf_read(cap(kSql2000));
+	ASSERT_EQ(r.rc, 0) << r.err;
+	auto conns = connections(ndjson(r.out));
+	ASSERT_EQ(conns.size(), 1u) << r.out;
+	const json& c = conns[0];
+	EXPECT_EQ(c["client.address"], "217.77.3.70");
+	EXPECT_EQ(c["client.port"], 1040);
+	EXPECT_EQ(c["server.address"], "217.77.3.25");
+	EXPECT_EQ(c["server.port"], 1433);
+	EXPECT_EQ(c["midstream"], false);
+	// every phase from the three-way handshake to the close
+	EXPECT_EQ(phase_names(c), (std::vector<std::string>{"tcp_handshake", "prelogin", "login", "login_ack",
+								 "active", "close"}));
+	const json& n = c["negotiated"];
+	EXPECT_EQ(n["client_encryption"], "off");
+	EXPECT_EQ(n["server_encryption"], "not_supported");
+	EXPECT_EQ(n["encryption"], "off"); // plaintext LOGIN7
+	EXPECT_EQ(n["instance"], "MSSQLServer");
+	EXPECT_EQ(n["server_version"], "8.0.2039.0");
+	EXPECT_EQ(n["tds_version_login7"], "7.1 Rev 1"); // 0x71000001
+	EXPECT_EQ(n["tds_version_loginack"], "7.1 Rev 1");
+	EXPECT_EQ(n["packet_size"], 4096); // ENVCHANGE packet size 4096
+	EXPECT_EQ(c["login"]["outcome"], "success");
+	EXPECT_TRUE(c["login"]["error"].is_null());
+	EXPECT_EQ(c["authentication"]["method"], "sql");
+	EXPECT_EQ(c["work"]["sql_batches"], 1);
+	EXPECT_EQ(c["work"]["rpcs"], 0);
+	EXPECT_EQ(c["work"]["responses"], 1);
+	EXPECT_EQ(c["work"]["rows"], 1); // DONE row count 1
+	EXPECT_EQ(c["work"]["errors"], 0);
+	EXPECT_EQ(c["close"]["kind"], "four_way");
+	EXPECT_EQ(c["close"]["initiator"], "client");
+	EXPECT_EQ(c["close"]["first_fin"], "client");
+	// frames 1..13: 7 from the client (524 payload bytes), 6 from the server (476)
+	EXPECT_EQ(c["tcp"]["packets"]["client_to_server"], 7);
+	EXPECT_EQ(c["tcp"]["packets"]["server_to_client"], 6);
+	EXPECT_EQ(c["tcp"]["bytes"]["client_to_server"], 524);
+	EXPECT_EQ(c["tcp"]["bytes"]["server_to_client"], 476);
+	EXPECT_EQ(c["tcp"]["retransmissions"]["client_to_server"], 0);
+	// the LOGIN7 went in clear: the tool must say so
+	bool warned = false;
+	for (auto& d : c["diagnoses"])
+		warned |= d["code"] == "login_unencrypted";
+	EXPECT_TRUE(warned) << c["diagnoses"].dump();
+}
+
+TEST(CapturesBinary, Sql2022TlsLoginOnlyEncryption)
+{
+	NEED_CAPTURES();
+	for (auto& [name, batches, rows] : std::vector<std::tuple<std::string, int, json>>{
+		     {kSql2022, 2, nullptr}, {kSql2022Select, 3, 1}}) {
+		Proc r = tdsbpf_read(cap(name));
+		ASSERT_EQ(r.rc, 0) << r.err;
+		auto conns = connections(ndjson(r.out));
+		ASSERT_EQ(conns.size(), 1u) << name;
+		const json& c = conns[0];
+		EXPECT_EQ(c["client.address"], "10.128.0.3");
+		EXPECT_EQ(c["server.address"], "172.17.0.2");
+		EXPECT_EQ(c["midstream"], false);
+		EXPECT_EQ(phase_names(c), (std::vector<std::string>{"tcp_handshake", "prelogin", "tls_handshake", "login",
+									 "login_ack", "active", "close"}))
+			<< name;
+		const json& n = c["negotiated"];
+		// PRELOGIN: client 17.10.1 ENCRYPT_OFF, MARS off; server 16.0.600 ENCRYPT_OFF
+		EXPECT_EQ(n["client_encryption"], "off");
+		EXPECT_EQ(n["server_encryption"], "off");
+		EXPECT_EQ(n["encryption"], "login_only");
+		EXPECT_EQ(n["client_driver_version"], "17.10.1.0");
+		EXPECT_EQ(n["server_version"], "16.0.600.0");
+		EXPECT_EQ(n["mars_requested"], false);
+		// ServerHello TLS 1.2 (no supported_versions), LOGINACK 7.4
+		EXPECT_EQ(n["tls_version"], "1.2");
+		EXPECT_EQ(n["tds8_alpn"], false);
+		EXPECT_EQ(n["tds_version_loginack"], "7.4");
+		EXPECT_EQ(n["server_version_loginack"], "16.0.600");
+		EXPECT_EQ(c["login"]["outcome"], "success");
+		EXPECT_EQ(c["work"]["sql_batches"], batches) << name;
+		EXPECT_EQ(c["work"]["rpcs"], 0);
+		EXPECT_EQ(c["work"]["responses"], batches) << name;
+		EXPECT_EQ(c["work"]["errors"], 0);
+		EXPECT_EQ(c["work"]["rows"], rows) << name;
+		// the client sends FIN first, the server answers FIN+ACK
+		EXPECT_EQ(c["close"]["first_fin"], "client");
+		EXPECT_EQ(c["close"]["initiator"], "client");
+		EXPECT_EQ(c["close"]["kind"], "four_way");
+		// the duplicated frames are not retransmissions
+		EXPECT_EQ(c["tcp"]["retransmissions"]["client_to_server"], 0);
+		EXPECT_EQ(c["tcp"]["retransmissions"]["server_to_client"], 0);
+	}
+	// login capture: 22 distinct frames, 13 from the client and 9 from the server
+	Proc r = tdsbpf_read(cap(kSql2022));
+	auto c = connections(ndjson(r.out));
+	ASSERT_EQ(c.size(), 1u);
+	EXPECT_EQ(c[0]["tcp"]["packets"]["client_to_server"], 13);
+	EXPECT_EQ(c[0]["tcp"]["packets"]["server_to_client"], 9);
+}
+
+TEST(CapturesBinary, RpcMidstreamTwelveConnections)
+{
+	NEED_CAPTURES();
+	Proc r = tdsbpf_read(cap(kMidstream));
+	ASSERT_EQ(r.rc, 0) << r.err;
+	auto conns = connections(ndjson(r.out));
+	ASSERT_EQ(conns.size(), 12u);
+	// per client port, from the trace: batches, RPC messages, responses, RESETCONNECTION
+	struct Want {
+		int batches, rpcs, responses, resets;
+	};
+	std::map<int, Want> want{
+		{1111, {1, 1, 2, 0}},  {2222, {1, 0, 1, 0}},  {3333, {0, 1, 0, 1}},  {4444, {0, 1, 0, 1}},
+		{5555, {1, 6, 7, 0}},  {6666, {0, 1, 0, 0}},  {7777, {0, 1, 0, 1}},  {8888, {0, 1, 0, 1}},
+		{9999, {0, 1, 0, 0}},  {11111, {0, 1, 0, 1}}, {22222, {0, 1, 0, 1}}, {33333, {0, 1, 0, 1}},
+	};
+	int batches = 0, rpcs = 0, responses = 0, resets = 0;
+	for (auto& c : conns) {
+		int port = c["client.port"];
+		ASSERT_TRUE(want.count(port)) << port;
+		const Want& w = want[port];
+		EXPECT_EQ(c["midstream"], true) << port;
+		EXPECT_EQ(c["login"]["outcome"], "not_seen") << port;
+		EXPECT_EQ(c["close"]["kind"], "still_open") << port; // no FIN, no RST in the file
+		EXPECT_EQ(c["server.port"], 1433);
+		EXPECT_EQ(c["work"]["sql_batches"], w.batches) << port;
+		EXPECT_EQ(c["work"]["rpcs"], w.rpcs) << port;
+		EXPECT_EQ(c["work"]["responses"], w.responses) << port;
+		EXPECT_EQ(c["work"]["reset_connection"], w.resets) << port;
+		EXPECT_EQ(c["tracer"]["framing_lost"], 0) << port;
+		batches += c["work"]["sql_batches"].get<int>();
+		rpcs += c["work"]["rpcs"].get<int>();
+		responses += c["work"]["responses"].get<int>();
+		resets += c["work"]["reset_connection"].get<int>();
+		want.erase(port);
+	}
+	EXPECT_TRUE(want.empty());
+	// 3 batches; 17 RPC packets = 16 messages (port 6666: 8000 bytes without EOM, then 339 with EOM)
+	EXPECT_EQ(batches, 3);
+	EXPECT_EQ(rpcs, 16);
+	EXPECT_EQ(responses, 10);
+	EXPECT_EQ(resets, 7); // status 0x09 on 7 RPCs
+}
+
+TEST(Captures, MidstreamLargePacketOverSixSegments)
+{
+	NEED_CAPTURES();
+	auto w = walk(cap(kMidstream));
+	// port 6666: an 8000-byte RPC packet (status 0x04) whose header is in the 6th
+	// segment, then packet 2 of the message
+	std::vector<json> rpc6666;
+	for (auto& e : w.events)
+		if (e["event"] == "tds" && e["client"].get<std::string>().ends_with(":6666"))
+			rpc6666.push_back(e);
+	ASSERT_EQ(rpc6666.size(), 2u);
+	EXPECT_EQ(rpc6666[0]["tds"]["length"], 8000);
+	EXPECT_EQ(rpc6666[0]["tds"]["status"], 4);
+	EXPECT_EQ(rpc6666[1]["tds"]["length"], 339);
+	EXPECT_EQ(rpc6666[1]["tds"]["packet_id"], 2);
+	EXPECT_EQ(rpc6666[1]["tds"]["status"], 1);
+}
+
+// ---- (c) truncated, bad and pcapng files ------------------------------------
+
+namespace {
+
+// Byte offsets of the records of a classic pcap file.
+std::vector<size_t> record_offsets(const std::string& b)
+{
+	std::vector<size_t> v;
+	size_t off = 24;
+	while (off + 16 <= b.size()) {
+		v.push_back(off);
+		uint32_t incl = (uint8_t)b[off + 8] | (uint8_t)b[off + 9] << 8 | (uint8_t)b[off + 10] << 16 |
+				(uint32_t)(uint8_t)b[off + 11] << 24;
+		off += 16 + incl;
+	}
+	return v;
+}
+
+} // namespace
+
+TEST(CapturesTruncated, CutInTheMiddleOfARecord)
+{
+	NEED_CAPTURES();
+	TempDir t;
+	std::string all = slurp(cap(kSql2000));
+	auto recs = record_offsets(all);
+	ASSERT_EQ(recs.size(), 13u);
+	// cut inside record 9 (the batch's response): frames 1..8 are whole
+	fs::path cut = t.path / "cut.pcap";
+	std::ofstream(cut, std::ios::binary) << all.substr(0, recs[8] + 16 + 20);
+	auto w = walk(cut);
+	EXPECT_TRUE(w.stats.truncated);
+	EXPECT_FALSE(w.stats.warning.empty());
+	EXPECT_EQ(w.stats.frames, 8u);
+	EXPECT_EQ(w.tds_types, (std::map<int, int>{{18, 1}, {4, 2}, {16, 1}, {1, 1}}));
+
+	Proc r = tdsbpf_read(cut);
+	EXPECT_EQ(r.rc, 0) << r.err;
+	EXPECT_NE(r.err.find("capture ends early after 8 frames"), std::string::npos) << r.err;
+	auto conns = connections(ndjson(r.out));
+	ASSERT_EQ(conns.size(), 1u);
+	EXPECT_EQ(conns[0]["login"]["outcome"], "success");
+	EXPECT_EQ(conns[0]["work"]["sql_batches"], 1);
+	EXPECT_EQ(conns[0]["close"]["kind"], "still_open");
+}
+
+TEST(CapturesTruncated, EveryCutOffsetIsSafe)
+{
+	NEED_CAPTURES();
+	TempDir t;
+	std::string all = slurp(cap(kSql2000));
+	auto recs = record_offsets(all);
+	fs::path cut = t.path / "cut.pcap";
+	// every offset near a record boundary, a stride elsewhere
+	std::vector<size_t> offsets;
+	for (size_t n = 24; n < all.size(); n++) {
+		bool near = std::any_of(recs.begin(), recs.end(), [&](size_t off) { return n + 4 >= off && n <= off + 20; });
+		if (near || n % 11 == 0)
+			offsets.push_back(n);
+	}
+	for (size_t n : offsets) {
+		std::ofstream(cut, std::ios::binary | std::ios::trunc) << all.substr(0, n);
+		auto w = walk(cut);
+		size_t whole = std::count_if(recs.begin(), recs.end(), [&](size_t off) {
+			return off + 16 <= n && [&] {
+				uint32_t incl = (uint8_t)all[off + 8] | (uint8_t)all[off + 9] << 8;
+				return off + 16 + incl <= n;
+			}();
+		});
+		ASSERT_EQ(w.stats.frames, whole) << "cut at " << n;
+		bool on_boundary = n == 24 || std::find(recs.begin(), recs.end(), n) != recs.end();
+		ASSERT_EQ(w.stats.truncated, !on_boundary) << "cut at " << n;
+	}
+}
+
+TEST(CapturesTruncated, NotACaptureAndMissingFile)
+{
+	NEED_CAPTURES();
+	TempDir t;
+	fs::path text = t.path / "notes.pcap";
+	std::ofstream(text) << "this is not a capture file, just some text long enough to fill a header\n";
+	Proc r = tdsbpf_read(text);
+	EXPECT_EQ(r.rc, 2);
+	EXPECT_NE(r.err.find(text.string()), std::string::npos) << r.err;
+	EXPECT_TRUE(r.out.empty()) << r.out;
+	EXPECT_THROW(walk(text), std::runtime_error);
+
+	fs::path missing = t.path / "no-such-file.pcap";
+	r = tdsbpf_read(missing);
+	EXPECT_EQ(r.rc, 2);
+	EXPECT_NE(r.err.find("no-such-file.pcap"), std::string::npos) << r.err;
+	EXPECT_TRUE(r.out.empty()) << r.out;
+	EXPECT_THROW(walk(missing), std::runtime_error);
+
+	// only the global header: a valid, empty capture
+	fs::path empty = t.path / "empty.pcap";
+	std::ofstream(empty, std::ios::binary) << slurp(cap(kSql2000)).substr(0, 24);
+	auto w = walk(empty);
+	EXPECT_EQ(w.stats.frames, 0u);
+	EXPECT_FALSE(w.stats.truncated);
+	// a header cut short is not a capture
+	fs::path shorth = t.path / "short.pcap";
+	std::ofstream(shorth, std::ios::binary) << slurp(cap(kSql2000)).substr(0, 10);
+	EXPECT_EQ(tdsbpf_read(shorth).rc, 2);
+}
+
+TEST(CapturesPcapng, SameEventsAsPcap)
+{
+	NEED_CAPTURES();
+	NEED_TOOL("editcap");
+	TempDir t;
+	for (auto& name : {kSql2000, kSql2022, kMidstream}) {
+		fs::path ng = t.path / (name + "ng");
+		Proc c = run("editcap -F pcapng " + quote(cap(name).string()) + " " + quote(ng.string()));
+		ASSERT_EQ(c.rc, 0) << c.err;
+		auto a = walk(cap(name));
+		auto b = walk(ng);
+		EXPECT_EQ(b.events, a.events) << name;
+		EXPECT_EQ(b.stats.frames, a.stats.frames);
+		EXPECT_FALSE(b.stats.truncated);
+		Proc r1 = tdsbpf_read(cap(name)), r2 = tdsbpf_read(ng);
+		EXPECT_EQ(r2.rc, 0) << r2.err;
+		EXPECT_EQ(connections(ndjson(r2.out)), connections(ndjson(r1.out))) << name;
+	}
+}
+
+TEST(CapturesBinary, EventsViewIsNdjson)
+{
+	NEED_CAPTURES();
+	Proc r = tdsbpf_read(cap(kSql2000), "--events");
+	ASSERT_EQ(r.rc, 0) << r.err;
+	auto ev = ndjson(r.out);
+	std::vector<std::string> names;
+	for (auto& e : ev)
+		if (e.contains("event"))
+			names.push_back(e["event"]);
+	// frames 1..13 of the capture, as events
+	EXPECT_EQ(names, (std::vector<std::string>{"tcp_syn", "tcp_synack", "tcp_handshake_ack", "tds", "tds", "tds",
+						   "tds", "tds", "tds", "tcp_fin", "tcp_close_ack", "tcp_fin",
+						   "tcp_close_ack", "flow_stats"}));
+}
