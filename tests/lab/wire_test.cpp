@@ -446,6 +446,17 @@ TEST(LabConnection, OversizedAndTruncatedPackets) {
   EXPECT_EQ(truncated.close_action(), CloseAction::fin_after_flush);
 }
 
+TEST(LabConnection, OversizedMessageBeforeLoginIsRefused) {
+  ServerSettings settings;
+  Connection c(settings, 51, "t");
+  Bytes chunk(32000, 0);
+  Bytes one = packetize(18, chunk, 32767);  // not EOM: clear the bit
+  one[1] = 0;
+  for (int i = 0; i < 10 && c.close_action() == CloseAction::none; ++i) c.on_bytes(one, Clock::now());
+  EXPECT_NE(c.close_action(), CloseAction::none);
+  EXPECT_NE(c.last_error().find("larger than"), std::string::npos) << c.last_error();
+}
+
 TEST(LabConnection, FailLoginFaultByName) {
   ServerSettings settings;
   Connection c(settings, 51, "t");

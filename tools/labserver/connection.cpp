@@ -42,6 +42,9 @@ struct Connection::PendingBatch {
 
 Connection::Connection(const ServerSettings& settings, std::uint16_t spid, std::string peer)
     : settings_(settings), spid_(spid), peer_(std::move(peer)), faults_(settings.faults) {
+  // Before login nobody has been authenticated: no message needs more than
+  // a few kilobytes (the largest is a LOGIN7 with a Kerberos token).
+  main_.assembler.set_limit(kPreLoginMessageLimit);
   session_.spid = spid;
   session_.server_name = settings.server_name;
   session_.version_text = "Microsoft SQL Server 2022 (RTM) - " + std::to_string(settings.version_major) + "." +
@@ -561,6 +564,7 @@ void Connection::finish_login(const std::string& login_name, Clock::time_point n
   t.done(token::done, done_status::final, curcmd::none, 0);
   send_message(main_, 4, t.take());
   stage_ = Stage::logged_in;
+  main_.assembler.set_limit(kRequestMessageLimit);
   log_debug("login ok for '" + login_name + "'" + (redirected ? " (redirected)" : "") +
            (outbound_tls_ ? ", encrypted" : "") + (mars_requested_ ? ", MARS" : ""));
   if (faults_.idle_close && !redirected) {

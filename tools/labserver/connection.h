@@ -84,6 +84,9 @@ class Connection {
     closed,
   };
 
+  static constexpr std::size_t kPreLoginMessageLimit = 256 * 1024;
+  static constexpr std::size_t kRequestMessageLimit = 16 * 1024 * 1024;
+
   struct PendingBatch;  // a request waiting for WAITFOR to elapse
   struct Channel {      // the request stream of the connection or of one SMP session
     PacketSplitter packets;

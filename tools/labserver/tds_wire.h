@@ -95,6 +95,7 @@ class MessageAssembler {
   // change mid-message or the message grows past the limit.
   std::optional<Message> add(Packet&& p);
   bool in_progress() const { return in_progress_; }
+  void set_limit(std::size_t max_message) { max_message_ = max_message; }
   void reset() { in_progress_ = false; current_ = {}; }
 
  private:
