@@ -178,3 +178,66 @@ TEST_F(LinkTypes, SameEventsForEveryLinkType)
 		}
 	}
 }
+
+// An IPv6 packet of 65536 bytes (loopback MTU is 65536; payload_len 65496
+// fits its 16 bits) carrying two TDS packets of 32738 bytes, then a batch.
+TEST_F(LinkTypes, LargestIpv6PacketSameForEveryLinkType)
+{
+	Conn k;
+	k.v6 = true;
+	k.caddr = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+	k.saddr = k.caddr;
+	k.cport = 41000;
+	std::vector<Pkt> conv;
+	auto add = [&](bool c2s, uint32_t seq, uint32_t ack, uint8_t fl, const Bytes& pl) {
+		conv.push_back({k.ip(c2s, seq, ack, fl, pl), c2s});
+	};
+	add(true, k.cseq++, 0, SYN, {});
+	add(false, k.sseq++, k.cseq, SYN | ACK, {});
+	add(true, k.cseq, k.sseq, ACK, {});
+	Bytes body(32738 - 8, 0x20);
+	Bytes big = cat({tds(TDS_SQL_BATCH, 0, body, 0, 1), tds(TDS_SQL_BATCH, 1, body, 0, 2)});
+	add(true, k.cseq, k.sseq, ACK, big);
+	k.cseq += (uint32_t)big.size();
+	ASSERT_EQ(conv.back().ip.size(), 65536u);
+	add(true, k.cseq, k.sseq, ACK | PSH, tds(TDS_SQL_BATCH, 1, batch_body("select 1")));
+
+	auto write = [&](int lt) {
+		fs::path f = dir / ("big" + std::to_string(lt) + ".pcap");
+		Bytes b;
+		le32(b, 0xa1b2c3d4);
+		le16(b, 2);
+		le16(b, 4);
+		le32(b, 0);
+		le32(b, 0);
+		le32(b, 262144);
+		le32(b, lt);
+		uint32_t usec = 0;
+		for (auto& p : conv) {
+			Bytes rec = wrap(lt, p, true);
+			le32(b, 1700000000);
+			le32(b, usec += 10000);
+			le32(b, (uint32_t)rec.size());
+			le32(b, (uint32_t)rec.size());
+			append(b, rec);
+		}
+		std::ofstream(f, std::ios::binary).write((const char*)b.data(), (std::streamsize)b.size());
+		return f;
+	};
+	auto ref = read_events(write(1));
+	std::vector<std::string> names;
+	for (auto& j : ref)
+		names.push_back(j["event"]);
+	ASSERT_EQ(names, (std::vector<std::string>{"tcp_syn", "tcp_synack", "tcp_handshake_ack", "tds", "tds", "tds"}));
+	for (int lt : {113, 276, 0, 101, 229}) {
+		tdsbpf::ReadStats st;
+		auto got = read_events(write(lt), &st);
+		EXPECT_EQ(st.frames, 5u);
+		std::vector<std::string> got_names;
+		for (auto& j : got)
+			got_names.push_back(j["event"].get<std::string>() + (j.contains("lost") ? "(lost)" : ""));
+		EXPECT_EQ(got_names, names) << "link type " << lt
+				    << ": the 65536-byte packet is not walked (HostParser::process_ip drops "
+				       "packets over 65535 bytes)";
+	}
+}

@@ -742,3 +742,129 @@ TEST(Walk, PeriodicFlowStats)
 	EXPECT_EQ(ev[3].ev().u.stats.packets[0], 2u);
 	EXPECT_EQ(ev[3].ev().u.stats.packets[1], 1u);
 }
+
+TEST(Walk, CloseWithFinAckFromServer)
+{
+	// the sql2022 captures' close: client FIN, server FIN+ACK, client ACK
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	c.feed(k.fin(true));
+	c.feed(k.fin(false));
+	c.feed(k.ack(true));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tcp_fin,tcp_fin,tcp_close_ack,flow_stats");
+	EXPECT_EQ(ev[0].ev().dir, TDSBPF_DIR_C2S);
+	EXPECT_EQ(ev[1].ev().dir, TDSBPF_DIR_S2C);
+	EXPECT_EQ(c.p.flows(), 0u);
+	// a FIN repeated (retransmitted) is reported once
+	Conn k2;
+	k2.cport = 50002;
+	handshake(c, k2);
+	c.feed(k2.frame(true, k2.cseq, k2.sseq, FIN | ACK, {}));
+	c.feed(k2.frame(true, k2.cseq, k2.sseq, FIN | ACK, {}));
+	EXPECT_EQ(kinds(c.take()), "tcp_fin");
+}
+
+TEST(Walk, TlsRecordHeaderSplit)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	Bytes r1 = tls_record(23, Bytes(100, 1)), r2 = tls_record(23, Bytes(60, 2));
+	Bytes all = cat({r1, r2});
+	c.feed(k.data(true, Bytes(all.begin(), all.begin() + r1.size() + 2)));
+	c.feed(k.data(true, Bytes(all.begin() + r1.size() + 2, all.end())));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tls,tls");
+	EXPECT_EQ(ev[1].ev().u.tls.content_type, 23);
+	EXPECT_EQ(ev[1].ev().u.tls.record_length, 60);
+	EXPECT_EQ(ev[1].ev().flags & TDSBPF_F_CARRIED, TDSBPF_F_CARRIED);
+}
+
+TEST(Walk, MissingSegmentLosesThenRegainsSync)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	c.feed(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 1"))));
+	// a segment that holds the next header is never seen (capture drop)
+	k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 2")));
+	Bytes big = tds(TDS_SQL_BATCH, 1, batch_body(std::string(100, 'y')));
+	c.feed(k.data(true, Bytes(big.begin() + 50, big.end()))); // middle of a packet
+	c.feed(k.data(true, tds(TDS_RPC, 1, rpc_by_id(10))));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,resync,resync,tds");
+	EXPECT_EQ(ev[1].ev().flags & TDSBPF_F_LOST_SYNC, TDSBPF_F_LOST_SYNC);
+	EXPECT_EQ(T(ev[3]).d.request.rpc_proc_id, 10);
+}
+
+TEST(Walk, GapInsideALongPacketKeepsSync)
+{
+	// a lost segment in the middle of a packet: the next header is still where
+	// the packet's length says
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	Bytes big = tds(TDS_SQL_BATCH, 1, batch_body(std::string(300, 'z')));
+	c.feed(k.data(true, Bytes(big.begin(), big.begin() + 100)));
+	k.data(true, Bytes(big.begin() + 100, big.begin() + 200)); // lost
+	c.feed(k.data(true, cat({Bytes(big.begin() + 200, big.end()), tds(TDS_RPC, 1, rpc_by_id(13))})));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tds");
+	EXPECT_EQ(T(ev[1]).d.request.rpc_proc_id, 13);
+	EXPECT_EQ(ev[1].ev().frame_offset, big.size() - 200);
+}
+
+TEST(Walk, SnapLengthCutFrames)
+{
+	// the frame is captured only in part (caplen < wire length)
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	Login7 l;
+	l.user = "dave";
+	Bytes f = k.data(true, tds(TDS_LOGIN7, 1, login7(l)));
+	uint32_t wire = (uint32_t)f.size();
+	f.resize(14 + 20 + 20 + 40); // headers and 40 bytes of the LOGIN7
+	c.p.process_ethernet(std::span<const uint8_t>(f.data(), f.size()), wire, 0);
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds");
+	EXPECT_EQ(T(ev[0]).type, TDS_LOGIN7);
+	EXPECT_EQ(ev[0].ev().payload_len, wire - 54);
+	EXPECT_EQ(ev[0].ev().flags & TDSBPF_F_TRUNCATED, TDSBPF_F_TRUNCATED);
+	// the next packet is framed from the length in the header
+	c.feed(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 1"))));
+	ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds");
+	EXPECT_EQ(T(ev[0]).d.request.all_headers_length, 22u);
+	// a frame cut inside the TCP header: nothing, counted as not reachable
+	Bytes g = k.data(true, tds(TDS_ATTENTION, 1, {}));
+	c.p.process_ethernet(std::span<const uint8_t>(g.data(), 40), (uint32_t)g.size(), 0);
+	EXPECT_EQ(kinds(c.take()), "");
+	EXPECT_EQ(c.p.counter(TDSBPF_CNT_PULL_FAIL), 1u);
+}
+
+TEST(Walk, Ipv4OptionsAndFragments)
+{
+	Collector c;
+	Conn k;
+	Bytes f = k.syn();
+	// add 4 bytes of IPv4 options (NOP x4): ihl 6
+	Bytes g(f.begin(), f.begin() + 14 + 20);
+	g[14] = 0x46;
+	uint16_t tot = (uint16_t)((g[16] << 8 | g[17]) + 4);
+	g[16] = tot >> 8;
+	g[17] = tot & 0xff;
+	append(g, {1, 1, 1, 1});
+	g.insert(g.end(), f.begin() + 34, f.end());
+	c.feed(g);
+	EXPECT_EQ(kinds(c.take()), "tcp_syn");
+	// a fragment (MF set) is not parsed as TCP
+	Conn k2;
+	k2.cport = 50003;
+	Bytes h = k2.syn();
+	h[14 + 6] = 0x20;
+	c.feed(h);
+	EXPECT_EQ(kinds(c.take()), "");
+}
