@@ -868,3 +868,38 @@ TEST(Walk, Ipv4OptionsAndFragments)
 	c.feed(h);
 	EXPECT_EQ(kinds(c.take()), "");
 }
+
+// walk.h tdsbpf_resync_ok: "a TDS packet shorter than the segment must end
+// where another frame could start". A midstream segment from the middle of a
+// reply whose first 8 bytes happen to look like a TDS header, but whose
+// "packet" ends on bytes that cannot start a frame, must not be taken as
+// framing.
+TEST(Walk, MidstreamResyncNeedsAFrameWhereThePacketEnds)
+{
+	Collector c;
+	Conn k;
+	Bytes seg{0x04, 0x01, 0x00, 0x10, 0x00, 0x00, 0x01, 0x00}; // REPLY, EOM, length 16
+	append(seg, Bytes(8, 0x00));
+	append(seg, Bytes(60, 0x41)); // where the next header would be: UTF-16 text
+	c.feed(k.data(false, seg));
+	auto ev = c.take();
+	EXPECT_EQ(kinds(ev), "") << "a false header was trusted on resync";
+	// a true header then gives framing
+	c.feed(k.data(false, tds(TDS_REPLY, 1, tok_done(0x10, 0xc1, 2))));
+	ev = c.take();
+	ASSERT_FALSE(ev.empty());
+	EXPECT_EQ(kinds(ev).substr(kinds(ev).size() - 3), "tds");
+}
+
+TEST(Walk, MidstreamResyncOnPacketEndingAtSegmentEnd)
+{
+	// the common case: a segment that holds whole packets
+	Collector c;
+	Conn k;
+	Bytes two = cat({tds(TDS_REPLY, 0, Bytes(30, 0x41), 51, 3), tds(TDS_REPLY, 1, tok_done(0x10, 0xc1, 9), 51, 4)});
+	c.feed(k.data(false, two));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tds");
+	EXPECT_EQ(T(ev[1]).tail_done_rows, 9u);
+	EXPECT_EQ(T(ev[1]).packet_id, 4);
+}
