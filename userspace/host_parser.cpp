@@ -30,7 +30,7 @@ HostParser::HostParser(HostParserConfig cfg, EventCallback cb)
 		ports_[p >> 6] |= 1ULL << (p & 63);
 	if (cfg_.max_flows == 0)
 		cfg_.max_flows = 1;
-	frame_.resize(14 + 65536);
+	frame_.resize(14 + 262144);
 }
 
 HostParser::~HostParser() = default;
@@ -90,7 +90,9 @@ void HostParser::process_ethernet(std::span<const uint8_t> frame, uint32_t wire_
 void HostParser::process_ip(std::span<const uint8_t> packet, uint32_t wire_len, uint64_t ts_ns,
 			    uint32_t ifindex, uint8_t hook)
 {
-	if (packet.empty() || packet.size() > 65535)
+	// up to the largest snap length captures use (jumbo frames, IPv6 with a
+	// full 64 KiB payload, GRO'd packets caught by a local capture)
+	if (packet.empty() || packet.size() > frame_.size() - 14)
 		return;
 	// the walk starts at an Ethernet header: give the packet one
 	uint8_t version = packet[0] >> 4;
