@@ -903,3 +903,82 @@ TEST(Walk, MidstreamResyncOnPacketEndingAtSegmentEnd)
 	EXPECT_EQ(T(ev[1]).tail_done_rows, 9u);
 	EXPECT_EQ(T(ev[1]).packet_id, 4);
 }
+
+TEST(Walk, HeaderLengthLimits)
+{
+	// lengths 8 and 32768 are the limits a header may carry; 7 and 32769 are not
+	struct Case {
+		uint16_t len;
+		bool framed;
+	};
+	for (Case cs : {Case{8, true}, Case{32768, true}, Case{7, false}, Case{32769, false}, Case{0, false}}) {
+		Collector c;
+		Conn k;
+		handshake(c, k);
+		Bytes h{TDS_SQL_BATCH, 1, (uint8_t)(cs.len >> 8), (uint8_t)(cs.len & 0xff), 0, 0, 1, 0};
+		c.feed(k.data(true, h));
+		auto ev = c.take();
+		EXPECT_EQ(kinds(ev), cs.framed ? "tds" : "resync") << cs.len;
+	}
+	// window byte and unknown status bits
+	for (Bytes h : {Bytes{1, 1, 0, 8, 0, 0, 1, 1}, Bytes{1, 0x21, 0, 8, 0, 0, 1, 0}, Bytes{5, 1, 0, 8, 0, 0, 1, 0}}) {
+		Collector c;
+		Conn k;
+		handshake(c, k);
+		c.feed(k.data(true, h));
+		EXPECT_EQ(kinds(c.take()), "resync");
+	}
+	// status 0x04 (seen on real non-final packets) is allowed
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	c.feed(k.data(true, Bytes{TDS_RPC, 0x04, 0, 8, 0, 0, 1, 0}));
+	EXPECT_EQ(kinds(c.take()), "tds");
+}
+
+TEST(Walk, LoginFailureAndNtlmChallengeReplies)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	Login7 l;
+	l.sspi = ntlm_negotiate();
+	l.flags2 = 0x83;
+	l.user = "";
+	c.feed(k.data(true, tds(TDS_LOGIN7, 1, login7(l))));
+	c.feed(k.data(false, tds(TDS_REPLY, 1, tok_sspi(ntlm_challenge()))));
+	c.feed(k.data(true, tds(TDS_SSPI, 1, ntlm_authenticate("CORP", "eve", "PC7"))));
+	c.feed(k.data(false, tds(TDS_REPLY, 1, cat({tok_error(18456, 1, 14, "Login failed for user 'CORP\\eve'."), tok_done(0x02, 0, 0)}))));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tds,ntlm_authenticate,tds");
+	EXPECT_EQ(T(ev[0]).d.login7.sspi_kind, TDSBPF_SSPI_NTLM);
+	EXPECT_EQ(T(ev[0]).d.login7.ntlm_type, 1);
+	EXPECT_EQ(T(ev[1]).d.reply.tokens, TDSBPF_TOK_SSPI);
+	EXPECT_EQ(T(ev[1]).d.reply.sspi_ntlm_type, 2);
+	EXPECT_EQ(T(ev[1]).tail_token, 0); // no DONE ends the SSPI reply
+	EXPECT_EQ(Bytes(ev[2].ntlm().user, ev[2].ntlm().user + ev[2].ntlm().user_len), utf16("eve"));
+	EXPECT_EQ(T(ev[3]).d.reply.error_number, 18456u);
+	EXPECT_EQ(T(ev[3]).d.reply.error_state, 1);
+	EXPECT_EQ(T(ev[3]).d.reply.error_class, 14);
+	EXPECT_EQ(T(ev[3]).tail_done_status, 0x02);
+}
+
+TEST(Walk, Login7SspiBeyondTheSegment)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	Login7 l;
+	l.sspi = spnego_init(ntlm_negotiate(), false);
+	l.flags2 = 0x83;
+	Bytes pkt = tds(TDS_LOGIN7, 1, login7(l));
+	size_t first = 8 + 94 + 10; // the fixed part and a little more
+	c.feed(k.data(true, Bytes(pkt.begin(), pkt.begin() + first)));
+	c.feed(k.data(true, Bytes(pkt.begin() + first, pkt.end())));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds");
+	EXPECT_EQ(T(ev[0]).d.login7.option_flags2 & 0x80, 0x80);
+	EXPECT_EQ(T(ev[0]).d.login7.sspi_length, l.sspi.size());
+	EXPECT_EQ(T(ev[0]).d.login7.sspi_kind, TDSBPF_SSPI_UNKNOWN);
+	EXPECT_EQ(ev[0].ev().flags & TDSBPF_F_TRUNCATED, TDSBPF_F_TRUNCATED);
+}
