@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -287,8 +288,8 @@ TEST(LabDrivers, TediousFollowsRedirect) {
 // ---- load client ----
 
 std::string run_loadclient_json(const LabServer& server, std::vector<std::string> args) {
-  std::vector<std::string> argv = {loadclient_path(), "--port", std::to_string(server.port()), "--json",
-                                   "--timeout-ms", "5000"};
+  std::vector<std::string> argv = {loadclient_path(), "--port", std::to_string(server.port()), "--json"};
+  if (std::find(args.begin(), args.end(), "--timeout-ms") == args.end()) args.insert(args.end(), {"--timeout-ms", "5000"});
   argv.insert(argv.end(), args.begin(), args.end());
   auto r = run_command(argv, {}, {}, std::chrono::seconds(30));
   return r.output;
@@ -323,6 +324,19 @@ TEST(LabLoadClient, AllModesCompleteTheirRequests) {
   EXPECT_NE(server.log().find("MARS: SMP starts"), std::string::npos);
   EXPECT_NE(server.log().find("<- SMP:SYN sid=2"), std::string::npos);
   EXPECT_NE(server.log().find("SMP:FIN sid=2 answered"), std::string::npos);
+}
+
+// A thousand connections open at once, each doing a request now and then:
+// the single-threaded server keeps them all.
+TEST(LabLoadClient, ThousandConcurrentConnections) {
+  LabServer server;
+  ASSERT_TRUE(server.started()) << server.log();
+  std::string out = run_loadclient_json(server, {"--connections", "1000", "--duration", "3", "--rate", "1000",
+                                                 "--encryption", "not-supported", "--timeout-ms", "15000"});
+  EXPECT_EQ(json_number(out, "connections_ok"), 1000) << out;
+  EXPECT_EQ(json_number(out, "connections_failed"), 0) << out;
+  EXPECT_EQ(json_number(out, "requests_failed"), 0) << out;
+  EXPECT_GT(json_number(out, "requests_ok"), 1000) << out;
 }
 
 // ---- faults ----
