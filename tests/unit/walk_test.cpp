@@ -982,3 +982,42 @@ TEST(Walk, Login7SspiBeyondTheSegment)
 	EXPECT_EQ(T(ev[0]).d.login7.sspi_kind, TDSBPF_SSPI_UNKNOWN);
 	EXPECT_EQ(ev[0].ev().flags & TDSBPF_F_TRUNCATED, TDSBPF_F_TRUNCATED);
 }
+
+TEST(EventJson, NtlmNamesAndRedaction)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	c.feed(k.data(true, tds(TDS_SSPI, 1, ntlm_authenticate("CORP", "alice", "WS01"))));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "ntlm_authenticate");
+	auto j = tdsbpf::event_to_json(ev[0].ev(), ev[0].raw.size());
+	EXPECT_EQ(j["event"], "ntlm_authenticate");
+	EXPECT_EQ(j["ntlm"]["domain"], "CORP");
+	EXPECT_EQ(j["ntlm"]["user"], "alice");
+	EXPECT_EQ(j["ntlm"]["workstation"], "WS01");
+	auto r = tdsbpf::event_to_json(ev[0].ev(), ev[0].raw.size(), true, true);
+	std::string s = r.dump();
+	EXPECT_EQ(s.find("alice"), std::string::npos) << s;
+	EXPECT_EQ(s.find("CORP"), std::string::npos) << s;
+	EXPECT_EQ(r["ntlm"]["redacted"], true);
+	// a record shorter than an NTLM event is not read as one
+	auto shortj = tdsbpf::event_to_json(ev[0].ev(), sizeof(tdsbpf_event));
+	EXPECT_EQ(shortj.dump().find("alice"), std::string::npos);
+}
+
+TEST(EventJson, Login7JsonHasNoPassword)
+{
+	const std::string pw = "Hunter2!Hunter2";
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	Login7 l;
+	l.password = pw;
+	c.feed(k.data(true, tds(TDS_LOGIN7, 1, login7(l))));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds");
+	std::string s = tdsbpf::event_to_json(ev[0].ev(), ev[0].raw.size()).dump();
+	EXPECT_EQ(s.find("Hunter2"), std::string::npos) << s;
+	EXPECT_EQ(s.find("password"), std::string::npos) << s;
+}
