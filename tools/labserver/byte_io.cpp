@@ -1,5 +1,6 @@
 #include "byte_io.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace tdslab {
@@ -130,6 +131,24 @@ void ByteWriter::patch_u16be(std::size_t pos, std::uint16_t v) {
 
 void ByteWriter::patch_u32le(std::size_t pos, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) buf_.at(pos + i) = static_cast<std::uint8_t>(v >> (8 * i));
+}
+
+void ByteQueue::consume(std::size_t n) {
+  pos_ += std::min(n, size());
+  if (pos_ == buf_.size()) {
+    buf_.clear();
+    pos_ = 0;
+  } else if (pos_ > 65536) {
+    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
+    pos_ = 0;
+  }
+}
+
+Bytes ByteQueue::take_all() {
+  Bytes rest(buf_.begin() + static_cast<std::ptrdiff_t>(pos_), buf_.end());
+  buf_.clear();
+  pos_ = 0;
+  return rest;
 }
 
 std::u16string utf8_to_utf16(std::string_view text) {

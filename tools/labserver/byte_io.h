@@ -82,6 +82,22 @@ class ByteWriter {
   Bytes buf_;
 };
 
+// Received bytes waiting to be cut into frames (TDS packets, SMP frames).
+// Consumed bytes are dropped in batches, so cutting many small frames out of
+// one large read stays linear.
+class ByteQueue {
+ public:
+  void append(ByteView data) { buf_.insert(buf_.end(), data.begin(), data.end()); }
+  std::size_t size() const { return buf_.size() - pos_; }
+  ByteView view() const { return ByteView(buf_).subspan(pos_); }
+  void consume(std::size_t n);
+  Bytes take_all();
+
+ private:
+  Bytes buf_;
+  std::size_t pos_ = 0;
+};
+
 // UTF-8 <-> UTF-16LE conversions; invalid input is replaced, never rejected,
 // because names from clients only feed log lines and fault selection.
 std::u16string utf8_to_utf16(std::string_view text);

@@ -39,8 +39,9 @@ const char* smp_flag_name(std::uint8_t flags) {
 }
 
 std::optional<SmpFrame> SmpFrameSplitter::next() {
-  if (buffered() < kSmpHeaderSize) return std::nullopt;
-  SmpHeader h = decode_smp_header(ByteView(buf_).subspan(pos_, kSmpHeaderSize));
+  if (queue_.size() < kSmpHeaderSize) return std::nullopt;
+  ByteView bytes = queue_.view();
+  SmpHeader h = decode_smp_header(bytes.first(kSmpHeaderSize));
   if (h.flags != smp_flag::syn && h.flags != smp_flag::ack && h.flags != smp_flag::fin &&
       h.flags != smp_flag::data) {
     throw WireError("SMP flags 0x" + hex_dump(ByteView(&h.flags, 1)) + " invalid");
@@ -49,19 +50,11 @@ std::optional<SmpFrame> SmpFrameSplitter::next() {
       (h.flags != smp_flag::data && h.length != kSmpHeaderSize)) {
     throw WireError("SMP length " + std::to_string(h.length) + " invalid for " + smp_flag_name(h.flags));
   }
-  if (buffered() < h.length) return std::nullopt;
+  if (bytes.size() < h.length) return std::nullopt;
   SmpFrame f;
   f.header = h;
-  auto begin = buf_.begin() + static_cast<std::ptrdiff_t>(pos_);
-  f.payload.assign(begin + kSmpHeaderSize, begin + h.length);
-  pos_ += h.length;
-  if (pos_ == buf_.size()) {
-    buf_.clear();
-    pos_ = 0;
-  } else if (pos_ > 65536) {
-    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
-    pos_ = 0;
-  }
+  f.payload.assign(bytes.begin() + kSmpHeaderSize, bytes.begin() + h.length);
+  queue_.consume(h.length);
   return f;
 }
 

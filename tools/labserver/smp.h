@@ -40,13 +40,12 @@ struct SmpFrame {
 // Splits the MARS byte stream into SMP frames; throws WireError on a bad header.
 class SmpFrameSplitter {
  public:
-  void feed(ByteView data) { buf_.insert(buf_.end(), data.begin(), data.end()); }
+  void feed(ByteView data) { queue_.append(data); }
   std::optional<SmpFrame> next();
-  std::size_t buffered() const { return buf_.size() - pos_; }
+  std::size_t buffered() const { return queue_.size(); }
 
  private:
-  Bytes buf_;
-  std::size_t pos_ = 0;
+  ByteQueue queue_;
 };
 
 // One SMP session's counters. Sequence numbers count DATA frames only.

@@ -52,36 +52,22 @@ void encode_header(ByteWriter& out, const PacketHeader& h) {
 }
 
 std::optional<Packet> PacketSplitter::next() {
-  if (buffered() < kHeaderSize) return std::nullopt;
-  PacketHeader h = decode_header(ByteView(buf_).subspan(pos_, kHeaderSize));
+  if (queue_.size() < kHeaderSize) return std::nullopt;
+  ByteView bytes = queue_.view();
+  PacketHeader h = decode_header(bytes.first(kHeaderSize));
   if (!is_known_packet_type(h.type)) {
     throw WireError("invalid TDS packet type " + std::to_string(h.type) + " (bytes: " +
-                    hex_dump(ByteView(buf_).subspan(pos_, std::min<std::size_t>(buffered(), 16))) + ")");
+                    hex_dump(bytes.first(std::min<std::size_t>(bytes.size(), 16))) + ")");
   }
   if (h.length < kHeaderSize || h.length > max_packet_) {
     throw WireError("TDS packet length " + std::to_string(h.length) + " out of range");
   }
-  if (buffered() < h.length) return std::nullopt;
+  if (bytes.size() < h.length) return std::nullopt;
   Packet p;
   p.header = h;
-  auto begin = buf_.begin() + static_cast<std::ptrdiff_t>(pos_);
-  p.payload.assign(begin + kHeaderSize, begin + h.length);
-  pos_ += h.length;
-  if (pos_ == buf_.size()) {
-    buf_.clear();
-    pos_ = 0;
-  } else if (pos_ > 65536) {
-    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
-    pos_ = 0;
-  }
+  p.payload.assign(bytes.begin() + kHeaderSize, bytes.begin() + h.length);
+  queue_.consume(h.length);
   return p;
-}
-
-Bytes PacketSplitter::take_rest() {
-  Bytes rest(buf_.begin() + static_cast<std::ptrdiff_t>(pos_), buf_.end());
-  buf_.clear();
-  pos_ = 0;
-  return rest;
 }
 
 std::optional<Message> MessageAssembler::add(Packet&& p) {

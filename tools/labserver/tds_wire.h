@@ -64,19 +64,18 @@ struct Packet {
 class PacketSplitter {
  public:
   explicit PacketSplitter(std::size_t max_packet = kMaxPacketSize + 1) : max_packet_(max_packet) {}
-  void feed(ByteView data) { buf_.insert(buf_.end(), data.begin(), data.end()); }
+  void feed(ByteView data) { queue_.append(data); }
   // Next complete packet, or nullopt if more bytes are needed.
   // Throws WireError on a malformed header.
   std::optional<Packet> next();
-  std::size_t buffered() const { return buf_.size() - pos_; }
+  std::size_t buffered() const { return queue_.size(); }
   // First unconsumed byte (only when buffered() > 0).
-  std::uint8_t first_byte() const { return buf_[pos_]; }
+  std::uint8_t first_byte() const { return queue_.view()[0]; }
   // Bytes not yet consumed as packets (used when the stream changes layer).
-  Bytes take_rest();
+  Bytes take_rest() { return queue_.take_all(); }
 
  private:
-  Bytes buf_;
-  std::size_t pos_ = 0;
+  ByteQueue queue_;
   std::size_t max_packet_;
 };
 
