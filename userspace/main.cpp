@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "aggregator/aggregator.h"
+#include "demo.h"
 #include "event_json.h"
 #include "host_parser.h"
 #include "loader.h"
@@ -253,6 +254,8 @@ int main(int argc, char** argv)
 	auto log = spdlog::stderr_color_mt("tdsbpf");
 	spdlog::set_default_logger(log);
 	spdlog::set_pattern("%^%l%$: %v");
+	if (argc > 1 && std::strcmp(argv[1], "demo") == 0)
+		return tdsbpf::run_demo(argc - 1, argv + 1);
 
 	Options o;
 	CLI::App app{"tdsbpf: trace SQL Server (TDS) connections live, from the kernel, or from a capture file"};
