@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // `tdsbpf demo`: runs it, checks that its output shows every step's expected
 // outcome, and that it left no namespace, link or BPF program behind.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <fstream>
 
 #include <regex>
 #include <set>
@@ -109,6 +114,73 @@ TEST(Demo, TourShowsEveryOutcomeAndLeavesNothingBehind)
 	// nothing left behind
 	auto left = labtest::run_command({"sh", "-c", "ip netns list | grep -E '^(" + srv + "|" + cli +
 							     ")( |$)'; ip -o link show | grep -E '" + vs + "'; ls -d /tmp/tdsbpf-demo-* 2>/dev/null"});
+	EXPECT_EQ(left.output, "") << left.output;
+	std::set<std::string> after;
+	for (int i = 0; i < 50; i++) {
+		after = tdsbpf_prog_ids();
+		bool extra = false;
+		for (const auto& id : after)
+			extra |= !before.count(id);
+		if (!extra)
+			break;
+		std::this_thread::sleep_for(std::chrono::milliseconds(100));
+	}
+	for (const auto& id : after)
+		EXPECT_TRUE(before.count(id)) << "BPF program " << id << " left loaded";
+}
+
+// Ctrl-C in the middle of the tour: it stops, cleans up, exits 130.
+TEST(Demo, InterruptedTourCleansUp)
+{
+	TDSBPF_REQUIRE(geteuid() == 0, "needs root (network namespaces, BPF)");
+	TDSBPF_REQUIRE(have("bpftool"), "bpftool not installed");
+	auto before = tdsbpf_prog_ids();
+	labtest::TempDir dir;
+	std::string out_path = dir.file("demo.out");
+	pid_t pid = fork();
+	if (pid == 0) {
+		int o = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(o, 1);
+		dup2(o, 2);
+		execl(TDSBPF_BIN, TDSBPF_BIN, "demo", static_cast<char*>(nullptr));
+		_exit(127);
+	}
+	ASSERT_GT(pid, 0);
+	auto slurp = [&] {
+		std::ifstream in(out_path);
+		return std::string(std::istreambuf_iterator<char>(in), {});
+	};
+	bool started = false;
+	for (int i = 0; i < 600 && !started; i++) {
+		started = slurp().find("== step 2/") != std::string::npos;
+		if (!started)
+			std::this_thread::sleep_for(std::chrono::milliseconds(100));
+	}
+	kill(pid, SIGINT);
+	int status = 0;
+	pid_t r = 0;
+	for (int i = 0; i < 300 && r == 0; i++) {
+		r = waitpid(pid, &status, WNOHANG);
+		if (r == 0)
+			std::this_thread::sleep_for(std::chrono::milliseconds(100));
+	}
+	if (r == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		FAIL() << "tdsbpf demo did not stop within 30 s of SIGINT\n" << slurp();
+	}
+	std::string out = slurp();
+	ASSERT_TRUE(started) << out;
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 130) << status << "\n" << out;
+	EXPECT_NE(out.find("interrupted: cleaning up"), std::string::npos) << out;
+	std::smatch m;
+	ASSERT_TRUE(std::regex_search(out, m, std::regex("server namespace (tdsbpf-s[0-9]+) \\(([0-9.]+) on (tdsbpf-vs[0-9]+)\\), "
+							 "client namespace (tdsbpf-c[0-9]+)")))
+		<< out;
+	std::string srv = m[1], vs = m[3], cli = m[4];
+	auto left = labtest::run_command({"sh", "-c", "ip netns list | grep -E '^(" + srv + "|" + cli +
+							     ")( |$)'; ip -o link show | grep -E '" + vs +
+							     "'; pgrep -f '[t]dsbpf-labserver --listen " + std::string(m[2]) + "'"});
 	EXPECT_EQ(left.output, "") << left.output;
 	std::set<std::string> after;
 	for (int i = 0; i < 50; i++) {
