@@ -710,7 +710,8 @@ TEST_F(E2E, TediousRedirect)
 	// "localhost": see drivers/tedious_host.js
 	auto r = tedious({"1433", "false", "redirect_localhost_14331", "", "redirect"});
 	EXPECT_EQ(r.exit_code, 0) << r.output;
-	EXPECT_NE(r.output.find("ROUTED 14331"), std::string::npos) << r.output;
+	// (tedious clears routingData once it has followed it: "ROUTED none")
+	EXPECT_NE(r.output.find("DONE"), std::string::npos) << r.output;
 	auto conns = stop();
 	ASSERT_EQ(conns.size(), 2u) << logs();
 	const json* gateway = nullptr;
