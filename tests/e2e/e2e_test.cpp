@@ -698,15 +698,15 @@ TEST_F(E2E, SynToClosedPortIsRefused)
 TEST_F(E2E, TediousRedirect)
 {
 	NEED_TEDIOUS();
-	Scenario s;
-	s.second_server = true;
-	s.ports = {"1433", "14331"};
-	ASSERT_NO_FATAL_FAILURE(start(s));
 	if (!std::getenv("TDSBPF_E2E_KNOWN_BUGS"))
 		GTEST_SKIP() << "known bug: include/tdsbpf/parse.h tdsbpf_reply_tokens stops at FEATUREEXTACK (0xAE), so an "
 				"ENVCHANGE routing after it (tedious sends FeatureExt; the lab server puts routing after "
 				"FEATUREEXTACK) is missed: no `redirected`, negotiated.redirect null (set "
 				"TDSBPF_E2E_KNOWN_BUGS=1 to run)";
+	Scenario s;
+	s.second_server = true;
+	s.ports = {"1433", "14331"};
+	ASSERT_NO_FATAL_FAILURE(start(s));
 	// "localhost": see drivers/tedious_host.js
 	auto r = tedious({"1433", "false", "redirect_localhost_14331", "", "redirect"});
 	EXPECT_EQ(r.exit_code, 0) << r.output;
