@@ -5,6 +5,11 @@
 
 namespace tdsbpf {
 
+// The walk reads IP and TCP headers as structs, as the kernel does from
+// its (NET_IP_ALIGN'd) buffers: frames are copied 2 bytes into an aligned
+// buffer so that, after the 14-byte Ethernet header, those reads are aligned.
+constexpr std::size_t kAlign = 2;
+
 std::size_t HostParser::KeyHash::operator()(const tdsbpf_flow_key& k) const noexcept
 {
 	// FNV-1a over the key bytes (the struct has no padding holes)
@@ -30,7 +35,7 @@ HostParser::HostParser(HostParserConfig cfg, EventCallback cb)
 		ports_[p >> 6] |= 1ULL << (p & 63);
 	if (cfg_.max_flows == 0)
 		cfg_.max_flows = 1;
-	frame_.resize(14 + 262144);
+	frame_.resize(kAlign + 14 + 262144);
 }
 
 HostParser::~HostParser() = default;
@@ -83,7 +88,11 @@ void HostParser::emit(const void* record, std::size_t len)
 void HostParser::process_ethernet(std::span<const uint8_t> frame, uint32_t wire_len, uint64_t ts_ns,
 				  uint32_t ifindex, uint8_t hook)
 {
-	tdsbpf_host_process(reinterpret_cast<tdsbpf_host*>(this), frame.data(),
+	if (frame.size() > frame_.size() - kAlign)
+		return;
+	if (frame.data() != frame_.data() + kAlign)
+		std::memcpy(frame_.data() + kAlign, frame.data(), frame.size());
+	tdsbpf_host_process(reinterpret_cast<tdsbpf_host*>(this), frame_.data() + kAlign,
 			    static_cast<uint32_t>(frame.size()), wire_len, ts_ns, ifindex, hook);
 }
 
@@ -92,15 +101,16 @@ void HostParser::process_ip(std::span<const uint8_t> packet, uint32_t wire_len, 
 {
 	// up to the largest snap length captures use (jumbo frames, IPv6 with a
 	// full 64 KiB payload, GRO'd packets caught by a local capture)
-	if (packet.empty() || packet.size() > frame_.size() - 14)
+	if (packet.empty() || packet.size() > frame_.size() - kAlign - 14)
 		return;
 	// the walk starts at an Ethernet header: give the packet one
+	uint8_t* eth = frame_.data() + kAlign;
 	uint8_t version = packet[0] >> 4;
-	std::memset(frame_.data(), 0, 12);
-	frame_[12] = version == 6 ? 0x86 : 0x08;
-	frame_[13] = version == 6 ? 0xdd : 0x00;
-	std::memcpy(frame_.data() + 14, packet.data(), packet.size());
-	process_ethernet({frame_.data(), packet.size() + 14}, wire_len + 14, ts_ns, ifindex, hook);
+	std::memset(eth, 0, 12);
+	eth[12] = version == 6 ? 0x86 : 0x08;
+	eth[13] = version == 6 ? 0xdd : 0x00;
+	std::memcpy(eth + 14, packet.data(), packet.size());
+	process_ethernet({eth, packet.size() + 14}, wire_len + 14, ts_ns, ifindex, hook);
 }
 
 } // namespace tdsbpf

@@ -76,7 +76,7 @@ private:
 	std::unordered_map<tdsbpf_flow_key, Entry, KeyHash, KeyEq> flows_;
 	std::list<tdsbpf_flow_key> lru_; // front: most recently used
 	std::unique_ptr<tdsbpf_scratch> scratch_;
-	std::vector<uint8_t> frame_; // an Ethernet header put in front of an IP packet
+	std::vector<uint8_t> frame_; // frames copied here, aligned (see host_parser.cpp)
 };
 
 } // namespace tdsbpf

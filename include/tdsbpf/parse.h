@@ -679,9 +679,29 @@ TDSBPF_INLINE void tdsbpf_reply_tokens(struct tdsbpf_scratch *sc, struct tdsbpf_
 			}
 			len = sc->arg ? 6 : 10;
 			break;
-		case 0xae: /* FEATUREEXTACK: no length; the rest of the login reply */
+		case 0xae: { /* FEATUREEXTACK: (id u8, length u32, data)... up to 0xFF */
+			__u32 p2;
+			int k;
+
 			out->tokens |= TDSBPF_TOK_FEATUREEXTACK;
-			goto stopped;
+			/* routing and packet size ENVCHANGEs may follow it: skip it */
+			sc->pos2 = pos + 1;
+			for (k = 0; k < TDSBPF_FEATURES_MAX; k++) {
+				p2 = sc->pos2;
+				b = tdsbpf_at(sc, p2, 5);
+				if (!b)
+					goto stopped;
+				if (b[0] == 0xff)
+					break;
+				if (tdsbpf_le32(b + 1) > 0xffff)
+					goto stopped;
+				sc->pos2 = p2 + 5 + tdsbpf_le32(b + 1);
+			}
+			if (k == TDSBPF_FEATURES_MAX)
+				goto stopped;
+			len = sc->pos2 + 1 - pos - 3; /* past the 0xFF */
+			break;
+		}
 		case 0x81:
 			out->tokens |= TDSBPF_TOK_COLMETADATA;
 			goto stopped;

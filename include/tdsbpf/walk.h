@@ -554,22 +554,39 @@ TDSBPF_INLINE void tdsbpf_lose_sync(struct tdsbpf_walk *w, struct tdsbpf_dir_sta
 	}
 }
 
-/* A frame header a resync may trust: stricter than the walk's checks. */
-TDSBPF_INLINE int tdsbpf_resync_ok(const __u8 *hdr, __u32 have, __u32 plen)
+/*
+ * A frame header a resync may trust (stricter than the walk's checks), at
+ * rel of the segment: a valid header, and when the frame it describes
+ * ends inside the segment, bytes there that can start another frame.
+ */
+TDSBPF_INLINE int tdsbpf_resync_ok(struct tdsbpf_walk *w, const __u8 *hdr, __u32 have, __u32 rel)
 {
 	__u32 need = tdsbpf_frame_need(hdr, have);
+	__u32 len, end;
+	__u8 next[1];
 
 	if (need == 0 || have < need)
 		return 0;
-	if (hdr[0] == SMP_SMID)
-		return tdsbpf_smp_header_valid(hdr) &&
-		       (hdr[1] != SMP_DATA || tdsbpf_tds_header_valid(hdr + 16));
-	if (hdr[0] >= 20 && hdr[0] <= 23)
-		return tdsbpf_tls_header_valid(hdr);
-	if (!tdsbpf_tds_header_valid(hdr))
+	if (hdr[0] == SMP_SMID) {
+		if (!tdsbpf_smp_header_valid(hdr) ||
+		    (hdr[1] == SMP_DATA && !tdsbpf_tds_header_valid(hdr + 16)))
+			return 0;
+		len = tdsbpf_le32(hdr + 4);
+	} else if (hdr[0] >= 20 && hdr[0] <= 23) {
+		if (!tdsbpf_tls_header_valid(hdr))
+			return 0;
+		len = 5 + (__u32)tdsbpf_be16(hdr + 3);
+	} else {
+		if (!tdsbpf_tds_header_valid(hdr))
+			return 0;
+		len = tdsbpf_be16(hdr + 2);
+	}
+	end = rel + len;
+	if (end >= w->l4->plen)
+		return 1; /* ends with the segment, or in a later one */
+	if (tdsbpf_load(w->p, w->l4->poff + end, next, 1) < 0)
 		return 0;
-	/* a TDS packet shorter than the segment must end where another frame could start */
-	return 1;
+	return tdsbpf_frame_need(next, 1) != 0;
 }
 
 /* The final DONE of a reply packet that began in an earlier segment. */
@@ -720,7 +737,7 @@ TDSBPF_INLINE void tdsbpf_walk_frames(struct tdsbpf_walk *w)
 
 	if (!ds->synced) {
 		have = tdsbpf_load_hdr(w, skip, hdr);
-		if (!tdsbpf_resync_ok(hdr, have, plen - skip))
+		if (!tdsbpf_resync_ok(w, hdr, have, skip))
 			return;
 		ds->synced = 1;
 		ds->next_frame = w->l4->seq + skip;

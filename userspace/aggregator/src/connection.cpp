@@ -669,7 +669,10 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 		break;
 	case TDSBPF_EV_TCP_KEEPALIVE:
 		c.keepalives[dir]++;
-		c.last_keepalive_ns = ts;
+		// a side that sent its FIN keeps probing (FIN_WAIT2): those are not
+		// the idle period that led to the close
+		if (!c.close_start_ns)
+			c.last_keepalive_ns = ts;
 		break;
 	case TDSBPF_EV_TCP_RETRANS:
 		c.retrans_events[dir]++;

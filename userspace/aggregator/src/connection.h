@@ -221,7 +221,7 @@ struct Connection {
 	bool pending_at_close = false;  // a request was waiting for its response when the close began
 	uint64_t pending_since_ns = 0;  // the oldest such request
 	uint64_t keepalives[2] = {0, 0};
-	uint64_t last_keepalive_ns = 0;
+	uint64_t last_keepalive_ns = 0; // the last one before the close began
 	uint64_t retrans_events[2] = {0, 0};
 	uint64_t zero_window_events[2] = {0, 0};
 	bool stats_seen = false;

@@ -215,6 +215,7 @@ std::vector<Diagnosis> diagnose(const Connection& c, const AggregatorConfig& cfg
 	uint64_t ka = keepalive_count(c, 0) + keepalive_count(c, 1);
 	if (ka && c.close_start_ns && c.close_start_ns >= c.last_keepalive_ns &&
 	    (c.close_kind == CloseKind::four_way || c.close_kind == CloseKind::half_close ||
+	     c.close_kind == CloseKind::server_fin_first ||
 	     (c.close_kind == CloseKind::reset && c.close_initiator == TDSBPF_DIR_C2S)) &&
 	    c.last_keepalive_ns >= c.last_payload_ns) {
 		idle_keepalive_close = true;
