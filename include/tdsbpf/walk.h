@@ -1014,22 +1014,29 @@ TDSBPF_INLINE int tdsbpf_parse_headers(struct tdsbpf_pkt *p, struct tdsbpf_l4 *l
 	return 0;
 }
 
-/* The flow key of a SQL Server packet, client and server in their places. */
-TDSBPF_INLINE int tdsbpf_fill_key(struct tdsbpf_pkt *p, const struct tdsbpf_l4 *l4,
+/*
+ * The flow key of a SQL Server packet, client and server in their places,
+ * read directly from the headers parse_headers checked (bounds checked
+ * again here: the verifier does not carry them across functions).
+ */
+TDSBPF_NOINLINE int tdsbpf_fill_key(struct tdsbpf_pkt *p, const struct tdsbpf_l4 *l4,
 				  struct tdsbpf_flow_key *key)
 {
-	/* source and destination addresses: IPv4 at 12/16, IPv6 at 8/24 */
-	__u32 src = l4->l3off + (l4->family == 4 ? 12 : 8);
-	__u32 dst = l4->l3off + (l4->family == 4 ? 16 : 24);
+	__u8 *ip = (__u8 *)p->data + (l4->l3off & 0x1f);
 	__u8 *client = l4->dir == TDSBPF_DIR_C2S ? key->client_addr : key->server_addr;
 	__u8 *server = l4->dir == TDSBPF_DIR_C2S ? key->server_addr : key->client_addr;
 
 	__builtin_memset(key, 0, sizeof(*key));
 	if (l4->family == 4) {
-		if (tdsbpf_load(p, src, client, 4) < 0 || tdsbpf_load(p, dst, server, 4) < 0)
+		if ((void *)(ip + 20) > p->data_end)
 			return -1;
-	} else if (tdsbpf_load(p, src, client, 16) < 0 || tdsbpf_load(p, dst, server, 16) < 0) {
-		return -1;
+		__builtin_memcpy(client, ip + 12, 4);
+		__builtin_memcpy(server, ip + 16, 4);
+	} else {
+		if ((void *)(ip + 40) > p->data_end)
+			return -1;
+		__builtin_memcpy(client, ip + 8, 16);
+		__builtin_memcpy(server, ip + 24, 16);
 	}
 	key->family = l4->family;
 	key->vlan_valid = l4->vlan_valid;

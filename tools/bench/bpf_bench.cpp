@@ -84,21 +84,24 @@ int main(int argc, char** argv)
 		{"tdsbpf, SYN of a known flow (one event)", xdp, &syn},
 		{"tdsbpf, data segment seen before (one event)", xdp, &batch},
 	};
-	double floor_ns = 0;
-	std::printf("BPF_PROG_TEST_RUN, %u runs each, ns per packet\n", repeat);
-	for (const auto& r : rows) {
-		// best of 5 rounds: the least disturbed by other load
-		double best = 1e18;
-		for (int i = 0; i < 5; i++) {
-			double ns = ns_per_run(r.prog, *r.frame, repeat);
-			if (ns >= 0 && ns < best)
-				best = ns;
+	// best of 7 rounds, the rows interleaved so that every row sees the
+	// same disturbances from the rest of the machine
+	constexpr int kRows = sizeof(rows) / sizeof(rows[0]);
+	double best[kRows];
+	for (double& b : best)
+		b = 1e18;
+	for (int round = 0; round < 7; round++) {
+		for (int i = 0; i < kRows; i++) {
+			double ns = ns_per_run(rows[i].prog, *rows[i].frame, repeat);
+			if (ns >= 0 && ns < best[i])
+				best[i] = ns;
 		}
-		if (r.prog == pass)
-			floor_ns = best;
-		std::printf("  %-52s %7.1f ns   x%.2f   +%.1f ns\n", r.what, best, floor_ns > 0 ? best / floor_ns : 0.0,
-			    best - floor_ns);
 	}
+	double floor_ns = best[0];
+	std::printf("BPF_PROG_TEST_RUN, %u runs each, best of 7 interleaved rounds, ns per packet\n", repeat);
+	for (int i = 0; i < kRows; i++)
+		std::printf("  %-52s %7.1f ns   x%.2f   +%.1f ns\n", rows[i].what, best[i], best[i] / floor_ns,
+			    best[i] - floor_ns);
 	std::printf("note: BPF_PROG_TEST_RUN repeats one packet, so a TDS packet's first walk cannot be\n"
 		    "      timed here: a repeated data segment is a retransmission to the walk.\n");
 	tdsbpf_bpf__destroy(skel);
