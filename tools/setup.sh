@@ -10,7 +10,7 @@ BUILD=${TDSBPF_BUILD_DIR:-$TOP/build}
 # build: compilers, BPF toolchain, libraries
 PACKAGES=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
 	linux-libc-dev libspdlog-dev nlohmann-json3-dev libcli11-dev libpcap-dev libssl-dev
-	libgtest-dev iproute2)
+	libgtest-dev iproute2 libabsl-dev libxxhash-dev)
 # tests: real peers and oracles
 PACKAGES+=(tshark tcpdump freetds-bin tdsodbc unixodbc python3-pymssql python3-pyodbc
 	python3-jsonschema)

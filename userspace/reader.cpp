@@ -2,6 +2,7 @@
 #include "reader.h"
 
 #include <pcap/pcap.h>
+#include <xxhash.h>
 
 #include <array>
 #include <cstring>
@@ -25,15 +26,13 @@ constexpr int kLinuxSll2 = 276;
 
 // Recently seen frames, to drop the second copy an "any" capture makes of
 // every packet that crosses the loopback (once going out, once coming in).
+// Only cooked captures (the "any" device) have such copies, so only they
+// pay for the hash.
 class DuplicateFilter {
 public:
 	bool seen(std::span<const uint8_t> l3, uint64_t ts_ns)
 	{
-		uint64_t h = 1469598103934665603ULL;
-		for (uint8_t b : l3) {
-			h ^= b;
-			h *= 1099511628211ULL;
-		}
+		uint64_t h = XXH3_64bits(l3.data(), l3.size());
 		for (const auto& r : recent_) {
 			uint64_t dt = ts_ns > r.ts ? ts_ns - r.ts : r.ts - ts_ns;
 			if (r.len == l3.size() && r.hash == h && dt <= 1'000'000)
@@ -90,6 +89,7 @@ ReadStats read_capture(const std::string& path, HostParser& parser)
 	}
 
 	DuplicateFilter dups;
+	const bool cooked = st.linktype == kLinuxSll || st.linktype == kLinuxSll2;
 	pcap_pkthdr* hdr = nullptr;
 	const u_char* data = nullptr;
 	for (;;) {
@@ -169,7 +169,7 @@ ReadStats read_capture(const std::string& path, HostParser& parser)
 			st.unsupported++;
 			continue;
 		}
-		if (dups.seen(ip, ts)) {
+		if (cooked && dups.seen(ip, ts)) {
 			st.duplicates++;
 			continue;
 		}

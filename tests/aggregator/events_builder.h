@@ -96,9 +96,9 @@ public:
 	bool lines = false;
 	bool wants_lines() const override { return lines; }
 	void on_line(const TimelineLine& l) override { timeline.push_back(l); }
-	void on_connection(const nlohmann::json& r, bool final) override
+	void on_connection(const ConnectionRecord& r) override
 	{
-		(final ? records : snapshots).push_back(r);
+		(r.final() ? records : snapshots).push_back(nlohmann::json::parse(r.json()));
 	}
 	std::vector<nlohmann::json> records, snapshots;
 	std::vector<TimelineLine> timeline;

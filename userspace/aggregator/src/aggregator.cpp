@@ -2,17 +2,21 @@
 // connections, timeouts, eviction, snapshots and the summary.
 //
 // Memory is bounded by: max_connections tracked connections (each with at
-// most 256 MARS sessions and 512 latency samples), a reorder buffer of at
+// most 256 MARS sessions and a latency histogram), a reorder buffer of at
 // most kMaxPending events, a list of recently closed keys (kMaxRecent) and
 // the non-pooled history (kMaxClients clients).
+//
+// The hot path (an event for a known connection) allocates nothing: the
+// table is a flat hash map keyed by the flow key's bytes, the reorder
+// buffer a heap in a vector, the LRU lists are spliced in place, and a
+// record is rendered into buffers that are reused.
 #include <algorithm>
 #include <cstring>
 #include <deque>
 #include <list>
-#include <queue>
 #include <string_view>
-#include <unordered_map>
 
+#include <absl/container/flat_hash_map.h>
 #include <spdlog/spdlog.h>
 
 #include "connection.h"
@@ -27,28 +31,43 @@ constexpr uint64_t kRecentTtlNs = 30ull * 1000000000ull;
 constexpr size_t kMaxClients = 1 << 14;
 constexpr uint64_t kScanEveryNs = 1000000000ull;
 
-struct KeyHash {
-	size_t operator()(const std::string& s) const { return std::hash<std::string_view>{}(s); }
+// The flow key as a hash-map key: its 40 bytes, padding included (the
+// walk zeroes the whole key before filling it).
+struct FlowKey {
+	tdsbpf_flow_key k;
+	bool operator==(const FlowKey& o) const { return std::memcmp(&k, &o.k, sizeof(k)) == 0; }
+	template <typename H>
+	friend H AbslHashValue(H h, const FlowKey& f)
+	{
+		return H::combine_contiguous(std::move(h), reinterpret_cast<const unsigned char*>(&f.k), sizeof(f.k));
+	}
 };
 
-std::string key_bytes(const tdsbpf_flow_key& k)
-{
-	return std::string(reinterpret_cast<const char*>(&k), sizeof(k));
-}
+// A client address and a server endpoint, for the non-pooled history.
+struct ClientServerKey {
+	uint8_t client[16];
+	uint8_t server[16];
+	uint16_t port;
+	bool operator==(const ClientServerKey& o) const
+	{
+		return std::memcmp(client, o.client, 16) == 0 && std::memcmp(server, o.server, 16) == 0 && port == o.port;
+	}
+	template <typename H>
+	friend H AbslHashValue(H h, const ClientServerKey& k)
+	{
+		h = H::combine_contiguous(std::move(h), k.client, 16);
+		h = H::combine_contiguous(std::move(h), k.server, 16);
+		return H::combine(std::move(h), k.port);
+	}
+};
 
 struct Pending {
 	uint64_t ts;
 	uint64_t order;
 	tdsbpf_event ev;
-	std::shared_ptr<tdsbpf_ntlm_event> ntlm;
+	std::unique_ptr<tdsbpf_ntlm_event> ntlm;
 };
 
-struct PendingLater {
-	bool operator()(const Pending& a, const Pending& b) const
-	{
-		return a.ts != b.ts ? a.ts > b.ts : a.order > b.order;
-	}
-};
 
 } // namespace
 
@@ -61,38 +80,48 @@ struct Aggregator::Impl {
 	uint64_t high_water = 0; // latest event time
 	uint64_t last_scan = 0;
 
-	std::priority_queue<Pending, std::vector<Pending>, PendingLater> pending;
+	std::vector<Pending> pending; // a heap: the earliest event on top
 
 	struct Entry {
 		std::unique_ptr<Connection> conn;
 		bool established = false;
-		std::list<std::string>::iterator lru;
+		std::list<FlowKey>::iterator lru;
 		bool lingering = false;
 		bool fin_watched = false;
 	};
-	std::unordered_map<std::string, Entry, KeyHash> table;
+	absl::flat_hash_map<FlowKey, Entry> table;
 	// Least recently active first; half-open connections in their own list so
 	// that a SYN flood evicts its own kind before idle established ones.
-	std::list<std::string> lru_halfopen, lru_established;
+	std::list<FlowKey> lru_halfopen, lru_established;
 	struct Linger {
 		uint64_t deadline;
-		std::string key;
+		FlowKey key;
 		uint64_t id;
 	};
 	std::deque<Linger> linger;
 	std::deque<Linger> half_closed; // one FIN seen: ended after fin_timeout_s of silence
-	std::unordered_map<std::string, uint64_t, KeyHash> recent; // key -> close time
-	std::deque<std::pair<uint64_t, std::string>> recent_order;
-	std::unordered_map<std::string, std::deque<uint64_t>, KeyHash> single_use_times; // client+server -> end times
-	std::deque<std::string> single_use_order;
+	absl::flat_hash_map<FlowKey, uint64_t> recent; // key -> close time
+	std::deque<std::pair<uint64_t, FlowKey>> recent_order;
+	absl::flat_hash_map<ClientServerKey, std::deque<uint64_t>> single_use_times; // end times
+	std::deque<ClientServerKey> single_use_order;
+	// Reused for every record.
+	std::string json_buf, text_buf;
+	absl::flat_hash_map<uint32_t, std::string> ifnames; // ifindex -> name, refreshed every minute
+	uint64_t ifnames_at = 0;
 
 	Impl(AggregatorConfig c, Sink& s) : cfg(std::move(c)), sink(s) {}
 
-	std::list<std::string>& list_of(const Entry& e) { return e.established ? lru_established : lru_halfopen; }
+	std::list<FlowKey>& list_of(const Entry& e) { return e.established ? lru_established : lru_halfopen; }
 
-	void push(const tdsbpf_event& ev, std::shared_ptr<tdsbpf_ntlm_event> ntlm)
+	static bool later(const Pending& a, const Pending& b)
 	{
-		pending.push(Pending{ev.ts_ns, order++, ev, std::move(ntlm)});
+		return a.ts != b.ts ? a.ts > b.ts : a.order > b.order;
+	}
+
+	void push(const tdsbpf_event& ev, std::unique_ptr<tdsbpf_ntlm_event> ntlm)
+	{
+		pending.push_back(Pending{ev.ts_ns, order++, ev, std::move(ntlm)});
+		std::push_heap(pending.begin(), pending.end(), later);
 		high_water = std::max<uint64_t>(high_water, ev.ts_ns);
 		uint64_t window = static_cast<uint64_t>(cfg.reorder_window_us) * 1000ull;
 		release(high_water > window ? high_water - window : 0);
@@ -103,14 +132,15 @@ struct Aggregator::Impl {
 
 	void release(uint64_t upto)
 	{
-		while (!pending.empty() && pending.top().ts <= upto)
+		while (!pending.empty() && pending.front().ts <= upto)
 			release_one();
 	}
 
 	void release_one()
 	{
-		Pending p = pending.top();
-		pending.pop();
+		std::pop_heap(pending.begin(), pending.end(), later);
+		Pending p = std::move(pending.back());
+		pending.pop_back();
 		process(p.ev, p.ntlm.get());
 	}
 
@@ -155,11 +185,11 @@ struct Aggregator::Impl {
 
 	void process(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm)
 	{
-		std::string key = key_bytes(ev.key);
+		FlowKey key{ev.key};
 		auto it = table.find(key);
 		if (it != table.end() && is_new_syn(*it->second.conn, ev)) {
 			Connection& old = *it->second.conn;
-			bool closed = old.fin[0] || old.fin[1] || old.rst[0] || old.rst[1] || old.complete;
+			bool closed = old.close.fin[0] || old.close.fin[1] || old.close.rst[0] || old.close.rst[1] || old.complete;
 			end(it, closed ? EndReason::closed : EndReason::replaced, ev.ts_ns);
 			recent.erase(key);
 			it = table.end();
@@ -186,11 +216,11 @@ struct Aggregator::Impl {
 		}
 		Entry& e = it->second;
 		Connection& c = *e.conn;
-		apply_event(c, ev, ntlm, cfg);
+		apply_event(c, ev, ntlm);
 
 		// Most recently active last; splice keeps the node (no allocation).
-		bool established = c.synack_ns || c.hs_ack_ns || c.phase != Phase::tcp_handshake;
-		std::list<std::string>& from = list_of(e);
+		bool established = c.tcp.synack_ns || c.tcp.hs_ack_ns || c.phase != Phase::tcp_handshake;
+		std::list<FlowKey>& from = list_of(e);
 		e.established = established;
 		list_of(e).splice(list_of(e).end(), from, e.lru);
 
@@ -208,7 +238,7 @@ struct Aggregator::Impl {
 			l.description = describe_event(ev, ntlm, cfg.redact);
 			sink.on_line(l);
 		}
-		if ((c.fin[0] || c.fin[1]) && !c.complete && !e.fin_watched) {
+		if ((c.close.fin[0] || c.close.fin[1]) && !c.complete && !e.fin_watched) {
 			e.fin_watched = true;
 			half_closed.push_back({c.last_ns + fin_timeout_ns(), key, c.id});
 		}
@@ -222,7 +252,7 @@ struct Aggregator::Impl {
 
 	bool evict_one(uint64_t now)
 	{
-		std::list<std::string>& l = lru_halfopen.empty() ? lru_established : lru_halfopen;
+		std::list<FlowKey>& l = lru_halfopen.empty() ? lru_established : lru_halfopen;
 		if (l.empty())
 			return false;
 		auto it = table.find(l.front());
@@ -239,30 +269,32 @@ struct Aggregator::Impl {
 		return true;
 	}
 
-	void end(std::unordered_map<std::string, Entry, KeyHash>::iterator it, EndReason why, uint64_t now, bool print = true)
+	void end(absl::flat_hash_map<FlowKey, Entry>::iterator it, EndReason why, uint64_t now, bool print = true)
 	{
 		Connection& c = *it->second.conn;
 		conclude(c, why, now, cfg);
 		if (why == EndReason::evicted)
-			c.close_kind = CloseKind::evicted;
+			c.close.kind = CloseKind::evicted;
 		if (single_use(c, cfg))
 			note_single_use(c);
 		std::vector<Diagnosis> diags = diagnose(c, cfg);
+		FlowKey key = it->first;
 		sum.connections_ended++;
-		sum.by_login_outcome[login_outcome_name(c.outcome)]++;
-		sum.by_close_kind[close_kind_name(c.close_kind)]++;
+		sum.by_login_outcome[login_outcome_name(c.login.outcome)]++;
+		sum.by_close_kind[close_kind_name(c.close.kind)]++;
 		for (const auto& d : diags)
 			sum.by_diagnosis[d.code]++;
 		if (print)
-			sink.on_connection(make_record(c, cfg, true, diags), true);
-		bool closed = c.fin[0] || c.fin[1] || c.rst[0] || c.rst[1] || c.complete;
-		if (closed)
-			remember_closed(it->first, c.end_ns);
+			emit(c, diags, true);
+		bool closed = c.closed() || c.complete;
+		uint64_t end_ns = c.end_ns;
 		list_of(it->second).erase(it->second.lru);
-		table.erase(it);
+		table.erase(it); // c is gone from here on
+		if (closed)
+			remember_closed(key, end_ns);
 	}
 
-	void remember_closed(const std::string& key, uint64_t ts)
+	void remember_closed(const FlowKey& key, uint64_t ts)
 	{
 		recent[key] = ts;
 		recent_order.emplace_back(ts, key);
@@ -290,9 +322,10 @@ struct Aggregator::Impl {
 	// them within the window make the non_pooled_client diagnosis.
 	void note_single_use(Connection& c)
 	{
-		std::string k(reinterpret_cast<const char*>(c.key.client_addr), 16);
-		k.append(reinterpret_cast<const char*>(c.key.server_addr), 16);
-		k.append(reinterpret_cast<const char*>(&c.key.server_port), 2);
+		ClientServerKey k{};
+		std::memcpy(k.client, c.key.client_addr, 16);
+		std::memcpy(k.server, c.key.server_addr, 16);
+		k.port = c.key.server_port;
 		auto [it, inserted] = single_use_times.try_emplace(k);
 		if (inserted) {
 			single_use_order.push_back(k);
@@ -300,6 +333,7 @@ struct Aggregator::Impl {
 				single_use_times.erase(single_use_order.front());
 				single_use_order.pop_front();
 			}
+			it = single_use_times.find(k); // the erase above may have moved it
 		}
 		std::deque<uint64_t>& times = it->second;
 		uint64_t window = static_cast<uint64_t>(cfg.non_pooled_window_s) * 1000000000ull;
@@ -309,14 +343,60 @@ struct Aggregator::Impl {
 		times.push_back(now);
 		while (times.size() > cfg.non_pooled_min_connections + 1)
 			times.pop_front();
-		if (cfg.non_pooled_min_connections && times.size() >= cfg.non_pooled_min_connections) {
-			char buf[400];
-			snprintf(buf, sizeof(buf),
-				 "Client %s opened and closed at least %zu connections to %s:%u within %u s, each for a few requests: it does not pool connections. Every new connection pays a TCP, TLS and login round; enable connection pooling (keep one connection string, dispose connections promptly so they go back to the pool).",
-				 addr_string(c.key.client_addr, c.key.family).c_str(), times.size(),
-				 addr_string(c.key.server_addr, c.key.family).c_str(), c.key.server_port, cfg.non_pooled_window_s);
-			c.extra.push_back({"non_pooled_client", "warning", buf});
+		if (cfg.non_pooled_min_connections && times.size() >= cfg.non_pooled_min_connections)
+			c.history.single_use_recent = static_cast<uint32_t>(times.size());
+	}
+
+	std::string_view ifname(uint32_t ifindex, uint64_t now)
+	{
+		if (!cfg.ifname || !ifindex)
+			return {};
+		if (now >= ifnames_at + 60ull * 1000000000ull) {
+			ifnames.clear(); // interfaces come, go and get renamed
+			ifnames_at = now;
 		}
+		auto [it, inserted] = ifnames.try_emplace(ifindex);
+		if (inserted)
+			it->second = cfg.ifname(ifindex);
+		return it->second;
+	}
+
+	// A record for the sink: rendered on demand into reused buffers.
+	class Record final : public ConnectionRecord {
+	public:
+		Record(Impl& m, const RecordContext& r) : m_(m), r_(r) {}
+		uint64_t connection_id() const override { return r_.c.id; }
+		bool final() const override { return r_.final; }
+		std::string_view json() const override
+		{
+			if (!json_) {
+				m_.json_buf.clear();
+				write_record_json(m_.json_buf, r_);
+				json_ = true;
+			}
+			return m_.json_buf;
+		}
+		std::string_view text() const override
+		{
+			if (!text_) {
+				m_.text_buf.clear();
+				write_record_text(m_.text_buf, r_);
+				text_ = true;
+			}
+			return m_.text_buf;
+		}
+
+	private:
+		Impl& m_;
+		const RecordContext& r_;
+		mutable bool json_ = false, text_ = false;
+	};
+
+	void emit(const Connection& c, const std::vector<Diagnosis>& diags, bool final)
+	{
+		RecordContext ctx{c, cfg, diags, final, ifname(c.ifindex, c.last_ns)};
+		Record r(*this, ctx);
+		sink.on_connection(r);
 	}
 
 	void advance(uint64_t now)
@@ -379,8 +459,8 @@ struct Aggregator::Impl {
 				c.last_snapshot_ns = now;
 				Connection copy = c;
 				conclude(copy, EndReason::finish, now, cfg);
-				copy.close_kind = CloseKind::still_open;
-				sink.on_connection(make_record(copy, cfg, false, diagnose(copy, cfg)), false);
+				copy.close.kind = CloseKind::still_open;
+				emit(copy, diagnose(copy, cfg), false);
 				sum.snapshots++;
 			}
 		}
@@ -404,13 +484,13 @@ void Aggregator::on_event(const tdsbpf_event& ev, size_t len)
 		return;
 	}
 	m.sum.events++;
-	std::shared_ptr<tdsbpf_ntlm_event> ntlm;
+	std::unique_ptr<tdsbpf_ntlm_event> ntlm;
 	if (ev.kind == TDSBPF_EV_NTLM_AUTH) {
 		if (len < sizeof(tdsbpf_ntlm_event)) {
 			m.sum.events_malformed++;
 			return;
 		}
-		ntlm = std::make_shared<tdsbpf_ntlm_event>();
+		ntlm = std::make_unique<tdsbpf_ntlm_event>();
 		std::memcpy(ntlm.get(), &ev, sizeof(tdsbpf_ntlm_event));
 	}
 	m.push(ev, std::move(ntlm));
@@ -423,6 +503,7 @@ void Aggregator::tick(uint64_t now_ns)
 	uint64_t upto = now_ns > window ? now_ns - window : 0;
 	m.release(upto);
 	m.advance(std::max(upto, m.high_water > window ? m.high_water - window : 0));
+	m.sink.flush();
 }
 
 void Aggregator::finish(uint64_t now_ns)
@@ -432,15 +513,16 @@ void Aggregator::finish(uint64_t now_ns)
 		m.release_one();
 	uint64_t now = std::max(now_ns, m.high_water);
 	// Oldest first, so the output reads in the order connections began.
-	std::vector<std::pair<uint64_t, std::string>> order;
+	std::vector<std::pair<uint64_t, FlowKey>> order;
 	for (auto& [k, e] : m.table)
 		order.emplace_back(e.conn->id, k);
-	std::sort(order.begin(), order.end());
+	std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
 	for (auto& [id, k] : order) {
 		auto it = m.table.find(k);
 		if (it != m.table.end())
 			m.end(it, it->second.lingering ? EndReason::closed : EndReason::finish, now);
 	}
+	m.sink.flush();
 }
 
 void Aggregator::note_drops(uint64_t kernel_drops, uint64_t user_drops)

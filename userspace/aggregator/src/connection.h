@@ -1,17 +1,21 @@
-// The state kept for one TCP connection and the phase machine that feeds it.
+// The model of one TCP connection, grouped as the record is (tcp, prelogin,
+// tls, login, authentication, work, mars, close, tracer), and the phase
+// machine that feeds it. docs/connections.md describes every field.
 #ifndef TDSBPF_AGGREGATOR_CONNECTION_H
 #define TDSBPF_AGGREGATOR_CONNECTION_H
 
 #include <array>
 #include <cstdint>
 #include <map>
-#include <optional>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <tdsbpf/events.h>
 
 #include "aggregator/aggregator.h"
+#include "latency.h"
 
 namespace tdsbpf {
 
@@ -64,129 +68,113 @@ enum class LoginOutcome : uint8_t {
 };
 const char* login_outcome_name(LoginOutcome o);
 
+// What was encrypted: nothing, the login only, everything after the
+// PRELOGIN (full), or everything from the first byte (TDS 8.0 strict).
+enum class Encryption : uint8_t { unknown, off, login_only, full, strict };
+const char* encryption_name(Encryption e);
+
 enum class EndReason : uint8_t { none, closed, idle_timeout, handshake_timeout, finish, evicted, replaced };
+
+// Direction index into the per-direction arrays (tdsbpf_dir).
+constexpr int kC2S = TDSBPF_DIR_C2S;
+constexpr int kS2C = TDSBPF_DIR_S2C;
+constexpr int kNoSide = -1;
+const char* side_name(int dir); // "client", "server"
 
 struct PhaseSpan {
 	Phase phase;
 	uint64_t start_ns;
 };
 
-struct PreloginInfo {
+struct TcpState {
+	uint32_t syn_count = 0;
+	uint32_t syn_seq = 0;
+	uint64_t syn_ns = 0, synack_ns = 0, hs_ack_ns = 0;
+	uint64_t keepalives[2] = {0, 0};
+	uint64_t last_keepalive_ns = 0; // the last one before the close began
+	uint64_t retrans_events[2] = {0, 0};
+	uint64_t zero_window_events[2] = {0, 0};
+	bool stats_seen = false;
+	tdsbpf_stats stats{}; // the kernel's flow counters (last FLOW_STATS)
+
+	// Counts from events and from the kernel's counters, whichever saw more.
+	uint64_t retrans(int dir) const;
+	uint64_t zero_windows(int dir) const;
+	uint64_t keepalive_count(int dir) const;
+	uint64_t keepalive_total() const { return keepalive_count(0) + keepalive_count(1); }
+};
+
+struct PreloginSide {
 	bool seen = false;
+	bool has_version = false;
 	uint8_t major = 0, minor = 0;
 	uint16_t build = 0, subbuild = 0;
 	uint8_t encryption = TDSBPF_VALUE_ABSENT;
 	uint8_t mars = TDSBPF_VALUE_ABSENT;
 	uint8_t fedauth_required = TDSBPF_VALUE_ABSENT;
 	std::string instance;
-	bool has_version = false;
+};
+
+struct PreloginState {
+	PreloginSide side[2]; // by direction: the client's and the server's
+	bool answered = false;
+	const PreloginSide& client() const { return side[kC2S]; }
+	const PreloginSide& server() const { return side[kS2C]; }
+};
+
+struct TlsState {
+	bool seen = false;         // a handshake record
+	bool strict = false;       // TLS first: TDS 8.0
+	bool alpn_tds8 = false;
+	uint16_t client_version = 0; // client hello legacy_version
+	uint16_t server_version = 0; // negotiated
+	bool alert = false;
+	uint8_t alert_level = 0, alert_desc = 0;
+	bool app_data_s2c = false; // full encryption confirmed
+};
+
+struct LoginState {
+	bool seen = false;          // LOGIN7 seen, in clear or as TLS
+	bool login7_plain = false;  // in clear: its fields are known
+	tdsbpf_login7 login7{};
+	uint64_t start_ns = 0;
+	LoginOutcome outcome = LoginOutcome::in_progress;
+	bool ack_seen = false;
+	uint64_t ack_ns = 0;
+	uint32_t ack_tds_version = 0;
+	uint8_t server_prog_version[4] = {0, 0, 0, 0};
+	bool error_seen = false;
+	uint32_t error_number = 0;
+	uint8_t error_state = 0, error_class = 0;
+	uint32_t packet_size = 0;
+	bool routing_seen = false;
+	uint16_t routing_port = 0;
+	std::string routing_server;
+	uint64_t opaque_first_reply_ns = 0; // an encrypted login's first answer
+	bool plaintext_after = false;       // TDS in clear after the LOGIN7
+};
+
+struct AuthState {
+	AuthMethod method = AuthMethod::unknown;
+	bool inferred = false;
+	bool integrated_known = false;
+	bool integrated_security = false;
+	bool fedauth_seen = false;
+	bool ntlm_seen = false;
+	uint32_t sspi_server_tokens = 0;
+	uint32_t sspi_client_packets = 0;
+	std::string ntlm_domain, ntlm_user, ntlm_workstation;
 };
 
 // Request/response pairing state of one stream: the connection without
 // MARS, or one SMP session.
 struct StreamState {
 	bool in_msg[2] = {false, false};
-	uint64_t pending_request_ns = 0; // first packet of an unanswered request
 	bool pending = false;
+	uint64_t pending_request_ns = 0; // first packet of an unanswered request
 };
 
-struct SmpSession {
-	uint16_t sid = 0;
-	uint64_t opened_ns = 0;  // SMP:SYN (0: first seen in data)
-	uint64_t closed_ns = 0;
-	bool syn_seen = false;
-	bool fin[2] = {false, false};
-	uint64_t fin_ns[2] = {0, 0};
-	uint64_t data_packets[2] = {0, 0};
-	uint32_t last_seq[2] = {0, 0};
-	uint32_t last_window[2] = {0, 0};
-	uint64_t acks[2] = {0, 0};
-	StreamState stream;
-};
-
-struct Diagnosis {
-	std::string code;
-	std::string severity; // info, warning, error
-	std::string message;
-};
-
-// Latency figures with bounded memory: exact count/min/max, percentiles
-// from the first kMaxSamples samples.
-struct LatencyStats {
-	static constexpr size_t kMaxSamples = 512;
-	uint64_t count = 0;
-	uint64_t min_ns = 0, max_ns = 0, sum_ns = 0;
-	std::vector<uint32_t> samples_us;
-	void add(uint64_t ns);
-	uint64_t percentile_ns(double p) const;
-};
-
-struct Connection {
-	uint64_t id = 0;
-	tdsbpf_flow_key key{};
-	uint32_t ifindex = 0;
-	uint64_t first_ns = 0, last_ns = 0;
-	uint64_t last_payload_ns = 0; // last TDS/TLS/SMP event
-	uint64_t last_server_payload_ns = 0;
-	uint64_t events = 0;
-	bool midstream = false;
-
-	// Phases
-	Phase phase = Phase::none;
-	std::vector<PhaseSpan> phases;
-	Phase phase_at_close = Phase::none;
-
-	// TCP handshake
-	uint32_t syn_count = 0;
-	uint32_t syn_seq = 0;
-	uint64_t syn_ns = 0, synack_ns = 0, hs_ack_ns = 0;
-
-	// PRELOGIN / TLS
-	PreloginInfo pre[2]; // by dir
-	bool prelogin_answered = false;
-	bool tls_seen = false;
-	bool strict = false;
-	bool alpn_tds8 = false;
-	uint16_t tls_client_version = 0; // client hello legacy_version
-	uint16_t tls_server_version = 0; // negotiated
-	bool tls_alert = false;
-	uint8_t tls_alert_level = 0, tls_alert_desc = 0;
-	bool tls_app_data_s2c = false;   // full encryption confirmed
-	bool plaintext_after_login = false;
-
-	// LOGIN7
-	bool login_record_seen = false; // LOGIN7 seen, in clear or as TLS
-	bool login7_plain = false;
-	tdsbpf_login7 login7{};
-	uint64_t login_ns = 0;
-
-	// Login reply
-	LoginOutcome outcome = LoginOutcome::in_progress;
-	uint64_t login_ack_ns = 0;
-	uint32_t loginack_tds_version = 0;
-	uint8_t server_prog_version[4] = {0, 0, 0, 0};
-	bool loginack_seen = false;
-	uint32_t error_number = 0;
-	uint8_t error_state = 0, error_class = 0;
-	bool login_error_seen = false;
-	uint32_t packet_size = 0;
-	bool routing_seen = false;
-	std::string routing_server;
-	uint16_t routing_port = 0;
-	uint64_t opaque_first_reply_ns = 0;
-
-	// Authentication
-	AuthMethod method = AuthMethod::unknown;
-	bool method_inferred = false;
-	bool integrated_security = false;
-	bool integrated_known = false;
-	uint32_t sspi_server_tokens = 0;
-	uint32_t sspi_client_packets = 0;
-	bool fedauth_seen = false;
-	bool ntlm_names = false;
-	std::string ntlm_domain, ntlm_user, ntlm_workstation;
-
-	// Work
+struct WorkState {
 	uint64_t sql_batches = 0, rpcs = 0, attentions = 0, bulk_loads = 0, tm_requests = 0;
 	uint64_t requests = 0, responses = 0;
 	uint64_t encrypted_requests = 0;
@@ -195,88 +183,158 @@ struct Connection {
 	uint64_t reset_connection = 0;
 	uint64_t done_tokens = 0, rows = 0;
 	bool rows_seen = false;
-	uint64_t work_errors = 0;
+	uint64_t errors = 0;
 	uint32_t last_error_number = 0;
 	uint8_t last_error_state = 0, last_error_class = 0;
-	LatencyStats latency;
-	StreamState stream;             // non-MARS (and opaque) pairing
+	LatencyHistogram latency;
+	StreamState stream;                // non-MARS (and opaque) pairing
 	bool opaque_in_request = false;
 	bool opaque_client_flight = false; // the last TLS data record came from the client
 	uint32_t opaque_client_flights = 0; // runs of client TLS data records
+};
 
-	// MARS
+struct SmpSession {
+	uint16_t sid = 0;
+	bool syn_seen = false;
+	bool fin[2] = {false, false};
+	uint64_t opened_ns = 0; // SMP:SYN (0: first seen in data)
+	uint64_t closed_ns = 0;
+	uint64_t fin_ns[2] = {0, 0};
+	uint64_t data_packets[2] = {0, 0};
+	uint64_t acks[2] = {0, 0};
+	uint32_t last_seq[2] = {0, 0};
+	uint32_t last_window[2] = {0, 0};
+	StreamState stream;
+};
+
+struct MarsState {
 	std::map<uint16_t, SmpSession> sessions;
 	uint64_t sessions_dropped = 0;
-	uint64_t smp_fin_client_ns = 0;
+	uint64_t client_fin_ns = 0; // the client's last SMP:FIN
+};
 
-	// Close
+struct CloseState {
 	bool fin[2] = {false, false};
-	uint64_t fin_ns[2] = {0, 0};
-	int first_fin_dir = -1;
 	bool rst[2] = {false, false};
-	uint64_t rst_ns = 0;
-	int first_rst_dir = -1;
 	bool final_ack = false;
-	uint64_t close_start_ns = 0;
-	bool pending_at_close = false;  // a request was waiting for its response when the close began
-	uint64_t pending_since_ns = 0;  // the oldest such request
-	uint64_t keepalives[2] = {0, 0};
-	uint64_t last_keepalive_ns = 0; // the last one before the close began
-	uint64_t retrans_events[2] = {0, 0};
-	uint64_t zero_window_events[2] = {0, 0};
-	bool stats_seen = false;
-	tdsbpf_stats stats{};
+	bool pending_request = false; // a request was waiting for its response when the close began
+	int first_fin_dir = kNoSide;
+	int first_rst_dir = kNoSide;
+	uint64_t fin_ns[2] = {0, 0};
+	uint64_t rst_ns = 0;
+	uint64_t start_ns = 0;         // when the close began
+	uint64_t pending_since_ns = 0; // the oldest request waiting then
+	Phase phase = Phase::none;     // the phase the close began in
+	// Derived at the end
+	CloseKind kind = CloseKind::none;
+	int initiator = kNoSide;
+};
+
+struct TracerState {
+	uint64_t events = 0;
 	uint64_t resync_lost = 0, resync_regained = 0;
 	uint64_t truncated = 0;
+};
+
+// What the aggregator knows beyond one connection, for the record.
+struct ClientHistory {
+	// Single-use connections from this client to this server within the
+	// window, this one included (0: not counted).
+	uint32_t single_use_recent = 0;
+};
+
+struct Connection {
+	uint64_t id = 0;
+	tdsbpf_flow_key key{};
+	uint32_t ifindex = 0;
+	bool midstream = false;
+	uint64_t first_ns = 0, last_ns = 0;
+	uint64_t last_payload_ns = 0; // last TDS/TLS/SMP event
+	uint64_t last_server_payload_ns = 0;
+
+	Phase phase = Phase::none;
+	std::vector<PhaseSpan> phases;
+
+	TcpState tcp;
+	PreloginState prelogin;
+	TlsState tls;
+	LoginState login;
+	AuthState auth;
+	WorkState work;
+	MarsState mars;
+	CloseState close;
+	TracerState tracer;
+	ClientHistory history;
 
 	// Lifecycle
-	bool complete = false;     // the TCP close is over; lingering
+	bool complete = false; // the TCP close is over; lingering
 	uint64_t complete_ns = 0;
 	EndReason end_reason = EndReason::none;
 	uint64_t end_ns = 0;
 	uint64_t last_snapshot_ns = 0;
-	std::vector<Diagnosis> extra; // added by the aggregator (non_pooled_client)
 
-	// Derived at the end
-	CloseKind close_kind = CloseKind::none;
-	int close_initiator = -1; // dir
+	// The phase before the close (or the current one).
+	Phase phase_before_close() const { return phase == Phase::close ? close.phase : phase; }
+	bool closed() const { return close.fin[0] || close.fin[1] || close.rst[0] || close.rst[1]; }
+	bool established() const;
+	// Was active (the close began in the active phase, or is active now).
+	bool active() const { return phase_before_close() == Phase::active; }
+	Encryption encryption() const;
+	// Full or strict encryption: nothing after the TLS handshake is readable.
+	bool opaque() const;
 };
 
-// The phase machine: apply one event (already ordered) to a connection.
-// ntlm is non-null for TDSBPF_EV_NTLM_AUTH.
-void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm,
-		 const AggregatorConfig& cfg);
+struct Diagnosis {
+	std::string code;
+	const char* severity; // info, warning, error
+	std::string message;
+};
+
+// ---- The phase machine (machine_*.cpp) ----
+// Apply one event (already ordered) to a connection. ntlm is non-null for
+// TDSBPF_EV_NTLM_AUTH.
+void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm);
 // Whether an event is the client opening a new connection on these ports.
 bool is_new_syn(const Connection& c, const tdsbpf_event& ev);
 // Work out close kind and login outcome once the connection ended.
 void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorConfig& cfg);
-// The diagnoses of a connection (concluded or a snapshot).
+
+// ---- Diagnoses (diagnose.cpp) ----
 std::vector<Diagnosis> diagnose(const Connection& c, const AggregatorConfig& cfg);
 // A client-closed connection that ran a few requests and closed right after
 // the last response: the non-pooled pattern of the seeds.
 bool single_use(const Connection& c, const AggregatorConfig& cfg);
-// The JSON record (docs/connections.md).
-nlohmann::json make_record(const Connection& c, const AggregatorConfig& cfg, bool final,
-			   const std::vector<Diagnosis>& diags);
+
+// ---- Output (record_json.cpp, record_text.cpp, describe.cpp) ----
+struct RecordContext {
+	const Connection& c;
+	const AggregatorConfig& cfg;
+	const std::vector<Diagnosis>& diagnoses;
+	bool final;
+	std::string_view ifname; // empty: the number is printed
+};
+// Appends the JSON record (one line, no newline) to out.
+void write_record_json(std::string& out, const RecordContext& r);
+// Appends the text view's summary of a connection to out.
+void write_record_text(std::string& out, const RecordContext& r);
+// How a MARS session ended: fin_both, fin_client, fin_server, reset,
+// connection_closed or open.
+const char* session_end(const SmpSession& s, const Connection& c, bool final);
 // Timeline description of one event ("TDS:Prelogin ...").
 std::string describe_event(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm, bool redact);
 
-// Helpers (util.cpp)
+// ---- Helpers (util.cpp) ----
 std::string addr_string(const uint8_t* addr, uint8_t family);
 std::string endpoint_string(const uint8_t* addr, uint8_t family, uint16_t port);
 std::string iso_time(uint64_t ns);
+// Writes "2026-12-01T21:46:33.123456Z" into buf (28 bytes at least); returns the length.
+size_t iso_time(char* buf, uint64_t ns);
 double ms(uint64_t ns);
 std::string tls_version_name(uint16_t v);
 std::string tds_version_name(uint32_t v);
 std::string utf16le_or_oem(const uint8_t* p, size_t len, bool unicode);
 std::string tcp_flags_string(uint8_t flags);
 bool is_request_type(uint8_t type);
-// Encryption mode: off, login_only, full, strict, unknown
-std::string encryption_mode(const Connection& c);
-bool opaque(const Connection& c);
-uint64_t retrans(const Connection& c, int dir);
-uint64_t zero_windows(const Connection& c, int dir);
-uint64_t keepalive_count(const Connection& c, int dir);
 
 } // namespace tdsbpf
 

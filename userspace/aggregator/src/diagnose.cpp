@@ -1,5 +1,9 @@
-// Findings about a connection, each with a stable code (docs/connections.md
-// lists them all with what to do).
+// Findings about a connection. Each rule below is one function that looks
+// at the model and, when its pattern is there, adds a finding with its
+// code, severity and sentence; the table at the end runs them in order.
+// A new diagnosis is a new rule here, a row in docs/connections.md and in
+// the schema's code list, and a test. Every sentence says what was seen,
+// which side owns it and what to do.
 #include <cstdarg>
 #include <cstdio>
 
@@ -9,20 +13,36 @@ namespace tdsbpf {
 
 namespace {
 
-std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
-std::string fmt(const char* f, ...)
-{
-	char buf[512];
-	va_list ap;
-	va_start(ap, f);
-	vsnprintf(buf, sizeof(buf), f, ap);
-	va_end(ap);
-	return buf;
-}
+struct Findings {
+	const Connection& c;
+	const AggregatorConfig& cfg;
+	std::vector<Diagnosis>& out;
+	Phase at;         // the phase before the close
+	const char* at_name;
 
-const char* side(int dir)
+	void add(const char* code, const char* severity, const char* f, ...) __attribute__((format(printf, 4, 5)))
+	{
+		char buf[640];
+		va_list ap;
+		va_start(ap, f);
+		vsnprintf(buf, sizeof(buf), f, ap);
+		va_end(ap);
+		out.push_back({code, severity, buf});
+	}
+	bool has(const char* code) const
+	{
+		for (const Diagnosis& d : out)
+			if (d.code == code)
+				return true;
+		return false;
+	}
+};
+
+using Rule = void (*)(Findings&);
+
+unsigned long long ull(uint64_t v)
 {
-	return dir == TDSBPF_DIR_C2S ? "client" : "server";
+	return static_cast<unsigned long long>(v);
 }
 
 const char* login_error_meaning(uint32_t number)
@@ -56,221 +76,350 @@ const char* phase_hint(Phase p)
 	}
 }
 
-void add(std::vector<Diagnosis>& out, const char* code, const char* severity, std::string message)
+// ---- The rules ----------------------------------------------------------
+
+void midstream(Findings& f)
 {
-	out.push_back({code, severity, std::move(message)});
+	if (f.c.midstream)
+		f.add("midstream", "info",
+		      "The tracer started after this connection opened; it was first seen in phase %s, so its login was not seen.",
+		      phase_name(f.c.phases.empty() ? Phase::active : f.c.phases.front().phase));
 }
+
+void syn_unanswered(Findings& f)
+{
+	if (f.c.close.kind == CloseKind::syn_unanswered)
+		f.add("syn_unanswered", "error",
+		      "The client sent %u SYN(s) and the server never answered: SQL Server not listening on port %u, a firewall dropping the packets, or the wrong address.",
+		      f.c.tcp.syn_count, f.c.key.server_port);
+}
+
+void connection_refused(Findings& f)
+{
+	if (f.c.close.kind == CloseKind::refused)
+		f.add("connection_refused", "error",
+		      "The server answered the SYN with a reset: nothing listens on port %u (service stopped, wrong port, or a named instance on a dynamic port).",
+		      f.c.key.server_port);
+}
+
+bool server_ended(const Connection& c)
+{
+	return c.close.initiator == kS2C && (c.close.kind == CloseKind::server_fin_first || c.close.kind == CloseKind::reset);
+}
+
+bool during_tls(const Findings& f)
+{
+	return (f.at == Phase::tls_handshake || f.at == Phase::prelogin) && !f.c.login.ack_seen;
+}
+
+void server_closed_during_tls(Findings& f)
+{
+	const Connection& c = f.c;
+	if (!server_ended(c) || !during_tls(f))
+		return;
+	char alert[96] = "";
+	if (c.tls.alert)
+		snprintf(alert, sizeof(alert), " A TLS alert (level %u, description %u) was seen.", c.tls.alert_level,
+			 c.tls.alert_desc);
+	f.add("server_closed_during_tls", "error",
+	      "The server closed the connection first (%s) during %s: client and server most likely could not agree on a TLS version or cipher suite, or the server certificate is unusable.%s",
+	      c.close.kind == CloseKind::reset ? "RST" : "FIN",
+	      f.at == Phase::prelogin ? "the encryption negotiation" : "the TLS handshake", alert);
+}
+
+void server_closed_first(Findings& f)
+{
+	const Connection& c = f.c;
+	if (c.close.initiator == kS2C && c.close.kind == CloseKind::server_fin_first && !during_tls(f) &&
+	    f.at != Phase::login_error)
+		f.add("server_closed_first", "warning",
+		      "The server sent the first FIN, in phase %s. Microsoft drivers close from the client side, so this is abnormal: the server or something between (firewall, load balancer) ended the connection.",
+		      f.at_name);
+}
+
+void server_reset(Findings& f)
+{
+	const Connection& c = f.c;
+	if (c.close.initiator == kS2C && c.close.kind == CloseKind::reset && !during_tls(f))
+		f.add("server_reset", f.at == Phase::active ? "warning" : "error",
+		      "The server reset the connection in phase %s: the server (or a device on the path) aborted it; check the SQL Server error log for the time of the reset.",
+		      f.at_name);
+}
+
+void client_reset(Findings& f)
+{
+	const Connection& c = f.c;
+	if (c.close.initiator != kC2S || c.close.kind != CloseKind::reset)
+		return;
+	bool fin_first = c.close.first_fin_dir == kC2S && c.close.fin_ns[kC2S] <= c.close.rst_ns;
+	double waited = ms(c.close.start_ns - c.close.pending_since_ns);
+	if (c.close.pending_request && fin_first)
+		f.add("client_reset_abnormal", "warning",
+		      "The client closed the connection %.1f ms after sending a request that had no response yet, and reset it when the late response came: a command timeout without an attention, or the application disposed of the connection mid-query.",
+		      waited);
+	else if (c.close.pending_request)
+		f.add("client_reset_abnormal", "warning",
+		      "The client reset the connection %.1f ms after sending a request that had no response yet (phase %s): the application was killed, timed out or disposed of the connection mid-query.",
+		      waited, f.at_name);
+	else if (phase_rank(f.at) >= phase_rank(Phase::active))
+		f.add("client_reset", "info",
+		      "The client closed the connection with a reset instead of a FIN. Many non-Microsoft drivers close this way; with no request in flight it is harmless.");
+}
+
+void request_abandoned(Findings& f)
+{
+	const Connection& c = f.c;
+	if ((c.close.kind == CloseKind::four_way || c.close.kind == CloseKind::half_close) && c.close.initiator == kC2S &&
+	    c.close.pending_request)
+		f.add("request_abandoned", "warning",
+		      "The client closed the connection %.1f ms after sending a request that had no response yet: a command timeout without an attention, or the application disposed of the connection mid-query.",
+		      ms(c.close.start_ns - c.close.pending_since_ns));
+}
+
+void mars_benign_reset(Findings& f)
+{
+	if (f.c.close.kind == CloseKind::mars_benign_reset)
+		f.add("mars_benign_reset", "info",
+		      "The client reset the connection right after the MARS session closed (SMP:FIN both ways): the server's SMP:FIN reached the client after its own FIN. This reset is benign.");
+}
+
+void login_failed(Findings& f)
+{
+	const LoginState& l = f.c.login;
+	if (l.outcome != LoginOutcome::failed)
+		return;
+	const char* meaning = login_error_meaning(l.error_number);
+	f.add("login_failed", "error", "Login failed: error %u, state %u, class %u%s%s.", l.error_number, l.error_state,
+	      l.error_class, meaning ? ": " : "", meaning ? meaning : "");
+}
+
+void closed_before_login(Findings& f)
+{
+	const Connection& c = f.c;
+	if (c.login.outcome != LoginOutcome::aborted)
+		return;
+	bool reset = c.close.first_rst_dir >= 0 &&
+		     (c.close.first_fin_dir < 0 || c.close.rst_ns < c.close.fin_ns[c.close.first_fin_dir]);
+	f.add("closed_before_login", "error", "The %s %s the connection in phase %s, before the login finished.",
+	      side_name(c.close.initiator >= 0 ? c.close.initiator : kC2S), reset ? "reset" : "closed", f.at_name);
+}
+
+void login_timed_out(Findings& f)
+{
+	const Connection& c = f.c;
+	if (c.login.outcome != LoginOutcome::timed_out)
+		return;
+	uint64_t start = c.tcp.syn_ns ? c.tcp.syn_ns : c.first_ns;
+	uint64_t end = c.close.start_ns ? c.close.start_ns : c.end_ns;
+	f.add("login_timed_out", "error",
+	      "No login answer after %.0f ms (phase %s): the client gave up (Login Timeout) or the tracer's idle timeout ended it. Look for a busy server, queued authentication or an unreachable domain controller.",
+	      ms(end - start), f.at_name);
+}
+
+void slow_login(Findings& f)
+{
+	const Connection& c = f.c;
+	if (!c.login.ack_seen || !c.tcp.syn_ns || c.login.ack_ns < c.tcp.syn_ns)
+		return;
+	uint64_t total = c.login.ack_ns - c.tcp.syn_ns;
+	if (total <= static_cast<uint64_t>(f.cfg.slow_login_threshold_ms) * 1000000ull)
+		return;
+	Phase worst = Phase::none;
+	uint64_t worst_ns = 0;
+	for (size_t i = 0; i < c.phases.size(); i++) {
+		Phase p = c.phases[i].phase;
+		if (phase_rank(p) >= phase_rank(Phase::login_ack))
+			break;
+		uint64_t end = i + 1 < c.phases.size() ? c.phases[i + 1].start_ns : c.login.ack_ns;
+		uint64_t d = end - c.phases[i].start_ns;
+		if (d >= worst_ns) {
+			worst_ns = d;
+			worst = p;
+		}
+	}
+	f.add("slow_login", "warning", "The login took %.1f ms from SYN to LOGINACK (threshold %u ms); most of it, %.1f ms, in %s: %s.",
+	      ms(total), f.cfg.slow_login_threshold_ms, ms(worst_ns), phase_name(worst), phase_hint(worst));
+}
+
+void login_unencrypted(Findings& f)
+{
+	if (f.c.login.login7_plain && !f.c.tls.seen)
+		f.add("login_unencrypted", "warning",
+		      "The LOGIN7 packet was sent without TLS (encryption not supported by one side): a SQL password in it is only obfuscated. Enable encryption on the server and the driver.");
+}
+
+void weak_tls(Findings& f)
+{
+	uint16_t v = f.c.tls.server_version;
+	if (v && v < 0x0303)
+		f.add("weak_tls", "warning",
+		      "TLS %s was negotiated; TLS 1.0 and 1.1 are deprecated. Enable TLS 1.2 (or TDS 8.0 with TLS 1.3) on client and server.",
+		      tls_version_name(v).c_str());
+}
+
+void redirected(Findings& f)
+{
+	const LoginState& l = f.c.login;
+	if (l.routing_seen)
+		f.add("redirected", "info",
+		      "The server redirected the client to %s:%u (ENVCHANGE routing: Always On read-only routing or an Azure SQL gateway). The work happens on a second connection.",
+		      l.routing_server.c_str(), l.routing_port);
+}
+
+void idle_closed_after_keepalives(Findings& f)
+{
+	const Connection& c = f.c;
+	uint64_t ka = c.tcp.keepalive_total();
+	CloseKind k = c.close.kind;
+	bool close_kind = k == CloseKind::four_way || k == CloseKind::half_close || k == CloseKind::server_fin_first ||
+			  (k == CloseKind::reset && c.close.initiator == kC2S);
+	if (!ka || !c.close.start_ns || c.close.start_ns < c.tcp.last_keepalive_ns || !close_kind ||
+	    c.tcp.last_keepalive_ns < c.last_payload_ns)
+		return;
+	uint64_t idle_since = c.last_payload_ns ? c.last_payload_ns : c.first_ns;
+	f.add("idle_closed_after_keepalives", "info",
+	      "The connection sat idle (%llu keep-alives) and the %s closed it %.1f s after the last keep-alive: an idle pooled connection being retired (idle for at least %.1f s).",
+	      ull(ka), side_name(c.close.initiator), ms(c.close.start_ns - c.tcp.last_keepalive_ns) / 1000.0,
+	      ms(c.close.start_ns - idle_since) / 1000.0);
+}
+
+void non_pooled_close(Findings& f)
+{
+	const Connection& c = f.c;
+	if (!f.has("idle_closed_after_keepalives") && single_use(c, f.cfg))
+		f.add("non_pooled_close", "info",
+		      "The client closed the connection %.1f ms after the last response, having run %llu request(s): a connection opened for a single piece of work. Connection pooling avoids the cost of a new login each time.",
+		      ms(c.close.start_ns - c.last_server_payload_ns), ull(c.work.requests));
+}
+
+void idle_timeout(Findings& f)
+{
+	if (f.c.end_reason == EndReason::idle_timeout && f.c.close.kind == CloseKind::idle_timeout)
+		f.add("idle_timeout", "info",
+		      "No packet for %u s: tdsbpf stopped following the connection (--idle-timeout); it may still be open.",
+		      f.cfg.idle_timeout_s);
+}
+
+void evicted(Findings& f)
+{
+	if (f.c.close.kind == CloseKind::evicted)
+		f.add("evicted", "warning",
+		      "Too many connections were tracked (--max-connections): this one, the longest idle, was dropped from the table while still open.");
+}
+
+void attention(Findings& f)
+{
+	const WorkState& w = f.c.work;
+	if (w.attentions)
+		f.add("attention", "warning",
+		      "The client sent %llu attention(s), %llu acknowledged by the server: a query was cancelled or hit the command timeout.",
+		      ull(w.attentions), ull(w.attention_acks));
+}
+
+void retransmissions(Findings& f)
+{
+	const TcpState& t = f.c.tcp;
+	uint64_t r0 = t.retrans(0), r1 = t.retrans(1);
+	if (r0 + r1 == 0 || r0 + r1 < f.cfg.retrans_threshold)
+		return;
+	char share[96] = "";
+	uint64_t packets = t.stats_seen ? uint64_t{t.stats.packets[0]} + t.stats.packets[1] : 0;
+	if (packets)
+		snprintf(share, sizeof(share), " (%.1f%% of %llu packets)",
+			 100.0 * static_cast<double>(r0 + r1) / static_cast<double>(packets), ull(packets));
+	f.add("retransmissions", "warning",
+	      "%llu TCP retransmission(s): %llu from the client, %llu from the server%s: packet loss on the path slows requests and logins.",
+	      ull(r0 + r1), ull(r0), ull(r1), share);
+}
+
+void zero_window(Findings& f)
+{
+	uint64_t z0 = f.c.tcp.zero_windows(kC2S), z1 = f.c.tcp.zero_windows(kS2C);
+	if (z0)
+		f.add("zero_window", "warning",
+		      "The client advertised a zero TCP window %llu time(s): the application did not read results as fast as the server sent them (ASYNC_NETWORK_IO waits on the server).",
+		      ull(z0));
+	if (z1)
+		f.add("zero_window", "warning",
+		      "The server advertised a zero TCP window %llu time(s): it did not read what the client sent fast enough (busy server or large bulk load).",
+		      ull(z1));
+}
+
+void framing_lost(Findings& f)
+{
+	if (f.c.tracer.resync_lost)
+		f.add("framing_lost", "info",
+		      "The tracer lost the TDS framing %llu time(s) (events dropped or headers out of reach); counts of requests may be low.",
+		      ull(f.c.tracer.resync_lost));
+}
+
+void non_pooled_client(Findings& f)
+{
+	const Connection& c = f.c;
+	if (!c.history.single_use_recent)
+		return;
+	f.add("non_pooled_client", "warning",
+	      "Client %s opened and closed at least %u connections to %s:%u within %u s, each for a few requests: it does not pool connections. Every new connection pays a TCP, TLS and login round; enable connection pooling (keep one connection string, dispose connections promptly so they go back to the pool).",
+	      addr_string(c.key.client_addr, c.key.family).c_str(), c.history.single_use_recent,
+	      addr_string(c.key.server_addr, c.key.family).c_str(), c.key.server_port, f.cfg.non_pooled_window_s);
+}
+
+// In the order findings are listed in a record.
+constexpr Rule kRules[] = {
+	midstream,
+	syn_unanswered,
+	connection_refused,
+	server_closed_during_tls,
+	server_closed_first,
+	server_reset,
+	client_reset,
+	request_abandoned,
+	mars_benign_reset,
+	login_failed,
+	closed_before_login,
+	login_timed_out,
+	slow_login,
+	login_unencrypted,
+	weak_tls,
+	redirected,
+	idle_closed_after_keepalives,
+	non_pooled_close,
+	idle_timeout,
+	evicted,
+	attention,
+	retransmissions,
+	zero_window,
+	framing_lost,
+	non_pooled_client,
+};
 
 } // namespace
 
 bool single_use(const Connection& c, const AggregatorConfig& cfg)
 {
-	if (c.close_initiator != TDSBPF_DIR_C2S)
+	if (c.close.initiator != kC2S)
 		return false;
-	if (c.close_kind != CloseKind::four_way && c.close_kind != CloseKind::half_close &&
-	    c.close_kind != CloseKind::reset && c.close_kind != CloseKind::mars_benign_reset)
+	if (c.close.kind != CloseKind::four_way && c.close.kind != CloseKind::half_close &&
+	    c.close.kind != CloseKind::reset && c.close.kind != CloseKind::mars_benign_reset)
 		return false;
-	if (c.requests == 0 || c.requests > cfg.non_pooled_max_requests || c.reset_connection)
+	if (c.work.requests == 0 || c.work.requests > cfg.non_pooled_max_requests || c.work.reset_connection)
 		return false;
-	if (keepalive_count(c, 0) + keepalive_count(c, 1))
+	if (c.tcp.keepalive_total())
 		return false;
-	if (!c.last_server_payload_ns || !c.close_start_ns || c.close_start_ns < c.last_server_payload_ns)
+	if (!c.last_server_payload_ns || !c.close.start_ns || c.close.start_ns < c.last_server_payload_ns)
 		return false;
-	if (c.pending_at_close)
+	if (c.close.pending_request)
 		return false;
-	return c.close_start_ns - c.last_server_payload_ns <= static_cast<uint64_t>(cfg.non_pooled_close_gap_ms) * 1000000ull;
+	return c.close.start_ns - c.last_server_payload_ns <= static_cast<uint64_t>(cfg.non_pooled_close_gap_ms) * 1000000ull;
 }
 
 std::vector<Diagnosis> diagnose(const Connection& c, const AggregatorConfig& cfg)
 {
 	std::vector<Diagnosis> out;
-	Phase at = c.phase == Phase::close ? c.phase_at_close : c.phase;
-	const char* at_name = phase_name(at);
-
-	if (c.midstream)
-		add(out, "midstream", "info",
-		    fmt("The tracer started after this connection opened; it was first seen in phase %s, so its login was not seen.",
-			phase_name(c.phases.empty() ? Phase::active : c.phases.front().phase)));
-
-	switch (c.close_kind) {
-	case CloseKind::syn_unanswered:
-		add(out, "syn_unanswered", "error",
-		    fmt("The client sent %u SYN(s) and the server never answered: SQL Server not listening on port %u, a firewall dropping the packets, or the wrong address.",
-			c.syn_count, c.key.server_port));
-		break;
-	case CloseKind::refused:
-		add(out, "connection_refused", "error",
-		    fmt("The server answered the SYN with a reset: nothing listens on port %u (service stopped, wrong port, or a named instance on a dynamic port).",
-			c.key.server_port));
-		break;
-	case CloseKind::server_fin_first:
-	case CloseKind::reset:
-		if (c.close_initiator == TDSBPF_DIR_S2C && (at == Phase::tls_handshake || at == Phase::prelogin) &&
-		    !c.loginack_seen) {
-			std::string alert;
-			if (c.tls_alert)
-				alert = fmt(" A TLS alert (level %u, description %u) was seen.", c.tls_alert_level, c.tls_alert_desc);
-			add(out, "server_closed_during_tls", "error",
-			    fmt("The server closed the connection first (%s) during %s: client and server most likely could not agree on a TLS version or cipher suite, or the server certificate is unusable.%s",
-				c.close_kind == CloseKind::reset ? "RST" : "FIN", at == Phase::prelogin ? "the encryption negotiation" : "the TLS handshake",
-				alert.c_str()));
-		} else if (c.close_initiator == TDSBPF_DIR_S2C && c.close_kind == CloseKind::server_fin_first) {
-			if (at != Phase::login_error)
-				add(out, "server_closed_first", "warning",
-				    fmt("The server sent the first FIN, in phase %s. Microsoft drivers close from the client side, so this is abnormal: the server or something between (firewall, load balancer) ended the connection.",
-					at_name));
-		} else if (c.close_initiator == TDSBPF_DIR_S2C) {
-			add(out, "server_reset", at == Phase::active ? "warning" : "error",
-			    fmt("The server reset the connection in phase %s: the server (or a device on the path) aborted it; check the SQL Server error log for the time of the reset.",
-				at_name));
-		} else if (c.close_initiator == TDSBPF_DIR_C2S && c.close_kind == CloseKind::reset) {
-			bool fin_first = c.first_fin_dir == TDSBPF_DIR_C2S && c.fin_ns[TDSBPF_DIR_C2S] <= c.rst_ns;
-			if (c.pending_at_close && fin_first)
-				add(out, "client_reset_abnormal", "warning",
-				    fmt("The client closed the connection %.1f ms after sending a request that had no response yet, and reset it when the late response came: a command timeout without an attention, or the application disposed of the connection mid-query.",
-					ms(c.close_start_ns - c.pending_since_ns)));
-			else if (c.pending_at_close)
-				add(out, "client_reset_abnormal", "warning",
-				    fmt("The client reset the connection %.1f ms after sending a request that had no response yet (phase %s): the application was killed, timed out or disposed of the connection mid-query.",
-					ms(c.close_start_ns - c.pending_since_ns), at_name));
-			else if (phase_rank(at) >= phase_rank(Phase::active))
-				add(out, "client_reset", "info",
-				    "The client closed the connection with a reset instead of a FIN. Many non-Microsoft drivers close this way; with no request in flight it is harmless.");
-		}
-		break;
-	case CloseKind::four_way:
-	case CloseKind::half_close:
-		if (c.close_initiator == TDSBPF_DIR_C2S && c.pending_at_close)
-			add(out, "request_abandoned", "warning",
-			    fmt("The client closed the connection %.1f ms after sending a request that had no response yet: a command timeout without an attention, or the application disposed of the connection mid-query.",
-				ms(c.close_start_ns - c.pending_since_ns)));
-		break;
-	case CloseKind::mars_benign_reset:
-		add(out, "mars_benign_reset", "info",
-		    "The client reset the connection right after the MARS session closed (SMP:FIN both ways): the server's SMP:FIN reached the client after its own FIN. This reset is benign.");
-		break;
-	default:
-		break;
-	}
-
-	// Login
-	if (c.outcome == LoginOutcome::failed) {
-		const char* meaning = login_error_meaning(c.error_number);
-		add(out, "login_failed", "error",
-		    fmt("Login failed: error %u, state %u, class %u%s%s.", c.error_number, c.error_state, c.error_class,
-			meaning ? ": " : "", meaning ? meaning : ""));
-	}
-	if (c.outcome == LoginOutcome::aborted) {
-		const char* how = c.first_rst_dir >= 0 && (c.first_fin_dir < 0 || c.rst_ns < c.fin_ns[c.first_fin_dir]) ? "reset" : "closed";
-		add(out, "closed_before_login", "error",
-		    fmt("The %s %s the connection in phase %s, before the login finished.",
-			side(c.close_initiator >= 0 ? c.close_initiator : 0), how, at_name));
-	}
-	if (c.outcome == LoginOutcome::timed_out) {
-		uint64_t start = c.syn_ns ? c.syn_ns : c.first_ns;
-		uint64_t end = c.close_start_ns ? c.close_start_ns : c.end_ns;
-		add(out, "login_timed_out", "error",
-		    fmt("No login answer after %.0f ms (phase %s): the client gave up (Login Timeout) or the tracer's idle timeout ended it. Look for a busy server, queued authentication or an unreachable domain controller.",
-			ms(end - start), at_name));
-	}
-	if (c.loginack_seen && c.syn_ns && c.login_ack_ns >= c.syn_ns) {
-		uint64_t total = c.login_ack_ns - c.syn_ns;
-		if (total > static_cast<uint64_t>(cfg.slow_login_threshold_ms) * 1000000ull) {
-			Phase worst = Phase::none;
-			uint64_t worst_ns = 0;
-			for (size_t i = 0; i < c.phases.size(); i++) {
-				Phase p = c.phases[i].phase;
-				if (phase_rank(p) >= phase_rank(Phase::login_ack))
-					break;
-				uint64_t end = i + 1 < c.phases.size() ? c.phases[i + 1].start_ns : c.login_ack_ns;
-				uint64_t d = end - c.phases[i].start_ns;
-				if (d >= worst_ns) {
-					worst_ns = d;
-					worst = p;
-				}
-			}
-			add(out, "slow_login", "warning",
-			    fmt("The login took %.1f ms from SYN to LOGINACK (threshold %u ms); most of it, %.1f ms, in %s: %s.",
-				ms(total), cfg.slow_login_threshold_ms, ms(worst_ns), phase_name(worst), phase_hint(worst)));
-		}
-	}
-	if (c.login7_plain && !c.tls_seen)
-		add(out, "login_unencrypted", "warning",
-		    "The LOGIN7 packet was sent without TLS (encryption not supported by one side): a SQL password in it is only obfuscated. Enable encryption on the server and the driver.");
-
-	// TLS
-	uint16_t tv = c.tls_server_version ? c.tls_server_version : 0;
-	if (tv && tv < 0x0303)
-		add(out, "weak_tls", "warning",
-		    fmt("TLS %s was negotiated; TLS 1.0 and 1.1 are deprecated. Enable TLS 1.2 (or TDS 8.0 with TLS 1.3) on client and server.",
-			tls_version_name(tv).c_str()));
-
-	if (c.routing_seen)
-		add(out, "redirected", "info",
-		    fmt("The server redirected the client to %s:%u (ENVCHANGE routing: Always On read-only routing or an Azure SQL gateway). The work happens on a second connection.",
-			c.routing_server.c_str(), c.routing_port));
-
-	// Close patterns
-	bool idle_keepalive_close = false;
-	uint64_t ka = keepalive_count(c, 0) + keepalive_count(c, 1);
-	if (ka && c.close_start_ns && c.close_start_ns >= c.last_keepalive_ns &&
-	    (c.close_kind == CloseKind::four_way || c.close_kind == CloseKind::half_close ||
-	     c.close_kind == CloseKind::server_fin_first ||
-	     (c.close_kind == CloseKind::reset && c.close_initiator == TDSBPF_DIR_C2S)) &&
-	    c.last_keepalive_ns >= c.last_payload_ns) {
-		idle_keepalive_close = true;
-		uint64_t idle_since = c.last_payload_ns ? c.last_payload_ns : c.first_ns;
-		add(out, "idle_closed_after_keepalives", "info",
-		    fmt("The connection sat idle (%llu keep-alives) and the %s closed it %.1f s after the last keep-alive: an idle pooled connection being retired (idle for at least %.1f s).",
-			static_cast<unsigned long long>(ka), side(c.close_initiator), ms(c.close_start_ns - c.last_keepalive_ns) / 1000.0,
-			ms(c.close_start_ns - idle_since) / 1000.0));
-	}
-	if (!idle_keepalive_close && single_use(c, cfg))
-		add(out, "non_pooled_close", "info",
-		    fmt("The client closed the connection %.1f ms after the last response, having run %llu request(s): a connection opened for a single piece of work. Connection pooling avoids the cost of a new login each time.",
-			ms(c.close_start_ns - c.last_server_payload_ns), static_cast<unsigned long long>(c.requests)));
-
-	if (c.end_reason == EndReason::idle_timeout && c.close_kind == CloseKind::idle_timeout)
-		add(out, "idle_timeout", "info",
-		    fmt("No packet for %u s: tdsbpf stopped following the connection (--idle-timeout); it may still be open.", cfg.idle_timeout_s));
-	if (c.close_kind == CloseKind::evicted)
-		add(out, "evicted", "warning",
-		    "Too many connections were tracked (--max-connections): this one, the longest idle, was dropped from the table while still open.");
-
-	// Work
-	if (c.attentions)
-		add(out, "attention", "warning",
-		    fmt("The client sent %llu attention(s), %llu acknowledged by the server: a query was cancelled or hit the command timeout.",
-			static_cast<unsigned long long>(c.attentions), static_cast<unsigned long long>(c.attention_acks)));
-
-	// TCP health
-	uint64_t r0 = retrans(c, 0), r1 = retrans(c, 1);
-	if (r0 + r1 >= cfg.retrans_threshold && r0 + r1 > 0) {
-		std::string share;
-		if (c.stats_seen && c.stats.packets[0] + c.stats.packets[1])
-			share = fmt(" (%.1f%% of %llu packets)", 100.0 * static_cast<double>(r0 + r1) / (c.stats.packets[0] + c.stats.packets[1]),
-				    static_cast<unsigned long long>(c.stats.packets[0] + c.stats.packets[1]));
-		add(out, "retransmissions", "warning",
-		    fmt("%llu TCP retransmission(s): %llu from the client, %llu from the server%s: packet loss on the path slows requests and logins.",
-			static_cast<unsigned long long>(r0 + r1), static_cast<unsigned long long>(r0), static_cast<unsigned long long>(r1),
-			share.c_str()));
-	}
-	uint64_t z0 = zero_windows(c, 0), z1 = zero_windows(c, 1);
-	if (z0)
-		add(out, "zero_window", "warning",
-		    fmt("The client advertised a zero TCP window %llu time(s): the application did not read results as fast as the server sent them (ASYNC_NETWORK_IO waits on the server).",
-			static_cast<unsigned long long>(z0)));
-	if (z1)
-		add(out, "zero_window", "warning",
-		    fmt("The server advertised a zero TCP window %llu time(s): it did not read what the client sent fast enough (busy server or large bulk load).",
-			static_cast<unsigned long long>(z1)));
-	if (c.resync_lost)
-		add(out, "framing_lost", "info",
-		    fmt("The tracer lost the TDS framing %llu time(s) (events dropped or headers out of reach); counts of requests may be low.",
-			static_cast<unsigned long long>(c.resync_lost)));
-
-	for (const auto& d : c.extra)
-		out.push_back(d);
+	Phase at = c.phase_before_close();
+	Findings f{c, cfg, out, at, phase_name(at)};
+	for (Rule rule : kRules)
+		rule(f);
 	return out;
 }
 

@@ -27,16 +27,60 @@ std::string endpoint_string(const uint8_t* addr, uint8_t family, uint16_t port)
 	return a + ":" + std::to_string(port);
 }
 
+// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm), so
+// that a record's times need no gmtime_r call and no locale.
+static void civil_from_days(int64_t z, int& y, unsigned& m, unsigned& d)
+{
+	z += 719468;
+	const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	const unsigned doe = static_cast<unsigned>(z - era * 146097);
+	const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	const unsigned mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	y = static_cast<int>(static_cast<int64_t>(yoe) + era * 400 + (m <= 2));
+}
+
+static char* put_digits(char* p, unsigned v, int n)
+{
+	for (int i = n - 1; i >= 0; i--) {
+		p[i] = static_cast<char>('0' + v % 10);
+		v /= 10;
+	}
+	return p + n;
+}
+
+size_t iso_time(char* buf, uint64_t ns)
+{
+	uint64_t secs = ns / 1000000000ull;
+	unsigned us = static_cast<unsigned>((ns % 1000000000ull) / 1000);
+	int y;
+	unsigned mo, d;
+	civil_from_days(static_cast<int64_t>(secs / 86400), y, mo, d);
+	unsigned sod = static_cast<unsigned>(secs % 86400);
+	char* p = buf;
+	p = put_digits(p, static_cast<unsigned>(y), 4);
+	*p++ = '-';
+	p = put_digits(p, mo, 2);
+	*p++ = '-';
+	p = put_digits(p, d, 2);
+	*p++ = 'T';
+	p = put_digits(p, sod / 3600, 2);
+	*p++ = ':';
+	p = put_digits(p, sod / 60 % 60, 2);
+	*p++ = ':';
+	p = put_digits(p, sod % 60, 2);
+	*p++ = '.';
+	p = put_digits(p, us, 6);
+	*p++ = 'Z';
+	return static_cast<size_t>(p - buf);
+}
+
 std::string iso_time(uint64_t ns)
 {
-	time_t secs = static_cast<time_t>(ns / 1000000000ull);
-	unsigned long us = static_cast<unsigned long>((ns % 1000000000ull) / 1000);
-	struct tm tm {};
-	gmtime_r(&secs, &tm);
-	char buf[64];
-	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06luZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us);
-	return buf;
+	char buf[32];
+	return std::string(buf, iso_time(buf, ns));
 }
 
 // Milliseconds with microsecond precision.
@@ -140,87 +184,6 @@ bool is_request_type(uint8_t type)
 {
 	return type == TDS_SQL_BATCH || type == TDS_RPC || type == TDS_ATTENTION || type == TDS_BULK_LOAD ||
 	       type == TDS_TRANSACTION_MGR;
-}
-
-static bool enc_on(uint8_t e)
-{
-	e &= 0x7f;
-	return e == TDS_ENCRYPT_ON || e == TDS_ENCRYPT_REQ;
-}
-
-std::string encryption_mode(const Connection& c)
-{
-	if (c.strict)
-		return "strict";
-	const PreloginInfo& cl = c.pre[TDSBPF_DIR_C2S];
-	const PreloginInfo& sv = c.pre[TDSBPF_DIR_S2C];
-	if (c.tls_app_data_s2c)
-		return "full";
-	if (cl.seen && sv.seen && cl.encryption != TDSBPF_VALUE_ABSENT && sv.encryption != TDSBPF_VALUE_ABSENT) {
-		uint8_t ce = cl.encryption & 0x7f, se = sv.encryption & 0x7f;
-		if (ce == TDS_ENCRYPT_NOT_SUP || se == TDS_ENCRYPT_NOT_SUP)
-			return c.tls_seen ? "login_only" : "off";
-		if (enc_on(ce) || enc_on(se))
-			return "full";
-		return "login_only";
-	}
-	if (c.login7_plain)
-		return "off";
-	if (c.login_record_seen && c.plaintext_after_login)
-		return "login_only";
-	return "unknown";
-}
-
-// Full or strict encryption: nothing after the TLS handshake is readable.
-bool opaque(const Connection& c)
-{
-	std::string m = encryption_mode(c);
-	return m == "full" || m == "strict";
-}
-
-uint64_t retrans(const Connection& c, int dir)
-{
-	return std::max<uint64_t>(c.retrans_events[dir], c.stats_seen ? c.stats.retrans[dir] : 0);
-}
-
-uint64_t zero_windows(const Connection& c, int dir)
-{
-	return std::max<uint64_t>(c.zero_window_events[dir], c.stats_seen ? c.stats.zero_windows[dir] : 0);
-}
-
-uint64_t keepalive_count(const Connection& c, int dir)
-{
-	return std::max<uint64_t>(c.keepalives[dir], c.stats_seen ? c.stats.keepalives[dir] : 0);
-}
-
-void LatencyStats::add(uint64_t ns)
-{
-	if (count == 0 || ns < min_ns)
-		min_ns = ns;
-	if (ns > max_ns)
-		max_ns = ns;
-	count++;
-	sum_ns += ns;
-	if (samples_us.size() < kMaxSamples) {
-		uint64_t us = ns / 1000;
-		samples_us.push_back(us > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(us));
-	}
-}
-
-// Nearest-rank percentile of the kept samples; min and max stay exact.
-uint64_t LatencyStats::percentile_ns(double p) const
-{
-	if (samples_us.empty())
-		return 0;
-	std::vector<uint32_t> v = samples_us;
-	std::sort(v.begin(), v.end());
-	size_t rank = static_cast<size_t>(p / 100.0 * static_cast<double>(v.size()) + 0.999999);
-	if (rank < 1)
-		rank = 1;
-	if (rank > v.size())
-		rank = v.size();
-	uint64_t ns = static_cast<uint64_t>(v[rank - 1]) * 1000;
-	return std::clamp(ns, min_ns, max_ns);
 }
 
 } // namespace tdsbpf

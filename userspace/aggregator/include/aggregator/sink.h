@@ -6,8 +6,7 @@
 #include <cstdio>
 #include <ostream>
 #include <string>
-
-#include <nlohmann/json.hpp>
+#include <string_view>
 
 namespace tdsbpf {
 
@@ -23,6 +22,22 @@ struct TimelineLine {
 	std::string description; // "TDS:Prelogin ...", "SMP:SYN, Sid = 0", "TCP:Flags=...A...F"
 };
 
+// A connection's record as a sink is handed it. Each form is rendered from
+// the connection model when first asked for, so a sink pays only for the
+// form it writes. Valid only during the on_connection call.
+class ConnectionRecord {
+public:
+	virtual ~ConnectionRecord() = default;
+	virtual uint64_t connection_id() const = 0;
+	// A connection that ended (else a snapshot, --emit-interval).
+	virtual bool final() const = 0;
+	// The JSON object (docs/connections.md), one line, no newline.
+	virtual std::string_view json() const = 0;
+	// The text view's block: the connection line, phases, login, work,
+	// close and diagnoses, each line ending in a newline.
+	virtual std::string_view text() const = 0;
+};
+
 class Sink {
 public:
 	virtual ~Sink() = default;
@@ -30,42 +45,57 @@ public:
 	virtual bool wants_lines() const { return false; }
 	// A timeline line, live, as the event is taken.
 	virtual void on_line(const TimelineLine&) {}
-	// A connection record (docs/connections.md): final when the connection
-	// ended, else a snapshot (--emit-interval).
-	virtual void on_connection(const nlohmann::json& record, bool final) = 0;
+	virtual void on_connection(const ConnectionRecord& record) = 0;
+	// Push out what is buffered (called after each batch of events and at
+	// the end).
+	virtual void flush() {}
+};
+
+// Buffered output to a FILE or a stream: records are written whole, and
+// the buffer goes out on flush() or when it is large.
+class Writer {
+public:
+	explicit Writer(std::FILE* out) : file_(out) {}
+	explicit Writer(std::ostream& out) : stream_(&out) {}
+	~Writer() { flush(); }
+	void write(std::string_view s);
+	void flush();
+
+private:
+	std::FILE* file_ = nullptr;
+	std::ostream* stream_ = nullptr;
+	std::string buf_;
 };
 
 // One JSON object per line.
 class NdjsonSink : public Sink {
 public:
-	explicit NdjsonSink(std::FILE* out) : file_(out) {}
-	explicit NdjsonSink(std::ostream& out) : stream_(&out) {}
-	void on_connection(const nlohmann::json& record, bool final) override;
+	explicit NdjsonSink(std::FILE* out) : out_(out) {}
+	explicit NdjsonSink(std::ostream& out) : out_(out) {}
+	void on_connection(const ConnectionRecord& record) override;
+	void flush() override { out_.flush(); }
 
 private:
-	std::FILE* file_ = nullptr;
-	std::ostream* stream_ = nullptr;
+	Writer out_;
 };
 
 // A timeline per connection: a line per event as it comes, then the
 // summary and the diagnoses when the connection ends.
 class TextSink : public Sink {
 public:
-	explicit TextSink(std::FILE* out) : file_(out) {}
-	explicit TextSink(std::ostream& out) : stream_(&out) {}
+	explicit TextSink(std::FILE* out) : out_(out) {}
+	explicit TextSink(std::ostream& out) : out_(out) {}
 	bool wants_lines() const override { return true; }
 	void on_line(const TimelineLine& line) override;
-	void on_connection(const nlohmann::json& record, bool final) override;
+	void on_connection(const ConnectionRecord& record) override;
+	void flush() override { out_.flush(); }
 
 private:
-	void write(const std::string& s);
-	std::FILE* file_ = nullptr;
-	std::ostream* stream_ = nullptr;
+	Writer out_;
 };
 
-// Text forms used by TextSink, public for tests and other front ends.
+// A timeline line as the text view prints it.
 std::string format_line(const TimelineLine& line);
-std::string format_connection_text(const nlohmann::json& record, bool final);
 
 } // namespace tdsbpf
 

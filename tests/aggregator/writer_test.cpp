@@ -1,0 +1,148 @@
+// The record's building blocks: the JSON writer (escaping, UTF-8 from the
+// wire, numbers) and the latency histogram (its stated error bound).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "aggregator/json_writer.h"
+#include "events_builder.h"
+#include "seeds.h"
+#include "../../userspace/aggregator/src/latency.h"
+
+namespace tdsbpf::test {
+namespace {
+
+std::string write_string(std::string_view s)
+{
+	std::string out;
+	JsonWriter w(out);
+	w.begin_object().member("s", s).end_object();
+	return out;
+}
+
+TEST(JsonWriter, NestedValuesAndCommas)
+{
+	std::string out;
+	JsonWriter w(out);
+	w.begin_object()
+		.member("a", uint64_t{1})
+		.key("b")
+		.begin_array()
+		.value(true)
+		.null()
+		.value(-3)
+		.begin_object()
+		.end_object()
+		.end_array()
+		.member("c", 2.5)
+		.end_object();
+	EXPECT_EQ(out, R"({"a":1,"b":[true,null,-3,{}],"c":2.5})");
+	EXPECT_TRUE(nlohmann::json::accept(out));
+}
+
+TEST(JsonWriter, EscapesControlCharactersQuotesAndBackslashes)
+{
+	EXPECT_EQ(write_string("a\"b\\c\nd\te\x01"), R"({"s":"a\"b\\c\nd\te\u0001"})");
+}
+
+TEST(JsonWriter, InvalidUtf8BecomesReplacementCharacters)
+{
+	// 0xFF never starts a sequence; "\xC3" alone is cut short; "\xED\xA0\x80"
+	// is a UTF-16 surrogate; "\xC0\xAF" an overlong '/'.
+	std::string out = write_string(std::string("ok\xFF|\xC3|\xED\xA0\x80|\xC0\xAF|\xC3\xA9|\xF0\x9F\x98\x80"));
+	auto j = nlohmann::json::parse(out); // throws on invalid UTF-8
+	std::string s = j["s"];
+	EXPECT_EQ(s, "ok\xEF\xBF\xBD|\xEF\xBF\xBD|\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD|\xEF\xBF\xBD\xEF\xBF\xBD|\xC3\xA9|\xF0\x9F\x98\x80");
+}
+
+TEST(JsonWriter, EveryByteStringParses)
+{
+	std::mt19937 rng(7);
+	for (int i = 0; i < 2000; i++) {
+		std::string s(static_cast<size_t>(rng() % 40), '\0');
+		for (char& ch : s)
+			ch = static_cast<char>(rng());
+		std::string out = write_string(s);
+		EXPECT_TRUE(nlohmann::json::accept(out)) << out;
+	}
+}
+
+TEST(JsonWriter, DoublesReadBackExactlyAndNeverAsExponents)
+{
+	for (double v : {0.0, 0.001, 3.175, 294.248, 1234567.891, 1e-6, 4.0}) {
+		std::string out;
+		JsonWriter(out).value(v);
+		EXPECT_EQ(out.find('e'), std::string::npos) << out;
+		EXPECT_DOUBLE_EQ(nlohmann::json::parse(out).get<double>(), v) << out;
+	}
+	std::string out;
+	JsonWriter(out).value(std::nan(""));
+	EXPECT_EQ(out, "null");
+}
+
+TEST(LatencyHistogram, BucketsCoverEveryValueOnce)
+{
+	for (uint64_t v : {uint64_t{0}, uint64_t{15}, uint64_t{16}, uint64_t{17}, uint64_t{1000}, uint64_t{123456789},
+			   uint64_t{1} << 40, ~uint64_t{0}}) {
+		uint32_t b = LatencyHistogram::bucket_of(v);
+		EXPECT_LE(LatencyHistogram::bucket_low(b), v);
+		EXPECT_GE(LatencyHistogram::bucket_high(b), v);
+	}
+	for (uint32_t b = 0; b < 900; b++)
+		EXPECT_EQ(LatencyHistogram::bucket_high(b) + 1, LatencyHistogram::bucket_low(b + 1)) << b;
+}
+
+TEST(LatencyHistogram, PercentilesWithinTheStatedErrorOverAWholeConnection)
+{
+	// 100,000 requests (the old sample buffer kept the first 512): a slow
+	// tail late in the connection must show in p99.
+	std::mt19937_64 rng(11);
+	std::lognormal_distribution<double> fast(std::log(400e3), 0.5); // ~0.4 ms
+	std::vector<uint64_t> all;
+	LatencyHistogram h;
+	for (int i = 0; i < 100000; i++) {
+		uint64_t ns = i >= 97000 ? 250000000 + rng() % 50000000 : static_cast<uint64_t>(fast(rng));
+		all.push_back(ns);
+		h.add(ns);
+	}
+	std::sort(all.begin(), all.end());
+	for (double p : {50.0, 90.0, 99.0, 99.9}) {
+		size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(all.size())));
+		double exact = static_cast<double>(all[rank - 1]);
+		double got = static_cast<double>(h.percentile_ns(p));
+		EXPECT_LE(std::fabs(got - exact) / exact, LatencyHistogram::kRelativeError) << "p" << p;
+	}
+	EXPECT_GE(h.percentile_ns(99), 250000000u);
+	EXPECT_EQ(h.count(), 100000u);
+	EXPECT_EQ(h.min_ns(), all.front());
+	EXPECT_EQ(h.max_ns(), all.back());
+}
+
+TEST(TextView, RenderedFromTheModelWithEveryFieldFilled)
+{
+	std::ostringstream out;
+	TextSink sink(out);
+	Aggregator agg({}, sink);
+	feed(agg, seed_sql_login().records());
+	std::string s = out.str();
+	// no field of the summary block is missing ("-" where the JSON has a value)
+	auto recs = run(seed_sql_login().records());
+	ASSERT_EQ(recs.size(), 1u);
+	const auto& r = recs[0];
+	EXPECT_NE(s.find("login     " + r["login"]["outcome"].get<std::string>()), std::string::npos) << s;
+	EXPECT_NE(s.find("auth      " + r["authentication"]["method"].get<std::string>()), std::string::npos) << s;
+	EXPECT_NE(s.find("encryption " + r["negotiated"]["encryption"].get<std::string>()), std::string::npos) << s;
+	EXPECT_NE(s.find("close     " + r["close"]["kind"].get<std::string>()), std::string::npos) << s;
+	EXPECT_NE(s.find("driver " + r["negotiated"]["client_driver_version"].get<std::string>()), std::string::npos) << s;
+	EXPECT_NE(s.find("requests " + std::to_string(r["work"]["requests"].get<int>())), std::string::npos) << s;
+	for (const auto& d : r["diagnoses"])
+		EXPECT_NE(s.find(d["code"].get<std::string>() + ": " + d["message"].get<std::string>()), std::string::npos);
+}
+
+} // namespace
+} // namespace tdsbpf::test

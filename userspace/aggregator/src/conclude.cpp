@@ -1,0 +1,158 @@
+// What a connection comes to when it ends: how it closed, who closed it,
+// and the login outcome; and the values derived from the model.
+#include <algorithm>
+
+#include "connection.h"
+
+namespace tdsbpf {
+
+uint64_t TcpState::retrans(int dir) const
+{
+	return std::max<uint64_t>(retrans_events[dir], stats_seen ? stats.retrans[dir] : 0);
+}
+
+uint64_t TcpState::zero_windows(int dir) const
+{
+	return std::max<uint64_t>(zero_window_events[dir], stats_seen ? stats.zero_windows[dir] : 0);
+}
+
+uint64_t TcpState::keepalive_count(int dir) const
+{
+	return std::max<uint64_t>(keepalives[dir], stats_seen ? stats.keepalives[dir] : 0);
+}
+
+bool Connection::established() const
+{
+	return tcp.synack_ns || tcp.hs_ack_ns || phase_rank(phase_before_close()) > phase_rank(Phase::tcp_handshake);
+}
+
+static bool enc_on(uint8_t e)
+{
+	e &= 0x7f;
+	return e == TDS_ENCRYPT_ON || e == TDS_ENCRYPT_REQ;
+}
+
+Encryption Connection::encryption() const
+{
+	if (tls.strict)
+		return Encryption::strict;
+	const PreloginSide& cl = prelogin.client();
+	const PreloginSide& sv = prelogin.server();
+	if (tls.app_data_s2c)
+		return Encryption::full;
+	if (cl.seen && sv.seen && cl.encryption != TDSBPF_VALUE_ABSENT && sv.encryption != TDSBPF_VALUE_ABSENT) {
+		uint8_t ce = cl.encryption & 0x7f, se = sv.encryption & 0x7f;
+		if (ce == TDS_ENCRYPT_NOT_SUP || se == TDS_ENCRYPT_NOT_SUP)
+			return tls.seen ? Encryption::login_only : Encryption::off;
+		if (enc_on(ce) || enc_on(se))
+			return Encryption::full;
+		return Encryption::login_only;
+	}
+	if (login.login7_plain)
+		return Encryption::off;
+	if (login.seen && login.plaintext_after)
+		return Encryption::login_only;
+	return Encryption::unknown;
+}
+
+bool Connection::opaque() const
+{
+	Encryption e = encryption();
+	return e == Encryption::full || e == Encryption::strict;
+}
+
+namespace {
+
+bool mars_benign(const Connection& c)
+{
+	if (c.close.first_rst_dir != TDSBPF_DIR_C2S || !c.mars.client_fin_ns)
+		return false;
+	if (c.close.rst_ns > c.mars.client_fin_ns + 1000000000ull)
+		return false;
+	for (const auto& [sid, s] : c.mars.sessions) {
+		(void)sid;
+		if ((s.syn_seen || s.data_packets[0]) && !s.fin[TDSBPF_DIR_C2S])
+			return false;
+		if (s.stream.pending)
+			return false;
+	}
+	return true;
+}
+
+} // namespace
+
+void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorConfig& cfg)
+{
+	c.end_reason = why;
+	bool closed = c.close.fin[0] || c.close.fin[1] || c.close.rst[0] || c.close.rst[1];
+	c.end_ns = (closed || why == EndReason::closed) ? c.last_ns : std::max(end_ns, c.last_ns);
+	Phase before_close = c.phase == Phase::close ? c.close.phase : c.phase;
+	bool established = c.tcp.synack_ns || c.tcp.hs_ack_ns || phase_rank(before_close) > phase_rank(Phase::tcp_handshake);
+
+	// Close kind
+	c.close.initiator = -1;
+	if (c.close.first_rst_dir >= 0) {
+		if (c.close.first_rst_dir == TDSBPF_DIR_S2C && !c.tcp.synack_ns && before_close == Phase::tcp_handshake) {
+			c.close.kind = CloseKind::refused;
+			c.close.initiator = TDSBPF_DIR_S2C;
+		} else if (mars_benign(c)) {
+			c.close.kind = CloseKind::mars_benign_reset;
+			c.close.initiator = TDSBPF_DIR_C2S;
+		} else if (c.close.fin[0] && c.close.fin[1] && c.close.final_ack) {
+			// A RST after a completed four-way close changes nothing.
+			c.close.kind = c.close.first_fin_dir == TDSBPF_DIR_S2C ? CloseKind::server_fin_first : CloseKind::four_way;
+			c.close.initiator = c.close.first_fin_dir;
+		} else {
+			c.close.kind = CloseKind::reset;
+			c.close.initiator = c.close.first_rst_dir;
+		}
+	} else if (c.close.first_fin_dir >= 0) {
+		c.close.initiator = c.close.first_fin_dir;
+		if (c.close.first_fin_dir == TDSBPF_DIR_S2C)
+			c.close.kind = CloseKind::server_fin_first;
+		else if (c.close.fin[TDSBPF_DIR_S2C])
+			c.close.kind = CloseKind::four_way;
+		else
+			c.close.kind = CloseKind::half_close;
+	} else if (c.tcp.syn_count > 0 && !established) {
+		c.close.kind = CloseKind::syn_unanswered;
+	} else {
+		switch (why) {
+		case EndReason::idle_timeout:
+		case EndReason::handshake_timeout: c.close.kind = CloseKind::idle_timeout; break;
+		case EndReason::evicted: c.close.kind = CloseKind::evicted; break;
+		case EndReason::replaced: c.close.kind = CloseKind::replaced; break;
+		default: c.close.kind = CloseKind::still_open; break;
+		}
+	}
+
+	// Login outcome
+	bool login_visible = c.prelogin.side[0].seen || c.prelogin.side[1].seen || c.tls.seen || c.login.seen || c.tcp.syn_count > 0;
+	if (c.login.ack_seen) {
+		c.login.outcome = LoginOutcome::success;
+	} else if (c.login.error_seen) {
+		c.login.outcome = LoginOutcome::failed;
+	} else if (c.midstream && !login_visible) {
+		c.login.outcome = LoginOutcome::not_seen;
+	} else if (!established) {
+		c.login.outcome = LoginOutcome::not_started;
+	} else if (c.login.opaque_first_reply_ns) {
+		c.login.outcome = LoginOutcome::unknown;
+	} else if (phase_rank(before_close) >= phase_rank(Phase::active)) {
+		c.login.outcome = c.midstream ? LoginOutcome::not_seen : LoginOutcome::unknown;
+	} else {
+		uint64_t start = c.tcp.syn_ns ? c.tcp.syn_ns : c.first_ns;
+		uint64_t limit = static_cast<uint64_t>(cfg.login_timeout_ms) * 1000000ull;
+		if (why == EndReason::idle_timeout || why == EndReason::handshake_timeout)
+			c.login.outcome = LoginOutcome::timed_out;
+		else if (closed)
+			c.login.outcome = (c.close.start_ns - start >= limit && c.close.first_fin_dir != TDSBPF_DIR_S2C &&
+				     c.close.first_rst_dir != TDSBPF_DIR_S2C)
+					? LoginOutcome::timed_out
+					: LoginOutcome::aborted;
+		else
+			c.login.outcome = LoginOutcome::in_progress;
+	}
+}
+
+} // namespace tdsbpf

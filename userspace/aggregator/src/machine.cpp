@@ -1,0 +1,225 @@
+// The phase machine: one event at a time moves a connection through its
+// phases. Phases only move forward (by rank), so a late or lost event never
+// sends a connection back to an earlier phase; close is final. The
+// subjects' handlers are in machine_login.cpp and machine_work.cpp.
+#include <algorithm>
+
+#include "machine.h"
+
+namespace tdsbpf {
+
+namespace machine {
+
+void enter(Connection& c, Phase p, uint64_t ts)
+{
+	if (c.phase == Phase::close)
+		return;
+	if (!c.phases.empty())
+		ts = std::max(ts, c.phases.back().start_ns); // a late event: keep spans ordered
+	if (p == Phase::close) {
+		c.close.phase = c.phase;
+		c.close.start_ns = ts;
+		c.close.pending_request = c.work.stream.pending;
+		for (const auto& [sid, s] : c.mars.sessions) {
+			(void)sid;
+			c.close.pending_request = c.close.pending_request || s.stream.pending;
+		}
+		c.close.pending_since_ns = c.work.stream.pending ? c.work.stream.pending_request_ns : 0;
+		for (const auto& [sid, s] : c.mars.sessions) {
+			(void)sid;
+			if (s.stream.pending && (!c.close.pending_since_ns || s.stream.pending_request_ns < c.close.pending_since_ns))
+				c.close.pending_since_ns = s.stream.pending_request_ns;
+		}
+		c.phases.push_back({p, ts});
+		c.phase = p;
+		return;
+	}
+	if (p == Phase::login_ack && c.phase == Phase::login_error) {
+		// An ERROR in an early packet of a reply that ends with LOGINACK.
+		c.phases.back().phase = Phase::login_ack;
+		c.phase = p;
+		return;
+	}
+	if (phase_rank(p) <= phase_rank(c.phase))
+		return;
+	c.phases.push_back({p, ts});
+	c.phase = p;
+}
+
+void mark_complete(Connection& c, uint64_t ts)
+{
+	if (!c.complete) {
+		c.complete = true;
+		c.complete_ns = ts;
+	}
+}
+
+} // namespace machine
+
+namespace {
+
+using namespace machine;
+
+// Where a connection first seen at this event starts.
+Phase initial_phase(const tdsbpf_event& ev)
+{
+	switch (ev.kind) {
+	case TDSBPF_EV_TCP_SYN:
+	case TDSBPF_EV_TCP_SYNACK:
+	case TDSBPF_EV_TCP_HANDSHAKE_ACK:
+		return Phase::tcp_handshake;
+	case TDSBPF_EV_TDS:
+		if (ev.dir == TDSBPF_DIR_C2S && ev.u.tds.type == TDS_PRELOGIN)
+			return ev.u.tds.detail == TDSBPF_D_TLS ? Phase::tls_handshake : Phase::prelogin;
+		if (ev.u.tds.detail == TDSBPF_D_TLS && ev.u.tds.d.tls.content_type == 22)
+			return Phase::tls_handshake;
+		if (ev.dir == TDSBPF_DIR_C2S && ev.u.tds.type == TDS_LOGIN7)
+			return Phase::login;
+		return Phase::active;
+	case TDSBPF_EV_TLS:
+		if (ev.u.tls.content_type == 22)
+			return Phase::tls_handshake;
+		return Phase::active;
+	default:
+		return Phase::active;
+	}
+}
+
+} // namespace
+
+bool is_new_syn(const Connection& c, const tdsbpf_event& ev)
+{
+	if (ev.kind != TDSBPF_EV_TCP_SYN || c.tracer.events == 0)
+		return false;
+	if (c.close.fin[0] || c.close.fin[1] || c.close.rst[0] || c.close.rst[1] || c.complete)
+		return true;
+	if (c.tcp.syn_count == 0) {
+		// Seen mid-stream: a SYN now means the ports are used again. A
+		// connection first seen at its SYN+ACK gets its SYN late.
+		return c.midstream && ev.ts_ns > c.first_ns;
+	}
+	return ev.seq != c.tcp.syn_seq; // same sequence: a retransmitted SYN
+}
+
+void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm)
+{
+	uint64_t ts = ev.ts_ns;
+	int dir = ev.dir & 1;
+	if (c.tracer.events == 0) {
+		c.first_ns = ts;
+		c.last_ns = ts;
+		c.key = ev.key;
+		c.ifindex = ev.ifindex;
+		Phase p = initial_phase(ev);
+		c.midstream = p != Phase::tcp_handshake || (ev.flags & TDSBPF_F_MIDSTREAM && ev.kind != TDSBPF_EV_TCP_SYN);
+		enter(c, p, ts);
+	}
+	c.tracer.events++;
+	if (ts < c.first_ns)
+		c.first_ns = ts;
+	c.last_ns = std::max(c.last_ns, ts);
+	if (!c.ifindex)
+		c.ifindex = ev.ifindex;
+	if (ev.flags & TDSBPF_F_TRUNCATED)
+		c.tracer.truncated++;
+
+	switch (ev.kind) {
+	case TDSBPF_EV_TCP_SYN:
+		if (c.tcp.syn_count++ == 0) {
+			c.tcp.syn_seq = ev.seq;
+			c.tcp.syn_ns = ts;
+		}
+		enter(c, Phase::tcp_handshake, ts);
+		break;
+	case TDSBPF_EV_TCP_SYNACK:
+		if (!c.tcp.synack_ns)
+			c.tcp.synack_ns = ts;
+		break;
+	case TDSBPF_EV_TCP_HANDSHAKE_ACK:
+		if (!c.tcp.hs_ack_ns)
+			c.tcp.hs_ack_ns = ts;
+		break;
+	case TDSBPF_EV_TCP_FIN:
+		if (!c.close.fin[dir]) {
+			c.close.fin[dir] = true;
+			c.close.fin_ns[dir] = ts;
+			if (c.close.first_fin_dir < 0)
+				c.close.first_fin_dir = dir;
+		}
+		enter(c, Phase::close, ts);
+		// FIN both ways: over, whether or not the last ACK is reported (it is
+		// not for connections the kernel met mid-stream). The linger still
+		// takes it if it comes.
+		if (c.close.fin[0] && c.close.fin[1])
+			mark_complete(c, ts);
+		break;
+	case TDSBPF_EV_TCP_CLOSE_ACK:
+		if (c.close.fin[0] && c.close.fin[1]) {
+			int second = c.close.first_fin_dir == 0 ? 1 : 0;
+			if (dir != second) {
+				c.close.final_ack = true;
+				mark_complete(c, ts);
+			}
+		}
+		break;
+	case TDSBPF_EV_TCP_RST:
+		if (!c.close.rst[dir]) {
+			c.close.rst[dir] = true;
+			if (c.close.first_rst_dir < 0) {
+				c.close.first_rst_dir = dir;
+				c.close.rst_ns = ts;
+			}
+		}
+		enter(c, Phase::close, ts);
+		mark_complete(c, ts);
+		break;
+	case TDSBPF_EV_TCP_KEEPALIVE:
+		c.tcp.keepalives[dir]++;
+		// a side that sent its FIN keeps probing (FIN_WAIT2): those are not
+		// the idle period that led to the close
+		if (!c.close.start_ns)
+			c.tcp.last_keepalive_ns = ts;
+		break;
+	case TDSBPF_EV_TCP_RETRANS:
+		c.tcp.retrans_events[dir]++;
+		break;
+	case TDSBPF_EV_TCP_ZERO_WINDOW:
+		c.tcp.zero_window_events[dir]++;
+		break;
+	case TDSBPF_EV_FLOW_STATS:
+		c.tcp.stats = ev.u.stats;
+		c.tcp.stats_seen = true;
+		if (ev.u.stats.final)
+			mark_complete(c, ts);
+		break;
+	case TDSBPF_EV_RESYNC:
+		if (ev.flags & TDSBPF_F_LOST_SYNC)
+			c.tracer.resync_lost++;
+		else
+			c.tracer.resync_regained++;
+		break;
+	case TDSBPF_EV_TDS:
+		on_tds(c, ev, dir, ts);
+		break;
+	case TDSBPF_EV_TLS:
+		on_tls(c, ev.u.tls, dir, ts, false);
+		break;
+	case TDSBPF_EV_SMP:
+		on_smp(c, ev.u.smp, dir, ts);
+		break;
+	case TDSBPF_EV_NTLM_AUTH:
+		// The record stands in for the carrier SSPI packet's own TDS event.
+		if (ev.u.tds.type == TDS_SSPI)
+			on_tds(c, ev, dir, ts);
+		if (ntlm)
+			on_ntlm(c, *ntlm, ts);
+		break;
+	case TDSBPF_EV_TDS_DONE:
+		on_done(c, ev.u.done.status, ev.u.done.rows);
+		break;
+	default:
+		break;
+	}
+}
+
+} // namespace tdsbpf

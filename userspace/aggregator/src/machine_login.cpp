@@ -1,0 +1,244 @@
+// The phase machine, login side: PRELOGIN, TLS, LOGIN7, SSPI and the
+// login reply (LOGINACK, ERROR, routing).
+#include <algorithm>
+#include <cstring>
+
+#include "machine.h"
+
+namespace tdsbpf::machine {
+
+void login_started(Connection& c, uint64_t ts)
+{
+	if (!c.login.seen) {
+		c.login.seen = true;
+		c.login.start_ns = ts;
+	}
+}
+
+void on_prelogin(Connection& c, const tdsbpf_prelogin& p, int dir, uint64_t ts)
+{
+	PreloginSide& info = c.prelogin.side[dir];
+	info.seen = true;
+	if (dir == TDSBPF_DIR_S2C)
+		c.prelogin.answered = true;
+	if (p.present & 1) {
+		info.has_version = true;
+		info.major = p.version_major;
+		info.minor = p.version_minor;
+		info.build = p.version_build;
+		info.subbuild = p.version_subbuild;
+	}
+	info.encryption = p.encryption;
+	info.mars = p.mars;
+	info.fedauth_required = p.fedauth_required;
+	size_t n = std::min<size_t>(p.instance_len, sizeof(p.instance));
+	info.instance.clear();
+	for (size_t i = 0; i < n && p.instance[i]; i++)
+		info.instance += (p.instance[i] >= 0x20 && p.instance[i] < 0x7f) ? static_cast<char>(p.instance[i]) : '?';
+	if (dir == TDSBPF_DIR_C2S)
+		enter(c, Phase::prelogin, ts);
+}
+
+void on_tls(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts, bool in_tds)
+{
+	c.last_payload_ns = ts;
+	if (dir == TDSBPF_DIR_S2C)
+		c.last_server_payload_ns = ts;
+	switch (t.content_type) {
+	case 22: // handshake
+		c.tls.seen = true;
+		if (t.flags & TDSBPF_TLS_ALPN_TDS8)
+			c.tls.alpn_tds8 = true;
+		if (dir == TDSBPF_DIR_C2S && t.handshake_type == 1) {
+			if (!in_tds && !c.prelogin.side[TDSBPF_DIR_C2S].seen)
+				c.tls.strict = true; // TLS first: TDS 8.0
+			if (t.hello_version)
+				c.tls.client_version = t.hello_version;
+		}
+		if (dir == TDSBPF_DIR_S2C && t.handshake_type == 2)
+			c.tls.server_version = t.selected_version ? t.selected_version : t.hello_version;
+		if (c.tls.alpn_tds8)
+			c.tls.strict = true;
+		enter(c, Phase::tls_handshake, ts);
+		break;
+	case 21: // alert in clear
+		c.tls.alert = true;
+		c.tls.alert_level = t.alert_level;
+		c.tls.alert_desc = t.alert_desc;
+		break;
+	case 23: // application data
+		if (dir == TDSBPF_DIR_C2S && !c.work.opaque_client_flight) {
+			c.work.opaque_client_flight = true; // a new run of client records
+			c.work.opaque_client_flights++;
+		} else if (dir == TDSBPF_DIR_S2C) {
+			c.work.opaque_client_flight = false;
+		}
+		if (dir == TDSBPF_DIR_C2S) {
+			if (!c.login.seen && phase_rank(c.phase) < phase_rank(Phase::login)) {
+				// The LOGIN7 as a TLS record (login-only or full encryption;
+				// with TDS 8.0 the PRELOGIN inside TLS comes first).
+				login_started(c, ts);
+				enter(c, Phase::login, ts);
+			} else if ((c.phase == Phase::active || (c.phase == Phase::close && c.close.phase == Phase::active)) &&
+				   c.opaque()) {
+				if (!c.work.opaque_in_request) {
+					c.work.opaque_in_request = true;
+					c.work.requests++;
+					c.work.encrypted_requests++;
+					c.work.stream.pending = true;
+					c.work.stream.pending_request_ns = ts;
+				}
+			}
+		} else {
+			if (!c.tls.strict && c.login.seen && !c.login.plaintext_after)
+				c.tls.app_data_s2c = true; // full encryption
+			if (c.tls.strict)
+				c.tls.app_data_s2c = true;
+			// With TDS 8.0 the first client flight is the PRELOGIN, the
+			// second the LOGIN7: the login is answered after the second.
+			bool login_answer = !c.tls.strict || c.work.opaque_client_flights >= 2;
+			if ((c.phase == Phase::login || c.phase == Phase::authentication) && login_answer) {
+				// An encrypted login's first answer: the outcome cannot be read.
+				if (!c.login.opaque_first_reply_ns)
+					c.login.opaque_first_reply_ns = ts;
+				enter(c, Phase::active, ts);
+			} else if (c.phase == Phase::active || c.phase == Phase::close) {
+				if (c.work.opaque_in_request) {
+					c.work.opaque_in_request = false;
+					c.work.responses++;
+					if (c.work.stream.pending) {
+						c.work.latency.add(ts >= c.work.stream.pending_request_ns ? ts - c.work.stream.pending_request_ns : 0);
+						c.work.stream.pending = false;
+					}
+				}
+			}
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+void on_login7(Connection& c, const tdsbpf_login7& l, uint64_t ts)
+{
+	c.login.login7_plain = true;
+	c.login.login7 = l;
+	c.auth.integrated_known = true;
+	c.auth.integrated_security = (l.option_flags2 & 0x80) != 0;
+	c.auth.inferred = false;
+	if (l.flags & TDSBPF_L7_FEDAUTH)
+		c.auth.method = AuthMethod::federated;
+	else if (!c.auth.integrated_security)
+		c.auth.method = AuthMethod::sql;
+	else if (l.sspi_kind == TDSBPF_SSPI_NTLM)
+		c.auth.method = AuthMethod::ntlm;
+	else if (l.sspi_kind == TDSBPF_SSPI_SPNEGO || l.sspi_kind == TDSBPF_SSPI_KERBEROS)
+		c.auth.method = AuthMethod::kerberos;
+	else
+		c.auth.method = AuthMethod::unknown;
+	if (l.packet_size && !c.login.packet_size)
+		c.login.packet_size = l.packet_size;
+	login_started(c, ts);
+	enter(c, Phase::login, ts);
+}
+
+void on_reply(Connection& c, const tdsbpf_reply& r, const tdsbpf_tds& t, uint64_t ts)
+{
+	bool in_login = phase_rank(c.phase) < phase_rank(Phase::active) && c.phase != Phase::close;
+	if (r.tokens & TDSBPF_TOK_PACKETSIZE && r.packet_size)
+		c.login.packet_size = r.packet_size;
+	if (!in_login) {
+		if (r.tokens & TDSBPF_TOK_ERROR) {
+			c.work.errors++;
+			c.work.last_error_number = r.error_number;
+			c.work.last_error_state = r.error_state;
+			c.work.last_error_class = r.error_class;
+		}
+		if (r.done_status & 0x20)
+			attention_acked(c);
+		return;
+	}
+	if (r.tokens & TDSBPF_TOK_ROUTING) {
+		c.login.routing_seen = true;
+		c.login.routing_port = r.routing_port;
+		size_t n = std::min<size_t>(r.routing_server_len, sizeof(r.routing_server));
+		c.login.routing_server.assign(reinterpret_cast<const char*>(r.routing_server), n);
+	}
+	if (r.tokens & TDSBPF_TOK_SSPI) {
+		c.auth.sspi_server_tokens++;
+		if (r.sspi_ntlm_type) {
+			c.auth.method = AuthMethod::ntlm;
+			c.auth.inferred = !c.login.login7_plain;
+		} else if (c.auth.method == AuthMethod::unknown || (c.auth.method == AuthMethod::sql && c.auth.inferred)) {
+			c.auth.method = AuthMethod::kerberos;
+			c.auth.inferred = true;
+		}
+		enter(c, Phase::authentication, ts);
+	}
+	if (r.tokens & TDSBPF_TOK_FEDAUTHINFO) {
+		c.auth.fedauth_seen = true;
+		c.auth.method = AuthMethod::federated;
+		c.auth.inferred = !c.login.login7_plain;
+		enter(c, Phase::authentication, ts);
+	}
+	if (r.tokens & TDSBPF_TOK_LOGINACK) {
+		if (!c.login.ack_seen) {
+			c.login.ack_seen = true;
+			c.login.ack_ns = ts;
+			c.login.ack_tds_version = r.loginack_tds_version;
+			std::memcpy(c.login.server_prog_version, r.server_version, 4);
+		}
+		if (c.auth.method == AuthMethod::unknown && !c.login.login7_plain && c.auth.sspi_server_tokens == 0 &&
+		    c.auth.sspi_client_packets == 0 && !c.auth.fedauth_seen && !c.auth.ntlm_seen) {
+			c.auth.method = AuthMethod::sql;
+			c.auth.inferred = true;
+		}
+		enter(c, Phase::login_ack, ts);
+		if (t.status & TDS_STATUS_EOM)
+			enter(c, Phase::active, ts);
+	} else if (r.tokens & TDSBPF_TOK_ERROR && !c.login.ack_seen) {
+		if (!c.login.error_seen) {
+			c.login.error_seen = true;
+			c.login.error_number = r.error_number;
+			c.login.error_state = r.error_state;
+			c.login.error_class = r.error_class;
+		}
+		enter(c, Phase::login_error, ts);
+	} else if (c.phase == Phase::login_ack && (t.status & TDS_STATUS_EOM)) {
+		enter(c, Phase::active, ts); // the last packet of a long login reply
+	}
+}
+
+void on_ntlm(Connection& c, const tdsbpf_ntlm_event& n, uint64_t ts)
+{
+	bool unicode = n.encoding & TDSBPF_NTLM_UNICODE;
+	auto name = [&](const uint8_t* p, uint16_t len) {
+		return utf16le_or_oem(p, std::min<size_t>(len, TDSBPF_NTLM_NAME_MAX), unicode);
+	};
+	c.auth.ntlm_seen = true;
+	c.auth.ntlm_domain = name(n.domain, n.domain_len);
+	c.auth.ntlm_user = name(n.user, n.user_len);
+	c.auth.ntlm_workstation = name(n.workstation, n.workstation_len);
+	c.auth.method = AuthMethod::ntlm;
+	c.auth.inferred = !c.login.login7_plain;
+	enter(c, Phase::authentication, ts);
+}
+
+// A client SSPI packet (type 17): NTLM or Kerberos round trips.
+void on_sspi(Connection& c, const tdsbpf_tds& t, uint64_t ts)
+{
+	c.auth.sspi_client_packets++;
+	if (t.detail == TDSBPF_D_SSPI) {
+		if (t.d.sspi.kind == TDSBPF_SSPI_NTLM || t.d.sspi.ntlm_type) {
+			c.auth.method = AuthMethod::ntlm;
+			c.auth.inferred = !c.login.login7_plain;
+		} else if ((t.d.sspi.kind == TDSBPF_SSPI_SPNEGO || t.d.sspi.kind == TDSBPF_SSPI_KERBEROS) &&
+			   c.auth.method != AuthMethod::ntlm) {
+			c.auth.method = AuthMethod::kerberos;
+			c.auth.inferred = !c.login.login7_plain;
+		}
+	}
+	enter(c, Phase::authentication, ts);
+}
+
+} // namespace tdsbpf::machine

@@ -1,0 +1,211 @@
+// The phase machine, work side: requests and responses, their pairing and
+// latency, the final DONE of replies, and MARS (SMP) sessions.
+#include <algorithm>
+
+#include "machine.h"
+
+namespace tdsbpf::machine {
+
+namespace {
+
+constexpr size_t kMaxSessions = 256;
+
+SmpSession* session(Connection& c, uint16_t sid)
+{
+	auto it = c.mars.sessions.find(sid);
+	if (it != c.mars.sessions.end())
+		return &it->second;
+	if (c.mars.sessions.size() >= kMaxSessions) {
+		c.mars.sessions_dropped++;
+		return nullptr;
+	}
+	SmpSession& s = c.mars.sessions[sid];
+	s.sid = sid;
+	return &s;
+}
+
+
+} // namespace
+
+void attention_acked(Connection& c)
+{
+	if (c.work.pending_attentions > 0) {
+		c.work.pending_attentions--;
+		c.work.attention_acks++;
+	}
+}
+
+
+// The final DONE of a reply packet (in the TDS event's tail, or a
+// TDS_DONE event when the packet ended in a later segment).
+void on_done(Connection& c, uint16_t status, uint64_t rows)
+{
+	c.work.done_tokens++;
+	if (status & 0x10) {
+		c.work.rows += rows;
+		c.work.rows_seen = true;
+	}
+	if (status & 0x20)
+		attention_acked(c);
+}
+
+void count_response(Connection& c, StreamState& st, uint64_t ts)
+{
+	c.work.responses++;
+	if (st.pending) {
+		c.work.latency.add(ts >= st.pending_request_ns ? ts - st.pending_request_ns : 0);
+		st.pending = false;
+	}
+}
+
+namespace {
+
+void count_request(Connection& c, StreamState& st, const tdsbpf_tds& t, uint64_t ts)
+{
+	switch (t.type) {
+	case TDS_SQL_BATCH: c.work.sql_batches++; break;
+	case TDS_RPC: c.work.rpcs++; break;
+	case TDS_ATTENTION:
+		c.work.attentions++;
+		c.work.pending_attentions++;
+		break;
+	case TDS_BULK_LOAD: c.work.bulk_loads++; break;
+	case TDS_TRANSACTION_MGR: c.work.tm_requests++; break;
+	default: break;
+	}
+	if (t.status & (TDS_STATUS_RESETCONNECTION | TDS_STATUS_RESETCONNECTIONSKIPTRAN))
+		c.work.reset_connection++;
+	if (t.type == TDS_ATTENTION)
+		return;
+	c.work.requests++;
+	if (!st.pending) {
+		st.pending = true;
+		st.pending_request_ns = ts;
+	}
+}
+
+} // namespace
+
+void on_tds(Connection& c, const tdsbpf_event& ev, int dir, uint64_t ts)
+{
+	const tdsbpf_tds& t = ev.u.tds;
+	c.last_payload_ns = ts;
+	if (dir == TDSBPF_DIR_S2C)
+		c.last_server_payload_ns = ts;
+	SmpSession* s = nullptr;
+	if (ev.flags & TDSBPF_F_IN_SMP) {
+		s = session(c, t.smp_sid);
+		if (s) {
+			s->data_packets[dir]++;
+			s->last_seq[dir] = t.smp_seq;
+			s->last_window[dir] = t.smp_window;
+			if (!s->opened_ns)
+				s->opened_ns = ts;
+		}
+	}
+	StreamState& st = s ? s->stream : c.work.stream;
+	bool new_msg = !st.in_msg[dir];
+	st.in_msg[dir] = !(t.status & TDS_STATUS_EOM);
+	bool was_active = c.phase == Phase::active || (c.phase == Phase::close && c.close.phase == Phase::active);
+
+	if (t.detail == TDSBPF_D_TLS) {
+		on_tls(c, t.d.tls, dir, ts, true);
+		return;
+	}
+	if (dir == TDSBPF_DIR_C2S) {
+		switch (t.type) {
+		case TDS_PRELOGIN:
+			if (t.detail == TDSBPF_D_PRELOGIN)
+				on_prelogin(c, t.d.prelogin, dir, ts);
+			else
+				enter(c, Phase::prelogin, ts);
+			return;
+		case TDS_LOGIN7:
+			if (t.detail == TDSBPF_D_LOGIN7) {
+				on_login7(c, t.d.login7, ts);
+			} else {
+				c.login.login7_plain = true;
+				login_started(c, ts);
+				enter(c, Phase::login, ts);
+			}
+			return;
+		case TDS_SSPI:
+			on_sspi(c, t, ts);
+			return;
+		case TDS_FEDAUTH_TOKEN:
+			c.auth.fedauth_seen = true;
+			c.auth.method = AuthMethod::federated;
+			enter(c, Phase::authentication, ts);
+			return;
+		default:
+			break;
+		}
+		if (is_request_type(t.type)) {
+			if (c.login.seen)
+				c.login.plaintext_after = true;
+			if (new_msg)
+				count_request(c, st, t, ts);
+			enter(c, Phase::active, ts);
+		}
+		return;
+	}
+	// Server to client.
+	if (t.detail == TDSBPF_D_PRELOGIN) {
+		on_prelogin(c, t.d.prelogin, dir, ts);
+		return;
+	}
+	if (t.type != TDS_REPLY)
+		return;
+	if (t.tail_token)
+		on_done(c, t.tail_done_status, t.tail_done_rows);
+	if (c.login.seen && !c.login.login7_plain)
+		c.login.plaintext_after = true;
+	if (c.phase == Phase::prelogin && !c.tls.seen && !c.login.seen && !c.prelogin.answered) {
+		// The first reply after the client's PRELOGIN is the server's
+		// PRELOGIN answer, also when the walk read it as a token stream: its
+		// bytes are an option table. Only a LOGINACK (the answer and the
+		// login events lost) is taken from it.
+		c.prelogin.answered = true;
+		if (t.detail != TDSBPF_D_REPLY || !(t.d.reply.tokens & TDSBPF_TOK_LOGINACK))
+			return;
+	}
+	if (t.detail == TDSBPF_D_REPLY) {
+		on_reply(c, t.d.reply, t, ts);
+	} else if (c.phase == Phase::login_ack && (t.status & TDS_STATUS_EOM)) {
+		enter(c, Phase::active, ts);
+	}
+	if (was_active && new_msg)
+		count_response(c, st, ts);
+}
+
+void on_smp(Connection& c, const tdsbpf_smp& m, int dir, uint64_t ts)
+{
+	c.last_payload_ns = ts;
+	SmpSession* s = session(c, m.sid);
+	if (m.flags & SMP_SYN) {
+		if (s && !s->syn_seen) {
+			s->syn_seen = true;
+			s->opened_ns = ts;
+		}
+		if (c.login.ack_seen || c.midstream || phase_rank(c.phase) >= phase_rank(Phase::login))
+			enter(c, Phase::active, ts);
+	}
+	if (!s)
+		return;
+	s->last_seq[dir] = m.seq;
+	s->last_window[dir] = m.window;
+	if (m.flags & SMP_ACK)
+		s->acks[dir]++;
+	if (m.flags & SMP_FIN) {
+		if (!s->fin[dir]) {
+			s->fin[dir] = true;
+			s->fin_ns[dir] = ts;
+		}
+		if (dir == TDSBPF_DIR_C2S)
+			c.mars.client_fin_ns = ts;
+		if (s->fin[0] && s->fin[1] && !s->closed_ns)
+			s->closed_ns = std::max(s->fin_ns[0], s->fin_ns[1]);
+	}
+}
+
+} // namespace tdsbpf::machine

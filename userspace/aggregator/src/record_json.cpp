@@ -1,0 +1,425 @@
+// The per-connection JSON record, written straight from the model with a
+// streaming writer. Field names follow OpenTelemetry's semantic conventions
+// where one exists (client.address, server.port, network.type, ...); the
+// rest is grouped by subject. docs/connections.md and
+// connection.schema.json describe every field.
+#include <cstdio>
+
+#include "aggregator/json_writer.h"
+#include "connection.h"
+
+namespace tdsbpf {
+
+namespace {
+
+class RecordWriter {
+public:
+	RecordWriter(std::string& out, const RecordContext& r) : w_(out), r_(r), c_(r.c) {}
+	void write();
+
+private:
+	void time(std::string_view k, uint64_t ns)
+	{
+		char buf[32];
+		w_.key(k).value(std::string_view(buf, iso_time(buf, ns)));
+	}
+	void time_or_null(std::string_view k, uint64_t ns)
+	{
+		if (ns)
+			time(k, ns);
+		else
+			w_.null_member(k);
+	}
+	void dir_pair(std::string_view k, uint64_t c2s, uint64_t s2c)
+	{
+		w_.key(k).begin_object().member("client_to_server", c2s).member("server_to_client", s2c).end_object();
+	}
+	void side_or_null(std::string_view k, int dir)
+	{
+		if (dir >= 0)
+			w_.member(k, side_name(dir));
+		else
+			w_.null_member(k);
+	}
+	void version(std::string_view k, const PreloginSide& p);
+	void encryption_value(std::string_view k, const PreloginSide& p);
+	void bool_option(std::string_view k, const PreloginSide& p, uint8_t v);
+	void error(std::string_view k, uint32_t number, uint8_t state, uint8_t cls)
+	{
+		w_.key(k).begin_object().member("number", number).member("state", state).member("class", cls).end_object();
+	}
+
+	void endpoints();
+	void phases(uint64_t end_ns);
+	void login();
+	void negotiated();
+	void authentication();
+	void work();
+	void mars();
+	void close();
+	void tcp();
+	void diagnoses();
+
+	JsonWriter w_;
+	const RecordContext& r_;
+	const Connection& c_;
+};
+
+void RecordWriter::version(std::string_view k, const PreloginSide& p)
+{
+	if (!p.seen || !p.has_version) {
+		w_.null_member(k);
+		return;
+	}
+	char buf[48];
+	int n = snprintf(buf, sizeof(buf), "%u.%u.%u.%u", p.major, p.minor, p.build, p.subbuild);
+	w_.key(k).value(std::string_view(buf, static_cast<size_t>(n)));
+}
+
+void RecordWriter::encryption_value(std::string_view k, const PreloginSide& p)
+{
+	if (!p.seen || p.encryption == TDSBPF_VALUE_ABSENT) {
+		w_.null_member(k);
+		return;
+	}
+	const char* v = "other";
+	switch (p.encryption & 0x7f) {
+	case TDS_ENCRYPT_OFF: v = "off"; break;
+	case TDS_ENCRYPT_ON: v = "on"; break;
+	case TDS_ENCRYPT_NOT_SUP: v = "not_supported"; break;
+	case TDS_ENCRYPT_REQ: v = "required"; break;
+	default: break;
+	}
+	w_.member(k, v);
+}
+
+void RecordWriter::bool_option(std::string_view k, const PreloginSide& p, uint8_t v)
+{
+	if (!p.seen || v == TDSBPF_VALUE_ABSENT)
+		w_.null_member(k);
+	else
+		w_.member(k, v != 0);
+}
+
+void RecordWriter::write()
+{
+	uint64_t end_ns = r_.final ? c_.end_ns : c_.last_ns;
+	w_.begin_object();
+	w_.member("tdsbpf.record", r_.final ? "connection" : "snapshot");
+	w_.member("tdsbpf.connection_id", c_.id);
+	endpoints();
+	time("start_time", c_.first_ns);
+	time("end_time", end_ns);
+	w_.member("duration_ms", Millis{end_ns - c_.first_ns});
+	w_.member("midstream", c_.midstream);
+	w_.member("phase", phase_name(c_.phase));
+	phases(end_ns);
+	login();
+	negotiated();
+	authentication();
+	work();
+	mars();
+	close();
+	tcp();
+	w_.key("tracer")
+		.begin_object()
+		.member("events", c_.tracer.events)
+		.member("framing_lost", c_.tracer.resync_lost)
+		.member("truncated", c_.tracer.truncated)
+		.end_object();
+	diagnoses();
+	w_.end_object();
+}
+
+void RecordWriter::endpoints()
+{
+	const tdsbpf_flow_key& k = c_.key;
+	w_.member("db.system", "mssql");
+	w_.member("client.address", addr_string(k.client_addr, k.family));
+	w_.member("client.port", k.client_port);
+	w_.member("server.address", addr_string(k.server_addr, k.family));
+	w_.member("server.port", k.server_port);
+	w_.member("network.type", k.family == 6 ? "ipv6" : "ipv4");
+	w_.member("network.transport", "tcp");
+	w_.member("network.protocol.name", "tds");
+	if (c_.login.ack_tds_version)
+		w_.member("network.protocol.version", tds_version_name(c_.login.ack_tds_version));
+	else if (c_.login.login7_plain && c_.login.login7.tds_version)
+		w_.member("network.protocol.version", tds_version_name(c_.login.login7.tds_version));
+	else
+		w_.null_member("network.protocol.version");
+	if (!r_.ifname.empty())
+		w_.member("network.interface.name", r_.ifname);
+	else if (c_.ifindex)
+		w_.member("network.interface.name", std::to_string(c_.ifindex));
+	else
+		w_.null_member("network.interface.name");
+	if (k.vlan_valid)
+		w_.member("network.vlan.id", k.vlan_id);
+	else
+		w_.null_member("network.vlan.id");
+}
+
+void RecordWriter::phases(uint64_t end_ns)
+{
+	w_.key("phases").begin_array();
+	const auto& ps = c_.phases;
+	for (size_t i = 0; i < ps.size(); i++) {
+		uint64_t start = ps[i].start_ns;
+		uint64_t end = i + 1 < ps.size() ? ps[i + 1].start_ns : std::max(end_ns, start);
+		w_.begin_object().member("name", phase_name(ps[i].phase));
+		time("start_time", start);
+		w_.member("start_offset_ms", Millis{start - c_.first_ns}).member("duration_ms", Millis{end - start}).end_object();
+	}
+	w_.end_array();
+}
+
+void RecordWriter::login()
+{
+	const LoginState& l = c_.login;
+	w_.key("login").begin_object();
+	w_.member("outcome", login_outcome_name(l.outcome));
+	if (l.ack_seen && c_.tcp.syn_ns && l.ack_ns >= c_.tcp.syn_ns) {
+		w_.member("duration_ms", Millis{l.ack_ns - c_.tcp.syn_ns});
+		w_.member("slow", l.ack_ns - c_.tcp.syn_ns > static_cast<uint64_t>(r_.cfg.slow_login_threshold_ms) * 1000000ull);
+	} else {
+		w_.null_member("duration_ms").null_member("slow");
+	}
+	w_.member("threshold_ms", r_.cfg.slow_login_threshold_ms);
+	time_or_null("start_time", c_.tcp.syn_ns);
+	time_or_null("ack_time", l.ack_ns);
+	if (l.error_seen)
+		error("error", l.error_number, l.error_state, l.error_class);
+	else
+		w_.null_member("error");
+	w_.end_object();
+}
+
+void RecordWriter::negotiated()
+{
+	const LoginState& l = c_.login;
+	const PreloginSide& cl = c_.prelogin.client();
+	const PreloginSide& sv = c_.prelogin.server();
+	w_.key("negotiated").begin_object();
+	version("client_driver_version", cl);
+	version("server_version", sv);
+	if (l.ack_seen) {
+		char buf[32];
+		int n = snprintf(buf, sizeof(buf), "%u.%u.%u", l.server_prog_version[0], l.server_prog_version[1],
+				 (l.server_prog_version[2] << 8) | l.server_prog_version[3]);
+		w_.key("server_version_loginack").value(std::string_view(buf, static_cast<size_t>(n)));
+	} else {
+		w_.null_member("server_version_loginack");
+	}
+	if (l.login7_plain && l.login7.tds_version)
+		w_.member("tds_version_login7", tds_version_name(l.login7.tds_version));
+	else
+		w_.null_member("tds_version_login7");
+	if (l.ack_tds_version)
+		w_.member("tds_version_loginack", tds_version_name(l.ack_tds_version));
+	else
+		w_.null_member("tds_version_loginack");
+	w_.member("encryption", encryption_name(c_.encryption()));
+	encryption_value("client_encryption", cl);
+	encryption_value("server_encryption", sv);
+	if (c_.tls.server_version)
+		w_.member("tls_version", tls_version_name(c_.tls.server_version));
+	else
+		w_.null_member("tls_version");
+	if (c_.tls.client_version)
+		w_.member("tls_client_hello_version", tls_version_name(c_.tls.client_version));
+	else
+		w_.null_member("tls_client_hello_version");
+	w_.member("tds8_alpn", c_.tls.alpn_tds8);
+	bool_option("mars_requested", cl, cl.mars);
+	w_.member("mars_used", !c_.mars.sessions.empty());
+	if (l.packet_size)
+		w_.member("packet_size", l.packet_size);
+	else
+		w_.null_member("packet_size");
+	if (l.login7_plain)
+		w_.member("read_only_intent", (l.login7.type_flags & 0x20) != 0);
+	else
+		w_.null_member("read_only_intent");
+	if (cl.seen && !cl.instance.empty())
+		w_.member("instance", cl.instance);
+	else
+		w_.null_member("instance");
+	if (l.routing_seen)
+		w_.key("redirect")
+			.begin_object()
+			.member("server", l.routing_server)
+			.member("port", l.routing_port)
+			.end_object();
+	else
+		w_.null_member("redirect");
+	w_.end_object();
+}
+
+void RecordWriter::authentication()
+{
+	const AuthState& a = c_.auth;
+	w_.key("authentication").begin_object();
+	w_.member("method", auth_method_name(a.method));
+	w_.member("inferred", a.inferred);
+	if (a.integrated_known)
+		w_.member("integrated_security", a.integrated_security);
+	else
+		w_.null_member("integrated_security");
+	w_.member("sspi_server_tokens", a.sspi_server_tokens);
+	w_.member("sspi_client_packets", a.sspi_client_packets);
+	if (a.ntlm_seen) {
+		bool red = r_.cfg.redact;
+		w_.key("ntlm")
+			.begin_object()
+			.member("domain", red ? std::string_view("<redacted>") : std::string_view(a.ntlm_domain))
+			.member("user", red ? std::string_view("<redacted>") : std::string_view(a.ntlm_user))
+			.member("workstation", red ? std::string_view("<redacted>") : std::string_view(a.ntlm_workstation))
+			.end_object();
+	} else {
+		w_.null_member("ntlm");
+	}
+	w_.member("redacted", r_.cfg.redact);
+	w_.member("outcome", login_outcome_name(c_.login.outcome));
+	w_.end_object();
+}
+
+void RecordWriter::work()
+{
+	const WorkState& k = c_.work;
+	w_.key("work").begin_object();
+	w_.member("sql_batches", k.sql_batches);
+	w_.member("rpcs", k.rpcs);
+	w_.member("attentions", k.attentions);
+	w_.member("attention_acks", k.attention_acks);
+	w_.member("bulk_loads", k.bulk_loads);
+	w_.member("transaction_manager", k.tm_requests);
+	w_.member("requests", k.requests);
+	w_.member("encrypted_requests", k.encrypted_requests);
+	w_.member("responses", k.responses);
+	w_.member("reset_connection", k.reset_connection);
+	w_.member("done_tokens", k.done_tokens);
+	if (k.rows_seen)
+		w_.member("rows", k.rows);
+	else
+		w_.null_member("rows");
+	w_.member("errors", k.errors);
+	if (k.errors)
+		error("last_error", k.last_error_number, k.last_error_state, k.last_error_class);
+	else
+		w_.null_member("last_error");
+	const LatencyHistogram& h = k.latency;
+	if (h.count())
+		w_.key("latency_ms")
+			.begin_object()
+			.member("count", h.count())
+			.member("min", Millis{h.min_ns()})
+			.member("p50", Millis{h.percentile_ns(50)})
+			.member("p99", Millis{h.percentile_ns(99)})
+			.member("max", Millis{h.max_ns()})
+			.end_object();
+	else
+		w_.null_member("latency_ms");
+	w_.end_object();
+}
+
+
+void RecordWriter::mars()
+{
+	w_.key("mars").begin_object().key("sessions").begin_array();
+	for (const auto& [sid, s] : c_.mars.sessions) {
+		w_.begin_object().member("sid", sid);
+		time_or_null("open_time", s.opened_ns);
+		time_or_null("close_time", s.closed_ns ? s.closed_ns : std::max(s.fin_ns[0], s.fin_ns[1]));
+		w_.member("syn_seen", s.syn_seen);
+		dir_pair("data_packets", s.data_packets[0], s.data_packets[1]);
+		dir_pair("acks", s.acks[0], s.acks[1]);
+		w_.member("end", session_end(s, c_, r_.final)).end_object();
+	}
+	w_.end_array().member("sessions_not_tracked", c_.mars.sessions_dropped).end_object();
+}
+
+void RecordWriter::close()
+{
+	if (!r_.final) {
+		w_.null_member("close");
+		return;
+	}
+	const CloseState& cl = c_.close;
+	w_.key("close").begin_object();
+	w_.member("kind", close_kind_name(cl.kind));
+	side_or_null("initiator", cl.initiator);
+	side_or_null("first_fin", cl.first_fin_dir);
+	side_or_null("reset_by", cl.first_rst_dir);
+	if (c_.phase == Phase::close)
+		w_.member("phase", phase_name(cl.phase));
+	else
+		w_.null_member("phase");
+	time_or_null("time", cl.start_ns);
+	w_.member("after_keepalives",
+		  c_.tcp.keepalive_total() > 0 && c_.tcp.last_keepalive_ns >= c_.last_payload_ns && cl.start_ns != 0);
+	if (cl.start_ns && c_.last_payload_ns && cl.start_ns >= c_.last_payload_ns)
+		w_.member("idle_before_close_ms", Millis{cl.start_ns - c_.last_payload_ns});
+	else
+		w_.null_member("idle_before_close_ms");
+	w_.end_object();
+}
+
+void RecordWriter::tcp()
+{
+	const TcpState& t = c_.tcp;
+	w_.key("tcp").begin_object();
+	dir_pair("keepalives", t.keepalive_count(0), t.keepalive_count(1));
+	dir_pair("retransmissions", t.retrans(0), t.retrans(1));
+	dir_pair("zero_windows", t.zero_windows(0), t.zero_windows(1));
+	if (t.stats_seen) {
+		dir_pair("bytes", t.stats.bytes[0], t.stats.bytes[1]);
+		dir_pair("packets", t.stats.packets[0], t.stats.packets[1]);
+	} else {
+		w_.null_member("bytes").null_member("packets");
+	}
+	w_.member("syn_count", t.syn_count);
+	if (t.syn_ns && t.hs_ack_ns >= t.syn_ns)
+		w_.member("handshake_ms", Millis{t.hs_ack_ns - t.syn_ns});
+	else
+		w_.null_member("handshake_ms");
+	w_.end_object();
+}
+
+void RecordWriter::diagnoses()
+{
+	w_.key("diagnoses").begin_array();
+	for (const Diagnosis& d : r_.diagnoses)
+		w_.begin_object()
+			.member("code", d.code)
+			.member("severity", d.severity)
+			.member("message", d.message)
+			.end_object();
+	w_.end_array();
+}
+
+} // namespace
+
+const char* session_end(const SmpSession& s, const Connection& c, bool final)
+{
+	if (s.fin[0] && s.fin[1])
+		return "fin_both";
+	if (s.fin[0])
+		return "fin_client";
+	if (s.fin[1])
+		return "fin_server";
+	if (!final)
+		return "open";
+	if (c.close.first_rst_dir >= 0)
+		return "reset";
+	if (c.close.first_fin_dir >= 0)
+		return "connection_closed";
+	return "open";
+}
+
+void write_record_json(std::string& out, const RecordContext& r)
+{
+	RecordWriter(out, r).write();
+}
+
+} // namespace tdsbpf

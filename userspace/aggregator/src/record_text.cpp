@@ -1,0 +1,174 @@
+// The text view's block for a connection, rendered from the model: the
+// same facts as the JSON record, in the order a reader scans them.
+#include <charconv>
+#include <cstdarg>
+#include <cstdio>
+
+#include "connection.h"
+
+namespace tdsbpf {
+
+namespace {
+
+class TextBlock {
+public:
+	explicit TextBlock(std::string& out) : out_(out) {}
+	TextBlock& operator<<(std::string_view s)
+	{
+		out_ += s;
+		return *this;
+	}
+	TextBlock& operator<<(const char* s)
+	{
+		out_ += s;
+		return *this;
+	}
+	TextBlock& operator<<(const std::string& s)
+	{
+		out_ += s;
+		return *this;
+	}
+	TextBlock& operator<<(uint64_t v)
+	{
+		char buf[24];
+		out_.append(buf, std::to_chars(buf, buf + sizeof(buf), v).ptr);
+		return *this;
+	}
+	TextBlock& operator<<(uint32_t v) { return *this << static_cast<uint64_t>(v); }
+	TextBlock& operator<<(uint16_t v) { return *this << static_cast<uint64_t>(v); }
+	TextBlock& operator<<(uint8_t v) { return *this << static_cast<uint64_t>(v); }
+	TextBlock& operator<<(bool b) { return *this << (b ? "true" : "false"); }
+	TextBlock& operator<<(double v)
+	{
+		char buf[64];
+		out_.append(buf, std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed).ptr);
+		return *this;
+	}
+	TextBlock& printf(const char* f, ...) __attribute__((format(printf, 2, 3)))
+	{
+		char buf[256];
+		va_list ap;
+		va_start(ap, f);
+		int n = vsnprintf(buf, sizeof(buf), f, ap);
+		va_end(ap);
+		if (n > 0)
+			out_.append(buf, std::min<size_t>(static_cast<size_t>(n), sizeof(buf) - 1));
+		return *this;
+	}
+
+private:
+	std::string& out_;
+};
+
+std::string version_text(const PreloginSide& p)
+{
+	if (!p.seen || !p.has_version)
+		return "-";
+	char buf[48];
+	snprintf(buf, sizeof(buf), "%u.%u.%u.%u", p.major, p.minor, p.build, p.subbuild);
+	return buf;
+}
+
+std::string protocol_version(const Connection& c)
+{
+	if (c.login.ack_tds_version)
+		return tds_version_name(c.login.ack_tds_version);
+	if (c.login.login7_plain && c.login.login7.tds_version)
+		return tds_version_name(c.login.login7.tds_version);
+	return "-";
+}
+
+} // namespace
+
+void write_record_text(std::string& out, const RecordContext& r)
+{
+	const Connection& c = r.c;
+	TextBlock t(out);
+	uint64_t end_ns = r.final ? c.end_ns : c.last_ns;
+	const tdsbpf_flow_key& k = c.key;
+	t.printf("#%-5llu %s ", static_cast<unsigned long long>(c.id), r.final ? "== connection" : "== snapshot");
+	t << endpoint_string(k.client_addr, k.family, k.client_port) << " -> "
+	  << endpoint_string(k.server_addr, k.family, k.server_port) << (k.family == 6 ? " (ipv6)\n" : " (ipv4)\n");
+	t << "   time      " << iso_time(c.first_ns) << " .. " << iso_time(end_ns) << " (" << ms(end_ns - c.first_ns) << " ms)"
+	  << (c.midstream ? ", seen mid-stream" : "") << "\n";
+	t << "   phases (name@start+duration, ms)\n            ";
+	for (size_t i = 0; i < c.phases.size(); i++) {
+		uint64_t start = c.phases[i].start_ns;
+		uint64_t end = i + 1 < c.phases.size() ? c.phases[i + 1].start_ns : std::max(end_ns, start);
+		t.printf(" %s@%.3f+%.3f", phase_name(c.phases[i].phase), ms(start - c.first_ns), ms(end - start));
+	}
+	t << "\n";
+
+	const LoginState& l = c.login;
+	t << "   login     " << login_outcome_name(l.outcome) << ", ";
+	if (l.ack_seen && c.tcp.syn_ns && l.ack_ns >= c.tcp.syn_ns)
+		t << ms(l.ack_ns - c.tcp.syn_ns);
+	else
+		t << "-";
+	t << " ms (threshold " << r.cfg.slow_login_threshold_ms << " ms)";
+	if (l.error_seen)
+		t << ", error " << l.error_number << " state " << l.error_state << " class " << l.error_class;
+	t << "\n";
+
+	const AuthState& a = c.auth;
+	t << "   auth      " << auth_method_name(a.method) << (a.inferred ? " (inferred)" : "");
+	if (a.ntlm_seen) {
+		if (r.cfg.redact)
+			t << ", <redacted>\\<redacted> from <redacted>";
+		else
+			t << ", " << a.ntlm_domain << "\\" << a.ntlm_user << " from " << a.ntlm_workstation;
+	}
+	t << "\n";
+
+	const PreloginSide& cl = c.prelogin.client();
+	t << "   versions  driver " << version_text(cl) << ", server " << version_text(c.prelogin.server()) << ", TDS "
+	  << protocol_version(c) << ", encryption " << encryption_name(c.encryption()) << ", TLS "
+	  << (c.tls.server_version ? tls_version_name(c.tls.server_version) : std::string("-")) << ", MARS requested ";
+	if (cl.seen && cl.mars != TDSBPF_VALUE_ABSENT)
+		t << (cl.mars != 0);
+	else
+		t << "-";
+	t << " used " << !c.mars.sessions.empty() << ", packet size ";
+	if (l.packet_size)
+		t << l.packet_size;
+	else
+		t << "-";
+	t << "\n";
+
+	const WorkState& w = c.work;
+	t << "   work      requests " << w.requests;
+	if (w.encrypted_requests)
+		t << " (" << w.encrypted_requests << " encrypted)";
+	t << ", batches " << w.sql_batches << ", rpcs " << w.rpcs << ", attentions " << w.attentions << ", bulk "
+	  << w.bulk_loads << ", tm " << w.tm_requests << ", responses " << w.responses << ", resetconnection "
+	  << w.reset_connection << ", rows ";
+	if (w.rows_seen)
+		t << w.rows;
+	else
+		t << "-";
+	if (w.latency.count())
+		t << ", latency ms min " << ms(w.latency.min_ns()) << " p50 " << ms(w.latency.percentile_ns(50)) << " p99 "
+		  << ms(w.latency.percentile_ns(99)) << " max " << ms(w.latency.max_ns());
+	t << "\n";
+
+	for (const auto& [sid, s] : c.mars.sessions) {
+		uint64_t closed = s.closed_ns ? s.closed_ns : std::max(s.fin_ns[0], s.fin_ns[1]);
+		t << "   mars      sid " << sid << " open " << (s.opened_ns ? iso_time(s.opened_ns) : std::string("-"))
+		  << " close " << (closed ? iso_time(closed) : std::string("-")) << " data " << s.data_packets[0] << "/"
+		  << s.data_packets[1] << " end " << session_end(s, c, r.final) << "\n";
+	}
+	if (r.final) {
+		const CloseState& cs = c.close;
+		t << "   close     " << close_kind_name(cs.kind);
+		if (cs.initiator >= 0)
+			t << " by " << side_name(cs.initiator);
+		if (c.phase == Phase::close)
+			t << " in phase " << phase_name(cs.phase);
+		t << ", keep-alives " << c.tcp.keepalive_count(0) << "/" << c.tcp.keepalive_count(1) << ", retransmissions "
+		  << c.tcp.retrans(0) << "/" << c.tcp.retrans(1) << "\n";
+	}
+	for (const Diagnosis& d : r.diagnoses)
+		t << "   [" << d.severity << "] " << d.code << ": " << d.message << "\n";
+}
+
+} // namespace tdsbpf
