@@ -19,16 +19,16 @@ namespace {
 
 std::string write_string(std::string_view s)
 {
-	std::string out;
+	JsonBuffer out;
 	JsonWriter w(out);
 	w.begin_object().member("s", s).end_object();
-	return out;
+	return std::string(out.view());
 }
 
 TEST(JsonWriter, NestedValuesAndCommas)
 {
-	std::string out;
-	JsonWriter w(out);
+	JsonBuffer buf;
+	JsonWriter w(buf);
 	w.begin_object()
 		.member("a", uint64_t{1})
 		.key("b")
@@ -40,8 +40,12 @@ TEST(JsonWriter, NestedValuesAndCommas)
 		.end_object()
 		.end_array()
 		.member("c", 2.5)
+		.member("d", Millis{3175000})
+		.member("e", Millis{3100999})
+		.member("f", Millis{4000000})
 		.end_object();
-	EXPECT_EQ(out, R"({"a":1,"b":[true,null,-3,{}],"c":2.5})");
+	std::string out(buf.view());
+	EXPECT_EQ(out, R"({"a":1,"b":[true,null,-3,{}],"c":2.5,"d":3.175,"e":3.1,"f":4})");
 	EXPECT_TRUE(nlohmann::json::accept(out));
 }
 
@@ -75,14 +79,15 @@ TEST(JsonWriter, EveryByteStringParses)
 TEST(JsonWriter, DoublesReadBackExactlyAndNeverAsExponents)
 {
 	for (double v : {0.0, 0.001, 3.175, 294.248, 1234567.891, 1e-6, 4.0}) {
-		std::string out;
-		JsonWriter(out).value(v);
+		JsonBuffer buf;
+		JsonWriter(buf).value(v);
+		std::string out(buf.view());
 		EXPECT_EQ(out.find('e'), std::string::npos) << out;
 		EXPECT_DOUBLE_EQ(nlohmann::json::parse(out).get<double>(), v) << out;
 	}
-	std::string out;
-	JsonWriter(out).value(std::nan(""));
-	EXPECT_EQ(out, "null");
+	JsonBuffer buf;
+	JsonWriter(buf).value(std::nan(""));
+	EXPECT_EQ(buf.view(), "null");
 }
 
 TEST(LatencyHistogram, BucketsCoverEveryValueOnce)

@@ -80,7 +80,9 @@ struct Aggregator::Impl {
 	uint64_t high_water = 0; // latest event time
 	uint64_t last_scan = 0;
 
-	std::vector<Pending> pending; // a heap: the earliest event on top
+	// Events held for the reorder window, in (time, arrival) order. They
+	// mostly arrive in order: appended at the back, taken from the front.
+	std::deque<Pending> pending;
 
 	struct Entry {
 		std::unique_ptr<Connection> conn;
@@ -105,7 +107,8 @@ struct Aggregator::Impl {
 	absl::flat_hash_map<ClientServerKey, std::deque<uint64_t>> single_use_times; // end times
 	std::deque<ClientServerKey> single_use_order;
 	// Reused for every record.
-	std::string json_buf, text_buf;
+	JsonBuffer json_buf;
+	std::string text_buf;
 	absl::flat_hash_map<uint32_t, std::string> ifnames; // ifindex -> name, refreshed every minute
 	uint64_t ifnames_at = 0;
 
@@ -113,15 +116,16 @@ struct Aggregator::Impl {
 
 	std::list<FlowKey>& list_of(const Entry& e) { return e.established ? lru_established : lru_halfopen; }
 
-	static bool later(const Pending& a, const Pending& b)
-	{
-		return a.ts != b.ts ? a.ts > b.ts : a.order > b.order;
-	}
-
 	void push(const tdsbpf_event& ev, std::unique_ptr<tdsbpf_ntlm_event> ntlm)
 	{
-		pending.push_back(Pending{ev.ts_ns, order++, ev, std::move(ntlm)});
-		std::push_heap(pending.begin(), pending.end(), later);
+		if (pending.empty() || pending.back().ts <= ev.ts_ns) {
+			pending.push_back(Pending{ev.ts_ns, order++, ev, std::move(ntlm)});
+		} else {
+			// out of order (another CPU's event): after every event of the same time
+			auto at = std::upper_bound(pending.begin(), pending.end(), ev.ts_ns,
+						   [](uint64_t ts, const Pending& p) { return ts < p.ts; });
+			pending.insert(at, Pending{ev.ts_ns, order++, ev, std::move(ntlm)});
+		}
 		high_water = std::max<uint64_t>(high_water, ev.ts_ns);
 		uint64_t window = static_cast<uint64_t>(cfg.reorder_window_us) * 1000ull;
 		release(high_water > window ? high_water - window : 0);
@@ -138,10 +142,9 @@ struct Aggregator::Impl {
 
 	void release_one()
 	{
-		std::pop_heap(pending.begin(), pending.end(), later);
-		Pending p = std::move(pending.back());
-		pending.pop_back();
+		const Pending& p = pending.front(); // processing never adds to pending
 		process(p.ev, p.ntlm.get());
+		pending.pop_front();
 	}
 
 	// Events that belong to the end of a TCP connection: after its record is
@@ -374,7 +377,7 @@ struct Aggregator::Impl {
 				write_record_json(m_.json_buf, r_);
 				json_ = true;
 			}
-			return m_.json_buf;
+			return m_.json_buf.view();
 		}
 		std::string_view text() const override
 		{

@@ -15,6 +15,7 @@
 #include <tdsbpf/events.h>
 
 #include "aggregator/aggregator.h"
+#include "aggregator/json_writer.h"
 #include "latency.h"
 
 namespace tdsbpf {
@@ -314,7 +315,7 @@ struct RecordContext {
 	std::string_view ifname; // empty: the number is printed
 };
 // Appends the JSON record (one line, no newline) to out.
-void write_record_json(std::string& out, const RecordContext& r);
+void write_record_json(JsonBuffer& out, const RecordContext& r);
 // Appends the text view's summary of a connection to out.
 void write_record_text(std::string& out, const RecordContext& r);
 // How a MARS session ended: fin_both, fin_client, fin_server, reset,

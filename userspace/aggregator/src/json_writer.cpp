@@ -1,71 +1,51 @@
 #include "aggregator/json_writer.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 namespace tdsbpf {
 
-JsonWriter& JsonWriter::open(char c)
+void JsonBuffer::grow(size_t n)
 {
-	separate();
-	out_ += c;
-	comma_ = false;
-	return *this;
-}
-
-JsonWriter& JsonWriter::close(char c)
-{
-	out_ += c;
-	comma_ = true;
-	return *this;
-}
-
-JsonWriter& JsonWriter::key(std::string_view k)
-{
-	separate();
-	out_ += '"';
-	out_ += k;
-	out_ += "\":";
-	comma_ = false;
-	return *this;
+	size_t cap = std::max<size_t>({cap_ * 2, len_ + n, 4096});
+	auto b = std::make_unique<char[]>(cap);
+	if (len_)
+		std::memcpy(b.get(), buf_.get(), len_);
+	buf_ = std::move(b);
+	cap_ = cap;
 }
 
 JsonWriter& JsonWriter::value(std::string_view s)
 {
-	separate();
-	out_ += '"';
+	if (comma_)
+		out_.put(',');
+	out_.put('"');
 	escape(out_, s);
-	out_ += '"';
-	comma_ = true;
-	return *this;
-}
-
-JsonWriter& JsonWriter::value(bool b)
-{
-	separate();
-	out_ += b ? "true" : "false";
+	out_.put('"');
 	comma_ = true;
 	return *this;
 }
 
 JsonWriter& JsonWriter::value(uint64_t v)
 {
-	separate();
-	char buf[24];
-	auto r = std::to_chars(buf, buf + sizeof(buf), v);
-	out_.append(buf, r.ptr);
+	if (comma_)
+		out_.put(',');
+	char* p = out_.reserve(24);
+	out_.advance(static_cast<size_t>(std::to_chars(p, p + 24, v).ptr - p));
 	comma_ = true;
 	return *this;
 }
 
 JsonWriter& JsonWriter::value(int64_t v)
 {
-	separate();
-	char buf[24];
-	auto r = std::to_chars(buf, buf + sizeof(buf), v);
-	out_.append(buf, r.ptr);
+	if (comma_)
+		out_.put(',');
+	char* p = out_.reserve(24);
+	out_.advance(static_cast<size_t>(std::to_chars(p, p + 24, v).ptr - p));
 	comma_ = true;
 	return *this;
 }
@@ -74,46 +54,33 @@ JsonWriter& JsonWriter::value(double v)
 {
 	if (!std::isfinite(v))
 		return null();
-	separate();
+	if (comma_)
+		out_.put(',');
 	char buf[352];
 	auto r = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed);
-	out_.append(buf, r.ptr);
+	out_.put(buf, static_cast<size_t>(r.ptr - buf));
 	comma_ = true;
 	return *this;
 }
 
 JsonWriter& JsonWriter::value(Millis v)
 {
-	separate();
+	if (comma_)
+		out_.put(',');
 	uint64_t us = v.ns / 1000;
-	char buf[32];
-	auto r = std::to_chars(buf, buf + sizeof(buf), us / 1000);
-	out_.append(buf, r.ptr);
+	char* p = out_.reserve(32);
+	char* e = std::to_chars(p, p + 24, us / 1000).ptr;
 	unsigned frac = static_cast<unsigned>(us % 1000);
 	if (frac) {
-		char f[4] = {'.', static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
-			     static_cast<char>('0' + frac % 10)};
-		size_t n = 4;
-		while (f[n - 1] == '0')
-			n--;
-		out_.append(f, n);
+		e[0] = '.';
+		e[1] = static_cast<char>('0' + frac / 100);
+		e[2] = static_cast<char>('0' + frac / 10 % 10);
+		e[3] = static_cast<char>('0' + frac % 10);
+		e += 4;
+		while (e[-1] == '0')
+			e--;
 	}
-	comma_ = true;
-	return *this;
-}
-
-JsonWriter& JsonWriter::null()
-{
-	separate();
-	out_ += "null";
-	comma_ = true;
-	return *this;
-}
-
-JsonWriter& JsonWriter::raw(std::string_view json)
-{
-	separate();
-	out_ += json;
+	out_.advance(static_cast<size_t>(e - p));
 	comma_ = true;
 	return *this;
 }
@@ -148,7 +115,15 @@ size_t utf8_sequence(const unsigned char* p, size_t n)
 	return 0;
 }
 
-} // namespace
+void append(JsonBuffer& out, const char* p, size_t n)
+{
+	out.put(p, n);
+}
+
+void append(std::string& out, const char* p, size_t n)
+{
+	out.append(p, n);
+}
 
 // 1 for the bytes that go into a JSON string as they are.
 constexpr auto kPlain = [] {
@@ -158,19 +133,31 @@ constexpr auto kPlain = [] {
 	return t;
 }();
 
-void JsonWriter::escape(std::string& out, std::string_view s)
+template <typename Out>
+void escape_into(Out& out, std::string_view s)
 {
 	static const char hex[] = "0123456789abcdef";
 	const auto* p = reinterpret_cast<const unsigned char*>(s.data());
 	size_t n = s.size();
 	size_t i = 0;
 	while (i < n) {
-		// a run of plain ASCII goes in one append
+		// a run of plain ASCII goes in one append; eight bytes at a time
+		// while none of them is a control byte, '"', '\\' or above 0x7F
 		size_t j = i;
+		constexpr uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+		while (j + 8 <= n) {
+			uint64_t w;
+			std::memcpy(&w, p + j, 8);
+			uint64_t quote = w ^ (ones * '"'), bslash = w ^ (ones * '\\');
+			uint64_t bad = ((w - ones * 0x20) & ~w) | w | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash);
+			if (bad & highs)
+				break;
+			j += 8;
+		}
 		while (j < n && kPlain[p[j]])
 			j++;
 		if (j > i) {
-			out.append(s.data() + i, j - i);
+			append(out, s.data() + i, j - i);
 			i = j;
 			if (i == n)
 				break;
@@ -178,16 +165,16 @@ void JsonWriter::escape(std::string& out, std::string_view s)
 		unsigned char c = p[i];
 		if (c < 0x80) {
 			switch (c) {
-			case '"': out += "\\\""; break;
-			case '\\': out += "\\\\"; break;
-			case '\n': out += "\\n"; break;
-			case '\r': out += "\\r"; break;
-			case '\t': out += "\\t"; break;
-			case '\b': out += "\\b"; break;
-			case '\f': out += "\\f"; break;
+			case '"': append(out, "\\\"", 2); break;
+			case '\\': append(out, "\\\\", 2); break;
+			case '\n': append(out, "\\n", 2); break;
+			case '\r': append(out, "\\r", 2); break;
+			case '\t': append(out, "\\t", 2); break;
+			case '\b': append(out, "\\b", 2); break;
+			case '\f': append(out, "\\f", 2); break;
 			default: {
 				char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-				out.append(esc, 6);
+				append(out, esc, 6);
 			}
 			}
 			i++;
@@ -195,13 +182,25 @@ void JsonWriter::escape(std::string& out, std::string_view s)
 		}
 		size_t len = utf8_sequence(p + i, n - i);
 		if (len) {
-			out.append(s.data() + i, len);
+			append(out, s.data() + i, len);
 			i += len;
 		} else {
-			out += "\xEF\xBF\xBD"; // U+FFFD for a byte that starts no valid sequence
+			append(out, "\xEF\xBF\xBD", 3); // U+FFFD for a byte that starts no valid sequence
 			i++;
 		}
 	}
+}
+
+} // namespace
+
+void JsonWriter::escape(JsonBuffer& out, std::string_view s)
+{
+	escape_into(out, s);
+}
+
+void JsonWriter::escape(std::string& out, std::string_view s)
+{
+	escape_into(out, s);
 }
 
 } // namespace tdsbpf

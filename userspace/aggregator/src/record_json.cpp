@@ -14,7 +14,7 @@ namespace {
 
 class RecordWriter {
 public:
-	RecordWriter(std::string& out, const RecordContext& r) : w_(out), r_(r), c_(r.c) {}
+	RecordWriter(JsonBuffer& out, const RecordContext& r) : w_(out), r_(r), c_(r.c) {}
 	void write();
 
 private:
@@ -417,7 +417,7 @@ const char* session_end(const SmpSession& s, const Connection& c, bool final)
 	return "open";
 }
 
-void write_record_json(std::string& out, const RecordContext& r)
+void write_record_json(JsonBuffer& out, const RecordContext& r)
 {
 	RecordWriter(out, r).write();
 }

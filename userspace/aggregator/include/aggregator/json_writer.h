@@ -1,11 +1,14 @@
-// A streaming JSON writer: appends to a std::string, no document tree, no
-// allocation once the string has grown to a record's size. Strings are
+// A streaming JSON writer: appends to a growable buffer, no document tree,
+// no allocation once the buffer has grown to a record's size. Strings are
 // escaped per RFC 8259 and made valid UTF-8 (each byte of an invalid
 // sequence becomes U+FFFD), so text from the wire is safe in any record.
+// The small calls are inline: a member with a literal key is a few stores.
 #ifndef TDSBPF_AGGREGATOR_JSON_WRITER_H
 #define TDSBPF_AGGREGATOR_JSON_WRITER_H
 
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -17,9 +20,47 @@ struct Millis {
 	uint64_t ns;
 };
 
+// A growable byte buffer that is reused from record to record.
+class JsonBuffer {
+public:
+	JsonBuffer() = default;
+	JsonBuffer(const JsonBuffer&) = delete;
+	JsonBuffer& operator=(const JsonBuffer&) = delete;
+
+	void clear() { len_ = 0; }
+	size_t size() const { return len_; }
+	const char* data() const { return buf_.get(); }
+	std::string_view view() const { return {buf_.get(), len_}; }
+
+	// Room for n more bytes; returns where they go (commit them with advance).
+	char* reserve(size_t n)
+	{
+		if (len_ + n > cap_)
+			grow(n);
+		return buf_.get() + len_;
+	}
+	void advance(size_t n) { len_ += n; }
+	void put(const char* s, size_t n)
+	{
+		std::memcpy(reserve(n), s, n);
+		len_ += n;
+	}
+	void put(std::string_view s) { put(s.data(), s.size()); }
+	void put(char c)
+	{
+		*reserve(1) = c;
+		len_++;
+	}
+
+private:
+	void grow(size_t n);
+	std::unique_ptr<char[]> buf_;
+	size_t len_ = 0, cap_ = 0;
+};
+
 class JsonWriter {
 public:
-	explicit JsonWriter(std::string& out) : out_(out) {}
+	explicit JsonWriter(JsonBuffer& out) : out_(out) {}
 
 	JsonWriter& begin_object() { return open('{'); }
 	JsonWriter& end_object() { return close('}'); }
@@ -27,11 +68,25 @@ public:
 	JsonWriter& end_array() { return close(']'); }
 	// The key of the next value (an object member). Keys are the program's
 	// own names: written as they are, not escaped.
-	JsonWriter& key(std::string_view k);
+	JsonWriter& key(std::string_view k)
+	{
+		char* p = out_.reserve(k.size() + 4);
+		size_t n = 0;
+		if (comma_)
+			p[n++] = ',';
+		p[n++] = '"';
+		std::memcpy(p + n, k.data(), k.size());
+		n += k.size();
+		p[n++] = '"';
+		p[n++] = ':';
+		out_.advance(n);
+		comma_ = false;
+		return *this;
+	}
 
 	JsonWriter& value(std::string_view s);
 	JsonWriter& value(const char* s) { return value(std::string_view(s)); }
-	JsonWriter& value(bool b);
+	JsonWriter& value(bool b) { return literal(b ? std::string_view("true") : std::string_view("false")); }
 	JsonWriter& value(uint64_t v);
 	JsonWriter& value(uint32_t v) { return value(static_cast<uint64_t>(v)); }
 	JsonWriter& value(uint16_t v) { return value(static_cast<uint64_t>(v)); }
@@ -41,9 +96,7 @@ public:
 	// Shortest decimal form that reads back as the same double (no exponent).
 	JsonWriter& value(double v);
 	JsonWriter& value(Millis v);
-	JsonWriter& null();
-	// A value already in JSON form (a number or a literal), written as is.
-	JsonWriter& raw(std::string_view json);
+	JsonWriter& null() { return literal("null"); }
 
 	template <typename T>
 	JsonWriter& member(std::string_view k, const T& v)
@@ -58,18 +111,37 @@ public:
 	}
 
 	// Appends s as a JSON string's contents (escaped, valid UTF-8).
+	static void escape(JsonBuffer& out, std::string_view s);
 	static void escape(std::string& out, std::string_view s);
 
 private:
-	JsonWriter& open(char c);
-	JsonWriter& close(char c);
-	void separate()
+	JsonWriter& open(char c)
+	{
+		char* p = out_.reserve(2);
+		size_t n = 0;
+		if (comma_)
+			p[n++] = ',';
+		p[n++] = c;
+		out_.advance(n);
+		comma_ = false;
+		return *this;
+	}
+	JsonWriter& close(char c)
+	{
+		out_.put(c);
+		comma_ = true;
+		return *this;
+	}
+	JsonWriter& literal(std::string_view s)
 	{
 		if (comma_)
-			out_ += ',';
+			out_.put(',');
+		out_.put(s);
+		comma_ = true;
+		return *this;
 	}
 
-	std::string& out_;
+	JsonBuffer& out_;
 	bool comma_ = false; // a value was written at this level: the next one needs a comma
 };
 
