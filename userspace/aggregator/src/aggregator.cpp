@@ -87,14 +87,14 @@ struct Aggregator::Impl {
 	struct Entry {
 		std::unique_ptr<Connection> conn;
 		bool established = false;
-		std::list<FlowKey>::iterator lru;
+		std::list<Connection*>::iterator lru;
 		bool lingering = false;
 		bool fin_watched = false;
 	};
 	absl::flat_hash_map<FlowKey, Entry> table;
 	// Least recently active first; half-open connections in their own list so
 	// that a SYN flood evicts its own kind before idle established ones.
-	std::list<FlowKey> lru_halfopen, lru_established;
+	std::list<Connection*> lru_halfopen, lru_established;
 	struct Linger {
 		uint64_t deadline;
 		FlowKey key;
@@ -114,7 +114,7 @@ struct Aggregator::Impl {
 
 	Impl(AggregatorConfig c, Sink& s) : cfg(std::move(c)), sink(s) {}
 
-	std::list<FlowKey>& list_of(const Entry& e) { return e.established ? lru_established : lru_halfopen; }
+	std::list<Connection*>& list_of(const Entry& e) { return e.established ? lru_established : lru_halfopen; }
 
 	void push(const tdsbpf_event& ev, std::unique_ptr<tdsbpf_ntlm_event> ntlm)
 	{
@@ -212,9 +212,10 @@ struct Aggregator::Impl {
 			Entry e;
 			e.conn = std::make_unique<Connection>();
 			e.conn->id = next_id++;
+			e.conn->key = ev.key;
 			sum.connections_seen++;
 			it = table.emplace(key, std::move(e)).first;
-			lru_halfopen.push_back(key);
+			lru_halfopen.push_back(it->second.conn.get());
 			it->second.lru = std::prev(lru_halfopen.end());
 		}
 		Entry& e = it->second;
@@ -223,7 +224,7 @@ struct Aggregator::Impl {
 
 		// Most recently active last; splice keeps the node (no allocation).
 		bool established = c.tcp.synack_ns || c.tcp.hs_ack_ns || c.phase != Phase::tcp_handshake;
-		std::list<FlowKey>& from = list_of(e);
+		std::list<Connection*>& from = list_of(e);
 		e.established = established;
 		list_of(e).splice(list_of(e).end(), from, e.lru);
 
@@ -255,10 +256,10 @@ struct Aggregator::Impl {
 
 	bool evict_one(uint64_t now)
 	{
-		std::list<FlowKey>& l = lru_halfopen.empty() ? lru_established : lru_halfopen;
+		std::list<Connection*>& l = lru_halfopen.empty() ? lru_established : lru_halfopen;
 		if (l.empty())
 			return false;
-		auto it = table.find(l.front());
+		auto it = table.find(FlowKey{l.front()->key});
 		if (it == table.end()) {
 			l.pop_front();
 			return true;
@@ -431,7 +432,7 @@ struct Aggregator::Impl {
 		// Half-open: ended after handshake_timeout_s.
 		uint64_t hs = static_cast<uint64_t>(cfg.handshake_timeout_s) * 1000000000ull;
 		while (hs && !lru_halfopen.empty()) {
-			auto it = table.find(lru_halfopen.front());
+			auto it = table.find(FlowKey{lru_halfopen.front()->key});
 			if (it == table.end()) {
 				lru_halfopen.pop_front();
 				continue;
@@ -442,7 +443,7 @@ struct Aggregator::Impl {
 		}
 		uint64_t idle = static_cast<uint64_t>(cfg.idle_timeout_s) * 1000000000ull;
 		while (idle && !lru_established.empty()) {
-			auto it = table.find(lru_established.front());
+			auto it = table.find(FlowKey{lru_established.front()->key});
 			if (it == table.end()) {
 				lru_established.pop_front();
 				continue;

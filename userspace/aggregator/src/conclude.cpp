@@ -69,7 +69,7 @@ bool mars_benign(const Connection& c)
 		return false;
 	if (c.close.rst_ns > c.mars.client_fin_ns + 1000000000ull)
 		return false;
-	for (const auto& [sid, s] : c.mars.sessions) {
+	for (const auto& [sid, s] : c.mars.sessions()) {
 		(void)sid;
 		if ((s.syn_seen || s.data_packets[0]) && !s.fin[TDSBPF_DIR_C2S])
 			return false;

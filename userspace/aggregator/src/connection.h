@@ -4,7 +4,9 @@
 #ifndef TDSBPF_AGGREGATOR_CONNECTION_H
 #define TDSBPF_AGGREGATOR_CONNECTION_H
 
+#include <algorithm>
 #include <array>
+#include <cstring>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -87,14 +89,87 @@ struct PhaseSpan {
 	uint64_t start_ns;
 };
 
+// The phases a connection went through, in order. Phases only move
+// forward, so there are at most nine; kept inline (no allocation).
+class PhaseList {
+public:
+	static constexpr size_t kMax = 10;
+	size_t size() const { return n_; }
+	bool empty() const { return n_ == 0; }
+	PhaseSpan operator[](size_t i) const { return {phase_[i], start_[i]}; }
+	PhaseSpan front() const { return (*this)[0]; }
+	PhaseSpan back() const { return (*this)[n_ - 1]; }
+	void push_back(PhaseSpan s)
+	{
+		if (n_ == kMax)
+			n_--; // cannot happen (ranks only grow); keep the newest
+		phase_[n_] = s.phase;
+		start_[n_] = s.start_ns;
+		n_++;
+	}
+	void set_back_phase(Phase p) { phase_[n_ - 1] = p; }
+
+private:
+	uint64_t start_[kMax];
+	Phase phase_[kMax];
+	uint8_t n_ = 0;
+};
+
+// Text of at most N bytes kept inline (the kernel cuts these names to 16
+// bytes), always NUL-terminated.
+template <size_t N>
+class ShortText {
+public:
+	void assign(const char* p, size_t n)
+	{
+		len_ = static_cast<uint8_t>(std::min(n, N));
+		std::memcpy(buf_, p, len_);
+		buf_[len_] = 0;
+	}
+	void clear() { assign("", 0); }
+	bool empty() const { return len_ == 0; }
+	const char* c_str() const { return buf_; }
+	operator std::string_view() const { return {buf_, len_}; }
+
+private:
+	char buf_[N + 1] = {};
+	uint8_t len_ = 0;
+};
+
+// A part of the model that most connections never need: allocated when
+// first used, copied deeply with the connection (snapshots copy it).
+template <typename T>
+class Rare {
+public:
+	Rare() = default;
+	Rare(const Rare& o) : p_(o.p_ ? std::make_unique<T>(*o.p_) : nullptr) {}
+	Rare& operator=(const Rare& o)
+	{
+		p_ = o.p_ ? std::make_unique<T>(*o.p_) : nullptr;
+		return *this;
+	}
+	Rare(Rare&&) noexcept = default;
+	Rare& operator=(Rare&&) noexcept = default;
+	const T* get() const { return p_.get(); }
+	T& mut()
+	{
+		if (!p_)
+			p_ = std::make_unique<T>();
+		return *p_;
+	}
+
+private:
+	std::unique_ptr<T> p_;
+};
+
 struct TcpState {
 	uint32_t syn_count = 0;
 	uint32_t syn_seq = 0;
 	uint64_t syn_ns = 0, synack_ns = 0, hs_ack_ns = 0;
-	uint64_t keepalives[2] = {0, 0};
+	uint32_t keepalives[2] = {0, 0};
+	uint32_t retrans_events[2] = {0, 0};
+	uint32_t zero_window_events[2] = {0, 0};
 	uint64_t last_keepalive_ns = 0; // the last one before the close began
-	uint64_t retrans_events[2] = {0, 0};
-	uint64_t zero_window_events[2] = {0, 0};
 	bool stats_seen = false;
 	tdsbpf_stats stats{}; // the kernel's flow counters (last FLOW_STATS)
 
@@ -113,7 +188,7 @@ struct PreloginSide {
 	uint8_t encryption = TDSBPF_VALUE_ABSENT;
 	uint8_t mars = TDSBPF_VALUE_ABSENT;
 	uint8_t fedauth_required = TDSBPF_VALUE_ABSENT;
-	std::string instance;
+	ShortText<16> instance;
 };
 
 struct PreloginState {
@@ -150,7 +225,7 @@ struct LoginState {
 	uint32_t packet_size = 0;
 	bool routing_seen = false;
 	uint16_t routing_port = 0;
-	std::string routing_server;
+	ShortText<16> routing_server;
 	uint64_t opaque_first_reply_ns = 0; // an encrypted login's first answer
 	bool plaintext_after = false;       // TDS in clear after the LOGIN7
 };
@@ -164,7 +239,10 @@ struct AuthState {
 	bool ntlm_seen = false;
 	uint32_t sspi_server_tokens = 0;
 	uint32_t sspi_client_packets = 0;
-	std::string ntlm_domain, ntlm_user, ntlm_workstation;
+	struct NtlmNames {
+		std::string domain, user, workstation;
+	};
+	Rare<NtlmNames> ntlm; // set with ntlm_seen
 };
 
 // Request/response pairing state of one stream: the connection without
@@ -209,7 +287,13 @@ struct SmpSession {
 };
 
 struct MarsState {
-	std::map<uint16_t, SmpSession> sessions;
+	using Sessions = std::map<uint16_t, SmpSession>;
+	Rare<Sessions> table;
+	const Sessions& sessions() const
+	{
+		static const Sessions none;
+		return table.get() ? *table.get() : none;
+	}
 	uint64_t sessions_dropped = 0;
 	uint64_t client_fin_ns = 0; // the client's last SMP:FIN
 };
@@ -254,7 +338,7 @@ struct Connection {
 	uint64_t last_server_payload_ns = 0;
 
 	Phase phase = Phase::none;
-	std::vector<PhaseSpan> phases;
+	PhaseList phases;
 
 	TcpState tcp;
 	PreloginState prelogin;

@@ -20,12 +20,12 @@ void enter(Connection& c, Phase p, uint64_t ts)
 		c.close.phase = c.phase;
 		c.close.start_ns = ts;
 		c.close.pending_request = c.work.stream.pending;
-		for (const auto& [sid, s] : c.mars.sessions) {
+		for (const auto& [sid, s] : c.mars.sessions()) {
 			(void)sid;
 			c.close.pending_request = c.close.pending_request || s.stream.pending;
 		}
 		c.close.pending_since_ns = c.work.stream.pending ? c.work.stream.pending_request_ns : 0;
-		for (const auto& [sid, s] : c.mars.sessions) {
+		for (const auto& [sid, s] : c.mars.sessions()) {
 			(void)sid;
 			if (s.stream.pending && (!c.close.pending_since_ns || s.stream.pending_request_ns < c.close.pending_since_ns))
 				c.close.pending_since_ns = s.stream.pending_request_ns;
@@ -36,7 +36,7 @@ void enter(Connection& c, Phase p, uint64_t ts)
 	}
 	if (p == Phase::login_ack && c.phase == Phase::login_error) {
 		// An ERROR in an early packet of a reply that ends with LOGINACK.
-		c.phases.back().phase = Phase::login_ack;
+		c.phases.set_back_phase(Phase::login_ack);
 		c.phase = p;
 		return;
 	}

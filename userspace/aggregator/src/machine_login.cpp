@@ -32,9 +32,11 @@ void on_prelogin(Connection& c, const tdsbpf_prelogin& p, int dir, uint64_t ts)
 	info.mars = p.mars;
 	info.fedauth_required = p.fedauth_required;
 	size_t n = std::min<size_t>(p.instance_len, sizeof(p.instance));
-	info.instance.clear();
+	char name[sizeof(p.instance)];
+	size_t len = 0;
 	for (size_t i = 0; i < n && p.instance[i]; i++)
-		info.instance += (p.instance[i] >= 0x20 && p.instance[i] < 0x7f) ? static_cast<char>(p.instance[i]) : '?';
+		name[len++] = (p.instance[i] >= 0x20 && p.instance[i] < 0x7f) ? static_cast<char>(p.instance[i]) : '?';
+	info.instance.assign(name, len);
 	if (dir == TDSBPF_DIR_C2S)
 		enter(c, Phase::prelogin, ts);
 }
@@ -216,9 +218,10 @@ void on_ntlm(Connection& c, const tdsbpf_ntlm_event& n, uint64_t ts)
 		return utf16le_or_oem(p, std::min<size_t>(len, TDSBPF_NTLM_NAME_MAX), unicode);
 	};
 	c.auth.ntlm_seen = true;
-	c.auth.ntlm_domain = name(n.domain, n.domain_len);
-	c.auth.ntlm_user = name(n.user, n.user_len);
-	c.auth.ntlm_workstation = name(n.workstation, n.workstation_len);
+	AuthState::NtlmNames& names = c.auth.ntlm.mut();
+	names.domain = name(n.domain, n.domain_len);
+	names.user = name(n.user, n.user_len);
+	names.workstation = name(n.workstation, n.workstation_len);
 	c.auth.method = AuthMethod::ntlm;
 	c.auth.inferred = !c.login.login7_plain;
 	enter(c, Phase::authentication, ts);

@@ -12,14 +12,15 @@ constexpr size_t kMaxSessions = 256;
 
 SmpSession* session(Connection& c, uint16_t sid)
 {
-	auto it = c.mars.sessions.find(sid);
-	if (it != c.mars.sessions.end())
+	MarsState::Sessions& sessions = c.mars.table.mut();
+	auto it = sessions.find(sid);
+	if (it != sessions.end())
 		return &it->second;
-	if (c.mars.sessions.size() >= kMaxSessions) {
+	if (sessions.size() >= kMaxSessions) {
 		c.mars.sessions_dropped++;
 		return nullptr;
 	}
-	SmpSession& s = c.mars.sessions[sid];
+	SmpSession& s = sessions[sid];
 	s.sid = sid;
 	return &s;
 }

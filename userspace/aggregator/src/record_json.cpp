@@ -232,7 +232,7 @@ void RecordWriter::negotiated()
 		w_.null_member("tls_client_hello_version");
 	w_.member("tds8_alpn", c_.tls.alpn_tds8);
 	bool_option("mars_requested", cl, cl.mars);
-	w_.member("mars_used", !c_.mars.sessions.empty());
+	w_.member("mars_used", !c_.mars.sessions().empty());
 	if (l.packet_size)
 		w_.member("packet_size", l.packet_size);
 	else
@@ -242,13 +242,13 @@ void RecordWriter::negotiated()
 	else
 		w_.null_member("read_only_intent");
 	if (cl.seen && !cl.instance.empty())
-		w_.member("instance", cl.instance);
+		w_.member("instance", std::string_view(cl.instance));
 	else
 		w_.null_member("instance");
 	if (l.routing_seen)
 		w_.key("redirect")
 			.begin_object()
-			.member("server", l.routing_server)
+			.member("server", std::string_view(l.routing_server))
 			.member("port", l.routing_port)
 			.end_object();
 	else
@@ -268,13 +268,14 @@ void RecordWriter::authentication()
 		w_.null_member("integrated_security");
 	w_.member("sspi_server_tokens", a.sspi_server_tokens);
 	w_.member("sspi_client_packets", a.sspi_client_packets);
-	if (a.ntlm_seen) {
+	if (a.ntlm_seen && a.ntlm.get()) {
 		bool red = r_.cfg.redact;
+		const AuthState::NtlmNames& n = *a.ntlm.get();
 		w_.key("ntlm")
 			.begin_object()
-			.member("domain", red ? std::string_view("<redacted>") : std::string_view(a.ntlm_domain))
-			.member("user", red ? std::string_view("<redacted>") : std::string_view(a.ntlm_user))
-			.member("workstation", red ? std::string_view("<redacted>") : std::string_view(a.ntlm_workstation))
+			.member("domain", red ? std::string_view("<redacted>") : std::string_view(n.domain))
+			.member("user", red ? std::string_view("<redacted>") : std::string_view(n.user))
+			.member("workstation", red ? std::string_view("<redacted>") : std::string_view(n.workstation))
 			.end_object();
 	} else {
 		w_.null_member("ntlm");
@@ -327,7 +328,7 @@ void RecordWriter::work()
 void RecordWriter::mars()
 {
 	w_.key("mars").begin_object().key("sessions").begin_array();
-	for (const auto& [sid, s] : c_.mars.sessions) {
+	for (const auto& [sid, s] : c_.mars.sessions()) {
 		w_.begin_object().member("sid", sid);
 		time_or_null("open_time", s.opened_ns);
 		time_or_null("close_time", s.closed_ns ? s.closed_ns : std::max(s.fin_ns[0], s.fin_ns[1]));

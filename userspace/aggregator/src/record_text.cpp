@@ -112,11 +112,12 @@ void write_record_text(std::string& out, const RecordContext& r)
 
 	const AuthState& a = c.auth;
 	t << "   auth      " << auth_method_name(a.method) << (a.inferred ? " (inferred)" : "");
-	if (a.ntlm_seen) {
+	if (a.ntlm_seen && a.ntlm.get()) {
+		const AuthState::NtlmNames& n = *a.ntlm.get();
 		if (r.cfg.redact)
 			t << ", <redacted>\\<redacted> from <redacted>";
 		else
-			t << ", " << a.ntlm_domain << "\\" << a.ntlm_user << " from " << a.ntlm_workstation;
+			t << ", " << n.domain << "\\" << n.user << " from " << n.workstation;
 	}
 	t << "\n";
 
@@ -128,7 +129,7 @@ void write_record_text(std::string& out, const RecordContext& r)
 		t << (cl.mars != 0);
 	else
 		t << "-";
-	t << " used " << !c.mars.sessions.empty() << ", packet size ";
+	t << " used " << !c.mars.sessions().empty() << ", packet size ";
 	if (l.packet_size)
 		t << l.packet_size;
 	else
@@ -151,7 +152,7 @@ void write_record_text(std::string& out, const RecordContext& r)
 		  << ms(w.latency.percentile_ns(99)) << " max " << ms(w.latency.max_ns());
 	t << "\n";
 
-	for (const auto& [sid, s] : c.mars.sessions) {
+	for (const auto& [sid, s] : c.mars.sessions()) {
 		uint64_t closed = s.closed_ns ? s.closed_ns : std::max(s.fin_ns[0], s.fin_ns[1]);
 		t << "   mars      sid " << sid << " open " << (s.opened_ns ? iso_time(s.opened_ns) : std::string("-"))
 		  << " close " << (closed ? iso_time(closed) : std::string("-")) << " data " << s.data_packets[0] << "/"
