@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "event_json.h"
 
+#include "tdsbpf/events.hpp"
+
 #include <arpa/inet.h>
 
 #include <cstdio>
@@ -9,92 +11,10 @@ namespace tdsbpf {
 
 using nlohmann::json;
 
-const char* event_kind_name(uint8_t kind)
-{
-	switch (kind) {
-	case TDSBPF_EV_TCP_SYN: return "tcp_syn";
-	case TDSBPF_EV_TCP_SYNACK: return "tcp_synack";
-	case TDSBPF_EV_TCP_HANDSHAKE_ACK: return "tcp_handshake_ack";
-	case TDSBPF_EV_TCP_FIN: return "tcp_fin";
-	case TDSBPF_EV_TCP_RST: return "tcp_rst";
-	case TDSBPF_EV_TCP_CLOSE_ACK: return "tcp_close_ack";
-	case TDSBPF_EV_TCP_KEEPALIVE: return "tcp_keepalive";
-	case TDSBPF_EV_TCP_KEEPALIVE_ACK: return "tcp_keepalive_ack";
-	case TDSBPF_EV_TCP_RETRANS: return "tcp_retransmission";
-	case TDSBPF_EV_TCP_ZERO_WINDOW: return "tcp_zero_window";
-	case TDSBPF_EV_TDS: return "tds";
-	case TDSBPF_EV_TLS: return "tls";
-	case TDSBPF_EV_SMP: return "smp";
-	case TDSBPF_EV_NTLM_AUTH: return "ntlm_authenticate";
-	case TDSBPF_EV_FLOW_STATS: return "flow_stats";
-	case TDSBPF_EV_TDS_DONE: return "tds_done";
-	case TDSBPF_EV_RESYNC: return "resync";
-	}
-	return "unknown";
-}
 
-const char* tds_type_name(uint8_t type)
-{
-	switch (type) {
-	case TDS_SQL_BATCH: return "sql_batch";
-	case TDS_PRE7_LOGIN: return "pre7_login";
-	case TDS_RPC: return "rpc";
-	case TDS_REPLY: return "reply";
-	case TDS_ATTENTION: return "attention";
-	case TDS_BULK_LOAD: return "bulk_load";
-	case TDS_FEDAUTH_TOKEN: return "fedauth_token";
-	case TDS_TRANSACTION_MGR: return "transaction_manager";
-	case TDS_LOGIN7: return "login7";
-	case TDS_SSPI: return "sspi";
-	case TDS_PRELOGIN: return "prelogin";
-	}
-	return "unknown";
-}
 
-std::string address_string(const uint8_t* addr, uint8_t family)
-{
-	char buf[INET6_ADDRSTRLEN] = {};
-	if (!inet_ntop(family == 6 ? AF_INET6 : AF_INET, addr, buf, sizeof(buf)))
-		return {};
-	return buf;
-}
 
-static std::string guid(const uint8_t* g)
-{
-	// GUID bytes on the wire: Data1..3 little-endian, Data4 as is
-	char buf[40];
-	std::snprintf(buf, sizeof(buf), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		      g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12],
-		      g[13], g[14], g[15]);
-	return buf;
-}
 
-// NTLM names: UTF-16LE (or OEM) bytes to UTF-8 for the common cases.
-static std::string ntlm_name(const uint8_t* b, std::size_t n, bool unicode)
-{
-	std::string s;
-	if (!unicode) {
-		for (std::size_t i = 0; i < n; i++)
-			s += b[i] < 0x80 ? static_cast<char>(b[i]) : '?';
-		return s;
-	}
-	for (std::size_t i = 0; i + 1 < n; i += 2) {
-		unsigned c = b[i] | (b[i + 1] << 8);
-		if (c < 0x80) {
-			s += static_cast<char>(c);
-		} else if (c < 0x800) {
-			s += static_cast<char>(0xc0 | (c >> 6));
-			s += static_cast<char>(0x80 | (c & 0x3f));
-		} else if (c >= 0xd800 && c < 0xe000) {
-			s += '?';
-		} else {
-			s += static_cast<char>(0xe0 | (c >> 12));
-			s += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-			s += static_cast<char>(0x80 | (c & 0x3f));
-		}
-	}
-	return s;
-}
 
 static std::string version4(uint32_t v)
 {
@@ -121,16 +41,6 @@ static json tls_json(const tdsbpf_tls& t)
 	return j;
 }
 
-static const char* sspi_kind(uint8_t k)
-{
-	switch (k) {
-	case TDSBPF_SSPI_NONE: return "none";
-	case TDSBPF_SSPI_NTLM: return "ntlm";
-	case TDSBPF_SSPI_SPNEGO: return "spnego";
-	case TDSBPF_SSPI_KERBEROS: return "kerberos";
-	}
-	return "unknown";
-}
 
 static json detail_json(const tdsbpf_tds& t)
 {
@@ -147,13 +57,12 @@ static json detail_json(const tdsbpf_tds& t)
 		if (p.fedauth_required != TDSBPF_VALUE_ABSENT)
 			j["fedauth_required"] = p.fedauth_required;
 		if (p.present & (1 << 2))
-			j["instance"] = std::string(reinterpret_cast<const char*>(p.instance),
-						    p.instance_len < 16 ? p.instance_len : 16);
+			j["instance"] = ascii_text(p.instance, p.instance_len, sizeof(p.instance));
 		if (p.present & (1 << 3))
 			j["thread_id"] = p.thread_id;
 		if (p.present & (1 << 5)) {
-			j["connection_id"] = guid(p.connection_id);
-			j["activity_id"] = guid(p.activity_id);
+			j["connection_id"] = guid_string(p.connection_id);
+			j["activity_id"] = guid_string(p.activity_id);
 			j["activity_seq"] = p.activity_seq;
 		}
 		j["options"] = p.present;
@@ -174,7 +83,7 @@ static json detail_json(const tdsbpf_tds& t)
 		       {"user_chars", l.user_chars},
 		       {"database_chars", l.database_chars},
 		       {"sspi_length", l.sspi_length},
-		       {"sspi", sspi_kind(l.sspi_kind)}};
+		       {"sspi", sspi_kind_name(l.sspi_kind)}};
 		if (l.ntlm_type)
 			j["ntlm_message"] = l.ntlm_type;
 		return j;
@@ -204,8 +113,7 @@ static json detail_json(const tdsbpf_tds& t)
 		if (r.tokens & TDSBPF_TOK_ERROR)
 			j["error"] = {{"number", r.error_number}, {"state", r.error_state}, {"class", r.error_class}};
 		if (r.tokens & TDSBPF_TOK_ROUTING) {
-			std::string server(reinterpret_cast<const char*>(r.routing_server),
-					   r.routing_server_len < 16 ? r.routing_server_len : 16);
+			std::string server = ascii_text(r.routing_server, r.routing_server_len, sizeof(r.routing_server));
 			j["routing"] = {{"server", server}, {"port", r.routing_port}};
 		}
 		if (r.tokens & TDSBPF_TOK_PACKETSIZE)
@@ -219,7 +127,7 @@ static json detail_json(const tdsbpf_tds& t)
 		return j;
 	}
 	case TDSBPF_D_SSPI: {
-		json j{{"sspi", sspi_kind(t.d.sspi.kind)}, {"length", t.d.sspi.length}};
+		json j{{"sspi", sspi_kind_name(t.d.sspi.kind)}, {"length", t.d.sspi.length}};
 		if (t.d.sspi.ntlm_type)
 			j["ntlm_message"] = t.d.sspi.ntlm_type;
 		return j;
@@ -245,18 +153,15 @@ json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts, bool redact
 	if (ts) {
 		// where it was seen: left out when comparing kernel and host events
 		j["ts_ns"] = ev.ts_ns;
-		j["hook"] = ev.hook == TDSBPF_HOOK_XDP	       ? "xdp"
-			    : ev.hook == TDSBPF_HOOK_TC_INGRESS ? "tc_ingress"
-			    : ev.hook == TDSBPF_HOOK_TC_EGRESS	 ? "tc_egress"
-								 : "pcap";
+		j["hook"] = hook_name(ev.hook);
 		if (ev.ifindex)
 			j["ifindex"] = ev.ifindex;
 	}
 	j["event"] = event_kind_name(ev.kind);
 	j["dir"] = ev.dir == TDSBPF_DIR_C2S ? "c2s" : "s2c";
 	const auto& k = ev.key;
-	j["client"] = address_string(k.client_addr, k.family) + ":" + std::to_string(k.client_port);
-	j["server"] = address_string(k.server_addr, k.family) + ":" + std::to_string(k.server_port);
+	j["client"] = endpoint_string(k.client_addr, k.family, k.client_port);
+	j["server"] = endpoint_string(k.server_addr, k.family, k.server_port);
 	if (k.vlan_valid)
 		j["vlan"] = k.vlan_id;
 	j["seq"] = ev.seq;
@@ -289,9 +194,9 @@ json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts, bool redact
 			if (redact) {
 				j["ntlm"] = {{"redacted", true}};
 			} else {
-				j["ntlm"] = {{"domain", ntlm_name(n.domain, n.domain_len, uni)},
-					     {"user", ntlm_name(n.user, n.user_len, uni)},
-					     {"workstation", ntlm_name(n.workstation, n.workstation_len, uni)}};
+				j["ntlm"] = {{"domain", utf16le_or_oem(n.domain, n.domain_len, sizeof(n.domain), uni)},
+					     {"user", utf16le_or_oem(n.user, n.user_len, sizeof(n.user), uni)},
+					     {"workstation", utf16le_or_oem(n.workstation, n.workstation_len, sizeof(n.workstation), uni)}};
 			}
 		}
 		break;

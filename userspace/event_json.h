@@ -8,12 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include "tdsbpf/events.h"
+#include "tdsbpf/events.hpp"
 
 namespace tdsbpf {
-
-const char* event_kind_name(uint8_t kind);
-const char* tds_type_name(uint8_t type);
-std::string address_string(const uint8_t* addr, uint8_t family);
 
 // ts: include the timestamp (tests that compare kernel and host leave it out).
 // redact: leave out the NTLM names.

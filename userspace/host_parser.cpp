@@ -10,23 +10,6 @@ namespace tdsbpf {
 // buffer so that, after the 14-byte Ethernet header, those reads are aligned.
 constexpr std::size_t kAlign = 2;
 
-std::size_t HostParser::KeyHash::operator()(const tdsbpf_flow_key& k) const noexcept
-{
-	// FNV-1a over the key bytes (the struct has no padding holes)
-	uint64_t h = 1469598103934665603ULL;
-	const auto* b = reinterpret_cast<const uint8_t*>(&k);
-	for (std::size_t i = 0; i < sizeof(k); i++) {
-		h ^= b[i];
-		h *= 1099511628211ULL;
-	}
-	return static_cast<std::size_t>(h);
-}
-
-bool HostParser::KeyEq::operator()(const tdsbpf_flow_key& a, const tdsbpf_flow_key& b) const noexcept
-{
-	return std::memcmp(&a, &b, sizeof(a)) == 0;
-}
-
 HostParser::HostParser(HostParserConfig cfg, EventCallback cb)
 	: cfg_(std::move(cfg)), cb_(std::move(cb)), scratch_(std::make_unique<tdsbpf_scratch>())
 {

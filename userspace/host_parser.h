@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "host_walker.h"
+#include "tdsbpf/events.hpp"
 
 namespace tdsbpf {
 
@@ -58,12 +59,6 @@ public:
 	tdsbpf_scratch* scratch() { return scratch_.get(); }
 
 private:
-	struct KeyHash {
-		std::size_t operator()(const tdsbpf_flow_key& k) const noexcept;
-	};
-	struct KeyEq {
-		bool operator()(const tdsbpf_flow_key& a, const tdsbpf_flow_key& b) const noexcept;
-	};
 	struct Entry {
 		tdsbpf_flow flow;
 		std::list<tdsbpf_flow_key>::iterator lru;
@@ -73,7 +68,7 @@ private:
 	EventCallback cb_;
 	uint64_t ports_[65536 / 64] = {};
 	uint64_t counters_[TDSBPF_CNT_MAX] = {};
-	std::unordered_map<tdsbpf_flow_key, Entry, KeyHash, KeyEq> flows_;
+	std::unordered_map<tdsbpf_flow_key, Entry, FlowKeyHash, FlowKeyEq> flows_;
 	std::list<tdsbpf_flow_key> lru_; // front: most recently used
 	std::unique_ptr<tdsbpf_scratch> scratch_;
 	std::vector<uint8_t> frame_; // frames copied here, aligned (see host_parser.cpp)

@@ -114,7 +114,8 @@ public:
 		if (agg_) {
 			agg_->on_event(*e, n);
 		} else {
-			std::string line = tdsbpf::event_to_json(*e, n, true, opt_.redact).dump();
+			std::string line = tdsbpf::event_to_json(*e, n, true, opt_.redact)
+						   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 			line += '\n';
 			std::fwrite(line.data(), 1, line.size(), stdout);
 		}

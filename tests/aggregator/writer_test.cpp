@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "aggregator/json_writer.h"
+#include "json_writer.h"
 #include "events_builder.h"
 #include "seeds.h"
 #include "../../userspace/aggregator/src/latency.h"

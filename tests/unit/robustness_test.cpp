@@ -8,6 +8,7 @@
 #include <random>
 
 #include "builder.h"
+#include "event_json.h"
 #include "host_walker.h"
 
 using namespace tb;
@@ -246,4 +247,47 @@ TEST(Robustness, FlowTableLimit)
 	}
 	EXPECT_EQ(c.p.flows(), 4u);
 	EXPECT_EQ(c.p.counter(TDSBPF_CNT_FLOWS_CREATED), 10u);
+}
+
+// Strings from the wire are made valid UTF-8 by the events companion before
+// any output sees them: a PRELOGIN instance name with byte 0xFF, a routing
+// server with characters U+0080..U+00FF and NTLM names with lone
+// surrogates and overlong lengths all give JSON that serialises.
+TEST(WireStrings, EveryOutputGetsValidUtf8)
+{
+	alignas(8) tdsbpf_ntlm_event n{};
+	tdsbpf_event& ev = n.base;
+	ev.kind = TDSBPF_EV_TDS;
+	ev.key.family = 4;
+	ev.u.tds.type = TDS_PRELOGIN;
+	ev.u.tds.detail = TDSBPF_D_PRELOGIN;
+	ev.u.tds.d.prelogin.present = 1 << 2;
+	const uint8_t inst[] = {'S', 'Q', 'L', 0xFF, 0xC3, 0x28, 'x'};
+	std::memcpy(ev.u.tds.d.prelogin.instance, inst, sizeof(inst));
+	ev.u.tds.d.prelogin.instance_len = 200; // more than the field holds
+	std::string s = tdsbpf::event_to_json(ev, sizeof(ev)).dump();
+	EXPECT_NE(s.find("\"instance\":\"SQL??(x"), std::string::npos) << s;
+
+	ev.dir = TDSBPF_DIR_S2C;
+	ev.u.tds.type = TDS_REPLY;
+	ev.u.tds.detail = TDSBPF_D_REPLY;
+	ev.u.tds.d.reply = {};
+	ev.u.tds.d.reply.tokens = TDSBPF_TOK_ROUTING;
+	for (int i = 0; i < 16; i++)
+		ev.u.tds.d.reply.routing_server[i] = static_cast<uint8_t>(0x80 + i * 8);
+	ev.u.tds.d.reply.routing_server_len = 255;
+	EXPECT_NO_THROW(s = tdsbpf::event_to_json(ev, sizeof(ev)).dump());
+	EXPECT_NE(s.find("\"routing\""), std::string::npos) << s;
+
+	ev.kind = TDSBPF_EV_NTLM_AUTH;
+	ev.u.tds.type = TDS_SSPI;
+	ev.u.tds.detail = TDSBPF_D_NONE;
+	n.encoding = TDSBPF_NTLM_UNICODE;
+	const uint8_t lone_surrogate[] = {0x00, 0xD8, 'a', 0, 0x00, 0xDC};
+	std::memcpy(n.user, lone_surrogate, sizeof(lone_surrogate));
+	n.user_len = 60000; // beyond the field: cut to it
+	std::memset(n.domain, 0xFF, sizeof(n.domain));
+	n.domain_len = sizeof(n.domain);
+	EXPECT_NO_THROW(s = tdsbpf::event_to_json(n.base, sizeof(n)).dump());
+	EXPECT_NE(s.find("\"user\":\"\xEF\xBF\xBD" "a\xEF\xBF\xBD"), std::string::npos) << s;
 }

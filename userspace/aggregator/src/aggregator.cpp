@@ -35,11 +35,11 @@ constexpr uint64_t kScanEveryNs = 1000000000ull;
 // walk zeroes the whole key before filling it).
 struct FlowKey {
 	tdsbpf_flow_key k;
-	bool operator==(const FlowKey& o) const { return std::memcmp(&k, &o.k, sizeof(k)) == 0; }
+	bool operator==(const FlowKey& o) const { return flow_key_equal(k, o.k); }
 	template <typename H>
 	friend H AbslHashValue(H h, const FlowKey& f)
 	{
-		return H::combine_contiguous(std::move(h), reinterpret_cast<const unsigned char*>(&f.k), sizeof(f.k));
+		return H::combine(std::move(h), flow_key_hash(f.k));
 	}
 };
 

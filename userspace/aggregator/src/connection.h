@@ -15,9 +15,10 @@
 #include <vector>
 
 #include <tdsbpf/events.h>
+#include <tdsbpf/events.hpp>
 
 #include "aggregator/aggregator.h"
-#include "aggregator/json_writer.h"
+#include "json_writer.h"
 #include "latency.h"
 
 namespace tdsbpf {
@@ -409,17 +410,10 @@ const char* session_end(const SmpSession& s, const Connection& c, bool final);
 std::string describe_event(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm, bool redact);
 
 // ---- Helpers (util.cpp) ----
-std::string addr_string(const uint8_t* addr, uint8_t family);
-std::string endpoint_string(const uint8_t* addr, uint8_t family, uint16_t port);
 std::string iso_time(uint64_t ns);
 // Writes "2026-12-01T21:46:33.123456Z" into buf (28 bytes at least); returns the length.
 size_t iso_time(char* buf, uint64_t ns);
 double ms(uint64_t ns);
-std::string tls_version_name(uint16_t v);
-std::string tds_version_name(uint32_t v);
-std::string utf16le_or_oem(const uint8_t* p, size_t len, bool unicode);
-std::string tcp_flags_string(uint8_t flags);
-bool is_request_type(uint8_t type);
 
 } // namespace tdsbpf
 

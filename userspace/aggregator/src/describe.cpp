@@ -7,23 +7,6 @@ namespace tdsbpf {
 
 namespace {
 
-const char* tds_type_name(uint8_t type, int dir)
-{
-	switch (type) {
-	case TDS_SQL_BATCH: return "SQLBatch";
-	case TDS_PRE7_LOGIN: return "Pre7Login";
-	case TDS_RPC: return "RPCRequest";
-	case TDS_REPLY: return "Response";
-	case TDS_ATTENTION: return "Attention";
-	case TDS_BULK_LOAD: return "BulkLoad";
-	case TDS_FEDAUTH_TOKEN: return "FedAuthToken";
-	case TDS_TRANSACTION_MGR: return "TransactionManager";
-	case TDS_LOGIN7: return "Login7";
-	case TDS_SSPI: return "SSPI";
-	case TDS_PRELOGIN: return dir == TDSBPF_DIR_C2S ? "Prelogin" : "Prelogin(server)";
-	default: return "Unknown";
-	}
-}
 
 std::string tls_desc(const tdsbpf_tls& t)
 {
@@ -113,7 +96,7 @@ std::string describe_event(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm
 			return "NLMP:NTLM AUTHENTICATE MESSAGE";
 		bool uni = ntlm->encoding & TDSBPF_NTLM_UNICODE;
 		auto nm = [&](const uint8_t* p, uint16_t l) {
-			return redact ? std::string("<redacted>") : utf16le_or_oem(p, std::min<size_t>(l, TDSBPF_NTLM_NAME_MAX), uni);
+			return redact ? std::string("<redacted>") : utf16le_or_oem(p, l, TDSBPF_NTLM_NAME_MAX, uni);
 		};
 		return "NLMP:NTLM AUTHENTICATE MESSAGE Domain: " + nm(ntlm->domain, ntlm->domain_len) + ", User: " +
 		       nm(ntlm->user, ntlm->user_len) + ", Workstation: " + nm(ntlm->workstation, ntlm->workstation_len);
@@ -122,9 +105,9 @@ std::string describe_event(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm
 		const tdsbpf_tds& t = ev.u.tds;
 		std::string s;
 		if (t.detail == TDSBPF_D_TLS)
-			return tls_desc(t.d.tls) + " (in TDS:" + tds_type_name(t.type, dir) + ")";
+			return tls_desc(t.d.tls) + " (in TDS:" + tds_type_title(t.type, dir) + ")";
 		snprintf(buf, sizeof(buf), "TDS:%s, SPID = %u, PacketID = %u, Status = 0x%02x, Length = %u",
-			 tds_type_name(t.type, dir), t.spid, t.packet_id, t.status, t.length);
+			 tds_type_title(t.type, dir), t.spid, t.packet_id, t.status, t.length);
 		s = buf;
 		if (ev.flags & TDSBPF_F_IN_SMP) {
 			snprintf(buf, sizeof(buf), " [SMP:DATA Sid = %u, SeqNum = %u, Wndw = %u]", t.smp_sid, t.smp_seq, t.smp_window);
@@ -164,8 +147,8 @@ std::string describe_event(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm
 			if (r.tokens & TDSBPF_TOK_FEDAUTHINFO)
 				s += ": FEDAUTHINFO";
 			if (r.tokens & TDSBPF_TOK_ROUTING) {
-				snprintf(buf, sizeof(buf), ": Routing to %.*s:%u", static_cast<int>(std::min<size_t>(r.routing_server_len, 16)),
-					 reinterpret_cast<const char*>(r.routing_server), r.routing_port);
+				snprintf(buf, sizeof(buf), ": Routing to %s:%u",
+					 ascii_text(r.routing_server, r.routing_server_len, sizeof(r.routing_server)).c_str(), r.routing_port);
 				s += buf;
 			}
 			break;

@@ -31,12 +31,8 @@ void on_prelogin(Connection& c, const tdsbpf_prelogin& p, int dir, uint64_t ts)
 	info.encryption = p.encryption;
 	info.mars = p.mars;
 	info.fedauth_required = p.fedauth_required;
-	size_t n = std::min<size_t>(p.instance_len, sizeof(p.instance));
-	char name[sizeof(p.instance)];
-	size_t len = 0;
-	for (size_t i = 0; i < n && p.instance[i]; i++)
-		name[len++] = (p.instance[i] >= 0x20 && p.instance[i] < 0x7f) ? static_cast<char>(p.instance[i]) : '?';
-	info.instance.assign(name, len);
+	std::string name = ascii_text(p.instance, p.instance_len, sizeof(p.instance));
+	info.instance.assign(name.data(), name.size());
 	if (dir == TDSBPF_DIR_C2S)
 		enter(c, Phase::prelogin, ts);
 }
@@ -163,8 +159,8 @@ void on_reply(Connection& c, const tdsbpf_reply& r, const tdsbpf_tds& t, uint64_
 	if (r.tokens & TDSBPF_TOK_ROUTING) {
 		c.login.routing_seen = true;
 		c.login.routing_port = r.routing_port;
-		size_t n = std::min<size_t>(r.routing_server_len, sizeof(r.routing_server));
-		c.login.routing_server.assign(reinterpret_cast<const char*>(r.routing_server), n);
+		std::string server = ascii_text(r.routing_server, r.routing_server_len, sizeof(r.routing_server));
+		c.login.routing_server.assign(server.data(), server.size());
 	}
 	if (r.tokens & TDSBPF_TOK_SSPI) {
 		c.auth.sspi_server_tokens++;
@@ -215,7 +211,7 @@ void on_ntlm(Connection& c, const tdsbpf_ntlm_event& n, uint64_t ts)
 {
 	bool unicode = n.encoding & TDSBPF_NTLM_UNICODE;
 	auto name = [&](const uint8_t* p, uint16_t len) {
-		return utf16le_or_oem(p, std::min<size_t>(len, TDSBPF_NTLM_NAME_MAX), unicode);
+		return utf16le_or_oem(p, len, TDSBPF_NTLM_NAME_MAX, unicode);
 	};
 	c.auth.ntlm_seen = true;
 	AuthState::NtlmNames& names = c.auth.ntlm.mut();

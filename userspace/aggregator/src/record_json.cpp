@@ -5,7 +5,7 @@
 // connection.schema.json describe every field.
 #include <cstdio>
 
-#include "aggregator/json_writer.h"
+#include "json_writer.h"
 #include "connection.h"
 
 namespace tdsbpf {

@@ -1,4 +1,4 @@
-#include "aggregator/json_writer.h"
+#include "json_writer.h"
 
 #include <algorithm>
 #include <array>

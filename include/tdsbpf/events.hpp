@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// The C++ companion of events.h: names, formatting, the flow-key hash and
+// bounded decoding of the strings an event carries. Every user-space part
+// (the aggregator, --events, the reader, the tests) uses these, so an
+// event reads the same wherever it is shown. Implemented in
+// userspace/common/events.cpp.
+#ifndef TDSBPF_EVENTS_HPP
+#define TDSBPF_EVENTS_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "events.h"
+
+namespace tdsbpf {
+
+// Names as the JSON outputs spell them.
+const char* event_kind_name(uint8_t kind); // "tcp_syn", "tds", ...
+const char* hook_name(uint8_t hook);       // "xdp", "tc_egress", ...
+const char* tds_type_name(uint8_t type);   // "sql_batch", "prelogin", ...
+const char* sspi_kind_name(uint8_t kind);  // "ntlm", "spnego", ...
+// Names as a network trace shows them: "SQLBatch", "Prelogin(server)".
+const char* tds_type_title(uint8_t type, int dir);
+
+// Addresses of a flow key: "10.0.0.1", "fe80::1", "10.0.0.1:1433", "[fe80::1]:1433".
+std::string addr_string(const uint8_t* addr, uint8_t family);
+std::string endpoint_string(const uint8_t* addr, uint8_t family, uint16_t port);
+
+// Versions: TLS 0x0303 -> "1.2"; TDS 0x74000004 -> "7.4" (unknown ones as hex).
+std::string tls_version_name(uint16_t v);
+std::string tds_version_name(uint32_t v);
+// A GUID as its wire bytes give it (Data1..3 little-endian).
+std::string guid_string(const uint8_t* g);
+// CWR ECE URG ACK PSH RST SYN FIN, '.' for a clear flag: "...A...F".
+std::string tcp_flags_string(uint8_t flags);
+
+// Bounded decoding of wire text into valid UTF-8. len is what the event
+// says it holds and cap the size of the field in the event: a length
+// beyond the field is never trusted.
+// UTF-16LE (unicode) or OEM bytes; control characters become '?'.
+std::string utf16le_or_oem(const uint8_t* p, size_t len, size_t cap, bool unicode);
+// Single-byte text (instance and routing server names): printable ASCII
+// kept, everything else '?', up to the first NUL.
+std::string ascii_text(const uint8_t* p, size_t len, size_t cap);
+
+// The one hash of a flow key (all 40 bytes; the walk zeroes the key before
+// filling it, padding included), for every table keyed by flows.
+uint64_t flow_key_hash(const tdsbpf_flow_key& k);
+bool flow_key_equal(const tdsbpf_flow_key& a, const tdsbpf_flow_key& b);
+struct FlowKeyHash {
+	size_t operator()(const tdsbpf_flow_key& k) const noexcept { return flow_key_hash(k); }
+};
+struct FlowKeyEq {
+	bool operator()(const tdsbpf_flow_key& a, const tdsbpf_flow_key& b) const noexcept
+	{
+		return flow_key_equal(a, b);
+	}
+};
+
+// A TDS packet type that carries a request (batch, RPC, attention, bulk
+// load, transaction manager).
+bool is_request_type(uint8_t type);
+
+} // namespace tdsbpf
+
+#endif

@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// The C++ companion of events.h (include/tdsbpf/events.hpp).
+#include "tdsbpf/events.hpp"
+
+#include <arpa/inet.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include <xxhash.h>
+
+namespace tdsbpf {
+
+const char* event_kind_name(uint8_t kind)
+{
+	switch (kind) {
+	case TDSBPF_EV_TCP_SYN: return "tcp_syn";
+	case TDSBPF_EV_TCP_SYNACK: return "tcp_synack";
+	case TDSBPF_EV_TCP_HANDSHAKE_ACK: return "tcp_handshake_ack";
+	case TDSBPF_EV_TCP_FIN: return "tcp_fin";
+	case TDSBPF_EV_TCP_RST: return "tcp_rst";
+	case TDSBPF_EV_TCP_CLOSE_ACK: return "tcp_close_ack";
+	case TDSBPF_EV_TCP_KEEPALIVE: return "tcp_keepalive";
+	case TDSBPF_EV_TCP_KEEPALIVE_ACK: return "tcp_keepalive_ack";
+	case TDSBPF_EV_TCP_RETRANS: return "tcp_retransmission";
+	case TDSBPF_EV_TCP_ZERO_WINDOW: return "tcp_zero_window";
+	case TDSBPF_EV_TDS: return "tds";
+	case TDSBPF_EV_TLS: return "tls";
+	case TDSBPF_EV_SMP: return "smp";
+	case TDSBPF_EV_NTLM_AUTH: return "ntlm_authenticate";
+	case TDSBPF_EV_FLOW_STATS: return "flow_stats";
+	case TDSBPF_EV_TDS_DONE: return "tds_done";
+	case TDSBPF_EV_RESYNC: return "resync";
+	}
+	return "unknown";
+}
+
+const char* hook_name(uint8_t hook)
+{
+	switch (hook) {
+	case TDSBPF_HOOK_XDP: return "xdp";
+	case TDSBPF_HOOK_TC_INGRESS: return "tc_ingress";
+	case TDSBPF_HOOK_TC_EGRESS: return "tc_egress";
+	case TDSBPF_HOOK_PCAP: return "pcap";
+	}
+	return "unknown";
+}
+
+const char* tds_type_name(uint8_t type)
+{
+	switch (type) {
+	case TDS_SQL_BATCH: return "sql_batch";
+	case TDS_PRE7_LOGIN: return "pre7_login";
+	case TDS_RPC: return "rpc";
+	case TDS_REPLY: return "reply";
+	case TDS_ATTENTION: return "attention";
+	case TDS_BULK_LOAD: return "bulk_load";
+	case TDS_FEDAUTH_TOKEN: return "fedauth_token";
+	case TDS_TRANSACTION_MGR: return "transaction_manager";
+	case TDS_LOGIN7: return "login7";
+	case TDS_SSPI: return "sspi";
+	case TDS_PRELOGIN: return "prelogin";
+	}
+	return "unknown";
+}
+
+const char* sspi_kind_name(uint8_t k)
+{
+	switch (k) {
+	case TDSBPF_SSPI_NONE: return "none";
+	case TDSBPF_SSPI_NTLM: return "ntlm";
+	case TDSBPF_SSPI_SPNEGO: return "spnego";
+	case TDSBPF_SSPI_KERBEROS: return "kerberos";
+	}
+	return "unknown";
+}
+
+const char* tds_type_title(uint8_t type, int dir)
+{
+	switch (type) {
+	case TDS_SQL_BATCH: return "SQLBatch";
+	case TDS_PRE7_LOGIN: return "Pre7Login";
+	case TDS_RPC: return "RPCRequest";
+	case TDS_REPLY: return "Response";
+	case TDS_ATTENTION: return "Attention";
+	case TDS_BULK_LOAD: return "BulkLoad";
+	case TDS_FEDAUTH_TOKEN: return "FedAuthToken";
+	case TDS_TRANSACTION_MGR: return "TransactionManager";
+	case TDS_LOGIN7: return "Login7";
+	case TDS_SSPI: return "SSPI";
+	case TDS_PRELOGIN: return dir == TDSBPF_DIR_C2S ? "Prelogin" : "Prelogin(server)";
+	default: return "Unknown";
+	}
+}
+
+std::string addr_string(const uint8_t* addr, uint8_t family)
+{
+	char buf[INET6_ADDRSTRLEN] = {0};
+	if (family == 6) {
+		inet_ntop(AF_INET6, addr, buf, sizeof(buf));
+		return buf;
+	}
+	// IPv4 by hand: inet_ntop costs thousands of instructions a call
+	char* p = buf;
+	for (int i = 0; i < 4; i++) {
+		unsigned v = addr[i];
+		if (v >= 100)
+			*p++ = static_cast<char>('0' + v / 100);
+		if (v >= 10)
+			*p++ = static_cast<char>('0' + v / 10 % 10);
+		*p++ = static_cast<char>('0' + v % 10);
+		if (i < 3)
+			*p++ = '.';
+	}
+	return std::string(buf, static_cast<size_t>(p - buf));
+}
+
+std::string endpoint_string(const uint8_t* addr, uint8_t family, uint16_t port)
+{
+	std::string a = addr_string(addr, family);
+	if (family == 6)
+		return "[" + a + "]:" + std::to_string(port);
+	return a + ":" + std::to_string(port);
+}
+
+std::string tls_version_name(uint16_t v)
+{
+	switch (v) {
+	case 0x0300: return "SSL 3.0";
+	case 0x0301: return "1.0";
+	case 0x0302: return "1.1";
+	case 0x0303: return "1.2";
+	case 0x0304: return "1.3";
+	default: {
+		char buf[16];
+		snprintf(buf, sizeof(buf), "0x%04x", v);
+		return buf;
+	}
+	}
+}
+
+// 0x74000004 -> "7.4"; 0x730A0003 -> "7.3B" (TDS 7.3 revision B)
+std::string tds_version_name(uint32_t v)
+{
+	switch (v) {
+	case 0x70000000: return "7.0";
+	case 0x71000000: return "7.1";
+	case 0x71000001: return "7.1 Rev 1";
+	case 0x72090002: return "7.2";
+	case 0x730A0003: return "7.3A";
+	case 0x730B0003: return "7.3B";
+	case 0x74000004: return "7.4";
+	case 0x08000000: return "8.0";
+	default: {
+		char buf[24];
+		snprintf(buf, sizeof(buf), "0x%08x", v);
+		return buf;
+	}
+	}
+}
+
+std::string guid_string(const uint8_t* g)
+{
+	// GUID bytes on the wire: Data1..3 little-endian, Data4 as is
+	char buf[40];
+	std::snprintf(buf, sizeof(buf), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		      g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12],
+		      g[13], g[14], g[15]);
+	return buf;
+}
+
+// Network Monitor's form: CWR ECE URG ACK PSH RST SYN FIN, most significant
+// bit first, '.' for a clear flag: "...A...F".
+std::string tcp_flags_string(uint8_t flags)
+{
+	static const char letters[] = "CEUAPRSF";
+	std::string s(8, '.');
+	for (int i = 0; i < 8; i++)
+		if (flags & (0x80 >> i))
+			s[i] = letters[i];
+	return s;
+}
+
+std::string utf16le_or_oem(const uint8_t* p, size_t len, size_t cap, bool unicode)
+{
+	std::string out;
+	if (len > cap)
+		len = cap;
+	if (!unicode) {
+		for (size_t i = 0; i < len; i++)
+			out += (p[i] >= 0x20 && p[i] < 0x7f) ? static_cast<char>(p[i]) : '?';
+		return out;
+	}
+	for (size_t i = 0; i + 1 < len; i += 2) {
+		uint32_t cp = p[i] | (p[i + 1] << 8);
+		if (cp >= 0xD800 && cp <= 0xDBFF && i + 3 < len) {
+			uint32_t lo = p[i + 2] | (p[i + 3] << 8);
+			if (lo >= 0xDC00 && lo <= 0xDFFF) {
+				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+				i += 2;
+			} else {
+				cp = 0xFFFD;
+			}
+		} else if (cp >= 0xD800 && cp <= 0xDFFF) {
+			cp = 0xFFFD;
+		}
+		if (cp < 0x20)
+			cp = '?';
+		if (cp < 0x80) {
+			out += static_cast<char>(cp);
+		} else if (cp < 0x800) {
+			out += static_cast<char>(0xC0 | (cp >> 6));
+			out += static_cast<char>(0x80 | (cp & 0x3F));
+		} else if (cp < 0x10000) {
+			out += static_cast<char>(0xE0 | (cp >> 12));
+			out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+			out += static_cast<char>(0x80 | (cp & 0x3F));
+		} else {
+			out += static_cast<char>(0xF0 | (cp >> 18));
+			out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+			out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+			out += static_cast<char>(0x80 | (cp & 0x3F));
+		}
+	}
+	return out;
+}
+
+std::string ascii_text(const uint8_t* p, size_t len, size_t cap)
+{
+	if (len > cap)
+		len = cap;
+	std::string out;
+	for (size_t i = 0; i < len && p[i]; i++)
+		out += (p[i] >= 0x20 && p[i] < 0x7f) ? static_cast<char>(p[i]) : '?';
+	return out;
+}
+
+uint64_t flow_key_hash(const tdsbpf_flow_key& k)
+{
+	return XXH3_64bits(&k, sizeof(k));
+}
+
+bool flow_key_equal(const tdsbpf_flow_key& a, const tdsbpf_flow_key& b)
+{
+	return std::memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+bool is_request_type(uint8_t type)
+{
+	return type == TDS_SQL_BATCH || type == TDS_RPC || type == TDS_ATTENTION || type == TDS_BULK_LOAD ||
+	       type == TDS_TRANSACTION_MGR;
+}
+
+} // namespace tdsbpf
