@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // tdsbpf: a live tracer for SQL Server (TDS) connections.
-#include <net/if.h>
 #include <signal.h>
-#include <time.h>
 
 #include <atomic>
 #include <cstdio>
@@ -22,6 +20,7 @@
 #include "host_parser.h"
 #include "loader.h"
 #include "reader.h"
+#include "session.h"
 
 namespace {
 
@@ -47,13 +46,6 @@ void install_signals()
 	sigaction(SIGHUP, &sa, nullptr);
 	sigaction(SIGUSR1, &sa, nullptr);
 	signal(SIGPIPE, SIG_IGN);
-}
-
-uint64_t clock_ns(clockid_t id)
-{
-	timespec ts{};
-	clock_gettime(id, &ts);
-	return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 struct Options {
@@ -91,30 +83,19 @@ public:
 		cfg.max_connections = o.max_connections;
 		cfg.redact = o.redact;
 		cfg.format = o.format == "text" ? tdsbpf::OutputFormat::text : tdsbpf::OutputFormat::json;
-		cfg.ifname = [](uint32_t ifindex) -> std::string {
-			char name[IF_NAMESIZE] = {};
-			if (ifindex && if_indextoname(ifindex, name))
-				return name;
-			return {};
-		};
+		cfg.ifname = tdsbpf::interface_name;
 		sink_ = tdsbpf::make_sink(cfg.format, stdout);
 		agg_ = std::make_unique<tdsbpf::Aggregator>(cfg, *sink_);
 	}
 
-	void on_event(const tdsbpf_event& ev, std::size_t len, uint64_t clock_offset)
+	void on_event(const tdsbpf_event& ev, std::size_t len)
 	{
 		events_++;
-		// records of either size; copied so the clock can be changed
-		alignas(8) unsigned char buf[sizeof(tdsbpf_ntlm_event)] = {};
-		std::size_t n = len < sizeof(buf) ? len : sizeof(buf);
-		std::memcpy(buf, &ev, n);
-		auto* e = reinterpret_cast<tdsbpf_event*>(buf);
-		e->ts_ns += clock_offset;
-		last_ts_ = e->ts_ns;
+		last_ts_ = ev.ts_ns;
 		if (agg_) {
-			agg_->on_event(*e, n);
+			agg_->on_event(ev, len);
 		} else {
-			std::string line = tdsbpf::event_to_json(*e, n, true, opt_.redact)
+			std::string line = tdsbpf::event_to_json(ev, len, true, opt_.redact)
 						   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 			line += '\n';
 			std::fwrite(line.data(), 1, line.size(), stdout);
@@ -167,7 +148,7 @@ int run_read(const Options& o)
 		pc.ports = o.ports;
 	pc.max_flows = o.max_flows;
 	pc.flush_interval_ns = static_cast<uint64_t>(o.flush_interval_s) * 1'000'000'000ULL;
-	tdsbpf::HostParser parser(pc, [&](const tdsbpf_event& ev, std::size_t len) { out.on_event(ev, len, 0); });
+	tdsbpf::HostParser parser(pc, [&](const tdsbpf_event& ev, std::size_t len) { out.on_event(ev, len); });
 	tdsbpf::ReadStats st;
 	try {
 		st = tdsbpf::read_capture(o.read, parser);
@@ -209,10 +190,9 @@ int run_live(const Options& o)
 	lc.flush_interval_ns = static_cast<uint64_t>(o.flush_interval_s) * 1'000'000'000ULL;
 
 	Output out(o);
-	std::optional<tdsbpf::Loader> loader;
+	std::optional<tdsbpf::Session> session;
 	try {
-		loader.emplace(lc);
-		loader->attach();
+		session.emplace(lc);
 	} catch (const std::exception& e) {
 		spdlog::error("{}", e.what());
 		return 2;
@@ -220,32 +200,23 @@ int run_live(const Options& o)
 	if (!o.ready_file.empty())
 		std::ofstream(o.ready_file) << "ready\n";
 
-	const uint64_t offset = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
-	const uint64_t start = clock_ns(CLOCK_MONOTONIC);
-	auto cb = [&](const tdsbpf_event& ev, std::size_t len) { out.on_event(ev, len, offset); };
-	while (!g_stop) {
-		int n = loader->poll(100, cb);
-		if (n < 0) {
-			spdlog::error("reading the ring buffer failed: {}", std::strerror(-n));
-			break;
-		}
-		uint64_t now = clock_ns(CLOCK_MONOTONIC);
-		out.tick(now + offset);
-		if (g_summary.exchange(false))
-			out.summary(loader->counters()[TDSBPF_CNT_RINGBUF_DROPS]);
-		if (o.duration_s > 0 && now - start >= static_cast<uint64_t>(o.duration_s * 1e9))
-			break;
-	}
-	// what is still in the ring buffer belongs to the run
-	while (loader->poll(0, cb) > 0) {
-	}
-	uint64_t drops = loader->counters()[TDSBPF_CNT_RINGBUF_DROPS];
-	loader->detach();
-	out.finish(clock_ns(CLOCK_REALTIME), drops);
+	const uint64_t start = session->now_ns();
+	int rc = session->run([&](const tdsbpf_event& ev, std::size_t len) { out.on_event(ev, len); },
+			      [&](uint64_t now) {
+				      out.tick(now);
+				      if (g_summary.exchange(false))
+					      out.summary(session->kernel_drops());
+				      if (o.duration_s > 0 && now - start >= static_cast<uint64_t>(o.duration_s * 1e9))
+					      return false;
+				      return !g_stop.load();
+			      });
+	uint64_t drops = session->kernel_drops();
+	session->detach();
+	out.finish(session->now_ns(), drops);
 	out.summary(drops);
 	if (drops)
 		spdlog::warn("{} events were lost because the ring buffer was full (raise --ringbuf-mb)", drops);
-	return 0;
+	return rc;
 }
 
 } // namespace

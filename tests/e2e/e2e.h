@@ -5,7 +5,7 @@
 #include <string>
 #include <thread>
 
-#include "netns_lab.h"
+#include "lab/netns_lab.h"
 
 namespace tdsbpf::e2e {
 

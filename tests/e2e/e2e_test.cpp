@@ -26,7 +26,7 @@
 
 #include "e2e.h"
 #include "lab_process.h"
-#include "netns_lab.h"
+#include "lab/netns_lab.h"
 #include "require.h"
 
 using nlohmann::json;
@@ -151,7 +151,7 @@ protected:
 		TDSBPF_REQUIRE(geteuid() == 0, "needs root (network namespaces, BPF)");
 		TDSBPF_REQUIRE(have("tcpdump"), "tcpdump not installed");
 		TDSBPF_REQUIRE(have("tshark"), "tshark not installed");
-		lab_ = std::make_unique<NetnsLab>();
+		lab_ = std::make_unique<tdsbpf::lab::NetnsLab>();
 		TDSBPF_REQUIRE(lab_->ok(), "cannot build the test network: " + lab_->error());
 	}
 
@@ -171,13 +171,13 @@ protected:
 						 dir_.file("server.ready")};
 		argv.insert(argv.end(), s.server_args.begin(), s.server_args.end());
 		servers_.push_back(lab_->spawn(lab_->server_ns(), argv, dir_.file("server.out"), dir_.file("server.log")));
-		ASSERT_TRUE(wait_for_file(dir_.file("server.ready"), 20000)) << slurp(dir_.file("server.log"));
+		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server.ready"), std::chrono::milliseconds(20000))) << slurp(dir_.file("server.log"));
 		if (s.second_server) {
 			servers_.push_back(lab_->spawn(lab_->server_ns(),
 						       {LABSERVER_BIN, "--listen", ip(), "--port", "14331", "--ready-file",
 							dir_.file("server2.ready")},
 						       dir_.file("server2.out"), dir_.file("server2.log")));
-			ASSERT_TRUE(wait_for_file(dir_.file("server2.ready"), 20000)) << slurp(dir_.file("server2.log"));
+			ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server2.ready"), std::chrono::milliseconds(20000))) << slurp(dir_.file("server2.log"));
 		}
 		std::vector<std::string> targv = {TDSBPF_BIN, "--iface", lab_->server_if(), "--ready-file",
 						  dir_.file("tracer.ready")};
@@ -190,7 +190,7 @@ protected:
 		tcpdump_ = lab_->spawn(lab_->server_ns(),
 				       {"tcpdump", "-i", lab_->server_if(), "-w", dir_.file("cap.pcap"), "-U", filter},
 				       dir_.file("tcpdump.out"), dir_.file("tcpdump.log"));
-		ASSERT_TRUE(wait_for_file(dir_.file("tracer.ready"), 60000)) << slurp(dir_.file("tracer.log"));
+		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("tracer.ready"), std::chrono::milliseconds(60000))) << slurp(dir_.file("tracer.log"));
 		for (int i = 0; i < 100 && slurp(dir_.file("tcpdump.log")).find("listening on") == std::string::npos; i++)
 			std::this_thread::sleep_for(std::chrono::milliseconds(50));
 		ASSERT_NE(slurp(dir_.file("tcpdump.log")).find("listening on"), std::string::npos)
@@ -370,7 +370,7 @@ protected:
 	std::string logs() { return slurp(dir_.file("tracer.log")) + slurp(dir_.file("server.log")); }
 
 	labtest::TempDir dir_;
-	std::unique_ptr<NetnsLab> lab_;
+	std::unique_ptr<tdsbpf::lab::NetnsLab> lab_;
 	pid_t tracer_ = 0, tcpdump_ = 0;
 	std::vector<pid_t> servers_;
 };

@@ -10,34 +10,14 @@
 
 #include <gtest/gtest.h>
 
+#include "lab/process.h"
+
 namespace labtest {
 
-// A directory under /tmp removed with its contents at scope exit.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-struct CommandResult {
-  int exit_code = -1;  // -1: killed by the timeout or a signal
-  bool timed_out = false;
-  std::string output;  // stdout and stderr interleaved
-  double seconds = 0;
-};
-
-// Runs argv with extra environment variables and `input` on stdin; kills
-// the process group after `timeout`.
-CommandResult run_command(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
-                          const std::string& input = {},
-                          std::chrono::milliseconds timeout = std::chrono::seconds(20));
+// Temporary directories and commands with a timeout: the lab library's.
+using tdsbpf::lab::CommandResult;
+using tdsbpf::lab::run_command;
+using tdsbpf::lab::TempDir;
 
 // The lab server on 127.0.0.1 and a free port (the kernel picks it; the
 // server reports it through --ready-file). Killed in the destructor.

@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lab_process.h"
-#include "netns_lab.h"
+#include "lab/netns_lab.h"
 #include "require.h"
 
 using nlohmann::json;
@@ -43,7 +43,7 @@ std::vector<json> read_events(const std::string& path)
 }
 
 // Nothing of tdsbpf on the interface or in the kernel any more.
-void expect_nothing_attached(const NetnsLab& lab)
+void expect_nothing_attached(const tdsbpf::lab::NetnsLab& lab)
 {
 	std::string link = lab.sh(lab.server_ns(), "ip link show dev " + lab.server_if());
 	EXPECT_EQ(link.find("xdp"), std::string::npos) << link;
@@ -66,7 +66,7 @@ protected:
 	void SetUp() override
 	{
 		TDSBPF_REQUIRE(geteuid() == 0, "needs root (network namespaces, BPF)");
-		lab_ = std::make_unique<NetnsLab>();
+		lab_ = std::make_unique<tdsbpf::lab::NetnsLab>();
 		TDSBPF_REQUIRE(lab_->ok(), "cannot build the test network: " + lab_->error());
 	}
 
@@ -77,7 +77,7 @@ protected:
 						 dir_.file("tracer.ready")};
 		argv.insert(argv.end(), extra.begin(), extra.end());
 		tracer_ = lab_->spawn(lab_->server_ns(), argv, dir_.file("events.ndjson"), dir_.file("tracer.log"));
-		return wait_for_file(dir_.file("tracer.ready"), 60000);
+		return tdsbpf::lab::wait_for_file(dir_.file("tracer.ready"), std::chrono::milliseconds(60000));
 	}
 
 	// The lab server on the server side, port 1433; its pid, or 0.
@@ -87,7 +87,7 @@ protected:
 					{LABSERVER_BIN, "--listen", lab_->server_ip(), "--port", "1433", "--ready-file",
 					 dir_.file("server.ready")},
 					dir_.file("server.out"), dir_.file("server.log"));
-		return wait_for_file(dir_.file("server.ready"), 20000) ? pid : 0;
+		return tdsbpf::lab::wait_for_file(dir_.file("server.ready"), std::chrono::milliseconds(20000)) ? pid : 0;
 	}
 
 	std::string tracer_log() const
@@ -97,7 +97,7 @@ protected:
 	}
 
 	labtest::TempDir dir_;
-	std::unique_ptr<NetnsLab> lab_;
+	std::unique_ptr<tdsbpf::lab::NetnsLab> lab_;
 	pid_t tracer_ = 0;
 };
 
