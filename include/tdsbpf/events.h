@@ -360,4 +360,46 @@ enum tdsbpf_counter {
 #define TDSBPF_MAX_PORTS 64
 #define TDSBPF_DEFAULT_PORT 1433
 
+/*
+ * The layout both compilers must agree on. A failure here means a struct
+ * changed: fix the padding, or bump TDSBPF_EVENT_ABI and these figures.
+ */
+#ifdef __cplusplus
+#define TDSBPF_LAYOUT(cond, what) static_assert(cond, what)
+#else
+#define TDSBPF_LAYOUT(cond, what) _Static_assert(cond, what)
+#endif
+#define TDSBPF_SIZE(t, n) TDSBPF_LAYOUT(sizeof(struct t) == (n), "size of struct " #t)
+#define TDSBPF_OFFSET(t, f, n) TDSBPF_LAYOUT(__builtin_offsetof(struct t, f) == (n), "offset of " #t "." #f)
+TDSBPF_SIZE(tdsbpf_flow_key, 40);
+TDSBPF_SIZE(tdsbpf_prelogin, 68);
+TDSBPF_SIZE(tdsbpf_tls, 16);
+TDSBPF_SIZE(tdsbpf_login7, 36);
+TDSBPF_SIZE(tdsbpf_reply, 56);
+TDSBPF_SIZE(tdsbpf_sspi, 8);
+TDSBPF_SIZE(tdsbpf_request, 16);
+TDSBPF_LAYOUT(sizeof(union tdsbpf_tds_detail) == 72, "size of union tdsbpf_tds_detail");
+TDSBPF_SIZE(tdsbpf_tds, 104);
+TDSBPF_SIZE(tdsbpf_smp, 16);
+TDSBPF_SIZE(tdsbpf_done, 16);
+TDSBPF_SIZE(tdsbpf_stats, 64);
+TDSBPF_SIZE(tdsbpf_tcp, 8);
+TDSBPF_SIZE(tdsbpf_event, 184);
+TDSBPF_SIZE(tdsbpf_ntlm_event, 392);
+TDSBPF_OFFSET(tdsbpf_event, key, 8);
+TDSBPF_OFFSET(tdsbpf_event, ifindex, 48);
+TDSBPF_OFFSET(tdsbpf_event, kind, 52);
+TDSBPF_OFFSET(tdsbpf_event, seq, 56);
+TDSBPF_OFFSET(tdsbpf_event, frame_offset, 68);
+TDSBPF_OFFSET(tdsbpf_event, flags, 74);
+TDSBPF_OFFSET(tdsbpf_event, u, 80);
+TDSBPF_OFFSET(tdsbpf_tds, tail_done_rows, 24);
+TDSBPF_OFFSET(tdsbpf_tds, d, 32);
+TDSBPF_OFFSET(tdsbpf_reply, done_rows, 48);
+TDSBPF_OFFSET(tdsbpf_stats, first_ns, 48);
+TDSBPF_OFFSET(tdsbpf_ntlm_event, negotiate_flags, 184);
+TDSBPF_OFFSET(tdsbpf_ntlm_event, domain, 196);
+#undef TDSBPF_SIZE
+#undef TDSBPF_OFFSET
+
 #endif /* TDSBPF_EVENTS_H */

@@ -162,8 +162,8 @@ TEST(Robustness, FullBufferAndOversizedLengths)
 	}
 	// an SSPI blob right at the end of the buffer
 	Bytes nt = ntlm_negotiate();
-	Bytes tail(TDSBPF_BUF - 1 - 12, 0);
-	tail.insert(tail.end(), nt.begin(), nt.begin() + 12);
+	Bytes tail(TDSBPF_BUF - 1, 0);
+	std::copy(nt.begin(), nt.begin() + 12, tail.end() - 12);
 	fill(s, tail, (uint32_t)tail.size());
 	s.arg = (uint32_t)(tail.size() - 12);
 	EXPECT_EQ(tdsbpf_host_classify_sspi(&s), TDSBPF_SSPI_NTLM);
@@ -266,7 +266,7 @@ TEST(WireStrings, EveryOutputGetsValidUtf8)
 	std::memcpy(ev.u.tds.d.prelogin.instance, inst, sizeof(inst));
 	ev.u.tds.d.prelogin.instance_len = 200; // more than the field holds
 	std::string s = tdsbpf::event_to_json(ev, sizeof(ev)).dump();
-	EXPECT_NE(s.find("\"instance\":\"SQL??(x"), std::string::npos) << s;
+	EXPECT_NE(s.find("\"instance\":\"SQL?" "?(x"), std::string::npos) << s;
 
 	ev.dir = TDSBPF_DIR_S2C;
 	ev.u.tds.type = TDS_REPLY;
