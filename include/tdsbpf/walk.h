@@ -496,28 +496,35 @@ TDSBPF_INLINE __u32 tdsbpf_frame_need(const __u8 *hdr, __u32 have)
  */
 TDSBPF_INLINE __u32 tdsbpf_frame(struct tdsbpf_walk *w, const __u8 *hdr, __s32 rel)
 {
+	const __u8 *smp = 0;
+	__u32 len;
+
 	if (hdr[0] == SMP_SMID) {
 		if (!tdsbpf_smp_header_valid(hdr))
 			return 0;
-		if (hdr[1] == SMP_DATA) {
-			if (!tdsbpf_tds_header_valid(hdr + 16))
-				return 0;
-			tdsbpf_emit_tds(w, hdr + 16, rel + 16, hdr);
-		} else {
+		len = tdsbpf_le32(hdr + 4);
+		if (hdr[1] != SMP_DATA) {
 			tdsbpf_emit_smp(w, hdr, rel);
+			return len;
 		}
-		return tdsbpf_le32(hdr + 4);
-	}
-	if (hdr[0] >= 20 && hdr[0] <= 23) {
+		if (!tdsbpf_tds_header_valid(hdr + 16))
+			return 0;
+		smp = hdr;
+		hdr += 16;
+		rel += 16;
+	} else if (hdr[0] >= 20 && hdr[0] <= 23) {
 		if (!tdsbpf_tls_header_valid(hdr))
 			return 0;
 		tdsbpf_emit_tls(w, hdr, rel);
 		return 5 + (__u32)tdsbpf_be16(hdr + 3);
+	} else {
+		if (!tdsbpf_tds_header_valid(hdr))
+			return 0;
+		len = tdsbpf_be16(hdr + 2);
 	}
-	if (!tdsbpf_tds_header_valid(hdr))
-		return 0;
-	tdsbpf_emit_tds(w, hdr, rel, 0);
-	return tdsbpf_be16(hdr + 2);
+	/* one call site for the TDS packet of both framings: verified once per caller */
+	tdsbpf_emit_tds(w, hdr, rel, smp);
+	return len;
 }
 
 /* Loads up to TDSBPF_FRAME_HDR bytes at rel into hdr[32]; returns how many. */
