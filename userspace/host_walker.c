@@ -96,6 +96,11 @@ static void tdsbpf_stamp(struct tdsbpf_pkt *p)
 	(void)p; /* the capture's timestamp is already set */
 }
 
+static __u64 tdsbpf_coarse_now(struct tdsbpf_pkt *p)
+{
+	return p->now; /* exact: a capture's timestamps are all there is */
+}
+
 static struct tdsbpf_scratch *tdsbpf_scratch(struct tdsbpf_pkt *p)
 {
 	return tdsbpf_host_scratch(p->h);

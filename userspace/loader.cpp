@@ -124,9 +124,11 @@ Loader::Loader(LoaderConfig cfg) : cfg_(std::move(cfg))
 	skel_->rodata->wakeup_bytes = rb / 8;
 	bpf_map__set_max_entries(skel_->maps.events, static_cast<uint32_t>(rb));
 	bpf_map__set_max_entries(skel_->maps.flows, cfg_.max_flows ? cfg_.max_flows : 1);
-	// only the programs we attach are verified and loaded (see attach())
+	// only the programs we attach are verified and loaded: in auto mode the
+	// tc ingress program is loaded later, only where XDP cannot attach
 	bool want_xdp = cfg_.attach != AttachMode::tc;
 	bpf_program__set_autoload(skel_->progs.tdsbpf_xdp, want_xdp);
+	bpf_program__set_autoload(skel_->progs.tdsbpf_tc_ingress, !want_xdp);
 	int err = tdsbpf_bpf__load(skel_);
 	if (err) {
 		tdsbpf_bpf__destroy(skel_);
@@ -160,8 +162,43 @@ Loader::~Loader()
 	detach();
 	if (rb_)
 		ring_buffer__free(rb_);
+	if (ingress_skel_)
+		tdsbpf_bpf__destroy(ingress_skel_);
 	if (skel_)
 		tdsbpf_bpf__destroy(skel_);
+}
+
+int Loader::tc_ingress_fd()
+{
+	if (bpf_program__fd(skel_->progs.tdsbpf_tc_ingress) >= 0)
+		return bpf_program__fd(skel_->progs.tdsbpf_tc_ingress);
+	if (ingress_skel_)
+		return bpf_program__fd(ingress_skel_->progs.tdsbpf_tc_ingress);
+	// a second copy of the object with only this program, on the maps of
+	// the first (flows, ring buffer, ports and settings are shared)
+	auto* s = tdsbpf_bpf__open();
+	if (!s)
+		throw std::runtime_error("cannot open the BPF object: " + errstr(errno));
+	bpf_program* prog;
+	bpf_object__for_each_program(prog, s->obj)
+		bpf_program__set_autoload(prog, prog == s->progs.tdsbpf_tc_ingress);
+	bpf_map* m;
+	int err = 0;
+	bpf_object__for_each_map(m, s->obj)
+	{
+		bpf_map* mine = bpf_object__find_map_by_name(skel_->obj, bpf_map__name(m));
+		err = mine ? bpf_map__reuse_fd(m, bpf_map__fd(mine)) : -ENOENT;
+		if (err)
+			break;
+	}
+	if (!err)
+		err = tdsbpf_bpf__load(s);
+	if (err) {
+		tdsbpf_bpf__destroy(s);
+		throw std::runtime_error("cannot load the tc ingress program: " + errstr(err));
+	}
+	ingress_skel_ = s;
+	return bpf_program__fd(s->progs.tdsbpf_tc_ingress);
 }
 
 void Loader::attach()
@@ -199,7 +236,7 @@ bool Loader::attach_xdp(int ifindex, Attachment& a, std::string& why)
 
 std::string Loader::attach_tc(int ifindex, bool ingress)
 {
-	int prog = bpf_program__fd(ingress ? skel_->progs.tdsbpf_tc_ingress : skel_->progs.tdsbpf_tc_egress);
+	int prog = ingress ? tc_ingress_fd() : bpf_program__fd(skel_->progs.tdsbpf_tc_egress);
 	// tcx links (Linux 6.6+) go away with the process, like the XDP link
 	int fd = bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(ingress ? kTcxIngress : kTcxEgress),
 				 nullptr);

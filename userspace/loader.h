@@ -65,9 +65,11 @@ private:
 	void attach_one(const std::string& iface);
 	bool attach_xdp(int ifindex, Attachment& a, std::string& why);
 	std::string attach_tc(int ifindex, bool ingress);
+	int tc_ingress_fd();
 
 	LoaderConfig cfg_;
 	tdsbpf_bpf* skel_ = nullptr;
+	tdsbpf_bpf* ingress_skel_ = nullptr; // the tc ingress program, when XDP could not attach
 	ring_buffer* rb_ = nullptr;
 	std::vector<int> link_fds_;
 	std::vector<std::unique_ptr<TcFilter>> tc_filters_;

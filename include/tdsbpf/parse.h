@@ -403,6 +403,15 @@ TDSBPF_PARSER int tdsbpf_classify_sspi(struct tdsbpf_scratch *sc)
 		if (tdsbpf_le32(b) == 0x4d4c544e)
 			break;
 	}
+	/*
+	 * Through memory (and sc->n, sc->arg read again), so that the
+	 * verifier forgets which iteration left the loop and what it learnt
+	 * there: the rest is then checked once, not once per exit.
+	 */
+	sc->pos = i;
+	__asm__ __volatile__("" ::: "memory");
+	i = sc->pos;
+	start = sc->arg;
 	b = tdsbpf_at(sc, start + i, 12);
 	if (b && tdsbpf_is_ntlmssp(b)) {
 		sc->res[0] = start + i;

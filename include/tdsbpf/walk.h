@@ -29,7 +29,10 @@
  *   struct tdsbpf_scratch *tdsbpf_scratch(p);   // per-CPU working memory (flow.h)
  *   __u64 tdsbpf_flush_interval_ns(p);           // 0 = no periodic counters
  *   long tdsbpf_loop(n, long (*fn)(__u32, void *), void *ctx);  // bpf_loop semantics
- *   void tdsbpf_stamp(p);                        // set p->now (called only for SQL Server packets)
+ *   void tdsbpf_stamp(p);                        // set p->now (called only for SQL Server packets
+ *                                                // that take the full walk)
+ *   __u64 tdsbpf_coarse_now(p);                  // a cheap clock: at most TDSBPF_CLOCK_SLACK_NS
+ *                                                // behind what tdsbpf_stamp would set now
  *
  * and then calls tdsbpf_process(p) for each frame.
  */
@@ -493,28 +496,35 @@ TDSBPF_INLINE __u32 tdsbpf_frame_need(const __u8 *hdr, __u32 have)
  */
 TDSBPF_INLINE __u32 tdsbpf_frame(struct tdsbpf_walk *w, const __u8 *hdr, __s32 rel)
 {
+	const __u8 *smp = 0;
+	__u32 len;
+
 	if (hdr[0] == SMP_SMID) {
 		if (!tdsbpf_smp_header_valid(hdr))
 			return 0;
-		if (hdr[1] == SMP_DATA) {
-			if (!tdsbpf_tds_header_valid(hdr + 16))
-				return 0;
-			tdsbpf_emit_tds(w, hdr + 16, rel + 16, hdr);
-		} else {
+		len = tdsbpf_le32(hdr + 4);
+		if (hdr[1] != SMP_DATA) {
 			tdsbpf_emit_smp(w, hdr, rel);
+			return len;
 		}
-		return tdsbpf_le32(hdr + 4);
-	}
-	if (hdr[0] >= 20 && hdr[0] <= 23) {
+		if (!tdsbpf_tds_header_valid(hdr + 16))
+			return 0;
+		smp = hdr;
+		hdr += 16;
+		rel += 16;
+	} else if (hdr[0] >= 20 && hdr[0] <= 23) {
 		if (!tdsbpf_tls_header_valid(hdr))
 			return 0;
 		tdsbpf_emit_tls(w, hdr, rel);
 		return 5 + (__u32)tdsbpf_be16(hdr + 3);
+	} else {
+		if (!tdsbpf_tds_header_valid(hdr))
+			return 0;
+		len = tdsbpf_be16(hdr + 2);
 	}
-	if (!tdsbpf_tds_header_valid(hdr))
-		return 0;
-	tdsbpf_emit_tds(w, hdr, rel, 0);
-	return tdsbpf_be16(hdr + 2);
+	/* one call site for the TDS packet of both framings: verified once per caller */
+	tdsbpf_emit_tds(w, hdr, rel, smp);
+	return len;
 }
 
 /* Loads up to TDSBPF_FRAME_HDR bytes at rel into hdr[32]; returns how many. */
@@ -1096,13 +1106,101 @@ TDSBPF_NOINLINE void tdsbpf_flow_segment(struct tdsbpf_walk *w)
 /* The bytes of L2..L4 a frame can need: Ethernet, VLAN, IPv4 with options, TCP. */
 #define TDSBPF_MAX_HEADERS (14 + 4 + 60 + 60)
 
+/* How far tdsbpf_coarse_now may lag the precise clock (a tick is 1-10 ms). */
+#ifndef TDSBPF_CLOCK_SLACK_NS
+#define TDSBPF_CLOCK_SLACK_NS (20ULL * 1000 * 1000)
+#endif
+
+/*
+ * The short path: a segment of a known flow that the full walk would only
+ * count. Either a pure ACK (or a segment with no flag at all) that
+ * acknowledges nothing the flow waits for, or a continuation segment: in
+ * order, no frame header starting in it, nothing carried or pending from
+ * the previous one. Any doubt sends the segment to the full walk, which
+ * decides exactly; so the conditions here may be stricter than the walk's,
+ * never looser. Returns 1 when the segment was taken (the flow entry holds
+ * all it changes), 0 with nothing changed otherwise.
+ */
+TDSBPF_INLINE int tdsbpf_short_path(struct tdsbpf_pkt *p, const struct tdsbpf_l4 *l4,
+				    struct tdsbpf_flow *f)
+{
+	__u8 dir = l4->dir & 1;
+	struct tdsbpf_dir_state *ds = &f->d[dir];
+	struct tdsbpf_dir_state *os = &f->d[dir ^ 1];
+	__u32 plen = l4->plen;
+	__u32 seq = l4->seq;
+	__u64 every;
+
+	/* SYN, FIN, RST, a closed window and the handshake's last ACK all report */
+	if ((l4->flags & (TDSBPF_TCP_SYN | TDSBPF_TCP_FIN | TDSBPF_TCP_RST)) || l4->window == 0 ||
+	    f->state == TDSBPF_TCP_SYN_RCVD)
+		return 0;
+	if (plen == 0) {
+		/* a keep-alive probe, or the ACK of a keep-alive or of a FIN */
+		if ((ds->seq_valid && seq == ds->next_seq - 1) || os->ka_pending ||
+		    (os->fin_seen && !os->fin_acked))
+			return 0;
+	} else {
+		/* retransmissions, gaps, headers, split headers and reply tails */
+		if (!ds->seq_valid || seq != ds->next_seq || !ds->synced || ds->carry_len ||
+		    ds->tail_pending || (__s32)(ds->next_frame - seq) < (__s32)plen)
+			return 0;
+	}
+	/* the periodic counters: due soon (by the cheap clock) is left to the walk */
+	every = tdsbpf_flush_interval_ns(p);
+	if (every && tdsbpf_coarse_now(p) + TDSBPF_CLOCK_SLACK_NS - f->last_flush_ns >= every)
+		return 0;
+	ds->packets++;
+	ds->bytes += plen;
+	ds->zero_window = 0;
+	if (plen)
+		ds->next_seq = seq + plen;
+	return 1;
+}
+
+/*
+ * A segment's headers and flow key until the full walk copies them to the
+ * scratch area; then the same stack holds the walk's handle. The BPF stack
+ * of the deepest call chain (this frame included) is limited to 512 bytes.
+ */
+union tdsbpf_frame_stack {
+	struct {
+		struct tdsbpf_l4 l4;
+		struct tdsbpf_flow_key key;
+	} seg;
+	struct tdsbpf_walk w;
+};
+
+/* The full walk of a SQL Server packet (flow: its entry, or 0 when new). */
+TDSBPF_INLINE void tdsbpf_full(struct tdsbpf_pkt *p, union tdsbpf_frame_stack *u,
+			       struct tdsbpf_flow *flow)
+{
+	struct tdsbpf_scratch *sc;
+
+	tdsbpf_stamp(p);
+	/* packets of the short path are counted in their flow entries only */
+	tdsbpf_count(p, TDSBPF_CNT_PACKETS_SEEN);
+	sc = tdsbpf_scratch(p);
+	if (!sc)
+		return;
+	__builtin_memcpy(&sc->l4, &u->seg.l4, sizeof(sc->l4));
+	__builtin_memcpy(&sc->key, &u->seg.key, sizeof(sc->key));
+	u->w.p = p;
+	u->w.sc = sc;
+	u->w.l4 = &sc->l4;
+	u->w.key = &sc->key;
+	u->w.flow = flow;
+	tdsbpf_flow_segment(&u->w);
+}
+
 TDSBPF_INLINE void tdsbpf_process(struct tdsbpf_pkt *p)
 {
-	struct tdsbpf_l4 l4;
-	struct tdsbpf_walk w;
+	union tdsbpf_frame_stack u;
+	struct tdsbpf_l4 *l4 = &u.seg.l4;
+	struct tdsbpf_flow *flow;
 	int rc;
 
-	rc = tdsbpf_parse_headers(p, &l4);
+	rc = tdsbpf_parse_headers(p, l4);
 	if (rc == -2) {
 		__u32 want = p->pkt_len < TDSBPF_MAX_HEADERS ? p->pkt_len : TDSBPF_MAX_HEADERS;
 
@@ -1110,26 +1208,19 @@ TDSBPF_INLINE void tdsbpf_process(struct tdsbpf_pkt *p)
 			tdsbpf_count(p, TDSBPF_CNT_PULL_FAIL);
 			return;
 		}
-		rc = tdsbpf_parse_headers(p, &l4);
+		rc = tdsbpf_parse_headers(p, l4);
 		if (rc == -2)
 			tdsbpf_count(p, TDSBPF_CNT_PULL_FAIL);
 	}
 	if (rc < 0)
 		return;
 
-	tdsbpf_stamp(p);
-	tdsbpf_count(p, TDSBPF_CNT_PACKETS_SEEN);
-	w.p = p;
-	w.sc = tdsbpf_scratch(p);
-	if (!w.sc)
+	if (tdsbpf_fill_key(p, l4, &u.seg.key) < 0)
 		return;
-	__builtin_memcpy(&w.sc->l4, &l4, sizeof(l4));
-	w.l4 = &w.sc->l4;
-	w.key = &w.sc->key;
-	if (tdsbpf_fill_key(p, w.l4, &w.sc->key) < 0)
+	flow = tdsbpf_flow_get(p, &u.seg.key);
+	if (flow && tdsbpf_short_path(p, l4, flow))
 		return;
-	w.flow = tdsbpf_flow_get(p, w.key);
-	tdsbpf_flow_segment(&w);
+	tdsbpf_full(p, &u, flow);
 }
 
 #endif /* TDSBPF_WALK_H */
