@@ -1,9 +1,10 @@
-# bpf_object(<name> <source.bpf.c> [DEPENDS files...])
+# bpf_object(<name> <source.bpf.c>)
 #
 # Compiles a BPF C source with clang for the BPF target and generates its
 # libbpf skeleton with bpftool. Yields an INTERFACE target <name> whose
 # include directory holds <stem>.skel.h, plus the variable <name>_OBJECT with
-# the path of the .o (tests load it directly).
+# the path of the .o (tests load it directly). The headers it includes are
+# found by the compiler (-MD), not listed by hand.
 find_program(BPF_CLANG NAMES clang clang-16 clang-15 clang-14 REQUIRED)
 find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /usr/local/sbin REQUIRED)
 
@@ -20,7 +21,6 @@ execute_process(COMMAND ${CMAKE_C_COMPILER} -print-multiarch
   OUTPUT_VARIABLE BPF_MULTIARCH OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
 
 function(bpf_object name source)
-  cmake_parse_arguments(BPF "" "" "DEPENDS" ${ARGN})
   get_filename_component(stem ${source} NAME_WE)
   set(outdir ${CMAKE_CURRENT_BINARY_DIR}/bpf)
   set(obj ${outdir}/${stem}.bpf.o)
@@ -32,8 +32,9 @@ function(bpf_object name source)
   add_custom_command(OUTPUT ${obj}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${outdir}
     COMMAND ${BPF_CLANG} -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_${BPF_TARGET_ARCH}
-            -Wall -Wno-unused-function ${inc} -c ${source} -o ${obj}
-    DEPENDS ${source} ${BPF_DEPENDS}
+            -Wall -Wno-unused-function ${inc} -MD -MF ${obj}.d -c ${source} -o ${obj}
+    DEPENDS ${source}
+    DEPFILE ${obj}.d
     COMMENT "BPF ${stem}.bpf.c"
     VERBATIM)
   add_custom_command(OUTPUT ${skel}

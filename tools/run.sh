@@ -5,5 +5,5 @@
 # Every argument goes to tdsbpf (see tdsbpf --help).
 set -euo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-"$TOP/tools/setup.sh"
+"$TOP/tools/setup.sh" run
 exec "${TDSBPF_BUILD_DIR:-$TOP/build}/userspace/tdsbpf" "$@"

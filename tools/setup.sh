@@ -1,26 +1,44 @@
 #!/usr/bin/env bash
-# Installs what tdsbpf needs to build and test on Debian 12 (as root), and
-# builds it into ./build. Sourced by tools/run.sh and tools/test.sh; safe to
-# run again: packages already there are not reinstalled.
+# Installs what tdsbpf needs on Debian 12 (as root) and builds it into
+# ./build (or $TDSBPF_BUILD_DIR). Run by tools/run.sh and tools/test.sh;
+# safe to run again: packages already there are not reinstalled.
+#
+#   tools/setup.sh run    what tracing needs: the build toolchain and
+#                         libraries; builds tdsbpf and the lab tools
+#   tools/setup.sh test   also the tests' real peers and oracles (tshark,
+#                         tcpdump, FreeTDS, pymssql, Node for tedious);
+#                         builds everything, tests included
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${TDSBPF_BUILD_DIR:-$TOP/build}
+MODE=${1:-test}
+case "$MODE" in
+run | test) ;;
+*)
+	echo "usage: tools/setup.sh [run|test]" >&2
+	exit 2
+	;;
+esac
 
-# build: compilers, BPF toolchain, libraries
+# running: compilers, the BPF toolchain, libraries
 PACKAGES=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
 	linux-libc-dev libspdlog-dev nlohmann-json3-dev libcli11-dev libpcap-dev libssl-dev
-	libgtest-dev iproute2 libabsl-dev libxxhash-dev)
-# tests: real peers and oracles
-PACKAGES+=(tshark tcpdump freetds-bin tdsodbc unixodbc python3-pymssql python3-pyodbc
-	python3-jsonschema)
+	libabsl-dev libxxhash-dev iproute2)
+if [ "$MODE" = test ]; then
+	# testing: GoogleTest, the real peers and the oracles
+	PACKAGES+=(libgtest-dev tshark tcpdump freetds-bin tdsodbc unixodbc python3-pymssql
+		python3-pyodbc python3-jsonschema time)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # tedious (npm) needs node; keep a node that is already there
-command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+if [ "$MODE" = test ] && ! command -v npm >/dev/null 2>&1; then
+	missing+=(nodejs npm)
+fi
 
 if ((${#missing[@]})); then
 	if [ "$(id -u)" != 0 ]; then
@@ -36,7 +54,14 @@ if ((${#missing[@]})); then
 	apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# BPF programs need the BPF filesystem only for pinning (not used), but
-# bpftool's skeleton generation works without it.
-cmake -S "$TOP" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" -j"$(nproc)"
+# CI builds with warnings as errors
+werror=OFF
+[ "${CI:-}" = true ] && werror=ON
+if [ "$MODE" = run ]; then
+	cmake -S "$TOP" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTDSBPF_BUILD_TESTS=OFF >/dev/null
+	cmake --build "$BUILD" -j"$(nproc)" --target tdsbpf tdsbpf-labserver tdsbpf-loadclient
+else
+	cmake -S "$TOP" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTDSBPF_BUILD_TESTS=ON \
+		-DTDSBPF_WERROR="$werror" >/dev/null
+	cmake --build "$BUILD" -j"$(nproc)"
+fi

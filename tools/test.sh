@@ -5,7 +5,7 @@
 set -euo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${TDSBPF_BUILD_DIR:-$TOP/build}
-"$TOP/tools/setup.sh"
+"$TOP/tools/setup.sh" test
 cd "$BUILD"
 # the BPF and live tests share a lock (they check what is attached)
 ctest --output-on-failure -j2 --timeout 600 "$@"

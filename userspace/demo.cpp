@@ -126,15 +126,15 @@ struct Tools {
 // Both lab tools, or an error message; tsql is optional.
 bool find_tools(Tools& t)
 {
-	t.labserver = find_tool("tdsbpf-labserver", "labserver");
+	t.labserver = find_tool("tdsbpf-labserver", "lab/server");
 	if (t.labserver.empty()) {
-		spdlog::error("demo: tdsbpf-labserver not found (looked in ../tools/labserver/ next to this binary and "
+		spdlog::error("demo: tdsbpf-labserver not found (looked in ../tools/lab/server/ next to this binary and "
 			      "on PATH); build it: cmake --build build --target tdsbpf-labserver");
 		return false;
 	}
-	t.loadclient = find_tool("tdsbpf-loadclient", "loadclient");
+	t.loadclient = find_tool("tdsbpf-loadclient", "lab/client");
 	if (t.loadclient.empty()) {
-		spdlog::error("demo: tdsbpf-loadclient not found (looked in ../tools/loadclient/ next to this binary "
+		spdlog::error("demo: tdsbpf-loadclient not found (looked in ../tools/lab/client/ next to this binary "
 			      "and on PATH); build it: cmake --build build --target tdsbpf-loadclient");
 		return false;
 	}

@@ -19,12 +19,13 @@
 #include "event_json.h"
 #include "host_parser.h"
 #include "loader.h"
-#include "packets.h"
+#include "lab/packets.h"
 #include "require.h"
 #include "tdsbpf.skel.h"
 
 using namespace tdsbpf;
 using namespace tdsbpf::test;
+using namespace tdsbpf::lab;
 
 namespace {
 

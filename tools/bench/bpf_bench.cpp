@@ -23,11 +23,11 @@
 #include <spdlog/spdlog.h>
 
 #include "loader.h"
-#include "packets.h"
+#include "lab/packets.h"
 #include "tdsbpf.skel.h"
 #include "xdp_pass.skel.h"
 
-using namespace tdsbpf::test;
+using namespace tdsbpf::lab;
 
 namespace {
 

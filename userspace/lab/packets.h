@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace tdsbpf::test {
+namespace tdsbpf::lab {
 
 using Bytes = std::vector<uint8_t>;
 
@@ -342,4 +342,4 @@ inline Bytes smp(uint8_t flags, uint16_t sid, uint32_t seq, uint32_t window, con
 	return b;
 }
 
-} // namespace tdsbpf::test
+} // namespace tdsbpf::lab

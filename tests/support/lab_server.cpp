@@ -1,4 +1,4 @@
-#include "lab_process.h"
+#include "lab_server.h"
 
 #include <fcntl.h>
 #include <poll.h>

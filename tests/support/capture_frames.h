@@ -4,9 +4,11 @@
 #include <string>
 #include <vector>
 
-#include "packets.h"
+#include "lab/packets.h"
 
 namespace tdsbpf::test {
+
+using namespace tdsbpf::lab; // Bytes and the frame builders
 
 // A capture's frames as Ethernet frames (cooked ones get an Ethernet
 // header), without the second copy that "any" captures hold of each packet.

@@ -25,7 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "e2e.h"
-#include "lab_process.h"
+#include "lab_server.h"
 #include "lab/netns_lab.h"
 #include "require.h"
 
@@ -167,14 +167,14 @@ protected:
 	// logs in the failure message) if one of them did not get ready.
 	void start(const Scenario& s)
 	{
-		std::vector<std::string> argv = {LABSERVER_BIN, "--listen", ip(), "--port", "1433", "--ready-file",
+		std::vector<std::string> argv = {TDSBPF_LABSERVER_PATH, "--listen", ip(), "--port", "1433", "--ready-file",
 						 dir_.file("server.ready")};
 		argv.insert(argv.end(), s.server_args.begin(), s.server_args.end());
 		servers_.push_back(lab_->spawn(lab_->server_ns(), argv, dir_.file("server.out"), dir_.file("server.log")));
 		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server.ready"), std::chrono::milliseconds(20000))) << slurp(dir_.file("server.log"));
 		if (s.second_server) {
 			servers_.push_back(lab_->spawn(lab_->server_ns(),
-						       {LABSERVER_BIN, "--listen", ip(), "--port", "14331", "--ready-file",
+						       {TDSBPF_LABSERVER_PATH, "--listen", ip(), "--port", "14331", "--ready-file",
 							dir_.file("server2.ready")},
 						       dir_.file("server2.out"), dir_.file("server2.log")));
 			ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server2.ready"), std::chrono::milliseconds(20000))) << slurp(dir_.file("server2.log"));
@@ -234,7 +234,7 @@ protected:
 	labtest::CommandResult python_driver(const std::string& script, std::vector<std::string> args,
 					     std::map<std::string, std::string> env = {})
 	{
-		std::vector<std::string> argv = {"/usr/bin/python3", std::string(E2E_DRIVERS_DIR) + "/run_py_driver.py", ip(),
+		std::vector<std::string> argv = {"/usr/bin/python3", std::string(TDSBPF_LAB_DRIVERS_DIR) + "/run_py_driver.py", ip(),
 						 std::string(TDSBPF_LAB_DRIVERS_DIR) + "/" + script};
 		argv.insert(argv.end(), args.begin(), args.end());
 		return client(argv, env);
@@ -243,7 +243,7 @@ protected:
 	// tests/lab/drivers/tedious_query.js, unchanged, with the host preload.
 	labtest::CommandResult tedious(std::vector<std::string> args)
 	{
-		std::vector<std::string> argv = {"node", "-r", std::string(E2E_DRIVERS_DIR) + "/tedious_host.js",
+		std::vector<std::string> argv = {"node", "-r", std::string(TDSBPF_LAB_DRIVERS_DIR) + "/tedious_host.js",
 						 std::string(TDSBPF_LAB_DRIVERS_DIR) + "/tedious_query.js"};
 		argv.insert(argv.end(), args.begin(), args.end());
 		return client(argv, {{"NODE_PATH", TDSBPF_LAB_NODE_MODULES}, {"E2E_SERVER_HOST", ip()}});

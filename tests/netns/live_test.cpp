@@ -15,7 +15,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "lab_process.h"
+#include "lab_server.h"
 #include "lab/netns_lab.h"
 #include "require.h"
 
@@ -84,7 +84,7 @@ protected:
 	pid_t start_lab_server()
 	{
 		pid_t pid = lab_->spawn(lab_->server_ns(),
-					{LABSERVER_BIN, "--listen", lab_->server_ip(), "--port", "1433", "--ready-file",
+					{TDSBPF_LABSERVER_PATH, "--listen", lab_->server_ip(), "--port", "1433", "--ready-file",
 					 dir_.file("server.ready")},
 					dir_.file("server.out"), dir_.file("server.log"));
 		return tdsbpf::lab::wait_for_file(dir_.file("server.ready"), std::chrono::milliseconds(20000)) ? pid : 0;

@@ -15,7 +15,7 @@
 #include <regex>
 #include <thread>
 
-#include "lab_process.h"
+#include "lab_server.h"
 #include "smp.h"
 #include "tds_client.h"
 #include "tds_wire.h"

@@ -12,7 +12,7 @@
 #include "json_writer.h"
 #include "events_builder.h"
 #include "seeds.h"
-#include "../../userspace/aggregator/src/latency.h"
+#include "latency.h"
 
 namespace tdsbpf::test {
 namespace {

@@ -17,7 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "e2e.h"
-#include "lab_process.h"
+#include "lab_server.h"
 #include "require.h"
 
 using nlohmann::json;

@@ -99,7 +99,7 @@ Proc run(const std::string& cmd)
 
 Proc tdsbpf_read(const fs::path& file, const std::string& extra = "")
 {
-	return run(std::string(TDSBPF_BINARY) + " --read " + quote(file.string()) + " " + extra);
+	return run(std::string(TDSBPF_BIN) + " --read " + quote(file.string()) + " " + extra);
 }
 
 std::vector<json> ndjson(const std::string& s)
