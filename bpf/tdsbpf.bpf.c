@@ -17,6 +17,9 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* The event layout this object was built for; the loader checks it. */
+const volatile __u32 event_abi = TDSBPF_EVENT_ABI;
+
 /* Set by the loader before load. */
 const volatile __u64 flush_interval_ns = 10ULL * 1000 * 1000 * 1000;
 /* Wake the reader once this many bytes wait in the ring buffer. */

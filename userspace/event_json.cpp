@@ -28,7 +28,7 @@ static json tls_json(const tdsbpf_tls& t)
 	json j{{"content_type", t.content_type},
 	       {"record_version", version4(t.record_version).substr(6)},
 	       {"record_length", t.record_length}};
-	if (t.content_type == 22)
+	if (t.content_type == TLS_CT_HANDSHAKE)
 		j["handshake_type"] = t.handshake_type;
 	if (t.flags & TDSBPF_TLS_HELLO_PARSED) {
 		j["hello_version"] = version4(t.hello_version).substr(6);
@@ -36,7 +36,7 @@ static json tls_json(const tdsbpf_tls& t)
 			j["selected_version"] = version4(t.selected_version).substr(6);
 		j["alpn_tds8"] = (t.flags & TDSBPF_TLS_ALPN_TDS8) != 0;
 	}
-	if (t.content_type == 21 && t.record_length == 2)
+	if (t.content_type == TLS_CT_ALERT && t.record_length == 2)
 		j["alert"] = {{"level", t.alert_level}, {"description", t.alert_desc}};
 	return j;
 }
@@ -56,11 +56,11 @@ static json detail_json(const tdsbpf_tds& t)
 			j["mars"] = p.mars;
 		if (p.fedauth_required != TDSBPF_VALUE_ABSENT)
 			j["fedauth_required"] = p.fedauth_required;
-		if (p.present & (1 << 2))
+		if (p.present & (1 << TDS_PL_INSTOPT))
 			j["instance"] = ascii_text(p.instance, p.instance_len, sizeof(p.instance));
-		if (p.present & (1 << 3))
+		if (p.present & (1 << TDS_PL_THREADID))
 			j["thread_id"] = p.thread_id;
-		if (p.present & (1 << 5)) {
+		if (p.present & (1 << TDS_PL_TRACEID)) {
 			j["connection_id"] = guid_string(p.connection_id);
 			j["activity_id"] = guid_string(p.activity_id);
 			j["activity_seq"] = p.activity_seq;

@@ -105,16 +105,23 @@ Loader::Loader(LoaderConfig cfg) : cfg_(std::move(cfg))
 		std::string s(buf);
 		while (!s.empty() && s.back() == '\n')
 			s.pop_back();
-		if (level == LIBBPF_WARN)
-			spdlog::debug("libbpf: {}", s); // failures are reported by the caller
-		else
-			spdlog::debug("libbpf: {}", s);
+		// warnings too: the failures they lead to are reported by the caller,
+		// and --verbose shows the verifier's log
+		spdlog::debug("libbpf: {}", s);
 		return 0;
 	});
 
 	skel_ = tdsbpf_bpf__open();
 	if (!skel_)
 		throw std::runtime_error("cannot open the BPF object: " + errstr(errno));
+	if (skel_->rodata->event_abi != TDSBPF_EVENT_ABI) {
+		unsigned built = skel_->rodata->event_abi;
+		tdsbpf_bpf__destroy(skel_);
+		skel_ = nullptr;
+		throw std::runtime_error("the BPF programs were built for event layout " + std::to_string(built) +
+					 " and this tdsbpf reads layout " + std::to_string(TDSBPF_EVENT_ABI) +
+					 ": rebuild both from the same source");
+	}
 	skel_->rodata->flush_interval_ns = cfg_.flush_interval_ns;
 	// the ring buffer: a power of two number of pages
 	uint64_t bytes = static_cast<uint64_t>(cfg_.ringbuf_mb) * 1024 * 1024;
@@ -134,7 +141,8 @@ Loader::Loader(LoaderConfig cfg) : cfg_(std::move(cfg))
 		tdsbpf_bpf__destroy(skel_);
 		skel_ = nullptr;
 		throw std::runtime_error("cannot load the BPF programs: " + errstr(err) +
-					 " (a kernel with BPF ring buffers and bpf_loop, Linux 5.17 or later, is needed;"
+					 " (a kernel with BPF ring buffers, bpf_loop and bpf_xdp_load_bytes, Linux 5.18 or later,"
+					 " is needed;"
 					 " run with --verbose for the verifier's log)");
 	}
 	for (uint16_t p : cfg_.ports)

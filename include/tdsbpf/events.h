@@ -17,6 +17,8 @@
 
 #include <linux/types.h>
 
+#include "protocol.h"
+
 #define TDSBPF_EVENT_ABI 1
 
 /* Direction of a packet relative to the SQL Server port, never the hook. */
@@ -76,26 +78,6 @@ struct tdsbpf_flow_key {
 	__u16 vlan_id;
 };
 
-/* TDS packet types (first byte of the 8-byte header). */
-enum tdsbpf_tds_type {
-	TDS_SQL_BATCH = 1,
-	TDS_PRE7_LOGIN = 2,
-	TDS_RPC = 3,
-	TDS_REPLY = 4,
-	TDS_ATTENTION = 6,
-	TDS_BULK_LOAD = 7,
-	TDS_FEDAUTH_TOKEN = 8,
-	TDS_TRANSACTION_MGR = 14,
-	TDS_LOGIN7 = 16,
-	TDS_SSPI = 17,
-	TDS_PRELOGIN = 18,
-};
-
-#define TDS_STATUS_EOM 0x01
-#define TDS_STATUS_IGNORE 0x02
-#define TDS_STATUS_RESETCONNECTION 0x08
-#define TDS_STATUS_RESETCONNECTIONSKIPTRAN 0x10
-
 /* What the details union of a TDS event holds. */
 enum tdsbpf_detail {
 	TDSBPF_D_NONE = 0,
@@ -107,12 +89,6 @@ enum tdsbpf_detail {
 	TDSBPF_D_REQUEST = 6,    /* SQL batch / RPC */
 };
 
-/* Encryption values of PRELOGIN option 1. */
-#define TDS_ENCRYPT_OFF 0
-#define TDS_ENCRYPT_ON 1
-#define TDS_ENCRYPT_NOT_SUP 2
-#define TDS_ENCRYPT_REQ 3
-#define TDS_ENCRYPT_CLIENT_CERT 0x80
 #define TDSBPF_VALUE_ABSENT 0xff /* an option that was not present */
 
 /* tdsbpf_prelogin.present: bit (1 << token) for each option seen */
@@ -261,12 +237,6 @@ struct tdsbpf_tds {
 	__u64 tail_done_rows;
 	union tdsbpf_tds_detail d;
 };
-
-#define SMP_SMID 0x53
-#define SMP_SYN 0x01
-#define SMP_ACK 0x02
-#define SMP_FIN 0x04
-#define SMP_DATA 0x08
 
 struct tdsbpf_smp {
 	__u8 flags;

@@ -172,7 +172,7 @@ TDSBPF_PARSER int tdsbpf_parse_prelogin(struct tdsbpf_scratch *sc)
 		if (!e)
 			return -1;
 		tok = e[0];
-		if (tok == 0xff)
+		if (tok == TDS_PL_TERMINATOR)
 			return 0;
 		e = tdsbpf_at(sc, at, 5);
 		if (!e)
@@ -182,7 +182,7 @@ TDSBPF_PARSER int tdsbpf_parse_prelogin(struct tdsbpf_scratch *sc)
 		if (tok < 16)
 			out->present |= (__u16)(1u << tok);
 		switch (tok) {
-		case 0: /* VERSION: major, minor, build (BE), subbuild */
+		case TDS_PL_VERSION: /* major, minor, build (BE), subbuild */
 			v = tdsbpf_at(sc, off, 6);
 			if (len >= 6 && v) {
 				out->version_major = v[0];
@@ -191,12 +191,12 @@ TDSBPF_PARSER int tdsbpf_parse_prelogin(struct tdsbpf_scratch *sc)
 				out->version_subbuild = tdsbpf_be16(v + 4);
 			}
 			break;
-		case 1: /* ENCRYPTION */
+		case TDS_PL_ENCRYPTION:
 			v = tdsbpf_at(sc, off, 1);
 			if (len >= 1 && v)
 				out->encryption = v[0];
 			break;
-		case 2: { /* INSTOPT: NUL-terminated instance name */
+		case TDS_PL_INSTOPT: { /* a NUL-terminated instance name */
 			__u32 k;
 
 			for (k = 0; k < sizeof(out->instance); k++) {
@@ -208,17 +208,17 @@ TDSBPF_PARSER int tdsbpf_parse_prelogin(struct tdsbpf_scratch *sc)
 			out->instance_len = (__u8)k;
 			break;
 		}
-		case 3: /* THREADID */
+		case TDS_PL_THREADID:
 			v = tdsbpf_at(sc, off, 4);
 			if (len >= 4 && v)
 				out->thread_id = tdsbpf_be32(v);
 			break;
-		case 4: /* MARS */
+		case TDS_PL_MARS:
 			v = tdsbpf_at(sc, off, 1);
 			if (len >= 1 && v)
 				out->mars = v[0];
 			break;
-		case 5: /* TRACEID: connection id (16), activity id (16) + sequence (4) */
+		case TDS_PL_TRACEID: /* connection id (16), activity id (16) + sequence (4) */
 			v = tdsbpf_at(sc, off, 32);
 			if (len >= 36 && v) {
 				__builtin_memcpy(out->connection_id, v, 16);
@@ -228,7 +228,7 @@ TDSBPF_PARSER int tdsbpf_parse_prelogin(struct tdsbpf_scratch *sc)
 					out->activity_seq = tdsbpf_le32(v);
 			}
 			break;
-		case 6: /* FEDAUTHREQUIRED */
+		case TDS_PL_FEDAUTHREQUIRED:
 			v = tdsbpf_at(sc, off, 1);
 			if (len >= 1 && v)
 				out->fedauth_required = v[0];
@@ -448,7 +448,8 @@ TDSBPF_PARSER int tdsbpf_classify_sspi(struct tdsbpf_scratch *sc)
 /*
  * An NTLM AUTHENTICATE message at sc->b[sc->arg]: for domain, user and
  * workstation, sc->res[i] = length << 16 | offset (offset from the start
- * of the NTLM message), and out.sspi.length the negotiate flags. The
+ * of the NTLM message), and sc->res[3] the negotiate flags (0 when they
+ * lie beyond the bytes at hand). The
  * challenge responses and the session key are never looked at. Returns 0,
  * or -1 when this is not an AUTHENTICATE.
  */
@@ -533,14 +534,14 @@ TDSBPF_PARSER int tdsbpf_parse_features(struct tdsbpf_scratch *sc)
 		b = tdsbpf_at(sc, pos, 1);
 		if (!b)
 			return 0;
-		if (b[0] == 0xff) {
+		if (b[0] == TDS_FEATURE_TERMINATOR) {
 			sc->out.login7.flags |= TDSBPF_L7_FEATURES_SEEN;
 			return 0;
 		}
 		b = tdsbpf_at(sc, pos, 5);
 		if (!b)
 			return 0;
-		if (b[0] == 0x02) /* FEDAUTH */
+		if (b[0] == TDS_FEATURE_FEDAUTH)
 			sc->out.login7.flags |= TDSBPF_L7_FEDAUTH;
 		sc->pos = pos + 5 + tdsbpf_le32(b + 1);
 	}
@@ -617,7 +618,7 @@ TDSBPF_INLINE void tdsbpf_reply_tokens(struct tdsbpf_scratch *sc, struct tdsbpf_
 			out->first_token = tok;
 		len = tdsbpf_le16(b + 1);
 		switch (tok) {
-		case 0xad: /* LOGINACK: interface, TDS version (BE), prog name, version */
+		case TDS_TOKEN_LOGINACK: /* interface, TDS version (BE), prog name, version */
 			out->tokens |= TDSBPF_TOK_LOGINACK;
 			b = tdsbpf_at(sc, pos + 3, 6);
 			if (b) {
@@ -629,7 +630,7 @@ TDSBPF_INLINE void tdsbpf_reply_tokens(struct tdsbpf_scratch *sc, struct tdsbpf_
 					__builtin_memcpy(out->server_version, b, 4);
 			}
 			break;
-		case 0xaa: /* ERROR */
+		case TDS_TOKEN_ERROR:
 			if (!(out->tokens & TDSBPF_TOK_ERROR)) {
 				out->tokens |= TDSBPF_TOK_ERROR;
 				b = tdsbpf_at(sc, pos + 3, 6);
@@ -640,22 +641,22 @@ TDSBPF_INLINE void tdsbpf_reply_tokens(struct tdsbpf_scratch *sc, struct tdsbpf_
 				}
 			}
 			break;
-		case 0xab: /* INFO */
+		case TDS_TOKEN_INFO:
 			out->tokens |= TDSBPF_TOK_INFO;
 			break;
-		case 0xe3: /* ENVCHANGE */
+		case TDS_TOKEN_ENVCHANGE:
 			out->tokens |= TDSBPF_TOK_ENVCHANGE;
 			/* routing and packet size are read after the walk */
 			b = tdsbpf_at(sc, pos + 3, 1);
-			if (b && b[0] == 20) {
+			if (b && b[0] == TDS_ENV_ROUTING) {
 				out->tokens |= TDSBPF_TOK_ROUTING;
 				sc->res[0] = pos + 4;
-			} else if (b && b[0] == 4) {
+			} else if (b && b[0] == TDS_ENV_PACKETSIZE) {
 				out->tokens |= TDSBPF_TOK_PACKETSIZE;
 				sc->res[1] = pos + 4;
 			}
 			break;
-		case 0xed: /* SSPI: NTLM CHALLENGE or a Kerberos/SPNEGO reply */
+		case TDS_TOKEN_SSPI: /* NTLM CHALLENGE or a Kerberos/SPNEGO reply */
 			out->tokens |= TDSBPF_TOK_SSPI;
 			b = tdsbpf_at(sc, pos + 3, 12);
 			if (b && tdsbpf_is_ntlmssp(b))
@@ -663,32 +664,32 @@ TDSBPF_INLINE void tdsbpf_reply_tokens(struct tdsbpf_scratch *sc, struct tdsbpf_
 			else if (b && b[0] == 0xa1)
 				out->sspi_ntlm_type = 0; /* SPNEGO: classified by the walk */
 			break;
-		case 0xee: /* FEDAUTHINFO, u32 length */
-		case 0xe4: /* SESSIONSTATE, u32 length */
-			out->tokens |= tok == 0xee ? TDSBPF_TOK_FEDAUTHINFO : TDSBPF_TOK_SESSIONSTATE;
+		case TDS_TOKEN_FEDAUTHINFO: /* u32 length */
+		case TDS_TOKEN_SESSIONSTATE: /* u32 length */
+			out->tokens |= tok == TDS_TOKEN_FEDAUTHINFO ? TDSBPF_TOK_FEDAUTHINFO : TDSBPF_TOK_SESSIONSTATE;
 			b = tdsbpf_at(sc, pos + 1, 4);
 			if (!b || tdsbpf_le32(b) > 0xffff)
 				goto stopped;
 			len = tdsbpf_le32(b) + 2; /* the u32 length takes 2 more bytes */
 			break;
-		case 0xa9: /* ORDER */
-		case 0xa4: /* TABNAME */
-		case 0xa5: /* COLINFO */
+		case TDS_TOKEN_ORDER:
+		case TDS_TOKEN_TABNAME:
+		case TDS_TOKEN_COLINFO:
 			break;
-		case 0x79: /* RETURNSTATUS: a 4-byte value, no length */
+		case TDS_TOKEN_RETURNSTATUS: /* a 4-byte value, no length */
 			out->tokens |= TDSBPF_TOK_RETURNSTATUS;
 			len = 2;
 			break;
-		case 0xfd: /* DONE */
-		case 0xfe: /* DONEPROC */
-		case 0xff: /* DONEINPROC: status, cur cmd, row count (4 bytes before 7.2) */
+		case TDS_TOKEN_DONE:
+		case TDS_TOKEN_DONEPROC:
+		case TDS_TOKEN_DONEINPROC: /* status, cur cmd, row count (4 bytes before 7.2) */
 			if (!(out->tokens & TDSBPF_TOK_DONE)) {
 				out->tokens |= TDSBPF_TOK_DONE;
 				out->done_status = len; /* the status is where a length would be */
 			}
 			len = sc->arg ? 6 : 10;
 			break;
-		case 0xae: { /* FEATUREEXTACK: (id u8, length u32, data)... up to 0xFF */
+		case TDS_TOKEN_FEATUREEXTACK: { /* (id u8, length u32, data)... up to 0xFF */
 			__u32 p2;
 			int k;
 
@@ -700,7 +701,7 @@ TDSBPF_INLINE void tdsbpf_reply_tokens(struct tdsbpf_scratch *sc, struct tdsbpf_
 				b = tdsbpf_at(sc, p2, 5);
 				if (!b)
 					goto stopped;
-				if (b[0] == 0xff)
+				if (b[0] == TDS_FEATURE_TERMINATOR)
 					break;
 				if (tdsbpf_le32(b + 1) > 0xffff)
 					goto stopped;
@@ -711,11 +712,11 @@ TDSBPF_INLINE void tdsbpf_reply_tokens(struct tdsbpf_scratch *sc, struct tdsbpf_
 			len = sc->pos2 + 1 - pos - 3; /* past the 0xFF */
 			break;
 		}
-		case 0x81:
+		case TDS_TOKEN_COLMETADATA:
 			out->tokens |= TDSBPF_TOK_COLMETADATA;
 			goto stopped;
-		case 0xd1:
-		case 0xd2:
+		case TDS_TOKEN_ROW:
+		case TDS_TOKEN_NBCROW:
 			out->tokens |= TDSBPF_TOK_ROW;
 			goto stopped;
 		default:
@@ -772,7 +773,7 @@ TDSBPF_PARSER int tdsbpf_parse_tail_done(struct tdsbpf_scratch *sc)
 	b = tdsbpf_at(sc, 13 - n, 13);
 	if (!b)
 		b = tdsbpf_at(sc, 13 - n, n);
-	if (!b || (b[0] != 0xfd && b[0] != 0xfe && b[0] != 0xff))
+	if (!b || (b[0] != TDS_TOKEN_DONE && b[0] != TDS_TOKEN_DONEPROC && b[0] != TDS_TOKEN_DONEINPROC))
 		return -1;
 	/* DONE status uses bits 0x0001..0x0100 only */
 	if (b[2] & 0xfe)

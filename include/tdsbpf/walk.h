@@ -684,8 +684,11 @@ struct tdsbpf_frames {
 	__s32 done;  /* the walk of this segment is over (sync lost or header carried) */
 };
 
-/* One frame of a segment (the cursor is w->sc->rel); returns 1 to stop. */
-static long tdsbpf_frame_step(__u32 index, void *data)
+/*
+ * One frame of a segment (the cursor is w->sc->rel); returns 1 to stop.
+ * The bpf_loop index is not needed: the cursor says where the frame is.
+ */
+static long tdsbpf_frame_step(__u32 index __attribute__((unused)), void *data)
 {
 	struct tdsbpf_frames *c = (struct tdsbpf_frames *)data;
 	struct tdsbpf_walk *w = c->w;

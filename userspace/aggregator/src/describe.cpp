@@ -12,26 +12,26 @@ std::string tls_desc(const tdsbpf_tls& t)
 {
 	char buf[160];
 	switch (t.content_type) {
-	case 20: return "TLS:Change Cipher Spec";
-	case 21: snprintf(buf, sizeof(buf), "TLS:Alert level %u description %u", t.alert_level, t.alert_desc); return buf;
-	case 22: {
+	case TLS_CT_CHANGE_CIPHER_SPEC: return "TLS:Change Cipher Spec";
+	case TLS_CT_ALERT: snprintf(buf, sizeof(buf), "TLS:Alert level %u description %u", t.alert_level, t.alert_desc); return buf;
+	case TLS_CT_HANDSHAKE: {
 		std::string s = "TLS:HandShake: ";
 		switch (t.handshake_type) {
-		case 1: s += "Client Hello"; break;
-		case 2: s += "Server Hello"; break;
-		case 11: s += "Certificate"; break;
-		case 16: s += "Client Key Exchange"; break;
+		case TLS_HS_CLIENT_HELLO: s += "Client Hello"; break;
+		case TLS_HS_SERVER_HELLO: s += "Server Hello"; break;
+		case TLS_HS_CERTIFICATE: s += "Certificate"; break;
+		case TLS_HS_CLIENT_KEY_EXCHANGE: s += "Client Key Exchange"; break;
 		default: s += "Encrypted Handshake Message"; break;
 		}
-		if (t.handshake_type == 1 && t.hello_version)
+		if (t.handshake_type == TLS_HS_CLIENT_HELLO && t.hello_version)
 			s += " (TLS " + tls_version_name(t.hello_version) + ")";
-		if (t.handshake_type == 2)
+		if (t.handshake_type == TLS_HS_SERVER_HELLO)
 			s += " (TLS " + tls_version_name(t.selected_version ? t.selected_version : t.hello_version) + ")";
 		if (t.flags & TDSBPF_TLS_ALPN_TDS8)
 			s += ", ALPN tds/8.0";
 		return s;
 	}
-	case 23: snprintf(buf, sizeof(buf), "TLS:Application Data, Length = %u", t.record_length); return buf;
+	case TLS_CT_APPLICATION_DATA: snprintf(buf, sizeof(buf), "TLS:Application Data, Length = %u", t.record_length); return buf;
 	default: snprintf(buf, sizeof(buf), "TLS:Record type %u", t.content_type); return buf;
 	}
 }
@@ -88,7 +88,7 @@ std::string describe_event(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm
 		return tls_desc(ev.u.tls);
 	case TDSBPF_EV_TDS_DONE:
 		snprintf(buf, sizeof(buf), "TDS:Done, Status = 0x%02x%s%s, RowCount = %llu", ev.u.done.status,
-			 ev.u.done.status & 0x20 ? " (attention ack)" : "", ev.u.done.status & 0x02 ? " (error)" : "",
+			 ev.u.done.status & TDS_DONE_ATTN ? " (attention ack)" : "", ev.u.done.status & TDS_DONE_ERROR ? " (error)" : "",
 			 static_cast<unsigned long long>(ev.u.done.rows));
 		return buf;
 	case TDSBPF_EV_NTLM_AUTH: {

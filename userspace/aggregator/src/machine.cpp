@@ -71,13 +71,13 @@ Phase initial_phase(const tdsbpf_event& ev)
 	case TDSBPF_EV_TDS:
 		if (ev.dir == TDSBPF_DIR_C2S && ev.u.tds.type == TDS_PRELOGIN)
 			return ev.u.tds.detail == TDSBPF_D_TLS ? Phase::tls_handshake : Phase::prelogin;
-		if (ev.u.tds.detail == TDSBPF_D_TLS && ev.u.tds.d.tls.content_type == 22)
+		if (ev.u.tds.detail == TDSBPF_D_TLS && ev.u.tds.d.tls.content_type == TLS_CT_HANDSHAKE)
 			return Phase::tls_handshake;
 		if (ev.dir == TDSBPF_DIR_C2S && ev.u.tds.type == TDS_LOGIN7)
 			return Phase::login;
 		return Phase::active;
 	case TDSBPF_EV_TLS:
-		if (ev.u.tls.content_type == 22)
+		if (ev.u.tls.content_type == TLS_CT_HANDSHAKE)
 			return Phase::tls_handshake;
 		return Phase::active;
 	default:

@@ -21,7 +21,7 @@ void on_prelogin(Connection& c, const tdsbpf_prelogin& p, int dir, uint64_t ts)
 	info.seen = true;
 	if (dir == TDSBPF_DIR_S2C)
 		c.prelogin.answered = true;
-	if (p.present & 1) {
+	if (p.present & (1 << TDS_PL_VERSION)) {
 		info.has_version = true;
 		info.major = p.version_major;
 		info.minor = p.version_minor;
@@ -43,28 +43,28 @@ void on_tls(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts, bool in_td
 	if (dir == TDSBPF_DIR_S2C)
 		c.last_server_payload_ns = ts;
 	switch (t.content_type) {
-	case 22: // handshake
+	case TLS_CT_HANDSHAKE:
 		c.tls.seen = true;
 		if (t.flags & TDSBPF_TLS_ALPN_TDS8)
 			c.tls.alpn_tds8 = true;
-		if (dir == TDSBPF_DIR_C2S && t.handshake_type == 1) {
+		if (dir == TDSBPF_DIR_C2S && t.handshake_type == TLS_HS_CLIENT_HELLO) {
 			if (!in_tds && !c.prelogin.side[TDSBPF_DIR_C2S].seen)
 				c.tls.strict = true; // TLS first: TDS 8.0
 			if (t.hello_version)
 				c.tls.client_version = t.hello_version;
 		}
-		if (dir == TDSBPF_DIR_S2C && t.handshake_type == 2)
+		if (dir == TDSBPF_DIR_S2C && t.handshake_type == TLS_HS_SERVER_HELLO)
 			c.tls.server_version = t.selected_version ? t.selected_version : t.hello_version;
 		if (c.tls.alpn_tds8)
 			c.tls.strict = true;
 		enter(c, Phase::tls_handshake, ts);
 		break;
-	case 21: // alert in clear
+	case TLS_CT_ALERT: // in clear
 		c.tls.alert = true;
 		c.tls.alert_level = t.alert_level;
 		c.tls.alert_desc = t.alert_desc;
 		break;
-	case 23: // application data
+	case TLS_CT_APPLICATION_DATA:
 		if (dir == TDSBPF_DIR_C2S && !c.work.opaque_client_flight) {
 			c.work.opaque_client_flight = true; // a new run of client records
 			c.work.opaque_client_flights++;
@@ -152,7 +152,7 @@ void on_reply(Connection& c, const tdsbpf_reply& r, const tdsbpf_tds& t, uint64_
 			c.work.last_error_state = r.error_state;
 			c.work.last_error_class = r.error_class;
 		}
-		if (r.done_status & 0x20)
+		if (r.done_status & TDS_DONE_ATTN)
 			attention_acked(c);
 		return;
 	}

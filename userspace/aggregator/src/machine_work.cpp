@@ -42,11 +42,11 @@ void attention_acked(Connection& c)
 void on_done(Connection& c, uint16_t status, uint64_t rows)
 {
 	c.work.done_tokens++;
-	if (status & 0x10) {
+	if (status & TDS_DONE_COUNT) {
 		c.work.rows += rows;
 		c.work.rows_seen = true;
 	}
-	if (status & 0x20)
+	if (status & TDS_DONE_ATTN)
 		attention_acked(c);
 }
 
