@@ -30,7 +30,8 @@ JsonWriter& JsonWriter::value(std::string_view s)
 	return *this;
 }
 
-JsonWriter& JsonWriter::value(uint64_t v)
+template <typename Int>
+JsonWriter& JsonWriter::integer(Int v)
 {
 	if (comma_)
 		out_.put(',');
@@ -40,14 +41,14 @@ JsonWriter& JsonWriter::value(uint64_t v)
 	return *this;
 }
 
+JsonWriter& JsonWriter::value(uint64_t v)
+{
+	return integer(v);
+}
+
 JsonWriter& JsonWriter::value(int64_t v)
 {
-	if (comma_)
-		out_.put(',');
-	char* p = out_.reserve(24);
-	out_.advance(static_cast<size_t>(std::to_chars(p, p + 24, v).ptr - p));
-	comma_ = true;
-	return *this;
+	return integer(v);
 }
 
 JsonWriter& JsonWriter::value(double v)

@@ -115,6 +115,8 @@ public:
 	static void escape(std::string& out, std::string_view s);
 
 private:
+	template <typename Int>
+	JsonWriter& integer(Int v);
 	JsonWriter& open(char c)
 	{
 		char* p = out_.reserve(2);
