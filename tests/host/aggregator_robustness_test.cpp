@@ -682,5 +682,132 @@ TEST(Work, RowsAndDoneCounts)
 	EXPECT_EQ(r[0]["work"]["latency_ms"]["count"], 3);
 }
 
+
+// An attention after the reply's last packet (a driver closing a result it
+// did not read to the end) cancels nothing: counted apart, no diagnosis.
+TEST(Diagnosis, AttentionAfterTheReplyEndedIsHarmless)
+{
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
+		.request(0.020, TDS_SQL_BATCH)
+		.response(0.030)
+		.request(0.040, TDS_ATTENTION)
+		.response(0.041)
+		.tail_done(TDS_DONE_ATTN, 0)
+		.fin(1.0, C2S, 0, 0)
+		.fin(1.001, S2C, 0, 0)
+		.close_ack(1.002, C2S, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["work"]["attentions"], 1);
+	EXPECT_EQ(r[0]["work"]["attentions_after_reply"], 1);
+	EXPECT_EQ(r[0]["work"]["attention_acks"], 1);
+	EXPECT_FALSE(has_diagnosis(r[0], "attention")) << r[0]["diagnoses"].dump();
+}
+
+// One that interrupts a running request is a cancellation or a timeout.
+TEST(Diagnosis, AttentionDuringARequestIsACancellation)
+{
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
+		.request(0.020, TDS_SQL_BATCH)
+		.request(30.020, TDS_ATTENTION)
+		.response(30.030)
+		.tail_done(TDS_DONE_ATTN, 0)
+		.fin(31.0, C2S, 0, 0)
+		.fin(31.001, S2C, 0, 0)
+		.close_ack(31.002, C2S, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["work"]["attentions_after_reply"], 0);
+	ASSERT_TRUE(has_diagnosis(r[0], "attention")) << r[0]["diagnoses"].dump();
+	EXPECT_NE(r[0]["diagnoses"].dump().find("while a request was running"), std::string::npos);
+}
+
+// A connection still open when a capture ends lasts until its last packet,
+// not until the end of the capture (an hour later here).
+TEST(Record, StillOpenAtTheEndOfACaptureEndsAtItsLastPacket)
+{
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51).request(0.020, TDS_RPC).response(0.031);
+	CollectSink sink;
+	Aggregator agg({}, sink);
+	for (auto& rec : t.records())
+		agg.on_event(rec.base(), rec.len);
+	agg.finish(at(4600));
+	ASSERT_EQ(sink.records.size(), 1u);
+	const auto& r = sink.records[0];
+	EXPECT_EQ(r["close"]["kind"], "still_open");
+	EXPECT_LT(r["duration_ms"].get<double>(), 100.0);
+	EXPECT_EQ(r["end_time"], r["last_seen_time"]);
+}
+
+// TDS 7.0/7.1 clients send LOGIN7 with no PRELOGIN: nothing was negotiated,
+// and an NTLM login carries no password to warn about.
+TEST(Diagnosis, NoPreloginMeansNoEncryptionNegotiatedAndNoPasswordForNtlm)
+{
+	Trace t("192.0.2.10", 50200, "192.0.2.20", 1433);
+	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+		.login7(0.003, 0x71000001, true, TDSBPF_SSPI_NTLM)
+		.sspi_challenge(0.004)
+		.ntlm_auth(0.005, "CORP", "ann", "WS1")
+		.loginack(0.006, 0x71000001, 8, 0, 2039, 52)
+		.fin(1.0, C2S, 0, 0)
+		.fin(1.001, S2C, 0, 0)
+		.close_ack(1.002, C2S, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["negotiated"]["encryption"], "not_negotiated");
+	EXPECT_EQ(r[0]["authentication"]["method"], "ntlm");
+	ASSERT_TRUE(has_diagnosis(r[0], "login_unencrypted")) << r[0]["diagnoses"].dump();
+	std::string all = r[0]["diagnoses"].dump();
+	EXPECT_NE(all.find("no PRELOGIN"), std::string::npos) << all;
+	EXPECT_NE(all.find("carries no password"), std::string::npos) << all;
+	EXPECT_EQ(all.find("password in it is only obfuscated"), std::string::npos) << all;
+}
+
+// A SQL login in clear still warns about the password.
+TEST(Diagnosis, SqlLoginInClearWarnsAboutThePassword)
+{
+	Trace t("192.0.2.10", 50201, "192.0.2.20", 1433);
+	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_NOT_SUP, 0)
+		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_NOT_SUP, TDSBPF_VALUE_ABSENT)
+		.login7(0.005, 0x74000004, false, TDSBPF_SSPI_NONE)
+		.loginack(0.006, 0x74000004, 16, 0, 1, 52)
+		.fin(1.0, C2S, 0, 0)
+		.fin(1.001, S2C, 0, 0)
+		.close_ack(1.002, C2S, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["negotiated"]["encryption"], "off");
+	EXPECT_NE(r[0]["diagnoses"].dump().find("SQL password in it is only obfuscated"), std::string::npos);
+}
+
+// The login succeeded, the client said nothing and closed at its login
+// timeout: the driver did not take the reply.
+TEST(Diagnosis, LoginReplyNotTaken)
+{
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
+		.fin(15.001, C2S, 0, 0)
+		.fin(15.002, S2C, 0, 0)
+		.close_ack(15.003, C2S, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["login"]["outcome"], "success");
+	EXPECT_TRUE(has_diagnosis(r[0], "login_reply_not_taken")) << r[0]["diagnoses"].dump();
+
+	// a pooled connection closed unused minutes later is not that
+	Trace p = sql_login(50001);
+	p.loginack(0.010, 0x74000004, 16, 0, 1, 51)
+		.fin(300.0, C2S, 0, 0)
+		.fin(300.001, S2C, 0, 0)
+		.close_ack(300.002, C2S, 0, 0);
+	auto q = run(p.records());
+	ASSERT_EQ(q.size(), 1u);
+	EXPECT_FALSE(has_diagnosis(q[0], "login_reply_not_taken")) << q[0]["diagnoses"].dump();
+}
+
 } // namespace
 } // namespace tdsbpf::test

@@ -48,6 +48,10 @@ Encryption Connection::encryption() const
 			return Encryption::full;
 		return Encryption::login_only;
 	}
+	// a LOGIN7 in clear with no PRELOGIN before it: a TDS 7.0/7.1 client,
+	// which negotiates no encryption at all (unless the tracer came late)
+	if (login.login7_plain && !cl.seen && !sv.seen && !midstream && tcp.syn_count)
+		return Encryption::not_negotiated;
 	if (login.login7_plain)
 		return Encryption::off;
 	if (login.seen && login.plaintext_after)
@@ -85,7 +89,11 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 {
 	c.end_reason = why;
 	bool closed = c.close.fin[0] || c.close.fin[1] || c.close.rst[0] || c.close.rst[1];
-	c.end_ns = (closed || why == EndReason::closed) ? c.last_ns : std::max(end_ns, c.last_ns);
+	// A connection that closed, or that was still open when the capture or
+	// the tracer ended, ends at its last packet: the end of a capture says
+	// nothing about it. Timeouts and evictions end when the tracer gave up.
+	c.end_ns = (closed || why == EndReason::closed || why == EndReason::finish) ? c.last_ns
+										      : std::max(end_ns, c.last_ns);
 	Phase before_close = c.phase == Phase::close ? c.close.phase : c.phase;
 	bool established = c.tcp.synack_ns || c.tcp.hs_ack_ns || phase_rank(before_close) > phase_rank(Phase::tcp_handshake);
 

@@ -74,7 +74,9 @@ const char* login_outcome_name(LoginOutcome o);
 
 // What was encrypted: nothing, the login only, everything after the
 // PRELOGIN (full), or everything from the first byte (TDS 8.0 strict).
-enum class Encryption : uint8_t { unknown, off, login_only, full, strict };
+// not_negotiated: no PRELOGIN at all (TDS 7.0/7.1 clients), so nothing
+// was encrypted and nothing was offered.
+enum class Encryption : uint8_t { unknown, off, login_only, full, strict, not_negotiated };
 const char* encryption_name(Encryption e);
 
 enum class EndReason : uint8_t { none, closed, idle_timeout, handshake_timeout, finish, evicted, replaced };
@@ -259,6 +261,7 @@ struct WorkState {
 	uint64_t requests = 0, responses = 0;
 	uint64_t encrypted_requests = 0;
 	uint64_t attention_acks = 0;
+	uint64_t attentions_after_reply = 0; // sent when no reply was due or streaming
 	uint64_t pending_attentions = 0;
 	uint64_t reset_connection = 0;
 	uint64_t done_tokens = 0, rows = 0;

@@ -243,9 +243,49 @@ void slow_login(Findings& f)
 
 void login_unencrypted(Findings& f)
 {
-	if (f.c.login.login7_plain && !f.c.tls.seen)
+	const Connection& c = f.c;
+	if (!c.login.login7_plain || c.tls.seen)
+		return;
+	const char* why = c.encryption() == Encryption::not_negotiated
+				  ? "no PRELOGIN: a TDS 7.0/7.1 client, which negotiates no encryption"
+				  : "encryption not supported by one side";
+	switch (c.auth.method) {
+	case AuthMethod::sql:
 		f.add("login_unencrypted", "warning",
-		      "The LOGIN7 packet was sent without TLS (encryption not supported by one side): a SQL password in it is only obfuscated. Enable encryption on the server and the driver.");
+		      "The LOGIN7 packet was sent without TLS (%s): the SQL password in it is only obfuscated, readable by anyone on the path. Enable encryption on the server and the driver.",
+		      why);
+		break;
+	case AuthMethod::ntlm:
+	case AuthMethod::kerberos:
+	case AuthMethod::federated:
+		f.add("login_unencrypted", "warning",
+		      "The LOGIN7 packet was sent without TLS (%s). It carries no password (%s authentication), but the user, host and application names and everything after the login travel in clear. Enable encryption on the server and the driver.",
+		      why, auth_method_name(c.auth.method));
+		break;
+	default:
+		f.add("login_unencrypted", "warning",
+		      "The LOGIN7 packet was sent without TLS (%s): whatever it carries, a SQL password included, travels in clear or only obfuscated. Enable encryption on the server and the driver.",
+		      why);
+		break;
+	}
+}
+
+void login_reply_not_taken(Findings& f)
+{
+	// The server accepted the login and the client said nothing more, then
+	// closed about when a driver's login timeout runs out after the SYN:
+	// the driver most likely never took the LOGINACK.
+	const Connection& c = f.c;
+	if (c.login.outcome != LoginOutcome::success || c.work.requests || c.work.encrypted_requests ||
+	    c.close.initiator != kC2S || !c.close.start_ns || !c.tcp.syn_ns || c.tcp.keepalive_total())
+		return;
+	uint64_t after_syn = c.close.start_ns - c.tcp.syn_ns;
+	uint64_t timeout = static_cast<uint64_t>(f.cfg.login_timeout_ms) * 1000000ull;
+	if (after_syn < timeout * 9 / 10 || after_syn > timeout * 3 / 2)
+		return;
+	f.add("login_reply_not_taken", "warning",
+	      "The server accepted the login (LOGINACK %.1f ms after the SYN), but the client sent nothing more and closed the connection %.1f s after the SYN, about its login timeout (%u ms): the driver probably did not take the reply (a TLS or protocol problem on the client side, or a reply that never reached it). Look at the client's error for this time.",
+	      ms(c.login.ack_ns - c.tcp.syn_ns), ms(after_syn) / 1000.0, f.cfg.login_timeout_ms);
 }
 
 void weak_tls(Findings& f)
@@ -309,11 +349,14 @@ void evicted(Findings& f)
 
 void attention(Findings& f)
 {
+	// attentions after a reply had ended cancel nothing (see the record's
+	// work.attentions_after_reply): only those that interrupted a request
 	const WorkState& w = f.c.work;
-	if (w.attentions)
+	uint64_t interrupting = w.attentions - w.attentions_after_reply;
+	if (interrupting)
 		f.add("attention", "warning",
-		      "The client sent %llu attention(s), %llu acknowledged by the server: a query was cancelled or hit the command timeout.",
-		      ull(w.attentions), ull(w.attention_acks));
+		      "The client sent %llu attention(s) while a request was running (%llu acknowledged by the server): a query was cancelled by the application or hit its command timeout. Look for the timeout in the application's log and at the query's duration on the server.",
+		      ull(interrupting), ull(w.attention_acks));
 }
 
 void retransmissions(Findings& f)
@@ -380,6 +423,7 @@ constexpr Rule kRules[] = {
 	login_timed_out,
 	slow_login,
 	login_unencrypted,
+	login_reply_not_taken,
 	weak_tls,
 	redirected,
 	idle_closed_after_keepalives,

@@ -69,6 +69,12 @@ void count_request(Connection& c, StreamState& st, const tdsbpf_tds& t, uint64_t
 	case TDS_ATTENTION:
 		c.work.attentions++;
 		c.work.pending_attentions++;
+		// An attention while a request waits for its reply, or while the
+		// reply streams, cancels it. One after the reply's last packet (a
+		// driver closing a result it did not read to the end) cancels
+		// nothing.
+		if (!st.pending && !st.in_msg[kS2C])
+			c.work.attentions_after_reply++;
 		break;
 	case TDS_BULK_LOAD: c.work.bulk_loads++; break;
 	case TDS_TRANSACTION_MGR: c.work.tm_requests++; break;

@@ -91,6 +91,7 @@ const char* encryption_name(Encryption e)
 	case Encryption::login_only: return "login_only";
 	case Encryption::full: return "full";
 	case Encryption::strict: return "strict";
+	case Encryption::not_negotiated: return "not_negotiated";
 	}
 	return "unknown";
 }

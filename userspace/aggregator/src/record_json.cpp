@@ -110,6 +110,7 @@ void RecordWriter::write()
 	endpoints();
 	time("start_time", c_.first_ns);
 	time("end_time", end_ns);
+	time("last_seen_time", c_.last_ns);
 	w_.member("duration_ms", Millis{end_ns - c_.first_ns});
 	w_.member("midstream", c_.midstream);
 	w_.member("phase", phase_name(c_.phase));
@@ -293,6 +294,7 @@ void RecordWriter::work()
 	w_.member("rpcs", k.rpcs);
 	w_.member("attentions", k.attentions);
 	w_.member("attention_acks", k.attention_acks);
+	w_.member("attentions_after_reply", k.attentions_after_reply);
 	w_.member("bulk_loads", k.bulk_loads);
 	w_.member("transaction_manager", k.tm_requests);
 	w_.member("requests", k.requests);
