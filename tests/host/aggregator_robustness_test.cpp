@@ -809,5 +809,64 @@ TEST(Diagnosis, LoginReplyNotTaken)
 	EXPECT_FALSE(has_diagnosis(q[0], "login_reply_not_taken")) << q[0]["diagnoses"].dump();
 }
 
+// Full encryption: the server answers the login flight once and closes,
+// no request between: a probable login failure, not an abnormal close.
+TEST(Diagnosis, EncryptedLoginAnsweredThenClosedByTheServerIsAProbableFailure)
+{
+	Trace t("192.0.2.10", 50300, "192.0.2.20", 1433);
+	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
+		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
+		.tls_in_tds(0.005, C2S, 22, 1)
+		.tls_in_tds(0.006, S2C, 22, 2)
+		.tls_in_tds(0.007, C2S, 22, 16)
+		.tls_in_tds(0.008, S2C, 20, 0)
+		.tls(0.009, C2S, 23)
+		.tls(0.010, S2C, 23)
+		.fin(0.011, S2C, 0, 0)
+		.close_ack(0.012, C2S, 0, 0)
+		.fin(0.013, C2S, 0, 0)
+		.close_ack(0.014, S2C, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["negotiated"]["encryption"], "full");
+	EXPECT_EQ(r[0]["login"]["outcome"], "failed");
+	EXPECT_EQ(r[0]["login"]["inferred"], true);
+	EXPECT_TRUE(r[0]["login"]["error"].is_null());
+	EXPECT_TRUE(has_diagnosis(r[0], "login_failed")) << r[0]["diagnoses"].dump();
+	EXPECT_NE(r[0]["diagnoses"].dump().find("probably failed"), std::string::npos);
+	EXPECT_FALSE(has_diagnosis(r[0], "server_closed_first")) << r[0]["diagnoses"].dump();
+
+	// with a request after the login, the server's close is something else
+	Trace u("192.0.2.10", 50301, "192.0.2.20", 1433);
+	u.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
+		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
+		.tls_in_tds(0.005, C2S, 22, 1)
+		.tls_in_tds(0.006, S2C, 22, 2)
+		.tls(0.009, C2S, 23)
+		.tls(0.010, S2C, 23)
+		.tls(0.020, C2S, 23)
+		.tls(0.021, S2C, 23)
+		.fin(5.0, S2C, 0, 0)
+		.close_ack(5.001, C2S, 0, 0);
+	auto q = run(u.records());
+	ASSERT_EQ(q.size(), 1u);
+	EXPECT_EQ(q[0]["login"]["outcome"], "unknown");
+	EXPECT_EQ(q[0]["login"]["inferred"], false);
+}
+
+// A failed login has its login time: SYN to the ERROR.
+TEST(Record, FailedLoginHasItsDuration)
+{
+	Trace t = sql_login();
+	t.login_error(0.250, 18456, 1, 14).fin(0.251, S2C, 0, 0).fin(0.252, C2S, 0, 0).close_ack(0.253, S2C, 0, 0);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["login"]["outcome"], "failed");
+	EXPECT_DOUBLE_EQ(r[0]["login"]["duration_ms"].get<double>(), 250.0);
+	EXPECT_EQ(r[0]["login"]["inferred"], false);
+}
+
 } // namespace
 } // namespace tdsbpf::test

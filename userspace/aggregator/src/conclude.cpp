@@ -145,7 +145,16 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 	} else if (!established) {
 		c.login.outcome = LoginOutcome::not_started;
 	} else if (c.login.opaque_first_reply_ns) {
-		c.login.outcome = LoginOutcome::unknown;
+		// An encrypted login: the server's answer cannot be read. A server
+		// that answers the login flight once and then closes, with no
+		// request in between, refused the login (SQL Server sends the error
+		// and closes); anything else stays unknown.
+		if (c.close.initiator == kS2C && c.work.encrypted_requests == 0 && c.close.start_ns >= c.login.opaque_first_reply_ns) {
+			c.login.outcome = LoginOutcome::failed;
+			c.login.inferred = true;
+		} else {
+			c.login.outcome = LoginOutcome::unknown;
+		}
 	} else if (phase_rank(before_close) >= phase_rank(Phase::active)) {
 		c.login.outcome = c.midstream ? LoginOutcome::not_seen : LoginOutcome::unknown;
 	} else {

@@ -223,6 +223,7 @@ struct LoginState {
 	uint32_t ack_tds_version = 0;
 	uint8_t server_prog_version[4] = {0, 0, 0, 0};
 	bool error_seen = false;
+	uint64_t error_ns = 0;
 	uint32_t error_number = 0;
 	uint8_t error_state = 0, error_class = 0;
 	uint32_t packet_size = 0;
@@ -231,6 +232,9 @@ struct LoginState {
 	ShortText<16> routing_server;
 	uint64_t opaque_first_reply_ns = 0; // an encrypted login's first answer
 	bool plaintext_after = false;       // TDS in clear after the LOGIN7
+	// The outcome was worked out from the shape of an encrypted
+	// conversation, not read from a LOGINACK or an ERROR token.
+	bool inferred = false;
 };
 
 struct AuthState {

@@ -131,7 +131,7 @@ void server_closed_first(Findings& f)
 {
 	const Connection& c = f.c;
 	if (c.close.initiator == kS2C && c.close.kind == CloseKind::server_fin_first && !during_tls(f) &&
-	    f.at != Phase::login_error)
+	    f.at != Phase::login_error && !(c.login.outcome == LoginOutcome::failed && c.login.inferred))
 		f.add("server_closed_first", "warning",
 		      "The server sent the first FIN, in phase %s. Microsoft drivers close from the client side, so this is abnormal: the server or something between (firewall, load balancer) ended the connection.",
 		      f.at_name);
@@ -188,6 +188,12 @@ void login_failed(Findings& f)
 	const LoginState& l = f.c.login;
 	if (l.outcome != LoginOutcome::failed)
 		return;
+	if (l.inferred) {
+		f.add("login_failed", "error",
+		      "Login probably failed (inferred: the login is encrypted): the server answered the client's login once and then closed the connection, with no request in between. SQL Server does this after a failed login; the error (usually 18456) and its state, which says why, are in the server's error log at %s.",
+		      f.c.close.start_ns ? iso_time(f.c.close.start_ns).c_str() : "this time");
+		return;
+	}
 	const char* meaning = login_error_meaning(l.error_number);
 	f.add("login_failed", "error", "Login failed: error %u, state %u, class %u%s%s.", l.error_number, l.error_state,
 	      l.error_class, meaning ? ": " : "", meaning ? meaning : "");

@@ -197,6 +197,7 @@ void on_reply(Connection& c, const tdsbpf_reply& r, const tdsbpf_tds& t, uint64_
 	} else if (r.tokens & TDSBPF_TOK_ERROR && !c.login.ack_seen) {
 		if (!c.login.error_seen) {
 			c.login.error_seen = true;
+			c.login.error_ns = ts;
 			c.login.error_number = r.error_number;
 			c.login.error_state = r.error_state;
 			c.login.error_class = r.error_class;

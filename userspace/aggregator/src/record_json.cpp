@@ -180,9 +180,12 @@ void RecordWriter::login()
 	const LoginState& l = c_.login;
 	w_.key("login").begin_object();
 	w_.member("outcome", login_outcome_name(l.outcome));
-	if (l.ack_seen && c_.tcp.syn_ns && l.ack_ns >= c_.tcp.syn_ns) {
-		w_.member("duration_ms", Millis{l.ack_ns - c_.tcp.syn_ns});
-		w_.member("slow", l.ack_ns - c_.tcp.syn_ns > static_cast<uint64_t>(r_.cfg.slow_login_threshold_ms) * 1000000ull);
+	w_.member("inferred", l.inferred);
+	// SYN to the LOGINACK, or to the ERROR of a failed login
+	uint64_t answer_ns = l.ack_seen ? l.ack_ns : l.error_seen ? l.error_ns : 0;
+	if (answer_ns && c_.tcp.syn_ns && answer_ns >= c_.tcp.syn_ns) {
+		w_.member("duration_ms", Millis{answer_ns - c_.tcp.syn_ns});
+		w_.member("slow", answer_ns - c_.tcp.syn_ns > static_cast<uint64_t>(r_.cfg.slow_login_threshold_ms) * 1000000ull);
 	} else {
 		w_.null_member("duration_ms").null_member("slow");
 	}

@@ -100,9 +100,10 @@ void write_record_text(std::string& out, const RecordContext& r)
 	t << "\n";
 
 	const LoginState& l = c.login;
-	t << "   login     " << login_outcome_name(l.outcome) << ", ";
-	if (l.ack_seen && c.tcp.syn_ns && l.ack_ns >= c.tcp.syn_ns)
-		t << ms(l.ack_ns - c.tcp.syn_ns);
+	t << "   login     " << login_outcome_name(l.outcome) << (l.inferred ? " (inferred)" : "") << ", ";
+	uint64_t answer_ns = l.ack_seen ? l.ack_ns : l.error_seen ? l.error_ns : 0;
+	if (answer_ns && c.tcp.syn_ns && answer_ns >= c.tcp.syn_ns)
+		t << ms(answer_ns - c.tcp.syn_ns);
 	else
 		t << "-";
 	t << " ms (threshold " << r.cfg.slow_login_threshold_ms << " ms)";
