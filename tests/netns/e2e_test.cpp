@@ -7,6 +7,8 @@
 //  - tshark's TDS dissection of the same capture: message counts agree with
 //    what tdsbpf counted (what both can see; see compare_with_tshark);
 //  - `tdsbpf --read` of the capture gives the same records, timing aside.
+// A scenario is a row of kCases (a Case: what differs); Cases.Run does the
+// steps they share. A new case is a new row.
 #include <signal.h>
 #include <unistd.h>
 
@@ -14,11 +16,14 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -35,7 +40,7 @@ using tdsbpf::e2e::have;
 
 namespace {
 
-const char* kOdbcDriver = "/usr/lib/x86_64-linux-gnu/odbc/libtdsodbc.so";
+const char* kOdbcDriverPath = "/usr/lib/x86_64-linux-gnu/odbc/libtdsodbc.so";
 
 std::string slurp(const std::string& path)
 {
@@ -137,13 +142,6 @@ struct Scenario {
 	std::vector<std::string> ports = {"1433"};
 };
 
-Scenario with_args(std::initializer_list<std::string> args)
-{
-	Scenario s;
-	s.server_args = args;
-	return s;
-}
-
 class E2E : public ::testing::Test {
 protected:
 	void SetUp() override
@@ -210,6 +208,9 @@ protected:
 		return read_records(dir_.file("conns.ndjson"));
 	}
 
+public:
+	// ---- the drivers, run in the client namespace (what a case's `drive` calls)
+
 	labtest::CommandResult client(std::vector<std::string> argv, std::map<std::string, std::string> env = {},
 				      const std::string& input = {},
 				      std::chrono::milliseconds timeout = std::chrono::seconds(30))
@@ -223,14 +224,18 @@ protected:
 	labtest::CommandResult tsql(const std::string& user, const std::string& enc,
 				    const std::string& input = "SELECT 1\ngo\nSELECT 2\ngo\nexit\n", int port = 1433)
 	{
-		std::string conf = dir_.file("freetds.conf");
-		std::ofstream(conf) << "[lab]\n\thost = " << ip() << "\n\tport = " << port
-				    << "\n\ttds version = 7.4\n\tencryption = " << enc << "\n";
-		return client({"tsql", "-S", "lab", "-U", user, "-P", "lab"},
-			      {{"FREETDSCONF", conf}, {"FREETDS", conf}, {"TDSDUMP", ""}}, input);
+		return client({"tsql", "-S", "lab", "-U", user, "-P", "lab"}, freetds_env(enc, port), input);
 	}
 
-	// tests/lab/drivers/*.py, unchanged, through the host shim.
+	// FreeTDS tsql (encryption off) reading its input from `feeder`, a shell
+	// command piped into it: the pipe stays open while the feeder sleeps, so
+	// tsql stays connected and idle.
+	labtest::CommandResult tsql_piped(const std::string& user, const std::string& feeder)
+	{
+		return client({"sh", "-c", feeder + " | tsql -S lab -U " + user + " -P lab"}, freetds_env("off", 1433));
+	}
+
+	// support/drivers/*.py, unchanged, through the host shim.
 	labtest::CommandResult python_driver(const std::string& script, std::vector<std::string> args,
 					     std::map<std::string, std::string> env = {})
 	{
@@ -240,13 +245,33 @@ protected:
 		return client(argv, env);
 	}
 
-	// tests/lab/drivers/tedious_query.js, unchanged, with the host preload.
+	// support/drivers/tedious_query.js, unchanged, with the host preload.
 	labtest::CommandResult tedious(std::vector<std::string> args)
 	{
 		std::vector<std::string> argv = {"node", "-r", std::string(TDSBPF_LAB_DRIVERS_DIR) + "/tedious_host.js",
 						 std::string(TDSBPF_LAB_DRIVERS_DIR) + "/tedious_query.js"};
 		argv.insert(argv.end(), args.begin(), args.end());
 		return client(argv, {{"NODE_PATH", TDSBPF_LAB_NODE_MODULES}, {"E2E_SERVER_HOST", ip()}});
+	}
+
+	// A bare TCP connect to `port` from the client namespace (bash's
+	// /dev/tcp); exit_code is the shell's status.
+	labtest::CommandResult tcp_connect(int port)
+	{
+		labtest::CommandResult r;
+		r.output = lab_->sh(lab_->client_ns(), "bash -c \"exec 3<>/dev/tcp/" + ip() + "/" + std::to_string(port) + "\"",
+				    &r.exit_code);
+		return r;
+	}
+
+protected:
+	// freetds.conf for the lab server, and the environment that makes FreeTDS read it.
+	std::map<std::string, std::string> freetds_env(const std::string& enc, int port)
+	{
+		std::string conf = dir_.file("freetds.conf");
+		std::ofstream(conf) << "[lab]\n\thost = " << ip() << "\n\tport = " << port
+				    << "\n\ttds version = 7.4\n\tencryption = " << enc << "\n";
+		return {{"FREETDSCONF", conf}, {"FREETDS", conf}, {"TDSDUMP", ""}};
 	}
 
 	bool tedious_installed() const
@@ -375,410 +400,504 @@ protected:
 	std::vector<pid_t> servers_;
 };
 
-#define NEED_TSQL() TDSBPF_REQUIRE(have("tsql"), "FreeTDS tsql not installed (Debian package freetds-bin)")
-#define NEED_TEDIOUS()                                                                                 \
-	TDSBPF_REQUIRE(have("node") && tedious_installed(),                                              \
-		       "node or tedious missing (npm install into " TDSBPF_LAB_NODE_MODULES ")")
+// ---- a case --------------------------------------------------------------------
 
-// ---- plain login and query ------------------------------------------------
-
-// tsql, `encryption = request` against a server in mode off: login-only TLS.
-TEST_F(E2E, TsqlLoginOnlyTlsSqlLoginAndQueries)
-{
-	NEED_TSQL();
-	ASSERT_NO_FATAL_FAILURE(start({}));
-	auto r = tsql("sa", "request");
-	EXPECT_EQ(r.exit_code, 0) << r.output;
-	auto conns = stop();
-	ASSERT_EQ(conns.size(), 1u) << logs();
-	const auto& c = conns[0];
-	expect_phases_in_order(c, {"tcp_handshake", "prelogin", "tls_handshake", "login", "login_ack", "active", "close"});
-	EXPECT_EQ(c["login"]["outcome"], "success");
-	EXPECT_EQ(c["authentication"]["method"], "sql");
-	EXPECT_EQ(c["negotiated"]["encryption"], "login_only");
-	EXPECT_EQ(c["negotiated"]["tls_version"], "1.2");
-	EXPECT_EQ(c["work"]["sql_batches"], 2);
-	EXPECT_EQ(c["work"]["requests"], 2);
-	EXPECT_EQ(c["close"]["kind"], "four_way");
-	EXPECT_EQ(c["close"]["initiator"], "client");
-	EXPECT_FALSE(has_diag(c, "login_unencrypted"));
-	compare_with_tshark(conns, true);
-	compare_with_read(conns);
-}
-
-// pymssql (FreeTDS db-lib): login-only TLS, a 3-row result.
-TEST_F(E2E, PymssqlQuery)
-{
-	ASSERT_NO_FATAL_FAILURE(start({}));
-	auto r = python_driver("pymssql_query.py", {"1433", "sa", "SELECT n FROM rows(3)"});
-	TDSBPF_REQUIRE(r.exit_code != 77, "python3-pymssql missing: " + r.output);
-	EXPECT_EQ(r.exit_code, 0) << r.output;
-	EXPECT_NE(r.output.find("DONE 3"), std::string::npos) << r.output;
-	auto conns = stop();
-	ASSERT_EQ(conns.size(), 1u) << logs();
-	const auto& c = conns[0];
-	expect_phases_in_order(c, {"tcp_handshake", "prelogin", "login", "login_ack", "active", "close"});
-	EXPECT_EQ(c["login"]["outcome"], "success");
-	EXPECT_EQ(c["authentication"]["method"], "sql");
-	EXPECT_GE(c["work"]["sql_batches"].get<int>(), 1);
-	EXPECT_EQ(c["work"]["rows"].is_number() ? c["work"]["rows"].get<int>() : -1, 3);
-	EXPECT_TRUE(c["close"]["kind"] == "four_way" || c["close"]["kind"] == "reset") << c["close"].dump();
-	compare_with_tshark(conns, true);
-	compare_with_read(conns);
-}
-
-// tedious, encrypt false: tedious then offers no encryption at all
-// (ENCRYPT_NOT_SUP), so the LOGIN7 goes in clear. It sends its session
-// options as a first batch, then the test's batch and an sp_executesql RPC.
-TEST_F(E2E, TediousEncryptOffBatchAndRpc)
-{
-	NEED_TEDIOUS();
-	ASSERT_NO_FATAL_FAILURE(start({}));
-	auto r = tedious({"1433", "false", "sa"});
-	EXPECT_EQ(r.exit_code, 0) << r.output;
-	EXPECT_NE(r.output.find("RPC 7"), std::string::npos) << r.output;
-	auto conns = stop();
-	ASSERT_EQ(conns.size(), 1u) << logs();
-	const auto& c = conns[0];
-	expect_phases_in_order(c, {"tcp_handshake", "prelogin", "login", "login_ack", "active", "close"});
-	EXPECT_EQ(c["login"]["outcome"], "success");
-	EXPECT_EQ(c["authentication"]["method"], "sql");
-	EXPECT_EQ(c["negotiated"]["encryption"], "off");
-	EXPECT_EQ(c["negotiated"]["client_encryption"], "not_supported");
-	EXPECT_TRUE(has_diag(c, "login_unencrypted")) << c["diagnoses"].dump();
-	EXPECT_EQ(c["work"]["sql_batches"], 2);
-	EXPECT_EQ(c["work"]["rpcs"], 1);
-	EXPECT_EQ(c["work"]["requests"], 3);
-	// the 25 rows of the batch; the RPC's row count is in a DONEINPROC, not
-	// in the final DONE(PROC) of its reply, which is what `rows` sums
-	EXPECT_EQ(c["work"]["rows"], 25);
-	compare_with_tshark(conns, true);
-	compare_with_read(conns);
-}
-
-// ---- full encryption ------------------------------------------------------
-
-// tsql `encryption = require` against `--encryption required`: everything is TLS.
-TEST_F(E2E, TsqlFullEncryption)
-{
-	NEED_TSQL();
-	ASSERT_NO_FATAL_FAILURE(start(with_args({"--encryption", "required"})));
-	auto r = tsql("sa", "require");
-	EXPECT_EQ(r.exit_code, 0) << r.output;
-	auto conns = stop();
-	ASSERT_EQ(conns.size(), 1u) << logs();
-	const auto& c = conns[0];
-	expect_phases_in_order(c, {"tcp_handshake", "prelogin", "tls_handshake", "login", "active", "close"});
-	EXPECT_EQ(c["negotiated"]["encryption"], "full");
-	EXPECT_EQ(c["negotiated"]["server_encryption"], "required");
-	EXPECT_EQ(c["login"]["outcome"], "unknown");
-	EXPECT_EQ(c["authentication"]["method"], "unknown");
-	// the two batches are exchanges of TLS records
-	EXPECT_EQ(c["work"]["encrypted_requests"], 2);
-	EXPECT_EQ(c["work"]["sql_batches"], 0);
-	compare_with_tshark(conns, false);
-	compare_with_read(conns);
-}
-
-// tedious encrypt true: full encryption from a Node driver.
-TEST_F(E2E, TediousEncryptOn)
-{
-	NEED_TEDIOUS();
-	ASSERT_NO_FATAL_FAILURE(start({}));
-	auto r = tedious({"1433", "true", "sa"});
-	EXPECT_EQ(r.exit_code, 0) << r.output;
-	auto conns = stop();
-	ASSERT_EQ(conns.size(), 1u) << logs();
-	const auto& c = conns[0];
-	expect_phases_in_order(c, {"tcp_handshake", "prelogin", "tls_handshake", "login", "active", "close"});
-	EXPECT_EQ(c["negotiated"]["encryption"], "full");
-	EXPECT_EQ(c["login"]["outcome"], "unknown");
-	// session options batch, the query batch, the RPC: three exchanges
-	EXPECT_EQ(c["work"]["encrypted_requests"], 3);
-	compare_with_tshark(conns, false);
-	compare_with_read(conns);
-}
-
-// ---- MARS -----------------------------------------------------------------
-
-// FreeTDS ODBC (pyodbc) with MARS_Connection=Yes: two SMP sessions.
-TEST_F(E2E, PyodbcMarsSessions)
-{
-	TDSBPF_REQUIRE(std::filesystem::exists(kOdbcDriver), "FreeTDS ODBC driver missing (Debian package tdsodbc)");
-	ASSERT_NO_FATAL_FAILURE(start({}));
-	auto r = python_driver("pyodbc_mars.py", {"1433", kOdbcDriver});
-	TDSBPF_REQUIRE(r.exit_code != 77, "python3-pyodbc missing: " + r.output);
-	EXPECT_EQ(r.exit_code, 0) << r.output;
-	EXPECT_NE(r.output.find("DONE"), std::string::npos) << r.output;
-	auto conns = stop();
-	ASSERT_EQ(conns.size(), 1u) << logs();
-	const auto& c = conns[0];
-	expect_phases_in_order(c, {"tcp_handshake", "prelogin", "login", "login_ack", "active", "close"});
-	EXPECT_EQ(c["negotiated"]["mars_requested"], true);
-	EXPECT_EQ(c["negotiated"]["mars_used"], true);
-	const auto& sessions = c["mars"]["sessions"];
-	EXPECT_GE(sessions.size(), 2u) << c["mars"].dump();
-	std::set<int> sids;
-	for (const auto& s : sessions) {
-		sids.insert(s["sid"].get<int>());
-		EXPECT_TRUE(s["syn_seen"].get<bool>()) << s.dump();
-		EXPECT_GT(s["data_packets"]["client_to_server"].get<int>(), 0) << s.dump();
+// What a field of a record must be: a value (equal to it) or a predicate.
+struct Is {
+	template <class T>
+		requires(!std::is_same_v<std::decay_t<T>, Is> && !std::is_same_v<std::decay_t<T>, json> &&
+			 std::is_constructible_v<json, T>)
+	Is(T&& value) : Is(json(std::forward<T>(value)))
+	{
 	}
-	EXPECT_EQ(sids.size(), sessions.size());
-	EXPECT_GE(c["work"]["requests"].get<int>(), 3); // two SELECTs and the sp_prepexec RPC
-	EXPECT_GE(c["work"]["rpcs"].get<int>(), 1);
-	// tshark dissects the TDS packets inside SMP:DATA too
-	compare_with_tshark(conns, true);
-	compare_with_read(conns);
+	Is(json value) : what(value.dump()), test([value](const json& x) { return x == value; }) {}
+	Is(std::string w, std::function<bool(const json&)> t) : what(std::move(w)), test(std::move(t)) {}
+
+	std::string what;
+	std::function<bool(const json&)> test;
+};
+
+// A number >= n.
+Is at_least(double n)
+{
+	return {">= " + json(n).dump(), [n](const json& x) { return x.is_number() && x.get<double>() >= n; }};
 }
 
-// ---- logins -----------------------------------------------------------------
-
-// tsql NTLM login (DOMAIN\user), login-only TLS: the SSPI exchange is in clear.
-TEST_F(E2E, TsqlNtlmLogin)
+// One of several values.
+Is one_of(std::vector<json> values)
 {
-	NEED_TSQL();
-	ASSERT_NO_FATAL_FAILURE(start({}));
-	auto r = tsql("CORP\\joe", "request");
-	EXPECT_EQ(r.exit_code, 0) << r.output;
-	auto conns = stop();
-	ASSERT_EQ(conns.size(), 1u) << logs();
-	const auto& c = conns[0];
-	expect_phases_in_order(c, {"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication", "login_ack",
-				   "active", "close"});
-	EXPECT_EQ(c["login"]["outcome"], "success");
-	EXPECT_EQ(c["authentication"]["method"], "ntlm");
-	ASSERT_TRUE(c["authentication"]["ntlm"].is_object()) << c["authentication"].dump();
-	EXPECT_EQ(c["authentication"]["ntlm"]["domain"], "CORP");
-	EXPECT_EQ(c["authentication"]["ntlm"]["user"], "joe");
-	EXPECT_GE(c["authentication"]["sspi_server_tokens"].get<int>(), 1);
-	EXPECT_GE(c["authentication"]["sspi_client_packets"].get<int>(), 1);
-	compare_with_tshark(conns, true);
-	compare_with_read(conns);
+	return {"one of " + json(values).dump(), [values](const json& x) {
+			return std::find(values.begin(), values.end(), x) != values.end();
+		}};
 }
 
-// tedious NTLM (domain option), encrypt false.
-TEST_F(E2E, TediousNtlmLogin)
+// A JSON object.
+Is an_object()
 {
-	NEED_TEDIOUS();
-	ASSERT_NO_FATAL_FAILURE(start({}));
-	auto r = tedious({"1433", "false", "ann", "CORP"});
-	EXPECT_EQ(r.exit_code, 0) << r.output;
-	auto conns = stop();
-	ASSERT_EQ(conns.size(), 1u) << logs();
-	const auto& c = conns[0];
-	expect_phases_in_order(c, {"tcp_handshake", "prelogin", "login", "authentication", "login_ack", "active", "close"});
-	EXPECT_EQ(c["login"]["outcome"], "success");
-	EXPECT_EQ(c["authentication"]["method"], "ntlm");
-	ASSERT_TRUE(c["authentication"]["ntlm"].is_object()) << c["authentication"].dump();
-	EXPECT_EQ(c["authentication"]["ntlm"]["domain"], "CORP");
-	EXPECT_EQ(c["authentication"]["ntlm"]["user"], "ann");
-	compare_with_tshark(conns, true);
-	compare_with_read(conns);
+	return {"an object", [](const json& x) { return x.is_object(); }};
 }
 
-// pymssql, a refused login: 18456, the server closes first.
-TEST_F(E2E, PymssqlFailedLogin)
-{
-	ASSERT_NO_FATAL_FAILURE(start({}));
-	auto r = python_driver("pymssql_query.py", {"1433", "fail_login", "SELECT 1"});
-	TDSBPF_REQUIRE(r.exit_code != 77, "python3-pymssql missing: " + r.output);
-	EXPECT_NE(r.output.find("18456"), std::string::npos) << r.output;
-	auto conns = stop();
-	ASSERT_GE(conns.size(), 1u) << logs();
-	for (const auto& c : conns) { // FreeTDS may try twice
-		expect_phases_in_order(c, {"tcp_handshake", "prelogin", "login", "login_error", "close"});
-		EXPECT_EQ(c["login"]["outcome"], "failed");
-		ASSERT_TRUE(c["login"]["error"].is_object()) << c["login"].dump();
-		EXPECT_EQ(c["login"]["error"]["number"], 18456);
-		EXPECT_EQ(c["login"]["error"]["class"], 14);
-		EXPECT_TRUE(has_diag(c, "login_failed")) << c["diagnoses"].dump();
-		// The lab server closes right after the error and FreeTDS closes as
-		// soon as it reads it: on a loaded machine either FIN can go first.
-		// compare_with_read below checks the record against the capture.
-		EXPECT_TRUE(c["close"]["initiator"] == "server" || c["close"]["initiator"] == "client") << c["close"].dump();
-		EXPECT_FALSE(has_diag(c, "server_closed_first")) << "expected after a failed login";
+// A field of the record, by JSON pointer ("/login/outcome"; an absent field
+// is null), and what it must be. kAssert stops the case when it fails: the
+// fields after it (inside it) would be meaningless.
+enum class OnFailure { kExpect, kAssert };
+struct Field {
+	std::string pointer;
+	Is is;
+	OnFailure on_failure = OnFailure::kExpect;
+};
+
+// What the case needs on this machine, checked before anything starts.
+enum Need : unsigned {
+	kTsql = 1,       // FreeTDS tsql
+	kTedious = 2,    // node and tedious (the setup.npm_tedious fixture)
+	kOdbcDriver = 4, // the FreeTDS ODBC driver (pyodbc is checked by the driver: exit 77)
+};
+
+// The driver's exit status.
+enum class Exit { kZero, kNonZero, kAny };
+
+// How many connection records: exactly n, or at least n.
+struct Records {
+	size_t n = 1;
+	bool at_least = false;
+	static Records exactly(size_t n) { return {n, false}; }
+	static Records at_least_n(size_t n) { return {n, true}; }
+};
+
+// How the records compare with tshark's dissection (see compare_with_tshark).
+enum class Tshark {
+	kClear,     // requests in clear: message counts equal
+	kEncrypted, // full encryption: neither sees a request
+	kSkip,      // not compared
+};
+
+// One end-to-end case: the steps are the same for all (Cases.Run below),
+// a case is what differs.
+struct Case {
+	std::string name; // the test is E2E/Cases.Run/<name>
+	unsigned needs = 0;
+	Scenario scenario; // lab server flags, a second server, the traced ports
+	std::function<labtest::CommandResult(E2E&)> drive;
+	// The Python driver exits 77 when its module is missing: the case then
+	// skips, saying that this package is missing.
+	std::string python_package;
+	Exit exit = Exit::kZero;
+	std::vector<std::string> output; // what the driver's output must contain
+	Records records;
+	// Phases that must be there, all in the documented order (the offsets
+	// never going back); empty: the phases are not checked.
+	std::vector<std::string> phases;
+	// For every record: its fields, the diagnoses it must have and must not have.
+	std::vector<Field> fields;
+	std::vector<std::string> diagnoses;
+	std::vector<std::string> no_diagnoses;
+	Tshark tshark = Tshark::kClear;
+	// What does not fit in the above, on all the records; after the checks above.
+	std::function<void(const std::vector<json>&)> extra;
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+// ---- the cases -----------------------------------------------------------------
+
+// A login in clear, then work, then the close: the phases most cases require.
+const std::vector<std::string> kLoginAndWork = {"tcp_handshake", "prelogin", "login", "login_ack", "active", "close"};
+
+// A row names only what it uses; the rest keeps Case's defaults (GCC would
+// warn about every member a designated initializer leaves out).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+const std::vector<Case> kCases = {
+	// ---- plain login and query ----
+
+	// tsql, `encryption = request` against a server in mode off: login-only TLS.
+	{
+		.name = "TsqlLoginOnlyTlsSqlLoginAndQueries",
+		.needs = kTsql,
+		.drive = [](E2E& t) { return t.tsql("sa", "request"); },
+		.phases = {"tcp_handshake", "prelogin", "tls_handshake", "login", "login_ack", "active", "close"},
+		.fields = {{"/login/outcome", "success"},
+			   {"/authentication/method", "sql"},
+			   {"/negotiated/encryption", "login_only"},
+			   {"/negotiated/tls_version", "1.2"},
+			   {"/work/sql_batches", 2},
+			   {"/work/requests", 2},
+			   {"/close/kind", "four_way"},
+			   {"/close/initiator", "client"}},
+		.no_diagnoses = {"login_unencrypted"},
+	},
+
+	// pymssql (FreeTDS db-lib): login-only TLS, a 3-row result.
+	{
+		.name = "PymssqlQuery",
+		.drive = [](E2E& t) { return t.python_driver("pymssql_query.py", {"1433", "sa", "SELECT n FROM rows(3)"}); },
+		.python_package = "python3-pymssql",
+		.output = {"DONE 3"},
+		.phases = kLoginAndWork,
+		.fields = {{"/login/outcome", "success"},
+			   {"/authentication/method", "sql"},
+			   {"/work/sql_batches", at_least(1)},
+			   {"/work/rows", 3},
+			   {"/close/kind", one_of({"four_way", "reset"})}},
+	},
+
+	// tedious, encrypt false: tedious then offers no encryption at all
+	// (ENCRYPT_NOT_SUP), so the LOGIN7 goes in clear. It sends its session
+	// options as a first batch, then the test's batch and an sp_executesql RPC.
+	{
+		.name = "TediousEncryptOffBatchAndRpc",
+		.needs = kTedious,
+		.drive = [](E2E& t) { return t.tedious({"1433", "false", "sa"}); },
+		.output = {"RPC 7"},
+		.phases = kLoginAndWork,
+		.fields = {{"/login/outcome", "success"},
+			   {"/authentication/method", "sql"},
+			   {"/negotiated/encryption", "off"},
+			   {"/negotiated/client_encryption", "not_supported"},
+			   {"/work/sql_batches", 2},
+			   {"/work/rpcs", 1},
+			   {"/work/requests", 3},
+			   // the 25 rows of the batch; the RPC's row count is in a DONEINPROC, not
+			   // in the final DONE(PROC) of its reply, which is what `rows` sums
+			   {"/work/rows", 25}},
+		.diagnoses = {"login_unencrypted"},
+	},
+
+	// ---- full encryption ----
+
+	// tsql `encryption = require` against `--encryption required`: everything is TLS.
+	{
+		.name = "TsqlFullEncryption",
+		.needs = kTsql,
+		.scenario = {.server_args = {"--encryption", "required"}},
+		.drive = [](E2E& t) { return t.tsql("sa", "require"); },
+		.phases = {"tcp_handshake", "prelogin", "tls_handshake", "login", "active", "close"},
+		.fields = {{"/negotiated/encryption", "full"},
+			   {"/negotiated/server_encryption", "required"},
+			   {"/login/outcome", "unknown"},
+			   {"/authentication/method", "unknown"},
+			   // the two batches are exchanges of TLS records
+			   {"/work/encrypted_requests", 2},
+			   {"/work/sql_batches", 0}},
+		.tshark = Tshark::kEncrypted,
+	},
+
+	// tedious encrypt true: full encryption from a Node driver.
+	{
+		.name = "TediousEncryptOn",
+		.needs = kTedious,
+		.drive = [](E2E& t) { return t.tedious({"1433", "true", "sa"}); },
+		.phases = {"tcp_handshake", "prelogin", "tls_handshake", "login", "active", "close"},
+		.fields = {{"/negotiated/encryption", "full"},
+			   {"/login/outcome", "unknown"},
+			   // session options batch, the query batch, the RPC: three exchanges
+			   {"/work/encrypted_requests", 3}},
+		.tshark = Tshark::kEncrypted,
+	},
+
+	// ---- MARS ----
+
+	// FreeTDS ODBC (pyodbc) with MARS_Connection=Yes: two SMP sessions.
+	{
+		.name = "PyodbcMarsSessions",
+		.needs = kOdbcDriver,
+		.drive = [](E2E& t) { return t.python_driver("pyodbc_mars.py", {"1433", kOdbcDriverPath}); },
+		.python_package = "python3-pyodbc",
+		.output = {"DONE"},
+		.phases = kLoginAndWork,
+		.fields = {{"/negotiated/mars_requested", true},
+			   {"/negotiated/mars_used", true},
+			   {"/work/requests", at_least(3)}, // two SELECTs and the sp_prepexec RPC
+			   {"/work/rpcs", at_least(1)}},
+		// tshark dissects the TDS packets inside SMP:DATA too
+		.tshark = Tshark::kClear,
+		.extra =
+			[](const std::vector<json>& conns) {
+				const auto& c = conns[0];
+				const auto& sessions = c["mars"]["sessions"];
+				EXPECT_GE(sessions.size(), 2u) << c["mars"].dump();
+				std::set<int> sids;
+				for (const auto& s : sessions) {
+					sids.insert(s["sid"].get<int>());
+					EXPECT_TRUE(s["syn_seen"].get<bool>()) << s.dump();
+					EXPECT_GT(s["data_packets"]["client_to_server"].get<int>(), 0) << s.dump();
+				}
+				EXPECT_EQ(sids.size(), sessions.size());
+			},
+	},
+
+	// ---- logins ----
+
+	// tsql NTLM login (DOMAIN\user), login-only TLS: the SSPI exchange is in clear.
+	{
+		.name = "TsqlNtlmLogin",
+		.needs = kTsql,
+		.drive = [](E2E& t) { return t.tsql("CORP\\joe", "request"); },
+		.phases = {"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication", "login_ack", "active",
+			   "close"},
+		.fields = {{"/login/outcome", "success"},
+			   {"/authentication/method", "ntlm"},
+			   {"/authentication/ntlm", an_object(), OnFailure::kAssert},
+			   {"/authentication/ntlm/domain", "CORP"},
+			   {"/authentication/ntlm/user", "joe"},
+			   {"/authentication/sspi_server_tokens", at_least(1)},
+			   {"/authentication/sspi_client_packets", at_least(1)}},
+	},
+
+	// tedious NTLM (domain option), encrypt false.
+	{
+		.name = "TediousNtlmLogin",
+		.needs = kTedious,
+		.drive = [](E2E& t) { return t.tedious({"1433", "false", "ann", "CORP"}); },
+		.phases = {"tcp_handshake", "prelogin", "login", "authentication", "login_ack", "active", "close"},
+		.fields = {{"/login/outcome", "success"},
+			   {"/authentication/method", "ntlm"},
+			   {"/authentication/ntlm", an_object(), OnFailure::kAssert},
+			   {"/authentication/ntlm/domain", "CORP"},
+			   {"/authentication/ntlm/user", "ann"}},
+	},
+
+	// pymssql, a refused login: 18456, the server closes first.
+	{
+		.name = "PymssqlFailedLogin",
+		.drive = [](E2E& t) { return t.python_driver("pymssql_query.py", {"1433", "fail_login", "SELECT 1"}); },
+		.python_package = "python3-pymssql",
+		.exit = Exit::kAny,
+		.output = {"18456"},
+		.records = Records::at_least_n(1), // FreeTDS may try twice
+		.phases = {"tcp_handshake", "prelogin", "login", "login_error", "close"},
+		.fields = {{"/login/outcome", "failed"},
+			   {"/login/error", an_object(), OnFailure::kAssert},
+			   {"/login/error/number", 18456},
+			   {"/login/error/class", 14},
+			   // The lab server closes right after the error and FreeTDS closes as
+			   // soon as it reads it: on a loaded machine either FIN can go first.
+			   // compare_with_read checks the record against the capture.
+			   {"/close/initiator", one_of({"server", "client"})}},
+		.diagnoses = {"login_failed"},
+		// a server closing after a failed login is expected: no diagnosis for it
+		.no_diagnoses = {"server_closed_first"},
+	},
+
+	// pymssql, a login held 1.2 s by the server: slow_login naming the phase.
+	{
+		.name = "PymssqlSlowLogin",
+		.drive = [](E2E& t) { return t.python_driver("pymssql_query.py", {"1433", "slow_login_1200", "SELECT 1"}); },
+		.python_package = "python3-pymssql",
+		.phases = kLoginAndWork,
+		.fields = {{"/login/outcome", "success"}, {"/login/slow", true}, {"/login/duration_ms", at_least(1200.0)}},
+		.extra =
+			[](const std::vector<json>& conns) {
+				const auto& c = conns[0];
+				ASSERT_TRUE(has_diag(c, "slow_login")) << c["diagnoses"].dump();
+				// the server held the LOGIN7's reply: the login phase had the time
+				std::string m = diag_message(c, "slow_login");
+				EXPECT_NE(m.find("login"), std::string::npos) << m;
+				EXPECT_EQ(m.find("tls_handshake"), std::string::npos) << m;
+				EXPECT_EQ(m.find("tcp_handshake"), std::string::npos) << m;
+				double login_ms = 0;
+				for (const auto& p : c["phases"])
+					if (p["name"] == "login")
+						login_ms = p["duration_ms"];
+				EXPECT_GE(login_ms, 1100.0) << c["phases"].dump();
+			},
+	},
+
+	// ---- closes ----
+
+	// The server closes (FIN) right after the ClientHello: a failed TLS negotiation.
+	{
+		.name = "TsqlServerFinDuringTls",
+		.needs = kTsql,
+		.scenario = {.server_args = {"--fault", "fin_tls"}},
+		.drive = [](E2E& t) { return t.tsql("sa", "request"); },
+		.exit = Exit::kNonZero,
+		.records = Records::at_least_n(1),
+		.phases = {"tcp_handshake", "prelogin", "tls_handshake", "close"},
+		.fields = {{"/close/kind", "server_fin_first"},
+			   {"/close/first_fin", "server"},
+			   {"/close/phase", "tls_handshake"},
+			   {"/login/outcome", "aborted"}},
+		.diagnoses = {"server_closed_during_tls", "closed_before_login"},
+	},
+
+	// The server resets the connection when the LOGIN7 arrives.
+	{
+		.name = "TsqlServerReset",
+		.needs = kTsql,
+		.drive = [](E2E& t) { return t.tsql("rst_login", "off"); },
+		.exit = Exit::kNonZero,
+		.records = Records::at_least_n(1),
+		.phases = {"tcp_handshake", "prelogin", "login", "close"},
+		.fields = {{"/close/kind", "reset"}, {"/close/reset_by", "server"}, {"/close/phase", "login"}},
+		.diagnoses = {"server_reset", "closed_before_login"},
+	},
+
+	// A SYN to a port where nothing listens (traced as a SQL Server port).
+	{
+		.name = "SynToClosedPortIsRefused",
+		.scenario = {.ports = {"1433", "1434"}},
+		.drive = [](E2E& t) { return t.tcp_connect(1434); },
+		.exit = Exit::kNonZero,
+		.phases = {"tcp_handshake"},
+		.fields = {{"/server.port", 1434}, {"/close/kind", "refused"}, {"/login/outcome", "not_started"}},
+		.diagnoses = {"connection_refused"},
+		.tshark = Tshark::kSkip,
+	},
+
+	// tedious follows an ENVCHANGE routing to a second lab server.
+	{
+		.name = "TediousRedirect",
+		.needs = kTedious,
+		.scenario = {.second_server = true, .ports = {"1433", "14331"}},
+		// "localhost": see drivers/tedious_host.js
+		.drive = [](E2E& t) { return t.tedious({"1433", "false", "redirect_localhost_14331", "", "redirect"}); },
+		// (tedious clears routingData once it has followed it: "ROUTED none")
+		.output = {"DONE"},
+		.records = Records::exactly(2),
+		// the gateway's record and the target's
+		.extra =
+			[](const std::vector<json>& conns) {
+				const json* gateway = nullptr;
+				const json* target = nullptr;
+				for (const auto& c : conns)
+					(c["server.port"] == 1433 ? gateway : target) = &c;
+				ASSERT_TRUE(gateway && target);
+				EXPECT_EQ((*gateway)["login"]["outcome"], "success");
+				EXPECT_TRUE(has_diag(*gateway, "redirected")) << (*gateway)["diagnoses"].dump();
+				ASSERT_TRUE((*gateway)["negotiated"]["redirect"].is_object()) << (*gateway)["negotiated"].dump();
+				EXPECT_EQ((*gateway)["negotiated"]["redirect"]["server"], "localhost");
+				EXPECT_EQ((*gateway)["negotiated"]["redirect"]["port"], 14331);
+				EXPECT_EQ((*target)["login"]["outcome"], "success");
+				EXPECT_FALSE(has_diag(*target, "redirected"));
+				EXPECT_GE((*target)["work"]["requests"].get<int>(), 1);
+			},
+	},
+
+	// A connection left idle: the server turns keep-alives on (fault idle_<n>:
+	// 1 s idle, 1 s interval), tsql runs one batch, stays idle 3.5 s and then
+	// closes it, as a pool retires an idle connection.
+	{
+		.name = "TsqlIdleClosedAfterKeepalives",
+		.needs = kTsql,
+		.drive =
+			[](E2E& t) {
+				return t.tsql_piped("idle_30", "(printf 'SELECT 1\\ngo\\n'; sleep 3.5; printf 'exit\\n')");
+			},
+		.phases = kLoginAndWork,
+		.fields = {{"/login/outcome", "success"},
+			   {"/negotiated/encryption", "off"},
+			   {"/work/requests", 1},
+			   {"/tcp/keepalives/server_to_client", at_least(2)},
+			   {"/close/kind", "four_way"},
+			   {"/close/after_keepalives", true}},
+		.diagnoses = {"idle_closed_after_keepalives"},
+		.no_diagnoses = {"non_pooled_close"},
+	},
+
+	// The same, but the server retires the idle connection: fault idle_3 closes
+	// it (FIN) 3 s after the login, after two keep-alives.
+	{
+		.name = "TsqlIdleClosedByServerAfterKeepalives",
+		.needs = kTsql,
+		.drive =
+			[](E2E& t) {
+				return t.tsql_piped("idle_3", "(printf 'SELECT 1\\ngo\\n'; sleep 4.5; printf 'exit\\n')");
+			},
+		.exit = Exit::kAny,
+		.phases = kLoginAndWork,
+		.fields = {{"/tcp/keepalives/server_to_client", at_least(2)},
+			   {"/close/initiator", "server"},
+			   {"/close/kind", "server_fin_first"},
+			   {"/close/after_keepalives", true}},
+		.diagnoses = {"idle_closed_after_keepalives"},
+	},
+};
+#pragma GCC diagnostic pop
+
+// ---- the steps every case goes through ---------------------------------------------
+
+class Cases : public E2E, public ::testing::WithParamInterface<Case> {
+protected:
+	// One field of one record; false when a kAssert field failed.
+	static bool check(const json& c, const Field& f)
+	{
+		json::json_pointer p(f.pointer);
+		json v = c.contains(p) ? c.at(p) : json();
+		json parent = c.contains(p.parent_pointer()) ? c.at(p.parent_pointer()) : json();
+		bool ok = f.is.test(v);
+		auto msg = [&] {
+			return f.pointer + " is " + v.dump() + ", expected " + f.is.what + "\n in " + parent.dump();
+		};
+		if (f.on_failure == OnFailure::kAssert) {
+			[&] { ASSERT_TRUE(ok) << msg(); }();
+			return ok;
+		}
+		EXPECT_TRUE(ok) << msg();
+		return true;
 	}
-	compare_with_tshark(conns, true);
-	compare_with_read(conns);
-}
+};
 
-// pymssql, a login held 1.2 s by the server: slow_login naming the phase.
-TEST_F(E2E, PymssqlSlowLogin)
+TEST_P(Cases, Run)
 {
-	ASSERT_NO_FATAL_FAILURE(start({}));
-	auto r = python_driver("pymssql_query.py", {"1433", "slow_login_1200", "SELECT 1"});
-	TDSBPF_REQUIRE(r.exit_code != 77, "python3-pymssql missing: " + r.output);
-	EXPECT_EQ(r.exit_code, 0) << r.output;
-	auto conns = stop();
-	ASSERT_EQ(conns.size(), 1u) << logs();
-	const auto& c = conns[0];
-	expect_phases_in_order(c, {"tcp_handshake", "prelogin", "login", "login_ack", "active", "close"});
-	EXPECT_EQ(c["login"]["outcome"], "success");
-	EXPECT_TRUE(c["login"]["slow"].get<bool>());
-	EXPECT_GE(c["login"]["duration_ms"].get<double>(), 1200.0);
-	ASSERT_TRUE(has_diag(c, "slow_login")) << c["diagnoses"].dump();
-	// the server held the LOGIN7's reply: the login phase had the time
-	std::string m = diag_message(c, "slow_login");
-	EXPECT_NE(m.find("login"), std::string::npos) << m;
-	EXPECT_EQ(m.find("tls_handshake"), std::string::npos) << m;
-	EXPECT_EQ(m.find("tcp_handshake"), std::string::npos) << m;
-	double login_ms = 0;
-	for (const auto& p : c["phases"])
-		if (p["name"] == "login")
-			login_ms = p["duration_ms"];
-	EXPECT_GE(login_ms, 1100.0) << c["phases"].dump();
-	compare_with_tshark(conns, true);
-	compare_with_read(conns);
-}
+	const Case& k = GetParam();
+	if (k.needs & kTsql) {
+		TDSBPF_REQUIRE(have("tsql"), "FreeTDS tsql not installed (Debian package freetds-bin)");
+	}
+	if (k.needs & kTedious) {
+		TDSBPF_REQUIRE(have("node") && tedious_installed(),
+			       "node or tedious missing (npm install into " TDSBPF_LAB_NODE_MODULES ")");
+	}
+	if (k.needs & kOdbcDriver) {
+		TDSBPF_REQUIRE(std::filesystem::exists(kOdbcDriverPath), "FreeTDS ODBC driver missing (Debian package tdsodbc)");
+	}
 
-// ---- closes -------------------------------------------------------------------
+	ASSERT_NO_FATAL_FAILURE(start(k.scenario));
+	auto r = k.drive(*this);
+	if (!k.python_package.empty()) {
+		TDSBPF_REQUIRE(r.exit_code != 77, k.python_package + " missing: " + r.output);
+	}
+	if (k.exit == Exit::kZero) {
+		EXPECT_EQ(r.exit_code, 0) << r.output;
+	} else if (k.exit == Exit::kNonZero) {
+		EXPECT_NE(r.exit_code, 0) << r.output;
+	}
+	for (const auto& text : k.output)
+		EXPECT_NE(r.output.find(text), std::string::npos) << "driver output lacks \"" << text << "\":\n" << r.output;
 
-// The server closes (FIN) right after the ClientHello: a failed TLS negotiation.
-TEST_F(E2E, TsqlServerFinDuringTls)
-{
-	NEED_TSQL();
-	ASSERT_NO_FATAL_FAILURE(start(with_args({"--fault", "fin_tls"})));
-	auto r = tsql("sa", "request");
-	EXPECT_NE(r.exit_code, 0) << r.output;
 	auto conns = stop();
-	ASSERT_GE(conns.size(), 1u) << logs();
+	if (k.records.at_least) {
+		ASSERT_GE(conns.size(), k.records.n) << logs() << r.output;
+	} else {
+		ASSERT_EQ(conns.size(), k.records.n) << logs() << r.output;
+	}
+
 	for (const auto& c : conns) {
-		expect_phases_in_order(c, {"tcp_handshake", "prelogin", "tls_handshake", "close"});
-		EXPECT_EQ(c["close"]["kind"], "server_fin_first");
-		EXPECT_EQ(c["close"]["first_fin"], "server");
-		EXPECT_EQ(c["close"]["phase"], "tls_handshake");
-		EXPECT_TRUE(has_diag(c, "server_closed_during_tls")) << c["diagnoses"].dump();
-		EXPECT_TRUE(has_diag(c, "closed_before_login")) << c["diagnoses"].dump();
-		EXPECT_EQ(c["login"]["outcome"], "aborted");
+		SCOPED_TRACE("record of client port " + c.value("client.port", json()).dump());
+		if (!k.phases.empty())
+			expect_phases_in_order(c, k.phases);
+		for (const auto& f : k.fields)
+			if (!check(c, f))
+				return;
+		for (const auto& d : k.diagnoses)
+			EXPECT_TRUE(has_diag(c, d)) << d << " missing: " << c["diagnoses"].dump();
+		for (const auto& d : k.no_diagnoses)
+			EXPECT_FALSE(has_diag(c, d)) << d << " not expected: " << c["diagnoses"].dump();
 	}
-	compare_with_tshark(conns, true);
-	compare_with_read(conns);
-}
-
-// The server resets the connection when the LOGIN7 arrives.
-TEST_F(E2E, TsqlServerReset)
-{
-	NEED_TSQL();
-	ASSERT_NO_FATAL_FAILURE(start({}));
-	auto r = tsql("rst_login", "off");
-	EXPECT_NE(r.exit_code, 0) << r.output;
-	auto conns = stop();
-	ASSERT_GE(conns.size(), 1u) << logs();
-	for (const auto& c : conns) {
-		expect_phases_in_order(c, {"tcp_handshake", "prelogin", "login", "close"});
-		EXPECT_EQ(c["close"]["kind"], "reset");
-		EXPECT_EQ(c["close"]["reset_by"], "server");
-		EXPECT_EQ(c["close"]["phase"], "login");
-		EXPECT_TRUE(has_diag(c, "server_reset")) << c["diagnoses"].dump();
-		EXPECT_TRUE(has_diag(c, "closed_before_login")) << c["diagnoses"].dump();
+	if (k.extra) {
+		bool had_fatal = HasFatalFailure();
+		k.extra(conns);
+		if (!had_fatal && HasFatalFailure())
+			return;
 	}
-	compare_with_tshark(conns, true);
-	compare_with_read(conns);
+
+	if (k.tshark != Tshark::kSkip)
+		compare_with_tshark(conns, k.tshark == Tshark::kClear);
+	compare_with_read(conns, k.scenario.ports);
 }
 
-// A SYN to a port where nothing listens (traced as a SQL Server port).
-TEST_F(E2E, SynToClosedPortIsRefused)
-{
-	Scenario s;
-	s.ports = {"1433", "1434"};
-	ASSERT_NO_FATAL_FAILURE(start(s));
-	int st = -1;
-	lab_->sh(lab_->client_ns(), "bash -c \"exec 3<>/dev/tcp/" + ip() + "/1434\"", &st);
-	EXPECT_NE(st, 0);
-	auto conns = stop();
-	ASSERT_EQ(conns.size(), 1u) << logs();
-	const auto& c = conns[0];
-	EXPECT_EQ(c["server.port"], 1434);
-	expect_phases_in_order(c, {"tcp_handshake"});
-	EXPECT_EQ(c["close"]["kind"], "refused");
-	EXPECT_EQ(c["login"]["outcome"], "not_started");
-	EXPECT_TRUE(has_diag(c, "connection_refused")) << c["diagnoses"].dump();
-	compare_with_read(conns, s.ports);
-}
-
-// tedious follows an ENVCHANGE routing to a second lab server.
-TEST_F(E2E, TediousRedirect)
-{
-	NEED_TEDIOUS();
-	Scenario s;
-	s.second_server = true;
-	s.ports = {"1433", "14331"};
-	ASSERT_NO_FATAL_FAILURE(start(s));
-	// "localhost": see drivers/tedious_host.js
-	auto r = tedious({"1433", "false", "redirect_localhost_14331", "", "redirect"});
-	EXPECT_EQ(r.exit_code, 0) << r.output;
-	// (tedious clears routingData once it has followed it: "ROUTED none")
-	EXPECT_NE(r.output.find("DONE"), std::string::npos) << r.output;
-	auto conns = stop();
-	ASSERT_EQ(conns.size(), 2u) << logs();
-	const json* gateway = nullptr;
-	const json* target = nullptr;
-	for (const auto& c : conns)
-		(c["server.port"] == 1433 ? gateway : target) = &c;
-	ASSERT_TRUE(gateway && target);
-	EXPECT_EQ((*gateway)["login"]["outcome"], "success");
-	EXPECT_TRUE(has_diag(*gateway, "redirected")) << (*gateway)["diagnoses"].dump();
-	ASSERT_TRUE((*gateway)["negotiated"]["redirect"].is_object()) << (*gateway)["negotiated"].dump();
-	EXPECT_EQ((*gateway)["negotiated"]["redirect"]["server"], "localhost");
-	EXPECT_EQ((*gateway)["negotiated"]["redirect"]["port"], 14331);
-	EXPECT_EQ((*target)["login"]["outcome"], "success");
-	EXPECT_FALSE(has_diag(*target, "redirected"));
-	EXPECT_GE((*target)["work"]["requests"].get<int>(), 1);
-	compare_with_tshark(conns, true);
-	compare_with_read(conns, s.ports);
-}
-
-// A connection left idle: the server turns keep-alives on (fault idle_<n>:
-// 1 s idle, 1 s interval), tsql runs one batch, stays idle 3.5 s and then
-// closes it, as a pool retires an idle connection.
-TEST_F(E2E, TsqlIdleClosedAfterKeepalives)
-{
-	NEED_TSQL();
-	ASSERT_NO_FATAL_FAILURE(start({}));
-	std::string conf = dir_.file("freetds.conf");
-	std::ofstream(conf) << "[lab]\n\thost = " << ip() << "\n\tport = 1433\n\ttds version = 7.4\n\tencryption = off\n";
-	// tsql reads its input from a pipe that stays open while it is idle
-	auto r = client({"sh", "-c", "(printf 'SELECT 1\\ngo\\n'; sleep 3.5; printf 'exit\\n') | tsql -S lab -U idle_30 -P lab"},
-			{{"FREETDSCONF", conf}, {"FREETDS", conf}, {"TDSDUMP", ""}});
-	EXPECT_EQ(r.exit_code, 0) << r.output;
-	auto conns = stop();
-	ASSERT_EQ(conns.size(), 1u) << logs() << r.output;
-	const auto& c = conns[0];
-	expect_phases_in_order(c, {"tcp_handshake", "prelogin", "login", "login_ack", "active", "close"});
-	EXPECT_EQ(c["login"]["outcome"], "success");
-	EXPECT_EQ(c["negotiated"]["encryption"], "off");
-	EXPECT_EQ(c["work"]["requests"], 1);
-	EXPECT_GE(c["tcp"]["keepalives"]["server_to_client"].get<int>(), 2) << c["tcp"].dump();
-	EXPECT_EQ(c["close"]["kind"], "four_way");
-	EXPECT_TRUE(c["close"]["after_keepalives"].get<bool>()) << c["close"].dump();
-	EXPECT_TRUE(has_diag(c, "idle_closed_after_keepalives")) << c["diagnoses"].dump();
-	EXPECT_FALSE(has_diag(c, "non_pooled_close")) << c["diagnoses"].dump();
-	compare_with_tshark(conns, true);
-	compare_with_read(conns);
-}
-
-// The same, but the server retires the idle connection: fault idle_3 closes
-// it (FIN) 3 s after the login, after two keep-alives.
-TEST_F(E2E, TsqlIdleClosedByServerAfterKeepalives)
-{
-	NEED_TSQL();
-	ASSERT_NO_FATAL_FAILURE(start({}));
-	std::string conf = dir_.file("freetds.conf");
-	std::ofstream(conf) << "[lab]\n\thost = " << ip() << "\n\tport = 1433\n\ttds version = 7.4\n\tencryption = off\n";
-	auto r = client({"sh", "-c", "(printf 'SELECT 1\\ngo\\n'; sleep 4.5; printf 'exit\\n') | tsql -S lab -U idle_3 -P lab"},
-			{{"FREETDSCONF", conf}, {"FREETDS", conf}, {"TDSDUMP", ""}});
-	auto conns = stop();
-	ASSERT_EQ(conns.size(), 1u) << logs() << r.output;
-	const auto& c = conns[0];
-	expect_phases_in_order(c, {"tcp_handshake", "prelogin", "login", "login_ack", "active", "close"});
-	EXPECT_GE(c["tcp"]["keepalives"]["server_to_client"].get<int>(), 2) << c["tcp"].dump();
-	EXPECT_EQ(c["close"]["initiator"], "server");
-	EXPECT_EQ(c["close"]["kind"], "server_fin_first");
-	EXPECT_TRUE(c["close"]["after_keepalives"].get<bool>()) << c["close"].dump();
-	EXPECT_TRUE(has_diag(c, "idle_closed_after_keepalives")) << c["diagnoses"].dump();
-	compare_with_tshark(conns, true);
-	compare_with_read(conns);
-}
+INSTANTIATE_TEST_SUITE_P(E2E, Cases, ::testing::ValuesIn(kCases),
+			 [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 
 } // namespace
