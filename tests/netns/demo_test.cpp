@@ -37,6 +37,23 @@ std::set<std::string> tdsbpf_prog_ids()
 	return ids;
 }
 
+// Waits (up to 5 s) until the BPF programs loaded now are those of before.
+void expect_no_program_left(const std::set<std::string>& before)
+{
+	std::set<std::string> after;
+	for (int i = 0; i < 50; i++) {
+		after = tdsbpf_prog_ids();
+		bool extra = false;
+		for (const auto& id : after)
+			extra |= !before.count(id);
+		if (!extra)
+			break;
+		std::this_thread::sleep_for(std::chrono::milliseconds(100));
+	}
+	for (const auto& id : after)
+		EXPECT_TRUE(before.count(id)) << "BPF program " << id << " left loaded";
+}
+
 TEST(Demo, TourShowsEveryOutcomeAndLeavesNothingBehind)
 {
 	TDSBPF_REQUIRE(geteuid() == 0, "needs root (network namespaces, BPF)");
@@ -115,18 +132,7 @@ TEST(Demo, TourShowsEveryOutcomeAndLeavesNothingBehind)
 	auto left = labtest::run_command({"sh", "-c", "ip netns list | grep -E '^(" + srv + "|" + cli +
 							     ")( |$)'; ip -o link show | grep -E '" + vs + "'; ls -d /tmp/tdsbpf-demo-* 2>/dev/null"});
 	EXPECT_EQ(left.output, "") << left.output;
-	std::set<std::string> after;
-	for (int i = 0; i < 50; i++) {
-		after = tdsbpf_prog_ids();
-		bool extra = false;
-		for (const auto& id : after)
-			extra |= !before.count(id);
-		if (!extra)
-			break;
-		std::this_thread::sleep_for(std::chrono::milliseconds(100));
-	}
-	for (const auto& id : after)
-		EXPECT_TRUE(before.count(id)) << "BPF program " << id << " left loaded";
+	expect_no_program_left(before);
 }
 
 // Ctrl-C in the middle of the tour: it stops, cleans up, exits 130.
@@ -182,18 +188,7 @@ TEST(Demo, InterruptedTourCleansUp)
 							     ")( |$)'; ip -o link show | grep -E '" + vs +
 							     "'; pgrep -f '[t]dsbpf-labserver --listen " + std::string(m[2]) + "'"});
 	EXPECT_EQ(left.output, "") << left.output;
-	std::set<std::string> after;
-	for (int i = 0; i < 50; i++) {
-		after = tdsbpf_prog_ids();
-		bool extra = false;
-		for (const auto& id : after)
-			extra |= !before.count(id);
-		if (!extra)
-			break;
-		std::this_thread::sleep_for(std::chrono::milliseconds(100));
-	}
-	for (const auto& id : after)
-		EXPECT_TRUE(before.count(id)) << "BPF program " << id << " left loaded";
+	expect_no_program_left(before);
 }
 
 } // namespace
