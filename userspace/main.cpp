@@ -231,6 +231,7 @@ int main(int argc, char** argv)
 
 	Options o;
 	CLI::App app{"tdsbpf: trace SQL Server (TDS) connections live, from the kernel, or from a capture file"};
+	app.set_version_flag("--version", "tdsbpf " TDSBPF_VERSION);
 	app.add_option("-i,--iface", o.ifaces, "Interface to trace (repeatable; default: the default route's)");
 	app.add_option("-p,--port", o.ports, "SQL Server TCP port (repeatable, up to 64; default 1433)")
 		->check(CLI::Range(1, 65535));
@@ -256,7 +257,9 @@ int main(int argc, char** argv)
 	try {
 		app.parse(argc, argv);
 	} catch (const CLI::ParseError& e) {
-		return app.exit(e);
+		// --help and --version exit 0; every bad command line exits 2, as
+		// the README says (not CLI11's own codes)
+		return app.exit(e) == 0 ? 0 : 2;
 	}
 	if (o.verbose)
 		spdlog::set_level(spdlog::level::debug);

@@ -272,6 +272,20 @@ TEST(Captures, Sql2000EventDetails)
 
 // ---- (b) connections, phases and outcomes ---------------------------------
 
+// --version says what it is; a bad command line exits 2 with a message,
+// whatever CLI11's own code for it would be.
+TEST(CapturesBinary, VersionAndBadCommandLines)
+{
+	Proc v = run(std::string(TDSBPF_BIN) + " --version");
+	EXPECT_EQ(v.rc, 0) << v.err;
+	EXPECT_EQ(v.out.rfind("tdsbpf ", 0), 0u) << v.out;
+	for (const char* bad : {" --no-such-flag", " --format xml", " --port 0", " --read"}) {
+		Proc r = run(std::string(TDSBPF_BIN) + bad);
+		EXPECT_EQ(r.rc, 2) << bad << ": " << r.err;
+		EXPECT_FALSE(r.err.empty()) << bad;
+	}
+}
+
 TEST(CapturesBinary, Sql2000FullConnection)
 {
 	NEED_CAPTURES();
