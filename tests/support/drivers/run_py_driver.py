@@ -1,4 +1,4 @@
-"""Runs one of tests/lab/drivers/*.py unchanged against a server that is not on 127.0.0.1.
+"""Runs one of tests/support/drivers/*.py unchanged against a server that is not on 127.0.0.1.
 
 usage: run_py_driver.py HOST SCRIPT ARGS...
 The lab scripts connect to 127.0.0.1; in the end-to-end tests the client runs in
