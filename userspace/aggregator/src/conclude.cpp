@@ -59,6 +59,14 @@ Encryption Connection::encryption() const
 	return Encryption::unknown;
 }
 
+std::optional<uint64_t> Connection::login_duration_ns() const
+{
+	uint64_t answer = login.ack_seen ? login.ack_ns : login.error_seen ? login.error_ns : 0;
+	if (!answer || !tcp.syn_ns || answer < tcp.syn_ns)
+		return std::nullopt;
+	return answer - tcp.syn_ns;
+}
+
 bool Connection::opaque() const
 {
 	Encryption e = encryption();

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -373,6 +374,8 @@ struct Connection {
 	// Was active (the close began in the active phase, or is active now).
 	bool active() const { return phase_before_close() == Phase::active; }
 	Encryption encryption() const;
+	// SYN to the LOGINACK, or to the ERROR of a failed login; none without both.
+	std::optional<uint64_t> login_duration_ns() const;
 	// Full or strict encryption: nothing after the TLS handshake is readable.
 	bool opaque() const;
 };

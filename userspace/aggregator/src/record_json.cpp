@@ -181,11 +181,9 @@ void RecordWriter::login()
 	w_.key("login").begin_object();
 	w_.member("outcome", login_outcome_name(l.outcome));
 	w_.member("inferred", l.inferred);
-	// SYN to the LOGINACK, or to the ERROR of a failed login
-	uint64_t answer_ns = l.ack_seen ? l.ack_ns : l.error_seen ? l.error_ns : 0;
-	if (answer_ns && c_.tcp.syn_ns && answer_ns >= c_.tcp.syn_ns) {
-		w_.member("duration_ms", Millis{answer_ns - c_.tcp.syn_ns});
-		w_.member("slow", answer_ns - c_.tcp.syn_ns > static_cast<uint64_t>(r_.cfg.slow_login_threshold_ms) * 1000000ull);
+	if (auto d = c_.login_duration_ns()) {
+		w_.member("duration_ms", Millis{*d});
+		w_.member("slow", *d > static_cast<uint64_t>(r_.cfg.slow_login_threshold_ms) * 1000000ull);
 	} else {
 		w_.null_member("duration_ms").null_member("slow");
 	}

@@ -101,9 +101,8 @@ void write_record_text(std::string& out, const RecordContext& r)
 
 	const LoginState& l = c.login;
 	t << "   login     " << login_outcome_name(l.outcome) << (l.inferred ? " (inferred)" : "") << ", ";
-	uint64_t answer_ns = l.ack_seen ? l.ack_ns : l.error_seen ? l.error_ns : 0;
-	if (answer_ns && c.tcp.syn_ns && answer_ns >= c.tcp.syn_ns)
-		t << ms(answer_ns - c.tcp.syn_ns);
+	if (auto d = c.login_duration_ns())
+		t << ms(*d);
 	else
 		t << "-";
 	t << " ms (threshold " << r.cfg.slow_login_threshold_ms << " ms)";
