@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // tdsbpf: a live tracer for SQL Server (TDS) connections.
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -23,6 +26,9 @@
 #include "session.h"
 
 namespace {
+
+// Thrown from inside a capture's walk when the output has failed.
+struct OutputFailed {};
 
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_summary{false};
@@ -98,8 +104,32 @@ public:
 			std::string line = tdsbpf::event_to_json(ev, len, true, opt_.redact)
 						   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 			line += '\n';
-			std::fwrite(line.data(), 1, line.size(), stdout);
+			if (!events_error_ && std::fwrite(line.data(), 1, line.size(), stdout) != line.size())
+				events_error_ = errno ? errno : EIO;
 		}
+		// a capture is not read to its end into an output that is gone
+		if ((events_ & 4095) == 0 && write_error())
+			throw OutputFailed();
+	}
+
+	// The errno of the first failed write of records or events (0: none).
+	int write_error()
+	{
+		if (agg_)
+			return sink_->error();
+		if (!events_error_ && std::fflush(stdout) != 0)
+			events_error_ = errno ? errno : EIO;
+		return events_error_;
+	}
+
+	// Logs a failed write; true when there was one.
+	bool report_write_error()
+	{
+		int err = write_error();
+		if (err)
+			spdlog::error("cannot write the {} to standard output: {}; stopping", agg_ ? "records" : "events",
+				      std::strerror(err));
+		return err != 0;
 	}
 
 	void tick(uint64_t now_ns)
@@ -138,6 +168,7 @@ private:
 	std::unique_ptr<tdsbpf::Aggregator> agg_;
 	uint64_t events_ = 0;
 	uint64_t last_ts_ = 0;
+	int events_error_ = 0;
 };
 
 int run_read(const Options& o)
@@ -152,17 +183,50 @@ int run_read(const Options& o)
 	tdsbpf::ReadStats st;
 	try {
 		st = tdsbpf::read_capture(o.read, parser);
+	} catch (const OutputFailed&) {
+		out.report_write_error();
+		return 1;
 	} catch (const std::exception& e) {
 		spdlog::error("{}", e.what());
 		return 2;
 	}
 	out.finish(out.last_ts(), 0);
-	if (st.truncated)
-		spdlog::warn("{}", st.warning);
+	if (out.report_write_error())
+		return 1;
 	spdlog::info("read {} frames ({}), {} duplicates skipped, {} not IP, {} cut short by the snap length",
 		     st.frames, st.linktype_name, st.duplicates, st.unsupported, st.short_frames);
 	out.summary(0);
+	if (st.truncated) {
+		// what was read is written; the status says the file was not whole
+		spdlog::error("{}", st.warning);
+		return 2;
+	}
 	return 0;
+}
+
+// Checked before attaching, so that a typo costs no start-up.
+bool ready_dir_writable(const std::string& file)
+{
+	std::filesystem::path dir = std::filesystem::path(file).parent_path();
+	if (dir.empty())
+		dir = ".";
+	if (access(dir.c_str(), W_OK) != 0) {
+		spdlog::error("--ready-file {}: cannot write in {}: {}", file, dir.string(), std::strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+bool write_ready_file(const std::string& file)
+{
+	std::ofstream f(file);
+	f << "ready\n";
+	f.close();
+	if (!f) {
+		spdlog::error("--ready-file {}: cannot write it: {}", file, std::strerror(errno));
+		return false;
+	}
+	return true;
 }
 
 int run_live(const Options& o)
@@ -189,6 +253,8 @@ int run_live(const Options& o)
 	lc.ringbuf_mb = o.ringbuf_mb;
 	lc.flush_interval_ns = static_cast<uint64_t>(o.flush_interval_s) * 1'000'000'000ULL;
 
+	if (!o.ready_file.empty() && !ready_dir_writable(o.ready_file))
+		return 2;
 	Output out(o);
 	std::optional<tdsbpf::Session> session;
 	try {
@@ -197,13 +263,22 @@ int run_live(const Options& o)
 		spdlog::error("{}", e.what());
 		return 2;
 	}
-	if (!o.ready_file.empty())
-		std::ofstream(o.ready_file) << "ready\n";
+	if (!o.ready_file.empty() && !write_ready_file(o.ready_file))
+		return 2;
 
 	const uint64_t start = session->now_ns();
-	int rc = session->run([&](const tdsbpf_event& ev, std::size_t len) { out.on_event(ev, len); },
+	bool write_failed = false;
+	int rc = session->run([&](const tdsbpf_event& ev, std::size_t len) {
+				      try {
+					      out.on_event(ev, len);
+				      } catch (const OutputFailed&) {
+					      write_failed = true;
+				      }
+			      },
 			      [&](uint64_t now) {
 				      out.tick(now);
+				      if (write_failed || out.write_error())
+					      return false;
 				      if (g_summary.exchange(false))
 					      out.summary(session->kernel_drops());
 				      if (o.duration_s > 0 && now - start >= static_cast<uint64_t>(o.duration_s * 1e9))
@@ -216,6 +291,8 @@ int run_live(const Options& o)
 	out.summary(drops);
 	if (drops)
 		spdlog::warn("{} events were lost because the ring buffer was full (raise --ringbuf-mb)", drops);
+	if (out.report_write_error())
+		return 1;
 	return rc;
 }
 
@@ -232,28 +309,49 @@ int main(int argc, char** argv)
 	Options o;
 	CLI::App app{"tdsbpf: trace SQL Server (TDS) connections live, from the kernel, or from a capture file"};
 	app.set_version_flag("--version", "tdsbpf " TDSBPF_VERSION);
-	app.add_option("-i,--iface", o.ifaces, "Interface to trace (repeatable; default: the default route's)");
+	auto* iface = app.add_option("-i,--iface", o.ifaces, "Interface to trace (repeatable; default: the default route's)");
 	app.add_option("-p,--port", o.ports, "SQL Server TCP port (repeatable, up to 64; default 1433)")
 		->check(CLI::Range(1, 65535));
-	app.add_option("--attach", o.attach, "How to see ingress: xdp, tc, or auto (XDP, falling back to tc)")
+	auto* attach = app.add_option("--attach", o.attach, "How to see ingress: xdp, tc, or auto (XDP, falling back to tc)")
 		->check(CLI::IsMember({"auto", "xdp", "tc"}));
-	app.add_option("--xdp-mode", o.xdp_mode, "XDP mode: native, generic, or auto")
+	auto* xdp_mode = app.add_option("--xdp-mode", o.xdp_mode, "XDP mode: native, generic, or auto")
 		->check(CLI::IsMember({"auto", "native", "generic"}));
 	app.add_option("--max-flows", o.max_flows, "Flows tracked in the kernel (LRU)")->check(CLI::Range(1, 16777216));
-	app.add_option("--ringbuf-mb", o.ringbuf_mb, "Ring buffer size in MiB")->check(CLI::Range(1, 1024));
+	auto* ringbuf = app.add_option("--ringbuf-mb", o.ringbuf_mb, "Ring buffer size in MiB, a power of two (1 to 1024)")
+			       ->check(CLI::Range(1, 1024))
+			       ->check(CLI::Validator(
+				       [](std::string& v) -> std::string {
+					       uint32_t n = 0;
+					       return CLI::detail::lexical_cast(v, n) && n && (n & (n - 1)) == 0
+							      ? ""
+							      : "must be a power of two (1, 2, 4 ... 1024)";
+				       },
+				       "POWER OF TWO"));
 	app.add_option("--flush-interval", o.flush_interval_s, "Seconds between counter updates of long flows (0: only at close)");
 	app.add_flag("--events", o.events, "Print the raw events, one JSON object per line (debug view)");
-	app.add_option("-r,--read", o.read, "Read a pcap or pcapng file instead of tracing live");
+	auto* read = app.add_option("-r,--read", o.read, "Read a pcap or pcapng file instead of tracing live");
 	app.add_option("-f,--format", o.format, "Output: json (NDJSON) or text (timelines)")
 		->check(CLI::IsMember({"json", "text"}));
-	app.add_option("--emit-interval", o.emit_interval_s, "Also print snapshots of long-lived connections every N seconds");
-	app.add_option("--idle-timeout", o.idle_timeout_s, "End connections silent for N seconds");
-	app.add_option("--max-connections", o.max_connections, "Connections tracked at most (oldest idle evicted)");
+	app.add_option("--emit-interval", o.emit_interval_s, "Also print snapshots of long-lived connections every N seconds (0: never)");
+	app.add_option("--idle-timeout", o.idle_timeout_s, "End connections silent for N seconds (0: never)");
+	app.add_option("--max-connections", o.max_connections, "Connections tracked at most (oldest idle evicted)")
+		->check(CLI::Range(std::size_t{1}, std::size_t{1} << 26));
 	app.add_flag("--redact", o.redact, "Hide NTLM domain, user and workstation names");
-	app.add_option("--slow-login-ms", o.slow_login_ms, "A login slower than this is diagnosed slow");
-	app.add_option("--duration", o.duration_s, "Stop after N seconds");
-	app.add_option("--ready-file", o.ready_file, "Write this file once attached (for scripts)");
+	app.add_option("--slow-login-ms", o.slow_login_ms, "A login slower than this is diagnosed slow")
+		->check(CLI::Range(1u, 3'600'000u));
+	auto* duration = app.add_option("--duration", o.duration_s, "Stop after N seconds")->check(CLI::Validator(
+				 [](std::string& v) -> std::string {
+					 double d = 0;
+					 return CLI::detail::lexical_cast(v, d) && d > 0 && d <= 366.0 * 86400
+							? ""
+							: "must be a number of seconds, more than 0 and at most a year";
+				 },
+				 "SECONDS"));
+	auto* ready = app.add_option("--ready-file", o.ready_file, "Write this file once attached (for scripts)");
 	app.add_flag("-v,--verbose", o.verbose, "More log lines");
+	// what only tracing live means is refused with --read, not ignored
+	for (CLI::Option* live : {iface, attach, xdp_mode, ringbuf, duration, ready})
+		read->excludes(live);
 	try {
 		app.parse(argc, argv);
 	} catch (const CLI::ParseError& e) {

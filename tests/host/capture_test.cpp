@@ -5,6 +5,7 @@
 // (`tshark -r FILE -d tcp.port==1433,tds -V`), not from this program.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -286,6 +287,93 @@ TEST(CapturesBinary, VersionAndBadCommandLines)
 	}
 }
 
+// Nothing is silently adjusted or ignored: each bad value is refused, with
+// the option named. None of these attaches anything (the interface given
+// does not exist, and the values are refused before it is looked up).
+TEST(CapturesBinary, BadValuesAreRefused)
+{
+	const std::string none = " --iface tdsbpfnoiface";
+	const std::string rd = " --read /nonexistent.pcap";
+	const std::pair<std::string, std::string> cases[] = {
+		{" --ringbuf-mb 3" + none, "--ringbuf-mb: must be a power of two"},
+		{" --ringbuf-mb 2048" + none, "--ringbuf-mb"},
+		{" --max-connections 0" + rd, "--max-connections"},
+		{" --duration -5" + none, "--duration: must be a number of seconds"},
+		{" --duration 0" + none, "--duration"},
+		{" --duration soon" + none, "--duration"},
+		{" --slow-login-ms 0" + rd, "--slow-login-ms"},
+		{" --max-flows 0" + rd, "--max-flows"},
+		{" --idle-timeout -1" + rd, "--idle-timeout"},
+		// what only live tracing means is refused with --read
+		{none + rd, "--iface excludes --read"},
+		{" --duration 5" + rd, "excludes"},
+		{" --ringbuf-mb 4" + rd, "excludes"},
+		{" --attach tc" + rd, "excludes"},
+		{" --ready-file /tmp/x" + rd, "excludes"},
+		// checked before anything is attached
+		{" --ready-file /nonexistent/dir/ready" + none, "--ready-file /nonexistent/dir/ready: cannot write"},
+	};
+	for (const auto& [args, says] : cases) {
+		Proc r = run(std::string(TDSBPF_BIN) + args);
+		EXPECT_EQ(r.rc, 2) << args << ": " << r.err;
+		EXPECT_NE(r.err.find(says), std::string::npos) << args << ": " << r.err;
+	}
+}
+
+// Runs tdsbpf with its standard output on fd `out`; returns the exit status
+// and what it wrote to stderr.
+Proc run_with_stdout(const std::vector<std::string>& args, int out)
+{
+	TempDir t;
+	fs::path err = t.path / "err";
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(out, 1);
+		int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(e, 2);
+		std::vector<char*> argv;
+		argv.push_back(const_cast<char*>(TDSBPF_BIN));
+		for (const auto& a : args)
+			argv.push_back(const_cast<char*>(a.c_str()));
+		argv.push_back(nullptr);
+		execv(TDSBPF_BIN, argv.data());
+		_exit(127);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	Proc r;
+	r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	r.err = slurp(err);
+	return r;
+}
+
+// An output that cannot be written ends the run with status 1 and says
+// why, for records, the text view and raw events alike; nothing pretends
+// to have succeeded.
+TEST(CapturesBinary, WriteErrorsEndTheRun)
+{
+	NEED_CAPTURES();
+	int full = open("/dev/full", O_WRONLY);
+	ASSERT_GE(full, 0);
+	for (std::vector<std::string> extra : {std::vector<std::string>{}, {"--format", "text"}, {"--events"}}) {
+		std::vector<std::string> args{"--read", cap(kSql2000).string()};
+		args.insert(args.end(), extra.begin(), extra.end());
+		Proc r = run_with_stdout(args, full);
+		EXPECT_EQ(r.rc, 1) << r.err;
+		EXPECT_NE(r.err.find("to standard output: No space left on device"), std::string::npos) << r.err;
+	}
+	close(full);
+
+	// a reader that went away: the pipe's read end is closed
+	int p[2];
+	ASSERT_EQ(pipe(p), 0);
+	close(p[0]);
+	Proc r = run_with_stdout({"--read", cap(kSql2000).string()}, p[1]);
+	close(p[1]);
+	EXPECT_EQ(r.rc, 1) << r.err;
+	EXPECT_NE(r.err.find("Broken pipe"), std::string::npos) << r.err;
+}
+
 TEST(CapturesBinary, Sql2000FullConnection)
 {
 	NEED_CAPTURES();
@@ -484,8 +572,9 @@ TEST(CapturesTruncated, CutInTheMiddleOfARecord)
 	EXPECT_EQ(w.stats.frames, 8u);
 	EXPECT_EQ(w.tds_types, (std::map<int, int>{{18, 1}, {4, 2}, {16, 1}, {1, 1}}));
 
+	// what was read is written, and the status says the file was cut
 	Proc r = tdsbpf_read(cut);
-	EXPECT_EQ(r.rc, 0) << r.err;
+	EXPECT_EQ(r.rc, 2) << r.err;
 	EXPECT_NE(r.err.find("capture ends early after 8 frames"), std::string::npos) << r.err;
 	auto conns = connections(ndjson(r.out));
 	ASSERT_EQ(conns.size(), 1u);

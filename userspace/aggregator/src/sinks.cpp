@@ -1,4 +1,5 @@
 // NDJSON and text output.
+#include <cerrno>
 #include <cstdio>
 
 #include "aggregator/aggregator.h"
@@ -21,12 +22,17 @@ void Writer::flush()
 {
 	if (buf_.empty())
 		return;
-	if (file_) {
-		fwrite(buf_.data(), 1, buf_.size(), file_);
-		fflush(file_);
-	} else if (stream_) {
-		stream_->write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
-		stream_->flush();
+	if (error_ == 0) {
+		errno = 0;
+		if (file_) {
+			if (fwrite(buf_.data(), 1, buf_.size(), file_) != buf_.size() || fflush(file_) != 0)
+				error_ = errno ? errno : EIO;
+		} else if (stream_) {
+			stream_->write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
+			stream_->flush();
+			if (!*stream_)
+				error_ = errno ? errno : EIO;
+		}
 	}
 	buf_.clear();
 }

@@ -49,6 +49,9 @@ public:
 	// Push out what is buffered (called after each batch of events and at
 	// the end).
 	virtual void flush() {}
+	// The errno of the first write that failed (0: none). Output after a
+	// failure is dropped; the caller reports it and ends the run.
+	virtual int error() const { return 0; }
 };
 
 // Buffered output to a FILE or a stream: records are written whole, and
@@ -60,11 +63,13 @@ public:
 	~Writer() { flush(); }
 	void write(std::string_view s);
 	void flush();
+	int error() const { return error_; }
 
 private:
 	std::FILE* file_ = nullptr;
 	std::ostream* stream_ = nullptr;
 	std::string buf_;
+	int error_ = 0;
 };
 
 // One JSON object per line.
@@ -74,6 +79,7 @@ public:
 	explicit NdjsonSink(std::ostream& out) : out_(out) {}
 	void on_connection(const ConnectionRecord& record) override;
 	void flush() override { out_.flush(); }
+	int error() const override { return out_.error(); }
 
 private:
 	Writer out_;
@@ -89,6 +95,7 @@ public:
 	void on_line(const TimelineLine& line) override;
 	void on_connection(const ConnectionRecord& record) override;
 	void flush() override { out_.flush(); }
+	int error() const override { return out_.error(); }
 
 private:
 	Writer out_;
