@@ -4,7 +4,10 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -39,8 +42,65 @@ std::string errstr(int err)
 struct Loader::TcFilter {
 	bpf_tc_hook hook{};
 	bpf_tc_opts opts{};
-	bool created_qdisc = false;
 };
+
+struct Loader::Traced {
+	Attachment a;
+	std::vector<int> link_fds;
+	std::vector<std::unique_ptr<TcFilter>> filters;
+	bool created_qdisc = false; // the clsact qdisc was added by tdsbpf
+};
+
+namespace {
+
+// How many tc filters sit on one side of a device's clsact qdisc (a netlink
+// dump); -1 when that cannot be told.
+int count_tc_filters(int ifindex, bool ingress)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -1;
+	struct {
+		nlmsghdr n;
+		tcmsg t;
+	} req{};
+	req.n.nlmsg_len = NLMSG_LENGTH(sizeof(tcmsg));
+	req.n.nlmsg_type = RTM_GETTFILTER;
+	req.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	req.n.nlmsg_seq = 1;
+	req.t.tcm_family = AF_UNSPEC;
+	req.t.tcm_ifindex = ifindex;
+	req.t.tcm_parent = TC_H_MAKE(TC_H_CLSACT, ingress ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS);
+	int count = -1;
+	if (send(fd, &req, req.n.nlmsg_len, 0) == static_cast<ssize_t>(req.n.nlmsg_len)) {
+		alignas(nlmsghdr) char buf[16384];
+		int n = 0;
+		bool done = false;
+		count = 0;
+		while (!done && (n = static_cast<int>(recv(fd, buf, sizeof(buf), 0))) > 0) {
+			for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, static_cast<unsigned>(n));
+			     h = NLMSG_NEXT(h, n)) {
+				if (h->nlmsg_type == NLMSG_DONE) {
+					done = true;
+					break;
+				}
+				if (h->nlmsg_type == NLMSG_ERROR) {
+					count = -1;
+					done = true;
+					break;
+				}
+				if (h->nlmsg_type == RTM_NEWTFILTER)
+					count++;
+			}
+		}
+		if (n <= 0 && !done)
+			count = -1;
+	}
+	close(fd);
+	return count;
+}
+
+} // namespace
 
 std::string missing_privileges()
 {
@@ -215,7 +275,7 @@ void Loader::attach()
 		attach_one(iface);
 }
 
-bool Loader::attach_xdp(int ifindex, Attachment& a, std::string& why)
+bool Loader::attach_xdp(Traced& t, std::string& why)
 {
 	struct Try {
 		uint32_t flags;
@@ -226,41 +286,46 @@ bool Loader::attach_xdp(int ifindex, Attachment& a, std::string& why)
 		tries.push_back({XDP_FLAGS_DRV_MODE, "xdp native"});
 	if (cfg_.xdp_mode != XdpMode::native)
 		tries.push_back({XDP_FLAGS_SKB_MODE, "xdp generic"});
-	for (const auto& t : tries) {
-		LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = t.flags);
+	for (const auto& x : tries) {
+		LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = x.flags);
 		// a bpf_link: the kernel detaches it when this process goes away
-		int fd = bpf_link_create(bpf_program__fd(skel_->progs.tdsbpf_xdp), ifindex, BPF_XDP, &opts);
+		int fd = bpf_link_create(bpf_program__fd(skel_->progs.tdsbpf_xdp), t.a.ifindex, BPF_XDP, &opts);
 		if (fd >= 0) {
-			link_fds_.push_back(fd);
-			a.ingress = t.name;
+			t.link_fds.push_back(fd);
+			t.a.ingress = x.name;
 			return true;
 		}
-		why += std::string(why.empty() ? "" : "; ") + t.name + ": " + errstr(errno);
+		why += std::string(why.empty() ? "" : "; ") + x.name + ": " + errstr(errno);
 		if (errno == EBUSY || errno == EEXIST)
 			why += " (another XDP program is attached: remove it, or use --attach tc)";
 	}
 	return false;
 }
 
-std::string Loader::attach_tc(int ifindex, bool ingress)
+std::string Loader::attach_tc(Traced& t, bool ingress)
 {
 	int prog = ingress ? tc_ingress_fd() : bpf_program__fd(skel_->progs.tdsbpf_tc_egress);
-	// tcx links (Linux 6.6+) go away with the process, like the XDP link
-	int fd = bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(ingress ? kTcxIngress : kTcxEgress),
-				 nullptr);
-	if (fd >= 0) {
-		link_fds_.push_back(fd);
-		return "tcx";
+	if (cfg_.tc_api != TcApi::clsact) {
+		// tcx links (Linux 6.6+) go away with the process, like the XDP link
+		int fd = bpf_link_create(prog, t.a.ifindex,
+					 static_cast<bpf_attach_type>(ingress ? kTcxIngress : kTcxEgress), nullptr);
+		if (fd >= 0) {
+			t.link_fds.push_back(fd);
+			return "tcx";
+		}
+		if (cfg_.tc_api == TcApi::tcx)
+			throw std::runtime_error("cannot attach a tcx link to " + t.a.iface + ": " + errstr(errno) +
+						 " (Linux 6.6 or later is needed; or use --tc-api clsact)");
 	}
-	// older kernels: a clsact filter, removed on exit and replaced at start
+	// a filter on a clsact qdisc: removed on exit, replaced at start
 	auto f = std::make_unique<TcFilter>();
 	f->hook.sz = sizeof(f->hook);
-	f->hook.ifindex = ifindex;
+	f->hook.ifindex = t.a.ifindex;
 	f->hook.attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS;
 	int err = bpf_tc_hook_create(&f->hook);
 	if (err && err != -EEXIST)
-		throw std::runtime_error("cannot add a clsact qdisc: " + errstr(err));
-	f->created_qdisc = err == 0;
+		throw std::runtime_error("cannot add a clsact qdisc to " + t.a.iface + ": " + errstr(err));
+	t.created_qdisc |= err == 0;
 	f->opts.sz = sizeof(f->opts);
 	f->opts.handle = kTcHandle;
 	f->opts.priority = kTcPriority;
@@ -269,12 +334,12 @@ std::string Loader::attach_tc(int ifindex, bool ingress)
 	err = bpf_tc_attach(&f->hook, &f->opts);
 	if (err)
 		throw std::runtime_error(std::string("cannot attach the tc ") + (ingress ? "ingress" : "egress") +
-					 " program: " + errstr(err));
+					 " program to " + t.a.iface + ": " + errstr(err));
 	// detach needs only the handle and priority
 	f->opts.prog_fd = 0;
 	f->opts.prog_id = 0;
 	f->opts.flags = 0;
-	tc_filters_.push_back(std::move(f));
+	t.filters.push_back(std::move(f));
 	return "tc clsact";
 }
 
@@ -283,54 +348,127 @@ void Loader::attach_one(const std::string& iface)
 	int ifindex = static_cast<int>(if_nametoindex(iface.c_str()));
 	if (ifindex == 0)
 		throw std::runtime_error("unknown interface '" + iface + "' (see: ip link)");
-	Attachment a;
-	a.iface = iface;
-	a.ifindex = ifindex;
-	if (cfg_.attach != AttachMode::tc) {
-		std::string why;
-		if (!attach_xdp(ifindex, a, why)) {
-			if (cfg_.attach == AttachMode::xdp)
-				throw std::runtime_error("cannot attach XDP to " + iface + ": " + why);
-			spdlog::warn("XDP cannot attach to {} ({}); tracing ingress with tc instead", iface, why);
+	for (const auto& t : traced_) {
+		if (t->a.ifindex == ifindex) {
+			// twice would count every packet twice
+			spdlog::warn("--iface {}: ifindex {} is already traced (as {}); tracing it once", iface, ifindex,
+				     t->a.iface);
+			return;
 		}
 	}
-	if (a.ingress.empty())
-		a.ingress = attach_tc(ifindex, true);
-	a.egress = attach_tc(ifindex, false);
-	spdlog::info("tracing {} (ifindex {}): ingress {}, egress {}", iface, ifindex, a.ingress, a.egress);
-	attached_.push_back(a);
+	auto t = std::make_unique<Traced>();
+	t->a.iface = iface;
+	t->a.ifindex = ifindex;
+	try {
+		if (cfg_.attach != AttachMode::tc) {
+			std::string why;
+			if (!attach_xdp(*t, why)) {
+				if (cfg_.attach == AttachMode::xdp)
+					throw std::runtime_error("cannot attach XDP to " + iface + ": " + why);
+				spdlog::warn("XDP cannot attach to {} ({}); tracing ingress with tc instead", iface, why);
+			}
+		}
+		if (t->a.ingress.empty())
+			t->a.ingress = attach_tc(*t, true);
+		t->a.egress = attach_tc(*t, false);
+	} catch (...) {
+		detach_one(*t, false);
+		throw;
+	}
+	spdlog::info("tracing {} (ifindex {}): ingress {}, egress {}", iface, ifindex, t->a.ingress, t->a.egress);
+	traced_.push_back(std::move(t));
+	list_attached();
+}
+
+void Loader::detach_one(Traced& t, bool device_gone)
+{
+	for (int fd : t.link_fds)
+		close(fd);
+	t.link_fds.clear();
+	if (device_gone) {
+		// the device took its qdisc and filters with it
+		t.filters.clear();
+		return;
+	}
+	for (auto& f : t.filters) {
+		int err = bpf_tc_detach(&f->hook, &f->opts);
+		if (err && err != -ENOENT && err != -ENODEV && err != -EINVAL)
+			spdlog::warn("could not remove the tc filter from {}: {}", t.a.iface, errstr(err));
+	}
+	if (t.created_qdisc && !t.filters.empty()) {
+		// remove the clsact qdisc tdsbpf added, unless a filter of someone
+		// else's is on it now; one that was there before is left alone
+		int in = count_tc_filters(t.a.ifindex, true);
+		int out = count_tc_filters(t.a.ifindex, false);
+		if (in == 0 && out == 0) {
+			bpf_tc_hook all = t.filters[0]->hook;
+			all.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+			int err = bpf_tc_hook_destroy(&all);
+			if (err && err != -ENOENT)
+				spdlog::warn("could not remove the clsact qdisc tdsbpf added to {}: {}", t.a.iface,
+					     errstr(err));
+		} else {
+			spdlog::info("leaving the clsact qdisc on {}: other tc filters use it now", t.a.iface);
+		}
+	}
+	t.filters.clear();
+}
+
+void Loader::list_attached()
+{
+	attached_.clear();
+	for (const auto& t : traced_)
+		attached_.push_back(t->a);
+}
+
+InterfaceChanges Loader::check_interfaces()
+{
+	InterfaceChanges ch;
+	// gone: the index no longer names the device we attached to
+	for (auto it = traced_.begin(); it != traced_.end();) {
+		Traced& t = **it;
+		char name[IF_NAMESIZE] = {};
+		bool there = if_indextoname(static_cast<unsigned>(t.a.ifindex), name) != nullptr;
+		if (there) {
+			++it;
+			continue;
+		}
+		spdlog::warn("interface {} (ifindex {}) was removed: not traced until it is back", t.a.iface,
+			     t.a.ifindex);
+		detach_one(t, true);
+		ch.gone.push_back(t.a.iface);
+		waiting_.push_back(t.a.iface);
+		it = traced_.erase(it);
+	}
+	// back: a configured name exists again
+	for (auto it = waiting_.begin(); it != waiting_.end();) {
+		if (if_nametoindex(it->c_str()) == 0) {
+			++it;
+			continue;
+		}
+		std::string name = *it;
+		it = waiting_.erase(it);
+		try {
+			attach_one(name);
+			spdlog::info("interface {} is back: traced again", name);
+			ch.returned.push_back(name);
+		} catch (const std::exception& e) {
+			spdlog::warn("interface {} is back but cannot be traced: {}", name, e.what());
+			waiting_.push_back(name);
+			break; // tried again at the next check
+		}
+	}
+	list_attached();
+	ch.attached = traced_.size();
+	return ch;
 }
 
 void Loader::detach()
 {
-	for (int fd : link_fds_)
-		close(fd);
-	link_fds_.clear();
-	for (auto& f : tc_filters_) {
-		int err = bpf_tc_detach(&f->hook, &f->opts);
-		if (err && err != -ENOENT)
-			spdlog::warn("could not remove the tc filter from ifindex {}: {}", f->hook.ifindex, errstr(err));
-		if (f->created_qdisc) {
-			// only a qdisc we added, and only if nothing else uses it
-			bpf_tc_opts q{};
-			q.sz = sizeof(q);
-			if (bpf_tc_query(&f->hook, &q) == -ENOENT) {
-				bpf_tc_hook other = f->hook;
-				other.attach_point = f->hook.attach_point == BPF_TC_INGRESS ? BPF_TC_EGRESS : BPF_TC_INGRESS;
-				bpf_tc_opts q2{};
-				q2.sz = sizeof(q2);
-				bool other_ours = false;
-				for (auto& g : tc_filters_)
-					other_ours |= g.get() != f.get() && g->hook.ifindex == f->hook.ifindex;
-				if (!other_ours && bpf_tc_query(&other, &q2) == -ENOENT) {
-					bpf_tc_hook all = f->hook;
-					all.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-					bpf_tc_hook_destroy(&all);
-				}
-			}
-		}
-	}
-	tc_filters_.clear();
+	for (auto& t : traced_)
+		detach_one(*t, false);
+	traced_.clear();
+	waiting_.clear();
 	attached_.clear();
 }
 

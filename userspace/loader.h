@@ -19,12 +19,16 @@ namespace tdsbpf {
 
 enum class AttachMode { automatic, xdp, tc };
 enum class XdpMode { automatic, native, generic };
+// How tc programs attach: tcx links (Linux 6.6+), or filters on a clsact
+// qdisc (older kernels, or where other tools manage tc that way).
+enum class TcApi { automatic, tcx, clsact };
 
 struct LoaderConfig {
 	std::vector<std::string> interfaces;
 	std::vector<uint16_t> ports{TDSBPF_DEFAULT_PORT};
 	AttachMode attach = AttachMode::automatic;
 	XdpMode xdp_mode = XdpMode::automatic;
+	TcApi tc_api = TcApi::automatic;
 	uint32_t max_flows = 65536;
 	uint32_t ringbuf_mb = 8;
 	uint64_t flush_interval_ns = 10'000'000'000ULL;
@@ -38,6 +42,13 @@ struct Attachment {
 	std::string egress;
 };
 
+// What changed when the interfaces were checked again.
+struct InterfaceChanges {
+	std::vector<std::string> gone;     // removed since the last check: detached
+	std::vector<std::string> returned; // back (by name): attached again
+	std::size_t attached = 0;          // interfaces traced now
+};
+
 class Loader {
 public:
 	using Callback = std::function<void(const tdsbpf_event& ev, std::size_t len)>;
@@ -48,8 +59,14 @@ public:
 	Loader(const Loader&) = delete;
 	Loader& operator=(const Loader&) = delete;
 
+	// Attaches to every configured interface; an interface named twice (or
+	// by two names) is traced once.
 	void attach();
 	const std::vector<Attachment>& attachments() const { return attached_; }
+
+	// Notices traced interfaces that were removed (detaching what was on
+	// them) and configured ones that are there again (attaching to them).
+	InterfaceChanges check_interfaces();
 
 	// Calls cb for each record; waits at most timeout_ms. Returns records read.
 	int poll(int timeout_ms, const Callback& cb);
@@ -62,17 +79,20 @@ public:
 
 private:
 	struct TcFilter;
+	struct Traced; // one interface: its links and filters
 	void attach_one(const std::string& iface);
-	bool attach_xdp(int ifindex, Attachment& a, std::string& why);
-	std::string attach_tc(int ifindex, bool ingress);
+	bool attach_xdp(Traced& t, std::string& why);
+	std::string attach_tc(Traced& t, bool ingress);
+	void detach_one(Traced& t, bool device_gone);
 	int tc_ingress_fd();
+	void list_attached();
 
 	LoaderConfig cfg_;
 	tdsbpf_bpf* skel_ = nullptr;
 	tdsbpf_bpf* ingress_skel_ = nullptr; // the tc ingress program, when XDP could not attach
 	ring_buffer* rb_ = nullptr;
-	std::vector<int> link_fds_;
-	std::vector<std::unique_ptr<TcFilter>> tc_filters_;
+	std::vector<std::unique_ptr<Traced>> traced_;
+	std::vector<std::string> waiting_; // configured, not there now
 	std::vector<Attachment> attached_;
 	const Callback* cb_ = nullptr;
 };

@@ -59,6 +59,8 @@ struct Options {
 	std::vector<uint16_t> ports;
 	std::string attach = "auto";
 	std::string xdp_mode = "auto";
+	std::string tc_api = "auto";
+	bool exit_when_iface_gone = false;
 	uint32_t max_flows = 65536;
 	uint32_t ringbuf_mb = 8;
 	uint32_t flush_interval_s = 10;
@@ -249,6 +251,9 @@ int run_live(const Options& o)
 	lc.xdp_mode = o.xdp_mode == "native" ? tdsbpf::XdpMode::native
 		      : o.xdp_mode == "generic" ? tdsbpf::XdpMode::generic
 						: tdsbpf::XdpMode::automatic;
+	lc.tc_api = o.tc_api == "tcx"	   ? tdsbpf::TcApi::tcx
+		    : o.tc_api == "clsact" ? tdsbpf::TcApi::clsact
+					   : tdsbpf::TcApi::automatic;
 	lc.max_flows = o.max_flows;
 	lc.ringbuf_mb = o.ringbuf_mb;
 	lc.flush_interval_ns = static_cast<uint64_t>(o.flush_interval_s) * 1'000'000'000ULL;
@@ -263,6 +268,7 @@ int run_live(const Options& o)
 		spdlog::error("{}", e.what());
 		return 2;
 	}
+	session->stop_when_no_interface(o.exit_when_iface_gone);
 	if (!o.ready_file.empty() && !write_ready_file(o.ready_file))
 		return 2;
 
@@ -316,6 +322,12 @@ int main(int argc, char** argv)
 		->check(CLI::IsMember({"auto", "xdp", "tc"}));
 	auto* xdp_mode = app.add_option("--xdp-mode", o.xdp_mode, "XDP mode: native, generic, or auto")
 		->check(CLI::IsMember({"auto", "native", "generic"}));
+	auto* tc_api = app.add_option("--tc-api", o.tc_api,
+				      "How tc programs attach: tcx (Linux 6.6+), clsact (a qdisc filter), or auto (tcx, "
+				      "falling back to clsact)")
+			       ->check(CLI::IsMember({"auto", "tcx", "clsact"}));
+	auto* gone = app.add_flag("--exit-when-iface-gone", o.exit_when_iface_gone,
+				  "Stop (status 1) when no traced interface is left, instead of waiting for one to return");
 	app.add_option("--max-flows", o.max_flows, "Flows tracked in the kernel (LRU)")->check(CLI::Range(1, 16777216));
 	auto* ringbuf = app.add_option("--ringbuf-mb", o.ringbuf_mb, "Ring buffer size in MiB, a power of two (1 to 1024)")
 			       ->check(CLI::Range(1, 1024))
@@ -350,7 +362,7 @@ int main(int argc, char** argv)
 	auto* ready = app.add_option("--ready-file", o.ready_file, "Write this file once attached (for scripts)");
 	app.add_flag("-v,--verbose", o.verbose, "More log lines");
 	// what only tracing live means is refused with --read, not ignored
-	for (CLI::Option* live : {iface, attach, xdp_mode, ringbuf, duration, ready})
+	for (CLI::Option* live : {iface, attach, xdp_mode, tc_api, gone, ringbuf, duration, ready})
 		read->excludes(live);
 	try {
 		app.parse(argc, argv);

@@ -58,12 +58,26 @@ int Session::run(const EventFn& on_event, const TickFn& tick, int poll_ms)
 		on_event(*e, n);
 	};
 	int rc = 0;
+	uint64_t next_check = clock_ns(CLOCK_MONOTONIC) + 1'000'000'000ULL;
+	bool none_logged = false;
 	for (;;) {
 		int n = loader_.poll(poll_ms, cb);
 		if (n < 0) {
 			spdlog::error("reading the ring buffer failed: {}", std::strerror(-n));
 			rc = 1;
 			break;
+		}
+		if (clock_ns(CLOCK_MONOTONIC) >= next_check) {
+			next_check = clock_ns(CLOCK_MONOTONIC) + 1'000'000'000ULL;
+			InterfaceChanges ch = loader_.check_interfaces();
+			if (ch.attached == 0 && stop_when_none_) {
+				spdlog::error("no traced interface is left; stopping (--exit-when-iface-gone)");
+				rc = 1;
+				break;
+			}
+			if (ch.attached == 0 && !none_logged)
+				spdlog::warn("no interface is traced now; waiting for one to come back");
+			none_logged = ch.attached == 0;
 		}
 		if (!tick(now_ns()))
 			break;

@@ -28,8 +28,14 @@ public:
 	// "xdp native ingress, tcx egress" for the first interface.
 	std::string describe() const;
 
-	// Polls until tick returns false (or the ring buffer cannot be read:
-	// then the error is logged and 1 returned), then reads what is left.
+	// Once a second the interfaces are checked again: one that was removed
+	// is detached and logged, and traced again when it is back. With
+	// stop_when_none set, the run ends (returning 1) once none is left.
+	void stop_when_no_interface(bool on) { stop_when_none_ = on; }
+
+	// Polls until tick returns false (or the ring buffer cannot be read,
+	// or no interface is left and that should stop the run: then the
+	// error is logged and 1 returned), then reads what is left.
 	// Events reach on_event with wall-clock times. poll_ms bounds the wait
 	// between ticks.
 	int run(const EventFn& on_event, const TickFn& tick, int poll_ms = 100);
@@ -43,6 +49,7 @@ public:
 private:
 	Loader loader_;
 	uint64_t offset_; // CLOCK_REALTIME - CLOCK_MONOTONIC at start
+	bool stop_when_none_ = false;
 };
 
 // The name of an interface by index ("" when there is none now).

@@ -249,6 +249,116 @@ TEST_F(LiveTest, KilledTracerLeavesNothingAttached)
 	expect_nothing_attached(*lab_);
 }
 
+// One bare TCP connection from the client to the lab server.
+void connect_once(const tdsbpf::lab::NetnsLab& lab)
+{
+	lab.sh(lab.client_ns(), "bash -c \"exec 3<>/dev/tcp/" + lab.server_ip() + "/1433; exec 3>&-\"");
+	std::this_thread::sleep_for(std::chrono::milliseconds(300));
+}
+
+int count_events(const std::vector<json>& events, const std::string& kind)
+{
+	int n = 0;
+	for (const auto& e : events)
+		n += e["event"] == kind;
+	return n;
+}
+
+// The same interface named twice is traced once: every packet is counted
+// once, and the log says why.
+TEST_F(LiveTest, InterfaceGivenTwiceIsTracedOnce)
+{
+	pid_t server = start_lab_server();
+	ASSERT_GT(server, 0) << "lab server did not start";
+	ASSERT_TRUE(start_tracer({"--iface", lab_->server_if(), "--events"})) << tracer_log();
+	connect_once(*lab_);
+	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
+	lab_->stop(server, SIGTERM);
+	EXPECT_NE(tracer_log().find("is already traced"), std::string::npos) << tracer_log();
+	auto events = read_events(dir_.file("events.ndjson"));
+	EXPECT_EQ(count_events(events, "tcp_syn"), 1) << tracer_log();
+	EXPECT_EQ(count_events(events, "tcp_synack"), 1);
+	expect_nothing_attached(*lab_);
+}
+
+// With tc filters on a clsact qdisc: the qdisc tdsbpf added goes at exit;
+// one that was there before stays, with what was on it.
+TEST_F(LiveTest, ClsactQdiscRemovedOnlyIfTdsbpfAddedIt)
+{
+	const std::string dev = lab_->server_if();
+	int st = -1;
+	auto qdiscs = [&] { return lab_->sh(lab_->server_ns(), "tc qdisc show dev " + dev); };
+	ASSERT_TRUE(start_tracer({"--attach", "tc", "--tc-api", "clsact"})) << tracer_log();
+	EXPECT_NE(qdiscs().find("clsact"), std::string::npos) << qdiscs();
+	std::string filters = lab_->sh(lab_->server_ns(), "tc filter show dev " + dev + " ingress");
+	EXPECT_NE(filters.find("tdsbpf_tc_ingre"), std::string::npos) << filters; // names are cut at 15
+	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
+	EXPECT_EQ(qdiscs().find("clsact"), std::string::npos) << qdiscs();
+	expect_nothing_attached(*lab_);
+
+	// a clsact qdisc of someone else's, with a filter of theirs
+	lab_->sh(lab_->server_ns(), "tc qdisc add dev " + dev + " clsact && tc filter add dev " + dev +
+					    " egress prio 7 bpf da obj " TDSBPF_TC_PASS_OBJECT " sec tc",
+		 &st);
+	ASSERT_EQ(st, 0);
+	std::remove(dir_.file("tracer.ready").c_str());
+	ASSERT_TRUE(start_tracer({"--attach", "tc", "--tc-api", "clsact"})) << tracer_log();
+	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
+	EXPECT_NE(qdiscs().find("clsact"), std::string::npos) << qdiscs();
+	filters = lab_->sh(lab_->server_ns(), "tc filter show dev " + dev + " egress");
+	EXPECT_NE(filters.find("tc_pass"), std::string::npos) << filters;
+	expect_nothing_attached(*lab_);
+}
+
+// A traced interface that is removed is logged and detached, the others
+// are still traced, and it is traced again when it is back.
+TEST_F(LiveTest, RemovedInterfaceIsTracedAgainWhenBack)
+{
+	const std::string extra = "tdsbpfx0";
+	auto add = "ip link add " + extra + " type veth peer name tdsbpfx1 && ip link set " + extra + " up";
+	int st = -1;
+	lab_->sh(lab_->server_ns(), add, &st);
+	ASSERT_EQ(st, 0);
+	pid_t server = start_lab_server();
+	ASSERT_GT(server, 0) << "lab server did not start";
+	ASSERT_TRUE(start_tracer({"--iface", extra, "--events"})) << tracer_log();
+
+	lab_->sh(lab_->server_ns(), "ip link del " + extra);
+	for (int i = 0; i < 50 && tracer_log().find("was removed") == std::string::npos; i++)
+		std::this_thread::sleep_for(std::chrono::milliseconds(100));
+	EXPECT_NE(tracer_log().find("interface " + extra + " (ifindex"), std::string::npos) << tracer_log();
+	connect_once(*lab_); // still traced on the lab's interface
+
+	lab_->sh(lab_->server_ns(), add, &st);
+	ASSERT_EQ(st, 0);
+	for (int i = 0; i < 50 && tracer_log().find("is back: traced again") == std::string::npos; i++)
+		std::this_thread::sleep_for(std::chrono::milliseconds(100));
+	EXPECT_NE(tracer_log().find("interface " + extra + " is back: traced again"), std::string::npos)
+		<< tracer_log();
+	std::string link = lab_->sh(lab_->server_ns(), "ip link show dev " + extra);
+	EXPECT_NE(link.find("xdp"), std::string::npos) << link;
+	connect_once(*lab_);
+	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
+	lab_->stop(server, SIGTERM);
+	auto events = read_events(dir_.file("events.ndjson"));
+	EXPECT_EQ(count_events(events, "tcp_syn"), 2) << tracer_log();
+	lab_->sh(lab_->server_ns(), "ip link del " + extra);
+	expect_nothing_attached(*lab_);
+
+	// asked to stop when nothing is left: it does, with status 1
+	lab_->sh(lab_->server_ns(), add, &st);
+	std::remove(dir_.file("tracer.ready").c_str());
+	std::vector<std::string> argv = {TDSBPF_BIN, "--iface", extra, "--exit-when-iface-gone", "--ready-file",
+					 dir_.file("tracer.ready")};
+	tracer_ = lab_->spawn(lab_->server_ns(), argv, dir_.file("events2.ndjson"), dir_.file("tracer2.log"));
+	ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("tracer.ready"), std::chrono::milliseconds(60000)));
+	lab_->sh(lab_->server_ns(), "ip link del " + extra);
+	EXPECT_EQ(lab_->stop(tracer_, 0, 10000), 1);
+	std::ifstream in(dir_.file("tracer2.log"));
+	std::string log((std::istreambuf_iterator<char>(in)), {});
+	EXPECT_NE(log.find("no traced interface is left; stopping"), std::string::npos) << log;
+}
+
 TEST_F(LiveTest, BadInputGetsAClearMessage)
 {
 	auto unknown = labtest::run_command({TDSBPF_BIN, "--iface", "tdsbpf-nosuch0"});
