@@ -169,6 +169,7 @@ json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts, bool redact
 	j["tcp_flags"] = ev.tcp_flags;
 	j["payload_len"] = ev.payload_len;
 	j["window"] = ev.window;
+	j["flow_seq"] = ev.flow_seq;
 	if (ev.flags)
 		j["flags"] = ev.flags;
 	switch (ev.kind) {

@@ -491,6 +491,20 @@ int Loader::poll(int timeout_ms, const Callback& cb)
 	return m > 0 ? n + m : n;
 }
 
+uint64_t Loader::counter(tdsbpf_counter which) const
+{
+	int ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0)
+		return 0;
+	std::vector<uint64_t> per(static_cast<std::size_t>(ncpu));
+	uint32_t k = which;
+	uint64_t sum = 0;
+	if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.counters), &k, per.data()) == 0)
+		for (uint64_t v : per)
+			sum += v;
+	return sum;
+}
+
 std::vector<uint64_t> Loader::counters() const
 {
 	std::vector<uint64_t> out(TDSBPF_CNT_MAX, 0);

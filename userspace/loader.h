@@ -73,6 +73,7 @@ public:
 
 	// Sums of the per-CPU counters (index: tdsbpf_counter).
 	std::vector<uint64_t> counters() const;
+	uint64_t counter(tdsbpf_counter which) const;
 
 	// Detach everything now (also done by the destructor).
 	void detach();

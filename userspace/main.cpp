@@ -134,17 +134,21 @@ public:
 		return err != 0;
 	}
 
-	void tick(uint64_t now_ns)
+	// kernel_drops: the ring buffer's drop count now, so that records of
+	// connections open while events were dropped say so.
+	void tick(uint64_t now_ns, uint64_t kernel_drops)
 	{
-		if (agg_)
+		if (agg_) {
+			agg_->note_drops(kernel_drops, 0, now_ns);
 			agg_->tick(now_ns);
+		}
 		std::fflush(stdout);
 	}
 
 	void finish(uint64_t now_ns, uint64_t kernel_drops)
 	{
 		if (agg_) {
-			agg_->note_drops(kernel_drops, 0);
+			agg_->note_drops(kernel_drops, 0, now_ns);
 			agg_->finish(now_ns);
 		}
 		std::fflush(stdout);
@@ -205,6 +209,33 @@ int run_read(const Options& o)
 	}
 	return 0;
 }
+
+// Says so while events are being lost, at most once every 10 seconds.
+class DropLog {
+public:
+	void note(uint64_t drops, uint64_t now_ns)
+	{
+		if (drops <= logged_ || now_ns < next_ns_)
+			return;
+		double secs = last_ns_ ? static_cast<double>(now_ns - last_ns_) / 1e9 : 0;
+		if (last_ns_)
+			spdlog::warn("the ring buffer was full: {} events lost in the last {:.0f} s ({} in all); the records of "
+				     "connections open then say so (tracer.events_lost); raise --ringbuf-mb",
+				     drops - logged_, secs, drops);
+		else
+			spdlog::warn("the ring buffer is full: {} events lost so far; the records of connections open now say "
+				     "so (tracer.events_lost); raise --ringbuf-mb",
+				     drops);
+		logged_ = drops;
+		last_ns_ = now_ns;
+		next_ns_ = now_ns + 10'000'000'000ULL;
+	}
+
+private:
+	uint64_t logged_ = 0;
+	uint64_t last_ns_ = 0;
+	uint64_t next_ns_ = 0;
+};
 
 // Checked before attaching, so that a typo costs no start-up.
 bool ready_dir_writable(const std::string& file)
@@ -274,6 +305,7 @@ int run_live(const Options& o)
 
 	const uint64_t start = session->now_ns();
 	bool write_failed = false;
+	DropLog drop_log;
 	int rc = session->run([&](const tdsbpf_event& ev, std::size_t len) {
 				      try {
 					      out.on_event(ev, len);
@@ -282,7 +314,9 @@ int run_live(const Options& o)
 				      }
 			      },
 			      [&](uint64_t now) {
-				      out.tick(now);
+				      uint64_t drops = session->kernel_drops();
+				      drop_log.note(drops, now);
+				      out.tick(now, drops);
 				      if (write_failed || out.write_error())
 					      return false;
 				      if (g_summary.exchange(false))

@@ -42,7 +42,7 @@ uint64_t Session::now_ns() const
 
 uint64_t Session::kernel_drops() const
 {
-	return loader_.counters()[TDSBPF_CNT_RINGBUF_DROPS];
+	return loader_.counter(TDSBPF_CNT_RINGBUF_DROPS);
 }
 
 int Session::run(const EventFn& on_event, const TickFn& tick, int poll_ms)

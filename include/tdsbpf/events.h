@@ -19,7 +19,7 @@
 
 #include "protocol.h"
 
-#define TDSBPF_EVENT_ABI 1
+#define TDSBPF_EVENT_ABI 2
 
 /* Direction of a packet relative to the SQL Server port, never the hook. */
 enum tdsbpf_dir {
@@ -287,7 +287,14 @@ struct tdsbpf_event {
 	__u32 frame_offset;   /* offset of the frame in the TCP payload (TDS/TLS/SMP events) */
 	__u16 window;         /* raw TCP window field */
 	__u16 flags;          /* TDSBPF_F_* */
-	__u32 pad;
+	/*
+	 * The event's number among its flow's events, from 1; numbers are
+	 * taken also by events the ring buffer had no room for, so a gap
+	 * means events of this flow were lost. 0: no flow state (an event of
+	 * a flow the table could not hold). A flow whose state was evicted
+	 * and created again starts from 1 again, with TDSBPF_F_MIDSTREAM.
+	 */
+	__u32 flow_seq;
 	union {
 		struct tdsbpf_tds tds;
 		struct tdsbpf_tls tls;

@@ -52,6 +52,7 @@ struct tdsbpf_flow {
 	__u64 first_ns;
 	__u64 last_flush_ns;
 	__u32 syn_seq;
+	__u32 ev_seq;     /* events numbered so far (tdsbpf_event.flow_seq) */
 	__u8 state;       /* enum tdsbpf_tcp_state */
 	__u8 midstream;   /* created without seeing the client's SYN */
 	__u8 tds71;       /* TDS 7.1 or older: DONE row counts are 4 bytes */

@@ -101,8 +101,21 @@ TDSBPF_INLINE void tdsbpf_fill_base(struct tdsbpf_walk *w, struct tdsbpf_event *
 		ev->flags |= TDSBPF_F_MIDSTREAM;
 }
 
+/*
+ * The next number of the flow's events, taken whether or not the record
+ * fits in the ring buffer (atomic: both directions of a flow can be on two
+ * CPUs at once). 0 without flow state.
+ */
+TDSBPF_INLINE __u32 tdsbpf_next_seq(struct tdsbpf_walk *w)
+{
+	if (!w->flow)
+		return 0;
+	return __sync_fetch_and_add(&w->flow->ev_seq, 1) + 1;
+}
+
 TDSBPF_INLINE struct tdsbpf_event *tdsbpf_begin(struct tdsbpf_walk *w, __u8 kind)
 {
+	__u32 seq = tdsbpf_next_seq(w);
 	struct tdsbpf_event *ev = tdsbpf_reserve_event(w->p);
 
 	if (!ev) {
@@ -110,6 +123,7 @@ TDSBPF_INLINE struct tdsbpf_event *tdsbpf_begin(struct tdsbpf_walk *w, __u8 kind
 		return 0;
 	}
 	tdsbpf_fill_base(w, ev, kind);
+	ev->flow_seq = seq;
 	return ev;
 }
 
@@ -337,7 +351,7 @@ TDSBPF_NOINLINE int tdsbpf_emit_ntlm(struct tdsbpf_walk *w, const struct tdsbpf_
 	}
 	__builtin_memset(ev, 0, sizeof(*ev));
 	__builtin_memcpy(&ev->base, tds, sizeof(ev->base));
-	ev->base.kind = TDSBPF_EV_NTLM_AUTH;
+	ev->base.kind = TDSBPF_EV_NTLM_AUTH; /* and the TDS event's flow_seq */
 	ev->negotiate_flags = sc->res[3];
 	ev->encoding = (sc->res[3] & 0x01) ? TDSBPF_NTLM_UNICODE : 0;
 	f = sc->res[0];

@@ -92,6 +92,123 @@ TEST(Robustness, LostEventsSkipPhasesButKeepTheOutcome)
 	EXPECT_EQ(r[0]["close"]["kind"], "four_way");
 }
 
+// Numbers the records as the kernel does (flow_seq from 1); then the ones
+// at `lose` are dropped, as a full ring buffer would.
+std::vector<Record> numbered_without(std::vector<Record> recs, std::vector<size_t> lose)
+{
+	uint32_t n = 0;
+	for (auto& r : recs)
+		r.base().flow_seq = ++n;
+	std::sort(lose.rbegin(), lose.rend());
+	for (size_t i : lose)
+		recs.erase(recs.begin() + static_cast<long>(i));
+	return recs;
+}
+
+TEST(LostEvents, GapsAreCountedAndSaidWhereTheyHappened)
+{
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51).request(0.020, TDS_RPC).response(0.021)
+		.request(0.030, TDS_RPC).response(0.031)
+		.fin(0.100, C2S, 0, 0).close_ack(0.100, S2C, 0, 0).fin(0.101, S2C, 0, 0).close_ack(0.102, C2S, 0, 0);
+	// the second RPC and its answer are lost
+	auto r = run(numbered_without(t.records(), {13, 14}));
+	ASSERT_EQ(r.size(), 1u);
+	const auto& tr = r[0]["tracer"];
+	EXPECT_EQ(tr["events_lost"], 2);
+	EXPECT_EQ(tr["start_lost"], false);
+	EXPECT_EQ(tr["more_may_be_lost"], false);
+	// a close soon after the last answer seen: a finding from something not
+	// seen (no more requests), so it is hedged
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"events_lost", "non_pooled_close"}));
+	EXPECT_EQ(r[0]["diagnoses"][1]["message"].get<std::string>().rfind(
+			  "Events of this connection were lost, so this may be wrong: ", 0),
+		  0u)
+		<< r[0]["diagnoses"][1]["message"];
+	EXPECT_NE(r[0]["diagnoses"][0]["message"].get<std::string>().find("2 event(s) of this connection were lost"),
+		  std::string::npos);
+	// what was seen stays a fact
+	EXPECT_EQ(r[0]["login"]["outcome"], "success");
+	EXPECT_EQ(r[0]["close"]["kind"], "four_way");
+
+	// the same events, none lost: the finding is said plainly
+	auto whole = run(numbered_without(t.records(), {}));
+	ASSERT_EQ(whole.size(), 1u);
+	EXPECT_EQ(whole[0]["tracer"]["events_lost"], 0);
+	EXPECT_EQ(diagnosis_codes(whole[0]), (Strings{"non_pooled_close"}));
+	EXPECT_EQ(whole[0]["diagnoses"][0]["message"].get<std::string>().find("Events of this"), std::string::npos);
+}
+
+TEST(LostEvents, LostSynIsNotMidstream)
+{
+	// The SYN, SYN+ACK and ACK were lost; the kernel saw them (the first
+	// event to arrive is number 4 and has no mid-stream mark).
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51);
+	auto r = run(numbered_without(t.records(), {0, 1, 2}));
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["midstream"], false);
+	EXPECT_EQ(r[0]["tracer"]["start_lost"], true);
+	EXPECT_EQ(r[0]["tracer"]["events_lost"], 3);
+	EXPECT_FALSE(has_diagnosis(r[0], "midstream"));
+	EXPECT_TRUE(has_diagnosis(r[0], "events_lost"));
+	EXPECT_NE(r[0]["diagnoses"][0]["message"].get<std::string>().find("it is not mid-stream"), std::string::npos);
+
+	// a connection the kernel itself met mid-stream still is one
+	Trace m("192.0.2.10", 50020, "192.0.2.20", 1433);
+	m.midstream().request(0.1, TDS_RPC).response(0.2);
+	auto mr = run(numbered_without(m.records(), {}));
+	ASSERT_EQ(mr.size(), 1u);
+	EXPECT_EQ(mr[0]["midstream"], true);
+	EXPECT_EQ(mr[0]["tracer"]["start_lost"], false);
+}
+
+TEST(LostEvents, DropsWhileOpenMakeTheEndUnknown)
+{
+	// Logging in when the ring buffer overflowed; no answer and no close
+	// arrived after that.
+	AggregatorConfig cfg;
+	CollectSink sink;
+	Aggregator agg(cfg, sink);
+	Trace t = sql_login();
+	auto recs = numbered_without(t.records(), {});
+	for (auto& r : recs)
+		agg.on_event(r.base(), r.len);
+	agg.note_drops(5000, 0);
+	agg.finish(recs.back().base().ts_ns + 1'000'000'000ull);
+	ASSERT_EQ(sink.records.size(), 1u);
+	const auto& c = sink.records[0];
+	EXPECT_EQ(c["close"]["kind"], "unknown");         // not still_open
+	EXPECT_EQ(c["login"]["outcome"], "unknown");      // not in_progress
+	EXPECT_EQ(c["tracer"]["more_may_be_lost"], true);
+	EXPECT_EQ(c["tracer"]["events_lost"], 0);
+	EXPECT_TRUE(has_diagnosis(c, "events_lost"));
+
+	// without drops: still open, still logging in
+	auto plain = run(recs);
+	ASSERT_EQ(plain.size(), 1u);
+	EXPECT_EQ(plain[0]["close"]["kind"], "still_open");
+	EXPECT_EQ(plain[0]["login"]["outcome"], "in_progress");
+	EXPECT_EQ(plain[0]["tracer"]["more_may_be_lost"], false);
+}
+
+TEST(LostEvents, NoLoginVerdictWithoutItsAnswer)
+{
+	// closed during the login, as far as was seen: the answer may be among
+	// the lost events, so the login is not called aborted
+	Trace t = sql_login();
+	t.fin(0.5, C2S, 0, 0).close_ack(0.5, S2C, 0, 0).fin(0.501, S2C, 0, 0).close_ack(0.502, C2S, 0, 0);
+	auto r = run(numbered_without(t.records(), {9}));
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["login"]["outcome"], "unknown");
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"events_lost"}));
+	// none lost: aborted, and said
+	auto whole = run(numbered_without(t.records(), {}));
+	ASSERT_EQ(whole.size(), 1u);
+	EXPECT_EQ(whole[0]["login"]["outcome"], "aborted");
+	EXPECT_EQ(diagnosis_codes(whole[0]), (Strings{"closed_before_login"}));
+}
+
 TEST(Robustness, PreloginAnswerReadAsAReplyIsNotALoginReply)
 {
 	// A server PRELOGIN answer whose option table a token walk misread as

@@ -359,6 +359,76 @@ TEST_F(LiveTest, RemovedInterfaceIsTracedAgainWhenBack)
 	EXPECT_NE(log.find("no traced interface is left; stopping"), std::string::npos) << log;
 }
 
+// A small ring buffer and a stalled reader: events are lost, and every
+// record affected says so; none claims what the loss made up (mid-stream,
+// still open, still logging in), and the loss is logged while it happens.
+TEST_F(LiveTest, LostEventsAreMarkedWhereTheyHappened)
+{
+	pid_t server = start_lab_server();
+	ASSERT_GT(server, 0) << "lab server did not start";
+	ASSERT_TRUE(start_tracer({"--ringbuf-mb", "1"})) << tracer_log();
+	ASSERT_EQ(kill(tracer_, SIGSTOP), 0);
+	auto load = labtest::run_command({"ip", "netns", "exec", lab_->client_ns(), TDSBPF_LOADCLIENT_PATH, "--host",
+					  lab_->server_ip(), "--connections", "8", "--count", "1500",
+					  "--requests-per-connection", "1", "--json"},
+					 {}, "", std::chrono::seconds(120));
+	kill(tracer_, SIGCONT);
+	ASSERT_EQ(load.exit_code, 0) << load.output;
+	auto report = json::parse(load.output.substr(load.output.find('{')), nullptr, false);
+	ASSERT_TRUE(report.is_object()) << load.output;
+	int made = report["connections_ok"];
+	ASSERT_GE(made, 1000);
+	// said while running, not only at exit
+	for (int i = 0; i < 50 && tracer_log().find("the ring buffer is full") == std::string::npos; i++)
+		std::this_thread::sleep_for(std::chrono::milliseconds(100));
+	EXPECT_NE(tracer_log().find("the ring buffer is full"), std::string::npos) << tracer_log();
+	std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
+	lab_->stop(server, SIGTERM);
+
+	std::vector<json> records;
+	std::ifstream in(dir_.file("events.ndjson"));
+	std::string line;
+	while (std::getline(in, line)) {
+		auto j = json::parse(line, nullptr, false);
+		if (j.is_object() && j["tdsbpf.record"] == "connection")
+			records.push_back(j);
+	}
+	ASSERT_FALSE(records.empty()) << tracer_log();
+	EXPECT_LE(records.size(), static_cast<std::size_t>(made) + 1);
+	int marked = 0;
+	for (const auto& r : records) {
+		const auto& t = r["tracer"];
+		bool lossy = t["events_lost"] > 0 || t["more_may_be_lost"] == true;
+		marked += lossy;
+		// the tracer was there before every one of them
+		EXPECT_EQ(r["midstream"], false) << r.dump();
+		// every one closed: an end not seen is unknown, not still open
+		EXPECT_NE(r["close"]["kind"], "still_open") << r.dump();
+		EXPECT_NE(r["login"]["outcome"], "in_progress") << r.dump();
+		if (r["close"]["kind"] == "unknown" || r["login"]["outcome"] == "unknown" || t["start_lost"] == true) {
+			EXPECT_TRUE(lossy) << r.dump();
+		}
+		bool said = false;
+		for (const auto& d : r["diagnoses"])
+			said |= d["code"] == "events_lost";
+		EXPECT_EQ(said, lossy) << r.dump();
+		if (!lossy) {
+			// a record with nothing lost is whole
+			EXPECT_EQ(r["login"]["outcome"], "success") << r.dump();
+			EXPECT_EQ(r["work"]["requests"], 1) << r.dump();
+		}
+	}
+	EXPECT_GT(marked, 0);
+	// the summary counts the drops
+	std::string log = tracer_log();
+	auto at = log.find("{\"by_close_kind\"");
+	ASSERT_NE(at, std::string::npos) << log;
+	auto summary = json::parse(log.substr(at, log.find('\n', at) - at));
+	EXPECT_GT(summary["dropped"]["kernel"].get<uint64_t>(), 0u) << summary.dump();
+	expect_nothing_attached(*lab_);
+}
+
 TEST_F(LiveTest, BadInputGetsAClearMessage)
 {
 	auto unknown = labtest::run_command({TDSBPF_BIN, "--iface", "tdsbpf-nosuch0"});

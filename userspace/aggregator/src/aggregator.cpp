@@ -78,6 +78,18 @@ struct Aggregator::Impl {
 	uint64_t next_id = 1;
 	uint64_t order = 0;
 	uint64_t high_water = 0; // latest event time
+	// The latest reading of the ring buffer's drop count that had grown:
+	// those drops happened at most this late (the reader may have been
+	// stalled since the reading before).
+	uint64_t last_drops_ns = 0;
+
+	// Whether events of c may have been dropped after the last one seen
+	// (which no gap in its numbers can show): drops since it began, and
+	// its close not seen whole.
+	bool maybe_lost(const Connection& c) const
+	{
+		return !c.complete && last_drops_ns && last_drops_ns >= c.first_ns;
+	}
 	uint64_t last_scan = 0;
 
 	// Events held for the reorder window, in (time, arrival) order. They
@@ -276,6 +288,7 @@ struct Aggregator::Impl {
 	void end(absl::flat_hash_map<FlowKey, Entry>::iterator it, EndReason why, uint64_t now, bool print = true)
 	{
 		Connection& c = *it->second.conn;
+		c.tracer.maybe_lost = maybe_lost(c);
 		conclude(c, why, now, cfg);
 		if (why == EndReason::evicted)
 			c.close.kind = CloseKind::evicted;
@@ -462,6 +475,7 @@ struct Aggregator::Impl {
 					continue;
 				c.last_snapshot_ns = now;
 				Connection copy = c;
+				copy.tracer.maybe_lost = maybe_lost(copy);
 				conclude(copy, EndReason::finish, now, cfg);
 				copy.close.kind = CloseKind::still_open;
 				emit(copy, diagnose(copy, cfg), false);
@@ -529,10 +543,13 @@ void Aggregator::finish(uint64_t now_ns)
 	m.sink.flush();
 }
 
-void Aggregator::note_drops(uint64_t kernel_drops, uint64_t user_drops)
+void Aggregator::note_drops(uint64_t kernel_drops, uint64_t user_drops, uint64_t now_ns)
 {
-	impl_->sum.kernel_drops = kernel_drops;
-	impl_->sum.user_drops = user_drops;
+	Impl& m = *impl_;
+	if (kernel_drops > m.sum.kernel_drops)
+		m.last_drops_ns = now_ns ? now_ns : UINT64_MAX;
+	m.sum.kernel_drops = kernel_drops;
+	m.sum.user_drops = user_drops;
 }
 
 Summary Aggregator::summary() const

@@ -138,7 +138,10 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 		case EndReason::handshake_timeout: c.close.kind = CloseKind::idle_timeout; break;
 		case EndReason::evicted: c.close.kind = CloseKind::evicted; break;
 		case EndReason::replaced: c.close.kind = CloseKind::replaced; break;
-		default: c.close.kind = CloseKind::still_open; break;
+		default:
+			// not seen to close; with events lost, it may have
+			c.close.kind = c.tracer.lossy() ? CloseKind::unknown : CloseKind::still_open;
+			break;
 		}
 	}
 
@@ -178,6 +181,10 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 		else
 			c.login.outcome = LoginOutcome::in_progress;
 	}
+	// Without its answer, a login whose events were lost cannot be told
+	// apart from one that is still going, gave up or was never seen.
+	if (c.tracer.lossy() && c.login.outcome != LoginOutcome::success && c.login.outcome != LoginOutcome::failed)
+		c.login.outcome = LoginOutcome::unknown;
 }
 
 } // namespace tdsbpf

@@ -53,6 +53,7 @@ enum class CloseKind : uint8_t {
 	syn_unanswered,    // SYN(s) and no SYN+ACK
 	idle_timeout,      // no event for --idle-timeout (or handshake timeout)
 	still_open,        // open when the tracer stopped
+	unknown,           // its end was not seen and events of it were lost: it may have closed
 	evicted,           // pushed out by --max-connections
 	replaced,          // a new SYN on the same ports; the end was not seen
 };
@@ -328,6 +329,15 @@ struct TracerState {
 	uint64_t events = 0;
 	uint64_t resync_lost = 0, resync_regained = 0;
 	uint64_t truncated = 0;
+	// Loss: the kernel numbers each flow's events (flow_seq); a number
+	// never seen is an event the ring buffer had no room for.
+	uint32_t seq_max = 0;       // highest flow_seq seen (this flow state)
+	uint32_t seq_seen = 0;      // events seen with a flow_seq
+	uint64_t lost_earlier = 0;  // lost under an earlier flow state (evicted, made again)
+	bool start_lost = false;    // the kernel saw the start; its first events were lost
+	bool maybe_lost = false;    // drops while it was open: more may be lost than counted
+	uint64_t events_lost() const { return lost_earlier + (seq_max > seq_seen ? seq_max - seq_seen : 0); }
+	bool lossy() const { return maybe_lost || events_lost() > 0; }
 };
 
 // What the aggregator knows beyond one connection, for the record.

@@ -19,13 +19,19 @@ struct Findings {
 	std::vector<Diagnosis>& out;
 	Phase at;         // the phase before the close
 	const char* at_name;
+	// The rule running now concludes from something not seen; with events
+	// of the connection lost, its sentence says so.
+	bool from_absence = false;
 
 	void add(const char* code, const char* severity, const char* f, ...) __attribute__((format(printf, 4, 5)))
 	{
 		char buf[640];
+		int n = 0;
+		if (from_absence && c.tracer.lossy())
+			n = snprintf(buf, sizeof(buf), "Events of this connection were lost, so this may be wrong: ");
 		va_list ap;
 		va_start(ap, f);
-		vsnprintf(buf, sizeof(buf), f, ap);
+		vsnprintf(buf + n, sizeof(buf) - static_cast<std::size_t>(n), f, ap);
 		va_end(ap);
 		out.push_back({code, severity, buf});
 	}
@@ -413,34 +419,57 @@ void non_pooled_client(Findings& f)
 	      addr_string(c.key.server_addr, c.key.family).c_str(), c.key.server_port, f.cfg.non_pooled_window_s);
 }
 
-// In the order findings are listed in a record.
-constexpr Rule kRules[] = {
-	midstream,
-	syn_unanswered,
-	connection_refused,
-	server_closed_during_tls,
-	server_closed_first,
-	server_reset,
-	client_reset,
-	request_abandoned,
-	mars_benign_reset,
-	login_failed,
-	closed_before_login,
-	login_timed_out,
-	slow_login,
-	login_unencrypted,
-	login_reply_not_taken,
-	weak_tls,
-	redirected,
-	idle_closed_after_keepalives,
-	non_pooled_close,
-	idle_timeout,
-	evicted,
-	attention,
-	retransmissions,
-	zero_window,
-	framing_lost,
-	non_pooled_client,
+void events_lost(Findings& f)
+{
+	const TracerState& t = f.c.tracer;
+	uint64_t n = t.events_lost();
+	if (n && t.start_lost)
+		f.add("events_lost", "warning",
+		      "%llu event(s) of this connection were lost because tdsbpf's ring buffer was full, its first ones among them (the kernel saw it open; it is not mid-stream); phases, counts and findings below rest on what arrived. Owner: this tracer (user space fell behind). Raise --ringbuf-mb, and look for what stalls tdsbpf (CPU, a slow output).",
+		      ull(n));
+	else if (n)
+		f.add("events_lost", "warning",
+		      "%llu event(s) of this connection were lost because tdsbpf's ring buffer was full%s; phases, counts and findings below rest on what arrived. Owner: this tracer (user space fell behind). Raise --ringbuf-mb, and look for what stalls tdsbpf (CPU, a slow output).",
+		      ull(n), t.maybe_lost ? ", and more may be" : "");
+	else if (t.maybe_lost)
+		f.add("events_lost", "warning",
+		      "tdsbpf's ring buffer was full while this connection was traced: none of its events is known lost, but its last ones (its close) may be. Owner: this tracer (user space fell behind). Raise --ringbuf-mb, and look for what stalls tdsbpf (CPU, a slow output).");
+}
+
+// In the order findings are listed in a record. from_absence: the rule
+// concludes from something not seen, which lost events can fake.
+struct RuleRow {
+	Rule rule;
+	bool from_absence;
+};
+constexpr RuleRow kRules[] = {
+	{events_lost, false},
+	{midstream, false},
+	{syn_unanswered, true},
+	{connection_refused, false},
+	{server_closed_during_tls, true},
+	{server_closed_first, true},
+	{server_reset, false},
+	{client_reset, true},
+	{request_abandoned, true},
+	{mars_benign_reset, false},
+	{login_failed, false},
+	{closed_before_login, true},
+	{login_timed_out, true},
+	{slow_login, false},
+	{login_unencrypted, false},
+	{login_reply_not_taken, true},
+	{weak_tls, false},
+	{redirected, false},
+	{idle_closed_after_keepalives, true},
+	{non_pooled_close, true},
+	{idle_timeout, false},
+	{evicted, false},
+	{attention, false},
+	{retransmissions, false},
+	{zero_window, false},
+	{framing_lost, false},
+	{non_pooled_client, true},
 };
 
 } // namespace
@@ -468,8 +497,10 @@ std::vector<Diagnosis> diagnose(const Connection& c, const AggregatorConfig& cfg
 	std::vector<Diagnosis> out;
 	Phase at = c.phase_before_close();
 	Findings f{c, cfg, out, at, phase_name(at)};
-	for (Rule rule : kRules)
-		rule(f);
+	for (const RuleRow& r : kRules) {
+		f.from_absence = r.from_absence;
+		r.rule(f);
+	}
 	return out;
 }
 

@@ -111,10 +111,31 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 		c.key = ev.key;
 		c.ifindex = ev.ifindex;
 		Phase p = initial_phase(ev);
-		c.midstream = p != Phase::tcp_handshake || (ev.flags & TDSBPF_F_MIDSTREAM && ev.kind != TDSBPF_EV_TCP_SYN);
+		if (ev.flow_seq > 1 && !(ev.flags & TDSBPF_F_MIDSTREAM)) {
+			// the kernel saw this connection from its SYN, but its first
+			// events never reached user space (the ring buffer was full)
+			c.tracer.start_lost = true;
+			c.midstream = false;
+		} else {
+			c.midstream = p != Phase::tcp_handshake ||
+				      (ev.flags & TDSBPF_F_MIDSTREAM && ev.kind != TDSBPF_EV_TCP_SYN);
+		}
 		enter(c, p, ts);
 	}
 	c.tracer.events++;
+	if (ev.flow_seq) {
+		TracerState& t = c.tracer;
+		// Flow state made again mid-connection (evicted from the kernel's
+		// table): numbering starts over. Only after a long run, so that
+		// two early events swapped on their way are not taken for it.
+		if (ev.flow_seq == 1 && (ev.flags & TDSBPF_F_MIDSTREAM) && t.seq_max > 64) {
+			t.lost_earlier += t.seq_max > t.seq_seen ? t.seq_max - t.seq_seen : 0;
+			t.seq_max = 0;
+			t.seq_seen = 0;
+		}
+		t.seq_seen++;
+		t.seq_max = std::max(t.seq_max, ev.flow_seq);
+	}
 	if (ts < c.first_ns)
 		c.first_ns = ts;
 	c.last_ns = std::max(c.last_ns, ts);

@@ -50,6 +50,7 @@ const char* close_kind_name(CloseKind k)
 	case CloseKind::syn_unanswered: return "syn_unanswered";
 	case CloseKind::idle_timeout: return "idle_timeout";
 	case CloseKind::still_open: return "still_open";
+	case CloseKind::unknown: return "unknown";
 	case CloseKind::evicted: return "evicted";
 	case CloseKind::replaced: return "replaced";
 	}

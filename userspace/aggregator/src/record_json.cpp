@@ -127,6 +127,9 @@ void RecordWriter::write()
 		.member("events", c_.tracer.events)
 		.member("framing_lost", c_.tracer.resync_lost)
 		.member("truncated", c_.tracer.truncated)
+		.member("events_lost", c_.tracer.events_lost())
+		.member("start_lost", c_.tracer.start_lost)
+		.member("more_may_be_lost", c_.tracer.maybe_lost)
 		.end_object();
 	diagnoses();
 	w_.end_object();

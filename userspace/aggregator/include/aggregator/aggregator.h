@@ -122,8 +122,11 @@ public:
 	void tick(uint64_t now_ns);
 	// Ends every tracked connection (close kind still_open) and prints it.
 	void finish(uint64_t now_ns);
-	// Totals of events lost before they reached the aggregator.
-	void note_drops(uint64_t kernel_drops, uint64_t user_drops);
+	// Totals of events lost before they reached the aggregator, read at
+	// now_ns (on the events' clock; 0: not known). Drops since the last
+	// call happened between the two calls: the records of connections open
+	// then say that more of their events may be lost.
+	void note_drops(uint64_t kernel_drops, uint64_t user_drops, uint64_t now_ns = 0);
 	Summary summary() const;
 
 	struct Impl;
