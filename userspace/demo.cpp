@@ -33,6 +33,7 @@
 #include "lab/netns_lab.h"
 #include "lab/process.h"
 #include "loader.h"
+#include "privileges.h"
 #include "session.h"
 
 namespace fs = std::filesystem;

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -18,6 +19,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "privileges.h"
 #include "tdsbpf.skel.h"
 
 namespace tdsbpf {
@@ -101,37 +103,6 @@ int count_tc_filters(int ifindex, bool ingress)
 }
 
 } // namespace
-
-std::string missing_privileges()
-{
-	std::ifstream st("/proc/self/status");
-	std::string line;
-	uint64_t eff = 0;
-	while (std::getline(st, line)) {
-		if (line.rfind("CapEff:", 0) == 0) {
-			eff = std::stoull(line.substr(7), nullptr, 16);
-			break;
-		}
-	}
-	auto has = [eff](int cap) { return (eff >> cap) & 1; };
-	constexpr int kNetAdmin = 12, kSysAdmin = 21, kPerfmon = 38, kBpf = 39;
-	if (has(kSysAdmin) && has(kNetAdmin))
-		return {};
-	std::vector<std::string> missing;
-	if (!has(kBpf) && !has(kSysAdmin))
-		missing.push_back("CAP_BPF");
-	if (!has(kPerfmon) && !has(kSysAdmin))
-		missing.push_back("CAP_PERFMON");
-	if (!has(kNetAdmin))
-		missing.push_back("CAP_NET_ADMIN");
-	if (missing.empty())
-		return {};
-	std::string s = "tdsbpf needs root, or the capabilities ";
-	for (std::size_t i = 0; i < missing.size(); i++)
-		s += (i ? ", " : "") + missing[i];
-	s += " (missing now). Run it with sudo, or grant them: setcap cap_bpf,cap_perfmon,cap_net_admin+ep tdsbpf";
-	return s;
-}
 
 std::string default_route_interface()
 {
@@ -448,12 +419,18 @@ InterfaceChanges Loader::check_interfaces()
 		}
 		std::string name = *it;
 		it = waiting_.erase(it);
+		auto warned = std::find(warned_.begin(), warned_.end(), name);
 		try {
 			attach_one(name);
 			spdlog::info("interface {} is back: traced again", name);
 			ch.returned.push_back(name);
+			if (warned != warned_.end())
+				warned_.erase(warned);
 		} catch (const std::exception& e) {
-			spdlog::warn("interface {} is back but cannot be traced: {}", name, e.what());
+			if (warned == warned_.end()) {
+				spdlog::warn("interface {} is back but cannot be traced: {}", name, e.what());
+				warned_.push_back(name);
+			}
 			waiting_.push_back(name);
 			break; // tried again at the next check
 		}
@@ -508,16 +485,8 @@ uint64_t Loader::counter(tdsbpf_counter which) const
 std::vector<uint64_t> Loader::counters() const
 {
 	std::vector<uint64_t> out(TDSBPF_CNT_MAX, 0);
-	int ncpu = libbpf_num_possible_cpus();
-	if (ncpu <= 0)
-		return out;
-	std::vector<uint64_t> per(static_cast<std::size_t>(ncpu));
-	int fd = bpf_map__fd(skel_->maps.counters);
-	for (uint32_t k = 0; k < TDSBPF_CNT_MAX; k++) {
-		if (bpf_map_lookup_elem(fd, &k, per.data()) == 0)
-			for (uint64_t v : per)
-				out[k] += v;
-	}
+	for (uint32_t k = 0; k < TDSBPF_CNT_MAX; k++)
+		out[k] = counter(static_cast<tdsbpf_counter>(k));
 	return out;
 }
 

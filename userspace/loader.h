@@ -94,13 +94,10 @@ private:
 	ring_buffer* rb_ = nullptr;
 	std::vector<std::unique_ptr<Traced>> traced_;
 	std::vector<std::string> waiting_; // configured, not there now
+	std::vector<std::string> warned_;  // back but not attachable: said once
 	std::vector<Attachment> attached_;
 	const Callback* cb_ = nullptr;
 };
-
-// Empty when the process may load and attach programs; otherwise says
-// which privileges are missing.
-std::string missing_privileges();
 
 // The interface of the default IPv4 route (from /proc/net/route), or "".
 std::string default_route_interface();

@@ -22,6 +22,7 @@
 #include "event_json.h"
 #include "host_parser.h"
 #include "loader.h"
+#include "privileges.h"
 #include "reader.h"
 #include "session.h"
 
@@ -61,6 +62,7 @@ struct Options {
 	std::string xdp_mode = "auto";
 	std::string tc_api = "auto";
 	bool exit_when_iface_gone = false;
+	std::string user;
 	uint32_t max_flows = 65536;
 	uint32_t ringbuf_mb = 8;
 	uint32_t flush_interval_s = 10;
@@ -237,6 +239,37 @@ private:
 	uint64_t next_ns_ = 0;
 };
 
+// Once attached, tdsbpf keeps only what attaching again needs, or (with
+// --user) nothing at all.
+bool drop_privileges(const Options& o, const tdsbpf::Session& session)
+{
+	try {
+		if (o.user.empty()) {
+			tdsbpf::drop_to_attach_only();
+			spdlog::debug("privileges: kept {} (to attach again to an interface that returns, and to remove tc "
+				      "filters at exit); every other capability dropped, no_new_privs set",
+				      tdsbpf::effective_capabilities());
+			return true;
+		}
+		for (const auto& a : session.attachments()) {
+			if (a.ingress == "tc clsact" || a.egress == "tc clsact") {
+				spdlog::error("--user cannot be used with tc filters on a clsact qdisc (on {}): they are "
+					      "removed at exit, which needs CAP_NET_ADMIN; use tcx links (Linux 6.6+)",
+					      a.iface);
+				return false;
+			}
+		}
+		tdsbpf::become_user(o.user);
+		spdlog::debug("privileges: running as user {} with no capabilities ({}); an interface that is removed "
+			      "cannot be attached again",
+			      o.user, tdsbpf::effective_capabilities());
+		return true;
+	} catch (const std::exception& e) {
+		spdlog::error("{}", e.what());
+		return false;
+	}
+}
+
 // Checked before attaching, so that a typo costs no start-up.
 bool ready_dir_writable(const std::string& file)
 {
@@ -250,9 +283,8 @@ bool ready_dir_writable(const std::string& file)
 	return true;
 }
 
-bool write_ready_file(const std::string& file)
+bool write_ready_file(std::ofstream& f, const std::string& file)
 {
-	std::ofstream f(file);
 	f << "ready\n";
 	f.close();
 	if (!f) {
@@ -291,6 +323,10 @@ int run_live(const Options& o)
 
 	if (!o.ready_file.empty() && !ready_dir_writable(o.ready_file))
 		return 2;
+	if (!o.user.empty() && !tdsbpf::known_user(o.user)) {
+		spdlog::error("--user {}: no such user", o.user);
+		return 2;
+	}
 	Output out(o);
 	std::optional<tdsbpf::Session> session;
 	try {
@@ -300,7 +336,19 @@ int run_live(const Options& o)
 		return 2;
 	}
 	session->stop_when_no_interface(o.exit_when_iface_gone);
-	if (!o.ready_file.empty() && !write_ready_file(o.ready_file))
+	// opened while the privileges to create it are still there, written
+	// once they are dropped (a script may look at them then)
+	std::ofstream ready;
+	if (!o.ready_file.empty()) {
+		ready.open(o.ready_file);
+		if (!ready) {
+			spdlog::error("--ready-file {}: cannot write it: {}", o.ready_file, std::strerror(errno));
+			return 2;
+		}
+	}
+	if (!drop_privileges(o, *session))
+		return 2;
+	if (!o.ready_file.empty() && !write_ready_file(ready, o.ready_file))
 		return 2;
 
 	const uint64_t start = session->now_ns();
@@ -360,6 +408,9 @@ int main(int argc, char** argv)
 				      "How tc programs attach: tcx (Linux 6.6+), clsact (a qdisc filter), or auto (tcx, "
 				      "falling back to clsact)")
 			       ->check(CLI::IsMember({"auto", "tcx", "clsact"}));
+	auto* user = app.add_option("--user", o.user,
+				     "Once attached, run on as this user with no capabilities (default: as root with only "
+				     "CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)");
 	auto* gone = app.add_flag("--exit-when-iface-gone", o.exit_when_iface_gone,
 				  "Stop (status 1) when no traced interface is left, instead of waiting for one to return");
 	app.add_option("--max-flows", o.max_flows, "Flows tracked in the kernel (LRU)")->check(CLI::Range(1, 16777216));
@@ -396,7 +447,7 @@ int main(int argc, char** argv)
 	auto* ready = app.add_option("--ready-file", o.ready_file, "Write this file once attached (for scripts)");
 	app.add_flag("-v,--verbose", o.verbose, "More log lines");
 	// what only tracing live means is refused with --read, not ignored
-	for (CLI::Option* live : {iface, attach, xdp_mode, tc_api, gone, ringbuf, duration, ready})
+	for (CLI::Option* live : {iface, attach, xdp_mode, tc_api, gone, user, ringbuf, duration, ready})
 		read->excludes(live);
 	try {
 		app.parse(argc, argv);

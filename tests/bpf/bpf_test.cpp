@@ -19,6 +19,7 @@
 #include "event_json.h"
 #include "host_parser.h"
 #include "loader.h"
+#include "privileges.h"
 #include "lab/packets.h"
 #include "require.h"
 #include "tdsbpf.skel.h"

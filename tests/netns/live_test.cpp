@@ -429,6 +429,70 @@ TEST_F(LiveTest, LostEventsAreMarkedWhereTheyHappened)
 	expect_nothing_attached(*lab_);
 }
 
+std::string proc_status(pid_t pid, const std::string& field)
+{
+	std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+	std::string line;
+	while (std::getline(in, line))
+		if (line.rfind(field + ":", 0) == 0)
+			return line.substr(line.find_first_not_of(" \t", field.size() + 1));
+	return {};
+}
+
+int connection_records(const std::string& path)
+{
+	int n = 0;
+	std::ifstream in(path);
+	std::string line;
+	while (std::getline(in, line)) {
+		auto j = json::parse(line, nullptr, false);
+		n += j.is_object() && j["tdsbpf.record"] == "connection";
+	}
+	return n;
+}
+
+// Once attached, tdsbpf keeps only CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN
+// (as root), or nothing at all as the user of --user; it traces on.
+TEST_F(LiveTest, PrivilegesAreDroppedOnceAttached)
+{
+	pid_t server = start_lab_server();
+	ASSERT_GT(server, 0) << "lab server did not start";
+	ASSERT_TRUE(start_tracer({"--verbose"})) << tracer_log();
+	EXPECT_EQ(proc_status(tracer_, "CapEff"), "000000c000001000");
+	EXPECT_EQ(proc_status(tracer_, "CapPrm"), "000000c000001000");
+	EXPECT_EQ(proc_status(tracer_, "CapBnd"), "000000c000001000");
+	EXPECT_EQ(proc_status(tracer_, "NoNewPrivs"), "1");
+	EXPECT_NE(tracer_log().find("privileges: kept CAP_NET_ADMIN, CAP_PERFMON, CAP_BPF"), std::string::npos)
+		<< tracer_log();
+	connect_once(*lab_);
+	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
+	EXPECT_EQ(connection_records(dir_.file("events.ndjson")), 1) << tracer_log();
+	expect_nothing_attached(*lab_);
+
+	std::remove(dir_.file("tracer.ready").c_str());
+	ASSERT_TRUE(start_tracer({"--user", "nobody", "--verbose"})) << tracer_log();
+	EXPECT_EQ(proc_status(tracer_, "Uid").substr(0, 5), "65534");
+	EXPECT_EQ(proc_status(tracer_, "CapEff"), "0000000000000000");
+	EXPECT_EQ(proc_status(tracer_, "CapBnd"), "0000000000000000");
+	connect_once(*lab_);
+	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
+	lab_->stop(server, SIGTERM);
+	EXPECT_EQ(connection_records(dir_.file("events.ndjson")), 1) << tracer_log();
+	expect_nothing_attached(*lab_);
+
+	// filters on a clsact qdisc must be removed as root: refused
+	std::remove(dir_.file("tracer.ready").c_str());
+	auto r = labtest::run_command({"ip", "netns", "exec", lab_->server_ns(), TDSBPF_BIN, "--iface",
+				       lab_->server_if(), "--attach", "tc", "--tc-api", "clsact", "--user", "nobody"});
+	EXPECT_EQ(r.exit_code, 2) << r.output;
+	EXPECT_NE(r.output.find("--user cannot be used with tc filters on a clsact qdisc"), std::string::npos)
+		<< r.output;
+	auto nouser = labtest::run_command({TDSBPF_BIN, "--iface", lab_->server_if(), "--user", "tdsbpf-no-such-user"});
+	EXPECT_EQ(nouser.exit_code, 2) << nouser.output;
+	EXPECT_NE(nouser.output.find("no such user"), std::string::npos) << nouser.output;
+	expect_nothing_attached(*lab_);
+}
+
 TEST_F(LiveTest, BadInputGetsAClearMessage)
 {
 	auto unknown = labtest::run_command({TDSBPF_BIN, "--iface", "tdsbpf-nosuch0"});

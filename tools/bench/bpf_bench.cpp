@@ -23,6 +23,7 @@
 #include <spdlog/spdlog.h>
 
 #include "loader.h"
+#include "privileges.h"
 #include "lab/packets.h"
 #include "tdsbpf.skel.h"
 #include "xdp_pass.skel.h"
