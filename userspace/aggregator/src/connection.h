@@ -182,6 +182,8 @@ struct TcpState {
 	uint64_t zero_windows(int dir) const;
 	uint64_t keepalive_count(int dir) const;
 	uint64_t keepalive_total() const { return keepalive_count(0) + keepalive_count(1); }
+	// Second sightings of packets already counted (the kernel's counters only).
+	uint64_t duplicates(int dir) const { return stats_seen ? stats.duplicates[dir] : 0; }
 };
 
 struct PreloginSide {
