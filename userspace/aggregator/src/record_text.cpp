@@ -169,6 +169,8 @@ void write_record_text(std::string& out, const RecordContext& r)
 		  << c.tcp.retrans(0) << "/" << c.tcp.retrans(1);
 		if (c.tcp.duplicates(0) + c.tcp.duplicates(1))
 			t << ", duplicates ignored " << c.tcp.duplicates(0) << "/" << c.tcp.duplicates(1);
+		if (c.tcp.syn_count > 1)
+			t << ", SYNs " << c.tcp.syn_count;
 		t << "\n";
 	}
 	for (const Diagnosis& d : r.diagnoses)
