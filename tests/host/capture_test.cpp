@@ -706,3 +706,23 @@ TEST(CapturesCopies, SpacedCopiesOfAnOddFrameAndRealResends)
 	EXPECT_EQ(twice["tcp"]["retransmissions"]["server_to_client"], 0);
 	EXPECT_EQ(twice["tcp"]["duplicates_ignored"]["server_to_client"], 1);
 }
+
+TEST(CapturesRefused, SameSynRetriedAfterResetsIsOneAttempt)
+{
+	// a Windows client to a port nothing listens on: SYN, RST, and the same
+	// SYN again half a second later, twice
+	using namespace tb;
+	TempDir t;
+	Conn k;
+	std::vector<CapFrame> v;
+	uint64_t t0 = 1'700'000'000'000'000ull;
+	for (int i = 0; i < 3; i++) {
+		v.push_back({t0 + i * 500'000ull, k.frame(true, 4242, 0, SYN, {})});
+		v.push_back({t0 + i * 500'000ull + 300, k.frame(false, 0, 4243, RST | ACK, {})});
+	}
+	json c = only_connection(write_ethernet_pcap(t.path, "refused.pcap", v));
+	ASSERT_TRUE(c.is_object());
+	EXPECT_EQ(c["close"]["kind"], "refused");
+	EXPECT_EQ(c["tcp"]["syn_count"], 3);
+	EXPECT_TRUE(has_diagnosis(c, "connection_refused")) << c["diagnoses"].dump();
+}
