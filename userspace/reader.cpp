@@ -4,6 +4,7 @@
 #include <pcap/pcap.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <memory>
@@ -35,11 +36,15 @@ constexpr int kLinuxSll2 = 276;
 // the frame is not as long as its IP header says (wire bytes past the IP
 // packet other than Ethernet padding, or fewer), the same bytes at any
 // distance among the last few frames: no sender resends a frame like that.
+//
+// The hash covers the first 128 bytes (IP and TCP headers whole, options
+// included) and the length: the TCP checksum in them covers the rest, and
+// a sender never sends other bytes at the same sequence number.
 class DuplicateFilter {
 public:
 	bool seen(std::span<const uint8_t> l3, uint64_t ts_ns, bool odd_length)
 	{
-		uint64_t h = XXH3_64bits(l3.data(), l3.size());
+		uint64_t h = XXH3_64bits(l3.data(), std::min<std::size_t>(l3.size(), 128));
 		for (auto& r : recent_) {
 			uint64_t dt = ts_ns > r.ts ? ts_ns - r.ts : r.ts - ts_ns;
 			if (r.len == l3.size() && r.hash == h && (dt <= 1'000'000 || odd_length)) {
