@@ -79,13 +79,12 @@ void HostParser::process_ethernet(std::span<const uint8_t> frame, uint32_t wire_
 			    static_cast<uint32_t>(frame.size()), wire_len, ts_ns, ifindex, hook);
 }
 
-void HostParser::process_ip(std::span<const uint8_t> packet, uint32_t wire_len, uint64_t ts_ns,
-			    uint32_t ifindex, uint8_t hook)
+std::span<const uint8_t> HostParser::with_ethernet(std::span<const uint8_t> packet)
 {
 	// up to the largest snap length captures use (jumbo frames, IPv6 with a
 	// full 64 KiB payload, GRO'd packets caught by a local capture)
 	if (packet.empty() || packet.size() > frame_.size() - kAlign - 14)
-		return;
+		return {};
 	// the walk starts at an Ethernet header: give the packet one
 	uint8_t* eth = frame_.data() + kAlign;
 	uint8_t version = packet[0] >> 4;
@@ -93,7 +92,31 @@ void HostParser::process_ip(std::span<const uint8_t> packet, uint32_t wire_len, 
 	eth[12] = version == 6 ? 0x86 : 0x08;
 	eth[13] = version == 6 ? 0xdd : 0x00;
 	std::memcpy(eth + 14, packet.data(), packet.size());
-	process_ethernet({eth, packet.size() + 14}, wire_len + 14, ts_ns, ifindex, hook);
+	return {eth, packet.size() + 14};
+}
+
+void HostParser::process_ip(std::span<const uint8_t> packet, uint32_t wire_len, uint64_t ts_ns,
+			    uint32_t ifindex, uint8_t hook)
+{
+	auto frame = with_ethernet(packet);
+	if (!frame.empty())
+		process_ethernet(frame, wire_len + 14, ts_ns, ifindex, hook);
+}
+
+bool HostParser::copy_ethernet(std::span<const uint8_t> frame, uint32_t wire_len, uint64_t ts_ns)
+{
+	if (frame.size() > frame_.size() - kAlign)
+		return false;
+	if (frame.data() != frame_.data() + kAlign)
+		std::memcpy(frame_.data() + kAlign, frame.data(), frame.size());
+	return tdsbpf_host_process_copy(reinterpret_cast<tdsbpf_host*>(this), frame_.data() + kAlign,
+					static_cast<uint32_t>(frame.size()), wire_len, ts_ns) != 0;
+}
+
+bool HostParser::copy_ip(std::span<const uint8_t> packet, uint32_t wire_len, uint64_t ts_ns)
+{
+	auto frame = with_ethernet(packet);
+	return !frame.empty() && copy_ethernet(frame, wire_len + 14, ts_ns);
 }
 
 } // namespace tdsbpf

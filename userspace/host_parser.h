@@ -41,6 +41,12 @@ public:
 	void process_ip(std::span<const uint8_t> packet, uint32_t wire_len, uint64_t ts_ns,
 			uint32_t ifindex = 0, uint8_t hook = TDSBPF_HOOK_PCAP);
 
+	// An identical copy of a frame given before (a capture that holds the
+	// same bytes twice): counted in its flow as a second sighting when the
+	// flow has seen all of it (true), else left alone; never walked again.
+	bool copy_ethernet(std::span<const uint8_t> frame, uint32_t wire_len, uint64_t ts_ns);
+	bool copy_ip(std::span<const uint8_t> packet, uint32_t wire_len, uint64_t ts_ns);
+
 	uint64_t counter(tdsbpf_counter c) const { return counters_[c]; }
 	std::size_t flows() const { return flows_.size(); }
 
@@ -59,6 +65,9 @@ public:
 	tdsbpf_scratch* scratch() { return scratch_.get(); }
 
 private:
+	// packet behind an Ethernet header in frame_ (empty when too large)
+	std::span<const uint8_t> with_ethernet(std::span<const uint8_t> packet);
+
 	struct Entry {
 		tdsbpf_flow flow;
 		std::list<tdsbpf_flow_key>::iterator lru;

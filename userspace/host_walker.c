@@ -135,6 +135,22 @@ void tdsbpf_host_process(struct tdsbpf_host *h, const void *frame, __u32 caplen,
 	tdsbpf_process(&p);
 }
 
+int tdsbpf_host_process_copy(struct tdsbpf_host *h, const void *frame, __u32 caplen, __u32 wire_len,
+			     __u64 ts_ns)
+{
+	struct tdsbpf_pkt p;
+
+	p.data = (void *)frame;
+	p.data_end = (char *)frame + caplen;
+	p.pkt_len = wire_len < caplen ? caplen : wire_len;
+	p.now = ts_ns;
+	p.ifindex = 0;
+	p.hook = TDSBPF_HOOK_PCAP;
+	p.h = h;
+	p.slot = 0;
+	return tdsbpf_process_copy(&p);
+}
+
 int tdsbpf_host_parse_prelogin(struct tdsbpf_scratch *sc) { return tdsbpf_parse_prelogin(sc); }
 int tdsbpf_host_parse_tls(struct tdsbpf_scratch *sc) { return tdsbpf_parse_tls(sc); }
 int tdsbpf_host_classify_sspi(struct tdsbpf_scratch *sc) { return tdsbpf_classify_sspi(sc); }

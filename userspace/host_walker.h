@@ -36,6 +36,13 @@ struct tdsbpf_scratch *tdsbpf_host_scratch(struct tdsbpf_host *h);
 void tdsbpf_host_process(struct tdsbpf_host *h, const void *frame, __u32 caplen, __u32 wire_len,
 			 __u64 ts_ns, __u32 ifindex, __u8 hook);
 
+/*
+ * An identical copy of a frame already given (tdsbpf_process_copy): 1 when
+ * its flow counted it as a second sighting, 0 when it was left alone.
+ */
+int tdsbpf_host_process_copy(struct tdsbpf_host *h, const void *frame, __u32 caplen, __u32 wire_len,
+			     __u64 ts_ns);
+
 /* The parsers on their own, for tests: each reads sc->b/sc->n (see parse.h). */
 int tdsbpf_host_parse_prelogin(struct tdsbpf_scratch *sc);
 int tdsbpf_host_parse_tls(struct tdsbpf_scratch *sc);

@@ -4,6 +4,7 @@
 #include <pcap/pcap.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <memory>
@@ -24,19 +25,32 @@ constexpr int kIpv6 = 229;
 constexpr int kLinuxSll = 113;
 constexpr int kLinuxSll2 = 276;
 
-// Recently seen frames, to drop the second copy an "any" capture makes of
-// every packet that crosses the loopback (once going out, once coming in).
-// Only cooked captures (the "any" device) have such copies, so only they
-// pay for the hash.
+// Recently seen frames, to find copies: the same IP packet, byte for byte,
+// again. An "any" capture holds two of every packet that crosses the
+// loopback (going out, coming in), a capture of two interfaces or of a
+// mirror port two of every packet that crosses both, and some captures
+// repeat a frame by mistake. A sender's resend is not a copy: it comes
+// after a timeout (200 ms and more) or after the receiver's duplicate
+// ACKs, and mostly differs (IP ID, TCP timestamps, ACK, window). So a copy
+// is the same bytes within 1 ms of the last time they were seen; or, when
+// the frame is not as long as its IP header says (wire bytes past the IP
+// packet other than Ethernet padding, or fewer), the same bytes at any
+// distance among the last few frames: no sender resends a frame like that.
+//
+// The hash covers the first 128 bytes (IP and TCP headers whole, options
+// included) and the length: the TCP checksum in them covers the rest, and
+// a sender never sends other bytes at the same sequence number.
 class DuplicateFilter {
 public:
-	bool seen(std::span<const uint8_t> l3, uint64_t ts_ns)
+	bool seen(std::span<const uint8_t> l3, uint64_t ts_ns, bool odd_length)
 	{
-		uint64_t h = XXH3_64bits(l3.data(), l3.size());
-		for (const auto& r : recent_) {
+		uint64_t h = XXH3_64bits(l3.data(), std::min<std::size_t>(l3.size(), 128));
+		for (auto& r : recent_) {
 			uint64_t dt = ts_ns > r.ts ? ts_ns - r.ts : r.ts - ts_ns;
-			if (r.len == l3.size() && r.hash == h && dt <= 1'000'000)
+			if (r.len == l3.size() && r.hash == h && (dt <= 1'000'000 || odd_length)) {
+				r.ts = ts_ns; // a run of copies: each near the one before
 				return true;
+			}
 		}
 		recent_[next_++ % recent_.size()] = {h, l3.size(), ts_ns};
 		return false;
@@ -51,6 +65,24 @@ private:
 	std::array<Recent, 8> recent_{};
 	std::size_t next_ = 0;
 };
+
+// The frame's length on the wire does not match its IP header: bytes past
+// the IP packet that are not the padding of a short Ethernet frame (with or
+// without its checksum), or fewer bytes than the IP packet. GSO/GRO
+// packets with a zero IP length say nothing.
+bool odd_length(std::span<const uint8_t> ip, uint32_t l3_wire, uint32_t ethernet_wire)
+{
+	uint32_t ip_len = 0;
+	if (ip.size() >= 20 && (ip[0] >> 4) == 4)
+		ip_len = static_cast<uint32_t>((ip[2] << 8) | ip[3]);
+	else if (ip.size() >= 40 && (ip[0] >> 4) == 6 && ((ip[4] << 8) | ip[5]))
+		ip_len = 40 + static_cast<uint32_t>((ip[4] << 8) | ip[5]);
+	if (ip_len == 0 || l3_wire == ip_len)
+		return false;
+	if (ethernet_wire && l3_wire > ip_len && ethernet_wire <= 64)
+		return false; // padded to the 60-byte minimum (64 with the FCS)
+	return true;
+}
 
 struct PcapCloser {
 	void operator()(pcap_t* p) const { pcap_close(p); }
@@ -89,7 +121,6 @@ ReadStats read_capture(const std::string& path, HostParser& parser)
 	}
 
 	DuplicateFilter dups;
-	const bool cooked = st.linktype == kLinuxSll || st.linktype == kLinuxSll2;
 	pcap_pkthdr* hdr = nullptr;
 	const u_char* data = nullptr;
 	for (;;) {
@@ -169,8 +200,14 @@ ReadStats read_capture(const std::string& path, HostParser& parser)
 			st.unsupported++;
 			continue;
 		}
-		if (cooked && dups.seen(ip, ts)) {
+		uint32_t l3_wire = wire > l3 ? static_cast<uint32_t>(wire - l3) : 0;
+		if (dups.seen(ip, ts, odd_length(ip, l3_wire, ethernet ? wire : 0))) {
+			// counted in its flow when the walk has seen all of it; never walked twice
 			st.duplicates++;
+			if (ethernet)
+				parser.copy_ethernet(frame, wire, ts);
+			else
+				parser.copy_ip(ip, l3_wire, ts);
 			continue;
 		}
 		if (ethernet)

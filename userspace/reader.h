@@ -11,7 +11,7 @@ namespace tdsbpf {
 
 struct ReadStats {
 	uint64_t frames = 0;       // frames read from the file
-	uint64_t duplicates = 0;   // identical copies skipped (Linux "any" captures)
+	uint64_t duplicates = 0;   // identical copies of a frame, not walked again (reader.cpp)
 	uint64_t unsupported = 0;  // frames of a kind we do not parse (not IP)
 	uint64_t short_frames = 0; // frames cut by the capture's snap length
 	bool truncated = false;    // the file ended in the middle of a record

@@ -266,6 +266,8 @@ struct tdsbpf_stats {
 	__u64 first_ns;
 	__u8 final;           /* 1 when sent on close */
 	__u8 pad[7];
+	/* second sightings of packets already counted, left out of every count above */
+	__u32 duplicates[2];
 };
 
 struct tdsbpf_tcp {
@@ -359,7 +361,7 @@ TDSBPF_LAYOUT(sizeof(union tdsbpf_tds_detail) == 72, "size of union tdsbpf_tds_d
 TDSBPF_SIZE(tdsbpf_tds, 104);
 TDSBPF_SIZE(tdsbpf_smp, 16);
 TDSBPF_SIZE(tdsbpf_done, 16);
-TDSBPF_SIZE(tdsbpf_stats, 64);
+TDSBPF_SIZE(tdsbpf_stats, 72);
 TDSBPF_SIZE(tdsbpf_tcp, 8);
 TDSBPF_SIZE(tdsbpf_event, 184);
 TDSBPF_SIZE(tdsbpf_ntlm_event, 392);

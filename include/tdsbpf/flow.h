@@ -38,13 +38,18 @@ struct tdsbpf_dir_state {
 	__u8 tail_pending;
 	__u8 lost_sync;   /* framing was lost once: announce when it comes back */
 	__u8 carry_len;   /* bytes of a split frame header kept in carry */
-	__u8 pad[2];
+	__u8 point_hook;  /* where this side's packets are seen first: hook (0: not yet) */
+	__u8 ack_valid;
 	__u8 carry[2 * TDSBPF_FRAME_HDR]; /* a split header: first part, then the rest */
+	__u32 point_ifindex; /* ... and interface */
+	__u32 ack_hi;     /* the highest ACK number this side sent */
 	__u64 bytes;
 	__u32 packets;
 	__u32 retrans;
 	__u32 keepalives;
 	__u32 zero_windows;
+	__u32 dups;       /* second sightings of its packets, not counted */
+	__u32 pad2;
 };
 
 struct tdsbpf_flow {

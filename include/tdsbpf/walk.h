@@ -81,6 +81,46 @@ TDSBPF_INLINE int tdsbpf_seq_before(__u32 a, __u32 b)
 	return (__s32)(a - b) < 0;
 }
 
+/* ---- Second sightings --------------------------------------------------- */
+
+/*
+ * One packet can pass several traced points: on the loopback it leaves
+ * (tc egress) and comes back in (XDP) on the same interface; between two
+ * traced interfaces (both ends of a veth pair, a port and its bridge, a
+ * router's two sides) it is seen on each. The walk counts it once: each
+ * side of a flow has a point (hook and interface) where its packets show
+ * first, the point of its first packet. A packet seen at another point is
+ * a second sighting when the flow has already counted everything in it:
+ * every sequence number it carries (a SYN or FIN counts for one) and an
+ * ACK at least as new as the highest this side sent. It changes nothing
+ * and is counted apart (dups). Anything newer seen elsewhere first moves
+ * the point there (the path changed, or a hook was attached late).
+ *
+ * A resend at the point itself is a retransmission, as before: a packet
+ * is not seen twice at one hook, and a sender resends from where it sent.
+ * A RST is never a second sighting: the first one ends the flow.
+ */
+TDSBPF_INLINE int tdsbpf_seen_before(const struct tdsbpf_l4 *l4, const struct tdsbpf_dir_state *ds)
+{
+	__u8 fl = l4->flags;
+	__u32 end = l4->seq + l4->plen + ((fl & (TDSBPF_TCP_SYN | TDSBPF_TCP_FIN)) ? 1 : 0);
+
+	if (!ds->seq_valid || (fl & TDSBPF_TCP_RST) || tdsbpf_seq_before(ds->next_seq, end))
+		return 0;
+	if ((fl & TDSBPF_TCP_ACK) && (!ds->ack_valid || tdsbpf_seq_before(ds->ack_hi, l4->ack)))
+		return 0;
+	return 1;
+}
+
+/* The highest ACK this side sent, for tdsbpf_seen_before. */
+TDSBPF_INLINE void tdsbpf_note_ack(struct tdsbpf_dir_state *ds, const struct tdsbpf_l4 *l4)
+{
+	if ((l4->flags & TDSBPF_TCP_ACK) && (!ds->ack_valid || tdsbpf_seq_before(ds->ack_hi, l4->ack))) {
+		ds->ack_hi = l4->ack;
+		ds->ack_valid = 1;
+	}
+}
+
 /* ---- Event records -------------------------------------------------- */
 
 TDSBPF_INLINE void tdsbpf_fill_base(struct tdsbpf_walk *w, struct tdsbpf_event *ev, __u8 kind)
@@ -153,6 +193,7 @@ TDSBPF_NOINLINE void tdsbpf_emit_stats(struct tdsbpf_walk *w, __u8 final)
 		ev->u.stats.retrans[i] = f->d[i].retrans;
 		ev->u.stats.keepalives[i] = f->d[i].keepalives;
 		ev->u.stats.zero_windows[i] = f->d[i].zero_windows;
+		ev->u.stats.duplicates[i] = f->d[i].dups;
 	}
 	ev->u.stats.first_ns = f->first_ns;
 	ev->u.stats.final = final;
@@ -838,8 +879,18 @@ TDSBPF_NOINLINE void tdsbpf_tcp(struct tdsbpf_walk *w)
 	__u32 seq = w->l4->seq;
 	__u32 skip = 0;
 
+	if (ds->point_hook != w->p->hook || ds->point_ifindex != w->p->ifindex) {
+		if (ds->point_hook && tdsbpf_seen_before(w->l4, ds)) {
+			ds->dups++;
+			return;
+		}
+		/* this side's first packet, or one seen here first: its point moves here */
+		ds->point_hook = w->p->hook;
+		ds->point_ifindex = w->p->ifindex;
+	}
 	ds->packets++;
 	ds->bytes += plen;
+	tdsbpf_note_ack(ds, w->l4);
 
 	if (fl & TDSBPF_TCP_RST) {
 		tdsbpf_emit_tcp(w, TDSBPF_EV_TCP_RST, 1);
@@ -1148,6 +1199,13 @@ TDSBPF_INLINE int tdsbpf_short_path(struct tdsbpf_pkt *p, const struct tdsbpf_l4
 	__u32 seq = l4->seq;
 	__u64 every;
 
+	/* seen at another point than this side's first: a second sighting, or the walk decides */
+	if (ds->point_hook != p->hook || ds->point_ifindex != p->ifindex) {
+		if (!ds->point_hook || !tdsbpf_seen_before(l4, ds))
+			return 0;
+		ds->dups++;
+		return 1;
+	}
 	/* SYN, FIN, RST, a closed window and the handshake's last ACK all report */
 	if ((l4->flags & (TDSBPF_TCP_SYN | TDSBPF_TCP_FIN | TDSBPF_TCP_RST)) || l4->window == 0 ||
 	    f->state == TDSBPF_TCP_SYN_RCVD)
@@ -1170,6 +1228,7 @@ TDSBPF_INLINE int tdsbpf_short_path(struct tdsbpf_pkt *p, const struct tdsbpf_l4
 	ds->packets++;
 	ds->bytes += plen;
 	ds->zero_window = 0;
+	tdsbpf_note_ack(ds, l4);
 	if (plen)
 		ds->next_seq = seq + plen;
 	return 1;
@@ -1238,6 +1297,31 @@ TDSBPF_INLINE void tdsbpf_process(struct tdsbpf_pkt *p)
 	if (flow && tdsbpf_short_path(p, l4, flow))
 		return;
 	tdsbpf_full(p, &u, flow);
+}
+
+/*
+ * A frame with the same bytes as one just walked, as some captures hold
+ * (the reader finds them; the packet programs never see one skb twice at
+ * a hook). When its flow has already counted all of it, it is a second
+ * sighting, counted as one: returns 1. Otherwise (no flow, or it was not
+ * all seen) returns 0 with nothing changed. Never walked again.
+ */
+TDSBPF_INLINE int tdsbpf_process_copy(struct tdsbpf_pkt *p)
+{
+	union tdsbpf_frame_stack u;
+	struct tdsbpf_dir_state *ds;
+	struct tdsbpf_flow *flow;
+
+	if (tdsbpf_parse_headers(p, &u.seg.l4) < 0 || tdsbpf_fill_key(p, &u.seg.l4, &u.seg.key) < 0)
+		return 0;
+	flow = tdsbpf_flow_get(p, &u.seg.key);
+	if (!flow)
+		return 0;
+	ds = &flow->d[u.seg.l4.dir & 1];
+	if (!tdsbpf_seen_before(&u.seg.l4, ds))
+		return 0;
+	ds->dups++;
+	return 1;
 }
 
 #endif /* TDSBPF_WALK_H */

@@ -96,6 +96,7 @@ public:
 		(void)k;
 		ring_buffer__consume(rb_);
 		events_.clear();
+		stats.clear();
 	}
 
 	uint64_t counter(tdsbpf_counter c)
@@ -111,6 +112,7 @@ public:
 	}
 
 	tdsbpf_bpf* skel = nullptr;
+	std::vector<tdsbpf_stats> stats; // the counters of every FLOW_STATS record since reset
 
 private:
 	bool load(std::string& why)
@@ -133,7 +135,10 @@ private:
 			bpf_map__fd(skel->maps.events),
 			[](void* ctx, void* data, size_t len) -> int {
 				auto* self = static_cast<Kernel*>(ctx);
-				self->events_.push_back(event_line(*static_cast<tdsbpf_event*>(data), len));
+				const auto* ev = static_cast<tdsbpf_event*>(data);
+				self->events_.push_back(event_line(*ev, len));
+				if (ev->kind == TDSBPF_EV_FLOW_STATS)
+					self->stats.push_back(ev->u.stats);
 				return 0;
 			},
 			this, nullptr);
@@ -369,6 +374,60 @@ TEST_P(BpfTest, MalformedFramesMatchHostAndPass)
 	auto host = host_events(accepted);
 	EXPECT_GT(accepted.size(), broken.size() / 2);
 	EXPECT_EQ(kernel, host);
+}
+
+// The loopback: every frame leaves through tc egress and comes back in at
+// XDP (BPF_PROG_TEST_RUN runs both on the loopback device). Each packet
+// must count once: the events are those of one sighting, the second
+// sightings are counted apart, and the host walk agrees.
+TEST(BpfSecondSighting, LoopbackTcEgressThenXdpCountsOnce)
+{
+	std::string why;
+	Kernel* k = Kernel::get(why);
+	TDSBPF_REQUIRE(k != nullptr, "needs root and BPF: " + why);
+	for (bool v6 : {false, true}) {
+		auto frames = crafted_conversation(v6, -1);
+		k->reset();
+		for (const auto& f : frames) {
+			ASSERT_TRUE(k->run(k->skel->progs.tdsbpf_tc_egress, f));
+			ASSERT_TRUE(k->run(k->skel->progs.tdsbpf_xdp, f));
+		}
+		auto kernel = k->take();
+		EXPECT_EQ(kernel, host_events(frames)) << "v6=" << v6;
+
+		// the host walk, given the same sightings, counts the same
+		std::vector<tdsbpf_stats> host_stats;
+		HostParserConfig cfg;
+		cfg.flush_interval_ns = 0;
+		std::vector<std::string> host;
+		HostParser hp(cfg, [&](const tdsbpf_event& ev, std::size_t len) {
+			host.push_back(event_line(ev, len));
+			if (ev.kind == TDSBPF_EV_FLOW_STATS)
+				host_stats.push_back(ev.u.stats);
+		});
+		uint64_t ts = 1;
+		for (const auto& f : frames) {
+			hp.process_ethernet(f, static_cast<uint32_t>(f.size()), ts++, 1, TDSBPF_HOOK_TC_EGRESS);
+			hp.process_ethernet(f, static_cast<uint32_t>(f.size()), ts++, 1, TDSBPF_HOOK_XDP);
+		}
+		EXPECT_EQ(kernel, host);
+		ASSERT_EQ(k->stats.size(), 1u);
+		ASSERT_EQ(host_stats.size(), 1u);
+		const tdsbpf_stats& s = k->stats[0];
+		EXPECT_EQ(s.retrans[0], 1u); // the one resend in the conversation, not its second sighting
+		EXPECT_EQ(s.retrans[1], 0u);
+		EXPECT_EQ(s.keepalives[0], 1u);
+		// every frame but the last ACK (it ended the flow) was seen twice
+		EXPECT_EQ(s.duplicates[0] + s.duplicates[1], frames.size() - 1);
+		EXPECT_EQ(s.duplicates[0] + 1, s.packets[0]);
+		EXPECT_EQ(s.duplicates[1], s.packets[1]);
+		for (int d = 0; d < 2; d++) {
+			EXPECT_EQ(host_stats[0].duplicates[d], s.duplicates[d]);
+			EXPECT_EQ(host_stats[0].packets[d], s.packets[d]);
+			EXPECT_EQ(host_stats[0].bytes[d], s.bytes[d]);
+		}
+	}
+	EXPECT_EQ(k->counter(TDSBPF_CNT_RINGBUF_DROPS), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Programs, BpfTest, ::testing::Values(Prog::xdp, Prog::tc_egress, Prog::tc_ingress),

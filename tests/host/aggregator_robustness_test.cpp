@@ -345,6 +345,60 @@ TEST(Robustness, SynRefused)
 	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"connection_refused"}));
 }
 
+// A Windows client whose SYN is refused sends the same SYN (same initial
+// sequence number) again, twice, half a second apart: one attempt.
+Trace refused_three_times(uint16_t port)
+{
+	Trace t("192.0.2.10", port, "192.0.2.20", 1433);
+	t.syn(0, 99).rst(0.0003, S2C, 0, 100).syn(0.5006, 99).rst(0.5009, S2C, 0, 100).syn(1.0012, 99).rst(1.0015, S2C, 0, 100);
+	return t;
+}
+
+TEST(Robustness, RefusedSynRetriedIsOneAttempt)
+{
+	auto r = run(refused_three_times(50016).records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["close"]["kind"], "refused");
+	EXPECT_EQ(r[0]["tcp"]["syn_count"], 3);
+	EXPECT_EQ(r[0]["login"]["outcome"], "not_started");
+	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"connection_refused"}));
+	std::string msg = r[0]["diagnoses"][0]["message"];
+	EXPECT_NE(msg.find("3 times in all"), std::string::npos) << msg;
+}
+
+TEST(Robustness, RefusedSynRetriedIsOneAttemptLive)
+{
+	// as the live tracer delivers them: events as they happen, a tick every 100 ms
+	AggregatorConfig cfg;
+	CollectSink sink;
+	Aggregator agg(cfg, sink);
+	auto recs = refused_three_times(50017).records();
+	std::size_t i = 0;
+	for (uint64_t now = at(0); now < at(4.0); now += 100'000'000ull) {
+		for (; i < recs.size() && recs[i].base().ts_ns <= now; i++)
+			agg.on_event(recs[i].base(), recs[i].len);
+		agg.tick(now);
+	}
+	ASSERT_EQ(sink.records.size(), 1u);
+	EXPECT_EQ(sink.records[0]["close"]["kind"], "refused");
+	EXPECT_EQ(sink.records[0]["tcp"]["syn_count"], 3);
+	// and it was printed within 2 s of the first reset, not at the end
+	agg.finish(at(4.0));
+	EXPECT_EQ(sink.records.size(), 1u);
+}
+
+TEST(Robustness, NewSynAfterARefusalIsANewAttempt)
+{
+	// another initial sequence number: the application connecting again
+	Trace t("192.0.2.10", 50018, "192.0.2.20", 1433);
+	t.syn(0, 99).rst(0.0003, S2C, 0, 100).syn(0.2, 5555).rst(0.2003, S2C, 0, 5556);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 2u);
+	EXPECT_EQ(r[0]["tcp"]["syn_count"], 1);
+	EXPECT_EQ(r[1]["tcp"]["syn_count"], 1);
+	EXPECT_EQ(r[1]["close"]["kind"], "refused");
+}
+
 TEST(Robustness, HalfOpenFloodStaysBounded)
 {
 	AggregatorConfig cfg;

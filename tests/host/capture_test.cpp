@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "builder.h"
 #include "event_json.h"
 #include "host_parser.h"
 #include "reader.h"
@@ -677,4 +678,140 @@ TEST(CapturesBinary, EventsViewIsNdjson)
 	EXPECT_EQ(names, (std::vector<std::string>{"tcp_syn", "tcp_synack", "tcp_handshake_ack", "tds", "tds", "tds",
 						   "tds", "tds", "tds", "tcp_fin", "tcp_close_ack", "tcp_fin",
 						   "tcp_close_ack", "flow_stats"}));
+}
+
+// ---- copies of a frame are not retransmissions -------------------------------
+
+namespace {
+
+struct CapFrame {
+	uint64_t ts_us;
+	tb::Bytes bytes;
+};
+
+// An Ethernet pcap of the frames; each frame's length on the wire is its
+// captured length.
+fs::path write_ethernet_pcap(const fs::path& dir, const std::string& name, const std::vector<CapFrame>& frames)
+{
+	tb::Bytes b;
+	tb::le32(b, 0xa1b2c3d4);
+	tb::le16(b, 2);
+	tb::le16(b, 4);
+	tb::le32(b, 0);
+	tb::le32(b, 0);
+	tb::le32(b, 65535);
+	tb::le32(b, 1);
+	for (const auto& f : frames) {
+		tb::le32(b, (uint32_t)(f.ts_us / 1000000));
+		tb::le32(b, (uint32_t)(f.ts_us % 1000000));
+		tb::le32(b, (uint32_t)f.bytes.size());
+		tb::le32(b, (uint32_t)f.bytes.size());
+		tb::append(b, f.bytes);
+	}
+	fs::path p = dir / name;
+	std::ofstream(p, std::ios::binary).write((const char*)b.data(), (std::streamsize)b.size());
+	return p;
+}
+
+// A login-less conversation whose server reply is the frame `reply`
+// (index 5), followed by the given extra frames, then a four-way close.
+std::vector<CapFrame> with_reply_copies(int copies, uint64_t gap_us, bool odd_length)
+{
+	using namespace tb;
+	Conn k;
+	std::vector<CapFrame> v;
+	uint64_t t = 1'700'000'000'000'000ull;
+	auto add = [&](Bytes f) { v.push_back({t += 300, std::move(f)}); };
+	add(k.syn());
+	add(k.synack());
+	add(k.ack(true));
+	add(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select n from t"))));
+	Bytes reply = k.data(false, tds(TDS_REPLY, 1, cat({Bytes(300, 0x00), tok_done(0x10, 0xc1, 7)})));
+	if (odd_length)
+		append(reply, Bytes(6, 0xee)); // bytes past the IP packet: not Ethernet padding
+	add(reply);
+	for (int i = 0; i < copies; i++)
+		v.push_back({t += gap_us, reply});
+	add(k.ack(true));
+	add(k.fin(true));
+	add(k.ack(false));
+	add(k.fin(false));
+	add(k.ack(true));
+	return v;
+}
+
+json only_connection(const fs::path& f)
+{
+	Proc r = tdsbpf_read(f);
+	EXPECT_EQ(r.rc, 0) << r.err;
+	auto conns = connections(ndjson(r.out));
+	EXPECT_EQ(conns.size(), 1u) << r.out;
+	return conns.empty() ? json() : conns[0];
+}
+
+bool has_diagnosis(const json& c, const std::string& code)
+{
+	for (const auto& d : c["diagnoses"])
+		if (d["code"] == code)
+			return true;
+	return false;
+}
+
+} // namespace
+
+TEST(CapturesCopies, FrameRepeatedAThousandTimesIsNotLoss)
+{
+	TempDir t;
+	// the capture artefact: the same bytes a thousand times, 20 µs apart,
+	// the frame longer than its IP packet
+	json c = only_connection(write_ethernet_pcap(t.path, "repeat.pcap", with_reply_copies(1000, 20, true)));
+	ASSERT_TRUE(c.is_object());
+	EXPECT_EQ(c["tcp"]["retransmissions"]["server_to_client"], 0);
+	EXPECT_EQ(c["tcp"]["retransmissions"]["client_to_server"], 0);
+	EXPECT_EQ(c["tcp"]["duplicates_ignored"]["server_to_client"], 1000);
+	EXPECT_EQ(c["tcp"]["duplicates_ignored"]["client_to_server"], 0);
+	EXPECT_EQ(c["tcp"]["packets"]["server_to_client"], 4); // SYN+ACK, reply, ACK, FIN
+	EXPECT_EQ(c["work"]["responses"], 1);
+	EXPECT_FALSE(has_diagnosis(c, "retransmissions")) << c["diagnoses"].dump();
+}
+
+TEST(CapturesCopies, SpacedCopiesOfAnOddFrameAndRealResends)
+{
+	TempDir t;
+	// 5 ms apart: no sender resends that fast, but a copy is only taken for
+	// one at such a distance when the frame cannot be a sender's (odd length)
+	json odd = only_connection(write_ethernet_pcap(t.path, "odd.pcap", with_reply_copies(20, 5000, true)));
+	EXPECT_EQ(odd["tcp"]["retransmissions"]["server_to_client"], 0);
+	EXPECT_EQ(odd["tcp"]["duplicates_ignored"]["server_to_client"], 20);
+	// the same bytes, a well-formed frame, 300 ms apart: resends (a capture
+	// cannot tell those from copies without the sender's IP ID changing, and
+	// a resend is what a sender does after its timeout)
+	json resent = only_connection(write_ethernet_pcap(t.path, "resent.pcap", with_reply_copies(2, 300000, false)));
+	EXPECT_EQ(resent["tcp"]["retransmissions"]["server_to_client"], 2);
+	EXPECT_EQ(resent["tcp"]["duplicates_ignored"]["server_to_client"], 0);
+	EXPECT_TRUE(has_diagnosis(resent, "retransmissions")) << resent["diagnoses"].dump();
+	// and a well-formed frame twice within a few microseconds: a copy
+	json twice = only_connection(write_ethernet_pcap(t.path, "twice.pcap", with_reply_copies(1, 3, false)));
+	EXPECT_EQ(twice["tcp"]["retransmissions"]["server_to_client"], 0);
+	EXPECT_EQ(twice["tcp"]["duplicates_ignored"]["server_to_client"], 1);
+}
+
+TEST(CapturesRefused, SameSynRetriedAfterResetsIsOneAttempt)
+{
+	// a Windows client to a port nothing listens on: SYN, RST, and the same
+	// SYN again half a second later, twice
+	using namespace tb;
+	TempDir t;
+	Conn k;
+	std::vector<CapFrame> v;
+	uint64_t t0 = 1'700'000'000'000'000ull;
+	for (int i = 0; i < 3; i++) {
+		v.push_back({t0 + i * 500'000ull, k.frame(true, 4242, 0, SYN, {})});
+		v.push_back({t0 + i * 500'000ull + 300, k.frame(false, 0, 4243, RST | ACK, {})});
+	}
+	json c = only_connection(write_ethernet_pcap(t.path, "refused.pcap", v));
+	ASSERT_TRUE(c.is_object());
+	EXPECT_EQ(c["close"]["kind"], "refused");
+	EXPECT_EQ(c["tcp"]["syn_count"], 3);
+	EXPECT_TRUE(has_diagnosis(c, "connection_refused")) << c["diagnoses"].dump();
 }

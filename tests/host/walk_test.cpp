@@ -1021,3 +1021,216 @@ TEST(EventJson, Login7JsonHasNoPassword)
 	EXPECT_EQ(s.find("Hunter2"), std::string::npos) << s;
 	EXPECT_EQ(s.find("password"), std::string::npos) << s;
 }
+
+// ---- Second sightings: one packet seen at several points ------------------
+
+namespace {
+
+// A frame as a hook sees it: where, and the bytes.
+struct Sighting {
+	Bytes frame;
+	uint32_t ifindex;
+	uint8_t hook;
+};
+
+// The conversation of a login-less session with a keep-alive and a reply
+// over two segments, closed with FIN both ways: each frame, and who sent it.
+std::vector<std::pair<bool, Bytes>> conversation(Conn& k)
+{
+	std::vector<std::pair<bool, Bytes>> f;
+	f.push_back({true, k.syn()});
+	f.push_back({false, k.synack()});
+	f.push_back({true, k.ack(true)});
+	f.push_back({true, k.data(true, tds(TDS_PRELOGIN, 1, prelogin_client()))});
+	f.push_back({false, k.data(false, tds(TDS_REPLY, 1, prelogin_server()))});
+	f.push_back({true, k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select n from t")))});
+	Bytes reply = tds(TDS_REPLY, 1, cat({Bytes(1200, 0x00), tok_done(0x10, 0xc1, 5)}));
+	Bytes first(reply.begin(), reply.begin() + 700), rest(reply.begin() + 700, reply.end());
+	f.push_back({false, k.data(false, first)});
+	f.push_back({false, k.data(false, rest)});
+	f.push_back({true, k.ack(true)});
+	f.push_back({true, k.frame(true, k.cseq - 1, k.sseq, ACK, {})}); // keep-alive
+	f.push_back({false, k.ack(false)});                                // its answer
+	f.push_back({true, k.fin(true)});
+	f.push_back({false, k.ack(false)});
+	f.push_back({false, k.fin(false)});
+	f.push_back({true, k.ack(true)});
+	return f;
+}
+
+// The loopback: every frame leaves through tc egress and comes back in at
+// XDP on the same interface. A side's frames go out back to back; they come
+// in before the other side answers (it answers what it received).
+std::vector<Sighting> on_loopback(const std::vector<std::pair<bool, Bytes>>& frames)
+{
+	std::vector<Sighting> out;
+	std::vector<Bytes> in_flight;
+	bool last = frames.empty() ? true : frames.front().first;
+	for (const auto& [c2s, f] : frames) {
+		if (c2s != last) {
+			for (auto& b : in_flight)
+				out.push_back({b, 1, TDSBPF_HOOK_XDP});
+			in_flight.clear();
+			last = c2s;
+		}
+		out.push_back({f, 1, TDSBPF_HOOK_TC_EGRESS});
+		in_flight.push_back(f);
+	}
+	for (auto& b : in_flight)
+		out.push_back({b, 1, TDSBPF_HOOK_XDP});
+	return out;
+}
+
+// A record with where it was seen, when, and the count of second sightings
+// cleared: what must not depend on how many hooks saw the packets.
+Bytes comparable(const Rec& r)
+{
+	Bytes b = r.raw;
+	auto* ev = reinterpret_cast<tdsbpf_event*>(b.data());
+	ev->ts_ns = 0;
+	ev->ifindex = 0;
+	ev->hook = 0;
+	if (ev->kind == TDSBPF_EV_FLOW_STATS) {
+		ev->u.stats.duplicates[0] = ev->u.stats.duplicates[1] = 0;
+		ev->u.stats.first_ns = 0;
+	}
+	return b;
+}
+
+void feed(Collector& c, const Sighting& s, uint64_t ts)
+{
+	c.p.process_ethernet(s.frame, (uint32_t)s.frame.size(), ts, s.ifindex, s.hook);
+}
+
+} // namespace
+
+TEST(SecondSighting, LoopbackCountsEachPacketOnce)
+{
+	Conn k1, k2;
+	auto frames = conversation(k1);
+	auto twice = on_loopback(conversation(k2));
+	ASSERT_EQ(twice.size(), 2 * frames.size());
+
+	Collector once, lo;
+	uint64_t ts = 1000;
+	for (const auto& [c2s, f] : frames) {
+		(void)c2s;
+		once.feed(f, ts += 10);
+	}
+	ts = 1000;
+	for (const auto& s : twice)
+		feed(lo, s, ts += 5);
+	auto a = once.take(), b = lo.take();
+	ASSERT_EQ(kinds(b), kinds(a));
+	for (std::size_t i = 0; i < a.size(); i++)
+		EXPECT_EQ(comparable(b[i]), comparable(a[i])) << "event " << i << " " << kinds({a[i]});
+	EXPECT_TRUE(of_kind(b, TDSBPF_EV_TCP_RETRANS).empty());
+	ASSERT_EQ(of_kind(b, TDSBPF_EV_TCP_SYN).size(), 1u);
+	ASSERT_EQ(of_kind(b, TDSBPF_EV_TCP_KEEPALIVE).size(), 1u);
+	auto st = of_kind(b, TDSBPF_EV_FLOW_STATS);
+	ASSERT_EQ(st.size(), 1u);
+	const auto& s = st[0].ev().u.stats;
+	EXPECT_EQ(s.retrans[0] + s.retrans[1], 0u);
+	EXPECT_EQ(s.keepalives[0], 1u);
+	uint32_t c2s = 0, s2c = 0;
+	for (const auto& [dir, f] : frames)
+		(dir ? c2s : s2c)++;
+	EXPECT_EQ(s.packets[0], c2s);
+	EXPECT_EQ(s.packets[1], s2c);
+	// every second sighting is counted as such, except the last ACK's: it
+	// closed the flow, and a bare ACK of no flow leaves no trace
+	EXPECT_EQ(s.duplicates[0], c2s - 1);
+	EXPECT_EQ(s.duplicates[1], s2c);
+	EXPECT_EQ(lo.p.flows(), 0u);
+}
+
+TEST(SecondSighting, TwoInterfacesInEitherOrder)
+{
+	// a router's two sides (or both ends of a veth pair): client frames in at
+	// interface 2 (XDP) and out at 3 (tc egress); server frames the other way
+	Conn k1, k2;
+	auto frames = conversation(k1);
+	auto again = conversation(k2);
+	Collector once, both;
+	uint64_t ts = 1000;
+	for (const auto& [c2s, f] : frames) {
+		(void)c2s;
+		once.feed(f, ts += 10);
+	}
+	ts = 1000;
+	for (const auto& [c2s, f] : again) {
+		feed(both, {f, c2s ? 2u : 3u, TDSBPF_HOOK_XDP}, ts += 5);
+		feed(both, {f, c2s ? 3u : 2u, TDSBPF_HOOK_TC_EGRESS}, ts += 5);
+	}
+	auto a = once.take(), b = both.take();
+	ASSERT_EQ(kinds(b), kinds(a));
+	for (std::size_t i = 0; i < a.size(); i++)
+		EXPECT_EQ(comparable(b[i]), comparable(a[i])) << "event " << i;
+	auto st = of_kind(b, TDSBPF_EV_FLOW_STATS);
+	ASSERT_EQ(st.size(), 1u);
+	// all but the last ACK's, which closed the flow
+	EXPECT_EQ(st[0].ev().u.stats.duplicates[0], 7u);
+	EXPECT_EQ(st[0].ev().u.stats.duplicates[1], 7u);
+}
+
+TEST(SecondSighting, ResendAtTheSamePointIsARetransmission)
+{
+	Collector c;
+	Conn k;
+	Sighting syn{k.syn(), 1, TDSBPF_HOOK_TC_EGRESS}, synack{k.synack(), 1, TDSBPF_HOOK_TC_EGRESS};
+	Sighting hs{k.ack(true), 1, TDSBPF_HOOK_TC_EGRESS};
+	uint64_t ts = 1000;
+	for (auto* s : {&syn, &synack, &hs}) {
+		feed(c, *s, ts += 10);
+		feed(c, {s->frame, 1, TDSBPF_HOOK_XDP}, ts += 10);
+	}
+	c.take();
+	Bytes body = tds(TDS_SQL_BATCH, 1, batch_body("select 1"));
+	uint32_t seq = k.cseq;
+	Bytes batch = k.data(true, body);
+	feed(c, {batch, 1, TDSBPF_HOOK_TC_EGRESS}, ts += 10);
+	// lost before it came back in: resent 200 ms later, with a new window
+	Bytes resent = k.frame(true, seq, k.sseq, ACK | PSH, body, 4096);
+	feed(c, {resent, 1, TDSBPF_HOOK_TC_EGRESS}, ts += 200'000'000);
+	feed(c, {resent, 1, TDSBPF_HOOK_XDP}, ts += 10);
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tcp_retransmission");
+	c.feed(k.frame(true, k.cseq, k.sseq, RST | ACK, {}), ts += 10);
+	ev = c.take();
+	ASSERT_EQ(kinds(ev), "tcp_rst,flow_stats");
+	// the RST came in at the last point of the flow (pcap): not a second sighting
+	const auto& s = ev[1].ev().u.stats;
+	EXPECT_EQ(s.retrans[0], 1u);
+	EXPECT_EQ(s.packets[0], 5u); // SYN, ACK, batch, resend, RST
+	EXPECT_EQ(s.duplicates[0], 3u); // SYN, ACK, the resend
+	EXPECT_EQ(s.duplicates[1], 1u); // SYN+ACK
+}
+
+TEST(SecondSighting, NewDataElsewhereMovesThePoint)
+{
+	// the client's packets come in at interface 2, then at 3 (the route
+	// changed): what is new at 3 is walked, and 2's late copies are not
+	Collector c;
+	Conn k;
+	uint64_t ts = 1000;
+	feed(c, {k.syn(), 2, TDSBPF_HOOK_XDP}, ts += 10);
+	feed(c, {k.synack(), 2, TDSBPF_HOOK_TC_EGRESS}, ts += 10);
+	feed(c, {k.ack(true), 2, TDSBPF_HOOK_XDP}, ts += 10);
+	c.take();
+	Bytes b1 = k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 1")));
+	Bytes b2 = k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 2")));
+	feed(c, {b1, 2, TDSBPF_HOOK_XDP}, ts += 10);
+	feed(c, {b2, 3, TDSBPF_HOOK_XDP}, ts += 10);
+	feed(c, {b2, 2, TDSBPF_HOOK_XDP}, ts += 10);
+	Bytes update = k.frame(true, k.cseq, k.sseq, ACK, {}, 9000); // a window update
+	feed(c, {update, 3, TDSBPF_HOOK_XDP}, ts += 10);
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tds");
+	c.feed(k.frame(false, k.sseq, k.cseq, RST | ACK, {}), ts += 10);
+	ev = c.take();
+	ASSERT_EQ(kinds(ev), "tcp_rst,flow_stats");
+	const auto& s = ev[1].ev().u.stats;
+	EXPECT_EQ(s.retrans[0], 0u);
+	EXPECT_EQ(s.packets[0], 5u);
+	EXPECT_EQ(s.duplicates[0], 1u);
+}

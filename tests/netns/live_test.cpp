@@ -71,21 +71,27 @@ protected:
 	}
 
 	// Starts tdsbpf on the server side; false if it did not get ready.
-	bool start_tracer(const std::vector<std::string>& extra = {})
+	bool start_tracer(const std::vector<std::string>& extra = {}) { return start_tracer_on({lab_->server_if()}, extra); }
+
+	// Starts tdsbpf in the server's namespace on these of its interfaces.
+	bool start_tracer_on(const std::vector<std::string>& ifaces, const std::vector<std::string>& extra = {})
 	{
-		std::vector<std::string> argv = {TDSBPF_BIN, "--iface", lab_->server_if(), "--ready-file",
-						 dir_.file("tracer.ready")};
+		std::vector<std::string> argv = {TDSBPF_BIN, "--ready-file", dir_.file("tracer.ready")};
+		for (const auto& i : ifaces) {
+			argv.push_back("--iface");
+			argv.push_back(i);
+		}
 		argv.insert(argv.end(), extra.begin(), extra.end());
 		tracer_ = lab_->spawn(lab_->server_ns(), argv, dir_.file("events.ndjson"), dir_.file("tracer.log"));
 		return tdsbpf::lab::wait_for_file(dir_.file("tracer.ready"), std::chrono::milliseconds(60000));
 	}
 
 	// The lab server on the server side, port 1433; its pid, or 0.
-	pid_t start_lab_server()
+	pid_t start_lab_server(const std::string& listen = {})
 	{
 		pid_t pid = lab_->spawn(lab_->server_ns(),
-					{TDSBPF_LABSERVER_PATH, "--listen", lab_->server_ip(), "--port", "1433", "--ready-file",
-					 dir_.file("server.ready")},
+					{TDSBPF_LABSERVER_PATH, "--listen", listen.empty() ? lab_->server_ip() : listen, "--port",
+					 "1433", "--ready-file", dir_.file("server.ready")},
 					dir_.file("server.out"), dir_.file("server.log"));
 		return tdsbpf::lab::wait_for_file(dir_.file("server.ready"), std::chrono::milliseconds(20000)) ? pid : 0;
 	}
@@ -233,6 +239,111 @@ TEST_F(LiveTest, ConnectionRecordsFromTheAggregator)
 	EXPECT_NE(all.find("18456"), std::string::npos) << all;
 	EXPECT_NE(all.find("login_failed"), std::string::npos) << all;
 	expect_nothing_attached(*lab_);
+}
+
+// ---- one packet, several traced points: counted once -------------------------
+
+namespace {
+
+std::vector<json> read_connections(const std::string& path)
+{
+	std::vector<json> out;
+	std::ifstream in(path);
+	std::string line;
+	while (std::getline(in, line)) {
+		auto j = json::parse(line, nullptr, false);
+		if (j.is_object() && j.value("tdsbpf.record", "") == "connection")
+			out.push_back(j);
+	}
+	return out;
+}
+
+// A connection whose every packet passed two traced points: one SYN, no
+// retransmission, and in each direction every packet counted once and its
+// second sighting counted apart (but for the last ACK, which ends the flow).
+void expect_counted_once(const json& c)
+{
+	const json& t = c["tcp"];
+	EXPECT_EQ(t["syn_count"], 1) << t.dump();
+	EXPECT_EQ(t["retransmissions"]["client_to_server"], 0) << t.dump();
+	EXPECT_EQ(t["retransmissions"]["server_to_client"], 0) << t.dump();
+	for (const auto& d : c["diagnoses"])
+		EXPECT_NE(d["code"], "retransmissions") << d.dump();
+	ASSERT_TRUE(t["packets"].is_object()) << t.dump();
+	for (const char* dir : {"client_to_server", "server_to_client"}) {
+		int64_t packets = t["packets"][dir], dups = t["duplicates_ignored"][dir];
+		EXPECT_GT(packets, 5) << dir << " " << t.dump();
+		EXPECT_LE(dups, packets) << dir << " " << t.dump();
+		EXPECT_GE(dups, packets - 1) << dir << " " << t.dump();
+	}
+	EXPECT_EQ(c["login"]["outcome"], "success");
+	EXPECT_EQ(c["work"]["sql_batches"], 1);
+	EXPECT_EQ(c["close"]["kind"], "four_way");
+}
+
+// FreeTDS tsql from the server's namespace to addr: a login and a
+// 3000-row reply.
+labtest::CommandResult tsql_to(const tdsbpf::lab::NetnsLab& lab, const labtest::TempDir& dir, const std::string& addr)
+{
+	std::string conf = dir.file("freetds.conf");
+	std::ofstream(conf) << "[lab]\n\thost = " << addr << "\n\tport = 1433\n\ttds version = 7.4\n";
+	return labtest::run_command({"ip", "netns", "exec", lab.server_ns(), "tsql", "-S", "lab", "-U", "sa", "-P", "lab"},
+				    {{"FREETDSCONF", conf}, {"FREETDS", conf}}, "SELECT n FROM rows(3000)\ngo\nexit\n",
+				    std::chrono::seconds(30));
+}
+
+} // namespace
+
+TEST_F(LiveTest, LoopbackSeesEachPacketTwiceAndCountsItOnce)
+{
+	// application and server on one host: tc egress and XDP both see every
+	// packet on the namespace's own loopback
+	TDSBPF_REQUIRE(have("tsql"), "FreeTDS tsql not installed (Debian package freetds-bin)");
+	pid_t server = start_lab_server("127.0.0.1");
+	ASSERT_GT(server, 0) << "lab server did not start";
+	ASSERT_TRUE(start_tracer_on({"lo"})) << tracer_log();
+	auto r = tsql_to(*lab_, dir_, "127.0.0.1");
+	ASSERT_EQ(r.exit_code, 0) << r.output;
+	ASSERT_NE(r.output.find("3000"), std::string::npos) << r.output;
+	std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
+	lab_->stop(server, SIGTERM);
+	auto conns = read_connections(dir_.file("events.ndjson"));
+	ASSERT_EQ(conns.size(), 1u) << tracer_log();
+	expect_counted_once(conns[0]);
+}
+
+TEST_F(LiveTest, InterfaceAndItsBridgeCountEachPacketOnce)
+{
+	// the server's veth end made a port of a bridge that holds its address:
+	// client packets come in at the port (XDP) and again at the bridge (XDP,
+	// generic), server packets go out at the bridge and again at the port
+	TDSBPF_REQUIRE(have("tsql"), "FreeTDS tsql not installed (Debian package freetds-bin)");
+	std::string br = "tdsbpf-br" + std::to_string(getpid() % 100000);
+	int st = -1;
+	std::string out = lab_->sh(lab_->server_ns(), "ip link add " + br + " type bridge && ip link set " + br +
+							      " up && ip addr del " + lab_->server_ip() + "/24 dev " +
+							      lab_->server_if() + " && ip link set " + lab_->server_if() +
+							      " master " + br + " && ip addr add " + lab_->server_ip() +
+							      "/24 dev " + br,
+				   &st);
+	ASSERT_EQ(st, 0) << out; // the bridge goes with the namespace
+	pid_t server = start_lab_server();
+	ASSERT_GT(server, 0) << "lab server did not start";
+	ASSERT_TRUE(start_tracer_on({lab_->server_if(), br})) << tracer_log();
+	std::string conf = dir_.file("freetds.conf");
+	std::ofstream(conf) << "[lab]\n\thost = " << lab_->server_ip() << "\n\tport = 1433\n\ttds version = 7.4\n";
+	auto r = labtest::run_command({"ip", "netns", "exec", lab_->client_ns(), "tsql", "-S", "lab", "-U", "sa",
+				       "-P", "lab"},
+				      {{"FREETDSCONF", conf}, {"FREETDS", conf}}, "SELECT n FROM rows(3000)\ngo\nexit\n",
+				      std::chrono::seconds(30));
+	ASSERT_EQ(r.exit_code, 0) << r.output;
+	std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
+	lab_->stop(server, SIGTERM);
+	auto conns = read_connections(dir_.file("events.ndjson"));
+	ASSERT_EQ(conns.size(), 1u) << tracer_log();
+	expect_counted_once(conns[0]);
 }
 
 TEST_F(LiveTest, KilledTracerLeavesNothingAttached)

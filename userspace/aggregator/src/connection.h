@@ -87,6 +87,9 @@ enum class EndReason : uint8_t { none, closed, idle_timeout, handshake_timeout, 
 constexpr int kC2S = TDSBPF_DIR_C2S;
 constexpr int kS2C = TDSBPF_DIR_S2C;
 constexpr int kNoSide = -1;
+// How much longer than the close linger a refused attempt waits for the
+// client to send the same SYN again (Windows retries twice, 0.5 s apart).
+constexpr uint64_t kRefusedRetryWaitNs = 1'000'000'000ull;
 const char* side_name(int dir); // "client", "server"
 
 struct PhaseSpan {
@@ -183,6 +186,8 @@ struct TcpState {
 	uint64_t zero_windows(int dir) const;
 	uint64_t keepalive_count(int dir) const;
 	uint64_t keepalive_total() const { return keepalive_count(0) + keepalive_count(1); }
+	// Second sightings of packets already counted (the kernel's counters only).
+	uint64_t duplicates(int dir) const { return stats_seen ? stats.duplicates[dir] : 0; }
 };
 
 struct PreloginSide {
@@ -372,7 +377,13 @@ struct Connection {
 
 	// Lifecycle
 	bool complete = false; // the TCP close is over; lingering
-	uint64_t complete_ns = 0;
+	uint64_t complete_ns = 0; // the time the linger counts from
+	// The server answered the SYN with a RST, before any SYN+ACK.
+	bool refused_attempt() const
+	{
+		return close.first_rst_dir == TDSBPF_DIR_S2C && !tcp.synack_ns && tcp.syn_count &&
+		       phase_before_close() == Phase::tcp_handshake;
+	}
 	EndReason end_reason = EndReason::none;
 	uint64_t end_ns = 0;
 	uint64_t last_snapshot_ns = 0;

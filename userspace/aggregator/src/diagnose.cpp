@@ -102,7 +102,13 @@ void syn_unanswered(Findings& f)
 
 void connection_refused(Findings& f)
 {
-	if (f.c.close.kind == CloseKind::refused)
+	if (f.c.close.kind != CloseKind::refused)
+		return;
+	if (f.c.tcp.syn_count > 1)
+		f.add("connection_refused", "error",
+		      "The server answered the SYN with a reset; the client sent the same SYN (same initial sequence number) %u times in all: one attempt, retried. Nothing listens on port %u (service stopped, wrong port, or a named instance on a dynamic port).",
+		      f.c.tcp.syn_count, f.c.key.server_port);
+	else
 		f.add("connection_refused", "error",
 		      "The server answered the SYN with a reset: nothing listens on port %u (service stopped, wrong port, or a named instance on a dynamic port).",
 		      f.c.key.server_port);

@@ -91,6 +91,11 @@ bool is_new_syn(const Connection& c, const tdsbpf_event& ev)
 {
 	if (ev.kind != TDSBPF_EV_TCP_SYN || c.tracer.events == 0)
 		return false;
+	// The refused SYN again, same initial sequence number: the client
+	// retrying the same attempt (Windows does, twice, half a second apart),
+	// not a new connection.
+	if (c.refused_attempt() && ev.seq == c.tcp.syn_seq)
+		return false;
 	if (c.close.fin[0] || c.close.fin[1] || c.close.rst[0] || c.close.rst[1] || c.complete)
 		return true;
 	if (c.tcp.syn_count == 0) {
@@ -192,7 +197,9 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 			}
 		}
 		enter(c, Phase::close, ts);
-		mark_complete(c, ts);
+		// a refused attempt lingers longer: the client may send the same
+		// SYN again (see is_new_syn), and those retries belong to it
+		mark_complete(c, c.refused_attempt() ? ts + kRefusedRetryWaitNs : ts);
 		break;
 	case TDSBPF_EV_TCP_KEEPALIVE:
 		c.tcp.keepalives[dir]++;

@@ -382,8 +382,9 @@ void RecordWriter::tcp()
 	if (t.stats_seen) {
 		dir_pair("bytes", t.stats.bytes[0], t.stats.bytes[1]);
 		dir_pair("packets", t.stats.packets[0], t.stats.packets[1]);
+		dir_pair("duplicates_ignored", t.stats.duplicates[0], t.stats.duplicates[1]);
 	} else {
-		w_.null_member("bytes").null_member("packets");
+		w_.null_member("bytes").null_member("packets").null_member("duplicates_ignored");
 	}
 	w_.member("syn_count", t.syn_count);
 	if (t.syn_ns && t.hs_ack_ns >= t.syn_ns)

@@ -166,7 +166,12 @@ void write_record_text(std::string& out, const RecordContext& r)
 		if (c.phase == Phase::close)
 			t << " in phase " << phase_name(cs.phase);
 		t << ", keep-alives " << c.tcp.keepalive_count(0) << "/" << c.tcp.keepalive_count(1) << ", retransmissions "
-		  << c.tcp.retrans(0) << "/" << c.tcp.retrans(1) << "\n";
+		  << c.tcp.retrans(0) << "/" << c.tcp.retrans(1);
+		if (c.tcp.duplicates(0) + c.tcp.duplicates(1))
+			t << ", duplicates ignored " << c.tcp.duplicates(0) << "/" << c.tcp.duplicates(1);
+		if (c.tcp.syn_count > 1)
+			t << ", SYNs " << c.tcp.syn_count;
+		t << "\n";
 	}
 	for (const Diagnosis& d : r.diagnoses)
 		t << "   [" << d.severity << "] " << d.code << ": " << d.message << "\n";
