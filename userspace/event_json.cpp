@@ -222,6 +222,7 @@ json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts, bool redact
 			      {"retransmissions", {s.retrans[0], s.retrans[1]}},
 			      {"keepalives", {s.keepalives[0], s.keepalives[1]}},
 			      {"zero_windows", {s.zero_windows[0], s.zero_windows[1]}},
+			      {"duplicates_ignored", {s.duplicates[0], s.duplicates[1]}},
 			      {"final", s.final != 0}};
 		break;
 	}
