@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
 #include <random>
 
 #include "builder.h"
@@ -290,4 +291,20 @@ TEST(WireStrings, EveryOutputGetsValidUtf8)
 	n.domain_len = sizeof(n.domain);
 	EXPECT_NO_THROW(s = tdsbpf::event_to_json(n.base, sizeof(n)).dump());
 	EXPECT_NE(s.find("\"user\":\"\xEF\xBF\xBD" "a\xEF\xBF\xBD"), std::string::npos) << s;
+}
+
+// A record shorter than a tdsbpf_event (none of the packet programs' sizes)
+// is shown by its length only: nothing past it is read. Found by the
+// aggregator fuzz target (under ASan, a heap overflow in the --events view).
+TEST(EventView, ShortRecordIsNotRead)
+{
+	for (std::size_t len : {std::size_t{0}, std::size_t{12}, sizeof(tdsbpf_event) - 1}) {
+		auto buf = std::make_unique<uint8_t[]>(len ? len : 1);
+		std::memset(buf.get(), 0x0b, len); // kind TDS, were it read
+		const auto& ev = *reinterpret_cast<const tdsbpf_event*>(buf.get());
+		nlohmann::json j = tdsbpf::event_to_json(ev, len);
+		EXPECT_EQ(j.value("event", ""), "malformed") << j.dump();
+		EXPECT_EQ(j.value("length", std::size_t{999}), len) << j.dump();
+		EXPECT_EQ(j.size(), 2u) << j.dump();
+	}
 }
