@@ -27,6 +27,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 		uint8_t extra = in.u8();
 		std::size_t len = in.u16();
 		auto frame = in.take(len);
+		if (frame.empty())
+			frame = {}; // as an empty vector gives it: no data pointer
+
 		uint32_t wire = static_cast<uint32_t>(frame.size()) + extra;
 		uint8_t hook = kHooks[(ctl >> 1) & 3];
 		uint8_t gap = ctl >> 4;

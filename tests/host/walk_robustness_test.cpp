@@ -236,6 +236,21 @@ TEST(Robustness, RandomFramesThroughTheWalk)
 	EXPECT_LE(c.p.flows(), 64u);
 }
 
+// An empty frame, as an empty vector gives it (no data pointer at all), is
+// nothing to walk. Under UBSan (the build-fuzz host tests) copying from its
+// null pointer was undefined behaviour.
+TEST(Robustness, EmptyFrameWithoutData)
+{
+	Collector c;
+	Bytes none;
+	ASSERT_EQ(none.data(), nullptr);
+	c.p.process_ethernet(std::span<const uint8_t>(none.data(), none.size()), 0, 0);
+	c.p.process_ethernet(std::span<const uint8_t>(), 60, 0);
+	c.p.process_ip(std::span<const uint8_t>(), 0, 0);
+	EXPECT_TRUE(c.recs.empty());
+	EXPECT_EQ(c.p.flows(), 0u);
+}
+
 TEST(Robustness, FlowTableLimit)
 {
 	tdsbpf::HostParserConfig cfg;
