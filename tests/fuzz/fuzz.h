@@ -54,7 +54,7 @@ inline void putbytes(Bytes& b, std::span<const uint8_t> x) { b.insert(b.end(), x
 constexpr uint64_t kEpochNs = 1'700'000'000'000'000'000ULL;
 
 // The gap before a segment or frame, from a 4-bit code: 16 us doubling
-// up to about 0.5 s; 15 is 20 s, past the walk's and the aggregator's
+// up to about 0.26 s (14); 15 is 20 s, past the walk's and the aggregator's
 // timers (stats flush, handshake and FIN timeouts, snapshots).
 inline uint64_t gap_ns(uint8_t code)
 {
