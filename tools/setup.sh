@@ -6,12 +6,16 @@
 #   tools/setup.sh run    what tracing needs: the build toolchain and
 #                         libraries; builds tdsbpf and the lab tools
 #   tools/setup.sh test   also the tests' real peers and oracles (tshark,
-#                         tcpdump, FreeTDS, pymssql, Node for tedious);
-#                         builds everything, tests included
+#                         tcpdump, FreeTDS, pymssql, Node for tedious) and
+#                         clang's libFuzzer; builds everything, tests
+#                         included, and the fuzz targets and the host tests
+#                         with ASan and UBSan into ./build-fuzz (or
+#                         $TDSBPF_FUZZ_BUILD_DIR)
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${TDSBPF_BUILD_DIR:-$TOP/build}
+FUZZ_BUILD=${TDSBPF_FUZZ_BUILD_DIR:-$TOP/build-fuzz}
 MODE=${1:-test}
 case "$MODE" in
 run | test) ;;
@@ -28,7 +32,7 @@ PACKAGES=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-
 if [ "$MODE" = test ]; then
 	# testing: GoogleTest, the real peers and the oracles
 	PACKAGES+=(libgtest-dev tshark tcpdump freetds-bin tdsodbc unixodbc python3-pymssql
-		python3-pyodbc python3-jsonschema time)
+		python3-pyodbc python3-jsonschema time libclang-rt-14-dev)
 fi
 
 missing=()
@@ -64,4 +68,8 @@ else
 	cmake -S "$TOP" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTDSBPF_BUILD_TESTS=ON \
 		-DTDSBPF_WERROR="$werror" >/dev/null
 	cmake --build "$BUILD" -j"$(nproc)"
+	# the fuzz targets, and the host tests again under ASan and UBSan (clang)
+	cmake -S "$TOP" -B "$FUZZ_BUILD" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTDSBPF_FUZZ=ON -DTDSBPF_WERROR="$werror" >/dev/null
+	cmake --build "$FUZZ_BUILD" -j"$(nproc)" --target fuzz_targets host_tests
 fi

@@ -149,6 +149,10 @@ static json detail_json(const tdsbpf_tds& t)
 
 json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts, bool redact)
 {
+	// shorter than any record the packet programs send: nothing in it can
+	// be read (the aggregator counts such records as malformed)
+	if (len < sizeof(tdsbpf_event))
+		return json{{"event", "malformed"}, {"length", len}};
 	json j;
 	if (ts) {
 		// where it was seen: left out when comparing kernel and host events

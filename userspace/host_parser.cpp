@@ -73,7 +73,8 @@ void HostParser::process_ethernet(std::span<const uint8_t> frame, uint32_t wire_
 {
 	if (frame.size() > frame_.size() - kAlign)
 		return;
-	if (frame.data() != frame_.data() + kAlign)
+	// (an empty span may have no data at all: memcpy must not see it)
+	if (!frame.empty() && frame.data() != frame_.data() + kAlign)
 		std::memcpy(frame_.data() + kAlign, frame.data(), frame.size());
 	tdsbpf_host_process(reinterpret_cast<tdsbpf_host*>(this), frame_.data() + kAlign,
 			    static_cast<uint32_t>(frame.size()), wire_len, ts_ns, ifindex, hook);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
 #include <random>
 
 #include "builder.h"
@@ -235,6 +236,21 @@ TEST(Robustness, RandomFramesThroughTheWalk)
 	EXPECT_LE(c.p.flows(), 64u);
 }
 
+// An empty frame, as an empty vector gives it (no data pointer at all), is
+// nothing to walk. Under UBSan (the build-fuzz host tests) copying from its
+// null pointer was undefined behaviour.
+TEST(Robustness, EmptyFrameWithoutData)
+{
+	Collector c;
+	Bytes none;
+	ASSERT_EQ(none.data(), nullptr);
+	c.p.process_ethernet(std::span<const uint8_t>(none.data(), none.size()), 0, 0);
+	c.p.process_ethernet(std::span<const uint8_t>(), 60, 0);
+	c.p.process_ip(std::span<const uint8_t>(), 0, 0);
+	EXPECT_TRUE(c.recs.empty());
+	EXPECT_EQ(c.p.flows(), 0u);
+}
+
 TEST(Robustness, FlowTableLimit)
 {
 	tdsbpf::HostParserConfig cfg;
@@ -290,4 +306,20 @@ TEST(WireStrings, EveryOutputGetsValidUtf8)
 	n.domain_len = sizeof(n.domain);
 	EXPECT_NO_THROW(s = tdsbpf::event_to_json(n.base, sizeof(n)).dump());
 	EXPECT_NE(s.find("\"user\":\"\xEF\xBF\xBD" "a\xEF\xBF\xBD"), std::string::npos) << s;
+}
+
+// A record shorter than a tdsbpf_event (none of the packet programs' sizes)
+// is shown by its length only: nothing past it is read. Found by the
+// aggregator fuzz target (under ASan, a heap overflow in the --events view).
+TEST(EventView, ShortRecordIsNotRead)
+{
+	for (std::size_t len : {std::size_t{0}, std::size_t{12}, sizeof(tdsbpf_event) - 1}) {
+		auto buf = std::make_unique<uint8_t[]>(len ? len : 1);
+		std::memset(buf.get(), 0x0b, len); // kind TDS, were it read
+		const auto& ev = *reinterpret_cast<const tdsbpf_event*>(buf.get());
+		nlohmann::json j = tdsbpf::event_to_json(ev, len);
+		EXPECT_EQ(j.value("event", ""), "malformed") << j.dump();
+		EXPECT_EQ(j.value("length", std::size_t{999}), len) << j.dump();
+		EXPECT_EQ(j.size(), 2u) << j.dump();
+	}
 }
