@@ -8,7 +8,9 @@
 #include <array>
 #include <cstring>
 #include <memory>
+#include <cstdio>
 #include <stdexcept>
+#include <vector>
 
 namespace tdsbpf {
 namespace {
@@ -84,6 +86,59 @@ bool odd_length(std::span<const uint8_t> ip, uint32_t l3_wire, uint32_t ethernet
 	return true;
 }
 
+// The link types of a pcapng file's interfaces, in the order they are
+// described (empty for a pcap file, or one that cannot be scanned here,
+// such as standard input). Only block headers are read.
+std::vector<int> pcapng_link_types(const std::string& path)
+{
+	std::vector<int> types;
+	if (path == "-")
+		return types;
+	std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), std::fclose);
+	if (!f)
+		return types;
+	bool swap = false;
+	auto u32 = [&swap](const uint8_t* p) {
+		uint32_t v = p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24);
+		return swap ? __builtin_bswap32(v) : v;
+	};
+	uint8_t h[12];
+	for (bool first = true;; first = false) {
+		if (std::fread(h, 1, 8, f.get()) != 8)
+			break;
+		uint32_t type = u32(h); // the section header's type reads the same both ways
+		if (type == 0x0A0D0D0A) {
+			if (std::fread(h + 8, 1, 4, f.get()) != 4)
+				break;
+			uint32_t bom = h[8] | (h[9] << 8) | (h[10] << 16) | (static_cast<uint32_t>(h[11]) << 24);
+			if (bom != 0x1A2B3C4D && bom != 0x4D3C2B1A)
+				break;
+			swap = bom == 0x4D3C2B1A;
+			uint32_t len = u32(h + 4);
+			if (len < 28 || len % 4 || std::fseek(f.get(), static_cast<long>(len) - 12, SEEK_CUR) != 0)
+				break;
+			continue;
+		}
+		if (first)
+			return types; // not pcapng
+		uint32_t len = u32(h + 4);
+		if (len < 12 || len % 4)
+			break;
+		long skip = static_cast<long>(len) - 8;
+		if (type == 1) { // interface description: link type first
+			uint8_t lt[4];
+			if (std::fread(lt, 1, 4, f.get()) != 4)
+				break;
+			uint16_t v = static_cast<uint16_t>(lt[0] | (lt[1] << 8));
+			types.push_back(swap ? __builtin_bswap16(v) : v);
+			skip -= 4;
+		}
+		if (std::fseek(f.get(), skip, SEEK_CUR) != 0)
+			break;
+	}
+	return types;
+}
+
 struct PcapCloser {
 	void operator()(pcap_t* p) const { pcap_close(p); }
 };
@@ -102,6 +157,20 @@ ReadStats read_capture(const std::string& path, HostParser& parser)
 	st.linktype = pcap_datalink(pc.get());
 	const char* name = pcap_datalink_val_to_name(st.linktype);
 	st.linktype_name = name ? name : std::to_string(st.linktype);
+	// libpcap reads one link type per file and stops at the first interface
+	// of another: refuse such a file before anything of it is written
+	std::vector<int> types = pcapng_link_types(path);
+	for (std::size_t i = 1; i < types.size(); i++) {
+		if (types[i] == types[0])
+			continue;
+		const char* other = pcap_datalink_val_to_name(types[i]);
+		throw std::runtime_error("capture '" + path + "' holds interfaces of different link types (interface 0 " +
+					 st.linktype_name + ", interface " + std::to_string(i) + " " +
+					 (other ? other : "link type " + std::to_string(types[i])) +
+					 "), and tdsbpf reads one link type per file: write each interface to a file of "
+					 "its own first, e.g. tshark -r FILE -Y 'frame.interface_id == " +
+					 std::to_string(i) + "' -w part.pcapng");
+	}
 	switch (st.linktype) {
 	case kEthernet:
 	case kNull:

@@ -241,3 +241,76 @@ TEST_F(LinkTypes, LargestIpv6PacketSameForEveryLinkType)
 				       "packets over 65535 bytes)";
 	}
 }
+
+namespace {
+
+// A pcapng file: one section, an interface per entry of `linktypes`, and
+// the conversation's frames, the client's on interface 0 and the server's
+// on the last one.
+fs::path write_pcapng(const fs::path& dir, const std::vector<int>& linktypes)
+{
+	fs::path f = dir / "mixed.pcapng";
+	Bytes b;
+	auto block = [&](uint32_t type, const Bytes& body) {
+		uint32_t len = static_cast<uint32_t>(12 + body.size());
+		le32(b, type);
+		le32(b, len);
+		append(b, body);
+		le32(b, len);
+	};
+	Bytes shb;
+	le32(shb, 0x1A2B3C4D);
+	le16(shb, 1);
+	le16(shb, 0);
+	le32(shb, 0xffffffff);
+	le32(shb, 0xffffffff);
+	block(0x0A0D0D0A, shb);
+	for (int lt : linktypes) {
+		Bytes idb;
+		le16(idb, static_cast<uint16_t>(lt));
+		le16(idb, 0);
+		le32(idb, 65535);
+		block(1, idb);
+	}
+	uint64_t us = 1700000000ull * 1000000ull;
+	for (auto& p : conversation(false)) {
+		uint32_t iface = p.c2s ? 0 : static_cast<uint32_t>(linktypes.size() - 1);
+		Bytes rec = wrap(linktypes[iface], p, false);
+		Bytes epb;
+		le32(epb, iface);
+		le32(epb, static_cast<uint32_t>(us >> 32));
+		le32(epb, static_cast<uint32_t>(us));
+		us += 10000;
+		le32(epb, static_cast<uint32_t>(rec.size()));
+		le32(epb, static_cast<uint32_t>(rec.size()));
+		append(epb, rec);
+		while (epb.size() % 4)
+			epb.push_back(0);
+		block(6, epb);
+	}
+	std::ofstream(f, std::ios::binary).write((const char*)b.data(), (std::streamsize)b.size());
+	return f;
+}
+
+// Interfaces of one link type are read as one capture; of different link
+// types (which libpcap cannot read past) refused before anything is read.
+TEST_F(LinkTypes, PcapngInterfacesOfDifferentLinkTypesAreRefused)
+{
+	auto same = read_events(write_pcapng(dir, {1, 1}));
+	EXPECT_EQ(same, read_events(write_pcap(dir, 1, false)));
+
+	fs::path mixed = write_pcapng(dir, {1, 113});
+	std::size_t events = 0;
+	tdsbpf::HostParser p({}, [&](const tdsbpf_event&, std::size_t) { events++; });
+	try {
+		tdsbpf::read_capture(mixed.string(), p);
+		ADD_FAILURE() << "a capture of mixed link types was read";
+	} catch (const std::runtime_error& e) {
+		std::string what = e.what();
+		EXPECT_NE(what.find("holds interfaces of different link types"), std::string::npos) << what;
+		EXPECT_NE(what.find("interface 1 LINUX_SLL"), std::string::npos) << what;
+	}
+	EXPECT_EQ(events, 0u);
+}
+
+} // namespace
