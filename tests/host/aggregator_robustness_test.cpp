@@ -192,6 +192,28 @@ TEST(LostEvents, DropsWhileOpenMakeTheEndUnknown)
 	EXPECT_EQ(plain[0]["tracer"]["more_may_be_lost"], false);
 }
 
+// The text view's timeline has a line per packet, none for the kernel's
+// counters (periodic or final); they go into the connection's block.
+TEST(TextView, NoCounterLinesInTheTimeline)
+{
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
+		.stats(5.0, 100, 200, 3, 4, false)
+		.fin(9.0, C2S, 0, 0).close_ack(9.0, S2C, 0, 0).fin(9.001, S2C, 0, 0).close_ack(9.002, C2S, 0, 0)
+		.stats(9.002, 150, 250, 5, 6, true);
+	AggregatorConfig cfg;
+	CollectSink sink;
+	sink.lines = true;
+	Aggregator agg(cfg, sink);
+	feed(agg, t.records());
+	ASSERT_EQ(sink.records.size(), 1u);
+	ASSERT_FALSE(sink.timeline.empty());
+	EXPECT_EQ(sink.timeline.size(), t.records().size() - 2);
+	for (const auto& l : sink.timeline)
+		EXPECT_EQ(l.description.find("STATS"), std::string::npos) << l.description;
+	EXPECT_EQ(sink.records[0]["tcp"]["bytes"]["client_to_server"], 150);
+}
+
 TEST(LostEvents, NoLoginVerdictWithoutItsAnswer)
 {
 	// closed during the login, as far as was seen: the answer may be among

@@ -33,6 +33,7 @@ TEST(SeedTrace, SqlAuthenticationLogin)
 	EXPECT_EQ(r["server.address"], "10.10.10.120");
 	EXPECT_EQ(r["server.port"], 1433);
 	EXPECT_EQ(r["network.type"], "ipv4");
+	EXPECT_EQ(r["db.system.name"], "microsoft.sql_server");
 	EXPECT_EQ(r["db.system"], "mssql");
 	EXPECT_EQ(r["midstream"], false);
 	EXPECT_EQ(phase_names(r), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "login_ack", "active", "close"}));

@@ -240,7 +240,9 @@ struct Aggregator::Impl {
 		e.established = established;
 		list_of(e).splice(list_of(e).end(), from, e.lru);
 
-		if (sink.wants_lines()) {
+		// the timeline shows packets; the kernel's counters (periodic and
+		// final) are in the connection's block, not lines of their own
+		if (sink.wants_lines() && ev.kind != TDSBPF_EV_FLOW_STATS) {
 			TimelineLine l;
 			l.connection_id = c.id;
 			l.ts_ns = ev.ts_ns;

@@ -138,6 +138,7 @@ void RecordWriter::write()
 void RecordWriter::endpoints()
 {
 	const tdsbpf_flow_key& k = c_.key;
+	w_.member("db.system.name", "microsoft.sql_server");
 	w_.member("db.system", "mssql");
 	w_.member("client.address", addr_string(k.client_addr, k.family));
 	w_.member("client.port", k.client_port);
