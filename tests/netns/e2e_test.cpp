@@ -31,6 +31,7 @@
 
 #include "e2e.h"
 #include "lab_server.h"
+#include "outputs.h"
 #include "lab/netns_lab.h"
 #include "require.h"
 
@@ -41,25 +42,6 @@ using tdsbpf::e2e::have;
 namespace {
 
 const char* kOdbcDriverPath = "/usr/lib/x86_64-linux-gnu/odbc/libtdsodbc.so";
-
-std::string slurp(const std::string& path)
-{
-	std::ifstream in(path);
-	return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-std::vector<json> read_records(const std::string& path)
-{
-	std::vector<json> out;
-	std::ifstream in(path);
-	std::string line;
-	while (std::getline(in, line)) {
-		auto j = json::parse(line, nullptr, false);
-		if (j.is_object() && j.value("tdsbpf.record", "") == "connection")
-			out.push_back(j);
-	}
-	return out;
-}
 
 std::vector<std::string> phase_names(const json& c)
 {
@@ -169,13 +151,13 @@ protected:
 						 dir_.file("server.ready")};
 		argv.insert(argv.end(), s.server_args.begin(), s.server_args.end());
 		servers_.push_back(lab_->spawn(lab_->server_ns(), argv, dir_.file("server.out"), dir_.file("server.log")));
-		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server.ready"), std::chrono::milliseconds(20000))) << slurp(dir_.file("server.log"));
+		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server.ready"), std::chrono::milliseconds(20000))) << labtest::slurp(dir_.file("server.log"));
 		if (s.second_server) {
 			servers_.push_back(lab_->spawn(lab_->server_ns(),
 						       {TDSBPF_LABSERVER_PATH, "--listen", ip(), "--port", "14331", "--ready-file",
 							dir_.file("server2.ready")},
 						       dir_.file("server2.out"), dir_.file("server2.log")));
-			ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server2.ready"), std::chrono::milliseconds(20000))) << slurp(dir_.file("server2.log"));
+			ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server2.ready"), std::chrono::milliseconds(20000))) << labtest::slurp(dir_.file("server2.log"));
 		}
 		std::vector<std::string> targv = {TDSBPF_BIN, "--iface", lab_->server_if(), "--ready-file",
 						  dir_.file("tracer.ready")};
@@ -188,11 +170,11 @@ protected:
 		tcpdump_ = lab_->spawn(lab_->server_ns(),
 				       {"tcpdump", "-i", lab_->server_if(), "-w", dir_.file("cap.pcap"), "-U", filter},
 				       dir_.file("tcpdump.out"), dir_.file("tcpdump.log"));
-		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("tracer.ready"), std::chrono::milliseconds(60000))) << slurp(dir_.file("tracer.log"));
-		for (int i = 0; i < 100 && slurp(dir_.file("tcpdump.log")).find("listening on") == std::string::npos; i++)
+		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("tracer.ready"), std::chrono::milliseconds(60000))) << labtest::slurp(dir_.file("tracer.log"));
+		for (int i = 0; i < 100 && labtest::slurp(dir_.file("tcpdump.log")).find("listening on") == std::string::npos; i++)
 			std::this_thread::sleep_for(std::chrono::milliseconds(50));
-		ASSERT_NE(slurp(dir_.file("tcpdump.log")).find("listening on"), std::string::npos)
-			<< slurp(dir_.file("tcpdump.log"));
+		ASSERT_NE(labtest::slurp(dir_.file("tcpdump.log")).find("listening on"), std::string::npos)
+			<< labtest::slurp(dir_.file("tcpdump.log"));
 	}
 
 	// Stops everything and reads the records.
@@ -200,12 +182,12 @@ protected:
 	{
 		// a closed connection's record comes 500 ms (close linger) after its close
 		std::this_thread::sleep_for(std::chrono::milliseconds(1200));
-		EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << slurp(dir_.file("tracer.log"));
+		EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << labtest::slurp(dir_.file("tracer.log"));
 		lab_->stop(tcpdump_, SIGINT);
 		for (pid_t s : servers_)
 			lab_->stop(s, SIGTERM);
 		servers_.clear();
-		return read_records(dir_.file("conns.ndjson"));
+		return labtest::read_connection_records(dir_.file("conns.ndjson"));
 	}
 
 public:
@@ -378,7 +360,7 @@ protected:
 		auto r = labtest::run_command(argv, {}, {}, std::chrono::seconds(60));
 		ASSERT_EQ(r.exit_code, 0) << r.output;
 		std::ofstream(dir_.file("read.ndjson")) << r.output;
-		auto offline = read_records(dir_.file("read.ndjson"));
+		auto offline = labtest::read_connection_records(dir_.file("read.ndjson"));
 		ASSERT_EQ(offline.size(), live.size()) << r.output;
 		auto key = [](const json& c) { return c["client.port"].get<int>() * 100000 + c["server.port"].get<int>(); };
 		std::map<int, json> by;
@@ -392,7 +374,7 @@ protected:
 		}
 	}
 
-	std::string logs() { return slurp(dir_.file("tracer.log")) + slurp(dir_.file("server.log")); }
+	std::string logs() { return labtest::slurp(dir_.file("tracer.log")) + labtest::slurp(dir_.file("server.log")); }
 
 	labtest::TempDir dir_;
 	std::unique_ptr<tdsbpf::lab::NetnsLab> lab_;

@@ -24,18 +24,13 @@
 #include "lab/netns_lab.h"
 #include "lab/packets.h"
 #include "lab_server.h"
+#include "outputs.h"
 #include "require.h"
 
 using nlohmann::json;
 using namespace tdsbpf::test;
 
 namespace {
-
-std::string slurp(const std::string& path)
-{
-	std::ifstream in(path, std::ios::binary);
-	return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 uint64_t status_kib(pid_t pid, const std::string& field)
 {
@@ -90,14 +85,6 @@ bool syn_flood(const tdsbpf::lab::NetnsLab& lab, uint32_t n)
 	return true;
 }
 
-json summary_of(const std::string& log)
-{
-	auto at = log.rfind("{\"by_close_kind\"");
-	if (at == std::string::npos)
-		return {};
-	return json::parse(log.substr(at, log.find('\n', at) - at), nullptr, false);
-}
-
 class FloodTest : public ::testing::Test {
 protected:
 	void SetUp() override
@@ -144,7 +131,7 @@ protected:
 		argv.insert(argv.end(), options.begin(), options.end());
 		pid_t tracer = lab_->spawn(lab_->server_ns(), argv, dir_.file("out" + tag), dir_.file("err" + tag));
 		EXPECT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("ready" + tag), std::chrono::milliseconds(60000)))
-			<< slurp(dir_.file("err" + tag));
+			<< labtest::slurp(dir_.file("err" + tag));
 		if (stall)
 			kill(tracer, SIGSTOP);
 		EXPECT_TRUE(syn_flood(*lab_, syns));
@@ -155,19 +142,11 @@ protected:
 		tsql_login();
 		std::this_thread::sleep_for(std::chrono::milliseconds(1500));
 		peak_kib = status_kib(tracer, "VmHWM");
-		EXPECT_EQ(lab_->stop(tracer, SIGINT), 0) << slurp(dir_.file("err" + tag));
-		std::string log = slurp(dir_.file("err" + tag));
-		summary = summary_of(log);
+		EXPECT_EQ(lab_->stop(tracer, SIGINT), 0) << labtest::slurp(dir_.file("err" + tag));
+		std::string log = labtest::slurp(dir_.file("err" + tag));
+		summary = labtest::summary_in(log);
 		EXPECT_TRUE(summary.is_object()) << log;
-		std::vector<json> records;
-		std::ifstream in(dir_.file("out" + tag));
-		std::string line;
-		while (std::getline(in, line)) {
-			auto j = json::parse(line, nullptr, false);
-			if (j.is_object() && j["tdsbpf.record"] == "connection")
-				records.push_back(j);
-		}
-		return records;
+		return labtest::read_connection_records(dir_.file("out" + tag));
 	}
 
 	// The real client's record: whole, nothing lost. Returns its events.

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lab_server.h"
+#include "outputs.h"
 #include "lab/netns_lab.h"
 #include "require.h"
 
@@ -245,19 +246,6 @@ TEST_F(LiveTest, ConnectionRecordsFromTheAggregator)
 
 namespace {
 
-std::vector<json> read_connections(const std::string& path)
-{
-	std::vector<json> out;
-	std::ifstream in(path);
-	std::string line;
-	while (std::getline(in, line)) {
-		auto j = json::parse(line, nullptr, false);
-		if (j.is_object() && j.value("tdsbpf.record", "") == "connection")
-			out.push_back(j);
-	}
-	return out;
-}
-
 // A connection whose every packet passed two traced points: one SYN, no
 // retransmission, and in each direction every packet counted once and its
 // second sighting counted apart (but for the last ACK, which ends the flow).
@@ -308,7 +296,7 @@ TEST_F(LiveTest, LoopbackSeesEachPacketTwiceAndCountsItOnce)
 	std::this_thread::sleep_for(std::chrono::milliseconds(1000));
 	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
 	lab_->stop(server, SIGTERM);
-	auto conns = read_connections(dir_.file("events.ndjson"));
+	auto conns = labtest::read_connection_records(dir_.file("events.ndjson"));
 	ASSERT_EQ(conns.size(), 1u) << tracer_log();
 	expect_counted_once(conns[0]);
 }
@@ -341,7 +329,7 @@ TEST_F(LiveTest, InterfaceAndItsBridgeCountEachPacketOnce)
 	std::this_thread::sleep_for(std::chrono::milliseconds(1000));
 	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
 	lab_->stop(server, SIGTERM);
-	auto conns = read_connections(dir_.file("events.ndjson"));
+	auto conns = labtest::read_connection_records(dir_.file("events.ndjson"));
 	ASSERT_EQ(conns.size(), 1u) << tracer_log();
 	expect_counted_once(conns[0]);
 }
@@ -497,14 +485,7 @@ TEST_F(LiveTest, LostEventsAreMarkedWhereTheyHappened)
 	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
 	lab_->stop(server, SIGTERM);
 
-	std::vector<json> records;
-	std::ifstream in(dir_.file("events.ndjson"));
-	std::string line;
-	while (std::getline(in, line)) {
-		auto j = json::parse(line, nullptr, false);
-		if (j.is_object() && j["tdsbpf.record"] == "connection")
-			records.push_back(j);
-	}
+	std::vector<json> records = labtest::read_connection_records(dir_.file("events.ndjson"));
 	ASSERT_FALSE(records.empty()) << tracer_log();
 	EXPECT_LE(records.size(), static_cast<std::size_t>(made) + 1);
 	int marked = 0;
@@ -532,10 +513,8 @@ TEST_F(LiveTest, LostEventsAreMarkedWhereTheyHappened)
 	}
 	EXPECT_GT(marked, 0);
 	// the summary counts the drops
-	std::string log = tracer_log();
-	auto at = log.find("{\"by_close_kind\"");
-	ASSERT_NE(at, std::string::npos) << log;
-	auto summary = json::parse(log.substr(at, log.find('\n', at) - at));
+	json summary = labtest::summary_in(tracer_log());
+	ASSERT_TRUE(summary.is_object()) << tracer_log();
 	EXPECT_GT(summary["dropped"]["kernel"].get<uint64_t>(), 0u) << summary.dump();
 	expect_nothing_attached(*lab_);
 }
@@ -548,18 +527,6 @@ std::string proc_status(pid_t pid, const std::string& field)
 		if (line.rfind(field + ":", 0) == 0)
 			return line.substr(line.find_first_not_of(" \t", field.size() + 1));
 	return {};
-}
-
-int connection_records(const std::string& path)
-{
-	int n = 0;
-	std::ifstream in(path);
-	std::string line;
-	while (std::getline(in, line)) {
-		auto j = json::parse(line, nullptr, false);
-		n += j.is_object() && j["tdsbpf.record"] == "connection";
-	}
-	return n;
 }
 
 // Once attached, tdsbpf keeps only CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN
@@ -577,7 +544,7 @@ TEST_F(LiveTest, PrivilegesAreDroppedOnceAttached)
 		<< tracer_log();
 	connect_once(*lab_);
 	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
-	EXPECT_EQ(connection_records(dir_.file("events.ndjson")), 1) << tracer_log();
+	EXPECT_EQ(labtest::read_connection_records(dir_.file("events.ndjson")).size(), 1u) << tracer_log();
 	expect_nothing_attached(*lab_);
 
 	std::remove(dir_.file("tracer.ready").c_str());
@@ -588,7 +555,7 @@ TEST_F(LiveTest, PrivilegesAreDroppedOnceAttached)
 	connect_once(*lab_);
 	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
 	lab_->stop(server, SIGTERM);
-	EXPECT_EQ(connection_records(dir_.file("events.ndjson")), 1) << tracer_log();
+	EXPECT_EQ(labtest::read_connection_records(dir_.file("events.ndjson")).size(), 1u) << tracer_log();
 	expect_nothing_attached(*lab_);
 
 	// filters on a clsact qdisc must be removed as root: refused

@@ -17,6 +17,7 @@
 
 #include "lab/netns_lab.h"
 #include "lab_server.h"
+#include "outputs.h"
 #include "require.h"
 
 using namespace tdsbpf::test;
@@ -24,12 +25,6 @@ using namespace tdsbpf::test;
 namespace {
 
 const std::string kPassword = "Tr4ce-Me-N0t!";
-
-std::string slurp(const std::string& path)
-{
-	std::ifstream in(path, std::ios::binary);
-	return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 std::string utf16(const std::string& s)
 {
@@ -125,19 +120,19 @@ protected:
 			dump = lab_->spawn(lab_->server_ns(),
 					   {"tcpdump", "-i", lab_->server_if(), "-w", capture, "-U", "tcp port 1433"},
 					   dir_.file("dump.out"), dir_.file("dump.log"));
-			for (int i = 0; i < 100 && slurp(dir_.file("dump.log")).find("listening on") == std::string::npos; i++)
+			for (int i = 0; i < 100 && labtest::slurp(dir_.file("dump.log")).find("listening on") == std::string::npos; i++)
 				std::this_thread::sleep_for(std::chrono::milliseconds(50));
 		}
 		EXPECT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("ready" + tag), std::chrono::milliseconds(60000)))
-			<< slurp(dir_.file("err" + tag));
+			<< labtest::slurp(dir_.file("err" + tag));
 		login(login_args);
 		std::this_thread::sleep_for(std::chrono::milliseconds(1200));
 		kill(tracer, SIGUSR1);
 		std::this_thread::sleep_for(std::chrono::milliseconds(300));
-		EXPECT_EQ(lab_->stop(tracer, SIGINT), 0) << slurp(dir_.file("err" + tag));
+		EXPECT_EQ(lab_->stop(tracer, SIGINT), 0) << labtest::slurp(dir_.file("err" + tag));
 		if (dump)
 			lab_->stop(dump, SIGINT);
-		return slurp(dir_.file("out" + tag)) + slurp(dir_.file("err" + tag));
+		return labtest::slurp(dir_.file("out" + tag)) + labtest::slurp(dir_.file("err" + tag));
 	}
 
 	// tdsbpf --read of a capture with these options; stdout and stderr.
@@ -176,7 +171,7 @@ TEST_F(SecretsTest, NoPasswordInAnyOutput)
 	// the test is not vacuous: the login was traced, and the obfuscated
 	// password is in the capture
 	EXPECT_NE(outputs[0].find("login_unencrypted"), std::string::npos) << outputs[0];
-	EXPECT_NE(slurp(capture).find(obfuscated(kPassword)), std::string::npos);
+	EXPECT_NE(labtest::slurp(capture).find(obfuscated(kPassword)), std::string::npos);
 	for (const auto& mode : kModes)
 		outputs.push_back(read_back(capture, mode));
 	for (std::size_t i = 0; i < outputs.size(); i++)
