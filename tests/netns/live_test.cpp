@@ -88,14 +88,7 @@ protected:
 	}
 
 	// The lab server on the server side, port 1433; its pid, or 0.
-	pid_t start_lab_server(const std::string& listen = {})
-	{
-		pid_t pid = lab_->spawn(lab_->server_ns(),
-					{TDSBPF_LABSERVER_PATH, "--listen", listen.empty() ? lab_->server_ip() : listen, "--port",
-					 "1433", "--ready-file", dir_.file("server.ready")},
-					dir_.file("server.out"), dir_.file("server.log"));
-		return tdsbpf::lab::wait_for_file(dir_.file("server.ready"), std::chrono::milliseconds(20000)) ? pid : 0;
-	}
+	pid_t start_lab_server(const std::string& listen = {}) { return labtest::start_lab_server(*lab_, dir_, listen); }
 
 	std::string tracer_log() const
 	{

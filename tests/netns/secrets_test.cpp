@@ -79,11 +79,8 @@ protected:
 		TDSBPF_REQUIRE(std::system("command -v tcpdump >/dev/null 2>&1") == 0, "tcpdump not installed");
 		lab_ = std::make_unique<tdsbpf::lab::NetnsLab>();
 		TDSBPF_REQUIRE(lab_->ok(), "cannot build the test network: " + lab_->error());
-		server_ = lab_->spawn(lab_->server_ns(),
-				      {TDSBPF_LABSERVER_PATH, "--listen", lab_->server_ip(), "--port", "1433", "--ready-file",
-				       dir_.file("server.ready")},
-				      dir_.file("server.out"), dir_.file("server.log"));
-		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server.ready"), std::chrono::milliseconds(20000)));
+		server_ = labtest::start_lab_server(*lab_, dir_);
+		ASSERT_GT(server_, 0) << "lab server did not start";
 	}
 
 	void TearDown() override

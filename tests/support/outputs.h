@@ -3,12 +3,21 @@
 // exit summary.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "lab/netns_lab.h"
+
 namespace labtest {
+
+// The lab server in the lab's server namespace, port 1433, listening on
+// `listen` (default: the server address), its files in dir; its pid once
+// it listens, or 0.
+pid_t start_lab_server(tdsbpf::lab::NetnsLab& lab, const tdsbpf::lab::TempDir& dir, const std::string& listen = {});
 
 // A whole file ("" if it cannot be read).
 std::string slurp(const std::string& path);
