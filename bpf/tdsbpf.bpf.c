@@ -149,6 +149,15 @@ static __always_inline struct tdsbpf_ntlm_event *tdsbpf_reserve_ntlm(struct tdsb
 	return bpf_ringbuf_reserve(&events, sizeof(struct tdsbpf_ntlm_event), 0);
 }
 
+static __always_inline void tdsbpf_count(struct tdsbpf_pkt *p, enum tdsbpf_counter c)
+{
+	__u32 k = c;
+	__u64 *v = bpf_map_lookup_elem(&counters, &k);
+
+	if (v)
+		*v += 1;
+}
+
 /*
  * Batched wake-ups: routine records (requests, replies, TLS data) do not
  * wake the reader until enough bytes wait; records that change a
@@ -159,6 +168,7 @@ static __always_inline void tdsbpf_submit(struct tdsbpf_pkt *p, void *rec, int u
 {
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
+	tdsbpf_count(p, TDSBPF_CNT_EVENTS);
 	if (urgent)
 		flags = 0;
 	else if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
@@ -169,15 +179,6 @@ static __always_inline void tdsbpf_submit(struct tdsbpf_pkt *p, void *rec, int u
 static __always_inline void tdsbpf_discard(struct tdsbpf_pkt *p, void *rec)
 {
 	bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
-}
-
-static __always_inline void tdsbpf_count(struct tdsbpf_pkt *p, enum tdsbpf_counter c)
-{
-	__u32 k = c;
-	__u64 *v = bpf_map_lookup_elem(&counters, &k);
-
-	if (v)
-		*v += 1;
 }
 
 static __always_inline __u64 tdsbpf_flush_interval_ns(struct tdsbpf_pkt *p)

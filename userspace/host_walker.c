@@ -69,6 +69,7 @@ static struct tdsbpf_ntlm_event *tdsbpf_reserve_ntlm(struct tdsbpf_pkt *p)
 static void tdsbpf_submit(struct tdsbpf_pkt *p, void *rec, int urgent)
 {
 	(void)urgent;
+	tdsbpf_host_count(p->h, (int)TDSBPF_CNT_EVENTS);
 	if (rec == &p->ntlm)
 		tdsbpf_host_emit(p->h, rec, sizeof(p->ntlm));
 	else

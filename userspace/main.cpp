@@ -156,15 +156,18 @@ public:
 		std::fflush(stdout);
 	}
 
-	void summary(uint64_t kernel_drops)
+	// submitted: the events the kernel (or the capture walk) put out.
+	void summary(uint64_t kernel_drops, uint64_t submitted)
 	{
 		if (agg_) {
 			agg_->note_drops(kernel_drops, 0);
+			agg_->note_submitted(submitted);
 			tdsbpf::print_summary(stderr, agg_->summary(),
 					      opt_.format == "text" ? tdsbpf::OutputFormat::text : tdsbpf::OutputFormat::json);
 		} else {
-			std::fprintf(stderr, "{\"events\":%llu,\"kernel_drops\":%llu}\n",
-				     static_cast<unsigned long long>(events_), static_cast<unsigned long long>(kernel_drops));
+			std::fprintf(stderr, "{\"events\":%llu,\"events_submitted\":%llu,\"kernel_drops\":%llu}\n",
+				     static_cast<unsigned long long>(events_), static_cast<unsigned long long>(submitted),
+				     static_cast<unsigned long long>(kernel_drops));
 		}
 	}
 
@@ -203,7 +206,7 @@ int run_read(const Options& o)
 		return 1;
 	spdlog::info("read {} frames ({}), {} duplicates skipped, {} not IP, {} cut short by the snap length",
 		     st.frames, st.linktype_name, st.duplicates, st.unsupported, st.short_frames);
-	out.summary(0);
+	out.summary(0, parser.counter(TDSBPF_CNT_EVENTS));
 	if (st.truncated) {
 		// what was read is written; the status says the file was not whole
 		spdlog::error("{}", st.warning);
@@ -368,7 +371,7 @@ int run_live(const Options& o)
 				      if (write_failed || out.write_error())
 					      return false;
 				      if (g_summary.exchange(false))
-					      out.summary(session->kernel_drops());
+					      out.summary(session->kernel_drops(), session->kernel_events());
 				      if (o.duration_s > 0 && now - start >= static_cast<uint64_t>(o.duration_s * 1e9))
 					      return false;
 				      return !g_stop.load();
@@ -376,7 +379,7 @@ int run_live(const Options& o)
 	uint64_t drops = session->kernel_drops();
 	session->detach();
 	out.finish(session->now_ns(), drops);
-	out.summary(drops);
+	out.summary(drops, session->kernel_events());
 	if (drops)
 		spdlog::warn("{} events were lost because the ring buffer was full (raise --ringbuf-mb)", drops);
 	if (out.report_write_error())

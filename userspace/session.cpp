@@ -45,6 +45,11 @@ uint64_t Session::kernel_drops() const
 	return loader_.counter(TDSBPF_CNT_RINGBUF_DROPS);
 }
 
+uint64_t Session::kernel_events() const
+{
+	return loader_.counter(TDSBPF_CNT_EVENTS);
+}
+
 int Session::run(const EventFn& on_event, const TickFn& tick, int poll_ms)
 {
 	// Records come in two sizes; each is copied so that its clock can be
@@ -82,7 +87,9 @@ int Session::run(const EventFn& on_event, const TickFn& tick, int poll_ms)
 		if (!tick(now_ns()))
 			break;
 	}
-	// what is still in the ring buffer belongs to the run
+	// what is still in the ring buffer belongs to the run; nothing is
+	// added to it once detached
+	loader_.detach();
 	while (loader_.poll(0, cb) > 0) {
 	}
 	return rc;

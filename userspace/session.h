@@ -35,7 +35,8 @@ public:
 
 	// Polls until tick returns false (or the ring buffer cannot be read,
 	// or no interface is left and that should stop the run: then the
-	// error is logged and 1 returned), then reads what is left.
+	// error is logged and 1 returned), then detaches and reads what is
+	// left, so that every event the kernel put out is read.
 	// Events reach on_event with wall-clock times. poll_ms bounds the wait
 	// between ticks.
 	int run(const EventFn& on_event, const TickFn& tick, int poll_ms = 100);
@@ -44,6 +45,8 @@ public:
 	uint64_t now_ns() const;
 	// Events the kernel could not put in the ring buffer so far.
 	uint64_t kernel_drops() const;
+	// Events the kernel put in the ring buffer so far.
+	uint64_t kernel_events() const;
 	void detach() { loader_.detach(); }
 
 private:

@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,6 +42,28 @@ uint64_t status_kib(pid_t pid, const std::string& field)
 		if (line.rfind(field + ":", 0) == 0)
 			return std::stoull(line.substr(field.size() + 1));
 	return 0;
+}
+
+// Kernel memory of the BPF maps a process holds (the memlock each map
+// charges, from /proc/PID/fdinfo), in KiB.
+uint64_t bpf_map_kib(pid_t pid)
+{
+	uint64_t bytes = 0;
+	std::string dir = "/proc/" + std::to_string(pid) + "/fdinfo";
+	for (const auto& e : std::filesystem::directory_iterator(dir)) {
+		std::ifstream in(e.path());
+		std::string line;
+		bool map = false;
+		uint64_t memlock = 0;
+		while (std::getline(in, line)) {
+			map |= line.rfind("map_type:", 0) == 0;
+			if (line.rfind("memlock:", 0) == 0)
+				memlock = std::stoull(line.substr(8));
+		}
+		if (map)
+			bytes += memlock;
+	}
+	return bytes / 1024;
 }
 
 // n SYNs from n different (address, port) pairs in 10.64.0.0/10 to the
@@ -121,8 +145,14 @@ protected:
 	std::vector<json> run(const std::vector<std::string>& options, bool stall, uint32_t syns, json& summary,
 			      uint64_t& peak_kib)
 	{
-		static int n = 0;
-		std::string tag = std::to_string(n++);
+		return run_with(options, stall, [&] { EXPECT_TRUE(syn_flood(*lab_, syns)); }, summary, peak_kib);
+	}
+
+	template <typename Load>
+	std::vector<json> run_with(const std::vector<std::string>& options, bool stall, Load load, json& summary,
+				   uint64_t& peak_kib)
+	{
+		std::string tag = std::to_string(runs_++);
 		std::vector<std::string> argv = {TDSBPF_BIN, "--iface", lab_->server_if(), "--ready-file",
 						 dir_.file("ready" + tag)};
 		argv.insert(argv.end(), options.begin(), options.end());
@@ -131,7 +161,8 @@ protected:
 			<< labtest::slurp(dir_.file("err" + tag));
 		if (stall)
 			kill(tracer, SIGSTOP);
-		EXPECT_TRUE(syn_flood(*lab_, syns));
+		load();
+		kernel_map_kib_ = bpf_map_kib(tracer);
 		if (stall)
 			kill(tracer, SIGCONT);
 		// the reader catches up, then a real client comes
@@ -146,13 +177,22 @@ protected:
 		return labtest::read_connection_records(dir_.file("out" + tag));
 	}
 
+	// The record of the login after the load: the last connection the
+	// client's address opened.
+	const json* latest_login(const std::vector<json>& records) const
+	{
+		const json* last = nullptr;
+		for (const auto& r : records)
+			if (r["client.address"] == lab_->client_ip() &&
+			    (!last || r["start_time"].get<std::string>() > (*last)["start_time"].get<std::string>()))
+				last = &r;
+		return last;
+	}
+
 	// The real client's record: whole, nothing lost. Returns its events.
 	uint64_t expect_whole_login(const std::vector<json>& records)
 	{
-		const json* real = nullptr;
-		for (const auto& r : records)
-			if (r["client.address"] == lab_->client_ip())
-				real = &r;
+		const json* real = latest_login(records);
 		EXPECT_NE(real, nullptr);
 		if (!real)
 			return 0;
@@ -163,9 +203,37 @@ protected:
 		return (*real)["tracer"]["events"];
 	}
 
+	// The load client from the client's namespace: one request per
+	// connection, 16 at once, as fast as the lab goes, for `seconds` or
+	// `count` connections. Returns the connections it made (logins that
+	// succeeded and failed).
+	uint64_t churn(double seconds, uint64_t count)
+	{
+		std::vector<std::string> argv = {"ip", "netns", "exec", lab_->client_ns(), TDSBPF_LOADCLIENT_PATH,
+						 "--host", lab_->server_ip(), "--connections", "16",
+						 "--requests-per-connection", "1", "--json"};
+		if (count) {
+			argv.push_back("--count");
+			argv.push_back(std::to_string(count));
+		} else {
+			argv.push_back("--duration");
+			argv.push_back(std::to_string(seconds));
+		}
+		auto r = labtest::run_command(argv, {}, "", std::chrono::seconds(180));
+		EXPECT_EQ(r.exit_code, 0) << r.output;
+		auto report = json::parse(r.output.substr(std::min(r.output.find('{'), r.output.size())), nullptr,
+					  false);
+		EXPECT_TRUE(report.is_object()) << r.output;
+		if (!report.is_object())
+			return 0;
+		return report["connections_ok"].get<uint64_t>() + report["connections_failed"].get<uint64_t>();
+	}
+
 	labtest::TempDir dir_;
 	std::unique_ptr<tdsbpf::lab::NetnsLab> lab_;
 	pid_t server_ = 0;
+	uint64_t kernel_map_kib_ = 0; // BPF map memory of the last run's tracer
+	int runs_ = 0;                // tracers started, naming their files
 };
 
 constexpr uint32_t kSyns = 120000;
@@ -181,6 +249,7 @@ TEST_F(FloodTest, SynFloodWithTheReaderKeepingUp)
 	// real login adds its own events
 	uint64_t taken = s["events"], dropped = s["dropped"]["kernel"];
 	EXPECT_EQ(taken + dropped, kSyns + login_events) << s.dump();
+	EXPECT_EQ(s["events_submitted"], taken) << s.dump();
 	// at most --max-connections tracked: the rest evicted and counted
 	EXPECT_EQ(s["connections"]["seen"], s["connections"]["ended"]) << s.dump();
 	EXPECT_GE(s["connections"]["evicted"].get<uint64_t>() + dropped, kSyns - 20000) << s.dump();
@@ -197,6 +266,7 @@ TEST_F(FloodTest, SynFloodWithTheReaderStalled)
 	uint64_t taken = s["events"], dropped = s["dropped"]["kernel"];
 	EXPECT_GT(dropped, 0u) << s.dump();
 	EXPECT_EQ(taken + dropped, kSyns + login_events) << s.dump();
+	EXPECT_EQ(s["events_submitted"], taken) << s.dump();
 	EXPECT_LT(peak, 96u * 1024) << "peak resident memory " << peak << " KiB";
 	// what was taken of the flood is said to be incomplete, not unanswered
 	// as a fact
@@ -205,6 +275,68 @@ TEST_F(FloodTest, SynFloodWithTheReaderStalled)
 			EXPECT_EQ(r["tracer"]["more_may_be_lost"], true) << r.dump();
 		}
 	}
+}
+
+// Short connections (a login, one request, a close) at the lab's highest
+// rate: with the reader keeping up every connection has its record and no
+// event is lost; with it stalled behind a small ring buffer, every event is
+// taken or counted as dropped, exactly; memory stays bounded in both; and a
+// login afterwards is traced whole.
+TEST_F(FloodTest, ConnectionChurnIsAccountedForExactly)
+{
+	json s;
+	// keeping up
+	uint64_t peak = 0, made = 0;
+	auto records = run_with({}, false, [&] { made = churn(4, 0); }, s, peak);
+	uint64_t login_events = expect_whole_login(records);
+	ASSERT_GE(made, 500u);
+	EXPECT_EQ(s["dropped"]["kernel"], 0) << s.dump();
+	EXPECT_EQ(s["connections"]["evicted"], 0) << s.dump();
+	// one record for each connection made (and the login after), each whole;
+	// every event taken is in a record
+	EXPECT_EQ(records.size(), made + 1) << s.dump();
+	std::map<uint64_t, uint64_t> per_connection; // events -> connections
+	uint64_t in_records = 0;
+	const json* login = latest_login(records);
+	for (const auto& r : records) {
+		uint64_t n = r["tracer"]["events"];
+		in_records += n;
+		EXPECT_EQ(r["tracer"]["events_lost"], 0) << r.dump();
+		EXPECT_EQ(r["tracer"]["more_may_be_lost"], false) << r.dump();
+		EXPECT_EQ(r["midstream"], false) << r.dump();
+		if (&r != login)
+			per_connection[n]++;
+	}
+	EXPECT_EQ(in_records, s["events"].get<uint64_t>()) << s.dump();
+	EXPECT_EQ(s["events_submitted"], s["events"]) << s.dump();
+	EXPECT_LT(peak, 96u * 1024) << "peak resident memory " << peak << " KiB";
+	EXPECT_LT(kernel_map_kib_, 96u * 1024) << "BPF maps " << kernel_map_kib_ << " KiB";
+	// the load client's connections differ a little (how their closes
+	// interleave), within these bounds
+	uint64_t least = per_connection.begin()->first, most = per_connection.rbegin()->first;
+	EXPECT_GE(least + 3, most);
+
+	// stalled, 1 MiB of ring buffer
+	made = 0;
+	records = run_with({"--ringbuf-mb", "1"}, true, [&] { made = churn(0, 3000); }, s, peak);
+	login_events = expect_whole_login(records);
+	ASSERT_GE(made, 3000u);
+	uint64_t taken = s["events"], dropped = s["dropped"]["kernel"];
+	EXPECT_GT(dropped, 0u) << s.dump();
+	EXPECT_EQ(s["dropped"]["user"], 0) << s.dump();
+	// every event the kernel made was taken or counted as dropped: what it
+	// put in the ring buffer all reached user space, and the total fits the
+	// connections made
+	EXPECT_EQ(s["events_submitted"], taken) << s.dump();
+	EXPECT_GE(taken + dropped, made * least + login_events) << s.dump();
+	EXPECT_LE(taken + dropped, made * most + login_events) << s.dump();
+	in_records = 0;
+	for (const auto& r : records)
+		in_records += r["tracer"]["events"].get<uint64_t>();
+	EXPECT_EQ(in_records, taken) << s.dump();
+	EXPECT_LE(records.size(), made + 1);
+	EXPECT_LT(peak, 96u * 1024) << "peak resident memory " << peak << " KiB";
+	EXPECT_LT(kernel_map_kib_, 96u * 1024) << "BPF maps " << kernel_map_kib_ << " KiB";
 }
 
 } // namespace

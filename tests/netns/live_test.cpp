@@ -3,7 +3,9 @@
 // server and tdsbpf on the server side (the sidecar case), FreeTDS tsql and
 // a bare TCP client on the other. Checks the events, and that nothing stays
 // attached after a clean stop or a kill -9.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -449,6 +451,40 @@ TEST_F(LiveTest, RemovedInterfaceIsTracedAgainWhenBack)
 	std::ifstream in(dir_.file("tracer2.log"));
 	std::string log((std::istreambuf_iterator<char>(in)), {});
 	EXPECT_NE(log.find("no traced interface is left; stopping"), std::string::npos) << log;
+}
+
+// The program reading tdsbpf's records goes away while it traces: the next
+// record cannot be written, tdsbpf says why and stops with status 1 instead
+// of tracing on into nothing.
+TEST_F(LiveTest, ReaderOfTheRecordsGoneEndsTheRun)
+{
+	pid_t server = start_lab_server();
+	ASSERT_GT(server, 0) << "lab server did not start";
+	std::string fifo = dir_.file("records.fifo");
+	ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+	// the reader is there when tdsbpf opens the pipe, so its open does not
+	// wait
+	int reader = open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ASSERT_GE(reader, 0);
+	std::vector<std::string> argv = {TDSBPF_BIN, "--iface", lab_->server_if(), "--ready-file",
+					 dir_.file("tracer.ready")};
+	tracer_ = lab_->spawn(lab_->server_ns(), argv, fifo, dir_.file("tracer.log"));
+	ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("tracer.ready"), std::chrono::milliseconds(60000)))
+		<< tracer_log();
+	close(reader);
+	auto load = labtest::run_command({"ip", "netns", "exec", lab_->client_ns(), TDSBPF_LOADCLIENT_PATH, "--host",
+					  lab_->server_ip(), "--connections", "1", "--count", "3",
+					  "--requests-per-connection", "1"},
+					 {}, "", std::chrono::seconds(60));
+	EXPECT_EQ(load.exit_code, 0) << load.output;
+	// the records of those connections cannot be written: status 1, within
+	// a few ticks, the reason named
+	EXPECT_EQ(lab_->stop(tracer_, 0, 10000), 1) << tracer_log();
+	tracer_ = 0;
+	EXPECT_NE(tracer_log().find("cannot write the records to standard output: Broken pipe"), std::string::npos)
+		<< tracer_log();
+	lab_->stop(server, SIGTERM);
+	expect_nothing_attached(*lab_);
 }
 
 // A small ring buffer and a stalled reader: events are lost, and every

@@ -554,6 +554,11 @@ void Aggregator::note_drops(uint64_t kernel_drops, uint64_t user_drops, uint64_t
 	m.sum.user_drops = user_drops;
 }
 
+void Aggregator::note_submitted(uint64_t events)
+{
+	impl_->sum.events_submitted = events;
+}
+
 Summary Aggregator::summary() const
 {
 	Summary s = impl_->sum;

@@ -14,6 +14,7 @@ std::string format_summary(const Summary& s, OutputFormat format)
 		nlohmann::json j;
 		j["tdsbpf.record"] = "summary";
 		j["events"] = s.events;
+		j["events_submitted"] = s.events_submitted;
 		j["events_malformed"] = s.events_malformed;
 		j["events_late"] = s.events_late;
 		j["connections"] = {{"seen", s.connections_seen},
@@ -48,7 +49,7 @@ std::string format_summary(const Summary& s, OutputFormat format)
 	list("login outcome", s.by_login_outcome);
 	list("close kind", s.by_close_kind);
 	list("top diagnoses", s.by_diagnosis);
-	out += "   events: " + std::to_string(s.events) + " taken, " + std::to_string(s.events_malformed) + " malformed, " +
+	out += "   events: " + std::to_string(s.events_submitted) + " made, " + std::to_string(s.events) + " taken, " + std::to_string(s.events_malformed) + " malformed, " +
 	       std::to_string(s.events_late) + " late; dropped by the kernel " + std::to_string(s.kernel_drops) +
 	       ", by user space " + std::to_string(s.user_drops) + "\n";
 	return out;

@@ -85,6 +85,7 @@ struct AggregatorConfig {
 // What the exit summary (and SIGUSR1) prints.
 struct Summary {
 	uint64_t events = 0;            // events taken by on_event
+	uint64_t events_submitted = 0;  // put out by the kernel (or the capture walk), from note_submitted
 	uint64_t events_malformed = 0;  // too short or unknown kind
 	uint64_t events_late = 0;       // for connections already printed
 	uint64_t connections_seen = 0;  // created
@@ -127,6 +128,9 @@ public:
 	// call happened between the two calls: the records of connections open
 	// then say that more of their events may be lost.
 	void note_drops(uint64_t kernel_drops, uint64_t user_drops, uint64_t now_ns = 0);
+	// Events the kernel (or the capture walk) has put out so far: with
+	// nothing lost on the way, the events taken once all are read.
+	void note_submitted(uint64_t events);
 	Summary summary() const;
 
 	struct Impl;
