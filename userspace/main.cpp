@@ -22,6 +22,7 @@
 #include "event_json.h"
 #include "host_parser.h"
 #include "loader.h"
+#include "metrics_server.h"
 #include "privileges.h"
 #include "reader.h"
 #include "session.h"
@@ -76,6 +77,7 @@ struct Options {
 	uint32_t slow_login_ms = 1000;
 	double duration_s = 0;
 	std::string ready_file;
+	std::string metrics_addr;
 	bool verbose = false;
 };
 
@@ -94,6 +96,10 @@ public:
 		cfg.redact = o.redact;
 		cfg.format = o.format == "text" ? tdsbpf::OutputFormat::text : tdsbpf::OutputFormat::json;
 		cfg.ifname = tdsbpf::interface_name;
+		if (!o.metrics_addr.empty()) {
+			metrics_ = std::make_unique<tdsbpf::Metrics>();
+			cfg.metrics = metrics_.get();
+		}
 		sink_ = tdsbpf::make_sink(cfg.format, stdout);
 		agg_ = std::make_unique<tdsbpf::Aggregator>(cfg, *sink_);
 	}
@@ -173,8 +179,20 @@ public:
 
 	uint64_t last_ts() const { return last_ts_; }
 
+	// The Prometheus page of what was counted so far ("" without
+	// --metrics-addr).
+	std::string metrics_page(const tdsbpf::TracerCounters& t)
+	{
+		if (!metrics_ || !agg_)
+			return {};
+		agg_->note_drops(t.kernel_drops, t.user_drops);
+		agg_->note_submitted(t.events_submitted);
+		return metrics_->render(agg_->summary(), t);
+	}
+
 private:
 	const Options& opt_;
+	std::unique_ptr<tdsbpf::Metrics> metrics_; // before agg_, which counts into it
 	std::unique_ptr<tdsbpf::Sink> sink_;
 	std::unique_ptr<tdsbpf::Aggregator> agg_;
 	uint64_t events_ = 0;
@@ -331,6 +349,17 @@ int run_live(const Options& o)
 		return 2;
 	}
 	Output out(o);
+	// listening first: a port in use is a bad command line, found before
+	// anything is attached
+	std::unique_ptr<tdsbpf::MetricsServer> metrics;
+	if (!o.metrics_addr.empty()) {
+		try {
+			metrics = std::make_unique<tdsbpf::MetricsServer>(o.metrics_addr);
+		} catch (const std::exception& e) {
+			spdlog::error("{}", e.what());
+			return 2;
+		}
+	}
 	std::optional<tdsbpf::Session> session;
 	try {
 		session.emplace(lc);
@@ -351,6 +380,26 @@ int run_live(const Options& o)
 	}
 	if (!drop_privileges(o, *session))
 		return 2;
+	const double started_s = static_cast<double>(session->now_ns()) / 1e9;
+	uint64_t metrics_at = 0; // when the page was last published
+	auto publish_metrics = [&](uint64_t now) {
+		if (!metrics)
+			return;
+		tdsbpf::TracerCounters t;
+		t.live = true;
+		t.events_submitted = session->kernel_events();
+		t.kernel_drops = session->kernel_drops();
+		t.packets = session->counter(TDSBPF_CNT_PACKETS_SEEN);
+		t.flows_created = session->counter(TDSBPF_CNT_FLOWS_CREATED);
+		t.flow_insert_failures = session->counter(TDSBPF_CNT_FLOW_INSERT_FAIL);
+		t.interfaces = static_cast<uint32_t>(session->interfaces_traced());
+		t.start_time_s = started_s;
+		t.version = TDSBPF_VERSION;
+		metrics->publish(out.metrics_page(t));
+		metrics_at = now;
+	};
+	// a scrape from the start finds the page
+	publish_metrics(session->now_ns());
 	if (!o.ready_file.empty() && !write_ready_file(ready, o.ready_file))
 		return 2;
 
@@ -370,6 +419,8 @@ int run_live(const Options& o)
 				      out.tick(now, drops);
 				      if (write_failed || out.write_error())
 					      return false;
+				      if (now >= metrics_at + 1'000'000'000ULL)
+					      publish_metrics(now);
 				      if (g_summary.exchange(false))
 					      out.summary(session->kernel_drops(), session->kernel_events());
 				      if (o.duration_s > 0 && now - start >= static_cast<uint64_t>(o.duration_s * 1e9))
@@ -448,9 +499,12 @@ int main(int argc, char** argv)
 				 },
 				 "SECONDS"));
 	auto* ready = app.add_option("--ready-file", o.ready_file, "Write this file once attached (for scripts)");
+	auto* metrics = app.add_option("--metrics-addr", o.metrics_addr,
+				       "Serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9433, "
+				       "[::1]:9433, or :9433 for every address)");
 	app.add_flag("-v,--verbose", o.verbose, "More log lines");
 	// what only tracing live means is refused with --read, not ignored
-	for (CLI::Option* live : {iface, attach, xdp_mode, tc_api, gone, user, ringbuf, duration, ready})
+	for (CLI::Option* live : {iface, attach, xdp_mode, tc_api, gone, user, ringbuf, duration, ready, metrics})
 		read->excludes(live);
 	try {
 		app.parse(argc, argv);
@@ -464,6 +518,17 @@ int main(int argc, char** argv)
 	if (o.ports.size() > TDSBPF_MAX_PORTS) {
 		spdlog::error("at most {} ports can be traced", TDSBPF_MAX_PORTS);
 		return 2;
+	}
+	if (!o.metrics_addr.empty()) {
+		std::string why;
+		if (o.events) {
+			spdlog::error("--metrics-addr counts connections, which --events does not follow; leave one out");
+			return 2;
+		}
+		if (tdsbpf::metrics_listen_spec(o.metrics_addr, &why).empty()) {
+			spdlog::error("--metrics-addr {}: {}", o.metrics_addr, why);
+			return 2;
+		}
 	}
 	install_signals();
 	if (!o.read.empty())

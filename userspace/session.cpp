@@ -24,6 +24,7 @@ uint64_t clock_ns(clockid_t id)
 Session::Session(const LoaderConfig& cfg) : loader_(cfg)
 {
 	loader_.attach();
+	traced_ = loader_.attachments().size();
 	offset_ = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
 }
 
@@ -75,6 +76,7 @@ int Session::run(const EventFn& on_event, const TickFn& tick, int poll_ms)
 		if (clock_ns(CLOCK_MONOTONIC) >= next_check) {
 			next_check = clock_ns(CLOCK_MONOTONIC) + 1'000'000'000ULL;
 			InterfaceChanges ch = loader_.check_interfaces();
+			traced_ = ch.attached;
 			if (ch.attached == 0 && stop_when_none_) {
 				spdlog::error("no traced interface is left; stopping (--exit-when-iface-gone)");
 				rc = 1;

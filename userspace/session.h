@@ -48,11 +48,16 @@ public:
 	// Events the kernel put in the ring buffer so far.
 	uint64_t kernel_events() const;
 	void detach() { loader_.detach(); }
+	// Interfaces with the programs attached, as of the last check.
+	std::size_t interfaces_traced() const { return traced_; }
+	// The kernel's counters (tdsbpf_counter), summed over CPUs.
+	uint64_t counter(tdsbpf_counter which) const { return loader_.counter(which); }
 
 private:
 	Loader loader_;
 	uint64_t offset_; // CLOCK_REALTIME - CLOCK_MONOTONIC at start
 	bool stop_when_none_ = false;
+	std::size_t traced_ = 0;
 };
 
 // The name of an interface by index ("" when there is none now).

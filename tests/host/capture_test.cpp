@@ -311,6 +311,13 @@ TEST(CapturesBinary, BadValuesAreRefused)
 		{" --ringbuf-mb 4" + rd, "excludes"},
 		{" --attach tc" + rd, "excludes"},
 		{" --ready-file /tmp/x" + rd, "excludes"},
+		{" --metrics-addr :9433" + rd, "excludes"},
+		// not an address to listen at, or nothing to count
+		{" --metrics-addr 9433" + none, "--metrics-addr 9433: must be HOST:PORT"},
+		{" --metrics-addr localhost:9433" + none, "is not an IPv4 address"},
+		{" --metrics-addr [::1:9433" + none, "--metrics-addr"},
+		{" --metrics-addr :70000" + none, "the port must be a number from 1 to 65535"},
+		{" --metrics-addr :9433 --events" + none, "--metrics-addr counts connections"},
 		// checked before anything is attached
 		{" --ready-file /nonexistent/dir/ready" + none, "--ready-file /nonexistent/dir/ready: cannot write"},
 	};

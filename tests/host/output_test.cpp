@@ -4,9 +4,11 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "seeds.h"
@@ -263,6 +265,143 @@ TEST(Output, InterfaceNameFromTheResolver)
 	auto r = run(seed_sql_login().records(), cfg);
 	ASSERT_EQ(r.size(), 1u);
 	EXPECT_EQ(r[0]["network.interface.name"], "eth0");
+}
+
+
+// The Prometheus page as sample -> value ("name{labels}" as written).
+std::map<std::string, double> page_samples(const std::string& page)
+{
+	std::map<std::string, double> out;
+	std::istringstream in(page);
+	std::string line;
+	while (std::getline(in, line)) {
+		if (line.empty() || line[0] == '#')
+			continue;
+		size_t sp = line.rfind(' ');
+		out[line.substr(0, sp)] = std::stod(line.substr(sp + 1));
+	}
+	return out;
+}
+
+// The sum of every sample of a family whose labels include all of these.
+double sum_of(const std::map<std::string, double>& samples, const std::string& name,
+	      const std::vector<std::string>& labels = {})
+{
+	double sum = 0;
+	for (const auto& [k, v] : samples) {
+		if (k.compare(0, name.size(), name) != 0 || (k.size() > name.size() && k[name.size()] != '{'))
+			continue;
+		bool all = true;
+		for (const auto& l : labels)
+			all &= k.find(l) != std::string::npos;
+		if (all)
+			sum += v;
+	}
+	return sum;
+}
+
+// The metrics count what the records and the summary say, over the seeds'
+// scenarios; the histograms are cumulative and end at their count.
+TEST(Metrics, CountWhatTheRecordsSay)
+{
+	CollectSink sink;
+	Metrics metrics;
+	AggregatorConfig cfg;
+	cfg.metrics = &metrics;
+	Aggregator agg(cfg, sink);
+	for (const auto& recs : all_scenarios())
+		feed(agg, recs);
+	TracerCounters t;
+	t.events_submitted = agg.summary().events;
+	t.kernel_drops = 7;
+	t.version = "9.9";
+	auto s = page_samples(metrics.render(agg.summary(), t));
+
+	EXPECT_EQ(sum_of(s, "tdsbpf_connections_total"), 12);
+	EXPECT_EQ(sum_of(s, "tdsbpf_connections_total", {"close_kind=\"four_way\""}), 5);
+	EXPECT_EQ(sum_of(s, "tdsbpf_connections_total", {"close_kind=\"refused\""}), 1);
+	EXPECT_EQ(sum_of(s, "tdsbpf_connections_total", {"login_outcome=\"success\""}), 6);
+	EXPECT_EQ(sum_of(s, "tdsbpf_connections_started_total"), 12);
+	EXPECT_EQ(sum_of(s, "tdsbpf_connections_open"), 0);
+	// a login is counted when it is answered: the six that succeeded and
+	// the one that failed; none for connections that never logged in or
+	// whose login came before the tracer
+	EXPECT_EQ(sum_of(s, "tdsbpf_logins_total", {"outcome=\"success\""}), 6);
+	EXPECT_EQ(sum_of(s, "tdsbpf_logins_total", {"outcome=\"failed\""}), 1);
+	EXPECT_EQ(sum_of(s, "tdsbpf_logins_total", {"auth_method=\"ntlm\""}),
+		  sum_of(s, "tdsbpf_connections_total", {"auth_method=\"ntlm\""}));
+	EXPECT_EQ(sum_of(s, "tdsbpf_diagnoses_total", {"code=\"login_failed\"", "severity=\"error\""}), 1);
+	EXPECT_EQ(sum_of(s, "tdsbpf_diagnoses_total", {"code=\"midstream\""}), 3);
+	EXPECT_EQ(sum_of(s, "tdsbpf_events_dropped_total", {"stage=\"kernel\""}), 7);
+	EXPECT_EQ(sum_of(s, "tdsbpf_events_total"), sum_of(s, "tdsbpf_events_submitted_total"));
+	EXPECT_EQ(s.at("tdsbpf_build_info{version=\"9.9\"}"), 1);
+	// histograms: cumulative buckets (by their bound), +Inf equal to the count
+	for (const char* h : {"tdsbpf_login_duration_seconds", "tdsbpf_request_duration_seconds"}) {
+		std::string bucket = std::string(h) + "_bucket{";
+		std::map<std::string, std::map<double, double>> by_server;
+		for (const auto& [k, v] : s) {
+			if (k.rfind(bucket, 0) != 0)
+				continue;
+			size_t le = k.find(",le=\"");
+			std::string bound = k.substr(le + 5, k.size() - le - 7);
+			by_server[k.substr(0, le)][bound == "+Inf" ? 1e300 : std::stod(bound)] = v;
+		}
+		ASSERT_FALSE(by_server.empty()) << h;
+		for (const auto& [series, buckets] : by_server) {
+			double last = 0;
+			for (const auto& [bound, v] : buckets) {
+				EXPECT_GE(v, last) << series << " le=" << bound;
+				last = v;
+			}
+		}
+	}
+	double login_count = sum_of(s, "tdsbpf_login_duration_seconds_count");
+	EXPECT_EQ(login_count, 7);
+	EXPECT_EQ(sum_of(s, "tdsbpf_login_duration_seconds_bucket", {"le=\"+Inf\""}), login_count);
+	EXPECT_GT(sum_of(s, "tdsbpf_request_duration_seconds_count"), 0);
+	EXPECT_EQ(sum_of(s, "tdsbpf_request_duration_seconds_bucket", {"le=\"+Inf\""}),
+		  sum_of(s, "tdsbpf_request_duration_seconds_count"));
+}
+
+TEST(Metrics, HistogramBucketsAreCumulative)
+{
+	Metrics m;
+	uint32_t srv = m.server("10.0.0.5:1433");
+	for (uint64_t ns : {50'000ull, 700'000ull, 700'000ull, 3'000'000'000ull, 90'000'000'000ull})
+		m.request(srv, ns);
+	auto s = page_samples(m.render(Summary{}, TracerCounters{}));
+	auto b = [&](const char* le) {
+		return s.at(std::string("tdsbpf_request_duration_seconds_bucket{server=\"10.0.0.5:1433\",le=\"") + le +
+			    "\"}");
+	};
+	EXPECT_EQ(b("0.0001"), 1);
+	EXPECT_EQ(b("0.0005"), 1);
+	EXPECT_EQ(b("0.001"), 3);
+	EXPECT_EQ(b("2.5"), 3);
+	EXPECT_EQ(b("5"), 4);
+	EXPECT_EQ(b("60"), 4);
+	EXPECT_EQ(b("+Inf"), 5);
+	EXPECT_EQ(s.at("tdsbpf_request_duration_seconds_count{server=\"10.0.0.5:1433\"}"), 5);
+	EXPECT_NEAR(s.at("tdsbpf_request_duration_seconds_sum{server=\"10.0.0.5:1433\"}"), 93.00145, 1e-9);
+}
+
+// Labels stay bounded: past the cap every further server is "other"; and
+// label values are escaped as the text format wants.
+TEST(Metrics, ServersPastTheCapAreOtherAndLabelsAreEscaped)
+{
+	Metrics m(2);
+	uint32_t a = m.server("a\"b\\c\nd"), b = m.server("10.0.0.6:1433");
+	uint32_t c = m.server("10.0.0.7:1433"), d = m.server("10.0.0.8:1433");
+	EXPECT_NE(a, b);
+	EXPECT_EQ(c, d);
+	EXPECT_EQ(m.server("10.0.0.6:1433"), b);
+	for (uint32_t x : {a, b, c, d})
+		m.connection_started(x);
+	std::string page = m.render(Summary{}, TracerCounters{});
+	auto s = page_samples(page);
+	EXPECT_EQ(s.at("tdsbpf_connections_started_total{server=\"other\"}"), 2);
+	EXPECT_EQ(s.at("tdsbpf_connections_started_total{server=\"a\\\"b\\\\c\\nd\"}"), 1);
+	EXPECT_EQ(page.find("10.0.0.7"), std::string::npos);
 }
 
 } // namespace

@@ -102,6 +102,8 @@ struct Aggregator::Impl {
 		std::list<Connection*>::iterator lru;
 		bool lingering = false;
 		bool fin_watched = false;
+		bool login_counted = false; // in the metrics
+		uint32_t metrics_server = 0;
 	};
 	absl::flat_hash_map<FlowKey, Entry> table;
 	// Least recently active first; half-open connections in their own list so
@@ -226,13 +228,24 @@ struct Aggregator::Impl {
 			e.conn->id = next_id++;
 			e.conn->key = ev.key;
 			sum.connections_seen++;
+			if (cfg.metrics) {
+				e.metrics_server = cfg.metrics->server(
+					endpoint_string(ev.key.server_addr, ev.key.family, ev.key.server_port));
+				cfg.metrics->connection_started(e.metrics_server);
+			}
 			it = table.emplace(key, std::move(e)).first;
 			lru_halfopen.push_back(it->second.conn.get());
 			it->second.lru = std::prev(lru_halfopen.end());
 		}
 		Entry& e = it->second;
 		Connection& c = *e.conn;
-		apply_event(c, ev, ntlm);
+		if (cfg.metrics) {
+			uint64_t answered = c.work.latency.count(), waited = c.work.latency.sum_ns();
+			apply_event(c, ev, ntlm);
+			count_live(e, answered, waited);
+		} else {
+			apply_event(c, ev, ntlm);
+		}
 
 		// Most recently active last; splice keeps the node (no allocation).
 		bool established = c.tcp.synack_ns || c.tcp.hs_ack_ns || c.phase != Phase::tcp_handshake;
@@ -264,6 +277,36 @@ struct Aggregator::Impl {
 			e.lingering = true;
 			linger.push_back({c.complete_ns + static_cast<uint64_t>(cfg.close_linger_ms) * 1000000ull, key, c.id});
 		}
+	}
+
+	// Metrics of what the last event did: a login answered, requests
+	// answered (from the latency histogram's count and sum before it).
+	void count_live(Entry& e, uint64_t answered, uint64_t waited)
+	{
+		const Connection& c = *e.conn;
+		// answered in clear: a LOGINACK, or an error without one
+		if (!e.login_counted && (c.login.ack_seen || c.login.error_seen))
+			count_login(e, c.login.ack_seen ? LoginOutcome::success : LoginOutcome::failed);
+		uint64_t n = c.work.latency.count() - answered;
+		if (n)
+			cfg.metrics->request(e.metrics_server, (c.work.latency.sum_ns() - waited) / n, n);
+	}
+
+	// A login's metrics, once: when it is answered in clear, else when the
+	// connection ends (encrypted logins, logins never answered).
+	void count_login(Entry& e, LoginOutcome outcome)
+	{
+		const Connection& c = *e.conn;
+		e.login_counted = true;
+		// no login to count: the handshake never ended, or it was before
+		// the tracer, or it is still going on at exit
+		if (outcome == LoginOutcome::not_started || outcome == LoginOutcome::not_seen ||
+		    outcome == LoginOutcome::in_progress)
+			return;
+		std::optional<uint64_t> d = c.login_duration_ns();
+		std::string tls = c.tls.server_version ? tls_version_name(c.tls.server_version) : std::string();
+		cfg.metrics->login(e.metrics_server, login_outcome_name(outcome), auth_method_name(c.auth.method),
+				   encryption_name(c.encryption()), tls, d ? &*d : nullptr);
 	}
 
 	uint64_t fin_timeout_ns() const { return static_cast<uint64_t>(cfg.fin_timeout_s) * 1000000000ull; }
@@ -303,6 +346,15 @@ struct Aggregator::Impl {
 		sum.by_close_kind[close_kind_name(c.close.kind)]++;
 		for (const auto& d : diags)
 			sum.by_diagnosis[d.code]++;
+		if (cfg.metrics) {
+			Entry& e = it->second;
+			if (!e.login_counted)
+				count_login(e, c.login.outcome);
+			cfg.metrics->connection_ended(e.metrics_server, login_outcome_name(c.login.outcome),
+						      close_kind_name(c.close.kind), auth_method_name(c.auth.method));
+			for (const auto& d : diags)
+				cfg.metrics->diagnosis(e.metrics_server, d.code, d.severity);
+		}
 		if (print)
 			emit(c, diags, true);
 		bool closed = c.closed() || c.complete;

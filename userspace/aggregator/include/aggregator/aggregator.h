@@ -28,6 +28,7 @@
 
 #include <tdsbpf/events.h>
 
+#include "aggregator/metrics.h"
 #include "aggregator/sink.h"
 
 namespace tdsbpf {
@@ -80,6 +81,9 @@ struct AggregatorConfig {
 	// ifindex -> interface name for network.interface.name; empty: the
 	// number is printed.
 	std::function<std::string(uint32_t ifindex)> ifname;
+	// Counted into as connections start, log in, run requests and end
+	// (--metrics-addr); none: not counted.
+	Metrics* metrics = nullptr;
 };
 
 // What the exit summary (and SIGUSR1) prints.
