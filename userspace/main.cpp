@@ -16,6 +16,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
 
 #include "aggregator/aggregator.h"
 #include "demo.h"
@@ -402,6 +403,11 @@ int run_live(const Options& o)
 	publish_metrics(session->now_ns());
 	if (!o.ready_file.empty() && !write_ready_file(ready, o.ready_file))
 		return 2;
+	// systemd's Type=notify (a no-op when not started by it)
+	std::string traced;
+	for (const auto& a : session->attachments())
+		traced += (traced.empty() ? "" : ", ") + a.iface;
+	sd_notifyf(0, "READY=1\nSTATUS=tracing %s", traced.c_str());
 
 	const uint64_t start = session->now_ns();
 	bool write_failed = false;
@@ -427,6 +433,7 @@ int run_live(const Options& o)
 					      return false;
 				      return !g_stop.load();
 			      });
+	sd_notify(0, "STOPPING=1");
 	uint64_t drops = session->kernel_drops();
 	session->detach();
 	out.finish(session->now_ns(), drops);
@@ -451,6 +458,8 @@ int main(int argc, char** argv)
 	Options o;
 	CLI::App app{"tdsbpf: trace SQL Server (TDS) connections live, from the kernel, or from a capture file"};
 	app.set_version_flag("--version", "tdsbpf " TDSBPF_VERSION);
+	app.footer("Also: tdsbpf demo    a guided tour on a private lab network (root; no SQL Server needed)\n"
+		   "Records: docs/connections.md; metrics: docs/metrics.md; man tdsbpf");
 	auto* iface = app.add_option("-i,--iface", o.ifaces, "Interface to trace (repeatable; default: the default route's)");
 	app.add_option("-p,--port", o.ports, "SQL Server TCP port (repeatable, up to 64; default 1433)")
 		->check(CLI::Range(1, 65535));

@@ -15,6 +15,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 namespace tdsbpf {
 namespace {
 
@@ -67,17 +69,29 @@ int last_cap()
 	return n;
 }
 
-// Bounding set: every capability not in keep (needs CAP_SETPCAP, so
-// before the permitted set loses it). Ambient: cleared.
+// Bounding set: every capability not in keep that is still in it (needs
+// CAP_SETPCAP, so before the permitted set loses it). Started with a
+// bounding set already that small (systemd's CapabilityBoundingSet, which
+// takes CAP_SETPCAP away too), there is nothing to drop. Without
+// CAP_SETPCAP what is left stays in the bounding set, which no_new_privs
+// (set first) keeps any exec from using. Ambient: cleared.
 void limit_bounding(uint64_t keep)
 {
+	uint64_t left = 0;
 	for (int c = 0; c <= last_cap() && c < 64; c++) {
-		if ((keep >> c) & 1)
+		if ((keep >> c) & 1 || prctl(PR_CAPBSET_READ, c, 0, 0, 0) != 1)
 			continue;
-		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL)
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0)
+			continue;
+		if (errno != EPERM)
 			throw std::runtime_error(std::string("cannot limit the capability bounding set: ") +
 						 std::strerror(errno));
+		left |= 1ULL << c;
 	}
+	if (left)
+		spdlog::debug("privileges: the bounding set keeps {:#x} (no CAP_SETPCAP to drop it); no_new_privs "
+			      "keeps any program run from using it",
+			      left);
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 }
 
