@@ -22,7 +22,7 @@
 #include "event_json.h"
 #include "host_parser.h"
 #include "loader.h"
-#include "outputs.h"
+#include "outlets.h"
 #include "privileges.h"
 #include "reader.h"
 #include "session.h"
@@ -54,6 +54,9 @@ void install_signals()
 	sa.sa_flags = 0; // no SA_RESTART: let poll() return at once
 	sigaction(SIGINT, &sa, nullptr);
 	sigaction(SIGTERM, &sa, nullptr);
+	// these two do not stop anything: a capture read from a pipe goes on
+	// (poll() returns at once all the same)
+	sa.sa_flags = SA_RESTART;
 	sigaction(SIGHUP, &sa, nullptr);
 	sigaction(SIGUSR1, &sa, nullptr);
 	signal(SIGPIPE, SIG_IGN);
@@ -121,6 +124,10 @@ public:
 	{
 		events_++;
 		last_ts_ = ev.ts_ns;
+		// SIGHUP while a capture is read: what comes after it goes to the
+		// files opened again
+		if (g_reopen.load(std::memory_order_relaxed) && g_reopen.exchange(false))
+			reopen();
 		if (agg_)
 			agg_->on_event(ev, len);
 		if (events_to_) {
@@ -128,13 +135,9 @@ public:
 						   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 			events_to_->put_record(line, tdsbpf::RecordKind::event);
 		}
-		if ((events_ & 4095) == 0) {
-			// a capture is not read to its end into an output that is gone
-			if (write_error())
-				throw OutputFailed();
-			if (g_reopen.exchange(false))
-				reopen();
-		}
+		// a capture is not read to its end into an output that is gone
+		if ((events_ & 4095) == 0 && write_error())
+			throw OutputFailed();
 	}
 
 	// The errno of the first failed write of records or events (0: none).

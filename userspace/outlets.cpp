@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-// Output destinations (see outputs.h): the SPEC parser, the syslog message,
+// Output destinations (see outlets.h): the SPEC parser, the syslog message,
 // standard output and files, and the non-blocking network outlet.
-#include "outputs.h"
+#include "outlets.h"
 
 #include <fcntl.h>
 #include <netdb.h>
