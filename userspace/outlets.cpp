@@ -485,6 +485,9 @@ void NetOutlet::log_drops(bool now)
 		return;
 	if (drops_logged_ == 0)
 		spdlog::warn("{} {}: {} dropped: {} ({})", opt_.option, spec_.text, opt_.what, dropped_, drop_reason_);
+	else if (now)
+		spdlog::warn("{} {}: {} dropped by the end of the run: {} more, {} in all ({})", opt_.option, spec_.text,
+			     opt_.what, dropped_ - drops_logged_, dropped_, drop_reason_);
 	else
 		spdlog::warn("{} {}: {} dropped in the last {:.0f} s: {} ({} in all; {})", opt_.option, spec_.text,
 			     opt_.what, std::chrono::duration<double>(t - last_drop_log_).count(),
