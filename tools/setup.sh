@@ -6,7 +6,8 @@
 #   tools/setup.sh run    what tracing needs: the build toolchain and
 #                         libraries; builds tdsbpf and the lab tools
 #   tools/setup.sh test   also the tests' real peers and oracles (tshark,
-#                         tcpdump, FreeTDS, pymssql, Node for tedious) and
+#                         tcpdump, FreeTDS, pymssql, Node for tedious,
+#                         rsyslog and socat for the output sinks) and
 #                         clang's libFuzzer; builds everything, tests
 #                         included, and the fuzz targets and the host tests
 #                         with ASan and UBSan into ./build-fuzz (or
@@ -32,7 +33,7 @@ PACKAGES=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-
 if [ "$MODE" = test ]; then
 	# testing: GoogleTest, the real peers and the oracles
 	PACKAGES+=(libgtest-dev tshark tcpdump freetds-bin tdsodbc unixodbc python3-pymssql
-		python3-pyodbc python3-jsonschema time libclang-rt-14-dev prometheus curl)
+		python3-pyodbc python3-jsonschema time libclang-rt-14-dev prometheus curl rsyslog socat)
 fi
 
 missing=()

@@ -24,6 +24,7 @@
 #include "host_parser.h"
 #include "loader.h"
 #include "metrics_server.h"
+#include "outlets.h"
 #include "privileges.h"
 #include "reader.h"
 #include "session.h"
@@ -35,11 +36,14 @@ struct OutputFailed {};
 
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_summary{false};
+std::atomic<bool> g_reopen{false};
 
 void on_signal(int sig)
 {
 	if (sig == SIGUSR1)
 		g_summary = true;
+	else if (sig == SIGHUP)
+		g_reopen = true; // logrotate: files are opened again
 	else
 		g_stop = true;
 }
@@ -52,6 +56,9 @@ void install_signals()
 	sa.sa_flags = 0; // no SA_RESTART: let poll() return at once
 	sigaction(SIGINT, &sa, nullptr);
 	sigaction(SIGTERM, &sa, nullptr);
+	// these two do not stop anything: a capture read from a pipe goes on
+	// (poll() returns at once all the same)
+	sa.sa_flags = SA_RESTART;
 	sigaction(SIGHUP, &sa, nullptr);
 	sigaction(SIGUSR1, &sa, nullptr);
 	signal(SIGPIPE, SIG_IGN);
@@ -69,6 +76,9 @@ struct Options {
 	uint32_t ringbuf_mb = 8;
 	uint32_t flush_interval_s = 10;
 	bool events = false;
+	std::string output = "-";
+	std::string events_output;
+	uint32_t output_buffer_mb = 16;
 	std::string read;
 	std::string format = "json";
 	uint32_t emit_interval_s = 0;
@@ -85,8 +95,20 @@ struct Options {
 // Takes every record, converts its clock, and hands it on.
 class Output {
 public:
+	// Opens the outputs; throws std::runtime_error naming the option.
 	Output(const Options& o) : opt_(o)
 	{
+		tdsbpf::OutletOptions oo;
+		oo.buffer_bytes = static_cast<std::size_t>(o.output_buffer_mb) << 20;
+		oo.patient = !o.read.empty();
+		oo.what = o.events ? "events" : "records";
+		out_ = tdsbpf::Outlet::open(tdsbpf::parse_output_spec(o.output), oo);
+		if (!o.events_output.empty()) {
+			oo.option = "--events-output";
+			oo.what = "events";
+			events_out_ = tdsbpf::Outlet::open(tdsbpf::parse_output_spec(o.events_output), oo);
+		}
+		events_to_ = o.events ? out_.get() : events_out_.get();
 		if (o.events)
 			return;
 		tdsbpf::AggregatorConfig cfg;
@@ -101,7 +123,7 @@ public:
 			metrics_ = std::make_unique<tdsbpf::Metrics>();
 			cfg.metrics = metrics_.get();
 		}
-		sink_ = tdsbpf::make_sink(cfg.format, stdout);
+		sink_ = std::make_unique<tdsbpf::OutletSink>(*out_, cfg.format);
 		agg_ = std::make_unique<tdsbpf::Aggregator>(cfg, *sink_);
 	}
 
@@ -109,14 +131,16 @@ public:
 	{
 		events_++;
 		last_ts_ = ev.ts_ns;
-		if (agg_) {
+		// SIGHUP while a capture is read: what comes after it goes to the
+		// files opened again
+		if (g_reopen.load(std::memory_order_relaxed) && g_reopen.exchange(false))
+			reopen();
+		if (agg_)
 			agg_->on_event(ev, len);
-		} else {
+		if (events_to_) {
 			std::string line = tdsbpf::event_to_json(ev, len, true, opt_.redact)
 						   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-			line += '\n';
-			if (!events_error_ && std::fwrite(line.data(), 1, line.size(), stdout) != line.size())
-				events_error_ = errno ? errno : EIO;
+			events_to_->put_record(line, tdsbpf::RecordKind::event);
 		}
 		// a capture is not read to its end into an output that is gone
 		if ((events_ & 4095) == 0 && write_error())
@@ -126,21 +150,37 @@ public:
 	// The errno of the first failed write of records or events (0: none).
 	int write_error()
 	{
-		if (agg_)
-			return sink_->error();
-		if (!events_error_ && std::fflush(stdout) != 0)
-			events_error_ = errno ? errno : EIO;
-		return events_error_;
+		if (events_to_)
+			events_to_->flush(); // records are flushed by the aggregator
+		for (const auto* out : {out_.get(), events_out_.get()})
+			if (out && out->error())
+				return out->error();
+		return 0;
 	}
 
 	// Logs a failed write; true when there was one.
 	bool report_write_error()
 	{
-		int err = write_error();
-		if (err)
-			spdlog::error("cannot write the {} to standard output: {}; stopping", agg_ ? "records" : "events",
-				      std::strerror(err));
-		return err != 0;
+		write_error();
+		for (const auto* out : {out_.get(), events_out_.get()}) {
+			if (out && out->error()) {
+				spdlog::error("cannot write the {} to {}: {}; stopping", out->options().what, out->where(),
+					      std::strerror(out->error()));
+				return true;
+			}
+		}
+		return false;
+	}
+
+	// SIGHUP: files are opened again by their names (logrotate moved them).
+	void reopen()
+	{
+		bool any = false;
+		for (auto* out : {out_.get(), events_out_.get()})
+			if (out && out->reopen())
+				any = true;
+		if (!any)
+			spdlog::debug("SIGHUP: no file output to open again");
 	}
 
 	// kernel_drops: the ring buffer's drop count now, so that records of
@@ -151,7 +191,9 @@ public:
 			agg_->note_drops(kernel_drops, 0, now_ns);
 			agg_->tick(now_ns);
 		}
-		std::fflush(stdout);
+		for (auto* out : {out_.get(), events_out_.get()})
+			if (out)
+				out->flush();
 	}
 
 	void finish(uint64_t now_ns, uint64_t kernel_drops)
@@ -160,7 +202,11 @@ public:
 			agg_->note_drops(kernel_drops, 0, now_ns);
 			agg_->finish(now_ns);
 		}
-		std::fflush(stdout);
+		// what network outputs still hold gets a last chance to go out
+		auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+		for (auto* out : {out_.get(), events_out_.get()})
+			if (out)
+				out->close(deadline);
 	}
 
 	// submitted: the events the kernel (or the capture walk) put out.
@@ -169,12 +215,20 @@ public:
 		if (agg_) {
 			agg_->note_drops(kernel_drops, 0);
 			agg_->note_submitted(submitted);
-			tdsbpf::print_summary(stderr, agg_->summary(),
+			tdsbpf::Summary s = agg_->summary();
+			s.output = output_summary(*out_);
+			if (events_out_)
+				s.events_output = output_summary(*events_out_);
+			tdsbpf::print_summary(stderr, s,
 					      opt_.format == "text" ? tdsbpf::OutputFormat::text : tdsbpf::OutputFormat::json);
 		} else {
-			std::fprintf(stderr, "{\"events\":%llu,\"events_submitted\":%llu,\"kernel_drops\":%llu}\n",
+			std::fprintf(stderr,
+				     "{\"events\":%llu,\"events_submitted\":%llu,\"kernel_drops\":%llu,\"output\":{"
+				     "\"events_dropped\":%llu,\"reconnects\":%llu}}\n",
 				     static_cast<unsigned long long>(events_), static_cast<unsigned long long>(submitted),
-				     static_cast<unsigned long long>(kernel_drops));
+				     static_cast<unsigned long long>(kernel_drops),
+				     static_cast<unsigned long long>(out_->dropped()),
+				     static_cast<unsigned long long>(out_->reconnects()));
 		}
 	}
 
@@ -192,18 +246,40 @@ public:
 	}
 
 private:
+	static tdsbpf::OutputSummary output_summary(const tdsbpf::Outlet& out)
+	{
+		return {out.spec().text, out.dropped(), out.reconnects()};
+	}
+
 	const Options& opt_;
-	std::unique_ptr<tdsbpf::Metrics> metrics_; // before agg_, which counts into it
+	std::unique_ptr<tdsbpf::Metrics> metrics_;  // before agg_, which counts into it
+	std::unique_ptr<tdsbpf::Outlet> out_;        // --output
+	std::unique_ptr<tdsbpf::Outlet> events_out_; // --events-output
+	tdsbpf::Outlet* events_to_ = nullptr;        // where raw events go, if anywhere
 	std::unique_ptr<tdsbpf::Sink> sink_;
 	std::unique_ptr<tdsbpf::Aggregator> agg_;
 	uint64_t events_ = 0;
 	uint64_t last_ts_ = 0;
-	int events_error_ = 0;
 };
+
+// Opens the outputs before anything else; empty when one cannot be.
+std::optional<Output> open_output(const Options& o)
+{
+	std::optional<Output> out;
+	try {
+		out.emplace(o);
+	} catch (const std::exception& e) {
+		spdlog::error("{}", e.what());
+	}
+	return out;
+}
 
 int run_read(const Options& o)
 {
-	Output out(o);
+	std::optional<Output> opened = open_output(o);
+	if (!opened)
+		return 2;
+	Output& out = *opened;
 	tdsbpf::HostParserConfig pc;
 	if (!o.ports.empty())
 		pc.ports = o.ports;
@@ -349,7 +425,10 @@ int run_live(const Options& o)
 		spdlog::error("--user {}: no such user", o.user);
 		return 2;
 	}
-	Output out(o);
+	std::optional<Output> opened = open_output(o);
+	if (!opened)
+		return 2;
+	Output& out = *opened;
 	// listening first: a port in use is a bad command line, found before
 	// anything is attached
 	std::unique_ptr<tdsbpf::MetricsServer> metrics;
@@ -429,6 +508,8 @@ int run_live(const Options& o)
 					      publish_metrics(now);
 				      if (g_summary.exchange(false))
 					      out.summary(session->kernel_drops(), session->kernel_events());
+				      if (g_reopen.exchange(false))
+					      out.reopen();
 				      if (o.duration_s > 0 && now - start >= static_cast<uint64_t>(o.duration_s * 1e9))
 					      return false;
 				      return !g_stop.load();
@@ -443,6 +524,25 @@ int run_live(const Options& o)
 	if (out.report_write_error())
 		return 1;
 	return rc;
+}
+
+// What the SPECs cannot mean together with the other options.
+bool outputs_fit(const Options& o)
+{
+	tdsbpf::OutputSpec out = tdsbpf::parse_output_spec(o.output);
+	if (out.syslog() && o.format == "text" && !o.events) {
+		spdlog::error("--output {}: syslog takes the JSON records, not --format text", o.output);
+		return false;
+	}
+	if (!o.events_output.empty()) {
+		tdsbpf::OutputSpec ev = tdsbpf::parse_output_spec(o.events_output);
+		bool same_file = out.kind == ev.kind && out.kind == tdsbpf::OutputSpec::Kind::file && out.path == ev.path;
+		if (same_file) {
+			spdlog::error("--events-output {}: the same file as --output; give each its own", o.events_output);
+			return false;
+		}
+	}
+	return true;
 }
 
 } // namespace
@@ -488,7 +588,30 @@ int main(int argc, char** argv)
 				       },
 				       "POWER OF TWO"));
 	app.add_option("--flush-interval", o.flush_interval_s, "Seconds between counter updates of long flows (0: only at close)");
-	app.add_flag("--events", o.events, "Print the raw events, one JSON object per line (debug view)");
+	auto* events = app.add_flag("--events", o.events,
+				    "Print the raw events instead of records, one JSON object per line (debug view)");
+	auto spec = CLI::Validator(
+		[](std::string& v) -> std::string {
+			try {
+				tdsbpf::parse_output_spec(v);
+				return "";
+			} catch (const std::invalid_argument& e) {
+				return e.what();
+			}
+		},
+		"SPEC");
+	app.add_option("-o,--output", o.output,
+		       "Where records (or --events) go: - (standard output), file:PATH (reopened on SIGHUP), "
+		       "unix:PATH, tcp:HOST:PORT (NDJSON), syslog:HOST:PORT (RFC 5424 over TCP), syslog+udp:HOST:PORT")
+		->check(spec);
+	app.add_option("--events-output", o.events_output,
+		       "Also send the raw events (the --events lines) to this SPEC, records still going to --output")
+		->check(spec)
+		->excludes(events);
+	app.add_option("--output-buffer-mb", o.output_buffer_mb,
+		       "MiB a network output holds while its peer is slow or away; what does not fit is dropped and "
+		       "counted")
+		->check(CLI::Range(1, 1024));
 	auto* read = app.add_option("-r,--read", o.read, "Read a pcap or pcapng file instead of tracing live");
 	app.add_option("-f,--format", o.format, "Output: json (NDJSON) or text (timelines)")
 		->check(CLI::IsMember({"json", "text"}));
@@ -524,6 +647,8 @@ int main(int argc, char** argv)
 	}
 	if (o.verbose)
 		spdlog::set_level(spdlog::level::debug);
+	if (!outputs_fit(o))
+		return 2;
 	if (o.ports.size() > TDSBPF_MAX_PORTS) {
 		spdlog::error("at most {} ports can be traced", TDSBPF_MAX_PORTS);
 		return 2;

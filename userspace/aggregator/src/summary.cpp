@@ -26,6 +26,14 @@ std::string format_summary(const Summary& s, OutputFormat format)
 		j["by_login_outcome"] = s.by_login_outcome;
 		j["by_close_kind"] = s.by_close_kind;
 		j["diagnoses"] = s.by_diagnosis;
+		if (s.output)
+			j["output"] = {{"to", s.output->to},
+				       {"records_dropped", s.output->dropped},
+				       {"reconnects", s.output->reconnects}};
+		if (s.events_output)
+			j["events_output"] = {{"to", s.events_output->to},
+					      {"events_dropped", s.events_output->dropped},
+					      {"reconnects", s.events_output->reconnects}};
 		return j.dump() + "\n";
 	}
 	std::string out = "== tdsbpf summary\n";
@@ -52,6 +60,13 @@ std::string format_summary(const Summary& s, OutputFormat format)
 	out += "   events: " + std::to_string(s.events_submitted) + " made, " + std::to_string(s.events) + " taken, " + std::to_string(s.events_malformed) + " malformed, " +
 	       std::to_string(s.events_late) + " late; dropped by the kernel " + std::to_string(s.kernel_drops) +
 	       ", by user space " + std::to_string(s.user_drops) + "\n";
+	auto output = [&](const char* title, const std::optional<OutputSummary>& o, const char* what) {
+		if (o)
+			out += std::string("   ") + title + ": " + o->to + ", " + std::to_string(o->dropped) + " " + what +
+			       " dropped, " + std::to_string(o->reconnects) + " reconnects\n";
+	};
+	output("output", s.output, "records");
+	output("events output", s.events_output, "events");
 	return out;
 }
 

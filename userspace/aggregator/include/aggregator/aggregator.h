@@ -24,6 +24,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <tdsbpf/events.h>
@@ -86,6 +87,14 @@ struct AggregatorConfig {
 	Metrics* metrics = nullptr;
 };
 
+// What an output (--output, --events-output) could not deliver; the
+// caller fills it in (the aggregator does not know where records go).
+struct OutputSummary {
+	std::string to;          // the SPEC
+	uint64_t dropped = 0;    // records (or events) not delivered
+	uint64_t reconnects = 0; // connections made again after one was lost
+};
+
 // What the exit summary (and SIGUSR1) prints.
 struct Summary {
 	uint64_t events = 0;            // events taken by on_event
@@ -102,6 +111,8 @@ struct Summary {
 	std::map<std::string, uint64_t> by_login_outcome;
 	std::map<std::string, uint64_t> by_close_kind;
 	std::map<std::string, uint64_t> by_diagnosis;
+	std::optional<OutputSummary> output;        // the records' (--output)
+	std::optional<OutputSummary> events_output; // the raw events' (--events-output)
 };
 
 // The sink for a format: NdjsonSink (json) or TextSink (text), writing to out.
