@@ -242,7 +242,15 @@ TEST_F(MetricsTest, PrometheusFederatesTwoTracedHosts)
 			for (auto [var, val] : {std::pair<std::string, std::string>{"$server", ".*"}, {"$__rate_interval", "1m"}})
 				for (size_t at; (at = expr.find(var)) != std::string::npos;)
 					expr.replace(at, var.size(), val);
-			json result = query(lab_->client_ns(), g, expr);
+			// a rate needs two samples of a series in the federation: a
+			// series first federated a moment ago may have one yet
+			json result;
+			for (int i = 0; i < 20; i++) {
+				result = query(lab_->client_ns(), g, expr);
+				if (result.is_array() && !result.empty())
+					break;
+				std::this_thread::sleep_for(std::chrono::seconds(1));
+			}
 			EXPECT_TRUE(result.is_array() && !result.empty())
 				<< panel["title"] << ": " << expr << " -> " << result.dump();
 			queries++;
