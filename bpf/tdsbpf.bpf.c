@@ -24,6 +24,8 @@ const volatile __u32 event_abi = TDSBPF_EVENT_ABI;
 const volatile __u64 flush_interval_ns = 10ULL * 1000 * 1000 * 1000;
 /* Wake the reader once this many bytes wait in the ring buffer. */
 const volatile __u64 wakeup_bytes = 256 * 1024;
+/* Trace the ports that servers route their clients to (--follow-redirects). */
+const volatile __u8 follow_redirects = 0;
 
 /*
  * The SQL Server ports as a bitmap over all 65536 ports: a packet's test
@@ -113,6 +115,12 @@ static __always_inline int tdsbpf_pull(struct tdsbpf_pkt *p, __u32 len)
 static __always_inline int tdsbpf_is_server_port(struct tdsbpf_pkt *p, __u16 port)
 {
 	return (server_ports[(port >> 6) & 1023] >> (port & 63)) & 1;
+}
+
+static __always_inline void tdsbpf_follow_port(struct tdsbpf_pkt *p, __u16 port)
+{
+	if (follow_redirects)
+		__sync_fetch_and_or(&server_ports[(port >> 6) & 1023], 1ULL << (port & 63));
 }
 
 static __always_inline struct tdsbpf_flow *tdsbpf_flow_get(struct tdsbpf_pkt *p,

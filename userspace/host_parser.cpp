@@ -16,6 +16,7 @@ HostParser::HostParser(HostParserConfig cfg, EventCallback cb)
 	std::memset(scratch_.get(), 0, sizeof(tdsbpf_scratch));
 	for (uint16_t p : cfg_.ports)
 		ports_[p >> 6] |= 1ULL << (p & 63);
+	follow_redirects_ = cfg_.follow_redirects;
 	if (cfg_.max_flows == 0)
 		cfg_.max_flows = 1;
 	frame_.resize(kAlign + 14 + 262144);
@@ -156,6 +157,11 @@ void tdsbpf_host_emit(tdsbpf_host* h, const void* record, size_t len)
 int tdsbpf_host_is_server_port(tdsbpf_host* h, __u16 port)
 {
 	return self(h)->is_server_port(port) ? 1 : 0;
+}
+
+void tdsbpf_host_follow_port(tdsbpf_host* h, __u16 port)
+{
+	self(h)->follow_port(port);
 }
 
 void tdsbpf_host_count(tdsbpf_host* h, int counter)

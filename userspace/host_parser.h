@@ -24,6 +24,8 @@ struct HostParserConfig {
 	std::vector<uint16_t> ports{TDSBPF_DEFAULT_PORT};
 	std::size_t max_flows = 65536;
 	uint64_t flush_interval_ns = 10'000'000'000ULL;
+	// Trace the ports servers route their clients to (ENVCHANGE routing).
+	bool follow_redirects = false;
 };
 
 class HostParser {
@@ -56,6 +58,11 @@ public:
 	void flow_delete(const tdsbpf_flow_key& k);
 	void emit(const void* record, std::size_t len);
 	bool is_server_port(uint16_t port) const { return (ports_[port >> 6] >> (port & 63)) & 1; }
+	void follow_port(uint16_t port)
+	{
+		if (follow_redirects_)
+			ports_[port >> 6] |= 1ULL << (port & 63);
+	}
 	void count(int c)
 	{
 		if (c >= 0 && c < TDSBPF_CNT_MAX)
@@ -76,6 +83,7 @@ private:
 	HostParserConfig cfg_;
 	EventCallback cb_;
 	uint64_t ports_[65536 / 64] = {};
+	bool follow_redirects_ = false;
 	uint64_t counters_[TDSBPF_CNT_MAX] = {};
 	std::unordered_map<tdsbpf_flow_key, Entry, FlowKeyHash, FlowKeyEq> flows_;
 	std::list<tdsbpf_flow_key> lru_; // front: most recently used

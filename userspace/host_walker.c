@@ -41,6 +41,11 @@ static int tdsbpf_is_server_port(struct tdsbpf_pkt *p, __u16 port)
 	return tdsbpf_host_is_server_port(p->h, port);
 }
 
+static void tdsbpf_follow_port(struct tdsbpf_pkt *p, __u16 port)
+{
+	tdsbpf_host_follow_port(p->h, port);
+}
+
 static struct tdsbpf_flow *tdsbpf_flow_get(struct tdsbpf_pkt *p, const struct tdsbpf_flow_key *k)
 {
 	return tdsbpf_host_flow_get(p->h, k);

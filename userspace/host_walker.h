@@ -25,6 +25,7 @@ struct tdsbpf_flow *tdsbpf_host_flow_create(struct tdsbpf_host *h, const struct 
 void tdsbpf_host_flow_delete(struct tdsbpf_host *h, const struct tdsbpf_flow_key *k);
 void tdsbpf_host_emit(struct tdsbpf_host *h, const void *record, size_t len);
 int tdsbpf_host_is_server_port(struct tdsbpf_host *h, __u16 port);
+void tdsbpf_host_follow_port(struct tdsbpf_host *h, __u16 port);
 void tdsbpf_host_count(struct tdsbpf_host *h, int counter);
 __u64 tdsbpf_host_flush_interval_ns(struct tdsbpf_host *h);
 struct tdsbpf_scratch *tdsbpf_host_scratch(struct tdsbpf_host *h);

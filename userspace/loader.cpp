@@ -154,6 +154,7 @@ Loader::Loader(LoaderConfig cfg) : cfg_(std::move(cfg))
 					 ": rebuild both from the same source");
 	}
 	skel_->rodata->flush_interval_ns = cfg_.flush_interval_ns;
+	skel_->rodata->follow_redirects = cfg_.follow_redirects ? 1 : 0;
 	// the ring buffer: a power of two number of pages
 	uint64_t bytes = static_cast<uint64_t>(cfg_.ringbuf_mb) * 1024 * 1024;
 	uint64_t rb = 4096;

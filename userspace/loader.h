@@ -32,6 +32,9 @@ struct LoaderConfig {
 	uint32_t max_flows = 65536;
 	uint32_t ringbuf_mb = 8;
 	uint64_t flush_interval_ns = 10'000'000'000ULL;
+	// The kernel adds the port of every ENVCHANGE routing it reads in a
+	// server's login reply to the traced ports.
+	bool follow_redirects = false;
 };
 
 // What was attached where, for logs and tests.

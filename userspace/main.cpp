@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,7 @@ struct Options {
 	double duration_s = 0;
 	std::string ready_file;
 	std::string metrics_addr;
+	bool follow_redirects = false;
 	bool verbose = false;
 };
 
@@ -123,6 +125,13 @@ public:
 			metrics_ = std::make_unique<tdsbpf::Metrics>();
 			cfg.metrics = metrics_.get();
 		}
+		if (o.follow_redirects)
+			cfg.on_redirect = [this](uint16_t port) {
+				if (followed_.insert(port).second)
+					spdlog::info("a server routed its client to port {}: tracing that port too "
+						     "(--follow-redirects)",
+						     port);
+			};
 		sink_ = std::make_unique<tdsbpf::OutletSink>(*out_, cfg.format);
 		agg_ = std::make_unique<tdsbpf::Aggregator>(cfg, *sink_);
 	}
@@ -253,6 +262,7 @@ private:
 
 	const Options& opt_;
 	std::unique_ptr<tdsbpf::Metrics> metrics_;  // before agg_, which counts into it
+	std::set<uint16_t> followed_;                // ports routed to, logged once each
 	std::unique_ptr<tdsbpf::Outlet> out_;        // --output
 	std::unique_ptr<tdsbpf::Outlet> events_out_; // --events-output
 	tdsbpf::Outlet* events_to_ = nullptr;        // where raw events go, if anywhere
@@ -284,6 +294,7 @@ int run_read(const Options& o)
 	if (!o.ports.empty())
 		pc.ports = o.ports;
 	pc.max_flows = o.max_flows;
+	pc.follow_redirects = o.follow_redirects;
 	pc.flush_interval_ns = static_cast<uint64_t>(o.flush_interval_s) * 1'000'000'000ULL;
 	tdsbpf::HostParser parser(pc, [&](const tdsbpf_event& ev, std::size_t len) { out.on_event(ev, len); });
 	tdsbpf::ReadStats st;
@@ -416,6 +427,7 @@ int run_live(const Options& o)
 		    : o.tc_api == "clsact" ? tdsbpf::TcApi::clsact
 					   : tdsbpf::TcApi::automatic;
 	lc.max_flows = o.max_flows;
+	lc.follow_redirects = o.follow_redirects;
 	lc.ringbuf_mb = o.ringbuf_mb;
 	lc.flush_interval_ns = static_cast<uint64_t>(o.flush_interval_s) * 1'000'000'000ULL;
 
@@ -631,6 +643,9 @@ int main(int argc, char** argv)
 				 },
 				 "SECONDS"));
 	auto* ready = app.add_option("--ready-file", o.ready_file, "Write this file once attached (for scripts)");
+	app.add_flag("--follow-redirects", o.follow_redirects,
+		     "Also trace the ports servers route their clients to (ENVCHANGE routing: Azure SQL's gateway, "
+		     "read-only routing), from the moment the routing is read");
 	auto* metrics = app.add_option("--metrics-addr", o.metrics_addr,
 				       "Serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9433, "
 				       "[::1]:9433, or :9433 for every address)");

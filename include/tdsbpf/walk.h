@@ -18,6 +18,8 @@
  *   int  tdsbpf_load(p, off, dst, len);         // copy bytes (see parse.h)
  *   int  tdsbpf_pull(p, len);                   // make len bytes directly readable, 0 on success
  *   int  tdsbpf_is_server_port(p, port);        // port (host order) is a SQL Server port
+ *   void tdsbpf_follow_port(p, port);           // a server routed its client to this port
+ *                                               // (--follow-redirects: trace it from now on)
  *   struct tdsbpf_flow *tdsbpf_flow_get(p, key);
  *   struct tdsbpf_flow *tdsbpf_flow_create(p, key);   // new zeroed state (replacing any)
  *   void tdsbpf_flow_delete(p, key);
@@ -324,6 +326,11 @@ TDSBPF_NOINLINE void tdsbpf_tds_details(struct tdsbpf_walk *w, struct tdsbpf_eve
 		tdsbpf_parse_reply(sc);
 		if ((sc->out.reply.tokens & TDSBPF_TOK_LOGINACK) && w->flow)
 			w->flow->tds71 = sc->out.reply.loginack_tds_version < 0x72000000;
+		/* an ENVCHANGE routing from the server: its client is about to
+		 * connect to that port, SYN first */
+		if ((sc->out.reply.tokens & TDSBPF_TOK_ROUTING) && sc->out.reply.routing_port &&
+		    w->l4->dir == TDSBPF_DIR_S2C)
+			tdsbpf_follow_port(w->p, sc->out.reply.routing_port);
 		break;
 	case TDS_SSPI:
 		t->detail = TDSBPF_D_SSPI;

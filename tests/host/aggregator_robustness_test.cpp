@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <random>
 
 #include "seeds.h"
@@ -739,6 +740,42 @@ TEST(Diagnosis, Redirection)
 	EXPECT_EQ(r[0]["negotiated"]["redirect"]["server"], "replica2.contoso");
 	EXPECT_EQ(r[0]["negotiated"]["redirect"]["port"], 11001);
 	EXPECT_TRUE(has_diagnosis(r[0], "redirected"));
+}
+
+// The client's next connection to the port a routing named is linked to
+// the connection that was routed; another client's is not, nor one too late.
+TEST(Diagnosis, RoutedConnectionIsLinkedToTheOneThatRoutedIt)
+{
+	Trace gateway = sql_login();
+	gateway.routing(0.010, "replica2.contoso", 11001).fin(0.011, C2S, 0, 0);
+	Trace target("192.0.2.10", 50001, "192.0.2.30", 11001);
+	target.syn(0.020, 1).synack(0.0205, 2, 2).hs_ack(0.021, 2, 3);
+	Trace stranger("192.0.2.11", 50002, "192.0.2.30", 11001);
+	stranger.syn(0.022, 1).synack(0.0225, 2, 2).hs_ack(0.023, 2, 3);
+	Trace late("192.0.2.10", 50003, "192.0.2.30", 11001);
+	late.syn(40, 1).synack(40.0005, 2, 2).hs_ack(40.001, 2, 3);
+	std::vector<Record> recs;
+	for (Trace* t : {&gateway, &target, &stranger, &late})
+		for (const auto& r : t->records())
+			recs.push_back(r);
+	std::stable_sort(recs.begin(), recs.end(),
+			 [](const Record& a, const Record& b) { return a.base().ts_ns < b.base().ts_ns; });
+	std::vector<uint16_t> routed;
+	AggregatorConfig cfg;
+	cfg.on_redirect = [&](uint16_t port) { routed.push_back(port); };
+	auto r = run(recs, cfg);
+	ASSERT_EQ(r.size(), 4u);
+	std::map<int, nlohmann::json> by_port;
+	for (const auto& c : r)
+		by_port[c["client.port"].get<int>()] = c;
+	EXPECT_TRUE(by_port[50000]["redirected_from"].is_null());
+	ASSERT_TRUE(by_port[50001]["redirected_from"].is_object()) << by_port[50001].dump();
+	EXPECT_EQ(by_port[50001]["redirected_from"]["tdsbpf.connection_id"], by_port[50000]["tdsbpf.connection_id"]);
+	EXPECT_EQ(by_port[50001]["redirected_from"]["server.address"], "192.0.2.20");
+	EXPECT_EQ(by_port[50001]["redirected_from"]["server.port"], 1433);
+	EXPECT_TRUE(by_port[50002]["redirected_from"].is_null());
+	EXPECT_TRUE(by_port[50003]["redirected_from"].is_null());
+	EXPECT_EQ(routed, (std::vector<uint16_t>{11001}));
 }
 
 TEST(Diagnosis, RetransmissionsAndZeroWindows)

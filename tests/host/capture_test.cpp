@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lab/process.h"
 #include "builder.h"
 #include "event_json.h"
 #include "host_parser.h"
@@ -77,25 +78,19 @@ std::string quote(const std::string& s)
 	return q + "'";
 }
 
-class TempDir {
-public:
-	TempDir()
-	{
-		std::string t = (fs::temp_directory_path() / "tdsbpf-captures-XXXXXX").string();
-		path = mkdtemp(t.data());
-	}
-	~TempDir() { fs::remove_all(path); }
-	fs::path path;
+// A private directory, removed with what is in it at scope exit.
+struct TempDir : tdsbpf::lab::TempDir {
+	TempDir() : tdsbpf::lab::TempDir("tdsbpf-captures") {}
 };
 
 Proc run(const std::string& cmd)
 {
 	TempDir t;
 	Proc r;
-	int st = std::system((cmd + " >" + quote((t.path / "out").string()) + " 2>" + quote((t.path / "err").string())).c_str());
+	int st = std::system((cmd + " >" + quote((fs::path(t.path()) / "out").string()) + " 2>" + quote((fs::path(t.path()) / "err").string())).c_str());
 	r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-	r.out = slurp(t.path / "out");
-	r.err = slurp(t.path / "err");
+	r.out = slurp(fs::path(t.path()) / "out");
+	r.err = slurp(fs::path(t.path()) / "err");
 	return r;
 }
 
@@ -333,7 +328,7 @@ TEST(CapturesBinary, BadValuesAreRefused)
 Proc run_with_stdout(const std::vector<std::string>& args, int out)
 {
 	TempDir t;
-	fs::path err = t.path / "err";
+	fs::path err = fs::path(t.path()) / "err";
 	pid_t pid = fork();
 	if (pid == 0) {
 		dup2(out, 1);
@@ -572,7 +567,7 @@ TEST(CapturesTruncated, CutInTheMiddleOfARecord)
 	auto recs = record_offsets(all);
 	ASSERT_EQ(recs.size(), 13u);
 	// cut inside record 9 (the batch's response): frames 1..8 are whole
-	fs::path cut = t.path / "cut.pcap";
+	fs::path cut = fs::path(t.path()) / "cut.pcap";
 	std::ofstream(cut, std::ios::binary) << all.substr(0, recs[8] + 16 + 20);
 	auto w = walk(cut);
 	EXPECT_TRUE(w.stats.truncated);
@@ -597,7 +592,7 @@ TEST(CapturesTruncated, EveryCutOffsetIsSafe)
 	TempDir t;
 	std::string all = slurp(cap(kSql2000));
 	auto recs = record_offsets(all);
-	fs::path cut = t.path / "cut.pcap";
+	fs::path cut = fs::path(t.path()) / "cut.pcap";
 	// every offset near a record boundary, a stride elsewhere
 	std::vector<size_t> offsets;
 	for (size_t n = 24; n < all.size(); n++) {
@@ -624,7 +619,7 @@ TEST(CapturesTruncated, NotACaptureAndMissingFile)
 {
 	NEED_CAPTURES();
 	TempDir t;
-	fs::path text = t.path / "notes.pcap";
+	fs::path text = fs::path(t.path()) / "notes.pcap";
 	std::ofstream(text) << "this is not a capture file, just some text long enough to fill a header\n";
 	Proc r = tdsbpf_read(text);
 	EXPECT_EQ(r.rc, 2);
@@ -632,7 +627,7 @@ TEST(CapturesTruncated, NotACaptureAndMissingFile)
 	EXPECT_TRUE(r.out.empty()) << r.out;
 	EXPECT_THROW(walk(text), std::runtime_error);
 
-	fs::path missing = t.path / "no-such-file.pcap";
+	fs::path missing = fs::path(t.path()) / "no-such-file.pcap";
 	r = tdsbpf_read(missing);
 	EXPECT_EQ(r.rc, 2);
 	EXPECT_NE(r.err.find("no-such-file.pcap"), std::string::npos) << r.err;
@@ -640,13 +635,13 @@ TEST(CapturesTruncated, NotACaptureAndMissingFile)
 	EXPECT_THROW(walk(missing), std::runtime_error);
 
 	// only the global header: a valid, empty capture
-	fs::path empty = t.path / "empty.pcap";
+	fs::path empty = fs::path(t.path()) / "empty.pcap";
 	std::ofstream(empty, std::ios::binary) << slurp(cap(kSql2000)).substr(0, 24);
 	auto w = walk(empty);
 	EXPECT_EQ(w.stats.frames, 0u);
 	EXPECT_FALSE(w.stats.truncated);
 	// a header cut short is not a capture
-	fs::path shorth = t.path / "short.pcap";
+	fs::path shorth = fs::path(t.path()) / "short.pcap";
 	std::ofstream(shorth, std::ios::binary) << slurp(cap(kSql2000)).substr(0, 10);
 	EXPECT_EQ(tdsbpf_read(shorth).rc, 2);
 }
@@ -657,7 +652,7 @@ TEST(CapturesPcapng, SameEventsAsPcap)
 	NEED_TOOL("editcap");
 	TempDir t;
 	for (auto& name : {kSql2000, kSql2022, kMidstream}) {
-		fs::path ng = t.path / (name + "ng");
+		fs::path ng = fs::path(t.path()) / (name + "ng");
 		Proc c = run("editcap -F pcapng " + quote(cap(name).string()) + " " + quote(ng.string()));
 		ASSERT_EQ(c.rc, 0) << c.err;
 		auto a = walk(cap(name));
@@ -771,7 +766,7 @@ TEST(CapturesCopies, FrameRepeatedAThousandTimesIsNotLoss)
 	TempDir t;
 	// the capture artefact: the same bytes a thousand times, 20 µs apart,
 	// the frame longer than its IP packet
-	json c = only_connection(write_ethernet_pcap(t.path, "repeat.pcap", with_reply_copies(1000, 20, true)));
+	json c = only_connection(write_ethernet_pcap(fs::path(t.path()), "repeat.pcap", with_reply_copies(1000, 20, true)));
 	ASSERT_TRUE(c.is_object());
 	EXPECT_EQ(c["tcp"]["retransmissions"]["server_to_client"], 0);
 	EXPECT_EQ(c["tcp"]["retransmissions"]["client_to_server"], 0);
@@ -787,18 +782,18 @@ TEST(CapturesCopies, SpacedCopiesOfAnOddFrameAndRealResends)
 	TempDir t;
 	// 5 ms apart: no sender resends that fast, but a copy is only taken for
 	// one at such a distance when the frame cannot be a sender's (odd length)
-	json odd = only_connection(write_ethernet_pcap(t.path, "odd.pcap", with_reply_copies(20, 5000, true)));
+	json odd = only_connection(write_ethernet_pcap(fs::path(t.path()), "odd.pcap", with_reply_copies(20, 5000, true)));
 	EXPECT_EQ(odd["tcp"]["retransmissions"]["server_to_client"], 0);
 	EXPECT_EQ(odd["tcp"]["duplicates_ignored"]["server_to_client"], 20);
 	// the same bytes, a well-formed frame, 300 ms apart: resends (a capture
 	// cannot tell those from copies without the sender's IP ID changing, and
 	// a resend is what a sender does after its timeout)
-	json resent = only_connection(write_ethernet_pcap(t.path, "resent.pcap", with_reply_copies(2, 300000, false)));
+	json resent = only_connection(write_ethernet_pcap(fs::path(t.path()), "resent.pcap", with_reply_copies(2, 300000, false)));
 	EXPECT_EQ(resent["tcp"]["retransmissions"]["server_to_client"], 2);
 	EXPECT_EQ(resent["tcp"]["duplicates_ignored"]["server_to_client"], 0);
 	EXPECT_TRUE(has_diagnosis(resent, "retransmissions")) << resent["diagnoses"].dump();
 	// and a well-formed frame twice within a few microseconds: a copy
-	json twice = only_connection(write_ethernet_pcap(t.path, "twice.pcap", with_reply_copies(1, 3, false)));
+	json twice = only_connection(write_ethernet_pcap(fs::path(t.path()), "twice.pcap", with_reply_copies(1, 3, false)));
 	EXPECT_EQ(twice["tcp"]["retransmissions"]["server_to_client"], 0);
 	EXPECT_EQ(twice["tcp"]["duplicates_ignored"]["server_to_client"], 1);
 }
@@ -816,7 +811,7 @@ TEST(CapturesRefused, SameSynRetriedAfterResetsIsOneAttempt)
 		v.push_back({t0 + i * 500'000ull, k.frame(true, 4242, 0, SYN, {})});
 		v.push_back({t0 + i * 500'000ull + 300, k.frame(false, 0, 4243, RST | ACK, {})});
 	}
-	json c = only_connection(write_ethernet_pcap(t.path, "refused.pcap", v));
+	json c = only_connection(write_ethernet_pcap(fs::path(t.path()), "refused.pcap", v));
 	ASSERT_TRUE(c.is_object());
 	EXPECT_EQ(c["close"]["kind"], "refused");
 	EXPECT_EQ(c["tcp"]["syn_count"], 3);

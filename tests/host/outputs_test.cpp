@@ -26,6 +26,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "lab/process.h"
 #include "outlets.h"
 
 namespace fs = std::filesystem;
@@ -57,15 +58,9 @@ std::vector<json> ndjson(const std::string& s)
 	return v;
 }
 
-class TempDir {
-public:
-	TempDir()
-	{
-		std::string t = (fs::temp_directory_path() / "tdsbpf-outputs-XXXXXX").string();
-		path = mkdtemp(t.data());
-	}
-	~TempDir() { fs::remove_all(path); }
-	fs::path path;
+// A private directory, removed with what is in it at scope exit.
+struct TempDir : tdsbpf::lab::TempDir {
+	TempDir() : tdsbpf::lab::TempDir("tdsbpf-outputs") {}
 };
 
 struct Proc {
@@ -79,7 +74,7 @@ Proc run_tdsbpf(const std::vector<std::string>& args, int in_fd = -1,
 		const std::function<void(pid_t)>& on_start = {})
 {
 	TempDir t;
-	fs::path out = t.path / "out", err = t.path / "err";
+	fs::path out = fs::path(t.path()) / "out", err = fs::path(t.path()) / "err";
 	// a writer of its input sees its end as an error, not a signal
 	signal(SIGPIPE, SIG_IGN);
 	pid_t pid = fork();
@@ -251,7 +246,7 @@ TEST(OutputsBinary, BadSpecsAreRefused)
 	TempDir t;
 	const std::string none = "--iface tdsbpfnoiface";
 	const std::string rd = "--read " + kSql2000.string();
-	const std::string sock = (t.path / "s.sock").string();
+	const std::string sock = (fs::path(t.path()) / "s.sock").string();
 	const std::pair<std::string, std::string> cases[] = {
 		{"--output bogus " + none, "--output: 'bogus' is not an output"},
 		{"--output ftp:x:21 " + rd, "--output: 'ftp:' is not a kind of output"},
@@ -262,9 +257,9 @@ TEST(OutputsBinary, BadSpecsAreRefused)
 		{"--output file:/nonexistent/dir/records.ndjson " + none,
 		 "--output file:/nonexistent/dir/records.ndjson: cannot open /nonexistent/dir/records.ndjson: No such file"},
 		{"--events-output file:/nonexistent/e.ndjson " + rd, "--events-output file:/nonexistent/e.ndjson: cannot open"},
-		{"--output file:" + t.path.string() + " " + rd, "Is a directory"},
+		{"--output file:" + fs::path(t.path()).string() + " " + rd, "Is a directory"},
 		{"--output syslog:127.0.0.1:514 --format text " + none, "syslog takes the JSON records, not --format text"},
-		{"--output file:" + (t.path / "x").string() + " --events-output file:" + (t.path / "x").string() + " " + rd,
+		{"--output file:" + (fs::path(t.path()) / "x").string() + " --events-output file:" + (fs::path(t.path()) / "x").string() + " " + rd,
 		 "the same file as --output"},
 		{"--events --events-output unix:" + sock + " " + rd, "--events excludes --events-output"},
 		{"--output-buffer-mb 0 --output tcp:127.0.0.1:9 " + none, "--output-buffer-mb"},
@@ -294,7 +289,7 @@ TEST(OutputsBinary, FilesAppendedToRecordsAndEventsApart)
 	ASSERT_EQ(events.rc, 0) << events.err;
 	ASSERT_EQ(ndjson(plain.out).size(), 12u);
 
-	std::string rec = (t.path / "records.ndjson").string(), ev = (t.path / "events.ndjson").string();
+	std::string rec = (fs::path(t.path()) / "records.ndjson").string(), ev = (fs::path(t.path()) / "events.ndjson").string();
 	for (int i = 0; i < 2; i++) {
 		Proc r = run_tdsbpf({"--read", kMidstream.string(), "--output", "file:" + rec, "--events-output",
 				     "file:" + ev});
@@ -316,7 +311,7 @@ TEST(OutputsBinary, FilesAppendedToRecordsAndEventsApart)
 
 	// the text view to a file
 	Proc text = run_tdsbpf({"--read", kSql2000.string(), "--format", "text"});
-	std::string tf = (t.path / "timeline.txt").string();
+	std::string tf = (fs::path(t.path()) / "timeline.txt").string();
 	r = run_tdsbpf({"--read", kSql2000.string(), "--format", "text", "--output", "file:" + tf});
 	ASSERT_EQ(r.rc, 0) << r.err;
 	EXPECT_EQ(slurp(tf), text.out);
@@ -330,7 +325,7 @@ TEST(OutputsBinary, UnixSocketGetsTheRecords)
 {
 	ASSERT_TRUE(fs::is_directory(kCaptures)) << kCaptures;
 	TempDir t;
-	std::string path = (t.path / "records.sock").string();
+	std::string path = (fs::path(t.path()) / "records.sock").string();
 	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ASSERT_GE(ls, 0);
 	sockaddr_un sa{};
@@ -360,7 +355,7 @@ TEST(OutputsBinary, UnixSocketGetsTheRecords)
 		<< r.err;
 
 	auto start = std::chrono::steady_clock::now();
-	r = run_tdsbpf({"--read", kMidstream.string(), "--output", "unix:" + (t.path / "nobody.sock").string()});
+	r = run_tdsbpf({"--read", kMidstream.string(), "--output", "unix:" + (fs::path(t.path()) / "nobody.sock").string()});
 	double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 	EXPECT_EQ(r.rc, 0) << r.err;
 	EXPECT_NE(r.err.find("cannot connect: No such file or directory"), std::string::npos) << r.err;
@@ -430,7 +425,7 @@ TEST(OutputsBinary, SighupOpensTheFileAgain)
 	Proc whole = run_tdsbpf({"--read", kSql2000.string(), "--events"});
 	ASSERT_EQ(whole.rc, 0) << whole.err;
 
-	std::string file = (t.path / "events.ndjson").string(), moved = file + ".1";
+	std::string file = (fs::path(t.path()) / "events.ndjson").string(), moved = file + ".1";
 	int p[2];
 	ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
 	bool waited = false;

@@ -122,6 +122,8 @@ struct Scenario {
 	std::vector<std::string> server_args; // extra lab server flags
 	bool second_server = false;            // a second lab server on 14331 (redirect target)
 	std::vector<std::string> ports = {"1433"};
+	std::vector<std::string> tracer_args;  // more options for tdsbpf (live and --read)
+	std::vector<std::string> captured_too; // ports tcpdump captures that tdsbpf is not told of
 };
 
 class E2E : public ::testing::Test {
@@ -166,6 +168,9 @@ protected:
 			targv.insert(targv.end(), {"--port", p});
 			filter += (filter.empty() ? "" : " or ") + std::string("tcp port ") + p;
 		}
+		for (const auto& p : s.captured_too)
+			filter += " or tcp port " + p;
+		targv.insert(targv.end(), s.tracer_args.begin(), s.tracer_args.end());
 		tracer_ = lab_->spawn(lab_->server_ns(), targv, dir_.file("conns.ndjson"), dir_.file("tracer.log"));
 		tcpdump_ = lab_->spawn(lab_->server_ns(),
 				       {"tcpdump", "-i", lab_->server_if(), "-w", dir_.file("cap.pcap"), "-U", filter},
@@ -352,11 +357,13 @@ protected:
 	}
 
 	// (b) `tdsbpf --read` of the capture: the same records, timing aside.
-	void compare_with_read(const std::vector<json>& live, const std::vector<std::string>& ports = {"1433"})
+	void compare_with_read(const std::vector<json>& live, const std::vector<std::string>& ports = {"1433"},
+			       const std::vector<std::string>& options = {})
 	{
 		std::vector<std::string> argv = {TDSBPF_BIN, "--read", dir_.file("cap.pcap")};
 		for (const auto& p : ports)
 			argv.insert(argv.end(), {"--port", p});
+		argv.insert(argv.end(), options.begin(), options.end());
 		auto r = labtest::run_command(argv, {}, {}, std::chrono::seconds(60));
 		ASSERT_EQ(r.exit_code, 0) << r.output;
 		std::ofstream(dir_.file("read.ndjson")) << r.output;
@@ -754,6 +761,39 @@ const std::vector<Case> kCases = {
 				EXPECT_EQ((*target)["login"]["outcome"], "success");
 				EXPECT_FALSE(has_diag(*target, "redirected"));
 				EXPECT_GE((*target)["work"]["requests"].get<int>(), 1);
+				// the two are linked: the target says who routed it there
+				EXPECT_TRUE((*gateway)["redirected_from"].is_null());
+				ASSERT_TRUE((*target)["redirected_from"].is_object()) << (*target).dump();
+				EXPECT_EQ((*target)["redirected_from"]["tdsbpf.connection_id"], (*gateway)["tdsbpf.connection_id"]);
+				EXPECT_EQ((*target)["redirected_from"]["server.port"], 1433);
+			},
+	},
+
+	// The same, with tdsbpf told of port 1433 only: --follow-redirects
+	// traces 14331 from the moment the gateway's routing is read, so the
+	// target's connection is seen whole, SYN first.
+	{
+		.name = "TediousRedirectFollowed",
+		.needs = kTedious,
+		.scenario = {.second_server = true, .ports = {"1433"}, .tracer_args = {"--follow-redirects"},
+			     .captured_too = {"14331"}},
+		.drive = [](E2E& t) { return t.tedious({"1433", "false", "redirect_localhost_14331", "", "redirect"}); },
+		.output = {"DONE"},
+		.records = Records::exactly(2),
+		.extra =
+			[](const std::vector<json>& conns) {
+				const json* gateway = nullptr;
+				const json* target = nullptr;
+				for (const auto& c : conns)
+					(c["server.port"] == 1433 ? gateway : target) = &c;
+				ASSERT_TRUE(gateway && target);
+				EXPECT_EQ((*target)["server.port"], 14331);
+				EXPECT_EQ((*target)["midstream"], false) << (*target).dump();
+				EXPECT_EQ((*target)["tcp"]["syn_count"], 1) << (*target)["tcp"].dump();
+				EXPECT_EQ((*target)["login"]["outcome"], "success");
+				EXPECT_EQ((*target)["close"]["kind"], "four_way");
+				ASSERT_TRUE((*target)["redirected_from"].is_object()) << (*target).dump();
+				EXPECT_EQ((*target)["redirected_from"]["tdsbpf.connection_id"], (*gateway)["tdsbpf.connection_id"]);
 			},
 	},
 
@@ -876,7 +916,7 @@ TEST_P(Cases, Run)
 
 	if (k.tshark != Tshark::kSkip)
 		compare_with_tshark(conns, k.tshark == Tshark::kClear);
-	compare_with_read(conns, k.scenario.ports);
+	compare_with_read(conns, k.scenario.ports, k.scenario.tracer_args);
 }
 
 INSTANTIATE_TEST_SUITE_P(E2E, Cases, ::testing::ValuesIn(kCases),

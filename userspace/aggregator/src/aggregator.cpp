@@ -103,8 +103,20 @@ struct Aggregator::Impl {
 		bool lingering = false;
 		bool fin_watched = false;
 		bool login_counted = false; // in the metrics
+		bool redirect_noted = false;
 		uint32_t metrics_server = 0;
 	};
+	// Logins answered with an ENVCHANGE routing, waiting for their client's
+	// connection to the port named (bounded: the oldest go first).
+	struct PendingRedirect {
+		tdsbpf_flow_key from;
+		uint64_t id;
+		uint64_t ts;
+		uint16_t port;
+	};
+	static constexpr size_t kMaxRedirects = 1024;
+	static constexpr uint64_t kRedirectWindowNs = 30'000'000'000ull;
+	std::deque<PendingRedirect> redirects;
 	absl::flat_hash_map<FlowKey, Entry> table;
 	// Least recently active first; half-open connections in their own list so
 	// that a SYN flood evicts its own kind before idle established ones.
@@ -233,6 +245,8 @@ struct Aggregator::Impl {
 					endpoint_string(ev.key.server_addr, ev.key.family, ev.key.server_port));
 				cfg.metrics->connection_started(e.metrics_server);
 			}
+			if (!redirects.empty())
+				link_redirect(*e.conn, ev.ts_ns);
 			it = table.emplace(key, std::move(e)).first;
 			lru_halfopen.push_back(it->second.conn.get());
 			it->second.lru = std::prev(lru_halfopen.end());
@@ -246,6 +260,8 @@ struct Aggregator::Impl {
 		} else {
 			apply_event(c, ev, ntlm);
 		}
+		if (c.login.routing_seen && !e.redirect_noted)
+			note_redirect(e, ev.ts_ns);
 
 		// Most recently active last; splice keeps the node (no allocation).
 		bool established = c.tcp.synack_ns || c.tcp.hs_ack_ns || c.phase != Phase::tcp_handshake;
@@ -276,6 +292,43 @@ struct Aggregator::Impl {
 		if (c.complete && !e.lingering) {
 			e.lingering = true;
 			linger.push_back({c.complete_ns + static_cast<uint64_t>(cfg.close_linger_ms) * 1000000ull, key, c.id});
+		}
+	}
+
+	// A login answered with a routing: its client's next connection to the
+	// port named is linked to it (and the port followed, if asked).
+	void note_redirect(Entry& e, uint64_t ts)
+	{
+		const Connection& c = *e.conn;
+		e.redirect_noted = true;
+		if (!c.login.routing_port)
+			return;
+		if (redirects.size() >= kMaxRedirects)
+			redirects.pop_front();
+		redirects.push_back({c.key, c.id, ts, c.login.routing_port});
+		if (cfg.on_redirect)
+			cfg.on_redirect(c.login.routing_port);
+	}
+
+	// A new connection from the client of a recent routing, to the port it
+	// named: routed there by that connection's server.
+	void link_redirect(Connection& c, uint64_t ts)
+	{
+		while (!redirects.empty() && redirects.front().ts + kRedirectWindowNs < ts)
+			redirects.pop_front();
+		for (auto r = redirects.begin(); r != redirects.end(); ++r) {
+			if (r->port != c.key.server_port || r->from.family != c.key.family ||
+			    std::memcmp(r->from.client_addr, c.key.client_addr, sizeof(c.key.client_addr)) != 0)
+				continue;
+			// routed to the same port: another server (a readable
+			// secondary), not the one that routed
+			if (r->port == r->from.server_port &&
+			    std::memcmp(r->from.server_addr, c.key.server_addr, sizeof(c.key.server_addr)) == 0)
+				continue;
+			c.redirected_from = std::make_shared<const Connection::RedirectOrigin>(
+				Connection::RedirectOrigin{r->id, r->from});
+			redirects.erase(r);
+			return;
 		}
 	}
 

@@ -374,6 +374,14 @@ struct Connection {
 	CloseState close;
 	TracerState tracer;
 	ClientHistory history;
+	// The connection whose server routed this client here (ENVCHANGE
+	// routing): this one went to the port it named, from the same client
+	// address, soon after. Allocated only for such connections.
+	struct RedirectOrigin {
+		uint64_t id;
+		tdsbpf_flow_key key;
+	};
+	std::shared_ptr<const RedirectOrigin> redirected_from;
 
 	// Lifecycle
 	bool complete = false; // the TCP close is over; lingering

@@ -136,9 +136,9 @@ uint32_t Metrics::server(const std::string& endpoint)
 
 void Metrics::bump(Counts& m, uint32_t server, std::string_view a, std::string_view b, std::string_view c)
 {
-	auto it = m.find(std::make_tuple(server, a, b, c));
+	auto it = m.find(KeyView{server, {a, b, c}});
 	if (it == m.end())
-		it = m.emplace(Key{server, std::string(a), std::string(b), std::string(c)}, 0).first;
+		it = m.emplace(Key{server, {std::string(a), std::string(b), std::string(c)}}, 0).first;
 	it->second++;
 }
 
@@ -183,10 +183,10 @@ std::string Metrics::render(const Summary& s, const TracerCounters& t) const
 	p.family("tdsbpf_connections_total", "counter",
 		 "Connections that ended, by login outcome, close kind and authentication method.");
 	for (const auto& [k, n] : ended_)
-		p.sample({{"server", sv(std::get<0>(k))},
-			  {"login_outcome", std::get<1>(k)},
-			  {"close_kind", std::get<2>(k)},
-			  {"auth_method", std::get<3>(k)}},
+		p.sample({{"server", sv(k.server)},
+			  {"login_outcome", k.labels[0]},
+			  {"close_kind", k.labels[1]},
+			  {"auth_method", k.labels[2]}},
 			 static_cast<double>(n));
 	p.family("tdsbpf_connections_started_total", "counter", "Connections whose first packet was seen.");
 	for (uint32_t i = 0; i < servers_.size(); i++)
@@ -197,10 +197,10 @@ std::string Metrics::render(const Summary& s, const TracerCounters& t) const
 	p.family("tdsbpf_logins_total", "counter",
 		 "Logins answered or given up on, by outcome, authentication method and encryption.");
 	for (const auto& [k, n] : logins_)
-		p.sample({{"server", sv(std::get<0>(k))},
-			  {"outcome", std::get<1>(k)},
-			  {"auth_method", std::get<2>(k)},
-			  {"encryption", std::get<3>(k)}},
+		p.sample({{"server", sv(k.server)},
+			  {"outcome", k.labels[0]},
+			  {"auth_method", k.labels[1]},
+			  {"encryption", k.labels[2]}},
 			 static_cast<double>(n));
 	p.family("tdsbpf_login_duration_seconds", "histogram",
 		 "Logins from the SYN to the LOGINACK or the login error, where both were seen.");
@@ -212,11 +212,11 @@ std::string Metrics::render(const Summary& s, const TracerCounters& t) const
 		p.histogram(sv(i), servers_[i].request_seconds);
 	p.family("tdsbpf_diagnoses_total", "counter", "Diagnoses of connections that ended, by code and severity.");
 	for (const auto& [k, n] : diagnoses_)
-		p.sample({{"server", sv(std::get<0>(k))}, {"code", std::get<1>(k)}, {"severity", std::get<2>(k)}},
+		p.sample({{"server", sv(k.server)}, {"code", k.labels[0]}, {"severity", k.labels[1]}},
 			 static_cast<double>(n));
 	p.family("tdsbpf_tls_logins_total", "counter", "Logins over TLS, by the TLS version the server chose.");
 	for (const auto& [k, n] : tls_)
-		p.sample({{"server", sv(std::get<0>(k))}, {"version", std::get<1>(k)}}, static_cast<double>(n));
+		p.sample({{"server", sv(k.server)}, {"version", k.labels[0]}}, static_cast<double>(n));
 
 	p.family("tdsbpf_connections_tracked", "gauge", "Connections the aggregator holds now (--max-connections).");
 	p.sample({}, static_cast<double>(s.connections_open));

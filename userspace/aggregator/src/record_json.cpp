@@ -113,6 +113,17 @@ void RecordWriter::write()
 	time("last_seen_time", c_.last_ns);
 	w_.member("duration_ms", Millis{end_ns - c_.first_ns});
 	w_.member("midstream", c_.midstream);
+	if (const auto* o = c_.redirected_from.get()) {
+		const tdsbpf_flow_key& k = o->key;
+		w_.key("redirected_from")
+			.begin_object()
+			.member("tdsbpf.connection_id", o->id)
+			.member("server.address", addr_string(k.server_addr, k.family))
+			.member("server.port", k.server_port)
+			.end_object();
+	} else {
+		w_.null_member("redirected_from");
+	}
 	w_.member("phase", phase_name(c_.phase));
 	phases(end_ns);
 	login();

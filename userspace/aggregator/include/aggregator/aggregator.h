@@ -85,6 +85,9 @@ struct AggregatorConfig {
 	// Counted into as connections start, log in, run requests and end
 	// (--metrics-addr); none: not counted.
 	Metrics* metrics = nullptr;
+	// Called once for each login answered with an ENVCHANGE routing, with
+	// the port it sends the client to (--follow-redirects logs it).
+	std::function<void(uint16_t port)> on_redirect;
 };
 
 // What an output (--output, --events-output) could not deliver; the

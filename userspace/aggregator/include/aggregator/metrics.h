@@ -94,8 +94,25 @@ private:
 	};
 	// (server, label values...): looked up by string_view, so counting
 	// allocates only the first time a combination is seen
-	using Key = std::tuple<uint32_t, std::string, std::string, std::string>;
-	using Counts = std::map<Key, uint64_t, std::less<>>;
+	struct Key {
+		uint32_t server;
+		std::array<std::string, 3> labels;
+	};
+	struct KeyView {
+		uint32_t server;
+		std::array<std::string_view, 3> labels;
+	};
+	struct KeyLess {
+		using is_transparent = void;
+		static KeyView view(const Key& k) { return {k.server, {k.labels[0], k.labels[1], k.labels[2]}}; }
+		static const KeyView& view(const KeyView& k) { return k; }
+		template <typename A, typename B> bool operator()(const A& a, const B& b) const
+		{
+			const KeyView &x = view(a), &y = view(b);
+			return std::tie(x.server, x.labels) < std::tie(y.server, y.labels);
+		}
+	};
+	using Counts = std::map<Key, uint64_t, KeyLess>;
 	static void bump(Counts& m, uint32_t server, std::string_view a, std::string_view b = {},
 			 std::string_view c = {});
 	uint32_t max_servers_;
