@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lab/process.h"
+#include "outputs.h"
 #include "builder.h"
 #include "event_json.h"
 #include "host_parser.h"
@@ -327,27 +328,8 @@ TEST(CapturesBinary, BadValuesAreRefused)
 // and what it wrote to stderr.
 Proc run_with_stdout(const std::vector<std::string>& args, int out)
 {
-	TempDir t;
-	fs::path err = fs::path(t.path()) / "err";
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(out, 1);
-		int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(e, 2);
-		std::vector<char*> argv;
-		argv.push_back(const_cast<char*>(TDSBPF_BIN));
-		for (const auto& a : args)
-			argv.push_back(const_cast<char*>(a.c_str()));
-		argv.push_back(nullptr);
-		execv(TDSBPF_BIN, argv.data());
-		_exit(127);
-	}
-	int st = 0;
-	waitpid(pid, &st, 0);
-	Proc r;
-	r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-	r.err = slurp(err);
-	return r;
+	labtest::TdsbpfRun r = labtest::run_tdsbpf(args, -1, out);
+	return Proc{r.rc, {}, r.err};
 }
 
 // An output that cannot be written ends the run with status 1 and says

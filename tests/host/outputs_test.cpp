@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lab/process.h"
+#include "outputs.h"
 #include "outlets.h"
 
 namespace fs = std::filesystem;
@@ -63,46 +64,14 @@ struct TempDir : tdsbpf::lab::TempDir {
 	TempDir() : tdsbpf::lab::TempDir("tdsbpf-outputs") {}
 };
 
-struct Proc {
-	int rc = -1;
-	std::string out, err;
-};
+using Proc = labtest::TdsbpfRun;
 
-// Runs tdsbpf with args, its stdin from in_fd (or /dev/null); on_start,
-// when given, is called with its pid while it runs.
+// tdsbpf with args, its stdin from in_fd (or /dev/null); on_start, when
+// given, is called with its pid while it runs.
 Proc run_tdsbpf(const std::vector<std::string>& args, int in_fd = -1,
 		const std::function<void(pid_t)>& on_start = {})
 {
-	TempDir t;
-	fs::path out = fs::path(t.path()) / "out", err = fs::path(t.path()) / "err";
-	// a writer of its input sees its end as an error, not a signal
-	signal(SIGPIPE, SIG_IGN);
-	pid_t pid = fork();
-	if (pid == 0) {
-		signal(SIGPIPE, SIG_DFL);
-		int i = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY);
-		dup2(i, 0);
-		int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(o, 1);
-		dup2(e, 2);
-		std::vector<char*> argv;
-		argv.push_back(const_cast<char*>(TDSBPF_BIN));
-		for (const auto& a : args)
-			argv.push_back(const_cast<char*>(a.c_str()));
-		argv.push_back(nullptr);
-		execv(TDSBPF_BIN, argv.data());
-		_exit(127);
-	}
-	if (on_start)
-		on_start(pid);
-	int st = 0;
-	waitpid(pid, &st, 0);
-	Proc r;
-	r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-	r.out = slurp(out);
-	r.err = slurp(err);
-	return r;
+	return labtest::run_tdsbpf(args, in_fd, -1, on_start);
 }
 
 // ---- the SPEC ------------------------------------------------------------------

@@ -497,6 +497,17 @@ const std::vector<std::string> kLoginAndWork = {"tcp_handshake", "prelogin", "lo
 // warn about every member a designated initializer leaves out).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+// A redirect case's two records: the gateway's (port 1433) and the
+// target's; null where one is missing.
+std::pair<const json*, const json*> gateway_and_target(const std::vector<json>& conns)
+{
+	const json* gateway = nullptr;
+	const json* target = nullptr;
+	for (const auto& c : conns)
+		(c["server.port"] == 1433 ? gateway : target) = &c;
+	return {gateway, target};
+}
+
 const std::vector<Case> kCases = {
 	// ---- plain login and query ----
 
@@ -748,10 +759,7 @@ const std::vector<Case> kCases = {
 		// the gateway's record and the target's
 		.extra =
 			[](const std::vector<json>& conns) {
-				const json* gateway = nullptr;
-				const json* target = nullptr;
-				for (const auto& c : conns)
-					(c["server.port"] == 1433 ? gateway : target) = &c;
+				auto [gateway, target] = gateway_and_target(conns);
 				ASSERT_TRUE(gateway && target);
 				EXPECT_EQ((*gateway)["login"]["outcome"], "success");
 				EXPECT_TRUE(has_diag(*gateway, "redirected")) << (*gateway)["diagnoses"].dump();
@@ -782,10 +790,7 @@ const std::vector<Case> kCases = {
 		.records = Records::exactly(2),
 		.extra =
 			[](const std::vector<json>& conns) {
-				const json* gateway = nullptr;
-				const json* target = nullptr;
-				for (const auto& c : conns)
-					(c["server.port"] == 1433 ? gateway : target) = &c;
+				auto [gateway, target] = gateway_and_target(conns);
 				ASSERT_TRUE(gateway && target);
 				EXPECT_EQ((*target)["server.port"], 14331);
 				EXPECT_EQ((*target)["midstream"], false) << (*target).dump();

@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "outputs.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <fstream>
 #include <iterator>
@@ -43,6 +48,37 @@ nlohmann::json summary_in(const std::string& log)
 	auto end = log.find('\n', at);
 	return nlohmann::json::parse(log.substr(at, end == std::string::npos ? std::string::npos : end - at), nullptr,
 				     false);
+}
+
+TdsbpfRun run_tdsbpf(const std::vector<std::string>& args, int in_fd, int out_fd,
+		     const std::function<void(pid_t)>& on_start)
+{
+	tdsbpf::lab::TempDir t("tdsbpf-run");
+	std::string out = t.file("out"), err = t.file("err");
+	signal(SIGPIPE, SIG_IGN);
+	pid_t pid = fork();
+	if (pid == 0) {
+		signal(SIGPIPE, SIG_DFL);
+		dup2(in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY), 0);
+		dup2(out_fd >= 0 ? out_fd : open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 1);
+		dup2(open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 2);
+		std::vector<char*> argv;
+		argv.push_back(const_cast<char*>(TDSBPF_BIN));
+		for (const auto& a : args)
+			argv.push_back(const_cast<char*>(a.c_str()));
+		argv.push_back(nullptr);
+		execv(TDSBPF_BIN, argv.data());
+		_exit(127);
+	}
+	if (on_start)
+		on_start(pid);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	TdsbpfRun r;
+	r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	r.out = slurp(out);
+	r.err = slurp(err);
+	return r;
 }
 
 } // namespace labtest

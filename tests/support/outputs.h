@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,5 +29,20 @@ std::vector<nlohmann::json> read_connection_records(const std::string& path);
 
 // The last JSON summary in a log (stderr); null if there is none.
 nlohmann::json summary_in(const std::string& log);
+
+// What a run of the tdsbpf binary gave: its exit status (-1: killed by a
+// signal), its standard output (unless it went to out_fd) and error.
+struct TdsbpfRun {
+	int rc = -1;
+	std::string out, err;
+};
+
+// Runs tdsbpf with args and waits for it: its stdin from in_fd (or
+// /dev/null), its stdout to out_fd (or captured), its stderr captured.
+// on_start, when given, is called with its pid while it runs. SIGPIPE is
+// ignored here from then on (a test that writes to its stdin sees a closed
+// pipe as an error, not a signal) and left as it was in tdsbpf.
+TdsbpfRun run_tdsbpf(const std::vector<std::string>& args, int in_fd = -1, int out_fd = -1,
+		     const std::function<void(pid_t)>& on_start = {});
 
 } // namespace labtest
