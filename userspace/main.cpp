@@ -441,14 +441,13 @@ int run_live(const Options& o)
 	if (!opened)
 		return 2;
 	Output& out = *opened;
-	// listening first: a port in use is a bad command line, found before
-	// anything is attached
-	std::unique_ptr<tdsbpf::MetricsServer> metrics;
+	// a metrics port in use is a bad command line, found before anything
+	// is attached; the server starts once privileges are dropped, so that
+	// none of its threads (which read from the network) holds them
 	if (!o.metrics_addr.empty()) {
-		try {
-			metrics = std::make_unique<tdsbpf::MetricsServer>(o.metrics_addr);
-		} catch (const std::exception& e) {
-			spdlog::error("{}", e.what());
+		std::string why;
+		if (!tdsbpf::metrics_addr_free(o.metrics_addr, &why)) {
+			spdlog::error("--metrics-addr {}: {}", o.metrics_addr, why);
 			return 2;
 		}
 	}
@@ -472,6 +471,15 @@ int run_live(const Options& o)
 	}
 	if (!drop_privileges(o, *session))
 		return 2;
+	std::unique_ptr<tdsbpf::MetricsServer> metrics;
+	if (!o.metrics_addr.empty()) {
+		try {
+			metrics = std::make_unique<tdsbpf::MetricsServer>(o.metrics_addr);
+		} catch (const std::exception& e) {
+			spdlog::error("{}", e.what());
+			return 2;
+		}
+	}
 	const double started_s = static_cast<double>(session->now_ns()) / 1e9;
 	uint64_t metrics_at = 0; // when the page was last published
 	auto publish_metrics = [&](uint64_t now) {

@@ -2,7 +2,11 @@
 #include "metrics_server.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
@@ -37,6 +41,43 @@ std::string metrics_listen_spec(const std::string& addr, std::string* error)
 	if (inet_pton(AF_INET, host.c_str(), buf) != 1)
 		return fail("'" + host + "' is not an IPv4 address (write IPv6 addresses in brackets, [::1])");
 	return host + ":" + port;
+}
+
+bool metrics_addr_free(const std::string& addr, std::string* error)
+{
+	std::string spec = metrics_listen_spec(addr, error);
+	if (spec.empty())
+		return false;
+	// "+PORT": every address; "[v6]:PORT"; "v4:PORT"
+	size_t colon = spec.rfind(':');
+	std::string host = spec[0] == '+' ? "" : spec.substr(0, colon);
+	uint16_t port = static_cast<uint16_t>(std::stoul(spec[0] == '+' ? spec.substr(1) : spec.substr(colon + 1)));
+	sockaddr_storage ss{};
+	socklen_t len = 0;
+	if (!host.empty() && host.front() == '[') {
+		auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(port);
+		inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a->sin6_addr);
+		len = sizeof(*a);
+	} else {
+		auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+		a->sin_family = AF_INET;
+		a->sin_port = htons(port);
+		a->sin_addr.s_addr = htonl(INADDR_ANY);
+		if (!host.empty())
+			inet_pton(AF_INET, host.c_str(), &a->sin_addr);
+		len = sizeof(*a);
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+		  bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 && listen(fd, 1) == 0;
+	if (!ok && error)
+		*error = std::string("cannot listen: ") + std::strerror(errno);
+	if (fd >= 0)
+		close(fd);
+	return ok;
 }
 
 namespace {

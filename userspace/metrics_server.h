@@ -17,6 +17,11 @@ namespace tdsbpf {
 // value; empty with *error set when it is not one of those.
 std::string metrics_listen_spec(const std::string& addr, std::string* error);
 
+// Whether the address can be listened at now (a socket is bound to it and
+// closed again); *error says why not. The server itself starts only once
+// privileges are dropped, so that its threads never hold them.
+bool metrics_addr_free(const std::string& addr, std::string* error);
+
 class MetricsServer {
 public:
 	// Listens at once; throws std::runtime_error saying why it cannot.

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -263,8 +264,8 @@ TEST_F(MetricsTest, PrometheusFederatesTwoTracedHosts)
 // already taken is a bad command line: exit 2 before anything is attached.
 TEST_F(MetricsTest, MetricsServerAnswersAndItsPortIsItsOwn)
 {
-	ASSERT_GT(start_tracer(lab_->server_ns(), lab_->server_if(), "first"), 0)
-		<< labtest::slurp(dir_.file("first.log"));
+	pid_t first = start_tracer(lab_->server_ns(), lab_->server_if(), "first");
+	ASSERT_GT(first, 0) << labtest::slurp(dir_.file("first.log"));
 	auto status = [&](const std::string& args) {
 		return lab_->sh(lab_->server_ns(), "curl -s -o /dev/null -w %{http_code} " + args);
 	};
@@ -275,6 +276,20 @@ TEST_F(MetricsTest, MetricsServerAnswersAndItsPortIsItsOwn)
 	EXPECT_EQ(status("-X POST http://127.0.0.1:9433/metrics"), "405");
 	std::string type = lab_->sh(lab_->server_ns(), "curl -s -o /dev/null -w %{content_type} http://127.0.0.1:9433/metrics");
 	EXPECT_EQ(type, "text/plain; version=0.0.4; charset=utf-8");
+	// the server's threads, which read from the network, hold no more than
+	// the rest of tdsbpf once attached: CAP_NET_ADMIN, CAP_PERFMON, CAP_BPF
+	const uint64_t three = (1ull << 12) | (1ull << 38) | (1ull << 39);
+	int threads = 0;
+	for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(first) + "/task")) {
+		std::ifstream st(task.path() / "status");
+		for (std::string line; std::getline(st, line);)
+			if (line.rfind("CapEff:", 0) == 0) {
+				EXPECT_EQ(std::stoull(line.substr(7), nullptr, 16) & ~three, 0u)
+					<< "thread " << task.path().filename() << ": " << line;
+				threads++;
+			}
+	}
+	EXPECT_GE(threads, 2); // the tracer and at least one server thread
 
 	pid_t second = lab_->spawn(lab_->server_ns(),
 				   {TDSBPF_BIN, "--iface", lab_->server_if(), "--metrics-addr", "127.0.0.1:9433"},
