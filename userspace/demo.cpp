@@ -323,7 +323,7 @@ void print_records(const std::string& records)
 			diags += (diags.empty() ? "" : ",") + d["code"].get<std::string>();
 		auto str = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
 		std::printf("#%s port %s: login %s%s, auth %s, encryption %s, mars sessions %zu, requests %s, close %s, "
-			    "keep-alives %s/%s, diagnoses %s\n",
+			    "keep-alives client→server %s, server→client %s, diagnoses %s\n",
 			    str(j["tdsbpf.connection_id"]).c_str(), str(j["server.port"]).c_str(),
 			    str(j["login"]["outcome"]).c_str(),
 			    j["login"]["error"].is_object() ? (" " + str(j["login"]["error"]["number"])).c_str() : "",

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <random>
+#include <sstream>
 
 #include "seeds.h"
 
@@ -213,6 +214,30 @@ TEST(TextView, NoCounterLinesInTheTimeline)
 	for (const auto& l : sink.timeline)
 		EXPECT_EQ(l.description.find("STATS"), std::string::npos) << l.description;
 	EXPECT_EQ(sink.records[0]["tcp"]["bytes"]["client_to_server"], 150);
+}
+
+// The connection's block names each direction's counts (bytes, packets,
+// keep-alives, retransmissions), not "150/250".
+TEST(TextView, EachDirectionIsNamed)
+{
+	Trace t = sql_login();
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
+		.keepalive(2.0, S2C)
+		.retrans(3.0, C2S)
+		.fin(9.0, C2S, 0, 0).close_ack(9.0, S2C, 0, 0).fin(9.001, S2C, 0, 0).close_ack(9.002, C2S, 0, 0)
+		.stats(9.002, 150, 250, 5, 6, true);
+	std::ostringstream out;
+	TextSink sink(out);
+	Aggregator agg({}, sink);
+	feed(agg, t.records());
+	std::string s = out.str();
+	EXPECT_NE(s.find("   tcp       client→server 150 B in 5 packets, 0 keep-alives, 1 retransmissions\n"),
+		  std::string::npos)
+		<< s;
+	EXPECT_NE(s.find("             server→client 250 B in 6 packets, 1 keep-alives, 0 retransmissions\n"),
+		  std::string::npos)
+		<< s;
+	EXPECT_EQ(s.find("keep-alives 0/"), std::string::npos) << s;
 }
 
 TEST(LostEvents, NoLoginVerdictWithoutItsAnswer)

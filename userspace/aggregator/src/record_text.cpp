@@ -158,8 +158,9 @@ void write_record_text(std::string& out, const RecordContext& r)
 	for (const auto& [sid, s] : c.mars.sessions()) {
 		uint64_t closed = s.closed_ns ? s.closed_ns : std::max(s.fin_ns[0], s.fin_ns[1]);
 		t << "   mars      sid " << sid << " open " << (s.opened_ns ? iso_time(s.opened_ns) : std::string("-"))
-		  << " close " << (closed ? iso_time(closed) : std::string("-")) << " data " << s.data_packets[0] << "/"
-		  << s.data_packets[1] << " end " << session_end(s, c, r.final) << "\n";
+		  << " close " << (closed ? iso_time(closed) : std::string("-")) << " data packets client→server "
+		  << s.data_packets[0] << ", server→client " << s.data_packets[1] << " end " << session_end(s, c, r.final)
+		  << "\n";
 	}
 	if (r.final) {
 		const CloseState& cs = c.close;
@@ -168,12 +169,22 @@ void write_record_text(std::string& out, const RecordContext& r)
 			t << " by " << side_name(cs.initiator);
 		if (c.phase == Phase::close)
 			t << " in phase " << phase_name(cs.phase);
-		t << ", keep-alives " << c.tcp.keepalive_count(0) << "/" << c.tcp.keepalive_count(1) << ", retransmissions "
-		  << c.tcp.retrans(0) << "/" << c.tcp.retrans(1);
-		if (c.tcp.duplicates(0) + c.tcp.duplicates(1))
-			t << ", duplicates ignored " << c.tcp.duplicates(0) << "/" << c.tcp.duplicates(1);
 		if (c.tcp.syn_count > 1)
 			t << ", SYNs " << c.tcp.syn_count;
+		t << "\n";
+	}
+	// each direction's counts, labelled (the kernel's counters, where its
+	// final FLOW_STATS came; keep-alives and retransmissions also from events)
+	for (int dir : {kC2S, kS2C}) {
+		t << (dir == kC2S ? "   tcp       client→server " : "             server→client ");
+		if (c.tcp.stats_seen)
+			t << static_cast<uint64_t>(c.tcp.stats.bytes[dir]) << " B in " << static_cast<uint64_t>(c.tcp.stats.packets[dir])
+			  << " packets, ";
+		t << c.tcp.keepalive_count(dir) << " keep-alives, " << c.tcp.retrans(dir) << " retransmissions";
+		if (c.tcp.zero_windows(dir))
+			t << ", " << c.tcp.zero_windows(dir) << " zero windows";
+		if (c.tcp.duplicates(dir))
+			t << ", " << c.tcp.duplicates(dir) << " duplicates ignored";
 		t << "\n";
 	}
 	for (const Diagnosis& d : r.diagnoses)
