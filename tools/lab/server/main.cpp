@@ -5,6 +5,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -23,6 +24,17 @@ bool parse_version(const std::string& text, tdslab::ServerSettings& s) {
   s.version_minor = static_cast<std::uint8_t>(minor);
   s.version_build = static_cast<std::uint16_t>(build);
   return true;
+}
+
+// An instance name the Browser can announce: what SQL Server accepts
+// (letters, digits, _ $ #, a letter or _ first, at most 16), so nothing in
+// it can break the ';'-separated reply.
+bool valid_instance_name(const std::string& name) {
+  if (name.empty() || name.size() > 16) return false;
+  auto letter = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
+  if (!letter(name[0])) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [&](char c) { return letter(c) || (c >= '0' && c <= '9') || c == '$' || c == '#'; });
 }
 
 }  // namespace
@@ -57,6 +69,15 @@ int main(int argc, char** argv) {
       ->default_val(1)->check(CLI::Range(1, 600));
   app.add_option("--keepalive-count", listen.keepalive_count, "TCP_KEEPCNT probes")
       ->default_val(3)->check(CLI::Range(1, 100));
+  auto* browser = app.add_flag("--browser", listen.browser.enabled,
+                               "also answer SQL Browser (SSRP) requests on UDP port 1434 of the listen address");
+  app.add_option("--instance", listen.browser.instance, "instance name the browser announces for the TCP port")
+      ->default_val("LAB")->needs(browser);
+  app.add_option("--browser-port", listen.browser.port, "UDP port of the browser")
+      ->default_val(1434)->check(CLI::Range(1, 65535))->needs(browser);
+  app.add_option("--browser-delay-ms", listen.browser.delay_ms, "answer browser requests this many ms late")
+      ->default_val(0)->check(CLI::Range(0, 3600000))->needs(browser);
+  app.add_flag("--browser-silent", listen.browser.silent, "read browser requests, never answer")->needs(browser);
   app.add_flag("--verbose,-v", verbose, "log every packet and decision");
   CLI11_PARSE(app, argc, argv);
 
@@ -86,6 +107,17 @@ int main(int argc, char** argv) {
       return 2;
     }
     settings.faults.merge(*plan);
+  }
+  if (listen.browser.enabled) {
+    if (!valid_instance_name(listen.browser.instance)) {
+      std::cerr << "--instance: '" << listen.browser.instance
+                << "' is not 1 to 16 letters, digits, _, $ or # starting with a letter or _\n";
+      return 2;
+    }
+    if (server_name.empty() || server_name.size() > 255 || server_name.find(';') != std::string::npos) {
+      std::cerr << "--server-name: the SQL Browser announces it: 1 to 255 bytes without ';'\n";
+      return 2;
+    }
   }
   if (!key_file.empty() && cert_file.empty()) {
     std::cerr << "--key needs --cert\n";

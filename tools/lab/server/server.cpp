@@ -119,6 +119,20 @@ void Server::listen() {
   ev.data.fd = signal_fd_;
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, signal_fd_, &ev);
 
+  if (options_.browser.enabled) {
+    // Bound before the ready file appears, so a test that waits for the
+    // file can send its lookup at once. The version has the fourth part
+    // the PRELOGIN reply carries too (sub-build 0).
+    BrowserInstance self{settings_.server_name, options_.browser.instance,
+                         std::to_string(settings_.version_major) + "." + std::to_string(settings_.version_minor) +
+                             "." + std::to_string(settings_.version_build) + ".0",
+                         bound_port_};
+    browser_ = std::make_unique<Browser>(options_.browser, std::move(self), settings_.verbose);
+    browser_->open(options_.address);
+    ev.data.fd = browser_->fd();
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, browser_->fd(), &ev);
+  }
+
   write_ready_file();
 }
 
@@ -138,14 +152,18 @@ void Server::write_ready_file() {
 
 int Server::timeout_ms() const {
   if (accept_resume_at_) return 100;
-  if (timers_.empty()) return 1000;
-  auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(timers_.begin()->first - Clock::now()).count();
+  std::optional<Clock::time_point> next;
+  if (!timers_.empty()) next = timers_.begin()->first;
+  if (auto held = browser_ ? browser_->next_deadline() : std::nullopt; held && (!next || *held < *next)) next = held;
+  if (!next) return 1000;
+  auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(*next - Clock::now()).count();
   return static_cast<int>(std::clamp<long long>(wait + 1, 0, 1000));
 }
 
 int Server::run() {
   spdlog::info("listening on {}:{} (encryption {}, faults {})", options_.address, bound_port_,
                encryption_mode_name(settings_.encryption), settings_.faults.describe());
+  if (browser_) spdlog::info("{}", browser_->describe());
   epoll_event events[256];
   for (;;) {
     int n = epoll_wait(epoll_fd_, events, 256, timeout_ms());
@@ -158,6 +176,10 @@ int Server::run() {
       int fd = events[i].data.fd;
       if (fd == listen_fd_) {
         accept_all();
+        continue;
+      }
+      if (browser_ && fd == browser_->fd()) {
+        browser_->on_readable(Clock::now());
         continue;
       }
       if (fd == signal_fd_) {
@@ -184,6 +206,7 @@ int Server::run() {
       }
     }
     fire_timers();
+    if (browser_) browser_->on_timer(Clock::now());
     if (accept_resume_at_ && Clock::now() >= *accept_resume_at_) {
       accept_resume_at_.reset();
       epoll_event ev{};

@@ -9,6 +9,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "browser.h"
 #include "connection.h"
 
 namespace tdslab {
@@ -20,6 +21,7 @@ struct ListenOptions {
   int keepalive_idle_s = 1;   // per-socket TCP_KEEPIDLE for idle_<n> connections
   int keepalive_interval_s = 1;
   int keepalive_count = 3;
+  BrowserOptions browser;     // --browser: SQL Browser on UDP, same address
 };
 
 class Server {
@@ -70,6 +72,7 @@ class Server {
   std::uint64_t accepted_ = 0;
   bool accept_paused_logged_ = false;
   std::optional<Clock::time_point> accept_resume_at_;  // accepts paused after EMFILE
+  std::unique_ptr<Browser> browser_;                   // --browser
 };
 
 }  // namespace tdslab
