@@ -26,6 +26,10 @@ const volatile __u64 flush_interval_ns = 10ULL * 1000 * 1000 * 1000;
 const volatile __u64 wakeup_bytes = 256 * 1024;
 /* Trace the ports that servers route their clients to (--follow-redirects). */
 const volatile __u8 follow_redirects = 0;
+/* Watch SQL Browser replies and trace the ports they name (--follow-browser). */
+const volatile __u8 follow_browser = 0;
+/* Copy the first this many bytes of each packet out (--write-pcap); 0: none. */
+const volatile __u32 capture_snaplen = 0;
 
 /*
  * The SQL Server ports as a bitmap over all 65536 ports: a packet's test
@@ -123,6 +127,27 @@ static __always_inline void tdsbpf_follow_port(struct tdsbpf_pkt *p, __u16 port)
 		__sync_fetch_and_or(&server_ports[(port >> 6) & 1023], 1ULL << (port & 63));
 }
 
+static __always_inline int tdsbpf_follow_browser(struct tdsbpf_pkt *p)
+{
+	return follow_browser;
+}
+
+static __always_inline void tdsbpf_browser_port(struct tdsbpf_pkt *p, __u16 port)
+{
+	__sync_fetch_and_or(&server_ports[(port >> 6) & 1023], 1ULL << (port & 63));
+}
+
+/*
+ * The cgroup of the socket a packet leaves from; only tc at egress has
+ * one (a SYN+ACK's is its listener's).
+ */
+static __always_inline __u64 tdsbpf_cgroup_id(struct tdsbpf_pkt *p)
+{
+	if (p->is_xdp || p->hook != TDSBPF_HOOK_TC_EGRESS)
+		return 0;
+	return bpf_skb_cgroup_id((struct __sk_buff *)p->ctx);
+}
+
 static __always_inline struct tdsbpf_flow *tdsbpf_flow_get(struct tdsbpf_pkt *p,
 							   const struct tdsbpf_flow_key *k)
 {
@@ -155,6 +180,11 @@ static __always_inline struct tdsbpf_event *tdsbpf_reserve_event(struct tdsbpf_p
 static __always_inline struct tdsbpf_ntlm_event *tdsbpf_reserve_ntlm(struct tdsbpf_pkt *p)
 {
 	return bpf_ringbuf_reserve(&events, sizeof(struct tdsbpf_ntlm_event), 0);
+}
+
+static __always_inline struct tdsbpf_browser_event *tdsbpf_reserve_browser(struct tdsbpf_pkt *p)
+{
+	return bpf_ringbuf_reserve(&events, sizeof(struct tdsbpf_browser_event), 0);
 }
 
 static __always_inline void tdsbpf_count(struct tdsbpf_pkt *p, enum tdsbpf_counter c)
@@ -212,6 +242,57 @@ static __always_inline void tdsbpf_stamp(struct tdsbpf_pkt *p)
 static __always_inline __u64 tdsbpf_coarse_now(struct tdsbpf_pkt *p)
 {
 	return bpf_ktime_get_coarse_ns();
+}
+
+/* A packet copy is built here, then put in the ring buffer at its own size. */
+struct tdsbpf_capture_buf {
+	struct tdsbpf_packet_event hdr;
+	__u8 data[TDSBPF_SNAPLEN_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tdsbpf_capture_buf);
+} capture_buf SEC(".maps");
+
+static __always_inline int tdsbpf_capturing(struct tdsbpf_pkt *p)
+{
+	return capture_snaplen != 0;
+}
+
+static __noinline void tdsbpf_capture(struct tdsbpf_pkt *p, const struct tdsbpf_flow_key *key, __u8 dir)
+{
+	struct tdsbpf_capture_buf *c;
+	__u32 zero = 0;
+	__u32 n = p->pkt_len;
+
+	c = bpf_map_lookup_elem(&capture_buf, &zero);
+	if (!c)
+		return;
+	if (n > capture_snaplen)
+		n = capture_snaplen;
+	if (n > TDSBPF_SNAPLEN_MAX)
+		n = TDSBPF_SNAPLEN_MAX;
+	if (n == 0 || tdsbpf_load(p, 0, c->data, n) < 0)
+		return;
+	if (!p->now)
+		tdsbpf_stamp(p);
+	__builtin_memset(&c->hdr, 0, sizeof(c->hdr));
+	c->hdr.base.ts_ns = p->now;
+	__builtin_memcpy(&c->hdr.base.key, key, sizeof(c->hdr.base.key));
+	c->hdr.base.ifindex = p->ifindex;
+	c->hdr.base.kind = TDSBPF_EV_PACKET;
+	c->hdr.base.dir = dir;
+	c->hdr.base.hook = p->hook;
+	c->hdr.orig_len = p->pkt_len;
+	c->hdr.cap_len = n;
+	if (bpf_ringbuf_output(&events, c, sizeof(c->hdr) + n, BPF_RB_NO_WAKEUP) < 0) {
+		tdsbpf_count(p, TDSBPF_CNT_RINGBUF_DROPS);
+		return;
+	}
+	tdsbpf_count(p, TDSBPF_CNT_EVENTS);
 }
 
 #include "tdsbpf/walk.h"

@@ -2,9 +2,11 @@
 #include "event_json.h"
 
 #include "tdsbpf/events.hpp"
+#include "ssrp.h"
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace tdsbpf {
@@ -232,6 +234,48 @@ json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts, bool redact
 	}
 	case TDSBPF_EV_TCP_RETRANS:
 		j["retransmitted_bytes"] = ev.u.tcp.retrans_bytes;
+		break;
+	case TDSBPF_EV_TCP_SYN:
+	case TDSBPF_EV_TCP_SYNACK:
+		if (ev.u.tcp.cgroup_id)
+			j["cgroup_id"] = ev.u.tcp.cgroup_id;
+		break;
+	case TDSBPF_EV_BROWSER: {
+		if (len < sizeof(tdsbpf_browser_event))
+			break;
+		const auto& b = reinterpret_cast<const tdsbpf_browser_event&>(ev);
+		std::size_t n = std::min<std::size_t>(b.data_len, sizeof(b.data));
+		SsrpMessage m = parse_ssrp({b.data, n}, ev.dir == TDSBPF_DIR_S2C);
+		json bj{{"type", ssrp_kind_name(m.kind)}, {"length", n}};
+		if (!m.requested_instance.empty())
+			bj["instance"] = m.requested_instance;
+		json inst = json::array();
+		for (const auto& i : m.instances) {
+			json ij{{"server_name", i.server_name}, {"instance_name", i.instance_name}};
+			if (i.tcp_port)
+				ij["tcp_port"] = *i.tcp_port;
+			inst.push_back(std::move(ij));
+		}
+		if (!inst.empty())
+			bj["instances"] = std::move(inst);
+		if (m.dac_port)
+			bj["dac_port"] = *m.dac_port;
+		if (!m.problem.empty())
+			bj["problem"] = m.problem;
+		json followed = json::array();
+		for (uint16_t p : b.followed)
+			if (p)
+				followed.push_back(p);
+		if (!followed.empty())
+			bj["followed"] = std::move(followed);
+		j["browser"] = std::move(bj);
+		break;
+	}
+	case TDSBPF_EV_PACKET:
+		if (len >= sizeof(tdsbpf_packet_event)) {
+			const auto& pk = reinterpret_cast<const tdsbpf_packet_event&>(ev);
+			j["packet"] = {{"orig_len", pk.orig_len}, {"cap_len", pk.cap_len}};
+		}
 		break;
 	case TDSBPF_EV_RESYNC:
 		j["lost"] = (ev.flags & TDSBPF_F_LOST_SYNC) != 0;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "host_parser.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace tdsbpf {
@@ -121,6 +122,27 @@ bool HostParser::copy_ip(std::span<const uint8_t> packet, uint32_t wire_len, uin
 	return !frame.empty() && copy_ethernet(frame, wire_len + 14, ts_ns);
 }
 
+void HostParser::capture(std::span<const uint8_t> frame, uint32_t wire_len, uint64_t ts_ns, uint32_t ifindex,
+			 uint8_t hook, const tdsbpf_flow_key& key, uint8_t dir)
+{
+	std::size_t n = std::min<std::size_t>({frame.size(), cfg_.snaplen, TDSBPF_SNAPLEN_MAX});
+	if (n == 0)
+		return;
+	copy_.assign(sizeof(tdsbpf_packet_event) + n, 0);
+	auto* rec = reinterpret_cast<tdsbpf_packet_event*>(copy_.data());
+	rec->base.ts_ns = ts_ns;
+	rec->base.key = key;
+	rec->base.ifindex = ifindex;
+	rec->base.kind = TDSBPF_EV_PACKET;
+	rec->base.dir = dir;
+	rec->base.hook = hook;
+	rec->orig_len = std::max<uint32_t>(wire_len, static_cast<uint32_t>(frame.size()));
+	rec->cap_len = static_cast<uint32_t>(n);
+	std::memcpy(copy_.data() + sizeof(tdsbpf_packet_event), frame.data(), n);
+	count(TDSBPF_CNT_EVENTS);
+	emit(copy_.data(), copy_.size());
+}
+
 } // namespace tdsbpf
 
 // ---- hooks of host_walker.c ------------------------------------------------
@@ -162,6 +184,27 @@ int tdsbpf_host_is_server_port(tdsbpf_host* h, __u16 port)
 void tdsbpf_host_follow_port(tdsbpf_host* h, __u16 port)
 {
 	self(h)->follow_port(port);
+}
+
+int tdsbpf_host_follow_browser(tdsbpf_host* h)
+{
+	return self(h)->follow_browser() ? 1 : 0;
+}
+
+void tdsbpf_host_browser_port(tdsbpf_host* h, __u16 port)
+{
+	self(h)->browser_port(port);
+}
+
+__u32 tdsbpf_host_snaplen(tdsbpf_host* h)
+{
+	return self(h)->snaplen();
+}
+
+void tdsbpf_host_capture(tdsbpf_host* h, const void* frame, __u32 caplen, __u32 wire_len, __u64 ts_ns,
+			 __u32 ifindex, __u8 hook, const tdsbpf_flow_key* key, __u8 dir)
+{
+	self(h)->capture({static_cast<const uint8_t*>(frame), caplen}, wire_len, ts_ns, ifindex, hook, *key, dir);
 }
 
 void tdsbpf_host_count(tdsbpf_host* h, int counter)

@@ -16,8 +16,9 @@
 
 namespace tdsbpf {
 
-// One event record as the ring buffer would carry it: a tdsbpf_event, or a
-// tdsbpf_ntlm_event when kind is TDSBPF_EV_NTLM_AUTH.
+// One event record as the ring buffer would carry it: a tdsbpf_event, or the
+// larger record its kind names (tdsbpf_ntlm_event, tdsbpf_browser_event,
+// tdsbpf_packet_event and its bytes).
 using EventCallback = std::function<void(const tdsbpf_event& ev, std::size_t len)>;
 
 struct HostParserConfig {
@@ -26,6 +27,12 @@ struct HostParserConfig {
 	uint64_t flush_interval_ns = 10'000'000'000ULL;
 	// Trace the ports servers route their clients to (ENVCHANGE routing).
 	bool follow_redirects = false;
+	// Take SQL Server Browser datagrams (UDP 1434) and trace the TCP ports
+	// their replies name.
+	bool follow_browser = false;
+	// Copy the first snaplen bytes of each packet taken as a
+	// TDSBPF_EV_PACKET record (--write-pcap); 0: none.
+	uint32_t snaplen = 0;
 };
 
 class HostParser {
@@ -63,6 +70,11 @@ public:
 		if (follow_redirects_)
 			ports_[port >> 6] |= 1ULL << (port & 63);
 	}
+	bool follow_browser() const { return cfg_.follow_browser; }
+	void browser_port(uint16_t port) { ports_[port >> 6] |= 1ULL << (port & 63); }
+	uint32_t snaplen() const { return cfg_.snaplen; }
+	void capture(std::span<const uint8_t> frame, uint32_t wire_len, uint64_t ts_ns, uint32_t ifindex,
+		     uint8_t hook, const tdsbpf_flow_key& key, uint8_t dir);
 	void count(int c)
 	{
 		if (c >= 0 && c < TDSBPF_CNT_MAX)
@@ -89,6 +101,7 @@ private:
 	std::list<tdsbpf_flow_key> lru_; // front: most recently used
 	std::unique_ptr<tdsbpf_scratch> scratch_;
 	std::vector<uint8_t> frame_; // frames copied here, aligned (see host_parser.cpp)
+	std::vector<uint8_t> copy_;  // a packet record being built (capture)
 };
 
 } // namespace tdsbpf

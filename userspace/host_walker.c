@@ -16,6 +16,7 @@ struct tdsbpf_pkt {
 	__u8 slot;
 	struct tdsbpf_event ev[4];
 	struct tdsbpf_ntlm_event ntlm;
+	struct tdsbpf_browser_event browser;
 };
 
 static int tdsbpf_load(struct tdsbpf_pkt *p, __u32 off, void *dst, __u32 len)
@@ -44,6 +45,33 @@ static int tdsbpf_is_server_port(struct tdsbpf_pkt *p, __u16 port)
 static void tdsbpf_follow_port(struct tdsbpf_pkt *p, __u16 port)
 {
 	tdsbpf_host_follow_port(p->h, port);
+}
+
+static int tdsbpf_follow_browser(struct tdsbpf_pkt *p)
+{
+	return tdsbpf_host_follow_browser(p->h);
+}
+
+static void tdsbpf_browser_port(struct tdsbpf_pkt *p, __u16 port)
+{
+	tdsbpf_host_browser_port(p->h, port);
+}
+
+static __u64 tdsbpf_cgroup_id(struct tdsbpf_pkt *p)
+{
+	(void)p;
+	return 0; /* a capture has no sockets */
+}
+
+static int tdsbpf_capturing(struct tdsbpf_pkt *p)
+{
+	return tdsbpf_host_snaplen(p->h) != 0;
+}
+
+static void tdsbpf_capture(struct tdsbpf_pkt *p, const struct tdsbpf_flow_key *key, __u8 dir)
+{
+	tdsbpf_host_capture(p->h, p->data, (__u32)((char *)p->data_end - (char *)p->data), p->pkt_len,
+			    p->now, p->ifindex, p->hook, key, dir);
 }
 
 static struct tdsbpf_flow *tdsbpf_flow_get(struct tdsbpf_pkt *p, const struct tdsbpf_flow_key *k)
@@ -77,6 +105,8 @@ static void tdsbpf_submit(struct tdsbpf_pkt *p, void *rec, int urgent)
 	tdsbpf_host_count(p->h, (int)TDSBPF_CNT_EVENTS);
 	if (rec == &p->ntlm)
 		tdsbpf_host_emit(p->h, rec, sizeof(p->ntlm));
+	else if (rec == &p->browser)
+		tdsbpf_host_emit(p->h, rec, sizeof(p->browser));
 	else
 		tdsbpf_host_emit(p->h, rec, sizeof(struct tdsbpf_event));
 }
@@ -85,6 +115,11 @@ static void tdsbpf_discard(struct tdsbpf_pkt *p, void *rec)
 {
 	(void)p;
 	(void)rec;
+}
+
+static struct tdsbpf_browser_event *tdsbpf_reserve_browser(struct tdsbpf_pkt *p)
+{
+	return &p->browser;
 }
 
 static void tdsbpf_count(struct tdsbpf_pkt *p, enum tdsbpf_counter c)

@@ -27,6 +27,12 @@ void tdsbpf_host_emit(struct tdsbpf_host *h, const void *record, size_t len);
 int tdsbpf_host_is_server_port(struct tdsbpf_host *h, __u16 port);
 void tdsbpf_host_follow_port(struct tdsbpf_host *h, __u16 port);
 void tdsbpf_host_count(struct tdsbpf_host *h, int counter);
+int tdsbpf_host_follow_browser(struct tdsbpf_host *h);
+void tdsbpf_host_browser_port(struct tdsbpf_host *h, __u16 port);
+__u32 tdsbpf_host_snaplen(struct tdsbpf_host *h);
+/* A copy of a frame for --write-pcap (caplen bytes of a wire_len frame). */
+void tdsbpf_host_capture(struct tdsbpf_host *h, const void *frame, __u32 caplen, __u32 wire_len, __u64 ts_ns,
+			 __u32 ifindex, __u8 hook, const struct tdsbpf_flow_key *key, __u8 dir);
 __u64 tdsbpf_host_flush_interval_ns(struct tdsbpf_host *h);
 struct tdsbpf_scratch *tdsbpf_host_scratch(struct tdsbpf_host *h);
 

@@ -155,6 +155,8 @@ Loader::Loader(LoaderConfig cfg) : cfg_(std::move(cfg))
 	}
 	skel_->rodata->flush_interval_ns = cfg_.flush_interval_ns;
 	skel_->rodata->follow_redirects = cfg_.follow_redirects ? 1 : 0;
+	skel_->rodata->follow_browser = cfg_.follow_browser ? 1 : 0;
+	skel_->rodata->capture_snaplen = std::min<uint32_t>(cfg_.capture_snaplen, TDSBPF_SNAPLEN_MAX);
 	// the ring buffer: a power of two number of pages
 	uint64_t bytes = static_cast<uint64_t>(cfg_.ringbuf_mb) * 1024 * 1024;
 	uint64_t rb = 4096;
@@ -481,6 +483,12 @@ uint64_t Loader::counter(tdsbpf_counter which) const
 		for (uint64_t v : per)
 			sum += v;
 	return sum;
+}
+
+void Loader::trace_port(uint16_t port)
+{
+	// the packet programs may set bits of the same word at the same time
+	__atomic_fetch_or(&skel_->bss->server_ports[port >> 6], 1ULL << (port & 63), __ATOMIC_RELAXED);
 }
 
 std::vector<uint64_t> Loader::counters() const

@@ -35,6 +35,12 @@ struct LoaderConfig {
 	// The kernel adds the port of every ENVCHANGE routing it reads in a
 	// server's login reply to the traced ports.
 	bool follow_redirects = false;
+	// SQL Server Browser datagrams (UDP 1434) are reported, and the kernel
+	// adds the TCP ports their replies name to the traced ports.
+	bool follow_browser = false;
+	// Copy out the first this many bytes of every packet taken (--write-pcap;
+	// at most TDSBPF_SNAPLEN_MAX). 0: none.
+	uint32_t capture_snaplen = 0;
 };
 
 // What was attached where, for logs and tests.
@@ -73,6 +79,10 @@ public:
 
 	// Calls cb for each record; waits at most timeout_ms. Returns records read.
 	int poll(int timeout_ms, const Callback& cb);
+
+	// Adds a TCP port to the traced ports, at once (the programs read the
+	// map on every packet).
+	void trace_port(uint16_t port);
 
 	// Sums of the per-CPU counters (index: tdsbpf_counter).
 	std::vector<uint64_t> counters() const;

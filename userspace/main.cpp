@@ -11,7 +11,9 @@
 #include <fstream>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -26,6 +28,8 @@
 #include "loader.h"
 #include "metrics_server.h"
 #include "outlets.h"
+#include "owners.h"
+#include "packet_capture.h"
 #include "privileges.h"
 #include "reader.h"
 #include "session.h"
@@ -91,6 +95,13 @@ struct Options {
 	std::string ready_file;
 	std::string metrics_addr;
 	bool follow_redirects = false;
+	bool follow_browser = false;
+	std::string write_pcap;
+	uint32_t snaplen = 512;
+	uint32_t pcap_size_mb = 0;
+	uint32_t pcap_files = 0;
+	bool pcap_diagnosed_only = false;
+	bool metrics_owner_labels = false;
 	bool verbose = false;
 };
 
@@ -123,8 +134,33 @@ public:
 		cfg.ifname = tdsbpf::interface_name;
 		if (!o.metrics_addr.empty()) {
 			metrics_ = std::make_unique<tdsbpf::Metrics>();
+			metrics_->set_owner_labels(o.metrics_owner_labels);
 			cfg.metrics = metrics_.get();
 		}
+		if (!o.write_pcap.empty()) {
+			tdsbpf::PacketCaptureOptions po;
+			po.file.path = o.write_pcap;
+			po.file.rotate_bytes = static_cast<uint64_t>(o.pcap_size_mb) << 20;
+			po.file.keep_files = o.pcap_files;
+			po.file.snaplen = o.snaplen;
+			po.file.application = "tdsbpf " TDSBPF_VERSION;
+			po.diagnosed_only = o.pcap_diagnosed_only;
+			po.ifname = [live = o.read.empty()](uint32_t i) { return live ? tdsbpf::interface_name(i) : std::string(); };
+			capture_ = std::make_unique<tdsbpf::PacketCapture>(po);
+			cfg.on_packet = [this](uint64_t id, const tdsbpf_packet_event& pk, std::span<const uint8_t> b) {
+				capture_->packet(id, pk, b);
+			};
+			cfg.on_connection_end = [this](uint64_t id, bool diagnosed) { capture_->connection_end(id, diagnosed); };
+		}
+		if (o.read.empty())
+			cfg.resolve_owner = [this](uint64_t id) { return owner_of(id); };
+		if (o.follow_browser)
+			cfg.on_browser_port = [this](uint16_t port) {
+				if (browser_ports_.insert(port).second)
+					spdlog::info("the SQL Server Browser named port {}: tracing it too (--follow-browser)", port);
+				if (on_port_)
+					on_port_(port);
+			};
 		if (o.follow_redirects)
 			cfg.on_redirect = [this](uint16_t port) {
 				if (followed_.insert(port).second)
@@ -200,6 +236,8 @@ public:
 			agg_->note_drops(kernel_drops, 0, now_ns);
 			agg_->tick(now_ns);
 		}
+		if (capture_)
+			capture_->flush();
 		for (auto* out : {out_.get(), events_out_.get()})
 			if (out)
 				out->flush();
@@ -210,6 +248,16 @@ public:
 		if (agg_) {
 			agg_->note_drops(kernel_drops, 0, now_ns);
 			agg_->finish(now_ns);
+		}
+		if (capture_) {
+			capture_->finish();
+			const auto& st = capture_->stats();
+			spdlog::info("--write-pcap {}: {} packets in {} file(s){}{}", opt_.write_pcap, st.written, st.files,
+				     st.not_kept ? fmt::format(", {} not kept (buffers full)", st.not_kept) : "",
+				     st.discarded ? fmt::format(", {} of connections with no finding left out", st.discarded) : "");
+			if (st.write_failed)
+				spdlog::error("--write-pcap {}: {} packets not written: {}", opt_.write_pcap, st.write_failed,
+					      capture_->error());
 		}
 		// what network outputs still hold gets a last chance to go out
 		auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
@@ -243,6 +291,10 @@ public:
 
 	uint64_t last_ts() const { return last_ts_; }
 
+	// Where a port the Browser named is added to the traced ports (the
+	// kernel has done so already for what fit its look at the reply).
+	void on_port(std::function<void(uint16_t)> fn) { on_port_ = std::move(fn); }
+
 	// The Prometheus page of what was counted so far ("" without
 	// --metrics-addr).
 	std::string metrics_page(const tdsbpf::TracerCounters& t)
@@ -260,7 +312,37 @@ private:
 		return {out.spec().text, out.dropped(), out.reconnects()};
 	}
 
+	// The process behind a local socket, by its cgroup (remembered: the
+	// same services open many connections).
+	std::shared_ptr<const tdsbpf::SocketOwner> owner_of(uint64_t cgroup_id)
+	{
+		if (auto it = owners_.find(cgroup_id); it != owners_.end())
+			return it->second;
+		std::shared_ptr<const tdsbpf::SocketOwner> who;
+		if (auto o = resolver_->resolve(cgroup_id)) {
+			auto s = std::make_shared<tdsbpf::SocketOwner>();
+			s->cgroup_path = o->cgroup_path;
+			s->systemd_unit = o->systemd_unit;
+			s->container_id = o->container_id;
+			s->container_runtime = o->container_runtime;
+			s->pod_uid = o->pod_uid;
+			who = std::move(s);
+		}
+		// an id not found now may be a cgroup made a moment ago: asked again next time
+		if (who) {
+			if (owners_.size() >= 4096)
+				owners_.clear();
+			owners_.emplace(cgroup_id, who);
+		}
+		return who;
+	}
+
 	const Options& opt_;
+	std::unique_ptr<tdsbpf::OwnerResolver> resolver_ = std::make_unique<tdsbpf::OwnerResolver>();
+	std::unordered_map<uint64_t, std::shared_ptr<const tdsbpf::SocketOwner>> owners_;
+	std::unique_ptr<tdsbpf::PacketCapture> capture_; // before agg_, which hands it packets
+	std::set<uint16_t> browser_ports_;
+	std::function<void(uint16_t)> on_port_;
 	std::unique_ptr<tdsbpf::Metrics> metrics_;  // before agg_, which counts into it
 	std::set<uint16_t> followed_;                // ports routed to, logged once each
 	std::unique_ptr<tdsbpf::Outlet> out_;        // --output
@@ -295,6 +377,8 @@ int run_read(const Options& o)
 		pc.ports = o.ports;
 	pc.max_flows = o.max_flows;
 	pc.follow_redirects = o.follow_redirects;
+	pc.follow_browser = o.follow_browser;
+	pc.snaplen = o.write_pcap.empty() ? 0 : o.snaplen;
 	pc.flush_interval_ns = static_cast<uint64_t>(o.flush_interval_s) * 1'000'000'000ULL;
 	tdsbpf::HostParser parser(pc, [&](const tdsbpf_event& ev, std::size_t len) { out.on_event(ev, len); });
 	tdsbpf::ReadStats st;
@@ -428,6 +512,8 @@ int run_live(const Options& o)
 					   : tdsbpf::TcApi::automatic;
 	lc.max_flows = o.max_flows;
 	lc.follow_redirects = o.follow_redirects;
+	lc.follow_browser = o.follow_browser;
+	lc.capture_snaplen = o.write_pcap.empty() ? 0 : o.snaplen;
 	lc.ringbuf_mb = o.ringbuf_mb;
 	lc.flush_interval_ns = static_cast<uint64_t>(o.flush_interval_s) * 1'000'000'000ULL;
 
@@ -459,6 +545,7 @@ int run_live(const Options& o)
 		return 2;
 	}
 	session->stop_when_no_interface(o.exit_when_iface_gone);
+	out.on_port([&session](uint16_t port) { session->trace_port(port); });
 	// opened while the privileges to create it are still there, written
 	// once they are dropped (a script may look at them then)
 	std::ofstream ready;
@@ -654,9 +741,34 @@ int main(int argc, char** argv)
 	app.add_flag("--follow-redirects", o.follow_redirects,
 		     "Also trace the ports servers route their clients to (ENVCHANGE routing: Azure SQL's gateway, "
 		     "read-only routing), from the moment the routing is read");
+	app.add_flag("--follow-browser", o.follow_browser,
+		     "Watch SQL Server Browser lookups (UDP 1434): report each (instance, port, time to answer) and "
+		     "trace the TCP ports the answers name, before the client connects to them");
+	auto* pcap = app.add_option("-w,--write-pcap", o.write_pcap,
+				    "Also write the packets taken to this pcapng file, each with its connection id in "
+				    "the packet comment (Wireshark: frame.comment contains \"tdsbpf.connection_id=7\")");
+	app.add_option("--snaplen", o.snaplen, "Bytes of each packet --write-pcap keeps (headers first; 64 to 4096)")
+		->check(CLI::Range(64u, static_cast<uint32_t>(TDSBPF_SNAPLEN_MAX)))
+		->needs(pcap);
+	app.add_option("--write-pcap-size", o.pcap_size_mb,
+		       "Start a new --write-pcap file (FILE.1.pcapng, FILE.2.pcapng, ...) before one passes N MiB "
+		       "(0: one file)")
+		->check(CLI::Range(0u, 1u << 20))
+		->needs(pcap);
+	app.add_option("--write-pcap-files", o.pcap_files, "Keep only the newest N --write-pcap files (0: all)")
+		->check(CLI::Range(0u, 1u << 20))
+		->needs(pcap);
+	app.add_flag("--write-pcap-diagnosed", o.pcap_diagnosed_only,
+		     "Write only the packets of connections whose record has a warning or an error (each "
+		     "connection's packets held until it ends, 1 MiB each and 64 MiB in all)")
+		->needs(pcap);
 	auto* metrics = app.add_option("--metrics-addr", o.metrics_addr,
 				       "Serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9433, "
 				       "[::1]:9433, or :9433 for every address)");
+	app.add_flag("--metrics-owner-labels", o.metrics_owner_labels,
+		     "Also count connections by the local process at each end (systemd unit, container or pod: "
+		     "tdsbpf_owner_connections_total; many owners make many series)")
+		->needs(metrics);
 	app.add_flag("-v,--verbose", o.verbose, "More log lines");
 	// what only tracing live means is refused with --read, not ignored
 	for (CLI::Option* live : {iface, attach, xdp_mode, tc_api, gone, user, ringbuf, duration, ready, metrics})
@@ -674,6 +786,11 @@ int main(int argc, char** argv)
 		return 2;
 	if (o.ports.size() > TDSBPF_MAX_PORTS) {
 		spdlog::error("at most {} ports can be traced", TDSBPF_MAX_PORTS);
+		return 2;
+	}
+	if (!o.write_pcap.empty() && o.events) {
+		spdlog::error("--write-pcap labels packets with their connections, which --events does not follow; "
+			      "leave one out");
 		return 2;
 	}
 	if (!o.metrics_addr.empty()) {

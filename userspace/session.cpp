@@ -53,10 +53,11 @@ uint64_t Session::kernel_events() const
 
 int Session::run(const EventFn& on_event, const TickFn& tick, int poll_ms)
 {
-	// Records come in two sizes; each is copied so that its clock can be
-	// changed to wall-clock time.
+	// Records come in several sizes, the largest a packet copy; each is
+	// copied so that its clock can be changed to wall-clock time.
 	auto cb = [&](const tdsbpf_event& ev, std::size_t len) {
-		alignas(8) unsigned char buf[sizeof(tdsbpf_ntlm_event)];
+		alignas(8) unsigned char buf[sizeof(tdsbpf_packet_event) + TDSBPF_SNAPLEN_MAX];
+		static_assert(sizeof(buf) >= sizeof(tdsbpf_ntlm_event) && sizeof(buf) >= sizeof(tdsbpf_browser_event));
 		std::size_t n = len < sizeof(buf) ? len : sizeof(buf);
 		std::memcpy(buf, &ev, n);
 		auto* e = reinterpret_cast<tdsbpf_event*>(buf);

@@ -48,6 +48,7 @@ public:
 	// Events the kernel put in the ring buffer so far.
 	uint64_t kernel_events() const;
 	void detach() { loader_.detach(); }
+	void trace_port(uint16_t port) { loader_.trace_port(port); }
 	// Interfaces with the programs attached, as of the last check.
 	std::size_t interfaces_traced() const { return traced_; }
 	// The kernel's counters (tdsbpf_counter), summed over CPUs.

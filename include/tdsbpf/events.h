@@ -19,7 +19,7 @@
 
 #include "protocol.h"
 
-#define TDSBPF_EVENT_ABI 2
+#define TDSBPF_EVENT_ABI 3
 
 /* Direction of a packet relative to the SQL Server port, never the hook. */
 enum tdsbpf_dir {
@@ -53,6 +53,8 @@ enum tdsbpf_event_kind {
 	TDSBPF_EV_FLOW_STATS = 15,     /* counters, on close and periodically */
 	TDSBPF_EV_TDS_DONE = 16,       /* final DONE of a reply packet that ended in a later segment */
 	TDSBPF_EV_RESYNC = 17,         /* framing lost or regained in one direction */
+	TDSBPF_EV_BROWSER = 18,        /* a SQL Server Browser datagram (struct tdsbpf_browser_event) */
+	TDSBPF_EV_PACKET = 19,         /* a copy of a packet for --write-pcap (struct tdsbpf_packet_event) */
 	TDSBPF_EV_KIND_MAX
 };
 
@@ -273,6 +275,11 @@ struct tdsbpf_stats {
 struct tdsbpf_tcp {
 	__u32 retrans_bytes;  /* RETRANS: bytes already seen */
 	__u32 pad;
+	/*
+	 * SYN and SYN+ACK seen leaving this host (tc egress): the cgroup v2 id
+	 * of the local socket (the listener's for a SYN+ACK); 0 elsewhere.
+	 */
+	__u64 cgroup_id;
 };
 
 struct tdsbpf_event {
@@ -323,6 +330,37 @@ struct tdsbpf_ntlm_event {
 	__u8 workstation[TDSBPF_NTLM_NAME_MAX];
 };
 
+/*
+ * A SQL Server Browser (SSRP, UDP 1434) datagram, with --follow-browser. The
+ * flow key names the Browser's end as the server (server_port 1434) and
+ * the other end as the client; dir is C2S for a request. The TCP fields of
+ * the base are zero; payload_len is the datagram's payload length.
+ */
+#define TDSBPF_BROWSER_PORT 1434
+#define TDSBPF_BROWSER_MAX 1024
+#define TDSBPF_BROWSER_FOLLOWED 4
+struct tdsbpf_browser_event {
+	struct tdsbpf_event base; /* base.kind == TDSBPF_EV_BROWSER */
+	__u16 data_len;        /* bytes of the payload in data */
+	__u16 pad;
+	/* TCP ports of the reply the packet program traces from now on */
+	__u16 followed[TDSBPF_BROWSER_FOLLOWED];
+	__u32 pad2;
+	__u8 data[TDSBPF_BROWSER_MAX];
+};
+
+/*
+ * A packet as seen, for --write-pcap: the frame's first cap_len bytes
+ * (link header first) follow the header; the record is
+ * sizeof(struct tdsbpf_packet_event) + cap_len bytes long.
+ */
+#define TDSBPF_SNAPLEN_MAX 4096
+struct tdsbpf_packet_event {
+	struct tdsbpf_event base; /* base.kind == TDSBPF_EV_PACKET; key, dir, hook, ifindex, ts */
+	__u32 orig_len;        /* the frame's length on the wire */
+	__u32 cap_len;         /* bytes that follow */
+};
+
 /* Counters kept per CPU in the "counters" map, indexed by this enum. */
 enum tdsbpf_counter {
 	TDSBPF_CNT_RINGBUF_DROPS = 0, /* events that could not be reserved */
@@ -363,9 +401,11 @@ TDSBPF_SIZE(tdsbpf_tds, 104);
 TDSBPF_SIZE(tdsbpf_smp, 16);
 TDSBPF_SIZE(tdsbpf_done, 16);
 TDSBPF_SIZE(tdsbpf_stats, 72);
-TDSBPF_SIZE(tdsbpf_tcp, 8);
+TDSBPF_SIZE(tdsbpf_tcp, 16);
 TDSBPF_SIZE(tdsbpf_event, 184);
 TDSBPF_SIZE(tdsbpf_ntlm_event, 392);
+TDSBPF_SIZE(tdsbpf_browser_event, 1224);
+TDSBPF_SIZE(tdsbpf_packet_event, 192);
 TDSBPF_OFFSET(tdsbpf_event, key, 8);
 TDSBPF_OFFSET(tdsbpf_event, ifindex, 48);
 TDSBPF_OFFSET(tdsbpf_event, kind, 52);

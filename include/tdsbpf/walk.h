@@ -20,6 +20,12 @@
  *   int  tdsbpf_is_server_port(p, port);        // port (host order) is a SQL Server port
  *   void tdsbpf_follow_port(p, port);           // a server routed its client to this port
  *                                               // (--follow-redirects: trace it from now on)
+ *   int  tdsbpf_follow_browser(p);              // SQL Server Browser datagrams are wanted
+ *   void tdsbpf_browser_port(p, port);          // the Browser named this TCP port: trace it
+ *   struct tdsbpf_browser_event *tdsbpf_reserve_browser(p);
+ *   int  tdsbpf_capturing(p);                   // packets are copied out (--write-pcap)
+ *   void tdsbpf_capture(p, key, dir);           // a copy of this packet (p->now may be 0)
+ *   __u64 tdsbpf_cgroup_id(p);                  // the local socket's cgroup at egress, else 0
  *   struct tdsbpf_flow *tdsbpf_flow_get(p, key);
  *   struct tdsbpf_flow *tdsbpf_flow_create(p, key);   // new zeroed state (replacing any)
  *   void tdsbpf_flow_delete(p, key);
@@ -45,6 +51,7 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/tcp.h>
+#include <linux/udp.h>
 
 #include "events.h"
 #include "flow.h"
@@ -176,6 +183,17 @@ TDSBPF_NOINLINE void tdsbpf_emit_tcp(struct tdsbpf_walk *w, __u8 kind, int urgen
 
 	if (ev)
 		tdsbpf_submit(w->p, ev, urgent);
+}
+
+/* A SYN or SYN+ACK: with the local socket's cgroup when it leaves this host. */
+TDSBPF_NOINLINE void tdsbpf_emit_open(struct tdsbpf_walk *w, __u8 kind)
+{
+	struct tdsbpf_event *ev = tdsbpf_begin(w, kind);
+
+	if (!ev)
+		return;
+	ev->u.tcp.cgroup_id = tdsbpf_cgroup_id(w->p);
+	tdsbpf_submit(w->p, ev, 1);
 }
 
 TDSBPF_NOINLINE void tdsbpf_emit_stats(struct tdsbpf_walk *w, __u8 final)
@@ -907,11 +925,11 @@ TDSBPF_NOINLINE void tdsbpf_tcp(struct tdsbpf_walk *w)
 
 	if (fl & TDSBPF_TCP_SYN) {
 		if (!(fl & TDSBPF_TCP_ACK)) {
-			tdsbpf_emit_tcp(w, TDSBPF_EV_TCP_SYN, 1);
+			tdsbpf_emit_open(w, TDSBPF_EV_TCP_SYN);
 			f->state = TDSBPF_TCP_SYN_SENT;
 			f->syn_seq = seq;
 		} else {
-			tdsbpf_emit_tcp(w, TDSBPF_EV_TCP_SYNACK, 1);
+			tdsbpf_emit_open(w, TDSBPF_EV_TCP_SYNACK);
 			if (f->state < TDSBPF_TCP_SYN_RCVD)
 				f->state = TDSBPF_TCP_SYN_RCVD;
 		}
@@ -1002,6 +1020,41 @@ TDSBPF_NOINLINE void tdsbpf_tcp(struct tdsbpf_walk *w)
 /* ---- Frames to flows -------------------------------------------------- */
 
 /*
+ * A UDP datagram to or from the SQL Server Browser (port 1434), headers
+ * checked as for TCP: returns -3 and fills l4 (dir C2S for a request,
+ * the Browser's end as the server), or -1 (another UDP port), -2.
+ */
+TDSBPF_INLINE int tdsbpf_parse_udp(struct tdsbpf_pkt *p, struct tdsbpf_l4 *l4, __u32 off, __u32 ip_end)
+{
+	struct udphdr *udp = (struct udphdr *)((__u8 *)p->data + off);
+	__u16 sport, dport;
+
+	if ((void *)(udp + 1) > p->data_end)
+		return -2;
+	sport = tdsbpf_ntohs(udp->source);
+	dport = tdsbpf_ntohs(udp->dest);
+	if (dport == TDSBPF_BROWSER_PORT)
+		l4->dir = TDSBPF_DIR_C2S;
+	else if (sport == TDSBPF_BROWSER_PORT)
+		l4->dir = TDSBPF_DIR_S2C;
+	else
+		return -1;
+	l4->client_port = l4->dir == TDSBPF_DIR_C2S ? sport : dport;
+	l4->server_port = TDSBPF_BROWSER_PORT;
+	if (ip_end > p->pkt_len)
+		ip_end = p->pkt_len;
+	l4->poff = off + 8;
+	if (l4->poff > ip_end)
+		return -1;
+	l4->plen = ip_end - l4->poff;
+	l4->seq = 0;
+	l4->ack = 0;
+	l4->window = 0;
+	l4->flags = 0;
+	return -3;
+}
+
+/*
  * L2..L4 headers read directly (they are in the linear part of a frame or
  * pulled there); returns 0 and fills l4, or a negative value: -1 not
  * ours, -2 headers not directly readable. The addresses are copied later
@@ -1042,8 +1095,11 @@ TDSBPF_INLINE int tdsbpf_parse_headers(struct tdsbpf_pkt *p, struct tdsbpf_l4 *l
 
 		if ((void *)(ip + 1) > end)
 			return -2;
-		if (ip->protocol != 6 || ip->version != 4)
+		if (ip->version != 4)
 			return -1;
+		if (ip->protocol != 6 && !(ip->protocol == 17 && tdsbpf_follow_browser(p)))
+			return -1;
+		proto = ip->protocol;
 		/* fragments carry no TCP header we could trust */
 		if (ip->frag_off & tdsbpf_ntohs(0x3fff))
 			return -1;
@@ -1061,8 +1117,9 @@ TDSBPF_INLINE int tdsbpf_parse_headers(struct tdsbpf_pkt *p, struct tdsbpf_l4 *l
 
 		if ((void *)(ip6 + 1) > end)
 			return -2;
-		if (ip6->nexthdr != 6)
+		if (ip6->nexthdr != 6 && !(ip6->nexthdr == 17 && tdsbpf_follow_browser(p)))
 			return -1;
+		proto = ip6->nexthdr;
 		pl = tdsbpf_ntohs(ip6->payload_len);
 		ip_end = pl ? off + 40 + pl : p->pkt_len;
 		l4->family = 6;
@@ -1070,6 +1127,8 @@ TDSBPF_INLINE int tdsbpf_parse_headers(struct tdsbpf_pkt *p, struct tdsbpf_l4 *l
 	} else {
 		return -1;
 	}
+	if (proto == 17)
+		return tdsbpf_parse_udp(p, l4, off, ip_end);
 	tcp = (struct tcphdr *)((__u8 *)data + off);
 	if ((void *)(tcp + 1) > end)
 		return -2;
@@ -1129,6 +1188,132 @@ TDSBPF_NOINLINE int tdsbpf_fill_key(struct tdsbpf_pkt *p, const struct tdsbpf_l4
 	key->client_port = l4->client_port;
 	key->server_port = l4->server_port;
 	return 0;
+}
+
+/* ---- SQL Server Browser ------------------------------------------------ */
+
+/*
+ * The TCP ports an SSRP reply (SVR_RESP, MS-SQLR 2.2.5) names: each
+ * instance's string holds "...;tcp;<port>;...". The bytes are in sc->b
+ * (sc->n of them); the scan's state lives in sc so that bpf_loop's
+ * callback is verified once. Ports found go to sc->res[0..3].
+ */
+struct tdsbpf_ssrp_scan {
+	struct tdsbpf_scratch *sc;
+	__u32 state;   /* bytes of ";tcp;" matched, then 5 while in the digits */
+	__u32 port;
+	__u32 digits;
+	__u32 found;
+};
+
+TDSBPF_INLINE __u8 tdsbpf_ssrp_tag(__u32 k)
+{
+	return k == 1 ? 't' : k == 2 ? 'c' : k == 3 ? 'p' : ';';
+}
+
+static long tdsbpf_ssrp_step(__u32 i, void *data)
+{
+	struct tdsbpf_ssrp_scan *s = (struct tdsbpf_ssrp_scan *)data;
+	struct tdsbpf_scratch *sc = s->sc;
+	__u8 c;
+
+	if (i >= sc->n || s->found >= 4)
+		return 1;
+	c = sc->b[i & TDSBPF_BUF_MASK];
+	if (s->state == 5) {
+		if (c >= '0' && c <= '9' && s->digits < 5) {
+			s->port = s->port * 10 + (c - '0');
+			s->digits++;
+			return 0;
+		}
+		if (c == ';' && s->digits && s->port && s->port < 65536) {
+			sc->res[s->found & 3] = s->port;
+			s->found++;
+		}
+		s->state = c == ';' ? 1 : 0;
+		s->port = 0;
+		s->digits = 0;
+		return 0;
+	}
+	if (s->state < 5 && c == tdsbpf_ssrp_tag(s->state)) {
+		s->state++;
+		return 0;
+	}
+	s->state = c == ';' ? 1 : 0;
+	return 0;
+}
+
+TDSBPF_INLINE __u32 tdsbpf_ssrp_ports(struct tdsbpf_scratch *sc)
+{
+	struct tdsbpf_ssrp_scan s = { sc, 0, 0, 0, 0 };
+
+	sc->res[0] = sc->res[1] = sc->res[2] = sc->res[3] = 0;
+	/* SVR_RESP: 0x05, RESP_SIZE (2 bytes), the instances' string */
+	if (sc->n < 4 || sc->b[0] != 0x05)
+		return 0;
+	tdsbpf_loop(TDSBPF_BUF, tdsbpf_ssrp_step, &s);
+	return s.found;
+}
+
+/*
+ * A Browser datagram: a reply's TCP ports are traced from now on, before
+ * the client can connect to them, and the datagram goes to user space,
+ * which names the instances and times the exchange.
+ */
+TDSBPF_NOINLINE void tdsbpf_browser(struct tdsbpf_pkt *p, struct tdsbpf_l4 *l4,
+				    struct tdsbpf_flow_key *key)
+{
+	struct tdsbpf_browser_event *ev;
+	struct tdsbpf_scratch *sc;
+	__u32 n = l4->plen;
+	__u32 found = 0;
+	int i;
+
+	tdsbpf_stamp(p);
+	tdsbpf_count(p, TDSBPF_CNT_PACKETS_SEEN);
+	if (tdsbpf_fill_key(p, l4, key) < 0)
+		return;
+	sc = tdsbpf_scratch(p);
+	if (!sc)
+		return;
+	sc->n = 0;
+	if (n > TDSBPF_BUF - 1)
+		n = TDSBPF_BUF - 1;
+	n &= TDSBPF_BUF_MASK;
+	if (n && tdsbpf_load(p, l4->poff, sc->b, n) == 0)
+		sc->n = n;
+	if (l4->dir == TDSBPF_DIR_S2C)
+		found = tdsbpf_ssrp_ports(sc);
+	for (i = 0; i < 4; i++) {
+		if (i < (int)found)
+			tdsbpf_browser_port(p, (__u16)sc->res[i]);
+	}
+	ev = tdsbpf_reserve_browser(p);
+	if (!ev) {
+		tdsbpf_count(p, TDSBPF_CNT_RINGBUF_DROPS);
+		return;
+	}
+	__builtin_memset(&ev->base, 0, sizeof(ev->base));
+	ev->base.ts_ns = p->now;
+	__builtin_memcpy(&ev->base.key, key, sizeof(ev->base.key));
+	ev->base.ifindex = p->ifindex;
+	ev->base.kind = TDSBPF_EV_BROWSER;
+	ev->base.dir = l4->dir;
+	ev->base.hook = p->hook;
+	ev->base.payload_len = l4->plen;
+	ev->pad = 0;
+	ev->pad2 = 0;
+	for (i = 0; i < TDSBPF_BROWSER_FOLLOWED; i++)
+		ev->followed[i] = i < (int)found ? (__u16)sc->res[i & 3] : 0;
+	n = l4->plen;
+	if (n > TDSBPF_BROWSER_MAX)
+		n = TDSBPF_BROWSER_MAX;
+	ev->data_len = 0;
+	/* what the datagram does not fill is zero, not an older record's bytes */
+	__builtin_memset(ev->data, 0, sizeof(ev->data));
+	if (n && n <= TDSBPF_BROWSER_MAX && tdsbpf_load(p, l4->poff, ev->data, n) == 0)
+		ev->data_len = (__u16)n;
+	tdsbpf_submit(p, ev, 1);
 }
 
 /* The flow part of a frame: find or make the flow state, then TCP. */
@@ -1295,15 +1480,31 @@ TDSBPF_INLINE void tdsbpf_process(struct tdsbpf_pkt *p)
 		if (rc == -2)
 			tdsbpf_count(p, TDSBPF_CNT_PULL_FAIL);
 	}
+	if (rc == -3) {
+		tdsbpf_browser(p, l4, &u.seg.key);
+		if (tdsbpf_capturing(p))
+			tdsbpf_capture(p, &u.seg.key, l4->dir);
+		return;
+	}
 	if (rc < 0)
 		return;
 
 	if (tdsbpf_fill_key(p, l4, &u.seg.key) < 0)
 		return;
 	flow = tdsbpf_flow_get(p, &u.seg.key);
-	if (flow && tdsbpf_short_path(p, l4, flow))
+	if (flow && tdsbpf_short_path(p, l4, flow)) {
+		if (tdsbpf_capturing(p))
+			tdsbpf_capture(p, &u.seg.key, l4->dir);
 		return;
+	}
 	tdsbpf_full(p, &u, flow);
+	if (tdsbpf_capturing(p)) {
+		/* the walk's handle took the place of the key: the scratch area has it */
+		struct tdsbpf_scratch *sc = tdsbpf_scratch(p);
+
+		if (sc)
+			tdsbpf_capture(p, &sc->key, sc->l4.dir);
+	}
 }
 
 /*

@@ -7,7 +7,11 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +19,7 @@
 
 #include <gtest/gtest.h>
 
+#include "builder.h"
 #include "capture_frames.h"
 #include "event_json.h"
 #include "host_parser.h"
@@ -38,24 +43,28 @@ std::string event_line(const tdsbpf_event& ev, std::size_t len)
 // The loaded object, shared by all tests (loading verifies three programs).
 class Kernel {
 public:
-	static Kernel* get(std::string& why)
+	// features: the object loaded with --follow-browser and --write-pcap's
+	// settings (a snap length of kSnaplen), a second copy.
+	static constexpr uint32_t kSnaplen = 200;
+	static Kernel* get(std::string& why, bool features = false)
 	{
-		static std::unique_ptr<Kernel> k;
-		static std::string failure;
-		static bool tried = false;
-		if (!tried) {
-			tried = true;
-			failure = missing_privileges();
-			if (failure.empty()) {
+		static std::unique_ptr<Kernel> k[2];
+		static std::string failure[2];
+		static bool tried[2] = {false, false};
+		int i = features ? 1 : 0;
+		if (!tried[i]) {
+			tried[i] = true;
+			failure[i] = missing_privileges();
+			if (failure[i].empty()) {
 				auto* p = new Kernel();
-				if (p->load(failure))
-					k.reset(p);
+				if (p->load(failure[i], features))
+					k[i].reset(p);
 				else
 					delete p;
 			}
 		}
-		why = failure;
-		return k.get();
+		why = failure[i];
+		return k[i].get();
 	}
 
 	~Kernel()
@@ -97,6 +106,8 @@ public:
 		ring_buffer__consume(rb_);
 		events_.clear();
 		stats.clear();
+		records.clear();
+		cgroups.clear();
 	}
 
 	uint64_t counter(tdsbpf_counter c)
@@ -113,9 +124,11 @@ public:
 
 	tdsbpf_bpf* skel = nullptr;
 	std::vector<tdsbpf_stats> stats; // the counters of every FLOW_STATS record since reset
+	std::vector<Bytes> records;      // packet copies and Browser datagrams, whole, since reset
+	std::vector<uint64_t> cgroups;   // the cgroup ids of SYN and SYN+ACK events, since reset
 
 private:
-	bool load(std::string& why)
+	bool load(std::string& why, bool features)
 	{
 		skel = tdsbpf_bpf__open();
 		if (!skel) {
@@ -124,6 +137,10 @@ private:
 		}
 		// no periodic counters: kernel and host clocks differ
 		skel->rodata->flush_interval_ns = 0;
+		if (features) {
+			skel->rodata->follow_browser = 1;
+			skel->rodata->capture_snaplen = kSnaplen;
+		}
 		bpf_map__set_max_entries(skel->maps.events, 4 * 1024 * 1024);
 		int err = tdsbpf_bpf__load(skel);
 		if (err) {
@@ -136,7 +153,18 @@ private:
 			[](void* ctx, void* data, size_t len) -> int {
 				auto* self = static_cast<Kernel*>(ctx);
 				const auto* ev = static_cast<tdsbpf_event*>(data);
-				self->events_.push_back(event_line(*ev, len));
+				// the socket's cgroup is the kernel's alone (BPF_PROG_TEST_RUN
+				// gives tc a socket of the calling process): kept apart
+				if ((ev->kind == TDSBPF_EV_TCP_SYN || ev->kind == TDSBPF_EV_TCP_SYNACK) && ev->u.tcp.cgroup_id) {
+					self->cgroups.push_back(ev->u.tcp.cgroup_id);
+					tdsbpf_event copy = *ev;
+					copy.u.tcp.cgroup_id = 0;
+					self->events_.push_back(event_line(copy, sizeof(copy)));
+				} else {
+					self->events_.push_back(event_line(*ev, len));
+				}
+				if (ev->kind == TDSBPF_EV_PACKET || ev->kind == TDSBPF_EV_BROWSER)
+					self->records.emplace_back(static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + len);
 				if (ev->kind == TDSBPF_EV_FLOW_STATS)
 					self->stats.push_back(ev->u.stats);
 				return 0;
@@ -451,3 +479,109 @@ INSTANTIATE_TEST_SUITE_P(Programs, BpfTest, ::testing::Values(Prog::xdp, Prog::t
 			 });
 
 } // namespace
+
+// --follow-browser and --write-pcap in the kernel: a Browser reply's port
+// is traced from the packet that names it, and the copies of the packets
+// are the frames' first bytes, as the host walk makes them.
+TEST(BpfFeatures, BrowserAndPacketCopiesMatchHost)
+{
+	std::string why;
+	Kernel* k = Kernel::get(why, true);
+	TDSBPF_REQUIRE(k != nullptr, "needs root and BPF: " + why);
+	const uint16_t port = 14330;
+	auto& word = k->skel->bss->server_ports[port >> 6];
+	word &= ~(1ULL << (port & 63));
+	tb::Conn b;
+	b.sport = 1434;
+	b.cport = 50001;
+	tb::Conn t;
+	t.sport = port;
+	t.cport = 50002;
+	std::vector<Bytes> frames{
+		b.udp(true, tb::ssrp_ucast_inst("LAB")),
+		b.udp(false, tb::ssrp_response("ServerName;SQL1;InstanceName;LAB;IsClustered;No;Version;16.0.1000.6;tcp;14330;;")),
+		t.syn(), t.synack(), t.ack(true),
+		t.data(true, tb::tds(0x12, 1, tb::prelogin({{0, Bytes{16, 0, 0, 0, 0, 0}}}))),
+		t.data(false, Bytes(600, 0x04)), t.fin(true), t.fin(false), t.ack(true)};
+	auto kernel = kernel_events(k, Prog::xdp, frames);
+	EXPECT_TRUE(word & (1ULL << (port & 63))) << "the port named was not added";
+	auto kernel_records = k->records;
+
+	std::vector<std::string> host;
+	std::vector<Bytes> host_records;
+	HostParserConfig cfg;
+	cfg.flush_interval_ns = 0;
+	cfg.follow_browser = true;
+	cfg.snaplen = Kernel::kSnaplen;
+	HostParser hp(cfg, [&](const tdsbpf_event& ev, std::size_t len) {
+		host.push_back(event_line(ev, len));
+		if (ev.kind == TDSBPF_EV_PACKET || ev.kind == TDSBPF_EV_BROWSER)
+			host_records.emplace_back(reinterpret_cast<const uint8_t*>(&ev), reinterpret_cast<const uint8_t*>(&ev) + len);
+	});
+	uint64_t ts = 1;
+	for (const auto& f : frames)
+		hp.process_ethernet(f, static_cast<uint32_t>(f.size()), ts++);
+	EXPECT_EQ(kernel, host);
+	ASSERT_EQ(kernel_records.size(), host_records.size());
+	std::size_t packets = 0;
+	for (std::size_t i = 0; i < kernel_records.size(); i++) {
+		const auto& kr = kernel_records[i];
+		const auto& hr = host_records[i];
+		ASSERT_EQ(kr.size(), hr.size()) << i;
+		// past the base event (times, hooks and interfaces differ): the same bytes
+		std::size_t from = sizeof(tdsbpf_event);
+		EXPECT_TRUE(std::equal(kr.begin() + from, kr.end(), hr.begin() + from)) << i;
+		const auto* ev = reinterpret_cast<const tdsbpf_event*>(kr.data());
+		if (ev->kind != TDSBPF_EV_PACKET)
+			continue;
+		const auto* pk = reinterpret_cast<const tdsbpf_packet_event*>(kr.data());
+		const Bytes& f = frames[packets++];
+		EXPECT_EQ(pk->orig_len, f.size());
+		EXPECT_EQ(pk->cap_len, std::min<std::size_t>(f.size(), Kernel::kSnaplen));
+		EXPECT_TRUE(std::equal(f.begin(), f.begin() + pk->cap_len, kr.begin() + sizeof(tdsbpf_packet_event)));
+	}
+	EXPECT_EQ(packets, frames.size());
+	EXPECT_EQ(k->counter(TDSBPF_CNT_RINGBUF_DROPS), 0u);
+	word &= ~(1ULL << (port & 63));
+}
+
+// At tc egress a SYN and a SYN+ACK carry their socket's cgroup: under
+// BPF_PROG_TEST_RUN, a socket of this process, so the cgroup this test
+// runs in. XDP sees no socket.
+TEST(BpfFeatures, EgressOpensCarryTheSocketsCgroup)
+{
+	std::string why;
+	Kernel* k = Kernel::get(why);
+	TDSBPF_REQUIRE(k != nullptr, "needs root and BPF: " + why);
+	auto frames = crafted_conversation(false, -1);
+	kernel_events(k, Prog::xdp, frames);
+	EXPECT_TRUE(k->cgroups.empty());
+	kernel_events(k, Prog::tc_egress, frames);
+	ASSERT_EQ(k->cgroups.size(), 2u);
+	EXPECT_EQ(k->cgroups[0], k->cgroups[1]);
+	// the id is the inode of this process's cgroup directory on the cgroup2 mount
+	std::string mount, path;
+	{
+		std::ifstream mi("/proc/self/mountinfo");
+		for (std::string line; std::getline(mi, line);) {
+			std::istringstream in(line);
+			std::string f, point, rest;
+			for (int i = 0; i < 5 && in >> f; i++)
+				if (i == 4)
+					point = f;
+			if (line.find(" - cgroup2 ") != std::string::npos) {
+				mount = point;
+				break;
+			}
+		}
+		std::ifstream cg("/proc/self/cgroup");
+		for (std::string line; std::getline(cg, line);)
+			if (line.rfind("0::", 0) == 0)
+				path = line.substr(3);
+	}
+	if (mount.empty() || path.empty())
+		GTEST_SKIP() << "no cgroup2 mount to compare the id with";
+	struct stat st {};
+	ASSERT_EQ(stat((mount + path).c_str(), &st), 0) << mount + path;
+	EXPECT_EQ(k->cgroups[0], static_cast<uint64_t>(st.st_ino));
+}

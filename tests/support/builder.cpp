@@ -422,33 +422,38 @@ Bytes Conn::ip(bool c2s, uint32_t seq, uint32_t ack, uint8_t flags, const Bytes&
 	be16(t, 0);
 	be16(t, 0);
 	append(t, payload);
+	return ip_packet(c2s, 6, t);
+}
+
+Bytes Conn::ip_packet(bool c2s, uint8_t proto, const Bytes& l4) const
+{
 	const auto& src = c2s ? caddr : saddr;
 	const auto& dst = c2s ? saddr : caddr;
 	Bytes b;
 	if (!v6) {
 		put8(b, 0x45);
 		put8(b, 0);
-		be16(b, (uint16_t)(20 + t.size()));
+		be16(b, (uint16_t)(20 + l4.size()));
 		be16(b, 0x1234);
 		be16(b, 0x4000);
 		put8(b, 64);
-		put8(b, 6);
+		put8(b, proto);
 		be16(b, 0);
 		b.insert(b.end(), src.begin(), src.begin() + 4);
 		b.insert(b.end(), dst.begin(), dst.begin() + 4);
 	} else {
 		be32(b, 0x60000000);
-		be16(b, (uint16_t)t.size());
-		put8(b, 6);
+		be16(b, (uint16_t)l4.size());
+		put8(b, proto);
 		put8(b, 64);
 		b.insert(b.end(), src.begin(), src.end());
 		b.insert(b.end(), dst.begin(), dst.end());
 	}
-	append(b, t);
+	append(b, l4);
 	return b;
 }
 
-Bytes Conn::frame(bool c2s, uint32_t seq, uint32_t ack, uint8_t flags, const Bytes& payload, uint16_t win) const
+Bytes Conn::link(const Bytes& ip, bool c2s) const
 {
 	Bytes b{0x02, 0, 0, 0, 0, (uint8_t)(c2s ? 2 : 1), 0x02, 0, 0, 0, 0, (uint8_t)(c2s ? 1 : 2)};
 	if (vlan) {
@@ -456,7 +461,39 @@ Bytes Conn::frame(bool c2s, uint32_t seq, uint32_t ack, uint8_t flags, const Byt
 		be16(b, vlan_id);
 	}
 	be16(b, v6 ? 0x86dd : 0x0800);
-	append(b, ip(c2s, seq, ack, flags, payload, win));
+	append(b, ip);
+	return b;
+}
+
+Bytes Conn::udp(bool c2s, const Bytes& payload) const
+{
+	Bytes u;
+	be16(u, c2s ? cport : sport);
+	be16(u, c2s ? sport : cport);
+	be16(u, (uint16_t)(8 + payload.size()));
+	be16(u, 0);
+	append(u, payload);
+	return link(ip_packet(c2s, 17, u), c2s);
+}
+
+Bytes Conn::frame(bool c2s, uint32_t seq, uint32_t ack, uint8_t flags, const Bytes& payload, uint16_t win) const
+{
+	return link(ip(c2s, seq, ack, flags, payload, win), c2s);
+}
+
+Bytes ssrp_ucast_inst(const std::string& instance)
+{
+	Bytes b{0x04};
+	b.insert(b.end(), instance.begin(), instance.end());
+	b.push_back(0);
+	return b;
+}
+
+Bytes ssrp_response(const std::string& text)
+{
+	Bytes b{0x05};
+	le16(b, (uint16_t)text.size());
+	b.insert(b.end(), text.begin(), text.end());
 	return b;
 }
 

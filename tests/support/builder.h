@@ -98,6 +98,10 @@ Bytes tls_record(uint8_t type, const Bytes& body, uint16_t version = 0x0303);
 // ---- SMP ------------------------------------------------------------------
 Bytes smp(uint8_t flags, uint16_t sid, uint32_t seq, uint32_t window, const Bytes& payload = {});
 
+// ---- SQL Server Browser (SSRP, [MC-SQLR]) ------------------------------------
+Bytes ssrp_ucast_inst(const std::string& instance); // CLNT_UCAST_INST
+Bytes ssrp_response(const std::string& text);        // SVR_RESP around "ServerName;...;;"
+
 // ---- Link / IP / TCP --------------------------------------------------------
 enum : uint8_t { FIN = 0x01, SYN = 0x02, RST = 0x04, PSH = 0x08, ACK = 0x10 };
 
@@ -116,6 +120,13 @@ struct Conn {
 	// The IP packet only (no link header).
 	Bytes ip(bool c2s, uint32_t seq, uint32_t ack, uint8_t flags, const Bytes& payload,
 		 uint16_t win = 8192) const;
+	// An Ethernet frame of a UDP datagram between the same ends (for the
+	// SQL Server Browser, sport is 1434).
+	Bytes udp(bool c2s, const Bytes& payload) const;
+	// An IP packet of protocol proto around an L4 header and payload, and
+	// the Ethernet (and VLAN) header before one.
+	Bytes ip_packet(bool c2s, uint8_t proto, const Bytes& l4) const;
+	Bytes link(const Bytes& ip, bool c2s) const;
 
 	Bytes syn() { Bytes f = frame(true, cseq, 0, SYN, {}); cseq++; return f; }
 	Bytes synack() { Bytes f = frame(false, sseq, cseq, SYN | ACK, {}); sseq++; return f; }

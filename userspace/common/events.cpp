@@ -31,6 +31,8 @@ const char* event_kind_name(uint8_t kind)
 	case TDSBPF_EV_FLOW_STATS: return "flow_stats";
 	case TDSBPF_EV_TDS_DONE: return "tds_done";
 	case TDSBPF_EV_RESYNC: return "resync";
+	case TDSBPF_EV_BROWSER: return "browser";
+	case TDSBPF_EV_PACKET: return "packet";
 	}
 	return "unknown";
 }

@@ -19,6 +19,7 @@
 #include <absl/container/flat_hash_map.h>
 #include <spdlog/spdlog.h>
 
+#include "browser.h"
 #include "connection.h"
 
 namespace tdsbpf {
@@ -66,6 +67,8 @@ struct Pending {
 	uint64_t order;
 	tdsbpf_event ev;
 	std::unique_ptr<tdsbpf_ntlm_event> ntlm;
+	// a larger record whole (Browser datagram, packet copy)
+	std::unique_ptr<std::vector<uint8_t>> record;
 };
 
 
@@ -138,19 +141,42 @@ struct Aggregator::Impl {
 	absl::flat_hash_map<uint32_t, std::string> ifnames; // ifindex -> name, refreshed every minute
 	uint64_t ifnames_at = 0;
 
-	Impl(AggregatorConfig c, Sink& s) : cfg(std::move(c)), sink(s) {}
+	BrowserTracker browser;
+
+	Impl(AggregatorConfig c, Sink& s)
+		: cfg(std::move(c)), sink(s),
+		  browser(cfg, sink, sum, [this](uint32_t ifindex, uint64_t now) { return ifname(ifindex, now); })
+	{
+	}
+
+	// A larger record: a Browser datagram, or a packet copy handed on with
+	// the id of the connection it belongs to.
+	void process_record(const std::vector<uint8_t>& rec)
+	{
+		const auto& ev = *reinterpret_cast<const tdsbpf_event*>(rec.data());
+		if (ev.kind == TDSBPF_EV_BROWSER) {
+			browser.on_datagram(*reinterpret_cast<const tdsbpf_browser_event*>(rec.data()));
+			return;
+		}
+		const auto& pk = *reinterpret_cast<const tdsbpf_packet_event*>(rec.data());
+		auto it = table.find(FlowKey{ev.key});
+		uint64_t id = it != table.end() ? it->second.conn->id : 0;
+		if (cfg.on_packet)
+			cfg.on_packet(id, pk, {rec.data() + sizeof(pk), pk.cap_len});
+	}
 
 	std::list<Connection*>& list_of(const Entry& e) { return e.established ? lru_established : lru_halfopen; }
 
-	void push(const tdsbpf_event& ev, std::unique_ptr<tdsbpf_ntlm_event> ntlm)
+	void push(const tdsbpf_event& ev, std::unique_ptr<tdsbpf_ntlm_event> ntlm,
+		  std::unique_ptr<std::vector<uint8_t>> record = nullptr)
 	{
 		if (pending.empty() || pending.back().ts <= ev.ts_ns) {
-			pending.push_back(Pending{ev.ts_ns, order++, ev, std::move(ntlm)});
+			pending.push_back(Pending{ev.ts_ns, order++, ev, std::move(ntlm), std::move(record)});
 		} else {
 			// out of order (another CPU's event): after every event of the same time
 			auto at = std::upper_bound(pending.begin(), pending.end(), ev.ts_ns,
 						   [](uint64_t ts, const Pending& p) { return ts < p.ts; });
-			pending.insert(at, Pending{ev.ts_ns, order++, ev, std::move(ntlm)});
+			pending.insert(at, Pending{ev.ts_ns, order++, ev, std::move(ntlm), std::move(record)});
 		}
 		high_water = std::max<uint64_t>(high_water, ev.ts_ns);
 		uint64_t window = static_cast<uint64_t>(cfg.reorder_window_us) * 1000ull;
@@ -169,7 +195,10 @@ struct Aggregator::Impl {
 	void release_one()
 	{
 		const Pending& p = pending.front(); // processing never adds to pending
-		process(p.ev, p.ntlm.get());
+		if (p.record)
+			process_record(*p.record);
+		else
+			process(p.ev, p.ntlm.get());
 		pending.pop_front();
 	}
 
@@ -247,6 +276,7 @@ struct Aggregator::Impl {
 			}
 			if (!redirects.empty())
 				link_redirect(*e.conn, ev.ts_ns);
+			e.conn->browser = browser.origin_for(ev.key, ev.ts_ns);
 			it = table.emplace(key, std::move(e)).first;
 			lru_halfopen.push_back(it->second.conn.get());
 			it->second.lru = std::prev(lru_halfopen.end());
@@ -262,6 +292,12 @@ struct Aggregator::Impl {
 		}
 		if (c.login.routing_seen && !e.redirect_noted)
 			note_redirect(e, ev.ts_ns);
+		if ((ev.kind == TDSBPF_EV_TCP_SYN || ev.kind == TDSBPF_EV_TCP_SYNACK) && ev.u.tcp.cgroup_id &&
+		    c.owners[ev.dir & 1].cgroup_id != ev.u.tcp.cgroup_id) {
+			Connection::Owner& o = c.owners[ev.dir & 1];
+			o.cgroup_id = ev.u.tcp.cgroup_id;
+			o.who = cfg.resolve_owner ? cfg.resolve_owner(o.cgroup_id) : nullptr;
+		}
 
 		// Most recently active last; splice keeps the node (no allocation).
 		bool established = c.tcp.synack_ns || c.tcp.hs_ack_ns || c.phase != Phase::tcp_handshake;
@@ -408,8 +444,29 @@ struct Aggregator::Impl {
 			for (const auto& d : diags)
 				cfg.metrics->diagnosis(e.metrics_server, d.code, d.severity);
 		}
+		if (cfg.metrics && cfg.metrics->owner_labels()) {
+			for (int side = 0; side < 2; side++) {
+				const Connection::Owner& o = c.owners[side];
+				if (!o.cgroup_id)
+					continue;
+				const SocketOwner* who = o.who.get();
+				std::string_view label = !who ? std::string_view{}
+							 : !who->pod_uid.empty() ? std::string_view(who->pod_uid)
+							 : !who->container_id.empty() ? std::string_view(who->container_id)
+							 : !who->systemd_unit.empty() ? std::string_view(who->systemd_unit)
+										       : std::string_view(who->cgroup_path);
+				cfg.metrics->owner_connection(it->second.metrics_server, side == TDSBPF_DIR_C2S ? "client" : "server",
+							      label);
+			}
+		}
 		if (print)
 			emit(c, diags, true);
+		if (cfg.on_connection_end) {
+			bool diagnosed = false;
+			for (const auto& d : diags)
+				diagnosed |= std::string_view(d.severity) != "info";
+			cfg.on_connection_end(c.id, diagnosed);
+		}
 		bool closed = c.closed() || c.complete;
 		uint64_t end_ns = c.end_ns;
 		list_of(it->second).erase(it->second.lru);
@@ -525,6 +582,7 @@ struct Aggregator::Impl {
 
 	void advance(uint64_t now)
 	{
+		browser.advance(now);
 		while (!linger.empty() && linger.front().deadline <= now) {
 			Linger l = linger.front();
 			linger.pop_front();
@@ -617,6 +675,24 @@ void Aggregator::on_event(const tdsbpf_event& ev, size_t len)
 		}
 		ntlm = std::make_unique<tdsbpf_ntlm_event>();
 		std::memcpy(ntlm.get(), &ev, sizeof(tdsbpf_ntlm_event));
+	} else if (ev.kind == TDSBPF_EV_BROWSER || ev.kind == TDSBPF_EV_PACKET) {
+		std::size_t want = sizeof(tdsbpf_browser_event);
+		if (ev.kind == TDSBPF_EV_PACKET) {
+			const auto* pk = reinterpret_cast<const tdsbpf_packet_event*>(&ev);
+			want = len >= sizeof(tdsbpf_packet_event) && pk->cap_len <= TDSBPF_SNAPLEN_MAX
+				       ? sizeof(tdsbpf_packet_event) + pk->cap_len
+				       : SIZE_MAX;
+		}
+		if (len < want) {
+			m.sum.events_malformed++;
+			return;
+		}
+		// packet copies nobody takes are not held
+		if (ev.kind == TDSBPF_EV_PACKET && !m.cfg.on_packet)
+			return;
+		const auto* bytes = reinterpret_cast<const uint8_t*>(&ev);
+		m.push(ev, nullptr, std::make_unique<std::vector<uint8_t>>(bytes, bytes + want));
+		return;
 	}
 	m.push(ev, std::move(ntlm));
 }
@@ -647,6 +723,7 @@ void Aggregator::finish(uint64_t now_ns)
 		if (it != m.table.end())
 			m.end(it, it->second.lingering ? EndReason::closed : EndReason::finish, now);
 	}
+	m.browser.finish(now);
 	m.sink.flush();
 }
 

@@ -382,6 +382,21 @@ struct Connection {
 		tdsbpf_flow_key key;
 	};
 	std::shared_ptr<const RedirectOrigin> redirected_from;
+	// The local process at each end (index: TDSBPF_DIR_C2S the client,
+	// TDSBPF_DIR_S2C the server): the cgroup of the socket its SYN or
+	// SYN+ACK left from. Only an end on this host, seen at egress, has one.
+	struct Owner {
+		uint64_t cgroup_id = 0;
+		std::shared_ptr<const SocketOwner> who; // null: not resolved (gone, or no resolver)
+	};
+	Owner owners[2];
+	// The Browser answer that named this server's port to this client
+	// shortly before it connected. Allocated only for such connections.
+	struct BrowserOrigin {
+		std::string instance;
+		double lookup_ms = -1; // request to answer; -1: the request was not seen
+	};
+	std::shared_ptr<const BrowserOrigin> browser;
 
 	// Lifecycle
 	bool complete = false; // the TCP close is over; lingering

@@ -175,6 +175,28 @@ void Metrics::diagnosis(uint32_t server, std::string_view code, std::string_view
 	bump(diagnoses_, server, code, severity);
 }
 
+void Metrics::browser_lookup(std::string_view outcome)
+{
+	auto it = browser_.find(outcome);
+	if (it == browser_.end())
+		it = browser_.emplace(std::string(outcome), 0).first;
+	it->second++;
+}
+
+void Metrics::owner_connection(uint32_t server, std::string_view side, std::string_view owner)
+{
+	if (!owner_labels_)
+		return;
+	std::string value(owner.empty() ? "unknown" : owner);
+	if (!owner_values_.count(value)) {
+		if (owner_values_.size() >= max_servers_)
+			value = "other";
+		else
+			owner_values_.emplace(value, true);
+	}
+	bump(owners_, server, side, value);
+}
+
 std::string Metrics::render(const Summary& s, const TracerCounters& t) const
 {
 	Page p;
@@ -217,6 +239,18 @@ std::string Metrics::render(const Summary& s, const TracerCounters& t) const
 	p.family("tdsbpf_tls_logins_total", "counter", "Logins over TLS, by the TLS version the server chose.");
 	for (const auto& [k, n] : tls_)
 		p.sample({{"server", sv(k.server)}, {"version", k.labels[0]}}, static_cast<double>(n));
+
+	if (owner_labels_) {
+		p.family("tdsbpf_owner_connections_total", "counter",
+			 "Connections that ended, by the local process at one end (side client or server): its systemd "
+			 "unit, container id or pod uid.");
+		for (const auto& [k, n] : owners_)
+			p.sample({{"server", sv(k.server)}, {"side", k.labels[0]}, {"owner", k.labels[1]}},
+				 static_cast<double>(n));
+	}
+	p.family("tdsbpf_browser_lookups_total", "counter", "SQL Server Browser lookups reported, by outcome.");
+	for (const auto& [outcome, n] : browser_)
+		p.sample({{"outcome", outcome}}, static_cast<double>(n));
 
 	p.family("tdsbpf_connections_tracked", "gauge", "Connections the aggregator holds now (--max-connections).");
 	p.sample({}, static_cast<double>(s.connections_open));

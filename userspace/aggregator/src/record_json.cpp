@@ -59,6 +59,7 @@ private:
 	void close();
 	void tcp();
 	void diagnoses();
+	void owners();
 
 	JsonWriter w_;
 	const RecordContext& r_;
@@ -124,6 +125,17 @@ void RecordWriter::write()
 	} else {
 		w_.null_member("redirected_from");
 	}
+	if (const auto* b = c_.browser.get()) {
+		w_.key("browser").begin_object().member("instance", b->instance);
+		if (b->lookup_ms >= 0)
+			w_.member("lookup_ms", b->lookup_ms);
+		else
+			w_.null_member("lookup_ms");
+		w_.end_object();
+	} else {
+		w_.null_member("browser");
+	}
+	owners();
 	w_.member("phase", phase_name(c_.phase));
 	phases(end_ns);
 	login();
@@ -403,6 +415,34 @@ void RecordWriter::tcp()
 		w_.member("handshake_ms", Millis{t.hs_ack_ns - t.syn_ns});
 	else
 		w_.null_member("handshake_ms");
+	w_.end_object();
+}
+
+void RecordWriter::owners()
+{
+	w_.key("owners").begin_object();
+	for (int side = 0; side < 2; side++) {
+		const Connection::Owner& o = c_.owners[side];
+		const char* k = side == TDSBPF_DIR_C2S ? "client" : "server";
+		if (!o.cgroup_id) {
+			w_.null_member(k);
+			continue;
+		}
+		w_.key(k).begin_object().member("cgroup.id", o.cgroup_id);
+		const SocketOwner* who = o.who.get();
+		auto text = [&](std::string_view key, const std::string* v) {
+			if (v && !v->empty())
+				w_.member(key, std::string_view(*v));
+			else
+				w_.null_member(key);
+		};
+		text("cgroup.path", who ? &who->cgroup_path : nullptr);
+		text("systemd.unit", who ? &who->systemd_unit : nullptr);
+		text("container.id", who ? &who->container_id : nullptr);
+		text("container.runtime", who ? &who->container_runtime : nullptr);
+		text("k8s.pod.uid", who ? &who->pod_uid : nullptr);
+		w_.end_object();
+	}
 	w_.end_object();
 }
 

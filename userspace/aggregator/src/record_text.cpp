@@ -94,6 +94,31 @@ void write_record_text(std::string& out, const RecordContext& r)
 	if (const auto* o = c.redirected_from.get())
 		t << "   routed    here by the server of #" << o->id << " ("
 		  << endpoint_string(o->key.server_addr, o->key.family, o->key.server_port) << ")\n";
+	if (const auto* b = c.browser.get()) {
+		t << "   browser   instance " << b->instance << " named this port";
+		if (b->lookup_ms >= 0)
+			t.printf(" (lookup %.3f ms)", b->lookup_ms);
+		t << "\n";
+	}
+	for (int side : {kC2S, kS2C}) {
+		const Connection::Owner& o = c.owners[side];
+		if (!o.cgroup_id)
+			continue;
+		t << (side == kC2S ? "   client    " : "   server    ");
+		const SocketOwner* who = o.who.get();
+		if (!who) {
+			t << "cgroup " << o.cgroup_id << " (gone or not resolved)\n";
+			continue;
+		}
+		t << who->cgroup_path;
+		if (!who->systemd_unit.empty())
+			t << ", unit " << who->systemd_unit;
+		if (!who->container_id.empty())
+			t << ", container " << who->container_id.substr(0, 12);
+		if (!who->pod_uid.empty())
+			t << ", pod " << who->pod_uid;
+		t << "\n";
+	}
 	t << "   phases (name@start+duration, ms)\n            ";
 	for (size_t i = 0; i < c.phases.size(); i++) {
 		uint64_t start = c.phases[i].start_ns;

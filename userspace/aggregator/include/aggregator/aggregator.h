@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 #include <tdsbpf/events.h>
@@ -35,6 +36,15 @@
 namespace tdsbpf {
 
 enum class OutputFormat { json, text };
+
+// The process behind a local socket, as far as its cgroup path shows it.
+struct SocketOwner {
+	std::string cgroup_path;    // relative to the cgroup2 mount
+	std::string systemd_unit;
+	std::string container_id;
+	std::string container_runtime;
+	std::string pod_uid;
+};
 
 struct AggregatorConfig {
 	// A login (SYN to LOGINACK) slower than this is diagnosed slow_login.
@@ -88,6 +98,25 @@ struct AggregatorConfig {
 	// Called once for each login answered with an ENVCHANGE routing, with
 	// the port it sends the client to (--follow-redirects logs it).
 	std::function<void(uint16_t port)> on_redirect;
+	// Who owns a local socket, by the cgroup id its SYN or SYN+ACK left
+	// with; called when that packet is taken (the cgroup may be gone by
+	// the end). None, or nullptr returned: the record says only the id.
+	std::function<std::shared_ptr<const SocketOwner>(uint64_t cgroup_id)> resolve_owner;
+	// SQL Server Browser: a request with no answer after this long is
+	// reported as unanswered; an answer slower than browser_slow_ms is
+	// diagnosed slow.
+	uint32_t browser_timeout_ms = 2000;
+	uint32_t browser_slow_ms = 500;
+	// Called once for each TCP port a Browser answer names (--follow-browser
+	// adds it to the traced ports).
+	std::function<void(uint16_t port)> on_browser_port;
+	// Packet copies (TDSBPF_EV_PACKET, --write-pcap), in time order with
+	// the other events: the connection they belong to (0: none tracked).
+	std::function<void(uint64_t connection_id, const tdsbpf_packet_event& pkt, std::span<const uint8_t> bytes)>
+		on_packet;
+	// Each connection as it ends (after its record), with whether it got a
+	// diagnosis of severity warning or error.
+	std::function<void(uint64_t connection_id, bool diagnosed)> on_connection_end;
 };
 
 // What an output (--output, --events-output) could not deliver; the
@@ -104,6 +133,7 @@ struct Summary {
 	uint64_t events_submitted = 0;  // put out by the kernel (or the capture walk), from note_submitted
 	uint64_t events_malformed = 0;  // too short or unknown kind
 	uint64_t events_late = 0;       // for connections already printed
+	uint64_t browser_lookups = 0;   // SQL Server Browser exchanges reported
 	uint64_t connections_seen = 0;  // created
 	uint64_t connections_ended = 0; // printed as final
 	uint64_t connections_open = 0;  // tracked now

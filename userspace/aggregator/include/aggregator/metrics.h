@@ -82,6 +82,15 @@ public:
 	void connection_ended(uint32_t server, std::string_view login_outcome, std::string_view close_kind,
 			      std::string_view method);
 	void diagnosis(uint32_t server, std::string_view code, std::string_view severity);
+	// A SQL Server Browser lookup reported, by outcome.
+	void browser_lookup(std::string_view outcome);
+	// Connections by the local process at one end (--metrics-owner-labels:
+	// off by default, as owners can be many). owner: the systemd unit, the
+	// container id or the pod uid; at most max_servers distinct values,
+	// the rest counted as "other".
+	void set_owner_labels(bool on) { owner_labels_ = on; }
+	bool owner_labels() const { return owner_labels_; }
+	void owner_connection(uint32_t server, std::string_view side, std::string_view owner);
 
 	// The whole page, Prometheus text format 0.0.4.
 	std::string render(const Summary& s, const TracerCounters& t) const;
@@ -122,6 +131,10 @@ private:
 	Counts ended_;     // server, login outcome, close kind, method
 	Counts diagnoses_; // server, code, severity
 	Counts tls_;       // server, version
+	Counts owners_;    // server, side, owner
+	std::map<std::string, uint64_t, std::less<>> browser_; // outcome
+	std::unordered_map<std::string, bool> owner_values_;
+	bool owner_labels_ = false;
 	uint32_t other_ = UINT32_MAX;
 };
 
