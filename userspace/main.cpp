@@ -102,6 +102,7 @@ struct Options {
 	uint32_t pcap_files = 0;
 	bool pcap_diagnosed_only = false;
 	bool metrics_owner_labels = false;
+	std::string cgroup_root = "/sys/fs/cgroup";
 	bool verbose = false;
 };
 
@@ -152,8 +153,14 @@ public:
 			};
 			cfg.on_connection_end = [this](uint64_t id, bool diagnosed) { capture_->connection_end(id, diagnosed); };
 		}
-		if (o.read.empty())
+		if (o.read.empty()) {
+			resolver_ = std::make_unique<tdsbpf::OwnerResolver>(o.cgroup_root);
+			if (!resolver_->available())
+				spdlog::info("--cgroup-root {}: no cgroup2 file system there; records give the cgroup id of a "
+					     "local socket, not its service",
+					     o.cgroup_root);
 			cfg.resolve_owner = [this](uint64_t id) { return owner_of(id); };
+		}
 		if (o.follow_browser)
 			cfg.on_browser_port = [this](uint16_t port) {
 				if (browser_ports_.insert(port).second)
@@ -338,7 +345,7 @@ private:
 	}
 
 	const Options& opt_;
-	std::unique_ptr<tdsbpf::OwnerResolver> resolver_ = std::make_unique<tdsbpf::OwnerResolver>();
+	std::unique_ptr<tdsbpf::OwnerResolver> resolver_;
 	std::unordered_map<uint64_t, std::shared_ptr<const tdsbpf::SocketOwner>> owners_;
 	std::unique_ptr<tdsbpf::PacketCapture> capture_; // before agg_, which hands it packets
 	std::set<uint16_t> browser_ports_;
@@ -762,6 +769,9 @@ int main(int argc, char** argv)
 		     "Write only the packets of connections whose record has a warning or an error (each "
 		     "connection's packets held until it ends, 1 MiB each and 64 MiB in all)")
 		->needs(pcap);
+	auto* cgroups = app.add_option("--cgroup-root", o.cgroup_root,
+				       "Where the host's cgroup2 tree is mounted, to name the service, container or pod of "
+				       "a local socket (in a container: the host's /sys/fs/cgroup mounted read-only)");
 	auto* metrics = app.add_option("--metrics-addr", o.metrics_addr,
 				       "Serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9433, "
 				       "[::1]:9433, or :9433 for every address)");
@@ -771,7 +781,7 @@ int main(int argc, char** argv)
 		->needs(metrics);
 	app.add_flag("-v,--verbose", o.verbose, "More log lines");
 	// what only tracing live means is refused with --read, not ignored
-	for (CLI::Option* live : {iface, attach, xdp_mode, tc_api, gone, user, ringbuf, duration, ready, metrics})
+	for (CLI::Option* live : {iface, attach, xdp_mode, tc_api, gone, user, ringbuf, duration, ready, metrics, cgroups})
 		read->excludes(live);
 	try {
 		app.parse(argc, argv);

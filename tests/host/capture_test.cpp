@@ -316,6 +316,16 @@ TEST(CapturesBinary, BadValuesAreRefused)
 		{" --metrics-addr :9433 --events" + none, "--metrics-addr counts connections"},
 		// checked before anything is attached
 		{" --ready-file /nonexistent/dir/ready" + none, "--ready-file /nonexistent/dir/ready: cannot write"},
+		// the packet file: opened first, its settings checked
+		{" --write-pcap /nonexistent/dir/x.pcapng" + none,
+		 "cannot write the packet capture to /nonexistent/dir/x.pcapng: No such file or directory"},
+		{" --write-pcap /tmp/x.pcapng --snaplen 10" + none, "--snaplen"},
+		{" --write-pcap /tmp/x.pcapng --snaplen 5000" + none, "--snaplen"},
+		{" --snaplen 100" + none, "--snaplen requires --write-pcap"},
+		{" --write-pcap-diagnosed" + none, "requires --write-pcap"},
+		{" --write-pcap /tmp/x.pcapng --events" + none, "--write-pcap labels packets with their connections"},
+		{" --metrics-owner-labels" + none, "requires --metrics-addr"},
+		{" --cgroup-root /sys/fs/cgroup" + rd, "excludes"},
 	};
 	for (const auto& [args, says] : cases) {
 		Proc r = run(std::string(TDSBPF_BIN) + args);
@@ -798,4 +808,40 @@ TEST(CapturesRefused, SameSynRetriedAfterResetsIsOneAttempt)
 	EXPECT_EQ(c["close"]["kind"], "refused");
 	EXPECT_EQ(c["tcp"]["syn_count"], 3);
 	EXPECT_TRUE(has_diagnosis(c, "connection_refused")) << c["diagnoses"].dump();
+}
+
+// --read with --write-pcap: the packets of the capture that were taken, as
+// pcapng, each with its record's connection id; tshark dissects the TDS in
+// them as in the original, and the packets are each record's packets.
+TEST(CapturesBinary, WritePcapOfARealCapture)
+{
+	NEED_CAPTURES();
+	NEED_TOOL("tshark");
+	tdsbpf::lab::TempDir dir;
+	std::string out = dir.file("sql2000.pcapng");
+	Proc r = tdsbpf_read(cap(kSql2000), "--write-pcap " + quote(out));
+	ASSERT_EQ(r.rc, 0) << r.err;
+	auto conns = connections(ndjson(r.out));
+	ASSERT_EQ(conns.size(), 1u);
+	uint64_t id = conns[0]["tdsbpf.connection_id"];
+	const json& pk = conns[0]["tcp"]["packets"];
+	uint64_t packets = pk["client_to_server"].get<uint64_t>() + pk["server_to_client"].get<uint64_t>();
+	Proc t = run("tshark -r " + quote(out) + " -d tcp.port==1433,tds -T fields -e frame.comment -e tds.type");
+	ASSERT_EQ(t.rc, 0) << t.err;
+	std::istringstream lines(t.out);
+	std::size_t frames = 0;
+	std::map<int, int> types;
+	for (std::string line; std::getline(lines, line);) {
+		frames++;
+		EXPECT_EQ(line.rfind("tdsbpf.connection_id=" + std::to_string(id) + " ", 0), 0u) << line;
+		auto tab = line.find('\t');
+		if (tab != std::string::npos && tab + 1 < line.size())
+			types[std::stoi(line.substr(tab + 1))]++;
+	}
+	EXPECT_EQ(frames, packets);
+	// as tshark reads the original: PRELOGIN, LOGIN7, a batch and the replies
+	EXPECT_EQ(types, (std::map<int, int>{{1, 1}, {16, 1}, {18, 1}, {4, 3}}));
+	EXPECT_NE(r.err.find("--write-pcap " + out + ": " + std::to_string(packets) + " packets in 1 file(s)"),
+		  std::string::npos)
+		<< r.err;
 }
