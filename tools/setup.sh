@@ -29,11 +29,12 @@ esac
 # running: compilers, the BPF toolchain, libraries
 PACKAGES=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
 	linux-libc-dev libspdlog-dev nlohmann-json3-dev libcli11-dev libpcap-dev libssl-dev
-	libabsl-dev libxxhash-dev libcivetweb-dev libsystemd-dev help2man iproute2)
+	libabsl-dev libxxhash-dev libcivetweb-dev libsystemd-dev help2man iproute2 libkrb5-dev)
 if [ "$MODE" = test ]; then
 	# testing: GoogleTest, the real peers and the oracles
 	PACKAGES+=(libgtest-dev tshark tcpdump freetds-bin tdsodbc unixodbc python3-pymssql
-		python3-pyodbc python3-jsonschema time libclang-rt-14-dev prometheus curl rsyslog socat)
+		python3-pyodbc python3-jsonschema time libclang-rt-14-dev prometheus curl rsyslog socat
+		krb5-kdc krb5-admin-server krb5-user)
 fi
 
 missing=()

@@ -463,21 +463,21 @@ void Connection::handle_login7(const Message& m, Clock::time_point now) {
     return;
   }
   auto ntlm = parse_ntlm(login.sspi);
+  if (!ntlm) {
+    if (auto mech = initial_token_mechanism(login.sspi); mech != GssMechanism::none) {
+      if (settings_.kerberos.keytab.empty()) {
+        refuse_integrated_login(std::string(gss_mechanism_name(mech)) + " token, but no --kerberos-keytab");
+        return;
+      }
+      log_debug(std::string(gss_mechanism_name(mech)) + " token of " + std::to_string(login.sspi.size()) +
+                " bytes in LOGIN7");
+      kerberos_ = std::make_unique<GssAcceptor>(settings_.kerberos);
+      kerberos_step(login.sspi, now);
+      return;
+    }
+  }
   if (!ntlm || ntlm->type != NtlmMessageType::negotiate) {
-    TokenWriter t;
-    Message16 err;
-    err.number = 18452;
-    err.state = 1;
-    err.severity = 14;
-    err.text = "Login failed. The login is from an untrusted domain and cannot be used with Integrated "
-               "authentication. (The lab server speaks NTLM only.)";
-    err.server = settings_.server_name;
-    t.error(err);
-    t.done(token::done, done_status::error, curcmd::none, 0);
-    send_message(main_, 4, t.take());
-    log_info("integrated login without an NTLM NEGOTIATE: refused");
-    stage_ = Stage::closed;
-    close_ = CloseAction::fin_after_flush;
+    refuse_integrated_login("integrated login without an NTLM NEGOTIATE or a Kerberos/SPNEGO token");
     return;
   }
   ntlm_spnego_ = ntlm->in_spnego;
@@ -489,6 +489,10 @@ void Connection::handle_login7(const Message& m, Clock::time_point now) {
 }
 
 void Connection::handle_sspi(const Message& m, Clock::time_point now) {
+  if (kerberos_) {
+    kerberos_step(m.payload, now);
+    return;
+  }
   auto ntlm = parse_ntlm(m.payload);
   if (!ntlm || ntlm->type != NtlmMessageType::authenticate) {
     fail("SSPI packet without an NTLM AUTHENTICATE");
@@ -500,10 +504,57 @@ void Connection::handle_sspi(const Message& m, Clock::time_point now) {
   finish_login(name, now);
 }
 
-void Connection::finish_login(const std::string& login_name, Clock::time_point now) {
+void Connection::kerberos_step(ByteView token, Clock::time_point now) {
+  GssAcceptor::Step step = kerberos_->step(token);
+  switch (step.state) {
+    case GssAcceptor::State::failed:
+      kerberos_.reset();
+      refuse_integrated_login("Kerberos: " + step.error);
+      return;
+    case GssAcceptor::State::continue_needed: {
+      TokenWriter t;
+      t.sspi(step.reply);
+      send_message(main_, 4, t.take());
+      log_debug("Kerberos: context continues, SSPI token of " + std::to_string(step.reply.size()) + " bytes");
+      stage_ = Stage::expect_sspi;
+      return;
+    }
+    case GssAcceptor::State::complete:
+      break;
+  }
+  kerberos_.reset();
+  log_debug("Kerberos: authenticated '" + step.principal + "'" +
+            (step.reply.empty() ? std::string() : ", mutual authentication token of " +
+                                                      std::to_string(step.reply.size()) + " bytes"));
+  // Faults by login name work as with NTLM: the user part of user@REALM.
+  faults_.merge(faults_from_login_name(step.principal.substr(0, step.principal.find('@'))));
+  finish_login(step.principal, now, step.reply);
+}
+
+// What SQL Server answers when the SSPI exchange itself fails (the client
+// never became anyone): 18452, not 18456.
+void Connection::refuse_integrated_login(const std::string& why) {
+  TokenWriter t;
+  Message16 err;
+  err.number = 18452;
+  err.state = 1;
+  err.severity = 14;
+  err.text = "Login failed. The login is from an untrusted domain and cannot be used with Integrated "
+             "authentication.";
+  err.server = settings_.server_name;
+  t.error(err);
+  t.done(token::done, done_status::error, curcmd::none, 0);
+  send_message(main_, 4, t.take());
+  log_info("integrated login refused (18452): " + why);
+  stage_ = Stage::closed;
+  close_ = CloseAction::fin_after_flush;
+}
+
+void Connection::finish_login(const std::string& login_name, Clock::time_point now, ByteView sspi_reply) {
   if (apply_phase_faults(Phase::auth, now)) return;
   session_.user = login_name;
   TokenWriter t;
+  if (!sspi_reply.empty()) t.sspi(sspi_reply);
   if (faults_.fail_login) {
     Message16 err;
     err.number = 18456;

@@ -1,7 +1,8 @@
 // One client connection of the lab server as a state machine fed by bytes.
 // It performs no system calls: the event loop hands it what the socket read,
 // takes the bytes it wants to send and carries out the close it asks for.
-// That keeps every protocol decision testable with crafted input.
+// That keeps every protocol decision testable with crafted input. (Kerberos
+// logins are the exception: GSS-API reads the keytab and its replay cache.)
 #pragma once
 
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <string>
 
 #include "faults.h"
+#include "gssapi_auth.h"
 #include "query_engine.h"
 #include "smp.h"
 #include "tds_tokens.h"
@@ -42,6 +44,7 @@ struct ServerSettings {
   std::uint8_t version_major = 16;
   std::uint8_t version_minor = 0;
   std::uint16_t version_build = 1000;
+  KerberosSettings kerberos;           // keytab empty: Kerberos logins are refused (18452)
   bool verbose = false;
 };
 
@@ -79,7 +82,7 @@ class Connection {
     strict_handshake,
     tls_in_prelogin,  // TDS 7.x handshake carried in PRELOGIN packets
     expect_login7,
-    expect_sspi,      // NTLM AUTHENTICATE
+    expect_sspi,      // NTLM AUTHENTICATE, or the next Kerberos/SPNEGO token
     logged_in,
     closed,
   };
@@ -106,7 +109,11 @@ class Connection {
   void handle_tls_packet(const Packet& p, Clock::time_point now);
   void handle_login7(const Message& m, Clock::time_point now);
   void handle_sspi(const Message& m, Clock::time_point now);
-  void finish_login(const std::string& login_name, Clock::time_point now);
+  void kerberos_step(ByteView token, Clock::time_point now);
+  void refuse_integrated_login(const std::string& why);  // ERROR 18452, then FIN
+  // `sspi_reply`: the last token of a Kerberos exchange (mutual
+  // authentication), sent in the same message as the LOGINACK.
+  void finish_login(const std::string& login_name, Clock::time_point now, ByteView sspi_reply = {});
   void handle_request(Channel& ch, const Message& m, Clock::time_point now);
   void handle_attention(Channel& ch);
   void run_results(Channel& ch, std::shared_ptr<PendingBatch> batch, Clock::time_point now);
@@ -148,6 +155,7 @@ class Connection {
   static constexpr std::uint8_t kFeatureUtf8Support = 0x0A;
   SessionFacts session_;
   bool ntlm_spnego_ = false;
+  std::unique_ptr<GssAcceptor> kerberos_;  // set while a Kerberos/SPNEGO login is under way
 
   Bytes out_;
   std::optional<Clock::time_point> hold_until_;

@@ -78,6 +78,13 @@ int main(int argc, char** argv) {
   app.add_option("--browser-delay-ms", listen.browser.delay_ms, "answer browser requests this many ms late")
       ->default_val(0)->check(CLI::Range(0, 3600000))->needs(browser);
   app.add_flag("--browser-silent", listen.browser.silent, "read browser requests, never answer")->needs(browser);
+  tdslab::KerberosSettings kerberos;
+  auto* keytab = app.add_option("--kerberos-keytab", kerberos.keytab,
+                                "keytab with the service's keys (MSSQLSvc/host:port): integrated logins with a "
+                                "Kerberos or SPNEGO token are then verified through GSS-API");
+  app.add_option("--kerberos-principal", kerberos.principal,
+                 "accept tickets for this service principal only (default: any key in the keytab)")
+      ->needs(keytab);
   app.add_flag("--verbose,-v", verbose, "log every packet and decision");
   CLI11_PARSE(app, argc, argv);
 
@@ -89,6 +96,12 @@ int main(int argc, char** argv) {
   tdslab::ServerSettings settings;
   settings.verbose = verbose;
   settings.server_name = server_name;
+  settings.kerberos = kerberos;
+  if (!kerberos.keytab.empty() && !std::ifstream(kerberos.keytab)) {
+    // Not fatal: the keytab is read at each login, so it may come later.
+    spdlog::warn("--kerberos-keytab {}: not readable now; Kerberos logins are refused (18452) until it is",
+                 kerberos.keytab);
+  }
   auto mode = tdslab::parse_encryption_mode(encryption);
   if (!mode) {
     std::cerr << "--encryption: '" << encryption << "' is not one of off, on, required, not-supported, strict\n";
