@@ -137,6 +137,26 @@ static __always_inline void tdsbpf_browser_port(struct tdsbpf_pkt *p, __u16 port
 	__sync_fetch_and_or(&server_ports[(port >> 6) & 1023], 1ULL << (port & 63));
 }
 
+/* Browser requests by client end (the server address zeroed), oldest forgotten. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct tdsbpf_flow_key);
+	__type(value, __u64);
+} browser_asks SEC(".maps");
+
+static __always_inline void tdsbpf_browser_asked(struct tdsbpf_pkt *p, const struct tdsbpf_flow_key *k)
+{
+	__u64 now = p->now;
+
+	bpf_map_update_elem(&browser_asks, k, &now, BPF_ANY);
+}
+
+static __always_inline int tdsbpf_browser_was_asked(struct tdsbpf_pkt *p, const struct tdsbpf_flow_key *k)
+{
+	return bpf_map_lookup_elem(&browser_asks, k) != 0;
+}
+
 /*
  * The cgroup of the socket a packet leaves from; only tc at egress has
  * one (a SYN+ACK's is its listener's).
@@ -165,11 +185,6 @@ static __always_inline struct tdsbpf_flow *tdsbpf_flow_create(struct tdsbpf_pkt 
 	if (bpf_map_update_elem(&flows, k, init, BPF_ANY) < 0)
 		return 0;
 	return bpf_map_lookup_elem(&flows, k);
-}
-
-static __always_inline void tdsbpf_flow_delete(struct tdsbpf_pkt *p, const struct tdsbpf_flow_key *k)
-{
-	bpf_map_delete_elem(&flows, k);
 }
 
 static __always_inline struct tdsbpf_event *tdsbpf_reserve_event(struct tdsbpf_pkt *p)
@@ -288,8 +303,12 @@ static __noinline void tdsbpf_capture(struct tdsbpf_pkt *p, const struct tdsbpf_
 	c->hdr.base.hook = p->hook;
 	c->hdr.orig_len = p->pkt_len;
 	c->hdr.cap_len = n;
-	if (bpf_ringbuf_output(&events, c, sizeof(c->hdr) + n, BPF_RB_NO_WAKEUP) < 0) {
-		tdsbpf_count(p, TDSBPF_CNT_RINGBUF_DROPS);
+	/* copies alone fill the buffer on the short path: they wake the reader as other records do */
+	if (bpf_ringbuf_output(&events, c, sizeof(c->hdr) + n,
+			       bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+												: BPF_RB_NO_WAKEUP) < 0) {
+		/* counted apart: a lost copy loses no connection's events */
+		tdsbpf_count(p, TDSBPF_CNT_CAPTURE_DROPS);
 		return;
 	}
 	tdsbpf_count(p, TDSBPF_CNT_EVENTS);

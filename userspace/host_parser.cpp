@@ -55,13 +55,12 @@ tdsbpf_flow* HostParser::flow_create(const tdsbpf_flow_key& k)
 	return &pos->second.flow;
 }
 
-void HostParser::flow_delete(const tdsbpf_flow_key& k)
+std::size_t HostParser::open_flows() const
 {
-	auto it = flows_.find(k);
-	if (it == flows_.end())
-		return;
-	lru_.erase(it->second.lru);
-	flows_.erase(it);
+	std::size_t n = 0;
+	for (const auto& [k, e] : flows_)
+		n += e.flow.state != TDSBPF_TCP_CLOSED;
+	return n;
 }
 
 void HostParser::emit(const void* record, std::size_t len)
@@ -122,6 +121,17 @@ bool HostParser::copy_ip(std::span<const uint8_t> packet, uint32_t wire_len, uin
 	return !frame.empty() && copy_ethernet(frame, wire_len + 14, ts_ns);
 }
 
+void HostParser::browser_asked(const tdsbpf_flow_key& k)
+{
+	if (asks_.emplace(k, true).second) {
+		asks_order_.push_back(k);
+		if (asks_order_.size() > 4096) {
+			asks_.erase(asks_order_.front());
+			asks_order_.pop_front();
+		}
+	}
+}
+
 void HostParser::capture(std::span<const uint8_t> frame, uint32_t wire_len, uint64_t ts_ns, uint32_t ifindex,
 			 uint8_t hook, const tdsbpf_flow_key& key, uint8_t dir)
 {
@@ -166,11 +176,6 @@ tdsbpf_flow* tdsbpf_host_flow_create(tdsbpf_host* h, const tdsbpf_flow_key* k)
 	return self(h)->flow_create(*k);
 }
 
-void tdsbpf_host_flow_delete(tdsbpf_host* h, const tdsbpf_flow_key* k)
-{
-	self(h)->flow_delete(*k);
-}
-
 void tdsbpf_host_emit(tdsbpf_host* h, const void* record, size_t len)
 {
 	self(h)->emit(record, len);
@@ -194,6 +199,16 @@ int tdsbpf_host_follow_browser(tdsbpf_host* h)
 void tdsbpf_host_browser_port(tdsbpf_host* h, __u16 port)
 {
 	self(h)->browser_port(port);
+}
+
+void tdsbpf_host_browser_asked(tdsbpf_host* h, const tdsbpf_flow_key* k)
+{
+	self(h)->browser_asked(*k);
+}
+
+int tdsbpf_host_browser_was_asked(tdsbpf_host* h, const tdsbpf_flow_key* k)
+{
+	return self(h)->browser_was_asked(*k) ? 1 : 0;
 }
 
 __u32 tdsbpf_host_snaplen(tdsbpf_host* h)

@@ -58,11 +58,12 @@ public:
 
 	uint64_t counter(tdsbpf_counter c) const { return counters_[c]; }
 	std::size_t flows() const { return flows_.size(); }
+	// Flows not closed (closed ones stay until replaced: see TDSBPF_TCP_CLOSED).
+	std::size_t open_flows() const;
 
 	// Hooks for host_walker.c.
 	tdsbpf_flow* flow_get(const tdsbpf_flow_key& k);
 	tdsbpf_flow* flow_create(const tdsbpf_flow_key& k);
-	void flow_delete(const tdsbpf_flow_key& k);
 	void emit(const void* record, std::size_t len);
 	bool is_server_port(uint16_t port) const { return (ports_[port >> 6] >> (port & 63)) & 1; }
 	void follow_port(uint16_t port)
@@ -72,6 +73,10 @@ public:
 	}
 	bool follow_browser() const { return cfg_.follow_browser; }
 	void browser_port(uint16_t port) { ports_[port >> 6] |= 1ULL << (port & 63); }
+	// Browser requests by client end, the oldest forgotten past 4096 (as
+	// the kernel's LRU map).
+	void browser_asked(const tdsbpf_flow_key& k);
+	bool browser_was_asked(const tdsbpf_flow_key& k) const { return asks_.count(k) != 0; }
 	uint32_t snaplen() const { return cfg_.snaplen; }
 	void capture(std::span<const uint8_t> frame, uint32_t wire_len, uint64_t ts_ns, uint32_t ifindex,
 		     uint8_t hook, const tdsbpf_flow_key& key, uint8_t dir);
@@ -102,6 +107,8 @@ private:
 	std::unique_ptr<tdsbpf_scratch> scratch_;
 	std::vector<uint8_t> frame_; // frames copied here, aligned (see host_parser.cpp)
 	std::vector<uint8_t> copy_;  // a packet record being built (capture)
+	std::unordered_map<tdsbpf_flow_key, bool, FlowKeyHash, FlowKeyEq> asks_;
+	std::list<tdsbpf_flow_key> asks_order_;
 };
 
 } // namespace tdsbpf

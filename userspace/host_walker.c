@@ -57,6 +57,16 @@ static void tdsbpf_browser_port(struct tdsbpf_pkt *p, __u16 port)
 	tdsbpf_host_browser_port(p->h, port);
 }
 
+static void tdsbpf_browser_asked(struct tdsbpf_pkt *p, const struct tdsbpf_flow_key *k)
+{
+	tdsbpf_host_browser_asked(p->h, k);
+}
+
+static int tdsbpf_browser_was_asked(struct tdsbpf_pkt *p, const struct tdsbpf_flow_key *k)
+{
+	return tdsbpf_host_browser_was_asked(p->h, k);
+}
+
 static __u64 tdsbpf_cgroup_id(struct tdsbpf_pkt *p)
 {
 	(void)p;
@@ -82,11 +92,6 @@ static struct tdsbpf_flow *tdsbpf_flow_get(struct tdsbpf_pkt *p, const struct td
 static struct tdsbpf_flow *tdsbpf_flow_create(struct tdsbpf_pkt *p, const struct tdsbpf_flow_key *k)
 {
 	return tdsbpf_host_flow_create(p->h, k);
-}
-
-static void tdsbpf_flow_delete(struct tdsbpf_pkt *p, const struct tdsbpf_flow_key *k)
-{
-	tdsbpf_host_flow_delete(p->h, k);
 }
 
 static struct tdsbpf_event *tdsbpf_reserve_event(struct tdsbpf_pkt *p)

@@ -22,13 +22,14 @@ struct tdsbpf_host;
 /* Hooks the host side provides (implemented in C++, host_parser.cpp). */
 struct tdsbpf_flow *tdsbpf_host_flow_get(struct tdsbpf_host *h, const struct tdsbpf_flow_key *k);
 struct tdsbpf_flow *tdsbpf_host_flow_create(struct tdsbpf_host *h, const struct tdsbpf_flow_key *k);
-void tdsbpf_host_flow_delete(struct tdsbpf_host *h, const struct tdsbpf_flow_key *k);
 void tdsbpf_host_emit(struct tdsbpf_host *h, const void *record, size_t len);
 int tdsbpf_host_is_server_port(struct tdsbpf_host *h, __u16 port);
 void tdsbpf_host_follow_port(struct tdsbpf_host *h, __u16 port);
 void tdsbpf_host_count(struct tdsbpf_host *h, int counter);
 int tdsbpf_host_follow_browser(struct tdsbpf_host *h);
 void tdsbpf_host_browser_port(struct tdsbpf_host *h, __u16 port);
+void tdsbpf_host_browser_asked(struct tdsbpf_host *h, const struct tdsbpf_flow_key *k);
+int tdsbpf_host_browser_was_asked(struct tdsbpf_host *h, const struct tdsbpf_flow_key *k);
 __u32 tdsbpf_host_snaplen(struct tdsbpf_host *h);
 /* A copy of a frame for --write-pcap (caplen bytes of a wire_len frame). */
 void tdsbpf_host_capture(struct tdsbpf_host *h, const void *frame, __u32 caplen, __u32 wire_len, __u64 ts_ns,

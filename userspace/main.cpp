@@ -155,6 +155,9 @@ public:
 		}
 		if (o.read.empty()) {
 			resolver_ = std::make_unique<tdsbpf::OwnerResolver>(o.cgroup_root);
+			// a cgroup not found is looked for again at most once a second:
+			// a walk of a large tree must not hold up the events
+			resolver_->set_rescan_interval(std::chrono::milliseconds(1000));
 			if (!resolver_->available())
 				spdlog::info("--cgroup-root {}: no cgroup2 file system there; records give the cgroup id of a "
 					     "local socket, not its service",
@@ -189,7 +192,8 @@ public:
 			reopen();
 		if (agg_)
 			agg_->on_event(ev, len);
-		if (events_to_) {
+		// packet copies go to the capture file, not into the event lines
+		if (events_to_ && ev.kind != TDSBPF_EV_PACKET) {
 			std::string line = tdsbpf::event_to_json(ev, len, true, opt_.redact)
 						   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 			events_to_->put_record(line, tdsbpf::RecordKind::event);
@@ -632,6 +636,10 @@ int run_live(const Options& o)
 	uint64_t drops = session->kernel_drops();
 	session->detach();
 	out.finish(session->now_ns(), drops);
+	if (uint64_t lost = session->counter(TDSBPF_CNT_CAPTURE_DROPS))
+		spdlog::warn("--write-pcap {}: {} packet copies found the ring buffer full and are not in the file "
+			     "(raise --ringbuf-mb or lower --snaplen)",
+			     o.write_pcap, lost);
 	out.summary(drops, session->kernel_events());
 	if (drops)
 		spdlog::warn("{} events were lost because the ring buffer was full (raise --ringbuf-mb)", drops);

@@ -4,6 +4,7 @@
 #include "pcapng.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -134,11 +135,18 @@ void PcapngWriter::open_next()
 			 (first.stem().string() + "." + std::to_string(files_) + first.extension().string()))
 				.string();
 	}
-	// open(2) rather than fopen: the mode (captures hold query text) and
-	// no leak into the children the tracer starts.
-	int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	// open(2) rather than fopen: the mode (captures hold query text), no
+	// leak into the children the tracer starts, and no symbolic link
+	// followed (a link in a shared directory would have root truncate
+	// whatever it points at). A file that was there keeps no wider mode.
+	int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
 	if (fd < 0)
 		fail(errno);
+	if (::fchmod(fd, 0640) != 0) {
+		int err = errno;
+		::close(fd);
+		fail(err);
+	}
 	file_ = ::fdopen(fd, "wb");
 	if (!file_) {
 		int err = errno;

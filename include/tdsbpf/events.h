@@ -370,6 +370,7 @@ enum tdsbpf_counter {
 	TDSBPF_CNT_FRAMES_SKIPPED,    /* more frames in a segment than the walk allows */
 	TDSBPF_CNT_PULL_FAIL,         /* headers not reachable */
 	TDSBPF_CNT_EVENTS,            /* events put in the ring buffer */
+	TDSBPF_CNT_CAPTURE_DROPS,     /* packet copies (--write-pcap) that found no room */
 	TDSBPF_CNT_MAX
 };
 

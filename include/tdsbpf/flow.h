@@ -21,6 +21,14 @@ enum tdsbpf_tcp_state {
 	TDSBPF_TCP_SYN_SENT = 1,
 	TDSBPF_TCP_SYN_RCVD = 2, /* SYN+ACK seen */
 	TDSBPF_TCP_ESTABLISHED = 3,
+	/*
+	 * Closed (RST, or FIN both ways acknowledged), its final counters sent:
+	 * the entry stays until a new SYN or the LRU replaces it, so that the
+	 * closing packet seen again at another point (the loopback's XDP after
+	 * its tc egress, a second traced interface) is known as a second
+	 * sighting instead of reported again.
+	 */
+	TDSBPF_TCP_CLOSED = 4,
 };
 
 struct tdsbpf_dir_state {
@@ -97,6 +105,7 @@ struct tdsbpf_l4 {
 struct tdsbpf_scratch {
 	struct tdsbpf_l4 l4;
 	struct tdsbpf_flow_key key;
+	__u32 seen_twice; /* the segment was a second sighting (not copied out again) */
 	__s32 rel;        /* where the next frame starts in this segment */
 	__u32 skip;       /* bytes at the start of the segment seen before */
 	__u32 pos;        /* a parser's cursor */

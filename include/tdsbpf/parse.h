@@ -784,6 +784,30 @@ TDSBPF_PARSER int tdsbpf_parse_tail_done(struct tdsbpf_scratch *sc)
 	return 0;
 }
 
+/*
+ * Whether 8 bytes start an SSPI blob: the NTLMSSP signature, a SPNEGO
+ * negTokenResp ([1] then a SEQUENCE) or a GSS-API initial token
+ * ([APPLICATION 0] then an OID), with short or long ASN.1 lengths.
+ */
+TDSBPF_INLINE int tdsbpf_sspi_blob(const __u8 *b)
+{
+	__u32 at;
+
+	if (b[0] == 'N' && b[1] == 'T' && b[2] == 'L' && b[3] == 'M' && b[4] == 'S' && b[5] == 'S' && b[6] == 'P' &&
+	    b[7] == 0)
+		return 1;
+	if (b[0] != 0xa1 && b[0] != 0x60)
+		return 0;
+	/* the length: one byte under 0x80, or 0x81/0x82 and that many */
+	if (b[1] < 0x80)
+		at = 2;
+	else if (b[1] == 0x81 || b[1] == 0x82)
+		at = 2 + (b[1] & 3);
+	else
+		return 0;
+	return b[at & 7] == (b[0] == 0xa1 ? 0x30 : 0x06);
+}
+
 /* ---- Requests ------------------------------------------------------- */
 
 /*

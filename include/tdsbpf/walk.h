@@ -22,13 +22,14 @@
  *                                               // (--follow-redirects: trace it from now on)
  *   int  tdsbpf_follow_browser(p);              // SQL Server Browser datagrams are wanted
  *   void tdsbpf_browser_port(p, port);          // the Browser named this TCP port: trace it
+ *   void tdsbpf_browser_asked(p, key);          // a Browser request from key's client end
+ *   int  tdsbpf_browser_was_asked(p, key);      // ... was seen lately (key: server address zero)
  *   struct tdsbpf_browser_event *tdsbpf_reserve_browser(p);
  *   int  tdsbpf_capturing(p);                   // packets are copied out (--write-pcap)
  *   void tdsbpf_capture(p, key, dir);           // a copy of this packet (p->now may be 0)
  *   __u64 tdsbpf_cgroup_id(p);                  // the local socket's cgroup at egress, else 0
  *   struct tdsbpf_flow *tdsbpf_flow_get(p, key);
  *   struct tdsbpf_flow *tdsbpf_flow_create(p, key);   // new zeroed state (replacing any)
- *   void tdsbpf_flow_delete(p, key);
  *   struct tdsbpf_event *tdsbpf_reserve_event(p);
  *   struct tdsbpf_ntlm_event *tdsbpf_reserve_ntlm(p);
  *   void tdsbpf_submit(p, void *record, int urgent);
@@ -115,6 +116,23 @@ TDSBPF_INLINE int tdsbpf_seen_before(const struct tdsbpf_l4 *l4, const struct td
 	__u32 end = l4->seq + l4->plen + ((fl & (TDSBPF_TCP_SYN | TDSBPF_TCP_FIN)) ? 1 : 0);
 
 	if (!ds->seq_valid || (fl & TDSBPF_TCP_RST) || tdsbpf_seq_before(ds->next_seq, end))
+		return 0;
+	if ((fl & TDSBPF_TCP_ACK) && (!ds->ack_valid || tdsbpf_seq_before(ds->ack_hi, l4->ack)))
+		return 0;
+	return 1;
+}
+
+/*
+ * A packet of a closed flow seen at another point than this side's first,
+ * that carries nothing newer than what the flow counted: the closing
+ * packet (its RST included) or its last ACK seen a second time.
+ */
+TDSBPF_INLINE int tdsbpf_seen_closing(const struct tdsbpf_l4 *l4, const struct tdsbpf_dir_state *ds)
+{
+	__u8 fl = l4->flags;
+	__u32 end = l4->seq + l4->plen + ((fl & (TDSBPF_TCP_SYN | TDSBPF_TCP_FIN)) ? 1 : 0);
+
+	if (!ds->seq_valid || tdsbpf_seq_before(ds->next_seq, end))
 		return 0;
 	if ((fl & TDSBPF_TCP_ACK) && (!ds->ack_valid || tdsbpf_seq_before(ds->ack_hi, l4->ack)))
 		return 0;
@@ -335,6 +353,14 @@ TDSBPF_NOINLINE void tdsbpf_tds_details(struct tdsbpf_walk *w, struct tdsbpf_eve
 			ev->flags |= TDSBPF_F_TRUNCATED;
 		break;
 	case TDS_LOGIN7:
+		/*
+		 * Some drivers send the SSPI continuation (the NTLM AUTHENTICATE,
+		 * a SPNEGO response) in a packet typed LOGIN7. Its body is a bare
+		 * SSPI blob; a LOGIN7's starts with its own length.
+		 */
+		n = tdsbpf_fill(w, body_rel, 16);
+		if (n >= 8 && tdsbpf_le32(sc->b) != body_len && tdsbpf_sspi_blob(sc->b))
+			goto sspi;
 		t->detail = TDSBPF_D_LOGIN7;
 		tdsbpf_login7_details(w, ev, body_rel, body_len);
 		return;
@@ -351,6 +377,7 @@ TDSBPF_NOINLINE void tdsbpf_tds_details(struct tdsbpf_walk *w, struct tdsbpf_eve
 			tdsbpf_follow_port(w->p, sc->out.reply.routing_port);
 		break;
 	case TDS_SSPI:
+	sspi:
 		t->detail = TDSBPF_D_SSPI;
 		tdsbpf_fill(w, body_rel, body_len);
 		sc->arg = 0;
@@ -506,7 +533,7 @@ TDSBPF_NOINLINE void tdsbpf_emit_tds(struct tdsbpf_walk *w, const __u8 *hdr, __s
 			ds->tail_end = w->l4->seq + (__u32)end;
 		}
 	}
-	if (t->type == TDS_SSPI && w->l4->dir == TDSBPF_DIR_C2S && body_rel >= 0 &&
+	if ((t->type == TDS_SSPI || t->detail == TDSBPF_D_SSPI) && w->l4->dir == TDSBPF_DIR_C2S && body_rel >= 0 &&
 	    tdsbpf_emit_ntlm(w, ev, (__u32)body_rel, body_len) == 0) {
 		tdsbpf_discard(w->p, ev);
 		return;
@@ -887,7 +914,7 @@ TDSBPF_INLINE void tdsbpf_walk_frames(struct tdsbpf_walk *w)
 TDSBPF_INLINE void tdsbpf_close_flow(struct tdsbpf_walk *w)
 {
 	tdsbpf_emit_stats(w, 1);
-	tdsbpf_flow_delete(w->p, w->key);
+	w->flow->state = TDSBPF_TCP_CLOSED;
 	w->flow = 0;
 }
 
@@ -907,6 +934,7 @@ TDSBPF_NOINLINE void tdsbpf_tcp(struct tdsbpf_walk *w)
 	if (ds->point_hook != w->p->hook || ds->point_ifindex != w->p->ifindex) {
 		if (ds->point_hook && tdsbpf_seen_before(w->l4, ds)) {
 			ds->dups++;
+			w->sc->seen_twice = 1;
 			return;
 		}
 		/* this side's first packet, or one seen here first: its point moves here */
@@ -1219,6 +1247,9 @@ static long tdsbpf_ssrp_step(__u32 i, void *data)
 
 	if (i >= sc->n || s->found >= 4)
 		return 1;
+	/* past the type and RESP_SIZE */
+	if (i < 3)
+		return 0;
 	c = sc->b[i & TDSBPF_BUF_MASK];
 	if (s->state == 5) {
 		if (c >= '0' && c <= '9' && s->digits < 5) {
@@ -1230,7 +1261,8 @@ static long tdsbpf_ssrp_step(__u32 i, void *data)
 			sc->res[s->found & 3] = s->port;
 			s->found++;
 		}
-		s->state = c == ';' ? 1 : 0;
+		/* ";tcp;" followed by "tcp;...": the tag again */
+		s->state = c == ';' ? 1 : (c == 't' && !s->digits) ? 2 : 0;
 		s->port = 0;
 		s->digits = 0;
 		return 0;
@@ -1270,7 +1302,6 @@ TDSBPF_NOINLINE void tdsbpf_browser(struct tdsbpf_pkt *p, struct tdsbpf_l4 *l4,
 	int i;
 
 	tdsbpf_stamp(p);
-	tdsbpf_count(p, TDSBPF_CNT_PACKETS_SEEN);
 	if (tdsbpf_fill_key(p, l4, key) < 0)
 		return;
 	sc = tdsbpf_scratch(p);
@@ -1282,7 +1313,17 @@ TDSBPF_NOINLINE void tdsbpf_browser(struct tdsbpf_pkt *p, struct tdsbpf_l4 *l4,
 	n &= TDSBPF_BUF_MASK;
 	if (n && tdsbpf_load(p, l4->poff, sc->b, n) == 0)
 		sc->n = n;
-	if (l4->dir == TDSBPF_DIR_S2C)
+	/*
+	 * Only an answer to a request seen from the same client address and
+	 * port adds ports (a broadcast's answers come from other addresses):
+	 * a datagram made up to look like an answer cannot make the tracer
+	 * follow any port it names.
+	 */
+	__builtin_memcpy(&sc->key, key, sizeof(sc->key));
+	__builtin_memset(sc->key.server_addr, 0, sizeof(sc->key.server_addr));
+	if (l4->dir == TDSBPF_DIR_C2S)
+		tdsbpf_browser_asked(p, &sc->key);
+	else if (tdsbpf_browser_was_asked(p, &sc->key))
 		found = tdsbpf_ssrp_ports(sc);
 	for (i = 0; i < 4; i++) {
 		if (i < (int)found)
@@ -1323,6 +1364,18 @@ TDSBPF_NOINLINE void tdsbpf_flow_segment(struct tdsbpf_walk *w)
 	__u8 flags = w->l4->flags;
 	__u8 dir = w->l4->dir;
 
+	if (w->flow && w->flow->state == TDSBPF_TCP_CLOSED) {
+		struct tdsbpf_dir_state *cs = &w->flow->d[dir & 1];
+
+		if (cs->point_hook && (cs->point_hook != p->hook || cs->point_ifindex != p->ifindex) &&
+		    tdsbpf_seen_closing(w->l4, cs)) {
+			cs->dups++;
+			w->sc->seen_twice = 1;
+			return;
+		}
+		/* anything else: as if the flow were gone (a new SYN replaces it) */
+		w->flow = 0;
+	}
 	if (w->flow && (flags & (TDSBPF_TCP_SYN | TDSBPF_TCP_ACK)) == TDSBPF_TCP_SYN &&
 	    dir == TDSBPF_DIR_C2S && w->flow->syn_seq != w->l4->seq) {
 		/* a new SYN on a known flow: the port is reused by a new connection */
@@ -1379,7 +1432,8 @@ TDSBPF_NOINLINE void tdsbpf_flow_segment(struct tdsbpf_walk *w)
  * the previous one. Any doubt sends the segment to the full walk, which
  * decides exactly; so the conditions here may be stricter than the walk's,
  * never looser. Returns 1 when the segment was taken (the flow entry holds
- * all it changes), 0 with nothing changed otherwise.
+ * all it changes), 2 when it was a second sighting (counted as such), 0
+ * with nothing changed otherwise.
  */
 TDSBPF_INLINE int tdsbpf_short_path(struct tdsbpf_pkt *p, const struct tdsbpf_l4 *l4,
 				    struct tdsbpf_flow *f)
@@ -1396,11 +1450,11 @@ TDSBPF_INLINE int tdsbpf_short_path(struct tdsbpf_pkt *p, const struct tdsbpf_l4
 		if (!ds->point_hook || !tdsbpf_seen_before(l4, ds))
 			return 0;
 		ds->dups++;
-		return 1;
+		return 2;
 	}
-	/* SYN, FIN, RST, a closed window and the handshake's last ACK all report */
+	/* SYN, FIN, RST, a closed window and the handshake's last ACK all report; a closed flow is the walk's */
 	if ((l4->flags & (TDSBPF_TCP_SYN | TDSBPF_TCP_FIN | TDSBPF_TCP_RST)) || l4->window == 0 ||
-	    f->state == TDSBPF_TCP_SYN_RCVD)
+	    f->state == TDSBPF_TCP_SYN_RCVD || f->state == TDSBPF_TCP_CLOSED)
 		return 0;
 	if (plen == 0) {
 		/* a keep-alive probe, or the ACK of a keep-alive or of a FIN */
@@ -1453,6 +1507,7 @@ TDSBPF_INLINE void tdsbpf_full(struct tdsbpf_pkt *p, union tdsbpf_frame_stack *u
 		return;
 	__builtin_memcpy(&sc->l4, &u->seg.l4, sizeof(sc->l4));
 	__builtin_memcpy(&sc->key, &u->seg.key, sizeof(sc->key));
+	sc->seen_twice = 0;
 	u->w.p = p;
 	u->w.sc = sc;
 	u->w.l4 = &sc->l4;
@@ -1492,17 +1547,21 @@ TDSBPF_INLINE void tdsbpf_process(struct tdsbpf_pkt *p)
 	if (tdsbpf_fill_key(p, l4, &u.seg.key) < 0)
 		return;
 	flow = tdsbpf_flow_get(p, &u.seg.key);
-	if (flow && tdsbpf_short_path(p, l4, flow)) {
-		if (tdsbpf_capturing(p))
-			tdsbpf_capture(p, &u.seg.key, l4->dir);
-		return;
+	if (flow) {
+		rc = tdsbpf_short_path(p, l4, flow);
+		if (rc) {
+			/* a packet is copied out once, where it is seen first */
+			if (rc == 1 && tdsbpf_capturing(p))
+				tdsbpf_capture(p, &u.seg.key, l4->dir);
+			return;
+		}
 	}
 	tdsbpf_full(p, &u, flow);
 	if (tdsbpf_capturing(p)) {
 		/* the walk's handle took the place of the key: the scratch area has it */
 		struct tdsbpf_scratch *sc = tdsbpf_scratch(p);
 
-		if (sc)
+		if (sc && !sc->seen_twice)
 			tdsbpf_capture(p, &sc->key, sc->l4.dir);
 	}
 }

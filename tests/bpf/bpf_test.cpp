@@ -585,3 +585,28 @@ TEST(BpfFeatures, EgressOpensCarryTheSocketsCgroup)
 	ASSERT_EQ(stat((mount + path).c_str(), &st), 0) << mount + path;
 	EXPECT_EQ(k->cgroups[0], static_cast<uint64_t>(st.st_ino));
 }
+
+// An NTLM AUTHENTICATE sent in a LOGIN7-typed packet: the kernel takes it
+// as the SSPI continuation it is, as the host walk does.
+TEST(BpfFeatures, SspiContinuationInALogin7PacketMatchesHost)
+{
+	std::string why;
+	Kernel* k = Kernel::get(why);
+	TDSBPF_REQUIRE(k != nullptr, "needs root and BPF: " + why);
+	tb::Conn c;
+	tb::Login7 l;
+	l.flags2 |= 0x80;
+	l.user = "";
+	l.sspi = tb::ntlm_negotiate();
+	std::vector<Bytes> frames{c.syn(), c.synack(), c.ack(true),
+				  c.data(true, tb::tds(TDS_LOGIN7, 1, tb::login7(l))),
+				  c.data(false, tb::tds(TDS_REPLY, 1, tb::tok_sspi(tb::ntlm_challenge()))),
+				  c.data(true, tb::tds(TDS_LOGIN7, 1, tb::ntlm_authenticate("CORP", "alice", "WS01")))};
+	for (Prog p : {Prog::xdp, Prog::tc_egress}) {
+		auto kernel = kernel_events(k, p, frames);
+		EXPECT_EQ(kernel, host_events(frames));
+		ASSERT_FALSE(kernel.empty());
+		EXPECT_NE(kernel.back().find("\"event\":\"ntlm_authenticate\""), std::string::npos) << kernel.back();
+		EXPECT_NE(kernel.back().find("\"user\":\"alice\""), std::string::npos) << kernel.back();
+	}
+}

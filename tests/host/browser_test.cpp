@@ -422,3 +422,27 @@ TEST(Browser, RecordsMatchTheSchema)
 	EXPECT_EQ(rc, 0);
 	std::remove(path.c_str());
 }
+
+// On the loopback a packet passes tc egress and then XDP: it is copied
+// once, where it is seen first, on the short path and the full walk alike.
+TEST(Capture, APacketSeenTwiceIsCopiedOnce)
+{
+	HostParserConfig cfg;
+	cfg.flush_interval_ns = 0;
+	cfg.snaplen = 128;
+	Collector c(cfg);
+	Conn t = tcp_conn(1433);
+	std::vector<Bytes> frames{t.syn(), t.synack(), t.ack(true),
+				  t.data(true, tds(0x12, 1, prelogin({{0, Bytes{16, 0, 0, 0, 0, 0}}}))),
+				  t.data(false, Bytes(300, 0x04)), t.data(false, Bytes(300, 0x04)), t.ack(true),
+				  t.fin(true), t.fin(false), t.ack(true)};
+	uint64_t ts = 1;
+	for (const auto& f : frames) {
+		c.p.process_ethernet(f, static_cast<uint32_t>(f.size()), ts++, 1, TDSBPF_HOOK_TC_EGRESS);
+		c.p.process_ethernet(f, static_cast<uint32_t>(f.size()), ts++, 1, TDSBPF_HOOK_XDP);
+	}
+	auto packets = of_kind(c.take(), TDSBPF_EV_PACKET);
+	ASSERT_EQ(packets.size(), frames.size());
+	for (const auto& p : packets)
+		EXPECT_EQ(p.ev().hook, TDSBPF_HOOK_TC_EGRESS);
+}

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "builder.h"
+#include "events_builder.h"
 #include "event_json.h"
 
 using namespace tb;
@@ -307,6 +308,92 @@ TEST(Walk, NtlmAuthenticateNames)
 	EXPECT_EQ(T(ev[2]).d.sspi.length, ntlm_negotiate().size());
 }
 
+// Some drivers send the NTLM AUTHENTICATE (or a SPNEGO response) in a packet
+// typed LOGIN7 (0x10) after the real LOGIN7: an SSPI continuation, not a
+// second LOGIN7 with fields made of blob bytes. A real LOGIN7 whose length
+// happens to start like a blob is still a LOGIN7.
+TEST(Walk, SspiContinuationInALogin7Packet)
+{
+	Collector c;
+	Conn k;
+	handshake(c, k);
+	Login7 l;
+	l.flags2 |= 0x80; // integrated security
+	l.user = "";
+	l.sspi = ntlm_negotiate();
+	c.feed(k.data(true, tds(TDS_LOGIN7, 1, login7(l))));
+	c.feed(k.data(false, tds(TDS_REPLY, 1, tok_sspi(ntlm_challenge()))));
+	Bytes auth = ntlm_authenticate("CORP", "alice", "WS01");
+	c.feed(k.data(true, tds(TDS_LOGIN7, 1, auth)));
+	Bytes wrapped = cat({Bytes{0xa1, 0x81, (uint8_t)(auth.size() + 8), 0x30, 0x81, (uint8_t)(auth.size() + 5),
+				   0xa2, 0x81, (uint8_t)(auth.size() + 2), 0x04, (uint8_t)0x81, (uint8_t)auth.size()},
+			     auth});
+	c.feed(k.data(true, tds(TDS_LOGIN7, 1, wrapped)));
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tds,tds,ntlm_authenticate,ntlm_authenticate");
+	EXPECT_EQ(T(ev[0]).detail, TDSBPF_D_LOGIN7);
+	for (int i = 2; i < 4; i++) {
+		const auto& n = ev[i].ntlm();
+		EXPECT_EQ(n.base.u.tds.type, TDS_LOGIN7);
+		EXPECT_EQ(n.base.u.tds.detail, TDSBPF_D_SSPI);
+		EXPECT_EQ(n.base.u.tds.d.sspi.ntlm_type, 3);
+		EXPECT_EQ(Bytes(n.user, n.user + n.user_len), utf16("alice"));
+	}
+	// LOGIN7s whose length's low byte is 0xa1 or 0x60 (or that spell 'N'):
+	// their length is their body's, so they stay LOGIN7s
+	for (uint8_t want : {uint8_t{0xa1}, uint8_t{0x60}, uint8_t{'N'}}) {
+		Collector d;
+		Conn m;
+		handshake(d, m);
+		Login7 big;
+		// names add two bytes a character: one byte of SSPI blob makes the length odd
+		if ((login7(big).size() & 1) != (want & 1))
+			big.sspi = Bytes{0x00};
+		while ((login7(big).size() & 0xff) != want)
+			big.app += "x";
+		d.feed(m.data(true, tds(TDS_LOGIN7, 1, login7(big))));
+		auto e = d.take();
+		ASSERT_EQ(e.size(), 1u);
+		EXPECT_EQ(T(e[0]).detail, TDSBPF_D_LOGIN7) << (int)want;
+	}
+}
+
+// Through the aggregator: the login stays integrated NTLM with its names.
+TEST(Walk, SspiContinuationInALogin7PacketIsNtlmInTheRecord)
+{
+	Login7 l;
+	l.flags2 |= 0x80;
+	l.user = "";
+	l.sspi = ntlm_negotiate();
+	Collector c;
+	Conn k;
+	c.feed(k.syn());
+	c.feed(k.synack());
+	c.feed(k.ack(true));
+	c.feed(k.data(true, tds(TDS_LOGIN7, 1, login7(l))));
+	c.feed(k.data(false, tds(TDS_REPLY, 1, tok_sspi(ntlm_challenge()))));
+	c.feed(k.data(true, tds(TDS_LOGIN7, 1, ntlm_authenticate("CORP", "alice", "WS01"))));
+	c.feed(k.data(false, tds(TDS_REPLY, 1, cat({tok_loginack(0x74000004, {16, 0, 0x03, 0xe8}), tok_done(0, 0, 0)}))));
+	c.feed(k.fin(true));
+	c.feed(k.fin(false));
+	c.feed(k.ack(true));
+	tdsbpf::test::CollectSink sink;
+	tdsbpf::Aggregator agg({}, sink);
+	uint64_t ts = tdsbpf::test::kBaseNs;
+	for (auto& r : c.take()) {
+		reinterpret_cast<tdsbpf_event*>(r.raw.data())->ts_ns = ts += 1000000;
+		agg.on_event(r.ev(), r.raw.size());
+	}
+	agg.finish(ts + 60'000'000'000ull);
+	ASSERT_EQ(sink.records.size(), 1u);
+	const auto& rec = sink.records[0];
+	EXPECT_EQ(rec["authentication"]["method"], "ntlm") << rec.dump();
+	EXPECT_EQ(rec["authentication"]["integrated_security"], true);
+	EXPECT_EQ(rec["authentication"]["ntlm"]["user"], "alice");
+	EXPECT_EQ(rec["login"]["outcome"], "success");
+	EXPECT_EQ(rec["authentication"]["sspi_client_packets"], 1);
+}
+
 TEST(Walk, NtlmLongNamesAreCut)
 {
 	Collector c;
@@ -563,7 +650,9 @@ TEST(Walk, FourWayCloseWithCloseAcks)
 	EXPECT_EQ(st.packets[0], 5u); // SYN, ACK, batch, FIN, ACK
 	EXPECT_EQ(st.packets[1], 3u); // SYN+ACK, ACK, FIN
 	EXPECT_EQ(st.bytes[0], tds(TDS_SQL_BATCH, 1, batch_body("select 1")).size());
-	EXPECT_EQ(c.p.flows(), 0u);
+	// kept closed, for a second sighting of its last packets
+	EXPECT_EQ(c.p.open_flows(), 0u);
+	EXPECT_EQ(c.p.flows(), 1u);
 }
 
 TEST(Walk, Rst)
@@ -576,7 +665,7 @@ TEST(Walk, Rst)
 	ASSERT_EQ(kinds(ev), "tcp_rst,flow_stats");
 	EXPECT_EQ(ev[0].ev().dir, TDSBPF_DIR_C2S);
 	EXPECT_EQ(ev[1].ev().u.stats.final, 1);
-	EXPECT_EQ(c.p.flows(), 0u);
+	EXPECT_EQ(c.p.open_flows(), 0u);
 	// a RST of a flow we do not know: reported, no state kept
 	Conn other;
 	other.cport = 40000;
@@ -584,7 +673,39 @@ TEST(Walk, Rst)
 	ev = c.take();
 	ASSERT_EQ(kinds(ev), "tcp_rst");
 	EXPECT_EQ(ev[0].ev().dir, TDSBPF_DIR_S2C);
-	EXPECT_EQ(c.p.flows(), 0u);
+	EXPECT_EQ(c.p.flows(), 1u); // the first, closed
+}
+
+// On the loopback (tc egress, then XDP) the closing packets come twice:
+// a RST, and the last ACK of a four-way close, are reported once.
+TEST(Walk, ClosingPacketsSeenTwiceAreReportedOnce)
+{
+	for (bool rst : {true, false}) {
+		Collector c;
+		Conn k;
+		std::vector<Bytes> frames{k.syn(), k.synack(), k.ack(true)};
+		if (rst) {
+			frames.push_back(k.frame(true, k.cseq, k.sseq, RST | ACK, {}));
+		} else {
+			frames.push_back(k.fin(true));
+			frames.push_back(k.fin(false));
+			frames.push_back(k.ack(true));
+		}
+		uint64_t ts = 1;
+		for (const auto& f : frames) {
+			c.p.process_ethernet(f, static_cast<uint32_t>(f.size()), ts++, 1, TDSBPF_HOOK_TC_EGRESS);
+			c.p.process_ethernet(f, static_cast<uint32_t>(f.size()), ts++, 1, TDSBPF_HOOK_XDP);
+		}
+		auto ev = c.take();
+		EXPECT_EQ(kinds(ev), rst ? "tcp_syn,tcp_synack,tcp_handshake_ack,tcp_rst,flow_stats"
+					 : "tcp_syn,tcp_synack,tcp_handshake_ack,tcp_fin,tcp_fin,tcp_close_ack,flow_stats")
+			<< rst;
+		// a new connection on the same ports after it: seen whole
+		Conn again = k;
+		again.cseq += 100000;
+		c.feed(again.syn());
+		EXPECT_EQ(kinds(c.take()), "tcp_syn");
+	}
 }
 
 TEST(Walk, MidstreamResyncsOnValidHeader)
@@ -756,7 +877,7 @@ TEST(Walk, CloseWithFinAckFromServer)
 	ASSERT_EQ(kinds(ev), "tcp_fin,tcp_fin,tcp_close_ack,flow_stats");
 	EXPECT_EQ(ev[0].ev().dir, TDSBPF_DIR_C2S);
 	EXPECT_EQ(ev[1].ev().dir, TDSBPF_DIR_S2C);
-	EXPECT_EQ(c.p.flows(), 0u);
+	EXPECT_EQ(c.p.open_flows(), 0u);
 	// a FIN repeated (retransmitted) is reported once
 	Conn k2;
 	k2.cport = 50002;
@@ -1137,11 +1258,11 @@ TEST(SecondSighting, LoopbackCountsEachPacketOnce)
 		(dir ? c2s : s2c)++;
 	EXPECT_EQ(s.packets[0], c2s);
 	EXPECT_EQ(s.packets[1], s2c);
-	// every second sighting is counted as such, except the last ACK's: it
-	// closed the flow, and a bare ACK of no flow leaves no trace
+	// every second sighting is counted as such; the last ACK's comes after
+	// the final counters (the closed flow knows it, no event is made)
 	EXPECT_EQ(s.duplicates[0], c2s - 1);
 	EXPECT_EQ(s.duplicates[1], s2c);
-	EXPECT_EQ(lo.p.flows(), 0u);
+	EXPECT_EQ(lo.p.open_flows(), 0u);
 }
 
 TEST(SecondSighting, TwoInterfacesInEitherOrder)
@@ -1233,4 +1354,72 @@ TEST(SecondSighting, NewDataElsewhereMovesThePoint)
 	EXPECT_EQ(s.retrans[0], 0u);
 	EXPECT_EQ(s.packets[0], 5u);
 	EXPECT_EQ(s.duplicates[0], 1u);
+}
+
+namespace {
+
+// A conversation through the walk and the aggregator; the one record.
+nlohmann::json one_record(const std::vector<Bytes>& frames)
+{
+	Collector c;
+	for (const auto& f : frames)
+		c.feed(f);
+	tdsbpf::test::CollectSink sink;
+	tdsbpf::Aggregator agg({}, sink);
+	uint64_t ts = tdsbpf::test::kBaseNs;
+	for (auto& r : c.take()) {
+		reinterpret_cast<tdsbpf_event*>(r.raw.data())->ts_ns = ts += 1000000;
+		agg.on_event(r.ev(), r.raw.size());
+	}
+	agg.finish(ts + 60'000'000'000ull);
+	EXPECT_EQ(sink.records.size(), 1u);
+	return sink.records.empty() ? nlohmann::json() : sink.records[0];
+}
+
+} // namespace
+
+// Traffic on a traced port that is not TDS 7.x is named for what it is, not
+// left as a login in progress with the framing lost.
+TEST(NotTds, SybaseLoginIsNamed)
+{
+	Conn k;
+	// a TDS 5.0 login: type 2, a 512-byte packet of the login record
+	Bytes login{0x02, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00};
+	login.resize(512, 0x20);
+	auto r = one_record({k.syn(), k.synack(), k.ack(true), k.data(true, login), k.fin(true), k.fin(false), k.ack(true)});
+	EXPECT_EQ(r["login"]["outcome"], "not_tds") << r.dump();
+	ASSERT_TRUE(tdsbpf::test::has_diagnosis(r, "not_tds7")) << r.dump();
+	EXPECT_FALSE(tdsbpf::test::has_diagnosis(r, "closed_before_login"));
+	std::string msg;
+	for (const auto& d : r["diagnoses"])
+		if (d["code"] == "not_tds7")
+			msg = d["message"];
+	EXPECT_NE(msg.find("TDS 4.2/5.0 login"), std::string::npos) << msg;
+}
+
+TEST(NotTds, AnotherProtocolIsNamed)
+{
+	Conn k;
+	std::string http = "GET /health HTTP/1.1\r\nHost: db1\r\n\r\n";
+	auto r = one_record({k.syn(), k.synack(), k.ack(true), k.data(true, Bytes(http.begin(), http.end())),
+			     k.fin(true), k.fin(false), k.ack(true)});
+	EXPECT_EQ(r["login"]["outcome"], "not_tds") << r.dump();
+	ASSERT_TRUE(tdsbpf::test::has_diagnosis(r, "not_tds7")) << r.dump();
+	EXPECT_FALSE(tdsbpf::test::has_diagnosis(r, "framing_lost")) << r.dump();
+	EXPECT_FALSE(tdsbpf::test::has_diagnosis(r, "closed_before_login")) << r.dump();
+}
+
+TEST(NotTds, RealTdsIsNotNamed)
+{
+	Conn k;
+	auto r = one_record({k.syn(), k.synack(), k.ack(true),
+			     k.data(true, tds(TDS_PRELOGIN, 1, prelogin({{0, Bytes{16, 0, 0, 0, 0, 0}}}))),
+			     k.fin(true), k.fin(false), k.ack(true)});
+	EXPECT_NE(r["login"]["outcome"], "not_tds") << r.dump();
+	EXPECT_FALSE(tdsbpf::test::has_diagnosis(r, "not_tds7"));
+	// mid-stream, the first bytes seen may be anywhere in a message: not judged
+	Conn m;
+	std::string junk = "0123456789abcdef";
+	auto s = one_record({m.data(true, Bytes(junk.begin(), junk.end())), m.fin(true), m.fin(false), m.ack(true)});
+	EXPECT_FALSE(tdsbpf::test::has_diagnosis(s, "not_tds7")) << s.dump();
 }

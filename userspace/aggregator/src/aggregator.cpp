@@ -390,7 +390,7 @@ struct Aggregator::Impl {
 		// no login to count: the handshake never ended, or it was before
 		// the tracer, or it is still going on at exit
 		if (outcome == LoginOutcome::not_started || outcome == LoginOutcome::not_seen ||
-		    outcome == LoginOutcome::in_progress)
+		    outcome == LoginOutcome::in_progress || outcome == LoginOutcome::not_tds)
 			return;
 		std::optional<uint64_t> d = c.login_duration_ns();
 		std::string tls = c.tls.server_version ? tls_version_name(c.tls.server_version) : std::string();

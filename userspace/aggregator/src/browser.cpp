@@ -64,6 +64,10 @@ void BrowserTracker::on_datagram(const tdsbpf_browser_event& ev)
 	std::size_t n = std::min<std::size_t>(ev.data_len, sizeof(ev.data));
 	bool from_server = b.dir == TDSBPF_DIR_S2C;
 	SsrpMessage msg = parse_ssrp({ev.data, n}, from_server);
+	// only the first bytes of a long answer were copied: cut short by us,
+	// not wrong
+	if (n < b.payload_len && msg.truncated)
+		msg.problem.clear();
 	if (!from_server) {
 		Lookup l;
 		l.id = next_id_++;
@@ -100,37 +104,34 @@ void BrowserTracker::on_datagram(const tdsbpf_browser_event& ev)
 		it = std::prev(w.base());
 		break;
 	}
-	std::vector<uint16_t> followed;
-	for (uint16_t p : ev.followed)
-		if (p)
-			followed.push_back(p);
-	for (const SsrpInstance& i : r.msg.instances) {
-		if (!i.tcp_port)
-			continue;
-		if (std::find(followed.begin(), followed.end(), *i.tcp_port) == followed.end())
-			followed.push_back(*i.tcp_port);
-		if (cfg_.on_browser_port)
-			cfg_.on_browser_port(*i.tcp_port);
-	}
 	if (it == waiting_.end()) {
-		// an answer to a request not seen (sent before tracing began)
+		// an answer to a request not seen (sent before tracing began, or
+		// made up): reported, its ports not followed (the kernel does not
+		// either)
 		Lookup l;
 		l.id = next_id_++;
 		l.key = b.key;
 		l.ifindex = b.ifindex;
-		l.followed = std::move(followed);
 		l.responses.push_back(std::move(r));
-		remember(l, l.responses.back());
 		report(l, b.ts_ns);
 		return;
 	}
 	Lookup& l = *it;
-	for (uint16_t p : followed)
-		if (std::find(l.followed.begin(), l.followed.end(), p) == l.followed.end())
+	// the ports the kernel followed, and those past what it looked at
+	for (uint16_t p : ev.followed)
+		if (p && std::find(l.followed.begin(), l.followed.end(), p) == l.followed.end())
 			l.followed.push_back(p);
-	if (l.responses.size() < 64)
+	for (const SsrpInstance& i : r.msg.instances) {
+		if (!i.tcp_port)
+			continue;
+		if (std::find(l.followed.begin(), l.followed.end(), *i.tcp_port) == l.followed.end())
+			l.followed.push_back(*i.tcp_port);
+		if (cfg_.on_browser_port)
+			cfg_.on_browser_port(*i.tcp_port);
+	}
+	remember(l, r);
+	if (l.responses.size() < kMaxResponses)
 		l.responses.push_back(std::move(r));
-	remember(l, l.responses.back());
 	if (!broadcast(l)) {
 		report(l, b.ts_ns);
 		waiting_.erase(it);
@@ -181,8 +182,11 @@ void BrowserTracker::advance(uint64_t now)
 
 void BrowserTracker::finish(uint64_t now)
 {
+	// a request younger than the wait is not unanswered: the run ended first
 	while (!waiting_.empty()) {
-		report(waiting_.front(), now);
+		Lookup& l = waiting_.front();
+		l.unfinished = l.responses.empty() && now < l.request_ns + static_cast<uint64_t>(cfg_.browser_timeout_ms) * 1000000ull;
+		report(l, now);
 		waiting_.pop_front();
 	}
 }
@@ -204,6 +208,8 @@ void BrowserTracker::report(Lookup& l, uint64_t now)
 			 "its message is damaged.",
 			 server.c_str(), l.request.problem.empty() ? "unknown message type" : l.request.problem.c_str());
 		diags.push_back({"browser_not_ssrp", "info", buf});
+	} else if (l.responses.empty() && l.unfinished) {
+		outcome = "unfinished";
 	} else if (l.responses.empty()) {
 		outcome = "no_answer";
 		double s = cfg_.browser_timeout_ms / 1000.0;

@@ -36,7 +36,8 @@ public:
 	std::shared_ptr<const Connection::BrowserOrigin> origin_for(const tdsbpf_flow_key& k, uint64_t ts);
 
 	// Limits: lookups waiting for answers, and answers remembered.
-	static constexpr std::size_t kMaxWaiting = 4096;
+	static constexpr std::size_t kMaxWaiting = 1024;
+	static constexpr std::size_t kMaxResponses = 16; // kept per lookup (a broadcast's)
 	static constexpr std::size_t kMaxAnswers = 4096;
 	static constexpr uint64_t kAnswerMemoryNs = 30'000'000'000ull;
 
@@ -53,6 +54,7 @@ public:
 		SsrpMessage request;
 		std::vector<Response> responses;
 		std::vector<uint16_t> followed;
+		bool unfinished = false; // the run ended before the wait did
 	};
 
 private:

@@ -147,8 +147,11 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 
 	// Login outcome
 	bool login_visible = c.prelogin.side[0].seen || c.prelogin.side[1].seen || c.tls.seen || c.login.seen || c.tcp.syn_count > 0;
-	if (c.login.ack_seen) {
+	bool speaks_tds7 = c.tracer.client_speaks == Speaks::tds || c.tracer.client_speaks == Speaks::not_yet;
+	if (c.login.ack_seen && speaks_tds7) {
 		c.login.outcome = LoginOutcome::success;
+	} else if (!speaks_tds7) {
+		c.login.outcome = LoginOutcome::not_tds;
 	} else if (c.login.error_seen) {
 		c.login.outcome = LoginOutcome::failed;
 	} else if (c.midstream && !login_visible) {
@@ -183,7 +186,8 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 	}
 	// Without its answer, a login whose events were lost cannot be told
 	// apart from one that is still going, gave up or was never seen.
-	if (c.tracer.lossy() && c.login.outcome != LoginOutcome::success && c.login.outcome != LoginOutcome::failed)
+	if (c.tracer.lossy() && c.login.outcome != LoginOutcome::success && c.login.outcome != LoginOutcome::failed &&
+	    c.login.outcome != LoginOutcome::not_tds)
 		c.login.outcome = LoginOutcome::unknown;
 }
 

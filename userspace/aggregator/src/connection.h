@@ -71,7 +71,13 @@ enum class LoginOutcome : uint8_t {
 	not_seen,    // mid-stream: the login happened before the tracer
 	not_started, // the TCP handshake never completed
 	unknown,     // encrypted login (full or strict encryption)
+	not_tds,     // the client does not speak TDS 7.x (see Speaks)
 };
+
+// What the client's first bytes on the port were, for a connection seen
+// from its start: TDS 7.x or 8.0 (PRELOGIN, LOGIN7, TLS, SMP), a TDS
+// 4.2/5.0 login (Sybase clients, very old drivers), or no TDS at all.
+enum class Speaks : uint8_t { not_yet, tds, tds_pre7, not_tds };
 const char* login_outcome_name(LoginOutcome o);
 
 // What was encrypted: nothing, the login only, everything after the
@@ -331,6 +337,7 @@ struct CloseState {
 };
 
 struct TracerState {
+	Speaks client_speaks = Speaks::not_yet;
 	uint64_t events = 0;
 	uint64_t resync_lost = 0, resync_regained = 0;
 	uint64_t truncated = 0;

@@ -406,8 +406,26 @@ void zero_window(Findings& f)
 		      ull(z1));
 }
 
+// The client's first bytes were not TDS 7.x: what the connection is, in
+// place of login findings that would not apply.
+void not_tds(Findings& f)
+{
+	const Connection& c = f.c;
+	if (c.tracer.client_speaks == Speaks::tds_pre7)
+		f.add("not_tds7", "warning",
+		      "Not TDS 7.x: the client's first message is a TDS 4.2/5.0 login (packet type 2), as Sybase clients (TDS 5.0) and drivers older than SQL Server 7.0 send. SQL Server has not accepted it since 2005, so the login, the work and the encryption of this record stay empty. Client side: find the application at %s and give it a driver for SQL Server.",
+		      endpoint_string(c.key.client_addr, c.key.family, c.key.client_port).c_str());
+	else if (c.tracer.client_speaks == Speaks::not_tds)
+		f.add("not_tds7", "warning",
+		      "Not TDS: the client's first bytes on this port are neither a TDS packet, nor a TLS record, nor an SMP frame. Another protocol talks to the SQL Server port (a health check, a port scanner, a misdirected application). Client side: find out what runs at %s.",
+		      endpoint_string(c.key.client_addr, c.key.family, c.key.client_port).c_str());
+}
+
 void framing_lost(Findings& f)
 {
+	// a conversation that never was TDS has no framing to lose
+	if (f.c.tracer.client_speaks == Speaks::not_tds && f.c.tracer.resync_lost <= 1)
+		return;
 	if (f.c.tracer.resync_lost)
 		f.add("framing_lost", "info",
 		      "The tracer lost the TDS framing %llu time(s) (events dropped or headers out of reach); counts of requests may be low.",
@@ -451,6 +469,7 @@ struct RuleRow {
 constexpr RuleRow kRules[] = {
 	{events_lost, false},
 	{midstream, false},
+	{not_tds, false},
 	{syn_unanswered, true},
 	{connection_refused, false},
 	{server_closed_during_tls, true},

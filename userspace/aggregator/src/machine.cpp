@@ -74,7 +74,7 @@ Phase initial_phase(const tdsbpf_event& ev)
 		if (ev.u.tds.detail == TDSBPF_D_TLS && ev.u.tds.d.tls.content_type == TLS_CT_HANDSHAKE)
 			return Phase::tls_handshake;
 		if (ev.dir == TDSBPF_DIR_C2S && ev.u.tds.type == TDS_LOGIN7)
-			return Phase::login;
+			return ev.u.tds.detail == TDSBPF_D_SSPI ? Phase::authentication : Phase::login;
 		return Phase::active;
 	case TDSBPF_EV_TLS:
 		if (ev.u.tls.content_type == TLS_CT_HANDSHAKE)
@@ -148,6 +148,26 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 		c.ifindex = ev.ifindex;
 	if (ev.flags & TDSBPF_F_TRUNCATED)
 		c.tracer.truncated++;
+
+	// the client's first bytes, for a connection seen from its start
+	if (dir == TDSBPF_DIR_C2S && c.tracer.client_speaks == Speaks::not_yet && !c.midstream) {
+		switch (ev.kind) {
+		case TDSBPF_EV_TDS:
+		case TDSBPF_EV_NTLM_AUTH:
+			c.tracer.client_speaks = ev.u.tds.type == TDS_PRE7_LOGIN ? Speaks::tds_pre7 : Speaks::tds;
+			break;
+		case TDSBPF_EV_TLS:
+		case TDSBPF_EV_SMP:
+			c.tracer.client_speaks = Speaks::tds;
+			break;
+		case TDSBPF_EV_RESYNC:
+			if (ev.flags & TDSBPF_F_LOST_SYNC)
+				c.tracer.client_speaks = Speaks::not_tds;
+			break;
+		default:
+			break;
+		}
+	}
 
 	switch (ev.kind) {
 	case TDSBPF_EV_TCP_SYN:
@@ -237,7 +257,7 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 		break;
 	case TDSBPF_EV_NTLM_AUTH:
 		// The record stands in for the carrier SSPI packet's own TDS event.
-		if (ev.u.tds.type == TDS_SSPI)
+		if (ev.u.tds.type == TDS_SSPI || ev.u.tds.detail == TDSBPF_D_SSPI)
 			on_tds(c, ev, dir, ts);
 		if (ntlm)
 			on_ntlm(c, *ntlm, ts);

@@ -128,6 +128,11 @@ void on_tds(Connection& c, const tdsbpf_event& ev, int dir, uint64_t ts)
 				enter(c, Phase::prelogin, ts);
 			return;
 		case TDS_LOGIN7:
+			// an SSPI continuation sent in a LOGIN7-typed packet
+			if (t.detail == TDSBPF_D_SSPI) {
+				on_sspi(c, t, ts);
+				return;
+			}
 			if (t.detail == TDSBPF_D_LOGIN7) {
 				on_login7(c, t.d.login7, ts);
 			} else {

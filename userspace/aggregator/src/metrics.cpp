@@ -188,6 +188,11 @@ void Metrics::owner_connection(uint32_t server, std::string_view side, std::stri
 	if (!owner_labels_)
 		return;
 	std::string value(owner.empty() ? "unknown" : owner);
+	// a label value must be UTF-8; cgroup names are bytes: anything but
+	// printable ASCII becomes '_'
+	for (char& ch : value)
+		if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) > 0x7e)
+			ch = '_';
 	if (!owner_values_.count(value)) {
 		if (owner_values_.size() >= max_servers_)
 			value = "other";

@@ -73,6 +73,7 @@ const char* login_outcome_name(LoginOutcome o)
 {
 	switch (o) {
 	case LoginOutcome::in_progress: return "in_progress";
+	case LoginOutcome::not_tds: return "not_tds";
 	case LoginOutcome::success: return "success";
 	case LoginOutcome::failed: return "failed";
 	case LoginOutcome::aborted: return "aborted";

@@ -293,6 +293,10 @@ void RecordWriter::authentication()
 	w_.member("inferred", a.inferred);
 	if (a.integrated_known)
 		w_.member("integrated_security", a.integrated_security);
+	else if (a.sspi_server_tokens || a.sspi_client_packets || a.ntlm_seen)
+		// an encrypted LOGIN7 followed by SSPI: only an integrated login has
+		// SSPI round trips (inferred, as the method is)
+		w_.member("integrated_security", true);
 	else
 		w_.null_member("integrated_security");
 	w_.member("sspi_server_tokens", a.sspi_server_tokens);
