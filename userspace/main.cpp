@@ -69,6 +69,9 @@ void install_signals()
 	signal(SIGPIPE, SIG_IGN);
 }
 
+// The capture frame being walked (--read), for the records' frame numbers.
+uint64_t g_read_frame = 0;
+
 struct Options {
 	std::vector<std::string> ifaces;
 	std::vector<uint16_t> ports;
@@ -153,6 +156,8 @@ public:
 			};
 			cfg.on_connection_end = [this](uint64_t id, bool diagnosed) { capture_->connection_end(id, diagnosed); };
 		}
+		if (!o.read.empty())
+			cfg.frame_number = [] { return g_read_frame; };
 		if (o.read.empty()) {
 			resolver_ = std::make_unique<tdsbpf::OwnerResolver>(o.cgroup_root);
 			// a cgroup not found is looked for again at most once a second:
@@ -394,7 +399,7 @@ int run_read(const Options& o)
 	tdsbpf::HostParser parser(pc, [&](const tdsbpf_event& ev, std::size_t len) { out.on_event(ev, len); });
 	tdsbpf::ReadStats st;
 	try {
-		st = tdsbpf::read_capture(o.read, parser);
+		st = tdsbpf::read_capture(o.read, parser, &g_read_frame);
 	} catch (const OutputFailed&) {
 		out.report_write_error();
 		return 1;

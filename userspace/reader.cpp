@@ -145,7 +145,7 @@ struct PcapCloser {
 
 } // namespace
 
-ReadStats read_capture(const std::string& path, HostParser& parser)
+ReadStats read_capture(const std::string& path, HostParser& parser, uint64_t* current_frame)
 {
 	char err[PCAP_ERRBUF_SIZE] = {};
 	std::unique_ptr<pcap_t, PcapCloser> pc(
@@ -205,6 +205,8 @@ ReadStats read_capture(const std::string& path, HostParser& parser)
 		if (rc != 1)
 			continue;
 		st.frames++;
+		if (current_frame)
+			*current_frame = st.frames;
 		uint64_t ts = static_cast<uint64_t>(hdr->ts.tv_sec) * 1'000'000'000ULL +
 			      static_cast<uint64_t>(hdr->ts.tv_usec); // nanoseconds: opened with NANO precision
 		uint32_t caplen = hdr->caplen;

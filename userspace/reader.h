@@ -23,6 +23,8 @@ struct ReadStats {
 // Throws std::runtime_error with a clear message when the file cannot be
 // read at all (missing, not a capture, an unsupported link type). A file
 // that ends early is not an error: what was read is kept and stats say so.
-ReadStats read_capture(const std::string& path, HostParser& parser);
+// current_frame, when given, holds the number of the frame being walked
+// (1 for the file's first, as Wireshark numbers them) while parser runs.
+ReadStats read_capture(const std::string& path, HostParser& parser, uint64_t* current_frame = nullptr);
 
 } // namespace tdsbpf

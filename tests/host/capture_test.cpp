@@ -845,3 +845,62 @@ TEST(CapturesBinary, WritePcapOfARealCapture)
 		  std::string::npos)
 		<< r.err;
 }
+
+// Reading a capture, each record gives a Wireshark display filter and its
+// first and last frames: the filter shows exactly the frames tshark
+// numbers from the first to the last, and each timeline line names the
+// frame it came from.
+TEST(CapturesBinary, FramesAndAFilterLeadToThePackets)
+{
+	NEED_CAPTURES();
+	NEED_TOOL("tshark");
+	for (const auto& name : {kSql2000, kSql2022Select}) {
+		Proc r = tdsbpf_read(cap(name));
+		ASSERT_EQ(r.rc, 0) << r.err;
+		auto conns = connections(ndjson(r.out));
+		ASSERT_FALSE(conns.empty());
+		for (const auto& c : conns) {
+			const json& w = c["wireshark"];
+			std::string filter = w["filter"];
+			Proc t = run("tshark -r " + quote(cap(name).string()) + " -Y " + quote(filter) +
+				     " -T fields -e frame.number");
+			ASSERT_EQ(t.rc, 0) << t.err;
+			std::vector<uint64_t> frames;
+			std::istringstream in(t.out);
+			for (std::string line; std::getline(in, line);)
+				if (!line.empty())
+					frames.push_back(std::stoull(line));
+			ASSERT_FALSE(frames.empty()) << filter;
+			EXPECT_EQ(w["first_frame"], frames.front()) << name << " " << filter;
+			// the last frame that gave the record an event: one of the
+			// connection's, at or after its last FIN (a last ACK, or a
+			// capture's second copy of it, may follow)
+			uint64_t last = w["last_frame"];
+			EXPECT_TRUE(std::find(frames.begin(), frames.end(), last) != frames.end()) << last;
+			Proc fin = run("tshark -r " + quote(cap(name).string()) + " -Y " +
+				       quote("(" + filter + ") && tcp.flags.fin==1") + " -T fields -e frame.number");
+			ASSERT_EQ(fin.rc, 0) << fin.err;
+			uint64_t last_fin = 0;
+			std::istringstream fins(fin.out);
+			for (std::string line; std::getline(fins, line);)
+				if (!line.empty())
+					last_fin = std::stoull(line);
+			EXPECT_GE(last, last_fin) << name;
+		}
+		// the text view: the PRELOGIN line names tshark's first PRELOGIN frame
+		Proc text = tdsbpf_read(cap(name), "--format text");
+		ASSERT_EQ(text.rc, 0) << text.err;
+		Proc t = run("tshark -r " + quote(cap(name).string()) + " -d tcp.port==1433,tds -Y tds.type==18 -T fields -e frame.number");
+		ASSERT_EQ(t.rc, 0) << t.err;
+		std::string first = t.out.substr(0, t.out.find('\n'));
+		std::istringstream lines(text.out);
+		std::string prelogin;
+		for (std::string line; std::getline(lines, line);)
+			if (line.find("TDS:Prelogin") != std::string::npos) {
+				prelogin = line;
+				break;
+			}
+		EXPECT_NE(prelogin.find(" f" + first + " "), std::string::npos) << prelogin << " vs frame " << first;
+		EXPECT_NE(text.out.find("   wireshark frames "), std::string::npos) << text.out;
+	}
+}

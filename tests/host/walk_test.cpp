@@ -308,6 +308,28 @@ TEST(Walk, NtlmAuthenticateNames)
 	EXPECT_EQ(T(ev[2]).d.sspi.length, ntlm_negotiate().size());
 }
 
+namespace {
+
+// A conversation through the walk and the aggregator; the one record.
+nlohmann::json one_record(const std::vector<Bytes>& frames)
+{
+	Collector c;
+	for (const auto& f : frames)
+		c.feed(f);
+	tdsbpf::test::CollectSink sink;
+	tdsbpf::Aggregator agg({}, sink);
+	uint64_t ts = tdsbpf::test::kBaseNs;
+	for (auto& r : c.take()) {
+		reinterpret_cast<tdsbpf_event*>(r.raw.data())->ts_ns = ts += 1000000;
+		agg.on_event(r.ev(), r.raw.size());
+	}
+	agg.finish(ts + 60'000'000'000ull);
+	EXPECT_EQ(sink.records.size(), 1u);
+	return sink.records.empty() ? nlohmann::json() : sink.records[0];
+}
+
+} // namespace
+
 // Some drivers send the NTLM AUTHENTICATE (or a SPNEGO response) in a packet
 // typed LOGIN7 (0x10) after the real LOGIN7: an SSPI continuation, not a
 // second LOGIN7 with fields made of blob bytes. A real LOGIN7 whose length
@@ -365,28 +387,13 @@ TEST(Walk, SspiContinuationInALogin7PacketIsNtlmInTheRecord)
 	l.flags2 |= 0x80;
 	l.user = "";
 	l.sspi = ntlm_negotiate();
-	Collector c;
 	Conn k;
-	c.feed(k.syn());
-	c.feed(k.synack());
-	c.feed(k.ack(true));
-	c.feed(k.data(true, tds(TDS_LOGIN7, 1, login7(l))));
-	c.feed(k.data(false, tds(TDS_REPLY, 1, tok_sspi(ntlm_challenge()))));
-	c.feed(k.data(true, tds(TDS_LOGIN7, 1, ntlm_authenticate("CORP", "alice", "WS01"))));
-	c.feed(k.data(false, tds(TDS_REPLY, 1, cat({tok_loginack(0x74000004, {16, 0, 0x03, 0xe8}), tok_done(0, 0, 0)}))));
-	c.feed(k.fin(true));
-	c.feed(k.fin(false));
-	c.feed(k.ack(true));
-	tdsbpf::test::CollectSink sink;
-	tdsbpf::Aggregator agg({}, sink);
-	uint64_t ts = tdsbpf::test::kBaseNs;
-	for (auto& r : c.take()) {
-		reinterpret_cast<tdsbpf_event*>(r.raw.data())->ts_ns = ts += 1000000;
-		agg.on_event(r.ev(), r.raw.size());
-	}
-	agg.finish(ts + 60'000'000'000ull);
-	ASSERT_EQ(sink.records.size(), 1u);
-	const auto& rec = sink.records[0];
+	auto rec = one_record({k.syn(), k.synack(), k.ack(true), k.data(true, tds(TDS_LOGIN7, 1, login7(l))),
+			       k.data(false, tds(TDS_REPLY, 1, tok_sspi(ntlm_challenge()))),
+			       k.data(true, tds(TDS_LOGIN7, 1, ntlm_authenticate("CORP", "alice", "WS01"))),
+			       k.data(false, tds(TDS_REPLY, 1, cat({tok_loginack(0x74000004, {16, 0, 0x03, 0xe8}),
+								     tok_done(0, 0, 0)}))),
+			       k.fin(true), k.fin(false), k.ack(true)});
 	EXPECT_EQ(rec["authentication"]["method"], "ntlm") << rec.dump();
 	EXPECT_EQ(rec["authentication"]["integrated_security"], true);
 	EXPECT_EQ(rec["authentication"]["ntlm"]["user"], "alice");
@@ -1356,27 +1363,6 @@ TEST(SecondSighting, NewDataElsewhereMovesThePoint)
 	EXPECT_EQ(s.duplicates[0], 1u);
 }
 
-namespace {
-
-// A conversation through the walk and the aggregator; the one record.
-nlohmann::json one_record(const std::vector<Bytes>& frames)
-{
-	Collector c;
-	for (const auto& f : frames)
-		c.feed(f);
-	tdsbpf::test::CollectSink sink;
-	tdsbpf::Aggregator agg({}, sink);
-	uint64_t ts = tdsbpf::test::kBaseNs;
-	for (auto& r : c.take()) {
-		reinterpret_cast<tdsbpf_event*>(r.raw.data())->ts_ns = ts += 1000000;
-		agg.on_event(r.ev(), r.raw.size());
-	}
-	agg.finish(ts + 60'000'000'000ull);
-	EXPECT_EQ(sink.records.size(), 1u);
-	return sink.records.empty() ? nlohmann::json() : sink.records[0];
-}
-
-} // namespace
 
 // Traffic on a traced port that is not TDS 7.x is named for what it is, not
 // left as a login in progress with the framing lost.

@@ -27,20 +27,10 @@
 
 using namespace std::chrono_literals;
 using json = nlohmann::json;
+using labtest::wait_until;
 using tdsbpf::e2e::have;
 
 namespace {
-
-bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout)
-{
-	auto until = std::chrono::steady_clock::now() + timeout;
-	while (!pred()) {
-		if (std::chrono::steady_clock::now() >= until)
-			return false;
-		std::this_thread::sleep_for(50ms);
-	}
-	return true;
-}
 
 // Every record of an NDJSON file (connections, snapshots and lookups).
 std::vector<json> records_in(const std::string& path)

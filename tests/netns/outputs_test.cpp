@@ -28,6 +28,7 @@
 #include "require.h"
 
 using nlohmann::json;
+using labtest::wait_until;
 using namespace std::chrono_literals;
 
 namespace {
@@ -35,18 +36,6 @@ namespace {
 bool have(const std::string& program)
 {
 	return std::system(("command -v " + program + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-// Waits until pred holds; false after timeout.
-bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout)
-{
-	auto until = std::chrono::steady_clock::now() + timeout;
-	while (!pred()) {
-		if (std::chrono::steady_clock::now() >= until)
-			return false;
-		std::this_thread::sleep_for(50ms);
-	}
-	return true;
 }
 
 std::vector<std::string> lines_of(const std::string& path)

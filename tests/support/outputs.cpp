@@ -9,6 +9,7 @@
 #include <chrono>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 namespace labtest {
 
@@ -19,6 +20,17 @@ pid_t start_lab_server(tdsbpf::lab::NetnsLab& lab, const tdsbpf::lab::TempDir& d
 			       "--ready-file", dir.file("server.ready")},
 			      dir.file("server.out"), dir.file("server.log"));
 	return tdsbpf::lab::wait_for_file(dir.file("server.ready"), std::chrono::milliseconds(20000)) ? pid : 0;
+}
+
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout)
+{
+	auto until = std::chrono::steady_clock::now() + timeout;
+	while (!pred()) {
+		if (std::chrono::steady_clock::now() >= until)
+			return false;
+		std::this_thread::sleep_for(std::chrono::milliseconds(50));
+	}
+	return true;
 }
 
 std::string slurp(const std::string& path)

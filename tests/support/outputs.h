@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -19,6 +20,9 @@ namespace labtest {
 // `listen` (default: the server address), its files in dir; its pid once
 // it listens, or 0.
 pid_t start_lab_server(tdsbpf::lab::NetnsLab& lab, const tdsbpf::lab::TempDir& dir, const std::string& listen = {});
+
+// Polls pred every 50 ms until it holds (true) or timeout passes (false).
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
 
 // A whole file ("" if it cannot be read).
 std::string slurp(const std::string& path);

@@ -69,6 +69,7 @@ struct Pending {
 	std::unique_ptr<tdsbpf_ntlm_event> ntlm;
 	// a larger record whole (Browser datagram, packet copy)
 	std::unique_ptr<std::vector<uint8_t>> record;
+	uint64_t frame = 0; // the capture's frame (--read)
 };
 
 
@@ -170,13 +171,14 @@ struct Aggregator::Impl {
 	void push(const tdsbpf_event& ev, std::unique_ptr<tdsbpf_ntlm_event> ntlm,
 		  std::unique_ptr<std::vector<uint8_t>> record = nullptr)
 	{
+		uint64_t frame = cfg.frame_number ? cfg.frame_number() : 0;
 		if (pending.empty() || pending.back().ts <= ev.ts_ns) {
-			pending.push_back(Pending{ev.ts_ns, order++, ev, std::move(ntlm), std::move(record)});
+			pending.push_back(Pending{ev.ts_ns, order++, ev, std::move(ntlm), std::move(record), frame});
 		} else {
 			// out of order (another CPU's event): after every event of the same time
 			auto at = std::upper_bound(pending.begin(), pending.end(), ev.ts_ns,
 						   [](uint64_t ts, const Pending& p) { return ts < p.ts; });
-			pending.insert(at, Pending{ev.ts_ns, order++, ev, std::move(ntlm), std::move(record)});
+			pending.insert(at, Pending{ev.ts_ns, order++, ev, std::move(ntlm), std::move(record), frame});
 		}
 		high_water = std::max<uint64_t>(high_water, ev.ts_ns);
 		uint64_t window = static_cast<uint64_t>(cfg.reorder_window_us) * 1000ull;
@@ -198,7 +200,7 @@ struct Aggregator::Impl {
 		if (p.record)
 			process_record(*p.record);
 		else
-			process(p.ev, p.ntlm.get());
+			process(p.ev, p.ntlm.get(), p.frame);
 		pending.pop_front();
 	}
 
@@ -241,7 +243,7 @@ struct Aggregator::Impl {
 		}
 	}
 
-	void process(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm)
+	void process(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm, uint64_t frame = 0)
 	{
 		FlowKey key{ev.key};
 		auto it = table.find(key);
@@ -283,6 +285,11 @@ struct Aggregator::Impl {
 		}
 		Entry& e = it->second;
 		Connection& c = *e.conn;
+		if (frame) {
+			if (!c.first_frame)
+				c.first_frame = frame;
+			c.last_frame = std::max(c.last_frame, frame);
+		}
 		if (cfg.metrics) {
 			uint64_t answered = c.work.latency.count(), waited = c.work.latency.sum_ns();
 			apply_event(c, ev, ntlm);
@@ -310,6 +317,7 @@ struct Aggregator::Impl {
 		if (sink.wants_lines() && ev.kind != TDSBPF_EV_FLOW_STATS) {
 			TimelineLine l;
 			l.connection_id = c.id;
+			l.frame = frame;
 			l.ts_ns = ev.ts_ns;
 			l.offset_s = static_cast<double>(ev.ts_ns >= c.first_ns ? ev.ts_ns - c.first_ns : 0) / 1e9;
 			l.from_client = ev.dir == TDSBPF_DIR_C2S;

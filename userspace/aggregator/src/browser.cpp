@@ -352,10 +352,7 @@ void BrowserTracker::report(Lookup& l, uint64_t now)
 	for (uint16_t p : l.followed)
 		w.value(p);
 	w.end_array();
-	w.key("diagnoses").begin_array();
-	for (const Diagnosis& d : diags)
-		w.begin_object().member("code", d.code).member("severity", d.severity).member("message", d.message).end_object();
-	w.end_array();
+	write_diagnoses(w, diags);
 	w.end_object();
 
 	text_.clear();

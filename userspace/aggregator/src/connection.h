@@ -366,6 +366,7 @@ struct Connection {
 	bool midstream = false;
 	uint64_t first_ns = 0, last_ns = 0;
 	uint64_t last_payload_ns = 0; // last TDS/TLS/SMP event
+	uint64_t first_frame = 0, last_frame = 0; // in the capture read (--read), else 0
 	uint64_t last_server_payload_ns = 0;
 
 	Phase phase = Phase::none;
@@ -460,6 +461,8 @@ struct RecordContext {
 	bool final;
 	std::string_view ifname; // empty: the number is printed
 };
+// The "diagnoses" member of a record.
+void write_diagnoses(JsonWriter& w, const std::vector<Diagnosis>& diagnoses);
 // Appends the JSON record (one line, no newline) to out.
 void write_record_json(JsonBuffer& out, const RecordContext& r);
 // Appends the text view's summary of a connection to out.
@@ -472,6 +475,8 @@ std::string describe_event(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm
 
 // ---- Helpers (util.cpp) ----
 std::string iso_time(uint64_t ns);
+// A Wireshark display filter for one connection's packets.
+std::string wireshark_filter(const tdsbpf_flow_key& k);
 // Writes "2026-12-01T21:46:33.123456Z" into buf (28 bytes at least); returns the length.
 size_t iso_time(char* buf, uint64_t ns);
 double ms(uint64_t ns);

@@ -114,6 +114,12 @@ void RecordWriter::write()
 	time("last_seen_time", c_.last_ns);
 	w_.member("duration_ms", Millis{end_ns - c_.first_ns});
 	w_.member("midstream", c_.midstream);
+	w_.key("wireshark").begin_object().member("filter", wireshark_filter(c_.key));
+	if (c_.first_frame)
+		w_.member("first_frame", c_.first_frame).member("last_frame", c_.last_frame);
+	else
+		w_.null_member("first_frame").null_member("last_frame");
+	w_.end_object();
 	if (const auto* o = c_.redirected_from.get()) {
 		const tdsbpf_flow_key& k = o->key;
 		w_.key("redirected_from")
@@ -452,17 +458,22 @@ void RecordWriter::owners()
 
 void RecordWriter::diagnoses()
 {
-	w_.key("diagnoses").begin_array();
-	for (const Diagnosis& d : r_.diagnoses)
-		w_.begin_object()
+	write_diagnoses(w_, r_.diagnoses);
+}
+
+} // namespace
+
+void write_diagnoses(JsonWriter& w, const std::vector<Diagnosis>& diagnoses)
+{
+	w.key("diagnoses").begin_array();
+	for (const Diagnosis& d : diagnoses)
+		w.begin_object()
 			.member("code", d.code)
 			.member("severity", d.severity)
 			.member("message", d.message)
 			.end_object();
-	w_.end_array();
+	w.end_array();
 }
-
-} // namespace
 
 const char* session_end(const SmpSession& s, const Connection& c, bool final)
 {

@@ -91,6 +91,10 @@ void write_record_text(std::string& out, const RecordContext& r)
 	  << endpoint_string(k.server_addr, k.family, k.server_port) << (k.family == 6 ? " (ipv6)\n" : " (ipv4)\n");
 	t << "   time      " << iso_time(c.first_ns) << " .. " << iso_time(end_ns) << " (" << ms(end_ns - c.first_ns) << " ms)"
 	  << (c.midstream ? ", seen mid-stream" : "") << "\n";
+	t << "   wireshark ";
+	if (c.first_frame)
+		t << "frames " << c.first_frame << ".." << c.last_frame << ", ";
+	t << wireshark_filter(k) << "\n";
 	if (const auto* o = c.redirected_from.get())
 		t << "   routed    here by the server of #" << o->id << " ("
 		  << endpoint_string(o->key.server_addr, o->key.family, o->key.server_port) << ")\n";

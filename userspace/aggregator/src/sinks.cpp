@@ -46,7 +46,11 @@ void NdjsonSink::on_connection(const ConnectionRecord& record)
 std::string format_line(const TimelineLine& l)
 {
 	char head[96];
-	snprintf(head, sizeof(head), "#%-5llu %12.7f  ", static_cast<unsigned long long>(l.connection_id), l.offset_s);
+	if (l.frame)
+		snprintf(head, sizeof(head), "#%-5llu f%-7llu %12.7f  ", static_cast<unsigned long long>(l.connection_id),
+			 static_cast<unsigned long long>(l.frame), l.offset_s);
+	else
+		snprintf(head, sizeof(head), "#%-5llu %12.7f  ", static_cast<unsigned long long>(l.connection_id), l.offset_s);
 	std::string s = head;
 	s += l.source;
 	s += " > ";

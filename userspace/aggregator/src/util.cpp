@@ -83,9 +83,17 @@ double ms(uint64_t ns)
 	return static_cast<double>(ns / 1000) / 1000.0;
 }
 
-
-
-
-
+// Both addresses and both ports: the one conversation (a port reused by a
+// later connection matches too; the record's frames tell them apart).
+std::string wireshark_filter(const tdsbpf_flow_key& k)
+{
+	const char* ip = k.family == 6 ? "ipv6.addr" : "ip.addr";
+	std::string f = std::string(ip) + "==" + addr_string(k.client_addr, k.family) + " && " + ip + "==" +
+			addr_string(k.server_addr, k.family) + " && tcp.port==" + std::to_string(k.client_port) +
+			" && tcp.port==" + std::to_string(k.server_port);
+	if (k.vlan_valid)
+		f += " && vlan.id==" + std::to_string(k.vlan_id);
+	return f;
+}
 
 } // namespace tdsbpf

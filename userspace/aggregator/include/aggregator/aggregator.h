@@ -114,6 +114,10 @@ struct AggregatorConfig {
 	// the other events: the connection they belong to (0: none tracked).
 	std::function<void(uint64_t connection_id, const tdsbpf_packet_event& pkt, std::span<const uint8_t> bytes)>
 		on_packet;
+	// Reading a capture: the number of the frame whose events on_event is
+	// being given (called from on_event); records and timeline lines then
+	// name their frames. None: live.
+	std::function<uint64_t()> frame_number;
 	// Each connection as it ends (after its record), with whether it got a
 	// diagnosis of severity warning or error.
 	std::function<void(uint64_t connection_id, bool diagnosed)> on_connection_end;

@@ -13,6 +13,7 @@ namespace tdsbpf {
 // One line of a connection's timeline, as the seeds' tables show it.
 struct TimelineLine {
 	uint64_t connection_id = 0;
+	uint64_t frame = 0;      // the capture's frame number (--read), 0 live
 	std::string connection;  // "10.10.10.10:60123 -> 10.10.10.120:1433"
 	uint64_t ts_ns = 0;
 	double offset_s = 0;     // since the connection's first event
