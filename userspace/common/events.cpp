@@ -146,7 +146,9 @@ std::string tds_version_name(uint32_t v)
 {
 	switch (v) {
 	case 0x70000000: return "7.0";
+	case 0x07000000: return "7.0"; // as a 7.0 server's LOGINACK writes it ([MS-TDS] 2.2.7.14)
 	case 0x71000000: return "7.1";
+	case 0x07010000: return "7.1";
 	case 0x71000001: return "7.1 Rev 1";
 	case 0x72090002: return "7.2";
 	case 0x730A0003: return "7.3A";

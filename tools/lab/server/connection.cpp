@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 
 #include "ntlm.h"
 
@@ -32,6 +33,7 @@ std::optional<EncryptionMode> parse_encryption_mode(std::string_view s) {
 
 // A request whose remaining statements wait for a WAITFOR to elapse.
 struct Connection::PendingBatch {
+  explicit PendingBatch(std::uint32_t negotiated) : tokens(negotiated) {}
   std::vector<StatementResult> results;
   std::size_t next = 0;
   bool in_proc = false;  // RPC: DONEINPROC per statement, then RETURNSTATUS + DONEPROC
@@ -47,6 +49,9 @@ Connection::Connection(const ServerSettings& settings, std::uint16_t spid, std::
   main_.assembler.set_limit(kPreLoginMessageLimit);
   session_.spid = spid;
   session_.server_name = settings.server_name;
+  session_.version_major = settings.version_major;
+  session_.version_minor = settings.version_minor;
+  session_.version_build = settings.version_build;
   session_.version_text = "Microsoft SQL Server 2022 (RTM) - " + std::to_string(settings.version_major) + "." +
                           std::to_string(settings.version_minor) + "." +
                           std::to_string(settings.version_build) + ".0 (X64) (tdsbpf lab server)";
@@ -210,6 +215,10 @@ void Connection::handle_message(Channel& ch, Message&& m, Clock::time_point now)
   auto type = static_cast<PacketType>(m.type);
   switch (stage_) {
     case Stage::expect_prelogin:
+      if (type == PacketType::login7 && !tls_) {
+        handle_login7_without_prelogin(m, now);
+        return;
+      }
       if (type != PacketType::prelogin) {
         fail(std::string("expected PRELOGIN, got ") + packet_type_name(m.type));
         return;
@@ -237,7 +246,7 @@ void Connection::handle_message(Channel& ch, Message&& m, Clock::time_point now)
         // The client stopped sending this request (IGNORE bit): nothing runs,
         // a bare DONE closes the exchange it still waits for.
         log_debug(std::string(packet_type_name(m.type)) + " with IGNORE: not run");
-        TokenWriter t;
+        TokenWriter t(tds_version_);
         t.done(token::done, done_status::final, curcmd::none, 0);
         send_message(ch, 4, t.take());
       } else if (type == PacketType::sql_batch || type == PacketType::rpc) {
@@ -245,7 +254,7 @@ void Connection::handle_message(Channel& ch, Message&& m, Clock::time_point now)
         handle_request(ch, m, now);
       } else if (type == PacketType::transaction_manager) {
         // Transaction requests (BEGIN/COMMIT via TM): acknowledge with a DONE.
-        TokenWriter t;
+        TokenWriter t(tds_version_);
         t.done(token::done, done_status::final, curcmd::none, 0);
         send_message(ch, 4, t.take());
       } else {
@@ -435,6 +444,23 @@ void Connection::handle_tls_packet(const Packet& p, Clock::time_point now) {
   }
 }
 
+// TDS 7.0 clients know no PRELOGIN: the LOGIN7 is their first message, in
+// clear, and nothing about encryption is negotiated. SQL Server takes it when
+// it does not insist on encryption; a server that does cannot encrypt this
+// client's login and ends the connection.
+void Connection::handle_login7_without_prelogin(const Message& m, Clock::time_point now) {
+  if (settings_.encryption == EncryptionMode::on || settings_.encryption == EncryptionMode::required) {
+    log_info(std::string("LOGIN7 without PRELOGIN (a TDS 7.0 client), but encryption is ") +
+             encryption_mode_name(settings_.encryption) + ": closing");
+    stage_ = Stage::closed;
+    close_ = CloseAction::fin_after_flush;
+    return;
+  }
+  log_debug("LOGIN7 without PRELOGIN: nothing negotiated, no TLS");
+  stage_ = Stage::expect_login7;  // replies carry the SPID from here on
+  handle_login7(m, now);
+}
+
 void Connection::handle_login7(const Message& m, Clock::time_point now) {
   if (login_only_tls_ && inbound_tls_) {
     // Login-only encryption: everything after the LOGIN7 is plaintext again.
@@ -442,8 +468,8 @@ void Connection::handle_login7(const Message& m, Clock::time_point now) {
     outbound_tls_ = false;
   }
   Login7 login = decode_login7(m.payload);
-  tds_version_ = login.tds_version;
-  if ((tds_version_ >> 24) == 0x08 || tds_version_ > 0x74000004 || tds_version_ < 0x70000000) tds_version_ = 0x74000004;
+  tds_version_ = negotiate_tds_version(login.tds_version);
+  read_only_intent_ = (login.type_flags & 0x20) != 0;
   packet_size_ = login.packet_size == 0 ? kDefaultPacketSize
                                         : std::clamp<std::size_t>(login.packet_size, kMinPacketSize, kMaxPacketSize);
   if (!login.database.empty()) login_database_ = login.database;
@@ -451,9 +477,13 @@ void Connection::handle_login7(const Message& m, Clock::time_point now) {
   session_.database = login_database_;
 
   const bool integrated = login.integrated_security() || !login.sspi.empty();
+  session_.app_name = login.app_name;
+  session_.host_name = login.host_name;
+  char version_text[16];
+  std::snprintf(version_text, sizeof(version_text), "%08x", login.tds_version);
   log_debug("LOGIN7: user '" + login.user_name + "' app '" + login.app_name + "' host '" + login.host_name +
-           "' db '" + login.database + "'" + (integrated ? " (integrated)" : "") + " tds 0x" +
-           hex_dump(ByteView(reinterpret_cast<const std::uint8_t*>(&login.tds_version), 4)) +
+           "' db '" + login.database + "'" + (integrated ? " (integrated)" : "") + " tds 0x" + version_text +
+           (login.tds_version == tds_version_ ? std::string() : " (speaking " + tds_version_name(tds_version_) + ")") +
            (login.features.empty() ? std::string() : ", features " + hex_dump(login.features)));
   if (!integrated) faults_.merge(faults_from_login_name(login.user_name));
   if (apply_phase_faults(Phase::login, now)) return;
@@ -481,7 +511,7 @@ void Connection::handle_login7(const Message& m, Clock::time_point now) {
     return;
   }
   ntlm_spnego_ = ntlm->in_spnego;
-  TokenWriter t;
+  TokenWriter t(tds_version_);
   t.sspi(build_ntlm_challenge(ntlm->flags, ntlm->in_spnego));
   send_message(main_, 4, t.take());
   log_debug(std::string("NTLM NEGOTIATE") + (ntlm->in_spnego ? " (SPNEGO)" : "") + " -> CHALLENGE");
@@ -512,7 +542,7 @@ void Connection::kerberos_step(ByteView token, Clock::time_point now) {
       refuse_integrated_login("Kerberos: " + step.error);
       return;
     case GssAcceptor::State::continue_needed: {
-      TokenWriter t;
+      TokenWriter t(tds_version_);
       t.sspi(step.reply);
       send_message(main_, 4, t.take());
       log_debug("Kerberos: context continues, SSPI token of " + std::to_string(step.reply.size()) + " bytes");
@@ -534,7 +564,7 @@ void Connection::kerberos_step(ByteView token, Clock::time_point now) {
 // What SQL Server answers when the SSPI exchange itself fails (the client
 // never became anyone): 18452, not 18456.
 void Connection::refuse_integrated_login(const std::string& why) {
-  TokenWriter t;
+  TokenWriter t(tds_version_);
   Message16 err;
   err.number = 18452;
   err.state = 1;
@@ -553,7 +583,7 @@ void Connection::refuse_integrated_login(const std::string& why) {
 void Connection::finish_login(const std::string& login_name, Clock::time_point now, ByteView sspi_reply) {
   if (apply_phase_faults(Phase::auth, now)) return;
   session_.user = login_name;
-  TokenWriter t;
+  TokenWriter t(tds_version_);
   if (!sspi_reply.empty()) t.sspi(sspi_reply);
   if (faults_.fail_login) {
     Message16 err;
@@ -582,16 +612,24 @@ void Connection::finish_login(const std::string& login_name, Clock::time_point n
   info.server = settings_.server_name;
   info.line = 1;
   t.info(info);
-  t.envchange_collation(ByteView(kDefaultCollation, 5));
+  if (tds_version_ >= tds_version::v7_1) {
+    t.envchange_collation(ByteView(kDefaultCollation, 5));
+  } else {
+    // TDS 7.0 predates collations: the server announces its character set
+    // and its Unicode sort order (locale id, comparison flags) instead.
+    t.envchange(envchange_type::charset, "iso_1", "");
+    t.envchange(envchange_type::unicode_locale, "1033", "");
+    t.envchange(envchange_type::unicode_comparison, "196609", "");
+  }
   t.envchange(envchange_type::language, "us_english", "");
   info.number = 5703;
   info.state = 1;
   info.text = "Changed language setting to us_english.";
   t.info(info);
-  t.loginack(tds_version_, "Microsoft SQL Server", settings_.version_major, settings_.version_minor,
-             settings_.version_build);
+  t.loginack(loginack_tds_version(tds_version_), "Microsoft SQL Server", settings_.version_major,
+             settings_.version_minor, settings_.version_build);
   t.envchange(envchange_type::packet_size, std::to_string(packet_size_), std::to_string(packet_size_));
-  if (!requested_features_.empty()) {
+  if (!requested_features_.empty() && tds_version_ >= tds_version::v7_4) {
     // Acknowledge only what the lab really does: UTF-8 support (its answers
     // are UTF-16 anyway). Session recovery, column encryption, federated
     // auth etc. stay unacknowledged, which tells the client "not supported".
@@ -606,7 +644,12 @@ void Connection::finish_login(const std::string& login_name, Clock::time_point n
   if (faults_.redirect) {
     const auto& [host, port] = *faults_.redirect;
     bool self = port == settings_.own_port && (host == "127.0.0.1" || host == "localhost");
-    if (!self) {
+    // Routing exists from TDS 7.4; 7.1 to 7.3 clients get it only with
+    // read-only intent, 7.0 never [MS-TDS 2.2.7.9].
+    bool understood = tds_version_ >= tds_version::v7_4 || (tds_version_ >= tds_version::v7_1 && read_only_intent_);
+    if (!self && !understood) {
+      log_info("fault redirect: not sent, TDS " + tds_version_name(tds_version_) + " without read-only intent");
+    } else if (!self) {
       t.envchange_routing(host, port);
       redirected = true;
       log_info("fault redirect: routing the client to " + host + ":" + std::to_string(port));
@@ -630,11 +673,12 @@ void Connection::handle_request(Channel& ch, const Message& m, Clock::time_point
     fail("new request while the previous one is still running");
     return;
   }
-  auto batch = std::make_shared<PendingBatch>();
+  auto batch = std::make_shared<PendingBatch>(tds_version_);
   if (m.first_status & (status::reset_connection | status::reset_connection_skip_tran)) {
-    // A pooled connection is being reused: back to the login's state.
+    // A pooled connection is being reused: back to the login's state. The
+    // acknowledgement (ENVCHANGE 18) exists from TDS 7.2 on.
     session_.database = login_database_;
-    batch->tokens.envchange_reset_ack();
+    if (tds_version_ >= tds_version::v7_2) batch->tokens.envchange_reset_ack();
     log_debug("RESETCONNECTION honoured");
   }
   if (m.type == static_cast<std::uint8_t>(PacketType::sql_batch)) {
@@ -682,6 +726,15 @@ void Connection::handle_request(Channel& ch, const Message& m, Clock::time_point
         else facts.params[key] = std::monostate{};
       }
       batch->results = run_batch(*statement, facts);
+    } else if (!statement) {
+      // Catalog procedures ODBC drivers call by RPC get their result set.
+      std::vector<Value> args;
+      args.resize(rpc.params.size());  // NULL unless given
+      for (std::size_t i = 0; i < rpc.params.size(); ++i) {
+        if (rpc.params[i].integer) args[i].emplace<std::int64_t>(*rpc.params[i].integer);
+        else if (rpc.params[i].text) args[i].emplace<std::string>(*rpc.params[i].text);
+      }
+      if (auto result = run_procedure(name, args, session_)) batch->results.push_back(std::move(*result));
     }
   }
   run_results(ch, batch, now);
@@ -762,7 +815,7 @@ void Connection::handle_attention(Channel& ch) {
   } else {
     log_debug("attention: nothing running, acknowledged");
   }
-  TokenWriter t;
+  TokenWriter t(tds_version_);
   t.done(token::done, done_status::attention, curcmd::none, 0);
   send_message(ch, 4, t.take());
 }

@@ -78,7 +78,7 @@ class Connection {
 
  private:
   enum class Stage {
-    expect_prelogin,  // first bytes: PRELOGIN, or a TLS ClientHello in strict mode
+    expect_prelogin,  // first bytes: PRELOGIN, a TLS ClientHello in strict mode, or a TDS 7.0 LOGIN7
     strict_handshake,
     tls_in_prelogin,  // TDS 7.x handshake carried in PRELOGIN packets
     expect_login7,
@@ -107,6 +107,7 @@ class Connection {
   void handle_smp_frame(SmpFrame&& f, Clock::time_point now);
   void handle_prelogin(const Message& m, Clock::time_point now);
   void handle_tls_packet(const Packet& p, Clock::time_point now);
+  void handle_login7_without_prelogin(const Message& m, Clock::time_point now);
   void handle_login7(const Message& m, Clock::time_point now);
   void handle_sspi(const Message& m, Clock::time_point now);
   void kerberos_step(ByteView token, Clock::time_point now);
@@ -148,7 +149,8 @@ class Connection {
   SmpFrameSplitter smp_frames_;
   std::map<std::uint16_t, Channel> sessions_;
 
-  std::uint32_t tds_version_ = 0x74000004;
+  std::uint32_t tds_version_ = tds_version::v7_4;  // negotiated, LOGIN7 numbering
+  bool read_only_intent_ = false;
   std::size_t packet_size_ = kDefaultPacketSize;
   std::string login_database_ = "master";
   std::vector<std::uint8_t> requested_features_;  // FeatureExt ids from LOGIN7

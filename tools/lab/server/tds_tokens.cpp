@@ -1,6 +1,41 @@
 #include "tds_tokens.h"
 
+#include <algorithm>
+#include <cstdio>
+
 namespace tdslab {
+
+std::uint32_t negotiate_tds_version(std::uint32_t requested) {
+  using namespace tds_version;
+  if (requested < v7_0 || requested > v7_4) return v7_4;
+  for (std::uint32_t known : {v7_4, v7_3b, v7_3a, v7_2, v7_1_rev1, v7_1}) {
+    if (requested >= known) return known;
+  }
+  return v7_0;
+}
+
+std::uint32_t loginack_tds_version(std::uint32_t negotiated) {
+  if (negotiated == tds_version::v7_0) return 0x07000000;
+  if (negotiated == tds_version::v7_1) return 0x07010000;
+  return negotiated;
+}
+
+std::string tds_version_name(std::uint32_t version) {
+  switch (version) {
+    case tds_version::v7_0: return "7.0";
+    case tds_version::v7_1: return "7.1";
+    case tds_version::v7_1_rev1: return "7.1 Rev 1";
+    case tds_version::v7_2: return "7.2";
+    case tds_version::v7_3a: return "7.3A";
+    case tds_version::v7_3b: return "7.3B";
+    case tds_version::v7_4: return "7.4";
+    default: {
+      char text[16];
+      std::snprintf(text, sizeof(text), "0x%08x", version);
+      return text;
+    }
+  }
+}
 
 void TokenWriter::envchange(std::uint8_t type, std::string_view new_value, std::string_view old_value) {
   out_.u8(token::envchange);
@@ -54,17 +89,18 @@ void TokenWriter::message(std::uint8_t tok, const Message16& m) {
   out_.us_varchar(m.text);
   out_.b_varchar(m.server);
   out_.b_varchar(m.procedure);
-  out_.u32le(m.line);
+  if (wide_fields()) out_.u32le(m.line);
+  else out_.u16le(static_cast<std::uint16_t>(std::min<std::uint32_t>(m.line, 0xFFFF)));
   out_.patch_u16le(len_at, static_cast<std::uint16_t>(out_.size() - len_at - 2));
 }
 
-void TokenWriter::loginack(std::uint32_t tds_version, std::string_view prog_name, std::uint8_t major,
+void TokenWriter::loginack(std::uint32_t ack_version, std::string_view prog_name, std::uint8_t major,
                            std::uint8_t minor, std::uint16_t build) {
   out_.u8(token::loginack);
   std::size_t len_at = out_.size();
   out_.u16le(0);
   out_.u8(1);  // interface: SQL_TSQL
-  out_.u32be(tds_version);
+  out_.u32be(ack_version);
   out_.b_varchar(prog_name);
   out_.u8(major);
   out_.u8(minor);
@@ -92,7 +128,13 @@ void TokenWriter::done(std::uint8_t which, std::uint16_t status, std::uint16_t c
   out_.u8(which);
   out_.u16le(status);
   out_.u16le(cmd);
-  out_.u64le(rows);
+  if (wide_fields()) out_.u64le(rows);
+  else out_.u32le(static_cast<std::uint32_t>(std::min<std::uint64_t>(rows, 0x7FFFFFFF)));  // a LONG
+}
+
+void TokenWriter::user_type() {
+  if (wide_fields()) out_.u32le(0);
+  else out_.u16le(0);
 }
 
 void TokenWriter::returnstatus(std::int32_t value) {
@@ -105,7 +147,7 @@ void TokenWriter::returnvalue_int(std::string_view name, std::uint16_t ordinal, 
   out_.u16le(ordinal);
   out_.b_varchar(name);
   out_.u8(0x01);     // status: output parameter
-  out_.u32le(0);     // user type
+  user_type();
   out_.u16le(0x0009);  // flags: nullable, updateable
   out_.u8(0x26);     // INTN
   out_.u8(4);
@@ -117,21 +159,32 @@ void TokenWriter::colmetadata(const std::vector<Column>& columns) {
   out_.u8(token::colmetadata);
   out_.u16le(static_cast<std::uint16_t>(columns.size()));
   for (const auto& c : columns) {
-    out_.u32le(0);        // user type
+    user_type();
     out_.u16le(0x0001);   // flags: nullable
     switch (c.type) {
+      case ColumnType::int16:
+        out_.u8(0x26);
+        out_.u8(2);
+        break;
       case ColumnType::int32:
         out_.u8(0x26);
         out_.u8(4);
         break;
       case ColumnType::bigint:
-        out_.u8(0x26);
-        out_.u8(8);
+        if (has_collations()) {
+          out_.u8(0x26);
+          out_.u8(8);
+        } else {
+          out_.u8(0x6C);  // NUMERICN: 9 bytes (sign + 8), precision 19, scale 0
+          out_.u8(9);
+          out_.u8(19);
+          out_.u8(0);
+        }
         break;
       case ColumnType::nvarchar:
         out_.u8(0xE7);
         out_.u16le(8000);  // max length in bytes: nvarchar(4000)
-        out_.bytes(ByteView(kDefaultCollation, 5));
+        if (has_collations()) out_.bytes(ByteView(kDefaultCollation, 5));
         break;
     }
     out_.b_varchar(c.name);
@@ -143,12 +196,22 @@ void TokenWriter::row(const std::vector<Column>& columns, const std::vector<Valu
   for (std::size_t i = 0; i < columns.size(); ++i) {
     const Value& v = i < values.size() ? values[i] : Value{};
     switch (columns[i].type) {
+      case ColumnType::int16:
       case ColumnType::int32:
       case ColumnType::bigint: {
-        std::uint8_t width = columns[i].type == ColumnType::int32 ? 4 : 8;
-        if (const auto* n = std::get_if<std::int64_t>(&v)) {
+        const std::uint8_t width =
+            columns[i].type == ColumnType::int16 ? 2 : columns[i].type == ColumnType::int32 ? 4 : 8;
+        const auto* n = std::get_if<std::int64_t>(&v);
+        if (n && width == 8 && !has_collations()) {
+          // numeric(19,0): sign byte (1 = positive), then the magnitude.
+          out_.u8(9);
+          out_.u8(*n < 0 ? 0 : 1);
+          std::uint64_t magnitude = *n < 0 ? 0 - static_cast<std::uint64_t>(*n) : static_cast<std::uint64_t>(*n);
+          out_.u64le(magnitude);
+        } else if (n) {
           out_.u8(width);
-          if (width == 4) out_.u32le(static_cast<std::uint32_t>(*n));
+          if (width == 2) out_.u16le(static_cast<std::uint16_t>(*n));
+          else if (width == 4) out_.u32le(static_cast<std::uint32_t>(*n));
           else out_.u64le(static_cast<std::uint64_t>(*n));
         } else {
           out_.u8(0);
@@ -175,6 +238,7 @@ namespace {
 struct ColumnShape {
   std::uint8_t type = 0;
   std::uint32_t max_len = 0;
+  std::uint8_t scale = 0;
 };
 
 enum class LenKind { fixed, byte_len, ushort_len, plp, long_len };
@@ -204,7 +268,8 @@ LenKind length_kind(const ColumnShape& c, std::size_t& fixed_size) {
   }
 }
 
-ColumnShape read_type_info(ByteReader& r) {
+// `collations`: character types carry a COLLATION (TDS 7.1 and later).
+ColumnShape read_type_info(ByteReader& r, bool collations) {
   ColumnShape c;
   c.type = r.u8();
   std::size_t fixed = 0;
@@ -216,18 +281,19 @@ ColumnShape read_type_info(ByteReader& r) {
     case 0x28: break;  // DATEN: no length in TYPE_INFO
     case 0x6A: case 0x6C:
       c.max_len = r.u8();
-      r.skip(2);  // precision, scale
+      r.skip(1);  // precision
+      c.scale = r.u8();
       break;
     case 0xE7: case 0xEF: case 0xA7: case 0xAF:
       c.max_len = r.u16le();
-      r.skip(5);
+      if (collations) r.skip(5);
       break;
     case 0xA5: case 0xAD:
       c.max_len = r.u16le();
       break;
     case 0x63: case 0x23: case 0x22: {
       c.max_len = r.u32le();
-      if (c.type != 0x22) r.skip(5);
+      if (c.type != 0x22 && collations) r.skip(5);
       std::uint8_t parts = r.u8();
       for (int i = 0; i < parts; ++i) r.us_varchar();
       break;
@@ -257,6 +323,12 @@ Value read_value(ByteReader& r, const ColumnShape& c) {
         for (int i = len - 1; i >= 0; --i) v = (v << 8) | b[i];
         if (len < 8 && (b[len - 1] & 0x80)) v |= ~0ull << (len * 8);
         return static_cast<std::int64_t>(v);
+      }
+      if ((c.type == 0x6A || c.type == 0x6C) && c.scale == 0 && len >= 2 && len <= 9) {
+        // Whole numbers (bigint for TDS 7.0): sign byte, then the magnitude.
+        std::uint64_t v = 0;
+        for (int i = len - 1; i >= 1; --i) v = (v << 8) | b[i];
+        return b[0] ? static_cast<std::int64_t>(v) : -static_cast<std::int64_t>(v);
       }
       return std::string(b.begin(), b.end());
     }
@@ -293,7 +365,7 @@ Value read_value(ByteReader& r, const ColumnShape& c) {
   return std::monostate{};
 }
 
-Message16 read_message(ByteReader& r) {
+Message16 read_message(ByteReader& r, bool wide_line) {
   std::uint16_t len = r.u16le();
   std::size_t end = r.position() + len;
   Message16 m;
@@ -303,14 +375,17 @@ Message16 read_message(ByteReader& r) {
   m.text = r.us_varchar();
   m.server = r.b_varchar();
   m.procedure = r.b_varchar();
-  if (end >= r.position() + 4) m.line = r.u32le();
+  if (wide_line && end >= r.position() + 4) m.line = r.u32le();
+  else if (!wide_line && end >= r.position() + 2) m.line = r.u16le();
   r.seek(end);
   return m;
 }
 
 }  // namespace
 
-ResponseSummary read_response(ByteView payload, std::size_t keep_rows) {
+ResponseSummary read_response(ByteView payload, std::size_t keep_rows, std::uint32_t version) {
+  const bool wide = version >= tds_version::v7_2;
+  const bool collations = version >= tds_version::v7_1;
   ResponseSummary s;
   ByteReader r(payload);
   std::vector<ColumnShape> columns;
@@ -326,8 +401,8 @@ ResponseSummary read_response(ByteView payload, std::size_t keep_rows) {
         r.seek(end);
         break;
       }
-      case token::error: s.errors.push_back(read_message(r)); break;
-      case token::info: s.infos.push_back(read_message(r)); break;
+      case token::error: s.errors.push_back(read_message(r, wide)); break;
+      case token::info: s.infos.push_back(read_message(r, wide)); break;
       case token::envchange: {
         std::uint16_t len = r.u16le();
         std::size_t end = r.position() + len;
@@ -373,9 +448,9 @@ ResponseSummary read_response(ByteView payload, std::size_t keep_rows) {
         columns.clear();
         if (count == 0xFFFF) break;  // no metadata
         for (int i = 0; i < count; ++i) {
-          r.u32le();  // user type
-          r.u16le();  // flags
-          columns.push_back(read_type_info(r));
+          r.skip(wide ? 4 : 2);  // user type
+          r.u16le();             // flags
+          columns.push_back(read_type_info(r, collations));
           r.b_varchar();
         }
         break;
@@ -391,9 +466,9 @@ ResponseSummary read_response(ByteView payload, std::size_t keep_rows) {
         r.u16le();
         r.b_varchar();
         r.u8();
-        r.u32le();
+        r.skip(wide ? 4 : 2);  // user type
         r.u16le();
-        ColumnShape c = read_type_info(r);
+        ColumnShape c = read_type_info(r, collations);
         read_value(r, c);
         break;
       }
@@ -402,7 +477,7 @@ ResponseSummary read_response(ByteView payload, std::size_t keep_rows) {
       case token::doneinproc: {
         std::uint16_t st = r.u16le();
         r.u16le();
-        std::uint64_t count = r.u64le();
+        std::uint64_t count = wide ? r.u64le() : r.u32le();
         if (st & done_status::count) s.done_row_count += count;
         if (st & done_status::attention) s.attention_ack = true;
         if (tok == token::done && !(st & done_status::more)) s.final_done = true;

@@ -47,11 +47,38 @@ inline constexpr std::uint16_t srverror = 0x100;
 namespace envchange_type {
 inline constexpr std::uint8_t database = 1;
 inline constexpr std::uint8_t language = 2;
+inline constexpr std::uint8_t charset = 3;             // TDS 7.0 only
 inline constexpr std::uint8_t packet_size = 4;
+inline constexpr std::uint8_t unicode_locale = 5;      // TDS 7.0 only
+inline constexpr std::uint8_t unicode_comparison = 6;  // TDS 7.0 only
 inline constexpr std::uint8_t collation = 7;
 inline constexpr std::uint8_t reset_ack = 18;
 inline constexpr std::uint8_t routing = 20;
 }  // namespace envchange_type
+
+// TDS versions as a LOGIN7 carries them (client to server numbering). Their
+// numeric order is the order of the protocol's revisions, so "before 7.2"
+// is a comparison.
+namespace tds_version {
+inline constexpr std::uint32_t v7_0 = 0x70000000;       // SQL Server 7.0
+inline constexpr std::uint32_t v7_1 = 0x71000000;       // SQL Server 2000
+inline constexpr std::uint32_t v7_1_rev1 = 0x71000001;  // SQL Server 2000 SP1
+inline constexpr std::uint32_t v7_2 = 0x72090002;       // 2005
+inline constexpr std::uint32_t v7_3a = 0x730A0003;      // 2008
+inline constexpr std::uint32_t v7_3b = 0x730B0003;      // 2008 R2
+inline constexpr std::uint32_t v7_4 = 0x74000004;       // 2012 and later
+}  // namespace tds_version
+
+// The version the server speaks with a client whose LOGIN7 asked for
+// `requested`: the highest known one not above it, 7.4 for anything newer
+// (TDS 8.0 connections carry 7.4 token streams) or unrecognisable.
+std::uint32_t negotiate_tds_version(std::uint32_t requested);
+// What LOGINACK says for a negotiated version. 7.0 and 7.1 are numbered
+// differently in that direction ([MS-TDS] 2.2.7.14, note 69): 0x07000000
+// and 0x07010000; from 7.1 Rev 1 on both directions use the same value.
+std::uint32_t loginack_tds_version(std::uint32_t negotiated);
+// "7.0", "7.1 Rev 1", "7.4"... for log lines; hex for anything else.
+std::string tds_version_name(std::uint32_t version);
 
 // Current-command values for DONE tokens.
 namespace curcmd {
@@ -60,11 +87,12 @@ inline constexpr std::uint16_t select = 0xC1;
 inline constexpr std::uint16_t execute = 0xE0;
 }  // namespace curcmd
 
-// Latin1_General_CI_AS as SQL Server 2022 announces it in the login reply [cap].
+// SQL_Latin1_General_CP1_CI_AS (LCID 1033, sort id 52) as SQL Server 2022
+// announces it in the login reply [cap].
 inline constexpr std::uint8_t kDefaultCollation[5] = {0x09, 0x04, 0xD0, 0x00, 0x34};
 
 // Column types the lab server returns.
-enum class ColumnType { int32, bigint, nvarchar };
+enum class ColumnType { int16, int32, bigint, nvarchar };
 
 struct Column {
   std::string name;
@@ -83,9 +111,15 @@ struct Message16 {  // INFO/ERROR contents
   std::uint32_t line = 0;
 };
 
-// Appends tokens to a tabular-result payload.
+// Appends tokens to a tabular-result payload, laid out as the negotiated TDS
+// version has them: before 7.2, DONE row counts are 4 bytes, UserType 2
+// bytes and INFO/ERROR line numbers 2 bytes; TDS 7.0 knows no collations
+// (no COLLATION in TYPE_INFO) and no bigint (sent as numeric(19,0), as SQL
+// Server does for such clients).
 class TokenWriter {
  public:
+  explicit TokenWriter(std::uint32_t negotiated = tds_version::v7_4) : version_(negotiated) {}
+  std::uint32_t version() const { return version_; }
   Bytes take() { return out_.take(); }
   std::size_t size() const { return out_.size(); }
 
@@ -95,7 +129,7 @@ class TokenWriter {
   void envchange_reset_ack();
   void info(const Message16& m) { message(token::info, m); }
   void error(const Message16& m) { message(token::error, m); }
-  void loginack(std::uint32_t tds_version, std::string_view prog_name, std::uint8_t major,
+  void loginack(std::uint32_t ack_version, std::string_view prog_name, std::uint8_t major,
                 std::uint8_t minor, std::uint16_t build);
   // Acknowledges features; each entry is (feature id, data).
   void featureextack(const std::vector<std::pair<std::uint8_t, Bytes>>& acks);
@@ -108,7 +142,11 @@ class TokenWriter {
 
  private:
   void message(std::uint8_t tok, const Message16& m);
+  void user_type();
+  bool wide_fields() const { return version_ >= tds_version::v7_2; }
+  bool has_collations() const { return version_ >= tds_version::v7_1; }
   ByteWriter out_;
+  std::uint32_t version_;
 };
 
 // What a client learns from one response message.
@@ -127,8 +165,11 @@ struct ResponseSummary {
   std::vector<std::vector<Value>> first_rows;  // kept up to a small limit
 };
 
-// Walks a token stream. Knows the column types the lab server sends plus the
-// common fixed and variable-length ones; throws WireError on anything else.
-ResponseSummary read_response(ByteView payload, std::size_t keep_rows = 16);
+// Walks a token stream written for `version` (the negotiated one, as
+// TokenWriter takes it). Knows the column types the lab server sends plus
+// the common fixed and variable-length ones; throws WireError on anything
+// else.
+ResponseSummary read_response(ByteView payload, std::size_t keep_rows = 16,
+                              std::uint32_t version = tds_version::v7_4);
 
 }  // namespace tdslab

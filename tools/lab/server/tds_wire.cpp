@@ -185,18 +185,26 @@ std::string login7_string(ByteView body, std::size_t field_offset) {
   return r.utf16(chars);
 }
 
+// The LOGIN7 fixed part: 94 bytes from TDS 7.2 on (ibChangePassword and
+// cbSSPILong were added), 86 bytes for 7.0 and 7.1 clients.
+std::size_t login7_fixed_size(std::uint32_t tds_version) {
+  return tds_version >= 0x70000000 && tds_version < 0x72000000 ? 86 : 94;
+}
+
 }  // namespace
 
 Login7 decode_login7(ByteView payload) {
   ByteReader r(payload);
   std::uint32_t length = r.u32le();
-  if (length < 94 || length > payload.size()) {
+  Login7 l;
+  l.tds_version = payload.size() >= 8 ? ByteReader(payload.subspan(4)).u32le() : 0;
+  const std::size_t fixed = login7_fixed_size(l.tds_version);
+  if (length < fixed || length > payload.size()) {
     throw WireError("LOGIN7 length " + std::to_string(length) + " invalid for a " +
                     std::to_string(payload.size()) + "-byte message");
   }
   ByteView body = payload.first(length);
-  Login7 l;
-  l.tds_version = r.u32le();
+  r.skip(4);  // the version, read above
   l.packet_size = r.u32le();
   r.skip(4);  // client program version
   l.client_pid = r.u32le();
@@ -218,7 +226,7 @@ Login7 decode_login7(ByteView payload) {
   f.seek(78);
   std::uint16_t sspi_offset = f.u16le();
   std::uint32_t sspi_length = f.u16le();
-  if (sspi_length == 0xFFFF) {
+  if (sspi_length == 0xFFFF && fixed >= 94) {
     f.seek(90);
     sspi_length = f.u32le();
   }
@@ -276,8 +284,9 @@ Bytes encode_login7(const Login7Request& req) {
   out.u8(0x00);
   out.u32le(0);           // time zone
   out.u32le(0x0409);      // LCID en-US
-  out.zeros(94 - out.size());
-  std::size_t data_at = 94;
+  const std::size_t fixed = login7_fixed_size(req.tds_version);
+  out.zeros(fixed - out.size());
+  std::size_t data_at = fixed;
   for (const auto& f : fields) {
     out.patch_u16le(f.pair_at, static_cast<std::uint16_t>(data_at));
     out.patch_u16le(f.pair_at + 2, static_cast<std::uint16_t>(f.text.size()));
@@ -294,7 +303,9 @@ Bytes encode_login7(const Login7Request& req) {
     data_at += f.text.size() * 2;
   }
   // Empty pairs (extension, SSPI, attach file, change password) point at the end.
-  for (std::size_t at : {56u, 78u, 82u, 86u}) out.patch_u16le(at, static_cast<std::uint16_t>(data_at));
+  for (std::size_t at : {56u, 78u, 82u, 86u}) {
+    if (at < fixed) out.patch_u16le(at, static_cast<std::uint16_t>(data_at));
+  }
   if (!req.features.empty()) {
     // ibExtension points at a u32 holding the offset of the feature list.
     out.buffer()[27] |= 0x10;  // option flags 3: fExtension

@@ -2,6 +2,7 @@
 // garbage. No sockets, no child processes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "capture_bytes.h"
@@ -615,6 +616,240 @@ TEST(LabConnection, MarsSessionsOverSmp) {
   ASSERT_TRUE(fin);
   EXPECT_EQ(fin->header.flags, smp_flag::fin);
   EXPECT_EQ(fin->header.sid, 1);
+}
+
+// ---- TDS 7.0 and 7.1 ----
+
+TEST(LabOldTds, NegotiatedVersion) {
+  EXPECT_EQ(negotiate_tds_version(0x70000000), tds_version::v7_0);
+  EXPECT_EQ(negotiate_tds_version(0x71000000), tds_version::v7_1);
+  EXPECT_EQ(negotiate_tds_version(0x71000001), tds_version::v7_1_rev1);
+  EXPECT_EQ(negotiate_tds_version(0x72090002), tds_version::v7_2);
+  EXPECT_EQ(negotiate_tds_version(0x730B0003), tds_version::v7_3b);
+  EXPECT_EQ(negotiate_tds_version(0x74000004), tds_version::v7_4);
+  EXPECT_EQ(negotiate_tds_version(0x75000000), tds_version::v7_4);  // newer than the server
+  EXPECT_EQ(negotiate_tds_version(0x08000000), tds_version::v7_4);  // TDS 8.0 (strict)
+  EXPECT_EQ(negotiate_tds_version(0x00000070), tds_version::v7_4);  // byte-swapped nonsense
+  // The server-to-client numbering of [MS-TDS] 2.2.7.14.
+  EXPECT_EQ(loginack_tds_version(tds_version::v7_0), 0x07000000u);
+  EXPECT_EQ(loginack_tds_version(tds_version::v7_1), 0x07010000u);
+  EXPECT_EQ(loginack_tds_version(tds_version::v7_1_rev1), 0x71000001u);
+  EXPECT_EQ(loginack_tds_version(tds_version::v7_4), 0x74000004u);
+}
+
+TEST(LabOldTds, ShortLogin7FixedPart) {
+  Login7Request req;
+  req.tds_version = 0x70000000;
+  req.user_name = "old";
+  req.database = "lab";
+  Bytes body = encode_login7(req);
+  EXPECT_EQ(body[36], 86);  // the first variable field follows an 86-byte fixed part
+  Login7 l = decode_login7(body);
+  EXPECT_EQ(l.tds_version, 0x70000000u);
+  EXPECT_EQ(l.user_name, "old");
+  EXPECT_EQ(l.database, "lab");
+  EXPECT_TRUE(l.sspi.empty());
+  Bytes short_body(body.begin(), body.begin() + 80);  // shorter than even the old fixed part
+  short_body[0] = 80;
+  EXPECT_THROW(decode_login7(short_body), WireError);
+}
+
+// Token types of a reply, and the ENVCHANGE types among them.
+struct TokenWalk {
+  std::vector<std::uint8_t> tokens;
+  std::vector<std::uint8_t> envchanges;
+};
+
+TokenWalk walk_login_reply(ByteView payload) {
+  TokenWalk w;
+  ByteReader r(payload);
+  while (r.remaining()) {
+    std::uint8_t t = r.u8();
+    w.tokens.push_back(t);
+    if (t == token::done) break;
+    std::uint16_t len = r.u16le();
+    if (t == token::envchange) w.envchanges.push_back(payload[r.position()]);
+    r.skip(len);
+  }
+  return w;
+}
+
+Bytes run_request(Connection& c, std::string_view sql) {
+  c.on_bytes(packetize(1, encode_sql_batch(sql), 4096), Clock::now());
+  Bytes out = c.take_output();
+  PacketSplitter s;
+  s.feed(out);
+  MessageAssembler a;
+  while (auto p = s.next()) {
+    if (auto m = a.add(std::move(*p))) return m->payload;
+  }
+  throw WireError("no reply");
+}
+
+// A TDS 7.0 client opens with its LOGIN7; the reply and every result are
+// laid out as 7.0 has them.
+TEST(LabOldTds, Tds70LoginWithoutPrelogin) {
+  ServerSettings settings;
+  Connection c(settings, 51, "t");
+  Login7Request req;
+  req.tds_version = 0x70000000;
+  req.user_name = "sa";
+  c.on_bytes(packetize(16, encode_login7(req), 4096), Clock::now());
+  Bytes out = c.take_output();
+  ASSERT_GT(out.size(), kHeaderSize);
+  EXPECT_EQ(decode_header(out).spid, 51);  // a session from the first reply on
+  EXPECT_EQ(out[0], 4);
+  ByteView payload = ByteView(out).subspan(kHeaderSize);
+  ResponseSummary r = read_response(payload, 16, tds_version::v7_0);  // throws if a width is wrong
+  EXPECT_TRUE(r.login_ack);
+  EXPECT_EQ(r.tds_version, 0x07000000u);
+  ASSERT_EQ(r.infos.size(), 2u);
+  EXPECT_EQ(r.infos[1].line, 1u);
+  EXPECT_TRUE(r.final_done);
+  TokenWalk w = walk_login_reply(payload);
+  // No collation yet: character set and Unicode sort order instead.
+  const std::vector<std::uint8_t> envchanges = {envchange_type::database,       envchange_type::charset,
+                                                envchange_type::unicode_locale, envchange_type::unicode_comparison,
+                                                envchange_type::language,       envchange_type::packet_size};
+  EXPECT_EQ(w.envchanges, envchanges);
+  EXPECT_EQ(std::count(w.tokens.begin(), w.tokens.end(), token::featureextack), 0);
+  EXPECT_EQ(w.tokens.back(), token::done);
+  EXPECT_EQ(payload[payload.size() - 9], token::done);  // a 9-byte DONE ends it
+
+  Bytes rows = run_request(c, "SELECT n FROM rows(2)");
+  // COLMETADATA: count 1, UserType u16, flags, INTN 4, name "n".
+  const Bytes meta = {0x81, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x26, 0x04, 0x01, 'n', 0x00};
+  ASSERT_GE(rows.size(), meta.size() + 9);
+  EXPECT_TRUE(std::equal(meta.begin(), meta.end(), rows.begin()));
+  const Bytes done = {0xFD, 0x10, 0x00, 0xC1, 0x00, 0x02, 0x00, 0x00, 0x00};
+  EXPECT_TRUE(std::equal(done.begin(), done.end(), rows.end() - 9));
+  EXPECT_EQ(rows.size(), meta.size() + 2 * 6 + 9);
+
+  // nvarchar without a collation, bigint as numeric(19,0).
+  Bytes mixed = run_request(c, "SELECT N'x' AS s, 5000000000 AS big, -5000000000 AS neg");
+  ResponseSummary m = read_response(mixed, 16, tds_version::v7_0);
+  ASSERT_EQ(m.rows, 1u);
+  EXPECT_EQ(std::get<std::string>(m.first_rows[0][0]), "x");
+  EXPECT_EQ(std::get<std::int64_t>(m.first_rows[0][1]), 5000000000);
+  EXPECT_EQ(std::get<std::int64_t>(m.first_rows[0][2]), -5000000000);
+  const Bytes numeric = {0x6C, 9, 19, 0};
+  EXPECT_NE(std::search(mixed.begin(), mixed.end(), numeric.begin(), numeric.end()), mixed.end());
+  EXPECT_THROW(read_response(mixed, 16, tds_version::v7_4), WireError);  // not the 7.4 layout
+
+  // ERROR tokens carry 2-byte line numbers too.
+  ResponseSummary e = read_response(run_request(c, "RAISERROR('old', 16, 1)"), 16, tds_version::v7_0);
+  ASSERT_EQ(e.errors.size(), 1u);
+  EXPECT_EQ(e.errors[0].line, 1u);
+}
+
+// TDS 7.1 Rev 1 after a PRELOGIN: collations are there, the 7.2 widths not;
+// RESETCONNECTION (new in 7.1) is honoured without the 7.2 acknowledgement.
+TEST(LabOldTds, Tds71Tokens) {
+  ServerSettings settings;
+  Connection c(settings, 51, "t");
+  std::vector<PreloginOption> pre = {{prelogin_token::version, {8, 0, 0, 0, 0, 0}},
+                                     {prelogin_token::encryption, {2}}};
+  c.on_bytes(packetize(18, encode_prelogin(pre), 4096), Clock::now());
+  c.take_output();
+  Login7Request req;
+  req.tds_version = 0x71000001;
+  req.user_name = "sa";
+  c.on_bytes(packetize(16, encode_login7(req), 4096), Clock::now());
+  Bytes out = c.take_output();
+  ByteView payload = ByteView(out).subspan(kHeaderSize);
+  ResponseSummary r = read_response(payload, 16, tds_version::v7_1_rev1);
+  EXPECT_EQ(r.tds_version, 0x71000001u);
+  TokenWalk w = walk_login_reply(payload);
+  EXPECT_EQ(w.envchanges, (std::vector<std::uint8_t>{envchange_type::database, envchange_type::collation,
+                                                      envchange_type::language, envchange_type::packet_size}));
+
+  Bytes mixed = run_request(c, "SELECT N'x' AS s, 5000000000 AS big");
+  ResponseSummary m = read_response(mixed, 16, tds_version::v7_1_rev1);
+  EXPECT_EQ(std::get<std::string>(m.first_rows[0][0]), "x");
+  EXPECT_EQ(std::get<std::int64_t>(m.first_rows[0][1]), 5000000000);
+  const Bytes done = {0xFD, 0x10, 0x00, 0xC1, 0x00, 0x01, 0x00, 0x00, 0x00};
+  EXPECT_TRUE(std::equal(done.begin(), done.end(), mixed.end() - 9));
+
+  c.on_bytes(packetize(1, encode_sql_batch("SELECT 1"), 4096, 0, status::reset_connection), Clock::now());
+  Bytes reset = c.take_output();
+  EXPECT_EQ(reset[kHeaderSize], token::colmetadata);  // no ENVCHANGE 18 before 7.2
+}
+
+TEST(LabOldTds, LoginWithoutPreloginRefusedWhenEncryptionRequired) {
+  ServerSettings settings;
+  settings.encryption = EncryptionMode::required;
+  Connection c(settings, 51, "t");
+  Login7Request req;
+  req.tds_version = 0x70000000;
+  req.user_name = "sa";
+  c.on_bytes(packetize(16, encode_login7(req), 4096), Clock::now());
+  EXPECT_TRUE(c.take_output().empty());
+  EXPECT_EQ(c.close_action(), CloseAction::fin_after_flush);
+}
+
+// What drivers send after login, and what SQL Server would answer.
+TEST(LabQuery, DriverMetadataQueries) {
+  SessionFacts s;
+  s.spid = 53;
+  s.user = "sa";
+  s.server_name = "TDSLAB";
+  s.app_name = "TSQL";
+
+  // FreeTDS: "set textsize N" and the next statement without a ';'.
+  EXPECT_EQ(split_statements("set textsize 64512 select @@spid use [lab]"),
+            (std::vector<std::string>{"set textsize 64512", "select @@spid", "use [lab]"}));
+  EXPECT_EQ(split_statements("set ansi_nulls on\nset textsize 2147483647").size(), 1u);  // tedious' options
+  EXPECT_EQ(split_statements("SET @x = (SELECT 1)").size(), 1u);
+  EXPECT_EQ(split_statements("select 1 select 'two'").size(), 2u);
+  EXPECT_EQ(split_statements("SELECT a FROM t UNION ALL SELECT b").size(), 1u);
+  auto r = run_batch("set textsize 64512 select @@spid", s);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(std::get<std::int64_t>(r[1].rows.at(0).at(0)), 53);
+
+  r = run_batch("SELECT SERVERPROPERTY('ProductVersion') AS v, SERVERPROPERTY('engineedition') e, "
+                "SERVERPROPERTY('InstanceName'), CAST(SERVERPROPERTY('ProductMajorVersion') AS int) AS major, "
+                "CONVERT(varchar(10), @@SPID) AS spid_text, APP_NAME(), @@TRANCOUNT, @@MICROSOFTVERSION, "
+                "SERVERPROPERTY('Collation')",
+                s);
+  ASSERT_FALSE(r[0].error) << r[0].error->text;
+  const auto& row = r[0].rows.at(0);
+  EXPECT_EQ(r[0].columns[0].name, "v");
+  EXPECT_EQ(std::get<std::string>(row[0]), "16.0.1000.0");
+  EXPECT_EQ(r[0].columns[1].name, "e");
+  EXPECT_EQ(std::get<std::int64_t>(row[1]), 3);
+  EXPECT_TRUE(std::holds_alternative<std::monostate>(row[2]));  // the default instance
+  EXPECT_EQ(std::get<std::int64_t>(row[3]), 16);
+  EXPECT_EQ(std::get<std::string>(row[4]), "53");
+  EXPECT_EQ(std::get<std::string>(row[5]), "TSQL");
+  EXPECT_EQ(std::get<std::int64_t>(row[6]), 0);
+  EXPECT_EQ(std::get<std::int64_t>(row[7]), (16 << 24) | 1000);
+  EXPECT_EQ(std::get<std::string>(row[8]), "SQL_Latin1_General_CP1_CI_AS");
+
+  // sp_server_info: by name alone as the first statement, or with EXEC.
+  r = run_batch("sp_server_info 2", s);
+  ASSERT_EQ(r[0].rows.size(), 1u);
+  EXPECT_EQ(std::get<std::string>(r[0].rows[0][1]), "DBMS_VER");
+  r = run_batch("SELECT 1; EXEC master.dbo.sp_server_info @attribute_id = 1", s);
+  ASSERT_EQ(r[1].rows.size(), 1u);
+  EXPECT_EQ(std::get<std::string>(r[1].rows[0][2]), "Microsoft SQL Server");
+  EXPECT_GT(run_batch("exec sp_server_info", s)[0].rows.size(), 20u);
+
+  // sp_datatype_info as FreeTDS ODBC asks for it at connect (SQL_VARCHAR, ODBC 3).
+  auto types = run_procedure("sys.sp_datatype_info_100", {std::int64_t{12}, std::int64_t{3}}, s);
+  ASSERT_TRUE(types);
+  ASSERT_EQ(types->columns.size(), 20u);
+  EXPECT_EQ(types->columns[2].name, "PRECISION");
+  ASSERT_EQ(types->rows.size(), 1u);
+  EXPECT_EQ(std::get<std::string>(types->rows[0][0]), "varchar");
+  EXPECT_EQ(std::get<std::int64_t>(types->rows[0][2]), 8000);
+  EXPECT_EQ(run_procedure("sp_datatype_info", {}, s)->rows.size(), 26u);
+  EXPECT_FALSE(run_procedure("sp_who", {}, s));
+  // Rendered for an old client, the result set is still readable.
+  TokenWriter t(tds_version::v7_0);
+  t.colmetadata(types->columns);
+  for (const auto& v : types->rows) t.row(types->columns, v);
+  t.done(token::done, done_status::count, curcmd::select, types->rows.size());
+  EXPECT_EQ(read_response(t.take(), 16, tds_version::v7_0).rows, 1u);
 }
 
 }  // namespace
