@@ -22,31 +22,22 @@
 #include <nlohmann/json.hpp>
 
 #include "lab/netns_lab.h"
+#include "e2e.h"
+#include "events_builder.h"
 #include "lab_server.h"
 #include "outputs.h"
 #include "require.h"
 
 using nlohmann::json;
 using namespace std::chrono_literals;
+using tdsbpf::e2e::have;
+using tdsbpf::test::phase_names;
 
 namespace {
 
 constexpr const char* kRealm = "TDSBPF.TEST";
 constexpr const char* kHost = "sql.lab.tdsbpf.test";
 const std::string kSpn = std::string("MSSQLSvc/") + kHost + ":1433";
-
-bool have(const std::string& program)
-{
-	return std::system(("command -v " + program + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-std::vector<std::string> phase_names(const json& record)
-{
-	std::vector<std::string> out;
-	for (const auto& p : record.value("phases", json::array()))
-		out.push_back(p.value("name", ""));
-	return out;
-}
 
 class KerberosLogin : public ::testing::Test {
 protected:
