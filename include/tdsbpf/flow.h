@@ -95,6 +95,46 @@ struct tdsbpf_l4 {
 #define TDSBPF_BUF_MASK (TDSBPF_BUF - 1)
 
 /*
+ * What the parsers of parse.h take besides the bytes in sc->b, and what
+ * they give back besides sc->out, one member per parser that has any, named
+ * for it. Offsets are into sc->b unless said; "len << 16 | off" packs a
+ * length and an offset in one word.
+ */
+struct tdsbpf_parser_in {
+	__u32 start; /* classify_sspi: where the blob starts; parse_ntlm_auth: where the NTLM message does */
+	__u32 tds71; /* parse_reply, parse_tail_done: 1 for TDS 7.1 and older (shorter DONE tokens) */
+	__u32 type;  /* parse_request: the packet type (TDS_SQL_BATCH or TDS_RPC) */
+};
+
+struct tdsbpf_parser_res {
+	struct {
+		__u32 alpn; /* the ALPN extension's data: off << 16 | len; 0 when absent */
+	} tls;
+	struct {
+		__u32 extension; /* ibExtension << 16 | cbExtension */
+	} login7;
+	struct {
+		__u32 ntlm_at;   /* where "NTLMSSP" starts */
+		__u32 ntlm_type; /* its message type; 0 when the blob is not NTLM */
+	} sspi;
+	struct {
+		/* domain, user, workstation: len << 16 | off, off from the message's start */
+		__u32 name[3];
+		__u32 flags; /* NegotiateFlags; 0 when absent */
+	} ntlm;
+	struct {
+		__u32 routing_at;     /* the routing ENVCHANGE's value; 0 when absent */
+		__u32 packet_size_at; /* the packet size ENVCHANGE's value; 0 when absent */
+	} reply;
+	struct {
+		__u32 token; /* DONE, DONEPROC or DONEINPROC */
+	} tail;
+	struct {
+		__u32 port[4]; /* the TCP ports an SSRP answer names */
+	} browser;
+};
+
+/*
  * Per-CPU working memory of the walk (one per thread on the host). The
  * segment's facts, the frame cursor and the bytes handed to the parsers
  * live here rather than on the BPF stack on purpose: values the verifier
@@ -112,8 +152,8 @@ struct tdsbpf_scratch {
 	__u32 end;
 	__u32 pos2;       /* a nested cursor */
 	__u32 n;          /* valid bytes in b */
-	__u32 arg;        /* a parser's extra input */
-	__u32 res[4];     /* a parser's extra results */
+	struct tdsbpf_parser_in in;   /* what a parser takes besides b */
+	struct tdsbpf_parser_res res; /* what it gives back besides out */
 	__u8 hdr[32];     /* the frame header being looked at */
 	union tdsbpf_tds_detail out; /* a parser's result */
 	/* message bytes; the slack lets a masked index read a few bytes on */

@@ -342,7 +342,7 @@ TDSBPF_PARSER int tdsbpf_parse_tls(struct tdsbpf_scratch *sc)
 		return 0;
 	sc->end = pos + 2 + (__u32)tdsbpf_be16(b);
 	sc->pos = pos + 2;
-	sc->res[2] = 0;
+	sc->res.tls.alpn = 0;
 	out->flags |= TDSBPF_TLS_HELLO_PARSED;
 	for (i = 0; i < TDSBPF_TLS_EXT_MAX; i++) {
 		__u16 type, len;
@@ -356,13 +356,13 @@ TDSBPF_PARSER int tdsbpf_parse_tls(struct tdsbpf_scratch *sc)
 		type = tdsbpf_be16(b);
 		len = tdsbpf_be16(b + 2);
 		if (type == 0x0010)
-			sc->res[2] = ((pos + 4) << 16) | len; /* looked at after the walk */
+			sc->res.tls.alpn = ((pos + 4) << 16) | len; /* looked at after the walk */
 		else if (type == 0x002b && !client && len == 2)
 			out->selected_version = tdsbpf_be16(b + 4);
 		sc->pos = pos + 4 + (__u32)len;
 	}
-	pos = sc->res[2] >> 16;
-	if (pos && tdsbpf_alpn_has_tds8(sc, pos, pos + (sc->res[2] & 0xffff)))
+	pos = sc->res.tls.alpn >> 16;
+	if (pos && tdsbpf_alpn_has_tds8(sc, pos, pos + (sc->res.tls.alpn & 0xffff)))
 		out->flags |= TDSBPF_TLS_ALPN_TDS8;
 	return 0;
 }
@@ -378,10 +378,10 @@ TDSBPF_INLINE int tdsbpf_is_ntlmssp(const __u8 *b)
 }
 
 /*
- * An SSPI blob at sc->b[sc->arg...] (its end is sc->n): raw NTLMSSP,
+ * An SSPI blob at sc->b[sc->in.start...] (its end is sc->n): raw NTLMSSP,
  * NTLMSSP wrapped in SPNEGO, SPNEGO without NTLMSSP (Kerberos), or a raw
- * Kerberos GSS token. Returns the TDSBPF_SSPI_* kind; for NTLM, sc->res[0]
- * is the offset of "NTLMSSP" in sc->b and sc->res[1] its message type.
+ * Kerberos GSS token. Returns the TDSBPF_SSPI_* kind; for NTLM, sc->res.sspi
+ * has the offset of "NTLMSSP" in sc->b and its message type.
  */
 TDSBPF_PARSER int tdsbpf_classify_sspi(struct tdsbpf_scratch *sc)
 {
@@ -390,9 +390,9 @@ TDSBPF_PARSER int tdsbpf_classify_sspi(struct tdsbpf_scratch *sc)
 
 	if (!sc)
 		return TDSBPF_SSPI_UNKNOWN;
-	start = sc->arg;
-	sc->res[0] = 0;
-	sc->res[1] = 0;
+	start = sc->in.start;
+	sc->res.sspi.ntlm_at = 0;
+	sc->res.sspi.ntlm_type = 0;
 	if (start + 8 > sc->n)
 		return start >= sc->n ? TDSBPF_SSPI_NONE : TDSBPF_SSPI_UNKNOWN;
 	/* one 32-bit compare per position ("NTLM"), the rest checked once */
@@ -404,18 +404,18 @@ TDSBPF_PARSER int tdsbpf_classify_sspi(struct tdsbpf_scratch *sc)
 			break;
 	}
 	/*
-	 * Through memory (and sc->n, sc->arg read again), so that the
+	 * Through memory (and sc->n, sc->in.start read again), so that the
 	 * verifier forgets which iteration left the loop and what it learnt
 	 * there: the rest is then checked once, not once per exit.
 	 */
 	sc->pos = i;
 	__asm__ __volatile__("" ::: "memory");
 	i = sc->pos;
-	start = sc->arg;
+	start = sc->in.start;
 	b = tdsbpf_at(sc, start + i, 12);
 	if (b && tdsbpf_is_ntlmssp(b)) {
-		sc->res[0] = start + i;
-		sc->res[1] = b[8];
+		sc->res.sspi.ntlm_at = start + i;
+		sc->res.sspi.ntlm_type = b[8];
 		return TDSBPF_SSPI_NTLM;
 	}
 	b = tdsbpf_at(sc, start, 16);
@@ -446,9 +446,9 @@ TDSBPF_PARSER int tdsbpf_classify_sspi(struct tdsbpf_scratch *sc)
 }
 
 /*
- * An NTLM AUTHENTICATE message at sc->b[sc->arg]: for domain, user and
- * workstation, sc->res[i] = length << 16 | offset (offset from the start
- * of the NTLM message), and sc->res[3] the negotiate flags (0 when they
+ * An NTLM AUTHENTICATE message at sc->b[sc->in.start]: for domain, user and
+ * workstation, sc->res.ntlm.name[i] = length << 16 | offset (offset from the
+ * start of the NTLM message), and sc->res.ntlm.flags the negotiate flags (0 when they
  * lie beyond the bytes at hand). The
  * challenge responses and the session key are never looked at. Returns 0,
  * or -1 when this is not an AUTHENTICATE.
@@ -460,18 +460,18 @@ TDSBPF_PARSER int tdsbpf_parse_ntlm_auth(struct tdsbpf_scratch *sc)
 
 	if (!sc)
 		return -1;
-	h = tdsbpf_at(sc, sc->arg, 12);
+	h = tdsbpf_at(sc, sc->in.start, 12);
 	if (!h || !tdsbpf_is_ntlmssp(h) || tdsbpf_le32(h + 8) != 3)
 		return -1;
 	for (i = 0; i < 3; i++) {
 		/* security buffers: len u16, maxlen u16, offset u32 at 28, 36, 44 */
-		h = tdsbpf_at(sc, sc->arg + 28 + 8 * (__u32)i, 8);
+		h = tdsbpf_at(sc, sc->in.start + 28 + 8 * (__u32)i, 8);
 		if (!h)
 			return -1;
-		sc->res[i] = ((__u32)tdsbpf_le16(h) << 16) | (tdsbpf_le32(h + 4) & 0xffff);
+		sc->res.ntlm.name[i] = ((__u32)tdsbpf_le16(h) << 16) | (tdsbpf_le32(h + 4) & 0xffff);
 	}
-	h = tdsbpf_at(sc, sc->arg + 60, 4);
-	sc->res[3] = h ? tdsbpf_le32(h) : 0;
+	h = tdsbpf_at(sc, sc->in.start + 60, 4);
+	sc->res.ntlm.flags = h ? tdsbpf_le32(h) : 0;
 	return 0;
 }
 
@@ -483,7 +483,7 @@ TDSBPF_PARSER int tdsbpf_parse_ntlm_auth(struct tdsbpf_scratch *sc)
 /*
  * The fixed part of a LOGIN7 in sc->b. Fills sc->out.login7 (but for the
  * SSPI kind and the feature flags, which need bytes further on: see
- * tdsbpf_parse_features and tdsbpf_classify_sspi). sc->res[0] gets
+ * tdsbpf_parse_features and tdsbpf_classify_sspi). sc->res.login7.extension gets
  * ibExtension << 16 | cbExtension. Returns 0, or -1 when the fixed part
  * is not all there.
  */
@@ -511,7 +511,7 @@ TDSBPF_PARSER int tdsbpf_parse_login7(struct tdsbpf_scratch *sc)
 	out->database_chars = tdsbpf_le16(f + 70);
 	out->sspi_offset = tdsbpf_le16(f + 78);
 	out->sspi_length = tdsbpf_le16(f + 80);
-	sc->res[0] = ((__u32)tdsbpf_le16(f + 56) << 16) | tdsbpf_le16(f + 58);
+	sc->res.login7.extension = ((__u32)tdsbpf_le16(f + 56) << 16) | tdsbpf_le16(f + 58);
 	return 0;
 }
 
@@ -650,10 +650,10 @@ TDSBPF_INLINE void tdsbpf_reply_tokens(struct tdsbpf_scratch *sc, struct tdsbpf_
 			b = tdsbpf_at(sc, pos + 3, 1);
 			if (b && b[0] == TDS_ENV_ROUTING) {
 				out->tokens |= TDSBPF_TOK_ROUTING;
-				sc->res[0] = pos + 4;
+				sc->res.reply.routing_at = pos + 4;
 			} else if (b && b[0] == TDS_ENV_PACKETSIZE) {
 				out->tokens |= TDSBPF_TOK_PACKETSIZE;
-				sc->res[1] = pos + 4;
+				sc->res.reply.packet_size_at = pos + 4;
 			}
 			break;
 		case TDS_TOKEN_SSPI: /* NTLM CHALLENGE or a Kerberos/SPNEGO reply */
@@ -687,7 +687,7 @@ TDSBPF_INLINE void tdsbpf_reply_tokens(struct tdsbpf_scratch *sc, struct tdsbpf_
 				out->tokens |= TDSBPF_TOK_DONE;
 				out->done_status = len; /* the status is where a length would be */
 			}
-			len = sc->arg ? 6 : 10;
+			len = sc->in.tds71 ? 6 : 10;
 			break;
 		case TDS_TOKEN_FEATUREEXTACK: { /* (id u8, length u32, data)... up to 0xFF */
 			__u32 p2;
@@ -730,8 +730,8 @@ stopped:
 }
 
 /*
- * The first tokens of a reply message at sc->b[0]; sc->arg is 1 for TDS
- * 7.1 and older (shorter DONE tokens). Notes what a connection's phases
+ * The first tokens of a reply message at sc->b[0]; sc->in.tds71 is 1 for
+ * TDS 7.1 and older (shorter DONE tokens). Notes what a connection's phases
  * depend on in sc->out.reply. Stops at a token whose length depends on
  * column metadata (COLMETADATA, ROW, NBCROW), at an unknown token, or at
  * the end of the bytes. Returns 0.
@@ -744,21 +744,21 @@ TDSBPF_PARSER int tdsbpf_parse_reply(struct tdsbpf_scratch *sc)
 		return -1;
 	out = &sc->out.reply;
 	sc->pos = 0;
-	sc->res[0] = 0;
-	sc->res[1] = 0;
+	sc->res.reply.routing_at = 0;
+	sc->res.reply.packet_size_at = 0;
 	tdsbpf_reply_tokens(sc, out);
-	if (sc->res[0])
-		tdsbpf_env_routing(sc, sc->res[0], out);
-	if (sc->res[1])
-		out->packet_size = tdsbpf_env_packet_size(sc, sc->res[1]);
+	if (sc->res.reply.routing_at)
+		tdsbpf_env_routing(sc, sc->res.reply.routing_at, out);
+	if (sc->res.reply.packet_size_at)
+		out->packet_size = tdsbpf_env_packet_size(sc, sc->res.reply.packet_size_at);
 	return 0;
 }
 
 /*
  * The DONE token in the last bytes of a reply packet: sc->b holds the 13
- * bytes before the packet's end (sc->n of them), sc->arg is 1 for TDS 7.1
+ * bytes before the packet's end (sc->n of them), sc->in.tds71 is 1 for TDS 7.1
  * (9-byte token, 4-byte row count). Fills sc->out.reply.done_status and
- * done_rows and sc->res[0] (the token); returns 0, or -1 if no DONE ends it.
+ * done_rows and sc->res.tail.token; returns 0, or -1 if no DONE ends it.
  */
 TDSBPF_PARSER int tdsbpf_parse_tail_done(struct tdsbpf_scratch *sc)
 {
@@ -767,7 +767,7 @@ TDSBPF_PARSER int tdsbpf_parse_tail_done(struct tdsbpf_scratch *sc)
 
 	if (!sc)
 		return -1;
-	n = sc->arg ? 9 : 13;
+	n = sc->in.tds71 ? 9 : 13;
 	if (sc->n < 13)
 		return -1;
 	b = tdsbpf_at(sc, 13 - n, 13);
@@ -778,9 +778,9 @@ TDSBPF_PARSER int tdsbpf_parse_tail_done(struct tdsbpf_scratch *sc)
 	/* DONE status uses bits 0x0001..0x0100 only */
 	if (b[2] & 0xfe)
 		return -1;
-	sc->res[0] = b[0];
+	sc->res.tail.token = b[0];
 	sc->out.reply.done_status = tdsbpf_le16(b + 1);
-	sc->out.reply.done_rows = sc->arg ? tdsbpf_le32(b + 5) : tdsbpf_le64(b + 5);
+	sc->out.reply.done_rows = sc->in.tds71 ? tdsbpf_le32(b + 5) : tdsbpf_le64(b + 5);
 	return 0;
 }
 
@@ -811,7 +811,7 @@ TDSBPF_INLINE int tdsbpf_sspi_blob(const __u8 *b)
 /* ---- Requests ------------------------------------------------------- */
 
 /*
- * The start of a SQL batch or RPC in sc->b (sc->arg: the packet type,
+ * The start of a SQL batch or RPC in sc->b (sc->in.type: the packet type,
  * sc->end: the bytes of the message in this packet): ALL_HEADERS (7.2+)
  * and for RPC the procedure name length or id. Fills sc->out.request.
  */
@@ -838,7 +838,7 @@ TDSBPF_PARSER int tdsbpf_parse_request(struct tdsbpf_scratch *sc)
 		}
 	}
 	b = tdsbpf_at(sc, pos, 4);
-	if (sc->arg == TDS_RPC && b) {
+	if (sc->in.type == TDS_RPC && b) {
 		if (tdsbpf_le16(b) == 0xffff)
 			out->rpc_proc_id = tdsbpf_le16(b + 2);
 		else

@@ -37,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 	std::memset(sc->b, 0xa5, sizeof(sc->b));
 	std::memcpy(sc->b, bytes.data(), bytes.size());
 	sc->n = static_cast<uint32_t>(bytes.size());
-	sc->arg = arg;
+	sc->in.start = sc->in.tds71 = sc->in.type = arg; // each parser reads its own
 	sc->end = end;
 
 	switch (which) {
@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 		int kind = tdsbpf_host_classify_sspi(sc.get());
 		check(kind >= TDSBPF_SSPI_NONE && kind <= TDSBPF_SSPI_UNKNOWN, "sspi kind");
 		if (kind == TDSBPF_SSPI_NTLM)
-			check(sc->res[0] + 12 <= sc->n, "NTLMSSP signature inside the bytes");
+			check(sc->res.sspi.ntlm_at + 12 <= sc->n, "NTLMSSP signature inside the bytes");
 		break;
 	}
 	case 3:
@@ -66,12 +66,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 		tdsbpf_host_parse_features(sc.get());
 		break;
 	case 6:
-		sc->arg = arg & 1;
+		sc->in.tds71 = arg & 1;
 		tdsbpf_host_parse_reply(sc.get());
 		check(sc->out.reply.routing_server_len <= sizeof(sc->out.reply.routing_server), "routing server length");
 		break;
 	case 7:
-		sc->arg = arg & 1;
+		sc->in.tds71 = arg & 1;
 		tdsbpf_host_parse_tail_done(sc.get());
 		break;
 	case 8:

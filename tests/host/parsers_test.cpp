@@ -18,7 +18,8 @@ struct Sc {
 		size_t n = std::min<size_t>(b.size(), TDSBPF_BUF - 1);
 		std::memcpy(s.b, b.data(), n);
 		s.n = (uint32_t)n;
-		s.arg = arg;
+		// the parser's input: each reads the one member it takes
+		s.in.start = s.in.tds71 = s.in.type = arg;
 		s.end = end;
 	}
 	tdsbpf_scratch* operator->() { return &s; }
@@ -252,8 +253,8 @@ TEST(Sspi, Classify)
 	for (auto& c : cases) {
 		Sc sc(c.blob);
 		EXPECT_EQ(tdsbpf_host_classify_sspi(sc.get()), c.kind) << c.name;
-		EXPECT_EQ(sc->res[1], c.ntlm_type) << c.name;
-		EXPECT_EQ(sc->res[0], c.ntlm_at) << c.name;
+		EXPECT_EQ(sc->res.sspi.ntlm_type, c.ntlm_type) << c.name;
+		EXPECT_EQ(sc->res.sspi.ntlm_at, c.ntlm_at) << c.name;
 	}
 	// nothing at arg: none; a few bytes: unknown
 	Sc empty(Bytes(10, 0), 10);
@@ -267,8 +268,8 @@ TEST(Sspi, ClassifyAtOffset)
 	Bytes b = cat({Bytes(30, 0xee), ntlm_challenge()});
 	Sc sc(b, 30);
 	EXPECT_EQ(tdsbpf_host_classify_sspi(sc.get()), TDSBPF_SSPI_NTLM);
-	EXPECT_EQ(sc->res[0], 30u);
-	EXPECT_EQ(sc->res[1], 2u);
+	EXPECT_EQ(sc->res.sspi.ntlm_at, 30u);
+	EXPECT_EQ(sc->res.sspi.ntlm_type, 2u);
 }
 
 TEST(Ntlm, AuthenticateSecurityBuffers)
@@ -277,10 +278,10 @@ TEST(Ntlm, AuthenticateSecurityBuffers)
 	Sc sc(a);
 	ASSERT_EQ(tdsbpf_host_parse_ntlm_auth(sc.get()), 0);
 	// domain after LM (24) and NT (24) responses at 64: offset 112, 8 bytes
-	EXPECT_EQ(sc->res[0], (8u << 16) | 112u);
-	EXPECT_EQ(sc->res[1], (10u << 16) | 120u);
-	EXPECT_EQ(sc->res[2], (8u << 16) | 130u);
-	EXPECT_EQ(sc->res[3], 0xe2888215u);
+	EXPECT_EQ(sc->res.ntlm.name[0], (8u << 16) | 112u);
+	EXPECT_EQ(sc->res.ntlm.name[1], (10u << 16) | 120u);
+	EXPECT_EQ(sc->res.ntlm.name[2], (8u << 16) | 130u);
+	EXPECT_EQ(sc->res.ntlm.flags, 0xe2888215u);
 	Sc neg(ntlm_negotiate());
 	EXPECT_EQ(tdsbpf_host_parse_ntlm_auth(neg.get()), -1);
 	Sc shortb(Bytes(a.begin(), a.begin() + 40));
@@ -315,7 +316,7 @@ TEST(Login7, FixedPart)
 	EXPECT_EQ(o.user_chars, 5);
 	EXPECT_EQ(o.database_chars, 5);
 	EXPECT_EQ(o.sspi_length, 0);
-	EXPECT_EQ(sc->res[0], 0u);
+	EXPECT_EQ(sc->res.login7.extension, 0u);
 	// 7.1 as the sql2000 capture sends it: 00 00 00 71
 	l.tds_version = 0x71000001;
 	Sc s71(login7(l));
@@ -339,7 +340,7 @@ TEST(Login7, FeatureExtFedauth)
 	Sc sc(body);
 	ASSERT_EQ(tdsbpf_host_parse_login7(sc.get()), 0);
 	EXPECT_EQ(sc->out.login7.option_flags3 & 0x10, 0x10);
-	uint32_t ib = sc->res[0] >> 16, cb = sc->res[0] & 0xffff;
+	uint32_t ib = sc->res.login7.extension >> 16, cb = sc->res.login7.extension & 0xffff;
 	EXPECT_EQ(cb, 4u);
 	uint32_t feat_off = body[ib] | body[ib + 1] << 8;
 	Sc fs(Bytes(body.begin() + feat_off, body.end()));
@@ -489,12 +490,12 @@ TEST(TailDone, Tds72Thirteen)
 {
 	Sc sc(tok_done(0x0010, 0x00c1, 0x0000000100000002ULL));
 	ASSERT_EQ(tdsbpf_host_parse_tail_done(sc.get()), 0);
-	EXPECT_EQ(sc->res[0], 0xfdu);
+	EXPECT_EQ(sc->res.tail.token, 0xfdu);
 	EXPECT_EQ(sc->out.reply.done_status, 0x10);
 	EXPECT_EQ(sc->out.reply.done_rows, 0x0000000100000002ULL);
 	Sc proc(tok_done(0x0001, 0x00e0, 0, false, 0xfe));
 	ASSERT_EQ(tdsbpf_host_parse_tail_done(proc.get()), 0);
-	EXPECT_EQ(proc->res[0], 0xfeu);
+	EXPECT_EQ(proc->res.tail.token, 0xfeu);
 	EXPECT_EQ(proc->out.reply.done_status, 1);
 }
 
@@ -505,7 +506,7 @@ TEST(TailDone, Tds71Nine)
 	ASSERT_EQ(b.size(), 13u);
 	Sc sc(b, 1);
 	ASSERT_EQ(tdsbpf_host_parse_tail_done(sc.get()), 0);
-	EXPECT_EQ(sc->res[0], 0xfdu);
+	EXPECT_EQ(sc->res.tail.token, 0xfdu);
 	EXPECT_EQ(sc->out.reply.done_status, 0x10);
 	EXPECT_EQ(sc->out.reply.done_rows, 42u);
 	// the same bytes read as 7.2: byte 0 is not a DONE token

@@ -67,6 +67,9 @@ void fill(tdsbpf_scratch& s, const Bytes& b, uint32_t n)
 	s.n = n;
 }
 
+// Every parser input at once: each parser reads the one member it takes.
+void set_in(tdsbpf_scratch& s, uint32_t v) { s.in.start = s.in.tds71 = s.in.type = v; }
+
 void check_bounds(const tdsbpf_scratch& s, const char* name)
 {
 	const auto& p = s.out.prelogin;
@@ -76,10 +79,10 @@ void check_bounds(const tdsbpf_scratch& s, const char* name)
 	if (std::string(name) == "reply") {
 		ASSERT_LE(s.out.reply.routing_server_len, sizeof(s.out.reply.routing_server));
 	}
-	if (std::string(name) == "classify_sspi" && s.res[1]) {
+	if (std::string(name) == "classify_sspi" && s.res.sspi.ntlm_type) {
 		// an NTLM type is only reported with the signature inside the bytes
-		ASSERT_LE(s.res[0] + 8, s.n);
-		ASSERT_EQ(0, std::memcmp(s.b + s.res[0], "NTLMSSP", 8));
+		ASSERT_LE(s.res.sspi.ntlm_at + 8, s.n);
+		ASSERT_EQ(0, std::memcmp(s.b + s.res.sspi.ntlm_at, "NTLMSSP", 8));
 	}
 }
 
@@ -96,9 +99,9 @@ TEST(Robustness, RandomBytesThroughEveryParser)
 				x = (uint8_t)rng();
 			uint32_t n = rng() % TDSBPF_BUF;
 			fill(s, b, n);
-			// arg/end: small, near n, or huge
+			// the input/end: small, near n, or huge
 			uint32_t pick = rng() % 4;
-			s.arg = pick == 0 ? 0 : pick == 1 ? rng() % 2 : pick == 2 ? rng() % (TDSBPF_BUF + 16) : rng();
+			set_in(s, pick == 0 ? 0 : pick == 1 ? rng() % 2 : pick == 2 ? rng() % (TDSBPF_BUF + 16) : rng());
 			s.end = rng() % 3 ? rng() % 70000 : rng();
 			int rc = p.fn(&s);
 			ASSERT_TRUE(rc >= -1 && rc <= TDSBPF_SSPI_UNKNOWN) << p.name << " rc " << rc;
@@ -126,7 +129,7 @@ TEST(Robustness, MutatedMessagesThroughEveryParser)
 			}
 			uint32_t n = rng() % 2 ? (uint32_t)m.size() : (uint32_t)(rng() % (m.size() + 1));
 			fill(s, m, n);
-			s.arg = rng() % 3 ? 0 : rng() % 64;
+			set_in(s, rng() % 3 ? 0 : rng() % 64);
 			s.end = (uint32_t)m.size();
 			p.fn(&s);
 			check_bounds(s, p.name);
@@ -156,7 +159,7 @@ TEST(Robustness, FullBufferAndOversizedLengths)
 	Bytes b(TDSBPF_BUF - 1, 0xff);
 	for (auto& p : kParsers) {
 		fill(s, b, TDSBPF_BUF - 1);
-		s.arg = TDSBPF_BUF - 2;
+		set_in(s, TDSBPF_BUF - 2);
 		s.end = 0xffffffff;
 		p.fn(&s);
 		check_bounds(s, p.name);
@@ -166,9 +169,9 @@ TEST(Robustness, FullBufferAndOversizedLengths)
 	Bytes tail(TDSBPF_BUF - 1, 0);
 	std::copy(nt.begin(), nt.begin() + 12, tail.end() - 12);
 	fill(s, tail, (uint32_t)tail.size());
-	s.arg = (uint32_t)(tail.size() - 12);
+	set_in(s, (uint32_t)(tail.size() - 12));
 	EXPECT_EQ(tdsbpf_host_classify_sspi(&s), TDSBPF_SSPI_NTLM);
-	EXPECT_EQ(s.res[1], 1u);
+	EXPECT_EQ(s.res.sspi.ntlm_type, 1u);
 	// a PRELOGIN whose TRACEID points at the last bytes
 	Bytes pl = prelogin({{5, Bytes(36, 0x5a)}});
 	fill(s, pl, (uint32_t)pl.size() - 1); // activity sequence cut by one byte

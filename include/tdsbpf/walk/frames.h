@@ -1,0 +1,684 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The framing walk: finding every TDS packet, SMP frame and TLS record header
+ * in a segment, carrying a header split across segments, the parsers'
+ * bytes, and the TDS/TLS/SMP/NTLM events that come out of it.
+ *
+ * A part of walk.h, included by it in order; include walk.h, not this.
+ */
+#ifndef TDSBPF_WALK_FRAMES_H
+#define TDSBPF_WALK_FRAMES_H
+
+#ifndef TDSBPF_WALK_H
+#error "include tdsbpf/walk.h, not its parts"
+#endif
+
+/*
+ * Copies up to want bytes at rel of this segment into sc->b for a parser
+ * (at most TDSBPF_BUF - 1) and sets sc->n. Returns the number copied.
+ */
+TDSBPF_INLINE __u32 tdsbpf_fill(struct tdsbpf_walk *w, __u32 rel, __u32 want)
+{
+	struct tdsbpf_scratch *sc = w->sc;
+	__u32 plen = w->l4->plen;
+	__u32 n;
+
+	sc->n = 0;
+	if (rel >= plen)
+		return 0;
+	n = plen - rel;
+	if (n > want)
+		n = want;
+	if (n > TDSBPF_BUF - 1)
+		n = TDSBPF_BUF - 1;
+	n &= TDSBPF_BUF_MASK;
+	if (n == 0 || tdsbpf_load(w->p, w->l4->poff + rel, sc->b, n) < 0)
+		return 0;
+	sc->n = n;
+	return n;
+}
+
+/* LOGIN7: the fixed part, then the SSPI blob and the feature block it points at. */
+TDSBPF_INLINE void tdsbpf_login7_details(struct tdsbpf_walk *w, struct tdsbpf_event *ev,
+					 __u32 body_rel, __u32 body_len)
+{
+	struct tdsbpf_scratch *sc = w->sc;
+	struct tdsbpf_login7 *l7 = &ev->u.tds.d.login7;
+	__u32 ext, ib;
+	__u8 b[4];
+
+	tdsbpf_fill(w, body_rel, body_len);
+	if (tdsbpf_parse_login7(sc) < 0) {
+		ev->flags |= TDSBPF_F_TRUNCATED;
+		return;
+	}
+	__builtin_memcpy(l7, &sc->out.login7, sizeof(*l7));
+	ext = sc->res.login7.extension;
+	if (l7->tds_version < 0x72000000 && w->flow)
+		w->flow->tds71 = 1;
+	if (l7->sspi_length) {
+		if (tdsbpf_fill(w, body_rel + l7->sspi_offset, l7->sspi_length) >= 8) {
+			sc->in.start = 0;
+			l7->sspi_kind = (__u8)tdsbpf_classify_sspi(sc);
+			l7->ntlm_type = (__u8)sc->res.sspi.ntlm_type;
+		} else {
+			l7->sspi_kind = TDSBPF_SSPI_UNKNOWN;
+			ev->flags |= TDSBPF_F_TRUNCATED;
+		}
+	}
+	/* ibExtension points at a DWORD holding the offset of the FeatureExt block */
+	ib = ext >> 16;
+	if ((l7->option_flags3 & 0x10) && (ext & 0xffff) >= 4 && body_rel + ib + 4 <= w->l4->plen &&
+	    tdsbpf_load(w->p, w->l4->poff + body_rel + ib, b, 4) == 0) {
+		ib = tdsbpf_le32(b);
+		if (ib < body_len && tdsbpf_fill(w, body_rel + ib, body_len - ib) > 0) {
+			sc->out.login7.flags = 0;
+			tdsbpf_parse_features(sc);
+			l7->flags |= sc->out.login7.flags;
+		}
+	}
+}
+
+/*
+ * Details of a TDS packet whose body starts at body_rel of this segment.
+ * first: this packet starts a message (so its body starts with the
+ * message's own header: ALL_HEADERS, the token stream, the LOGIN7 block).
+ */
+TDSBPF_NOINLINE void tdsbpf_tds_details(struct tdsbpf_walk *w, struct tdsbpf_event *ev,
+					__u32 body_rel, __u32 body_len, __u32 first)
+{
+	struct tdsbpf_scratch *sc = w->sc;
+	struct tdsbpf_tds *t = &ev->u.tds;
+	__u8 type = t->type;
+	__u32 n;
+
+	if (body_len == 0 || body_rel >= w->l4->plen)
+		return;
+	if (w->l4->plen - body_rel < body_len)
+		ev->flags |= TDSBPF_F_TRUNCATED;
+	__builtin_memset(&sc->out, 0, sizeof(sc->out));
+
+	/* TLS handshake records travel in PRELOGIN (and, before 7.2, reply) packets */
+	if (type == TDS_PRELOGIN || type == TDS_REPLY) {
+		n = tdsbpf_fill(w, body_rel, body_len);
+		if (n >= 5 && tdsbpf_tls_header_valid(sc->b)) {
+			tdsbpf_parse_tls(sc);
+			t->detail = TDSBPF_D_TLS;
+			__builtin_memcpy(&t->d, &sc->out, sizeof(t->d));
+			return;
+		}
+	}
+	if (!first)
+		return;
+	/* the server answers a PRELOGIN with a type-4 packet holding a PRELOGIN */
+	if (type == TDS_REPLY && w->flow && w->flow->prelogin_pending) {
+		w->flow->prelogin_pending = 0;
+		type = TDS_PRELOGIN;
+	}
+	switch (type) {
+	case TDS_PRELOGIN:
+		if (w->flow)
+			w->flow->prelogin_pending = w->l4->dir == TDSBPF_DIR_C2S;
+		t->detail = TDSBPF_D_PRELOGIN;
+		tdsbpf_fill(w, body_rel, body_len);
+		if (tdsbpf_parse_prelogin(sc) < 0)
+			ev->flags |= TDSBPF_F_TRUNCATED;
+		break;
+	case TDS_LOGIN7:
+		/*
+		 * Some drivers send the SSPI continuation (the NTLM AUTHENTICATE,
+		 * a SPNEGO response) in a packet typed LOGIN7. Its body is a bare
+		 * SSPI blob; a LOGIN7's starts with its own length.
+		 */
+		n = tdsbpf_fill(w, body_rel, 16);
+		if (n >= 8 && tdsbpf_le32(sc->b) != body_len && tdsbpf_sspi_blob(sc->b))
+			goto sspi;
+		t->detail = TDSBPF_D_LOGIN7;
+		tdsbpf_login7_details(w, ev, body_rel, body_len);
+		return;
+	case TDS_REPLY:
+		t->detail = TDSBPF_D_REPLY;
+		sc->in.tds71 = w->flow && w->flow->tds71;
+		tdsbpf_parse_reply(sc);
+		if ((sc->out.reply.tokens & TDSBPF_TOK_LOGINACK) && w->flow)
+			w->flow->tds71 = sc->out.reply.loginack_tds_version < 0x72000000;
+		/* an ENVCHANGE routing from the server: its client is about to
+		 * connect to that port, SYN first */
+		if ((sc->out.reply.tokens & TDSBPF_TOK_ROUTING) && sc->out.reply.routing_port &&
+		    w->l4->dir == TDSBPF_DIR_S2C)
+			tdsbpf_follow_port(w->p, sc->out.reply.routing_port);
+		break;
+	case TDS_SSPI:
+	sspi:
+		t->detail = TDSBPF_D_SSPI;
+		tdsbpf_fill(w, body_rel, body_len);
+		sc->in.start = 0;
+		sc->out.sspi.kind = (__u8)tdsbpf_classify_sspi(sc);
+		sc->out.sspi.ntlm_type = (__u8)sc->res.sspi.ntlm_type;
+		sc->out.sspi.length = body_len;
+		break;
+	case TDS_SQL_BATCH:
+	case TDS_RPC:
+		t->detail = TDSBPF_D_REQUEST;
+		tdsbpf_fill(w, body_rel, 32);
+		sc->in.type = type;
+		sc->end = body_len;
+		tdsbpf_parse_request(sc);
+		break;
+	default:
+		return;
+	}
+	__builtin_memcpy(&t->d, &sc->out, sizeof(t->d));
+}
+
+/* Copies one NTLM name (rel: in this segment) into dst; returns its length. */
+TDSBPF_INLINE __u16 tdsbpf_ntlm_name(struct tdsbpf_walk *w, __u32 rel, __u32 len, __u8 *dst)
+{
+	/* an even number of bytes, at most 62: whole UTF-16 characters */
+	if (len > TDSBPF_NTLM_NAME_MAX - 2)
+		len = TDSBPF_NTLM_NAME_MAX - 2;
+	len &= TDSBPF_NTLM_NAME_MAX - 2;
+	if (len == 0 || rel >= w->l4->plen || len > w->l4->plen - rel)
+		return 0;
+	if (tdsbpf_load(w->p, w->l4->poff + rel, dst, len) < 0)
+		return 0;
+	return (__u16)len;
+}
+
+/*
+ * NTLM AUTHENTICATE in a client SSPI packet: emitted as the larger record
+ * with the names, in place of the plain TDS event. Returns 0 when it took
+ * the packet over (emitted, or counted as dropped).
+ */
+TDSBPF_NOINLINE int tdsbpf_emit_ntlm(struct tdsbpf_walk *w, const struct tdsbpf_event *tds,
+				     __u32 body_rel, __u32 body_len)
+{
+	struct tdsbpf_scratch *sc = w->sc;
+	struct tdsbpf_ntlm_event *ev;
+	__u32 at, f;
+
+	if (tds->u.tds.detail != TDSBPF_D_SSPI || tds->u.tds.d.sspi.ntlm_type != 3)
+		return -1;
+	/* sc->b still holds the SSPI body: find the AUTHENTICATE's fields */
+	if (tdsbpf_fill(w, body_rel, body_len) < 12)
+		return -1;
+	sc->in.start = 0;
+	if (tdsbpf_classify_sspi(sc) != TDSBPF_SSPI_NTLM)
+		return -1;
+	at = sc->res.sspi.ntlm_at;
+	sc->in.start = at;
+	if (tdsbpf_parse_ntlm_auth(sc) < 0)
+		return -1;
+	ev = tdsbpf_reserve_ntlm(w->p);
+	if (!ev) {
+		tdsbpf_count(w->p, TDSBPF_CNT_RINGBUF_DROPS);
+		return 0;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	__builtin_memcpy(&ev->base, tds, sizeof(ev->base));
+	ev->base.kind = TDSBPF_EV_NTLM_AUTH; /* and the TDS event's flow_seq */
+	ev->negotiate_flags = sc->res.ntlm.flags;
+	ev->encoding = (sc->res.ntlm.flags & 0x01) ? TDSBPF_NTLM_UNICODE : 0;
+	f = sc->res.ntlm.name[0];
+	ev->domain_len = tdsbpf_ntlm_name(w, body_rel + at + (f & 0xffff), f >> 16, ev->domain);
+	f = sc->res.ntlm.name[1];
+	ev->user_len = tdsbpf_ntlm_name(w, body_rel + at + (f & 0xffff), f >> 16, ev->user);
+	f = sc->res.ntlm.name[2];
+	ev->workstation_len = tdsbpf_ntlm_name(w, body_rel + at + (f & 0xffff), f >> 16,
+					       ev->workstation);
+	tdsbpf_submit(w->p, ev, 1);
+	return 0;
+}
+
+/*
+ * The DONE token that ends a reply packet, whose end is at end (in this
+ * segment). Returns 0 and fills sc->out.reply.done_* and sc->res.tail.
+ */
+TDSBPF_INLINE int tdsbpf_tail_done(struct tdsbpf_walk *w, __u32 end)
+{
+	if (end < 13 || end > w->l4->plen)
+		return -1;
+	if (tdsbpf_fill(w, end - 13, 13) < 13)
+		return -1;
+	w->sc->in.tds71 = w->flow && w->flow->tds71;
+	return tdsbpf_parse_tail_done(w->sc);
+}
+
+/*
+ * One TDS packet whose header (hdr) starts at rel of this segment (rel is
+ * negative when the header began in the previous segment). smp: the SMP
+ * header it came in, or 0.
+ */
+TDSBPF_NOINLINE void tdsbpf_emit_tds(struct tdsbpf_walk *w, const __u8 *hdr, __s32 rel,
+				     const __u8 *smp)
+{
+	struct tdsbpf_dir_state *ds = &w->flow->d[w->l4->dir & 1];
+	struct tdsbpf_event *ev;
+	struct tdsbpf_tds *t;
+	__s32 body_rel = rel + 8;
+	__s32 end;
+	__u32 body_len;
+	__u32 first;
+
+	ev = tdsbpf_begin(w, TDSBPF_EV_TDS);
+	if (!ev)
+		return;
+	t = &ev->u.tds;
+	t->type = hdr[0];
+	t->status = hdr[1];
+	t->length = tdsbpf_be16(hdr + 2);
+	t->spid = tdsbpf_be16(hdr + 4);
+	t->packet_id = hdr[6];
+	t->window = hdr[7];
+	ev->frame_offset = rel < 0 ? 0 : (__u32)rel;
+	if (rel < 0)
+		ev->flags |= TDSBPF_F_CARRIED;
+	body_len = t->length - 8;
+	if (smp) {
+		ev->flags |= TDSBPF_F_IN_SMP;
+		t->smp_flags = smp[1];
+		t->smp_sid = tdsbpf_le16(smp + 2);
+		t->smp_seq = tdsbpf_le32(smp + 8);
+		t->smp_window = tdsbpf_le32(smp + 12);
+		/* interleaved MARS sessions: a message starts with packet id 1 (or 0) */
+		first = hdr[6] <= 1;
+	} else {
+		first = !ds->in_msg;
+		ds->in_msg = !(hdr[1] & TDS_STATUS_EOM);
+	}
+	if (body_rel >= 0 && (__u32)body_rel < w->l4->plen)
+		tdsbpf_tds_details(w, ev, (__u32)body_rel, body_len, first);
+	else if (body_len)
+		ev->flags |= TDSBPF_F_TRUNCATED;
+
+	/* the final DONE of a reply packet: here if it ends in this segment */
+	if (t->type == TDS_REPLY && (t->status & TDS_STATUS_EOM) && w->l4->dir == TDSBPF_DIR_S2C) {
+		end = rel + (__s32)t->length;
+		if (end <= (__s32)w->l4->plen) {
+			if (end >= 13 && tdsbpf_tail_done(w, (__u32)end) == 0) {
+				t->tail_token = (__u8)w->sc->res.tail.token;
+				t->tail_done_status = w->sc->out.reply.done_status;
+				t->tail_done_rows = w->sc->out.reply.done_rows;
+			}
+		} else {
+			ds->tail_pending = 1;
+			ds->tail_end = w->l4->seq + (__u32)end;
+		}
+	}
+	if ((t->type == TDS_SSPI || t->detail == TDSBPF_D_SSPI) && w->l4->dir == TDSBPF_DIR_C2S && body_rel >= 0 &&
+	    tdsbpf_emit_ntlm(w, ev, (__u32)body_rel, body_len) == 0) {
+		tdsbpf_discard(w->p, ev);
+		return;
+	}
+	tdsbpf_submit(w->p, ev, t->type != TDS_REPLY && t->type != TDS_SQL_BATCH && t->type != TDS_RPC);
+}
+
+TDSBPF_NOINLINE void tdsbpf_emit_tls(struct tdsbpf_walk *w, const __u8 *hdr, __s32 rel)
+{
+	struct tdsbpf_event *ev = tdsbpf_begin(w, TDSBPF_EV_TLS);
+
+	if (!ev)
+		return;
+	ev->frame_offset = rel < 0 ? 0 : (__u32)rel;
+	__builtin_memset(&w->sc->out, 0, sizeof(w->sc->out));
+	if (rel >= 0 && tdsbpf_fill(w, (__u32)rel, 5 + (__u32)tdsbpf_be16(hdr + 3)) >= 5 &&
+	    tdsbpf_parse_tls(w->sc) == 0) {
+		__builtin_memcpy(&ev->u.tls, &w->sc->out.tls, sizeof(ev->u.tls));
+	} else {
+		if (rel < 0)
+			ev->flags |= TDSBPF_F_CARRIED;
+		ev->u.tls.content_type = hdr[0];
+		ev->u.tls.record_version = tdsbpf_be16(hdr + 1);
+		ev->u.tls.record_length = tdsbpf_be16(hdr + 3);
+	}
+	tdsbpf_submit(w->p, ev, hdr[0] != 23);
+}
+
+TDSBPF_NOINLINE void tdsbpf_emit_smp(struct tdsbpf_walk *w, const __u8 *hdr, __s32 rel)
+{
+	struct tdsbpf_event *ev = tdsbpf_begin(w, TDSBPF_EV_SMP);
+
+	if (!ev)
+		return;
+	ev->frame_offset = rel < 0 ? 0 : (__u32)rel;
+	ev->u.smp.flags = hdr[1];
+	ev->u.smp.sid = tdsbpf_le16(hdr + 2);
+	ev->u.smp.length = tdsbpf_le32(hdr + 4);
+	ev->u.smp.seq = tdsbpf_le32(hdr + 8);
+	ev->u.smp.window = tdsbpf_le32(hdr + 12);
+	tdsbpf_submit(w->p, ev, 1);
+}
+
+/*
+ * How many bytes of header a frame starting with these bytes needs, or 0
+ * when the bytes cannot start a frame. have: bytes available in hdr.
+ */
+TDSBPF_INLINE __u32 tdsbpf_frame_need(const __u8 *hdr, __u32 have)
+{
+	if (have < 1)
+		return 1;
+	if (hdr[0] == SMP_SMID) {
+		if (have >= 2 && hdr[1] == SMP_DATA)
+			return 24;
+		return 16;
+	}
+	if (hdr[0] >= 20 && hdr[0] <= 23)
+		return 5;
+	if (tdsbpf_tds_type_valid(hdr[0]))
+		return 8;
+	return 0;
+}
+
+/*
+ * Validates and handles one frame whose first have (>= need) bytes are in
+ * hdr. Returns its length on the wire, or 0 when it is not a valid frame.
+ */
+TDSBPF_INLINE __u32 tdsbpf_frame(struct tdsbpf_walk *w, const __u8 *hdr, __s32 rel)
+{
+	const __u8 *smp = 0;
+	__u32 len;
+
+	if (hdr[0] == SMP_SMID) {
+		if (!tdsbpf_smp_header_valid(hdr))
+			return 0;
+		len = tdsbpf_le32(hdr + 4);
+		if (hdr[1] != SMP_DATA) {
+			tdsbpf_emit_smp(w, hdr, rel);
+			return len;
+		}
+		if (!tdsbpf_tds_header_valid(hdr + 16))
+			return 0;
+		smp = hdr;
+		hdr += 16;
+		rel += 16;
+	} else if (hdr[0] >= 20 && hdr[0] <= 23) {
+		if (!tdsbpf_tls_header_valid(hdr))
+			return 0;
+		tdsbpf_emit_tls(w, hdr, rel);
+		return 5 + (__u32)tdsbpf_be16(hdr + 3);
+	} else {
+		if (!tdsbpf_tds_header_valid(hdr))
+			return 0;
+		len = tdsbpf_be16(hdr + 2);
+	}
+	/* one call site for the TDS packet of both framings: verified once per caller */
+	tdsbpf_emit_tds(w, hdr, rel, smp);
+	return len;
+}
+
+/* Loads up to TDSBPF_FRAME_HDR bytes at rel into hdr[32]; returns how many. */
+TDSBPF_INLINE __u32 tdsbpf_load_hdr(struct tdsbpf_walk *w, __u32 rel, __u8 *hdr)
+{
+	__u32 n = w->l4->plen - rel;
+
+	if (rel >= w->l4->plen)
+		return 0;
+	if (n >= TDSBPF_FRAME_HDR) {
+		if (tdsbpf_load(w->p, w->l4->poff + rel, hdr, TDSBPF_FRAME_HDR) < 0)
+			return 0;
+		return TDSBPF_FRAME_HDR;
+	}
+	n &= 31; /* hdr has room for 32 */
+	if (n == 0 || n > TDSBPF_FRAME_HDR)
+		return 0;
+	if (tdsbpf_load(w->p, w->l4->poff + rel, hdr, n) < 0)
+		return 0;
+	return n;
+}
+
+TDSBPF_INLINE void tdsbpf_lose_sync(struct tdsbpf_walk *w, struct tdsbpf_dir_state *ds)
+{
+	ds->synced = 0;
+	ds->carry_len = 0;
+	ds->in_msg = 0;
+	ds->tail_pending = 0;
+	if (!ds->lost_sync) {
+		struct tdsbpf_event *ev = tdsbpf_begin(w, TDSBPF_EV_RESYNC);
+
+		ds->lost_sync = 1;
+		if (ev) {
+			ev->flags |= TDSBPF_F_LOST_SYNC;
+			tdsbpf_submit(w->p, ev, 0);
+		}
+	}
+}
+
+/*
+ * A frame header a resync may trust (stricter than the walk's checks), at
+ * rel of the segment: a valid header, and when the frame it describes
+ * ends inside the segment, bytes there that can start another frame.
+ */
+TDSBPF_INLINE int tdsbpf_resync_ok(struct tdsbpf_walk *w, const __u8 *hdr, __u32 have, __u32 rel)
+{
+	__u32 need = tdsbpf_frame_need(hdr, have);
+	__u32 len, end;
+	__u8 next[1];
+
+	if (need == 0 || have < need)
+		return 0;
+	if (hdr[0] == SMP_SMID) {
+		if (!tdsbpf_smp_header_valid(hdr) ||
+		    (hdr[1] == SMP_DATA && !tdsbpf_tds_header_valid(hdr + 16)))
+			return 0;
+		len = tdsbpf_le32(hdr + 4);
+	} else if (hdr[0] >= 20 && hdr[0] <= 23) {
+		if (!tdsbpf_tls_header_valid(hdr))
+			return 0;
+		len = 5 + (__u32)tdsbpf_be16(hdr + 3);
+	} else {
+		if (!tdsbpf_tds_header_valid(hdr))
+			return 0;
+		len = tdsbpf_be16(hdr + 2);
+	}
+	end = rel + len;
+	if (end >= w->l4->plen)
+		return 1; /* ends with the segment, or in a later one */
+	if (tdsbpf_load(w->p, w->l4->poff + end, next, 1) < 0)
+		return 0;
+	return tdsbpf_frame_need(next, 1) != 0;
+}
+
+/* The final DONE of a reply packet that began in an earlier segment. */
+TDSBPF_NOINLINE void tdsbpf_pending_tail(struct tdsbpf_walk *w, struct tdsbpf_dir_state *ds)
+{
+	__s32 end = (__s32)(ds->tail_end - w->l4->seq);
+	struct tdsbpf_event *ev;
+
+	if (end > (__s32)w->l4->plen)
+		return; /* ends in a later segment */
+	ds->tail_pending = 0;
+	if (end < 13 || tdsbpf_tail_done(w, (__u32)end) < 0)
+		return;
+	ev = tdsbpf_begin(w, TDSBPF_EV_TDS_DONE);
+	if (!ev)
+		return;
+	ev->frame_offset = (__u32)end;
+	ev->u.done.token = (__u8)w->sc->res.tail.token;
+	ev->u.done.status = w->sc->out.reply.done_status;
+	ev->u.done.rows = w->sc->out.reply.done_rows;
+	tdsbpf_submit(w->p, ev, 0);
+}
+
+#define TDSBPF_WALK_LOST ((__s32)0x80000000)
+#define TDSBPF_WALK_KEEP ((__s32)0x7fffffff)
+
+/*
+ * A frame header split over two segments: join the part kept in carry with
+ * the start of this segment and handle the frame. rel is where the frame
+ * starts (-carry_len). Returns where the next frame starts, or
+ * TDSBPF_WALK_LOST when the framing was lost.
+ */
+TDSBPF_NOINLINE __s32 tdsbpf_join_carry(struct tdsbpf_walk *w, struct tdsbpf_dir_state *ds,
+					__s32 rel)
+{
+	__u8 *hdr = w->sc->hdr;
+	__u32 k = ds->carry_len;
+	__u32 plen = w->l4->plen;
+	__u32 want, have, need, len;
+
+	if (k >= TDSBPF_FRAME_HDR || rel + (__s32)k != 0) {
+		tdsbpf_lose_sync(w, ds);
+		return TDSBPF_WALK_LOST;
+	}
+	ds->carry_len = 0;
+	want = TDSBPF_FRAME_HDR - k;
+	if (want > plen)
+		want = plen;
+	want &= 31;
+	/*
+	 * The second half goes right after the first, loaded straight into
+	 * the carry buffer (which has room for k + want <= 47 bytes): one
+	 * verifier state for any k, where a byte-merging loop would fork one
+	 * per value.
+	 */
+	if (want == 0 || want > TDSBPF_FRAME_HDR ||
+	    tdsbpf_load(w->p, w->l4->poff, ds->carry + (k & 31), want) < 0) {
+		tdsbpf_lose_sync(w, ds);
+		return TDSBPF_WALK_LOST;
+	}
+	__builtin_memcpy(hdr, ds->carry, TDSBPF_FRAME_HDR);
+	have = k + want;
+	need = tdsbpf_frame_need(hdr, have);
+	if (need == 0 || have < need) {
+		/* still short (a tiny segment): keep what we have for the next one */
+		if (need && have < TDSBPF_FRAME_HDR) {
+			__builtin_memcpy(ds->carry, hdr, TDSBPF_FRAME_HDR);
+			ds->carry_len = (__u8)have;
+			return TDSBPF_WALK_KEEP; /* the frame still starts at next_frame */
+		}
+		tdsbpf_lose_sync(w, ds);
+		return TDSBPF_WALK_LOST;
+	}
+	len = tdsbpf_frame(w, hdr, rel);
+	if (len == 0) {
+		tdsbpf_lose_sync(w, ds);
+		return TDSBPF_WALK_LOST;
+	}
+	return rel + (__s32)len;
+}
+
+struct tdsbpf_frames {
+	struct tdsbpf_walk *w;
+	struct tdsbpf_dir_state *ds;
+	__s32 done;  /* the walk of this segment is over (sync lost or header carried) */
+};
+
+/*
+ * One frame of a segment (the cursor is w->sc->rel); returns 1 to stop.
+ * The bpf_loop index is not needed: the cursor says where the frame is.
+ */
+static long tdsbpf_frame_step(__u32 index __attribute__((unused)), void *data)
+{
+	struct tdsbpf_frames *c = (struct tdsbpf_frames *)data;
+	struct tdsbpf_walk *w = c->w;
+	struct tdsbpf_dir_state *ds = c->ds;
+	__u8 *hdr = w->sc->hdr;
+	__s32 rel = w->sc->rel;
+	__u32 have, need, len;
+
+	if (rel < 0 || rel >= (__s32)w->l4->plen)
+		return 1;
+	have = tdsbpf_load_hdr(w, (__u32)rel, hdr);
+	need = tdsbpf_frame_need(hdr, have);
+	if (need == 0 || have == 0) {
+		tdsbpf_lose_sync(w, ds);
+		c->done = 1;
+		return 1;
+	}
+	if (have < need) {
+		/* the header continues in the next segment: keep its first part */
+		have &= 31;
+		if (have == 0 || have > TDSBPF_FRAME_HDR ||
+		    tdsbpf_load(w->p, w->l4->poff + (__u32)rel, ds->carry, have) < 0) {
+			tdsbpf_lose_sync(w, ds);
+			c->done = 1;
+			return 1;
+		}
+		ds->carry_len = (__u8)have;
+		ds->next_frame = w->l4->seq + (__u32)rel;
+		c->done = 1;
+		return 1;
+	}
+	len = tdsbpf_frame(w, hdr, rel);
+	if (len == 0) {
+		tdsbpf_lose_sync(w, ds);
+		c->done = 1;
+		return 1;
+	}
+	w->sc->rel = rel + (__s32)len;
+	return 0;
+}
+
+/*
+ * Walks the frame headers of the new bytes of this segment, from skip on
+ * (bytes before skip were seen already).
+ */
+TDSBPF_INLINE void tdsbpf_walk_frames(struct tdsbpf_walk *w)
+{
+	struct tdsbpf_dir_state *ds = &w->flow->d[w->l4->dir & 1];
+	struct tdsbpf_frames c;
+	__u8 *hdr = w->sc->hdr;
+	__u32 skip = w->sc->skip;
+	__u32 plen = w->l4->plen;
+	__s32 rel;
+	__u32 have;
+
+	/* a reply packet that started earlier may end in this segment */
+	if (ds->tail_pending)
+		tdsbpf_pending_tail(w, ds);
+
+	if (!ds->synced) {
+		have = tdsbpf_load_hdr(w, skip, hdr);
+		if (!tdsbpf_resync_ok(w, hdr, have, skip))
+			return;
+		ds->synced = 1;
+		ds->next_frame = w->l4->seq + skip;
+		if (ds->lost_sync) {
+			struct tdsbpf_event *ev = tdsbpf_begin(w, TDSBPF_EV_RESYNC);
+
+			ds->lost_sync = 0;
+			if (ev) {
+				ev->frame_offset = skip;
+				tdsbpf_submit(w->p, ev, 0);
+			}
+		}
+	}
+
+	rel = (__s32)(ds->next_frame - w->l4->seq);
+
+	/* the header of a frame was split: join the two halves */
+	if (ds->carry_len) {
+		rel = tdsbpf_join_carry(w, ds, rel);
+		if (rel == TDSBPF_WALK_LOST || rel == TDSBPF_WALK_KEEP)
+			return;
+	}
+
+	if (rel < (__s32)skip) {
+		/* the next header lies in bytes we did not see */
+		if (rel < 0) {
+			tdsbpf_lose_sync(w, ds);
+			return;
+		}
+	}
+	if (rel >= (__s32)plen) {
+		ds->next_frame = w->l4->seq + (__u32)rel;
+		return; /* continuation segment */
+	}
+
+	c.w = w;
+	c.ds = ds;
+	c.done = 0;
+	w->sc->rel = rel;
+	tdsbpf_loop(TDSBPF_MAX_FRAMES_PER_SEGMENT, tdsbpf_frame_step, &c);
+	if (c.done)
+		return;
+	rel = w->sc->rel;
+	if (rel < (__s32)plen) {
+		tdsbpf_count(w->p, TDSBPF_CNT_FRAMES_SKIPPED);
+		tdsbpf_lose_sync(w, ds);
+		return;
+	}
+	ds->next_frame = w->l4->seq + (__u32)rel;
+}
+
+#endif /* TDSBPF_WALK_FRAMES_H */
