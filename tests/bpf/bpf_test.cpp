@@ -25,13 +25,12 @@
 #include "host_parser.h"
 #include "loader.h"
 #include "privileges.h"
-#include "lab/packets.h"
 #include "require.h"
 #include "tdsbpf.skel.h"
 
 using namespace tdsbpf;
 using namespace tdsbpf::test;
-using namespace tdsbpf::lab;
+using namespace tb;
 
 namespace {
 
@@ -234,66 +233,87 @@ std::vector<std::string> kernel_events(Kernel* k, Prog p, const std::vector<Byte
 
 // A login with NTLM, MARS, a split header, a keep-alive, a retransmission,
 // a zero window and a four-way close.
+// The PRELOGIN of a real client or server: every option but FEDAUTHREQUIRED
+// and NONCEOPT, a TRACEID included.
+Bytes prelogin_of(uint8_t major, uint8_t minor, uint16_t build, uint8_t encryption, uint8_t mars)
+{
+	Bytes trace(36);
+	for (int i = 0; i < 36; i++)
+		trace[i] = static_cast<uint8_t>(i + 1);
+	return prelogin({{0, {major, minor, static_cast<uint8_t>(build >> 8), static_cast<uint8_t>(build), 0, 0}},
+			 {1, {encryption}},
+			 {2, {'M', 'S', 'S', 'Q', 'L', 'S', 'E', 'R', 'V', 'E', 'R', 0}},
+			 {3, {0, 0, 0x12, 0x34}},
+			 {4, {mars}},
+			 {5, trace}});
+}
+
 std::vector<Bytes> crafted_conversation(bool v6, int vlan)
 {
-	Conversation c;
+	Conn c;
 	c.v6 = v6;
-	c.vlan = vlan;
+	c.vlan = vlan >= 0;
+	c.vlan_id = static_cast<uint16_t>(vlan);
+	c.pad = true;
 	std::vector<Bytes> f;
-	f.push_back(c.frame(0, kSyn));
-	f.push_back(c.frame(1, kSyn | kAck));
-	f.push_back(c.frame(0, kAck));
-	f.push_back(c.frame(0, kPsh | kAck, tds_packet(18, 1, prelogin_body(7, 0, 1234, 0, 1))));
-	f.push_back(c.frame(1, kPsh | kAck, tds_packet(4, 1, prelogin_body(16, 0, 1000, 2, 1))));
-	f.push_back(c.frame(0, kPsh | kAck, tds_packet(16, 1, login7_body(0x74000004, "", "", ntlm_negotiate()))));
-	Bytes challenge = token_sspi(ntlm_challenge());
-	f.push_back(c.frame(1, kPsh | kAck, tds_packet(4, 1, challenge)));
-	f.push_back(c.frame(0, kPsh | kAck, tds_packet(17, 1, ntlm_authenticate("CONTOSO", "joe33", "WS01"))));
-	Bytes reply = token_loginack(0x74000004, 16, 0, 1000);
-	append(reply, token_envchange_packetsize("4096", "4096"));
-	append(reply, token_done(0, 0));
-	f.push_back(c.frame(1, kPsh | kAck, tds_packet(4, 1, reply, 55)));
+	f.push_back(c.next(true, SYN));
+	f.push_back(c.next(false, SYN | ACK));
+	f.push_back(c.next(true, ACK));
+	f.push_back(c.next(true, PSH | ACK, tds(18, 1, prelogin_of(7, 0, 1234, 0, 1))));
+	f.push_back(c.next(false, PSH | ACK, tds(4, 1, prelogin_of(16, 0, 1000, 2, 1))));
+	Login7 l;
+	l.user = "";
+	l.flags2 = 0x83; // integrated security
+	l.sspi = ntlm_negotiate();
+	f.push_back(c.next(true, PSH | ACK, tds(16, 1, login7(l))));
+	Bytes challenge = tok_sspi(ntlm_challenge());
+	f.push_back(c.next(false, PSH | ACK, tds(4, 1, challenge)));
+	f.push_back(c.next(true, PSH | ACK, tds(17, 1, ntlm_authenticate("CONTOSO", "joe33", "WS01"))));
+	Bytes reply = tok_loginack(0x74000004, {16, 0, 0x03, 0xe8});
+	append(reply, tok_env_packet_size("4096", "4096"));
+	append(reply, tok_done(0, 0xc1, 0));
+	f.push_back(c.next(false, PSH | ACK, tds(4, 1, reply, 55)));
 	// MARS: SMP SYN, a batch in SMP DATA, its reply, an SMP ACK
-	f.push_back(c.frame(0, kPsh | kAck, smp(0x01, 0, 0, 4)));
-	f.push_back(c.frame(0, kPsh | kAck, smp(0x08, 0, 1, 4, tds_packet(1, 1, sql_batch_body("select 1")))));
+	f.push_back(c.next(true, PSH | ACK, smp(0x01, 0, 0, 4)));
+	f.push_back(c.next(true, PSH | ACK, smp(0x08, 0, 1, 4, tds(1, 1, batch_body("select 1")))));
 	Bytes rows = {0x81, 0x01, 0x00};
-	append(rows, token_done(0x10, 1));
-	f.push_back(c.frame(1, kPsh | kAck, smp(0x08, 0, 1, 5, tds_packet(4, 1, rows, 55))));
-	f.push_back(c.frame(0, kPsh | kAck, smp(0x02, 0, 1, 6)));
+	append(rows, tok_done(0x10, 0xc1, 1));
+	f.push_back(c.next(false, PSH | ACK, smp(0x08, 0, 1, 5, tds(4, 1, rows, 55))));
+	f.push_back(c.next(true, PSH | ACK, smp(0x02, 0, 1, 6)));
 	// two TDS packets with the second header split across two segments
-	Bytes two = tds_packet(1, 1, sql_batch_body("select 2"));
-	Bytes second = tds_packet(1, 1, sql_batch_body("select 3"));
+	Bytes two = tds(1, 1, batch_body("select 2"));
+	Bytes second = tds(1, 1, batch_body("select 3"));
 	append(two, second);
 	std::size_t cut = two.size() - second.size() + 3; // 3 bytes of the second header
-	f.push_back(c.frame(0, kPsh | kAck, Bytes(two.begin(), two.begin() + static_cast<long>(cut))));
-	f.push_back(c.frame(0, kPsh | kAck, Bytes(two.begin() + static_cast<long>(cut), two.end())));
+	f.push_back(c.next(true, PSH | ACK, Bytes(two.begin(), two.begin() + static_cast<long>(cut))));
+	f.push_back(c.next(true, PSH | ACK, Bytes(two.begin() + static_cast<long>(cut), two.end())));
 	// a reply spread over three segments, its DONE in the last one
 	Bytes big = {0x81, 0x01, 0x00};
 	big.resize(3000, 0x20);
-	append(big, token_done(0x10, 42));
-	Bytes bigpkt = tds_packet(4, 1, big, 55);
-	f.push_back(c.frame(1, kAck, Bytes(bigpkt.begin(), bigpkt.begin() + 1400)));
-	f.push_back(c.frame(1, kAck, Bytes(bigpkt.begin() + 1400, bigpkt.begin() + 2800)));
-	f.push_back(c.frame(1, kPsh | kAck, Bytes(bigpkt.begin() + 2800, bigpkt.end())));
+	append(big, tok_done(0x10, 0xc1, 42));
+	Bytes bigpkt = tds(4, 1, big, 55);
+	f.push_back(c.next(false, ACK, Bytes(bigpkt.begin(), bigpkt.begin() + 1400)));
+	f.push_back(c.next(false, ACK, Bytes(bigpkt.begin() + 1400, bigpkt.begin() + 2800)));
+	f.push_back(c.next(false, PSH | ACK, Bytes(bigpkt.begin() + 2800, bigpkt.end())));
 	// a retransmission of the last client segment
-	Conversation back = c;
-	back.seq[0] -= static_cast<uint32_t>(two.size() - cut);
-	f.push_back(back.frame(0, kPsh | kAck, Bytes(two.begin() + static_cast<long>(cut), two.end())));
+	Conn back = c;
+	back.cseq -= static_cast<uint32_t>(two.size() - cut);
+	f.push_back(back.next(true, PSH | ACK, Bytes(two.begin() + static_cast<long>(cut), two.end())));
 	// keep-alive and its answer, a zero window
-	f.push_back(c.raw(0, kAck, {0}, c.seq[0] - 1, c.seq[1], 64240));
-	f.push_back(c.frame(1, kAck));
-	f.push_back(c.frame(0, kAck, {}, 0));
-	f.push_back(c.frame(0, kAck, {}, 5000));
+	f.push_back(c.frame(true, c.cseq - 1, c.sseq, ACK, {0}));
+	f.push_back(c.next(false, ACK));
+	f.push_back(c.next(true, ACK, {}, 0));
+	f.push_back(c.next(true, ACK, {}, 5000));
 	// attention and its acknowledgement
-	f.push_back(c.frame(0, kPsh | kAck, tds_packet(6, 1, {})));
-	f.push_back(c.frame(1, kPsh | kAck, tds_packet(4, 1, token_done(0x20, 0), 55)));
+	f.push_back(c.next(true, PSH | ACK, tds(6, 1, {})));
+	f.push_back(c.next(false, PSH | ACK, tds(4, 1, tok_done(0x20, 0xc1, 0), 55)));
 	// SMP FIN both ways, then the four-way close
-	f.push_back(c.frame(0, kPsh | kAck, smp(0x04, 0, 2, 6)));
-	f.push_back(c.frame(1, kPsh | kAck, smp(0x04, 0, 2, 6)));
-	f.push_back(c.frame(0, kFin | kAck));
-	f.push_back(c.frame(1, kAck));
-	f.push_back(c.frame(1, kFin | kAck));
-	f.push_back(c.frame(0, kAck));
+	f.push_back(c.next(true, PSH | ACK, smp(0x04, 0, 2, 6)));
+	f.push_back(c.next(false, PSH | ACK, smp(0x04, 0, 2, 6)));
+	f.push_back(c.next(true, FIN | ACK));
+	f.push_back(c.next(false, ACK));
+	f.push_back(c.next(false, FIN | ACK));
+	f.push_back(c.next(true, ACK));
 	return f;
 }
 
@@ -366,16 +386,16 @@ TEST_P(BpfTest, EveryCaptureFrameMatchesHost)
 
 TEST_P(BpfTest, OtherTrafficIsIgnored)
 {
-	Conversation c;
-	c.server_port = 80;
-	std::vector<Bytes> frames = {c.frame(0, kSyn), c.frame(1, kSyn | kAck),
-				     c.frame(0, kPsh | kAck, tds_packet(18, 1, prelogin_body(7, 0, 1, 0, 0)))};
+	Conn c;
+	c.sport = 80;
+	std::vector<Bytes> frames = {c.next(true, SYN), c.next(false, SYN | ACK),
+				     c.next(true, PSH | ACK, tds(18, 1, prelogin_of(7, 0, 1, 0, 0)))};
 	// not TCP at all: an ARP frame and a UDP datagram to 1434
 	Bytes arp(60, 0);
 	arp[12] = 0x08;
 	arp[13] = 0x06;
 	frames.push_back(arp);
-	Bytes udp = c.frame(0, kAck);
+	Bytes udp = c.next(true, ACK);
 	udp[14 + 9] = 17;
 	frames.push_back(udp);
 	EXPECT_TRUE(kernel_events(k_, GetParam(), frames).empty());
@@ -491,17 +511,17 @@ TEST(BpfFeatures, BrowserAndPacketCopiesMatchHost)
 	const uint16_t port = 14330;
 	auto& word = k->skel->bss->server_ports[port >> 6];
 	word &= ~(1ULL << (port & 63));
-	tb::Conn b;
+	Conn b;
 	b.sport = 1434;
 	b.cport = 50001;
-	tb::Conn t;
+	Conn t;
 	t.sport = port;
 	t.cport = 50002;
 	std::vector<Bytes> frames{
-		b.udp(true, tb::ssrp_ucast_inst("LAB")),
-		b.udp(false, tb::ssrp_response("ServerName;SQL1;InstanceName;LAB;IsClustered;No;Version;16.0.1000.6;tcp;14330;;")),
+		b.udp(true, ssrp_ucast_inst("LAB")),
+		b.udp(false, ssrp_response("ServerName;SQL1;InstanceName;LAB;IsClustered;No;Version;16.0.1000.6;tcp;14330;;")),
 		t.syn(), t.synack(), t.ack(true),
-		t.data(true, tb::tds(0x12, 1, tb::prelogin({{0, Bytes{16, 0, 0, 0, 0, 0}}}))),
+		t.data(true, tds(0x12, 1, prelogin({{0, Bytes{16, 0, 0, 0, 0, 0}}}))),
 		t.data(false, Bytes(600, 0x04)), t.fin(true), t.fin(false), t.ack(true)};
 	auto kernel = kernel_events(k, Prog::xdp, frames);
 	EXPECT_TRUE(word & (1ULL << (port & 63))) << "the port named was not added";
@@ -593,15 +613,15 @@ TEST(BpfFeatures, SspiContinuationInALogin7PacketMatchesHost)
 	std::string why;
 	Kernel* k = Kernel::get(why);
 	TDSBPF_REQUIRE(k != nullptr, "needs root and BPF: " + why);
-	tb::Conn c;
-	tb::Login7 l;
+	Conn c;
+	Login7 l;
 	l.flags2 |= 0x80;
 	l.user = "";
-	l.sspi = tb::ntlm_negotiate();
+	l.sspi = ntlm_negotiate();
 	std::vector<Bytes> frames{c.syn(), c.synack(), c.ack(true),
-				  c.data(true, tb::tds(TDS_LOGIN7, 1, tb::login7(l))),
-				  c.data(false, tb::tds(TDS_REPLY, 1, tb::tok_sspi(tb::ntlm_challenge()))),
-				  c.data(true, tb::tds(TDS_LOGIN7, 1, tb::ntlm_authenticate("CORP", "alice", "WS01")))};
+				  c.data(true, tds(TDS_LOGIN7, 1, login7(l))),
+				  c.data(false, tds(TDS_REPLY, 1, tok_sspi(ntlm_challenge()))),
+				  c.data(true, tds(TDS_LOGIN7, 1, ntlm_authenticate("CORP", "alice", "WS01")))};
 	for (Prog p : {Prog::xdp, Prog::tc_egress}) {
 		auto kernel = kernel_events(k, p, frames);
 		EXPECT_EQ(kernel, host_events(frames));

@@ -80,13 +80,13 @@ std::string quote(const std::string& s)
 }
 
 // A private directory, removed with what is in it at scope exit.
-struct TempDir : tdsbpf::lab::TempDir {
-	TempDir() : tdsbpf::lab::TempDir("tdsbpf-captures") {}
+struct ScratchDir : tdsbpf::lab::TempDir {
+	ScratchDir() : tdsbpf::lab::TempDir("tdsbpf-captures") {}
 };
 
 Proc run(const std::string& cmd)
 {
-	TempDir t;
+	ScratchDir t;
 	Proc r;
 	int st = std::system((cmd + " >" + quote((fs::path(t.path()) / "out").string()) + " 2>" + quote((fs::path(t.path()) / "err").string())).c_str());
 	r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -554,7 +554,7 @@ std::vector<size_t> record_offsets(const std::string& b)
 TEST(CapturesTruncated, CutInTheMiddleOfARecord)
 {
 	NEED_CAPTURES();
-	TempDir t;
+	ScratchDir t;
 	std::string all = slurp(cap(kSql2000));
 	auto recs = record_offsets(all);
 	ASSERT_EQ(recs.size(), 13u);
@@ -581,7 +581,7 @@ TEST(CapturesTruncated, CutInTheMiddleOfARecord)
 TEST(CapturesTruncated, EveryCutOffsetIsSafe)
 {
 	NEED_CAPTURES();
-	TempDir t;
+	ScratchDir t;
 	std::string all = slurp(cap(kSql2000));
 	auto recs = record_offsets(all);
 	fs::path cut = fs::path(t.path()) / "cut.pcap";
@@ -610,7 +610,7 @@ TEST(CapturesTruncated, EveryCutOffsetIsSafe)
 TEST(CapturesTruncated, NotACaptureAndMissingFile)
 {
 	NEED_CAPTURES();
-	TempDir t;
+	ScratchDir t;
 	fs::path text = fs::path(t.path()) / "notes.pcap";
 	std::ofstream(text) << "this is not a capture file, just some text long enough to fill a header\n";
 	Proc r = tdsbpf_read(text);
@@ -642,7 +642,7 @@ TEST(CapturesPcapng, SameEventsAsPcap)
 {
 	NEED_CAPTURES();
 	NEED_TOOL("editcap");
-	TempDir t;
+	ScratchDir t;
 	for (auto& name : {kSql2000, kSql2022, kMidstream}) {
 		fs::path ng = fs::path(t.path()) / (name + "ng");
 		Proc c = run("editcap -F pcapng " + quote(cap(name).string()) + " " + quote(ng.string()));
@@ -755,7 +755,7 @@ bool has_diagnosis(const json& c, const std::string& code)
 
 TEST(CapturesCopies, FrameRepeatedAThousandTimesIsNotLoss)
 {
-	TempDir t;
+	ScratchDir t;
 	// the capture artefact: the same bytes a thousand times, 20 µs apart,
 	// the frame longer than its IP packet
 	json c = only_connection(write_ethernet_pcap(fs::path(t.path()), "repeat.pcap", with_reply_copies(1000, 20, true)));
@@ -771,7 +771,7 @@ TEST(CapturesCopies, FrameRepeatedAThousandTimesIsNotLoss)
 
 TEST(CapturesCopies, SpacedCopiesOfAnOddFrameAndRealResends)
 {
-	TempDir t;
+	ScratchDir t;
 	// 5 ms apart: no sender resends that fast, but a copy is only taken for
 	// one at such a distance when the frame cannot be a sender's (odd length)
 	json odd = only_connection(write_ethernet_pcap(fs::path(t.path()), "odd.pcap", with_reply_copies(20, 5000, true)));
@@ -795,7 +795,7 @@ TEST(CapturesRefused, SameSynRetriedAfterResetsIsOneAttempt)
 	// a Windows client to a port nothing listens on: SYN, RST, and the same
 	// SYN again half a second later, twice
 	using namespace tb;
-	TempDir t;
+	ScratchDir t;
 	Conn k;
 	std::vector<CapFrame> v;
 	uint64_t t0 = 1'700'000'000'000'000ull;

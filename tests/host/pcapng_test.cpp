@@ -35,8 +35,8 @@ using tdsbpf::PcapngWriter;
 namespace {
 
 // A private directory, removed with what is in it at scope exit.
-struct TempDir : tdsbpf::lab::TempDir {
-	TempDir() : tdsbpf::lab::TempDir("tdsbpf-pcapng") {}
+struct ScratchDir : tdsbpf::lab::TempDir {
+	ScratchDir() : tdsbpf::lab::TempDir("tdsbpf-pcapng") {}
 };
 
 std::string slurp(const fs::path& p)
@@ -60,7 +60,7 @@ bool have(const char* tool) { return tdsbpf::lab::run_quiet(std::string("command
 // is not an error and is left out of err.
 Tool run(const std::vector<std::string>& argv)
 {
-	TempDir t;
+	ScratchDir t;
 	tdsbpf::lab::SpawnOptions o;
 	o.stdout_path = t.file("out");
 	o.stderr_path = t.file("err");
@@ -202,7 +202,7 @@ void write_all(PcapngWriter& w, const std::vector<Frame>& frames)
 TEST(Pcapng, TsharkReadsFramesCommentsInterfacesAndTds)
 {
 	NEED_TSHARK();
-	TempDir t;
+	ScratchDir t;
 	const std::string path = t.file("trace.pcapng");
 	const auto frames = two_connections();
 	{
@@ -262,7 +262,7 @@ TEST(Pcapng, TsharkReadsFramesCommentsInterfacesAndTds)
 TEST(Pcapng, RotatesBySizeIntoFilesTsharkReads)
 {
 	NEED_TSHARK();
-	TempDir t;
+	ScratchDir t;
 	const std::string path = t.file("trace.pcapng");
 	const std::uint64_t limit = 1200;
 	std::vector<Frame> frames;
@@ -317,7 +317,7 @@ std::vector<std::string> listing(const std::string& dir)
 
 TEST(Pcapng, KeepFilesRemovesTheOldest)
 {
-	TempDir t;
+	ScratchDir t;
 	const Bytes frame = tb::Conn().syn();
 	PcapngWriter w({.path = t.file("trace.pcapng"), .rotate_bytes = 1, .keep_files = 2});
 	// one packet a file: a file always takes its first packet
@@ -336,7 +336,7 @@ TEST(Pcapng, KeepFilesRemovesTheOldest)
 
 TEST(Pcapng, NamesLaterFilesAfterTheFirst)
 {
-	TempDir t;
+	ScratchDir t;
 	const Bytes frame = tb::Conn().syn();
 	PcapngWriter w({.path = t.file("trace"), .rotate_bytes = 1});
 	EXPECT_EQ(w.current_path(), t.file("trace"));
@@ -408,7 +408,7 @@ std::vector<std::pair<std::uint16_t, std::string>> options(const std::string& bo
 
 TEST(Pcapng, BlocksAsTheSpecificationLaysThemOut)
 {
-	TempDir t;
+	ScratchDir t;
 	const std::string path = t.file("trace.pcapng");
 	const Bytes frame = tb::Conn().data(true, tb::tds(0x01, 0x01, tb::batch_body(std::string(150, 'x'))));
 	{
@@ -469,7 +469,7 @@ TEST(Pcapng, BlocksAsTheSpecificationLaysThemOut)
 
 TEST(Pcapng, CutsLongStringsAtACharacterBoundary)
 {
-	TempDir t;
+	ScratchDir t;
 	const std::string path = t.file("trace.pcapng");
 	// "é" (2 bytes) repeated: byte 65535 is the second byte of one
 	std::string comment;
@@ -491,7 +491,7 @@ TEST(Pcapng, CutsLongStringsAtACharacterBoundary)
 
 TEST(Pcapng, UnwritablePathThrowsWithPathAndReason)
 {
-	TempDir t;
+	ScratchDir t;
 	const std::string path = t.file("no-such-directory/trace.pcapng");
 	try {
 		PcapngWriter w({.path = path});

@@ -5,6 +5,7 @@
 // (the flow table and ring buffer are fixed-size maps); every SYN is
 // accounted for, taken or counted as dropped; and afterwards a real login
 // is traced whole again.
+#include <arpa/inet.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <netinet/if_ether.h>
@@ -85,8 +86,11 @@ bool syn_flood(const tdsbpf::lab::NetnsLab& lab, uint32_t n)
 			return false;
 		}
 	}
-	tdsbpf::lab::Conversation c;
-	tdsbpf::lab::Bytes f = c.frame(0, tdsbpf::lab::kSyn);
+	tdsbpf::lab::Conn c;
+	c.pad = true;
+	if (inet_pton(AF_INET, lab.server_ip().c_str(), c.saddr.data()) != 1)
+		return false;
+	tdsbpf::lab::Bytes f = c.next(true, tdsbpf::lab::SYN);
 	const std::size_t src = 14 + 12, sport = 14 + 20;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t host = 0x0a400000u | (i >> 14); // 10.64.x.y, 16384 ports each

@@ -65,7 +65,7 @@ double median(std::vector<double> v)
  * these rows are compared with the bare program measured the same way.
  */
 struct Stream {
-	Conversation c;
+	Conn c;
 	int dir = 0;
 	std::vector<Bytes> frames;
 	std::vector<bool> timed; // which frames the row's figure is made of
@@ -92,20 +92,20 @@ template <typename Make>
 Stream make_stream(uint16_t client_port, int dir, std::size_t n, Make make)
 {
 	Stream s;
-	s.c.client_port = client_port;
+	s.c.cport = client_port;
 	s.dir = dir;
-	for (const auto& f : {s.c.frame(0, kSyn), s.c.frame(1, kSyn | kAck), s.c.frame(0, kAck)}) {
+	for (const auto& f : {s.c.next(true, SYN), s.c.next(false, SYN | ACK), s.c.next(true, ACK)}) {
 		s.frames.push_back(f);
 		s.timed.push_back(false);
 	}
 	for (std::size_t i = 0; i < n; i++) {
 		bool timed = false;
 		Bytes payload = make(i, timed);
-		s.frames.push_back(s.c.frame(dir, kPsh | kAck, payload));
+		s.frames.push_back(s.c.next(dir == 0, PSH | ACK, payload));
 		s.timed.push_back(timed);
 	}
 	// close, so that the next lap's SYN starts a clean flow
-	for (const auto& f : {s.c.frame(0, kFin | kAck), s.c.frame(1, kFin | kAck), s.c.frame(0, kAck)}) {
+	for (const auto& f : {s.c.next(true, FIN | ACK), s.c.next(false, FIN | ACK), s.c.next(true, ACK)}) {
 		s.frames.push_back(f);
 		s.timed.push_back(false);
 	}
@@ -240,20 +240,20 @@ int main(int argc, char** argv)
 	// wake-up (an irq_work: about 5 us a record in this VM), which a
 	// live reader that keeps up never sees
 	uint32_t repeat_ev = std::min<uint32_t>(repeat, 20000);
-	Conversation web;
-	web.server_port = 443;
-	Bytes other = web.frame(0, kPsh | kAck, Bytes(100, 0x41));
+	Conn web;
+	web.sport = 443;
+	Bytes other = web.next(true, PSH | ACK, Bytes(100, 0x41));
 
-	Conversation c;
-	std::vector<Bytes> setup = {c.frame(0, kSyn), c.frame(1, kSyn | kAck), c.frame(0, kAck)};
+	Conn c;
+	std::vector<Bytes> setup = {c.next(true, SYN), c.next(false, SYN | ACK), c.next(true, ACK)};
 	for (const auto& f : setup)
 		ns_per_run(xdp, f, 1);
-	Bytes ack = c.raw(1, kAck, {}, c.seq[1], c.seq[0], 64240);
+	Bytes ack = c.frame(false, c.sseq, c.cseq, ACK, {});
 	// a SYN again on the known flow: the walk emits a SYN event each run
-	Bytes syn = c.raw(0, kSyn, {}, c.seq[0] - 1, 0, 64240);
+	Bytes syn = c.frame(true, c.cseq - 1, 0, SYN, {});
 	// a batch segment: the first run walks it, every later run finds the
 	// bytes seen already and emits a retransmission event
-	Bytes batch = c.frame(0, kPsh | kAck, tds_packet(1, 1, sql_batch_body("select 1")));
+	Bytes batch = c.next(true, PSH | ACK, tds(1, 1, batch_body("select 1")));
 	ns_per_run(xdp, batch, 1);
 
 	// A reply of 8 segments of 1448 bytes in one TDS packet (not the last
@@ -262,7 +262,7 @@ int main(int argc, char** argv)
 	Stream cont = make_stream(50200, 1, 8 * 64, [&](std::size_t i, bool& timed) {
 		Bytes p;
 		if (i % kSegs == 0) {
-			p = tds_packet(4, 0, Bytes(kMss * kSegs - 8, 0));
+			p = tds(4, 0, Bytes(kMss * kSegs - 8, 0));
 			p.resize(kMss);
 		} else {
 			p = Bytes(kMss, 0x20);
@@ -274,7 +274,7 @@ int main(int argc, char** argv)
 	Stream hdr = make_stream(50201, 1, 8 * 64, [&](std::size_t i, bool& timed) {
 		Bytes p;
 		if (i % kSegs == 0) {
-			p = tds_packet(4, 0, Bytes(kMss * kSegs - 8, 0));
+			p = tds(4, 0, Bytes(kMss * kSegs - 8, 0));
 			p.resize(kMss);
 			timed = true;
 		} else {
@@ -285,20 +285,20 @@ int main(int argc, char** argv)
 	// Requests, each one segment: one TDS event each.
 	Stream req = make_stream(50202, 0, 512, [&](std::size_t, bool& timed) {
 		timed = true;
-		return tds_packet(1, 1, sql_batch_body("select 1"));
+		return tds(1, 1, batch_body("select 1"));
 	});
 	// Pure ACKs of the server's side, each acknowledging more: no event.
 	Stream acks;
 	{
-		Conversation& a = acks.c;
-		a.client_port = 50203;
-		for (const auto& f : {a.frame(0, kSyn), a.frame(1, kSyn | kAck), a.frame(0, kAck)}) {
+		Conn& a = acks.c;
+		a.cport = 50203;
+		for (const auto& f : {a.next(true, SYN), a.next(false, SYN | ACK), a.next(true, ACK)}) {
 			acks.frames.push_back(f);
 			acks.timed.push_back(false);
 		}
 		for (int i = 0; i < 512; i++) {
-			a.seq[1] += kMss; // as if the server had sent a segment we did not see
-			acks.frames.push_back(a.raw(0, kAck, {}, a.seq[0], a.seq[1], 64240));
+			a.sseq += kMss; // as if the server had sent a segment we did not see
+			acks.frames.push_back(a.frame(true, a.cseq, a.sseq, ACK, {}));
 			acks.timed.push_back(true);
 		}
 	}

@@ -1,345 +1,160 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-// Builders for test traffic: Ethernet/802.1Q/IPv4/IPv6/TCP frames of one
-// TCP connection, and the TDS, SMP and NTLM messages carried in them.
+// Crafted bytes of SQL Server traffic, for the tests and the benchmarks:
+// link/IP/TCP/UDP frames of one connection (Conn), TDS packets and the
+// messages inside them (PRELOGIN, TLS hellos, LOGIN7, reply tokens, NTLM,
+// SPNEGO/Kerberos blobs, requests, SMP headers) and SQL Server Browser
+// datagrams. The one builder of such bytes in the tree.
 #pragma once
 
-#include <arpa/inet.h>
-
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tdsbpf::lab {
 
 using Bytes = std::vector<uint8_t>;
 
-inline void put_be16(Bytes& b, uint16_t v) { b.push_back(v >> 8); b.push_back(v & 0xff); }
-inline void put_le16(Bytes& b, uint16_t v) { b.push_back(v & 0xff); b.push_back(v >> 8); }
-inline void put_be32(Bytes& b, uint32_t v) { put_be16(b, v >> 16); put_be16(b, v & 0xffff); }
-inline void put_le32(Bytes& b, uint32_t v) { put_le16(b, v & 0xffff); put_le16(b, v >> 16); }
-inline void put_le64(Bytes& b, uint64_t v) { put_le32(b, v & 0xffffffff); put_le32(b, v >> 32); }
+inline void put8(Bytes& b, uint8_t v) { b.push_back(v); }
+inline void be16(Bytes& b, uint16_t v) { b.push_back(v >> 8); b.push_back(v & 0xff); }
+inline void le16(Bytes& b, uint16_t v) { b.push_back(v & 0xff); b.push_back(v >> 8); }
+inline void be32(Bytes& b, uint32_t v) { be16(b, v >> 16); be16(b, v & 0xffff); }
+inline void le32(Bytes& b, uint32_t v) { le16(b, v & 0xffff); le16(b, v >> 16); }
+inline void le64(Bytes& b, uint64_t v) { le32(b, (uint32_t)v); le32(b, (uint32_t)(v >> 32)); }
 inline void append(Bytes& b, const Bytes& x) { b.insert(b.end(), x.begin(), x.end()); }
+inline void set_le16(Bytes& b, size_t at, uint16_t v) { b[at] = v & 0xff; b[at + 1] = v >> 8; }
+inline void set_le32(Bytes& b, size_t at, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		b[at + i] = (v >> (8 * i)) & 0xff;
+}
 inline Bytes utf16(const std::string& s)
 {
 	Bytes b;
-	for (char c : s)
-		put_le16(b, static_cast<uint8_t>(c));
+	for (unsigned char c : s)
+		le16(b, c);
+	return b;
+}
+inline Bytes cat(std::initializer_list<Bytes> parts)
+{
+	Bytes b;
+	for (auto& p : parts)
+		append(b, p);
 	return b;
 }
 
-constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kAck = 0x10;
+// ---- TDS -------------------------------------------------------------------
+Bytes tds(uint8_t type, uint8_t status, const Bytes& body, uint16_t spid = 0, uint8_t packet_id = 1);
 
-// One TCP connection between a client and a SQL Server port.
-struct Conversation {
+// PRELOGIN payload from (token, value) options, in order, ended by 0xFF.
+Bytes prelogin(const std::vector<std::pair<uint8_t, Bytes>>& opts);
+
+struct Login7 {
+	uint32_t tds_version = 0x74000004;
+	uint32_t packet_size = 4096;
+	uint32_t prog_ver = 0x07000000;
+	uint32_t pid = 4242;
+	uint8_t flags1 = 0xe0, flags2 = 0x03, type_flags = 0, flags3 = 0;
+	std::string host = "WS01", user = "sa", password = "", app = "app", server = "db1",
+		    library = "lib", language = "", database = "master";
+	Bytes sspi;
+	Bytes features; // FeatureExt block (ids, lengths, data, 0xFF); sets flags3 0x10
+};
+Bytes login7(const Login7& l);
+// The TDS obfuscation of a password (what goes on the wire).
+Bytes obfuscate_password(const std::string& pw);
+
+// ---- SSPI blobs ---------------------------------------------------------
+Bytes ntlm_negotiate();
+Bytes ntlm_challenge();
+Bytes ntlm_authenticate(const std::string& domain, const std::string& user, const std::string& ws,
+			uint32_t flags = 0xe2888215);
+Bytes spnego_init(const Bytes& mech_token, bool kerberos_mech);
+Bytes kerberos_raw();
+
+// ---- Server tokens --------------------------------------------------------
+Bytes tok_loginack(uint32_t tds_version, std::array<uint8_t, 4> ver, const std::string& prog = "Microsoft SQL Server");
+Bytes tok_error(uint32_t number, uint8_t state, uint8_t cls, const std::string& msg, uint8_t token = 0xaa);
+Bytes tok_env_routing(uint16_t port, const std::string& server);
+Bytes tok_env_packet_size(const std::string& new_size, const std::string& old_size);
+Bytes tok_env_database(const std::string& db);
+Bytes tok_sspi(const Bytes& blob);
+Bytes tok_done(uint16_t status, uint16_t cur_cmd, uint64_t rows, bool tds71 = false, uint8_t token = 0xfd);
+Bytes tok_colmetadata_int();
+
+// ---- Requests -------------------------------------------------------------
+Bytes all_headers(uint64_t txdesc, uint32_t outstanding = 1);
+Bytes batch_body(const std::string& sql, bool with_headers = true, uint64_t txdesc = 0x1122334455667788ULL);
+Bytes rpc_by_id(uint16_t proc_id);
+Bytes rpc_by_name(const std::string& name);
+
+// ---- TLS ------------------------------------------------------------------
+Bytes tls_client_hello(bool alpn_tds8, bool alpn_other = false);
+Bytes tls_server_hello(uint16_t supported_version /* 0: none */, bool alpn_tds8 = false);
+Bytes tls_record(uint8_t type, const Bytes& body, uint16_t version = 0x0303);
+
+// ---- SMP ------------------------------------------------------------------
+Bytes smp(uint8_t flags, uint16_t sid, uint32_t seq, uint32_t window, const Bytes& payload = {});
+
+// ---- SQL Server Browser (SSRP, [MC-SQLR]) ------------------------------------
+Bytes ssrp_ucast_inst(const std::string& instance); // CLNT_UCAST_INST
+Bytes ssrp_response(const std::string& text);        // SVR_RESP around "ServerName;...;;"
+
+// ---- Link / IP / TCP --------------------------------------------------------
+enum : uint8_t { FIN = 0x01, SYN = 0x02, RST = 0x04, PSH = 0x08, ACK = 0x10 };
+
+struct Conn {
 	bool v6 = false;
-	int vlan = -1;
-	uint16_t client_port = 50123;
-	uint16_t server_port = 1433;
-	uint32_t seq[2] = {1000000, 7000000}; // next sequence: [0] client, [1] server
+	bool vlan = false;
+	uint16_t vlan_id = 100;
+	std::array<uint8_t, 16> caddr{10, 0, 0, 1}, saddr{10, 0, 0, 2};
+	uint16_t cport = 50000, sport = 1433;
+	uint32_t cseq = 1000, sseq = 500000; // next sequence each side sends
+	uint16_t window = 8192;
+	bool pad = false; // pad frames to Ethernet's 60 bytes, as on a real wire (IP length < frame)
 
-	// dir 0: client to server. Advances that side's sequence.
-	Bytes frame(int dir, uint8_t flags, const Bytes& payload = {}, uint16_t window = 64240)
+	// An Ethernet frame of one segment (does not move the sequence numbers).
+	Bytes frame(bool c2s, uint32_t seq, uint32_t ack, uint8_t flags, const Bytes& payload,
+		    uint16_t win = 8192) const;
+	// The IP packet only (no link header).
+	Bytes ip(bool c2s, uint32_t seq, uint32_t ack, uint8_t flags, const Bytes& payload,
+		 uint16_t win = 8192) const;
+	// An Ethernet frame of a UDP datagram between the same ends (for the
+	// SQL Server Browser, sport is 1434).
+	Bytes udp(bool c2s, const Bytes& payload) const;
+	// An IP packet of protocol proto around an L4 header and payload, and
+	// the Ethernet (and VLAN) header before one.
+	Bytes ip_packet(bool c2s, uint8_t proto, const Bytes& l4) const;
+	Bytes link(const Bytes& ip, bool c2s) const;
+
+	Bytes syn() { Bytes f = frame(true, cseq, 0, SYN, {}); cseq++; return f; }
+	Bytes synack() { Bytes f = frame(false, sseq, cseq, SYN | ACK, {}); sseq++; return f; }
+	Bytes ack(bool c2s) { return c2s ? frame(true, cseq, sseq, ACK, {}) : frame(false, sseq, cseq, ACK, {}); }
+	// data from one side; moves that side's sequence
+	Bytes data(bool c2s, const Bytes& payload, uint8_t flags = ACK | PSH)
 	{
-		Bytes f = raw(dir, flags, payload, seq[dir], seq[dir ^ 1], window);
-		seq[dir] += static_cast<uint32_t>(payload.size()) + ((flags & (kSyn | kFin)) ? 1 : 0);
+		Bytes f = c2s ? frame(true, cseq, sseq, flags, payload) : frame(false, sseq, cseq, flags, payload);
+		(c2s ? cseq : sseq) += (uint32_t)payload.size();
 		return f;
 	}
-
-	Bytes raw(int dir, uint8_t flags, const Bytes& payload, uint32_t s, uint32_t a, uint16_t window) const
+	Bytes fin(bool c2s)
 	{
-		Bytes tcp;
-		put_be16(tcp, dir == 0 ? client_port : server_port);
-		put_be16(tcp, dir == 0 ? server_port : client_port);
-		put_be32(tcp, s);
-		put_be32(tcp, (flags & kAck) ? a : 0);
-		tcp.push_back(5 << 4);
-		tcp.push_back(flags);
-		put_be16(tcp, window);
-		put_be16(tcp, 0); // checksum: not checked by the tracer
-		put_be16(tcp, 0);
-		append(tcp, payload);
-
-		Bytes f(12, 0);
-		f[0] = 0x02; // locally administered MACs
-		f[6] = 0x02;
-		f[5] = dir == 0 ? 2 : 1;
-		f[11] = dir == 0 ? 1 : 2;
-		if (vlan >= 0) {
-			put_be16(f, 0x8100);
-			put_be16(f, static_cast<uint16_t>(vlan));
-		}
-		uint8_t c4[4] = {10, 9, 0, 2}, s4[4] = {10, 9, 0, 1};
-		uint8_t c6[16] = {0xfd, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
-		uint8_t s6[16] = {0xfd, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-		if (!v6) {
-			put_be16(f, 0x0800);
-			Bytes ip = {0x45, 0};
-			put_be16(ip, static_cast<uint16_t>(20 + tcp.size()));
-			put_be32(ip, 0x00004000); // id 0, DF
-			ip.push_back(64);
-			ip.push_back(6);
-			put_be16(ip, 0);
-			const uint8_t* src = dir == 0 ? c4 : s4;
-			const uint8_t* dst = dir == 0 ? s4 : c4;
-			ip.insert(ip.end(), src, src + 4);
-			ip.insert(ip.end(), dst, dst + 4);
-			append(f, ip);
-		} else {
-			put_be16(f, 0x86dd);
-			Bytes ip = {0x60, 0, 0, 0};
-			put_be16(ip, static_cast<uint16_t>(tcp.size()));
-			ip.push_back(6);
-			ip.push_back(64);
-			const uint8_t* src = dir == 0 ? c6 : s6;
-			const uint8_t* dst = dir == 0 ? s6 : c6;
-			ip.insert(ip.end(), src, src + 16);
-			ip.insert(ip.end(), dst, dst + 16);
-			append(f, ip);
-		}
-		append(f, tcp);
-		while (f.size() < 60)
-			f.push_back(0); // Ethernet padding, as on a real wire
+		Bytes f = c2s ? frame(true, cseq, sseq, FIN | ACK, {}) : frame(false, sseq, cseq, FIN | ACK, {});
+		(c2s ? cseq : sseq) += 1;
+		return f;
+	}
+	// Any segment from one side: acknowledges the other side's next byte when
+	// ACK is set, and moves this side's sequence past the payload (and a SYN
+	// or FIN).
+	Bytes next(bool c2s, uint8_t flags, const Bytes& payload = {}, uint16_t win = 8192)
+	{
+		uint32_t& mine = c2s ? cseq : sseq;
+		Bytes f = frame(c2s, mine, (flags & ACK) ? (c2s ? sseq : cseq) : 0, flags, payload, win);
+		mine += (uint32_t)payload.size() + ((flags & (SYN | FIN)) ? 1 : 0);
 		return f;
 	}
 };
-
-inline Bytes tds_packet(uint8_t type, uint8_t status, const Bytes& body, uint16_t spid = 0, uint8_t id = 1)
-{
-	Bytes b = {type, status};
-	put_be16(b, static_cast<uint16_t>(body.size() + 8));
-	put_be16(b, spid);
-	b.push_back(id);
-	b.push_back(0);
-	append(b, body);
-	return b;
-}
-
-// PRELOGIN options: VERSION, ENCRYPTION, INSTOPT, THREADID, MARS, TRACEID
-inline Bytes prelogin_body(uint8_t major, uint8_t minor, uint16_t build, uint8_t encryption, uint8_t mars)
-{
-	Bytes opts, data;
-	auto add = [&](uint8_t token, const Bytes& value) {
-		opts.push_back(token);
-		put_be16(opts, 0); // patched below
-		put_be16(opts, static_cast<uint16_t>(value.size()));
-		append(data, value);
-	};
-	add(0, {major, minor, static_cast<uint8_t>(build >> 8), static_cast<uint8_t>(build), 0, 0});
-	add(1, {encryption});
-	add(2, {'M', 'S', 'S', 'Q', 'L', 'S', 'E', 'R', 'V', 'E', 'R', 0});
-	add(3, {0, 0, 0x12, 0x34});
-	add(4, {mars});
-	Bytes trace(36);
-	for (int i = 0; i < 36; i++)
-		trace[i] = static_cast<uint8_t>(i + 1);
-	add(5, trace);
-	opts.push_back(0xff);
-	uint16_t off = static_cast<uint16_t>(opts.size());
-	for (std::size_t i = 0; i + 5 <= opts.size(); i += 5) {
-		opts[i + 1] = off >> 8;
-		opts[i + 2] = off & 0xff;
-		off = static_cast<uint16_t>(off + ((opts[i + 3] << 8) | opts[i + 4]));
-	}
-	append(opts, data);
-	return opts;
-}
-
-inline Bytes ntlm_negotiate()
-{
-	Bytes b = {'N', 'T', 'L', 'M', 'S', 'S', 'P', 0};
-	put_le32(b, 1);
-	put_le32(b, 0xe2088297);
-	b.resize(40, 0);
-	return b;
-}
-
-inline Bytes ntlm_challenge()
-{
-	Bytes b = {'N', 'T', 'L', 'M', 'S', 'S', 'P', 0};
-	put_le32(b, 2);
-	b.resize(56, 0);
-	return b;
-}
-
-inline Bytes ntlm_authenticate(const std::string& domain, const std::string& user, const std::string& ws)
-{
-	Bytes d = utf16(domain), u = utf16(user), w = utf16(ws);
-	Bytes nt(24, 0x5a);
-	Bytes b = {'N', 'T', 'L', 'M', 'S', 'S', 'P', 0};
-	put_le32(b, 3);
-	uint32_t off = 64;
-	auto buf = [&](const Bytes& x) {
-		put_le16(b, static_cast<uint16_t>(x.size()));
-		put_le16(b, static_cast<uint16_t>(x.size()));
-		put_le32(b, off);
-		off += static_cast<uint32_t>(x.size());
-	};
-	buf({});   // LM response (empty)
-	buf(nt);   // NT response
-	buf(d);
-	buf(u);
-	buf(w);
-	buf({});   // session key
-	put_le32(b, 0xe2088215); // negotiate flags: unicode
-	append(b, nt);
-	append(b, d);
-	append(b, u);
-	append(b, w);
-	return b;
-}
-
-// LOGIN7 with user, a recognisable password, and an optional SSPI blob.
-inline Bytes login7_body(uint32_t tds_version, const std::string& user, const std::string& password,
-			 const Bytes& sspi = {}, bool read_only = false)
-{
-	Bytes host = utf16("WS01"), usr = utf16(user), app = utf16("app"), srv = utf16("srv"),
-	      lib = utf16("lib"), lang, db = utf16("master");
-	// obfuscate the password the way LOGIN7 does (swap nibbles, xor 0xA5)
-	Bytes pwd = utf16(password);
-	for (auto& c : pwd)
-		c = static_cast<uint8_t>(((c << 4) | (c >> 4)) ^ 0xa5);
-	Bytes b;
-	put_le32(b, 0); // total length, patched
-	put_le32(b, tds_version);
-	put_le32(b, 4096);
-	put_le32(b, 0x07000000);
-	put_le32(b, 4242);
-	put_le32(b, 0);
-	b.push_back(0xe0);
-	b.push_back(sspi.empty() ? 0x03 : 0x83);
-	b.push_back(read_only ? 0x20 : 0x00);
-	b.push_back(0x00);
-	put_le32(b, 0);
-	put_le32(b, 0x409);
-	uint16_t off = 94;
-	auto field = [&](const Bytes& x) {
-		put_le16(b, off);
-		put_le16(b, static_cast<uint16_t>(x.size() / 2));
-		off = static_cast<uint16_t>(off + x.size());
-	};
-	field(host);
-	field(sspi.empty() ? usr : Bytes{});
-	field(sspi.empty() ? pwd : Bytes{});
-	field(app);
-	field(srv);
-	put_le16(b, off); put_le16(b, 0); // extension
-	field(lib);
-	field(lang);
-	field(db);
-	for (int i = 0; i < 6; i++)
-		b.push_back(0x11);
-	put_le16(b, off); // SSPI
-	put_le16(b, static_cast<uint16_t>(sspi.size()));
-	off = static_cast<uint16_t>(off + sspi.size());
-	put_le16(b, off); put_le16(b, 0); // attach db
-	put_le16(b, off); put_le16(b, 0); // change password
-	put_le32(b, 0);
-	append(b, host);
-	if (sspi.empty()) {
-		append(b, usr);
-		append(b, pwd);
-	}
-	append(b, app);
-	append(b, srv);
-	append(b, lib);
-	append(b, db);
-	append(b, sspi);
-	uint32_t n = static_cast<uint32_t>(b.size());
-	std::memcpy(b.data(), &n, 4);
-	return b;
-}
-
-inline Bytes token_envchange_packetsize(const std::string& now, const std::string& before)
-{
-	Bytes v = {4, static_cast<uint8_t>(now.size())};
-	append(v, utf16(now));
-	v.push_back(static_cast<uint8_t>(before.size()));
-	append(v, utf16(before));
-	Bytes t = {0xe3};
-	put_le16(t, static_cast<uint16_t>(v.size()));
-	append(t, v);
-	return t;
-}
-
-inline Bytes token_loginack(uint32_t tds_version_be, uint8_t major, uint8_t minor, uint16_t build)
-{
-	Bytes v = {1};
-	put_be32(v, tds_version_be);
-	Bytes name = utf16("Microsoft SQL Server");
-	v.push_back(static_cast<uint8_t>(name.size() / 2));
-	append(v, name);
-	v.push_back(major);
-	v.push_back(minor);
-	v.push_back(build >> 8);
-	v.push_back(build & 0xff);
-	Bytes t = {0xad};
-	put_le16(t, static_cast<uint16_t>(v.size()));
-	append(t, v);
-	return t;
-}
-
-inline Bytes token_error(uint32_t number, uint8_t state, uint8_t cls, const std::string& msg)
-{
-	Bytes v;
-	put_le32(v, number);
-	v.push_back(state);
-	v.push_back(cls);
-	put_le16(v, static_cast<uint16_t>(msg.size()));
-	append(v, utf16(msg));
-	v.push_back(0); // server name
-	v.push_back(0); // proc name
-	put_le32(v, 1);
-	Bytes t = {0xaa};
-	put_le16(t, static_cast<uint16_t>(v.size()));
-	append(t, v);
-	return t;
-}
-
-inline Bytes token_sspi(const Bytes& blob)
-{
-	Bytes t = {0xed};
-	put_le16(t, static_cast<uint16_t>(blob.size()));
-	append(t, blob);
-	return t;
-}
-
-inline Bytes token_done(uint16_t status, uint64_t rows, uint8_t token = 0xfd)
-{
-	Bytes t = {token};
-	put_le16(t, status);
-	put_le16(t, 0xc1);
-	put_le64(t, rows);
-	return t;
-}
-
-inline Bytes all_headers()
-{
-	Bytes b;
-	put_le32(b, 22);
-	put_le32(b, 18);
-	put_le16(b, 2);
-	put_le64(b, 0);
-	put_le32(b, 1);
-	return b;
-}
-
-inline Bytes sql_batch_body(const std::string& sql)
-{
-	Bytes b = all_headers();
-	append(b, utf16(sql));
-	return b;
-}
-
-inline Bytes smp(uint8_t flags, uint16_t sid, uint32_t seq, uint32_t window, const Bytes& data = {})
-{
-	Bytes b = {0x53, flags};
-	put_le16(b, sid);
-	put_le32(b, static_cast<uint32_t>(16 + data.size()));
-	put_le32(b, seq);
-	put_le32(b, window);
-	append(b, data);
-	return b;
-}
 
 } // namespace tdsbpf::lab
