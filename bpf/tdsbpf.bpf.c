@@ -168,14 +168,12 @@ static __always_inline __u64 tdsbpf_cgroup_id(struct tdsbpf_pkt *p)
 	return bpf_skb_cgroup_id((struct __sk_buff *)p->ctx);
 }
 
-static __always_inline struct tdsbpf_flow *tdsbpf_flow_get(struct tdsbpf_pkt *p,
-							   const struct tdsbpf_flow_key *k)
+static __always_inline struct tdsbpf_flow *tdsbpf_flow_get(struct tdsbpf_pkt *p, const struct tdsbpf_flow_key *k)
 {
 	return bpf_map_lookup_elem(&flows, k);
 }
 
-static __always_inline struct tdsbpf_flow *tdsbpf_flow_create(struct tdsbpf_pkt *p,
-							      const struct tdsbpf_flow_key *k)
+static __always_inline struct tdsbpf_flow *tdsbpf_flow_create(struct tdsbpf_pkt *p, const struct tdsbpf_flow_key *k)
 {
 	__u32 zero = 0;
 	struct tdsbpf_flow *init = bpf_map_lookup_elem(&zero_flow, &zero);
@@ -306,7 +304,7 @@ static __noinline void tdsbpf_capture(struct tdsbpf_pkt *p, const struct tdsbpf_
 	/* copies alone fill the buffer on the short path: they wake the reader as other records do */
 	if (bpf_ringbuf_output(&events, c, sizeof(c->hdr) + n,
 			       bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-												: BPF_RB_NO_WAKEUP) < 0) {
+											     : BPF_RB_NO_WAKEUP) < 0) {
 		/* counted apart: a lost copy loses no connection's events */
 		tdsbpf_count(p, TDSBPF_CNT_CAPTURE_DROPS);
 		return;

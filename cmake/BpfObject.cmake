@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # bpf_object(<name> <source.bpf.c>)
 #
 # Compiles a BPF C source with clang for the BPF target and generates its

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # Installs what tdsbpf needs on Debian 12 (as root) and builds it into
 # ./build (or $TDSBPF_BUILD_DIR). Run by tools/run.sh and tools/test.sh;
 # safe to run again: packages already there are not reinstalled.
@@ -8,7 +9,8 @@
 #   tools/setup.sh test   also the tests' real peers and oracles (tshark,
 #                         tcpdump, FreeTDS, pymssql, Node for tedious,
 #                         rsyslog and socat for the output sinks) and
-#                         clang's libFuzzer; builds everything, tests
+#                         clang's libFuzzer, clang-format-14 (the style
+#                         check); builds everything, tests
 #                         included, and the fuzz targets and the host tests
 #                         with ASan and UBSan into ./build-fuzz (or
 #                         $TDSBPF_FUZZ_BUILD_DIR)
@@ -32,7 +34,7 @@ PACKAGES=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-
 	libabsl-dev libxxhash-dev libcivetweb-dev libsystemd-dev help2man iproute2 libkrb5-dev)
 if [ "$MODE" = test ]; then
 	# testing: GoogleTest, the real peers and the oracles
-	PACKAGES+=(libgtest-dev tshark tcpdump freetds-bin tdsodbc unixodbc python3-pymssql
+	PACKAGES+=(libgtest-dev clang-format-14 tshark tcpdump freetds-bin tdsodbc unixodbc python3-pymssql
 		python3-pyodbc python3-jsonschema time libclang-rt-14-dev prometheus curl rsyslog socat
 		krb5-kdc krb5-admin-server krb5-user)
 fi

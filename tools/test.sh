@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # Sets up (packages, build) and runs every test. Tests that need root, BPF
 # or a driver skip with a reason when it is missing; with
 # TDSBPF_REQUIRE_BPF=1 (as CI sets it) such a skip is a failure. Then, in

@@ -43,10 +43,10 @@ namespace {
 
 std::atomic<bool> g_demo_stop{false};
 
-void on_demo_signal(int) { g_demo_stop = true; }
-
-
-
+void on_demo_signal(int)
+{
+	g_demo_stop = true;
+}
 
 
 std::string find_tool(const std::string& name, const std::string& build_subdir)
@@ -70,7 +70,6 @@ std::string find_tool(const std::string& name, const std::string& build_subdir)
 	}
 	return {};
 }
-
 
 
 // Lines from the tour thread, printed by the thread that prints the view.
@@ -129,8 +128,9 @@ bool find_tools(Tools& t)
 {
 	t.labserver = find_tool("tdsbpf-labserver", "lab/server");
 	if (t.labserver.empty()) {
-		spdlog::error("demo: tdsbpf-labserver not found (looked in ../tools/lab/server/ next to this binary and "
-			      "on PATH); build it: cmake --build build --target tdsbpf-labserver");
+		spdlog::error(
+			"demo: tdsbpf-labserver not found (looked in ../tools/lab/server/ next to this binary and "
+			"on PATH); build it: cmake --build build --target tdsbpf-labserver");
 		return false;
 	}
 	t.loadclient = find_tool("tdsbpf-loadclient", "lab/client");
@@ -148,8 +148,9 @@ bool start_servers(DemoLab& lab, const Tools& t)
 {
 	auto start = [&](const std::string& port, std::vector<std::string> extra) {
 		std::string ready = lab.dir.file("ready-" + port);
-		std::vector<std::string> a = {t.labserver, "--listen", lab.net.server_ip(), "--port", port, "--ready-file",
-					      ready, "--keepalive-idle", "1", "--keepalive-interval", "1"};
+		std::vector<std::string> a = {
+			t.labserver,	    "--listen", lab.net.server_ip(),	"--port", port, "--ready-file", ready,
+			"--keepalive-idle", "1",	"--keepalive-interval", "1"};
 		a.insert(a.end(), extra.begin(), extra.end());
 		lab.net.spawn(lab.net.server_ns(), a, lab.dir.file("labserver-" + port + ".log"));
 		for (int i = 0; i < 200 && !g_demo_stop; i++) {
@@ -175,8 +176,8 @@ std::vector<Step> tour_steps(DemoLab& lab, const Tools& t)
 		 {lc, "--host", host, "--port", "1433", "--connections", "1", "--count", "2", "--encryption", "on"}},
 		{"MARS: two SMP sessions on one connection",
 		 "MARS requested and used, 2 sessions",
-		 {lc, "--host", host, "--port", "1433", "--connections", "1", "--count", "4", "--mars", "--mars-sessions",
-		  "2"}},
+		 {lc, "--host", host, "--port", "1433", "--connections", "1", "--count", "4", "--mars",
+		  "--mars-sessions", "2"}},
 		{"failed login: the server refuses user fail_login",
 		 "login failed 18456, diagnosis login_failed",
 		 {lc, "--host", host, "--port", "1433", "--connections", "1", "--count", "1", "--user", "fail_login"}},
@@ -283,7 +284,8 @@ int trace_tour(DemoLab& lab, const std::vector<Step>& steps, std::string& record
 						done_at = std::chrono::steady_clock::now();
 					// the last close's record comes after its 500 ms linger
 					return !g_demo_stop &&
-					       !(done_at && std::chrono::steady_clock::now() - *done_at > std::chrono::milliseconds(1500));
+					       !(done_at && std::chrono::steady_clock::now() - *done_at >
+								    std::chrono::milliseconds(1500));
 				});
 			tour.join();
 			uint64_t drops = session->kernel_drops();
@@ -322,22 +324,23 @@ void print_records(const std::string& records)
 		for (const auto& d : j["diagnoses"])
 			diags += (diags.empty() ? "" : ",") + d["code"].get<std::string>();
 		auto str = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
-		std::printf("#%s port %s: login %s%s, auth %s, encryption %s, mars sessions %zu, requests %s, close %s, "
-			    "keep-alives client→server %s, server→client %s, diagnoses %s\n",
-			    str(j["tdsbpf.connection_id"]).c_str(), str(j["server.port"]).c_str(),
-			    str(j["login"]["outcome"]).c_str(),
-			    j["login"]["error"].is_object() ? (" " + str(j["login"]["error"]["number"])).c_str() : "",
-			    str(j["authentication"]["method"]).c_str(), str(j["negotiated"]["encryption"]).c_str(),
-			    j["mars"]["sessions"].size(), str(j["work"]["requests"]).c_str(),
-			    j["close"].is_object() ? str(j["close"]["kind"]).c_str() : "-",
-			    str(j["tcp"]["keepalives"]["client_to_server"]).c_str(),
-			    str(j["tcp"]["keepalives"]["server_to_client"]).c_str(), diags.empty() ? "-" : diags.c_str());
+		std::printf(
+			"#%s port %s: login %s%s, auth %s, encryption %s, mars sessions %zu, requests %s, close %s, "
+			"keep-alives client→server %s, server→client %s, diagnoses %s\n",
+			str(j["tdsbpf.connection_id"]).c_str(), str(j["server.port"]).c_str(),
+			str(j["login"]["outcome"]).c_str(),
+			j["login"]["error"].is_object() ? (" " + str(j["login"]["error"]["number"])).c_str() : "",
+			str(j["authentication"]["method"]).c_str(), str(j["negotiated"]["encryption"]).c_str(),
+			j["mars"]["sessions"].size(), str(j["work"]["requests"]).c_str(),
+			j["close"].is_object() ? str(j["close"]["kind"]).c_str() : "-",
+			str(j["tcp"]["keepalives"]["client_to_server"]).c_str(),
+			str(j["tcp"]["keepalives"]["server_to_client"]).c_str(), diags.empty() ? "-" : diags.c_str());
 	}
 }
 
 void install_demo_signals()
 {
-	struct sigaction sa{};
+	struct sigaction sa {};
 	sa.sa_handler = on_demo_signal;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, nullptr);
@@ -353,12 +356,13 @@ int run_demo(int argc, char** argv)
 	for (int i = 1; i < argc; i++) {
 		std::string a = argv[i];
 		if (a == "-h" || a == "--help") {
-			std::printf("usage: tdsbpf demo\n\n"
-				    "Builds a private network (namespaces tdsbpf-s<pid>/tdsbpf-c<pid>), starts the lab\n"
-				    "TDS server (tdsbpf-labserver) and traces a scripted tour of connections: a plain\n"
-				    "login and query, full TLS, MARS, a failed login, a server closing during TLS, an idle\n"
-				    "connection closed after keep-alives. Prints the live timelines, then the JSON\n"
-				    "records, and removes everything. Needs root; no SQL Server needed.\n");
+			std::printf(
+				"usage: tdsbpf demo\n\n"
+				"Builds a private network (namespaces tdsbpf-s<pid>/tdsbpf-c<pid>), starts the lab\n"
+				"TDS server (tdsbpf-labserver) and traces a scripted tour of connections: a plain\n"
+				"login and query, full TLS, MARS, a failed login, a server closing during TLS, an idle\n"
+				"connection closed after keep-alives. Prints the live timelines, then the JSON\n"
+				"records, and removes everything. Needs root; no SQL Server needed.\n");
 			return 0;
 		}
 		spdlog::error("demo: unknown argument '{}' (try tdsbpf demo --help)", a);

@@ -14,10 +14,6 @@ namespace tdsbpf {
 using nlohmann::json;
 
 
-
-
-
-
 static std::string version4(uint32_t v)
 {
 	char buf[32];
@@ -49,9 +45,8 @@ static json detail_json(const tdsbpf_tds& t)
 	switch (t.detail) {
 	case TDSBPF_D_PRELOGIN: {
 		const auto& p = t.d.prelogin;
-		json j{{"version", std::to_string(p.version_major) + "." + std::to_string(p.version_minor) +
-					   "." + std::to_string(p.version_build) + "." +
-					   std::to_string(p.version_subbuild)}};
+		json j{{"version", std::to_string(p.version_major) + "." + std::to_string(p.version_minor) + "." +
+					   std::to_string(p.version_build) + "." + std::to_string(p.version_subbuild)}};
 		if (p.encryption != TDSBPF_VALUE_ABSENT)
 			j["encryption"] = p.encryption;
 		if (p.mars != TDSBPF_VALUE_ABSENT)
@@ -70,8 +65,7 @@ static json detail_json(const tdsbpf_tds& t)
 		j["options"] = p.present;
 		return j;
 	}
-	case TDSBPF_D_TLS:
-		return tls_json(t.d.tls);
+	case TDSBPF_D_TLS: return tls_json(t.d.tls);
 	case TDSBPF_D_LOGIN7: {
 		const auto& l = t.d.login7;
 		json j{{"tds_version", version4(l.tds_version)},
@@ -93,14 +87,20 @@ static json detail_json(const tdsbpf_tds& t)
 	case TDSBPF_D_REPLY: {
 		const auto& r = t.d.reply;
 		json tokens = json::array();
-		static const std::pair<uint16_t, const char*> names[] = {
-			{TDSBPF_TOK_LOGINACK, "loginack"}, {TDSBPF_TOK_ERROR, "error"},
-			{TDSBPF_TOK_INFO, "info"}, {TDSBPF_TOK_ENVCHANGE, "envchange"},
-			{TDSBPF_TOK_ROUTING, "routing"}, {TDSBPF_TOK_SSPI, "sspi"},
-			{TDSBPF_TOK_DONE, "done"}, {TDSBPF_TOK_FEDAUTHINFO, "fedauthinfo"},
-			{TDSBPF_TOK_COLMETADATA, "colmetadata"}, {TDSBPF_TOK_FEATUREEXTACK, "featureextack"},
-			{TDSBPF_TOK_PACKETSIZE, "packet_size"}, {TDSBPF_TOK_RETURNSTATUS, "returnstatus"},
-			{TDSBPF_TOK_ROW, "row"}, {TDSBPF_TOK_SESSIONSTATE, "sessionstate"}};
+		static const std::pair<uint16_t, const char*> names[] = {{TDSBPF_TOK_LOGINACK, "loginack"},
+									 {TDSBPF_TOK_ERROR, "error"},
+									 {TDSBPF_TOK_INFO, "info"},
+									 {TDSBPF_TOK_ENVCHANGE, "envchange"},
+									 {TDSBPF_TOK_ROUTING, "routing"},
+									 {TDSBPF_TOK_SSPI, "sspi"},
+									 {TDSBPF_TOK_DONE, "done"},
+									 {TDSBPF_TOK_FEDAUTHINFO, "fedauthinfo"},
+									 {TDSBPF_TOK_COLMETADATA, "colmetadata"},
+									 {TDSBPF_TOK_FEATUREEXTACK, "featureextack"},
+									 {TDSBPF_TOK_PACKETSIZE, "packet_size"},
+									 {TDSBPF_TOK_RETURNSTATUS, "returnstatus"},
+									 {TDSBPF_TOK_ROW, "row"},
+									 {TDSBPF_TOK_SESSIONSTATE, "sessionstate"}};
 		for (const auto& [bit, name] : names)
 			if (r.tokens & bit)
 				tokens.push_back(name);
@@ -115,7 +115,8 @@ static json detail_json(const tdsbpf_tds& t)
 		if (r.tokens & TDSBPF_TOK_ERROR)
 			j["error"] = {{"number", r.error_number}, {"state", r.error_state}, {"class", r.error_class}};
 		if (r.tokens & TDSBPF_TOK_ROUTING) {
-			std::string server = ascii_text(r.routing_server, r.routing_server_len, sizeof(r.routing_server));
+			std::string server =
+				ascii_text(r.routing_server, r.routing_server_len, sizeof(r.routing_server));
 			j["routing"] = {{"server", server}, {"port", r.routing_port}};
 		}
 		if (r.tokens & TDSBPF_TOK_PACKETSIZE)
@@ -203,7 +204,8 @@ json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts, bool redact
 			} else {
 				j["ntlm"] = {{"domain", utf16le_or_oem(n.domain, n.domain_len, sizeof(n.domain), uni)},
 					     {"user", utf16le_or_oem(n.user, n.user_len, sizeof(n.user), uni)},
-					     {"workstation", utf16le_or_oem(n.workstation, n.workstation_len, sizeof(n.workstation), uni)}};
+					     {"workstation", utf16le_or_oem(n.workstation, n.workstation_len,
+									    sizeof(n.workstation), uni)}};
 			}
 		}
 		break;
@@ -214,7 +216,10 @@ json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts, bool redact
 		break;
 	case TDSBPF_EV_SMP: {
 		const auto& s = ev.u.smp;
-		const char* f = s.flags == SMP_SYN ? "syn" : s.flags == SMP_ACK ? "ack" : s.flags == SMP_FIN ? "fin" : "data";
+		const char* f = s.flags == SMP_SYN   ? "syn"
+				: s.flags == SMP_ACK ? "ack"
+				: s.flags == SMP_FIN ? "fin"
+						     : "data";
 		j["smp"] = {{"flags", f}, {"sid", s.sid}, {"length", s.length}, {"seq", s.seq}, {"window", s.window}};
 		break;
 	}
@@ -232,9 +237,7 @@ json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts, bool redact
 			      {"final", s.final != 0}};
 		break;
 	}
-	case TDSBPF_EV_TCP_RETRANS:
-		j["retransmitted_bytes"] = ev.u.tcp.retrans_bytes;
-		break;
+	case TDSBPF_EV_TCP_RETRANS: j["retransmitted_bytes"] = ev.u.tcp.retrans_bytes; break;
 	case TDSBPF_EV_TCP_SYN:
 	case TDSBPF_EV_TCP_SYNACK:
 		if (ev.u.tcp.cgroup_id)
@@ -277,11 +280,8 @@ json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts, bool redact
 			j["packet"] = {{"orig_len", pk.orig_len}, {"cap_len", pk.cap_len}};
 		}
 		break;
-	case TDSBPF_EV_RESYNC:
-		j["lost"] = (ev.flags & TDSBPF_F_LOST_SYNC) != 0;
-		break;
-	default:
-		break;
+	case TDSBPF_EV_RESYNC: j["lost"] = (ev.flags & TDSBPF_F_LOST_SYNC) != 0; break;
+	default: break;
 	}
 	return j;
 }

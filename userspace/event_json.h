@@ -14,7 +14,6 @@ namespace tdsbpf {
 
 // ts: include the timestamp (tests that compare kernel and host leave it out).
 // redact: leave out the NTLM names.
-nlohmann::json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts = true,
-			     bool redact = false);
+nlohmann::json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts = true, bool redact = false);
 
 } // namespace tdsbpf

@@ -12,7 +12,7 @@ namespace tdsbpf {
 constexpr std::size_t kAlign = 2;
 
 HostParser::HostParser(HostParserConfig cfg, EventCallback cb)
-	: cfg_(std::move(cfg)), cb_(std::move(cb)), scratch_(std::make_unique<tdsbpf_scratch>())
+    : cfg_(std::move(cfg)), cb_(std::move(cb)), scratch_(std::make_unique<tdsbpf_scratch>())
 {
 	std::memset(scratch_.get(), 0, sizeof(tdsbpf_scratch));
 	for (uint16_t p : cfg_.ports)
@@ -69,8 +69,8 @@ void HostParser::emit(const void* record, std::size_t len)
 		cb_(*static_cast<const tdsbpf_event*>(record), len);
 }
 
-void HostParser::process_ethernet(std::span<const uint8_t> frame, uint32_t wire_len, uint64_t ts_ns,
-				  uint32_t ifindex, uint8_t hook)
+void HostParser::process_ethernet(std::span<const uint8_t> frame, uint32_t wire_len, uint64_t ts_ns, uint32_t ifindex,
+				  uint8_t hook)
 {
 	if (frame.size() > frame_.size() - kAlign)
 		return;
@@ -97,8 +97,8 @@ std::span<const uint8_t> HostParser::with_ethernet(std::span<const uint8_t> pack
 	return {eth, packet.size() + 14};
 }
 
-void HostParser::process_ip(std::span<const uint8_t> packet, uint32_t wire_len, uint64_t ts_ns,
-			    uint32_t ifindex, uint8_t hook)
+void HostParser::process_ip(std::span<const uint8_t> packet, uint32_t wire_len, uint64_t ts_ns, uint32_t ifindex,
+			    uint8_t hook)
 {
 	auto frame = with_ethernet(packet);
 	if (!frame.empty())
@@ -216,8 +216,8 @@ __u32 tdsbpf_host_snaplen(tdsbpf_host* h)
 	return self(h)->snaplen();
 }
 
-void tdsbpf_host_capture(tdsbpf_host* h, const void* frame, __u32 caplen, __u32 wire_len, __u64 ts_ns,
-			 __u32 ifindex, __u8 hook, const tdsbpf_flow_key* key, __u8 dir)
+void tdsbpf_host_capture(tdsbpf_host* h, const void* frame, __u32 caplen, __u32 wire_len, __u64 ts_ns, __u32 ifindex,
+			 __u8 hook, const tdsbpf_flow_key* key, __u8 dir)
 {
 	self(h)->capture({static_cast<const uint8_t*>(frame), caplen}, wire_len, ts_ns, ifindex, hook, *key, dir);
 }

@@ -43,12 +43,12 @@ public:
 	HostParser& operator=(const HostParser&) = delete;
 
 	// An Ethernet frame (802.1Q allowed) as the packet programs see one.
-	void process_ethernet(std::span<const uint8_t> frame, uint32_t wire_len, uint64_t ts_ns,
-			      uint32_t ifindex = 0, uint8_t hook = TDSBPF_HOOK_PCAP);
+	void process_ethernet(std::span<const uint8_t> frame, uint32_t wire_len, uint64_t ts_ns, uint32_t ifindex = 0,
+			      uint8_t hook = TDSBPF_HOOK_PCAP);
 
 	// An IPv4/IPv6 packet without a link header (raw IP, cooked, loopback).
-	void process_ip(std::span<const uint8_t> packet, uint32_t wire_len, uint64_t ts_ns,
-			uint32_t ifindex = 0, uint8_t hook = TDSBPF_HOOK_PCAP);
+	void process_ip(std::span<const uint8_t> packet, uint32_t wire_len, uint64_t ts_ns, uint32_t ifindex = 0,
+			uint8_t hook = TDSBPF_HOOK_PCAP);
 
 	// An identical copy of a frame given before (a capture that holds the
 	// same bytes twice): counted in its flow as a second sighting when the
@@ -78,8 +78,8 @@ public:
 	void browser_asked(const tdsbpf_flow_key& k);
 	bool browser_was_asked(const tdsbpf_flow_key& k) const { return asks_.count(k) != 0; }
 	uint32_t snaplen() const { return cfg_.snaplen; }
-	void capture(std::span<const uint8_t> frame, uint32_t wire_len, uint64_t ts_ns, uint32_t ifindex,
-		     uint8_t hook, const tdsbpf_flow_key& key, uint8_t dir);
+	void capture(std::span<const uint8_t> frame, uint32_t wire_len, uint64_t ts_ns, uint32_t ifindex, uint8_t hook,
+		     const tdsbpf_flow_key& key, uint8_t dir);
 	void count(int c)
 	{
 		if (c >= 0 && c < TDSBPF_CNT_MAX)

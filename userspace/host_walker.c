@@ -80,8 +80,8 @@ static int tdsbpf_capturing(struct tdsbpf_pkt *p)
 
 static void tdsbpf_capture(struct tdsbpf_pkt *p, const struct tdsbpf_flow_key *key, __u8 dir)
 {
-	tdsbpf_host_capture(p->h, p->data, (__u32)((char *)p->data_end - (char *)p->data), p->pkt_len,
-			    p->now, p->ifindex, p->hook, key, dir);
+	tdsbpf_host_capture(p->h, p->data, (__u32)((char *)p->data_end - (char *)p->data), p->pkt_len, p->now,
+			    p->ifindex, p->hook, key, dir);
 }
 
 static struct tdsbpf_flow *tdsbpf_flow_get(struct tdsbpf_pkt *p, const struct tdsbpf_flow_key *k)
@@ -165,8 +165,8 @@ static long tdsbpf_loop(__u32 n, long (*fn)(__u32, void *), void *ctx)
 
 #include "tdsbpf/walk.h"
 
-void tdsbpf_host_process(struct tdsbpf_host *h, const void *frame, __u32 caplen, __u32 wire_len,
-			 __u64 ts_ns, __u32 ifindex, __u8 hook)
+void tdsbpf_host_process(struct tdsbpf_host *h, const void *frame, __u32 caplen, __u32 wire_len, __u64 ts_ns,
+			 __u32 ifindex, __u8 hook)
 {
 	struct tdsbpf_pkt p;
 
@@ -181,8 +181,7 @@ void tdsbpf_host_process(struct tdsbpf_host *h, const void *frame, __u32 caplen,
 	tdsbpf_process(&p);
 }
 
-int tdsbpf_host_process_copy(struct tdsbpf_host *h, const void *frame, __u32 caplen, __u32 wire_len,
-			     __u64 ts_ns)
+int tdsbpf_host_process_copy(struct tdsbpf_host *h, const void *frame, __u32 caplen, __u32 wire_len, __u64 ts_ns)
 {
 	struct tdsbpf_pkt p;
 
@@ -197,12 +196,39 @@ int tdsbpf_host_process_copy(struct tdsbpf_host *h, const void *frame, __u32 cap
 	return tdsbpf_process_copy(&p);
 }
 
-int tdsbpf_host_parse_prelogin(struct tdsbpf_scratch *sc) { return tdsbpf_parse_prelogin(sc); }
-int tdsbpf_host_parse_tls(struct tdsbpf_scratch *sc) { return tdsbpf_parse_tls(sc); }
-int tdsbpf_host_classify_sspi(struct tdsbpf_scratch *sc) { return tdsbpf_classify_sspi(sc); }
-int tdsbpf_host_parse_ntlm_auth(struct tdsbpf_scratch *sc) { return tdsbpf_parse_ntlm_auth(sc); }
-int tdsbpf_host_parse_login7(struct tdsbpf_scratch *sc) { return tdsbpf_parse_login7(sc); }
-int tdsbpf_host_parse_features(struct tdsbpf_scratch *sc) { return tdsbpf_parse_features(sc); }
-int tdsbpf_host_parse_reply(struct tdsbpf_scratch *sc) { return tdsbpf_parse_reply(sc); }
-int tdsbpf_host_parse_tail_done(struct tdsbpf_scratch *sc) { return tdsbpf_parse_tail_done(sc); }
-int tdsbpf_host_parse_request(struct tdsbpf_scratch *sc) { return tdsbpf_parse_request(sc); }
+int tdsbpf_host_parse_prelogin(struct tdsbpf_scratch *sc)
+{
+	return tdsbpf_parse_prelogin(sc);
+}
+int tdsbpf_host_parse_tls(struct tdsbpf_scratch *sc)
+{
+	return tdsbpf_parse_tls(sc);
+}
+int tdsbpf_host_classify_sspi(struct tdsbpf_scratch *sc)
+{
+	return tdsbpf_classify_sspi(sc);
+}
+int tdsbpf_host_parse_ntlm_auth(struct tdsbpf_scratch *sc)
+{
+	return tdsbpf_parse_ntlm_auth(sc);
+}
+int tdsbpf_host_parse_login7(struct tdsbpf_scratch *sc)
+{
+	return tdsbpf_parse_login7(sc);
+}
+int tdsbpf_host_parse_features(struct tdsbpf_scratch *sc)
+{
+	return tdsbpf_parse_features(sc);
+}
+int tdsbpf_host_parse_reply(struct tdsbpf_scratch *sc)
+{
+	return tdsbpf_parse_reply(sc);
+}
+int tdsbpf_host_parse_tail_done(struct tdsbpf_scratch *sc)
+{
+	return tdsbpf_parse_tail_done(sc);
+}
+int tdsbpf_host_parse_request(struct tdsbpf_scratch *sc)
+{
+	return tdsbpf_parse_request(sc);
+}

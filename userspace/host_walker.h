@@ -41,15 +41,14 @@ struct tdsbpf_scratch *tdsbpf_host_scratch(struct tdsbpf_host *h);
  * Runs the walk over one Ethernet frame (frame: caplen bytes captured of
  * a frame that was wire_len bytes long).
  */
-void tdsbpf_host_process(struct tdsbpf_host *h, const void *frame, __u32 caplen, __u32 wire_len,
-			 __u64 ts_ns, __u32 ifindex, __u8 hook);
+void tdsbpf_host_process(struct tdsbpf_host *h, const void *frame, __u32 caplen, __u32 wire_len, __u64 ts_ns,
+			 __u32 ifindex, __u8 hook);
 
 /*
  * An identical copy of a frame already given (tdsbpf_process_copy): 1 when
  * its flow counted it as a second sighting, 0 when it was left alone.
  */
-int tdsbpf_host_process_copy(struct tdsbpf_host *h, const void *frame, __u32 caplen, __u32 wire_len,
-			     __u64 ts_ns);
+int tdsbpf_host_process_copy(struct tdsbpf_host *h, const void *frame, __u32 caplen, __u32 wire_len, __u64 ts_ns);
 
 /* The parsers on their own, for tests: each reads sc->b/sc->n (see parse.h). */
 int tdsbpf_host_parse_prelogin(struct tdsbpf_scratch *sc);

@@ -174,10 +174,11 @@ Loader::Loader(LoaderConfig cfg) : cfg_(std::move(cfg))
 	if (err) {
 		tdsbpf_bpf__destroy(skel_);
 		skel_ = nullptr;
-		throw std::runtime_error("cannot load the BPF programs: " + errstr(err) +
-					 " (a kernel with BPF ring buffers, bpf_loop and bpf_xdp_load_bytes, Linux 5.18 or later,"
-					 " is needed;"
-					 " run with --verbose for the verifier's log)");
+		throw std::runtime_error(
+			"cannot load the BPF programs: " + errstr(err) +
+			" (a kernel with BPF ring buffers, bpf_loop and bpf_xdp_load_bytes, Linux 5.18 or later,"
+			" is needed;"
+			" run with --verbose for the verifier's log)");
 	}
 	for (uint16_t p : cfg_.ports)
 		skel_->bss->server_ports[p >> 6] |= 1ULL << (p & 63);
@@ -222,8 +223,7 @@ int Loader::tc_ingress_fd()
 	if (!s)
 		throw std::runtime_error("cannot open the BPF object: " + errstr(errno));
 	bpf_program* prog;
-	bpf_object__for_each_program(prog, s->obj)
-		bpf_program__set_autoload(prog, prog == s->progs.tdsbpf_tc_ingress);
+	bpf_object__for_each_program(prog, s->obj) bpf_program__set_autoload(prog, prog == s->progs.tdsbpf_tc_ingress);
 	bpf_map* m;
 	int err = 0;
 	bpf_object__for_each_map(m, s->obj)
@@ -325,8 +325,8 @@ void Loader::attach_one(const std::string& iface)
 	for (const auto& t : traced_) {
 		if (t->a.ifindex == ifindex) {
 			// twice would count every packet twice
-			spdlog::warn("--iface {}: ifindex {} is already traced (as {}); tracing it once", iface, ifindex,
-				     t->a.iface);
+			spdlog::warn("--iface {}: ifindex {} is already traced (as {}); tracing it once", iface,
+				     ifindex, t->a.iface);
 			return;
 		}
 	}
@@ -339,7 +339,8 @@ void Loader::attach_one(const std::string& iface)
 			if (!attach_xdp(*t, why)) {
 				if (cfg_.attach == AttachMode::xdp)
 					throw std::runtime_error("cannot attach XDP to " + iface + ": " + why);
-				spdlog::warn("XDP cannot attach to {} ({}); tracing ingress with tc instead", iface, why);
+				spdlog::warn("XDP cannot attach to {} ({}); tracing ingress with tc instead", iface,
+					     why);
 			}
 		}
 		if (t->a.ingress.empty())

@@ -53,9 +53,9 @@ struct Attachment {
 
 // What changed when the interfaces were checked again.
 struct InterfaceChanges {
-	std::vector<std::string> gone;     // removed since the last check: detached
+	std::vector<std::string> gone;	   // removed since the last check: detached
 	std::vector<std::string> returned; // back (by name): attached again
-	std::size_t attached = 0;          // interfaces traced now
+	std::size_t attached = 0;	   // interfaces traced now
 };
 
 class Loader {

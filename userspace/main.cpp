@@ -55,7 +55,7 @@ void on_signal(int sig)
 
 void install_signals()
 {
-	struct sigaction sa{};
+	struct sigaction sa {};
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = 0; // no SA_RESTART: let poll() return at once
@@ -149,12 +149,16 @@ public:
 			po.file.snaplen = o.snaplen;
 			po.file.application = "tdsbpf " TDSBPF_VERSION;
 			po.diagnosed_only = o.pcap_diagnosed_only;
-			po.ifname = [live = o.read.empty()](uint32_t i) { return live ? tdsbpf::interface_name(i) : std::string(); };
+			po.ifname = [live = o.read.empty()](uint32_t i) {
+				return live ? tdsbpf::interface_name(i) : std::string();
+			};
 			capture_ = std::make_unique<tdsbpf::PacketCapture>(po);
 			cfg.on_packet = [this](uint64_t id, const tdsbpf_packet_event& pk, std::span<const uint8_t> b) {
 				capture_->packet(id, pk, b);
 			};
-			cfg.on_connection_end = [this](uint64_t id, bool diagnosed) { capture_->connection_end(id, diagnosed); };
+			cfg.on_connection_end = [this](uint64_t id, bool diagnosed) {
+				capture_->connection_end(id, diagnosed);
+			};
 		}
 		if (!o.read.empty())
 			cfg.frame_number = [] { return g_read_frame; };
@@ -164,15 +168,18 @@ public:
 			// a walk of a large tree must not hold up the events
 			resolver_->set_rescan_interval(std::chrono::milliseconds(1000));
 			if (!resolver_->available())
-				spdlog::info("--cgroup-root {}: no cgroup2 file system there; records give the cgroup id of a "
-					     "local socket, not its service",
-					     o.cgroup_root);
+				spdlog::info(
+					"--cgroup-root {}: no cgroup2 file system there; records give the cgroup id of a "
+					"local socket, not its service",
+					o.cgroup_root);
 			cfg.resolve_owner = [this](uint64_t id) { return owner_of(id); };
 		}
 		if (o.follow_browser)
 			cfg.on_browser_port = [this](uint16_t port) {
 				if (browser_ports_.insert(port).second)
-					spdlog::info("the SQL Server Browser named port {}: tracing it too (--follow-browser)", port);
+					spdlog::info(
+						"the SQL Server Browser named port {}: tracing it too (--follow-browser)",
+						port);
 				if (on_port_)
 					on_port_(port);
 			};
@@ -225,8 +232,8 @@ public:
 		write_error();
 		for (const auto* out : {out_.get(), events_out_.get()}) {
 			if (out && out->error()) {
-				spdlog::error("cannot write the {} to {}: {}; stopping", out->options().what, out->where(),
-					      std::strerror(out->error()));
+				spdlog::error("cannot write the {} to {}: {}; stopping", out->options().what,
+					      out->where(), std::strerror(out->error()));
 				return true;
 			}
 		}
@@ -268,12 +275,14 @@ public:
 		if (capture_) {
 			capture_->finish();
 			const auto& st = capture_->stats();
-			spdlog::info("--write-pcap {}: {} packets in {} file(s){}{}", opt_.write_pcap, st.written, st.files,
-				     st.not_kept ? fmt::format(", {} not kept (buffers full)", st.not_kept) : "",
-				     st.discarded ? fmt::format(", {} of connections with no finding left out", st.discarded) : "");
+			spdlog::info(
+				"--write-pcap {}: {} packets in {} file(s){}{}", opt_.write_pcap, st.written, st.files,
+				st.not_kept ? fmt::format(", {} not kept (buffers full)", st.not_kept) : "",
+				st.discarded ? fmt::format(", {} of connections with no finding left out", st.discarded)
+					     : "");
 			if (st.write_failed)
-				spdlog::error("--write-pcap {}: {} packets not written: {}", opt_.write_pcap, st.write_failed,
-					      capture_->error());
+				spdlog::error("--write-pcap {}: {} packets not written: {}", opt_.write_pcap,
+					      st.write_failed, capture_->error());
 		}
 		// what network outputs still hold gets a last chance to go out
 		auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
@@ -293,12 +302,14 @@ public:
 			if (events_out_)
 				s.events_output = output_summary(*events_out_);
 			tdsbpf::print_summary(stderr, s,
-					      opt_.format == "text" ? tdsbpf::OutputFormat::text : tdsbpf::OutputFormat::json);
+					      opt_.format == "text" ? tdsbpf::OutputFormat::text
+								    : tdsbpf::OutputFormat::json);
 		} else {
 			std::fprintf(stderr,
 				     "{\"events\":%llu,\"events_submitted\":%llu,\"kernel_drops\":%llu,\"output\":{"
 				     "\"events_dropped\":%llu,\"reconnects\":%llu}}\n",
-				     static_cast<unsigned long long>(events_), static_cast<unsigned long long>(submitted),
+				     static_cast<unsigned long long>(events_),
+				     static_cast<unsigned long long>(submitted),
 				     static_cast<unsigned long long>(kernel_drops),
 				     static_cast<unsigned long long>(out_->dropped()),
 				     static_cast<unsigned long long>(out_->reconnects()));
@@ -359,11 +370,11 @@ private:
 	std::unique_ptr<tdsbpf::PacketCapture> capture_; // before agg_, which hands it packets
 	std::set<uint16_t> browser_ports_;
 	std::function<void(uint16_t)> on_port_;
-	std::unique_ptr<tdsbpf::Metrics> metrics_;  // before agg_, which counts into it
-	std::set<uint16_t> followed_;                // ports routed to, logged once each
-	std::unique_ptr<tdsbpf::Outlet> out_;        // --output
+	std::unique_ptr<tdsbpf::Metrics> metrics_;   // before agg_, which counts into it
+	std::set<uint16_t> followed_;		     // ports routed to, logged once each
+	std::unique_ptr<tdsbpf::Outlet> out_;	     // --output
 	std::unique_ptr<tdsbpf::Outlet> events_out_; // --events-output
-	tdsbpf::Outlet* events_to_ = nullptr;        // where raw events go, if anywhere
+	tdsbpf::Outlet* events_to_ = nullptr;	     // where raw events go, if anywhere
 	std::unique_ptr<tdsbpf::Sink> sink_;
 	std::unique_ptr<tdsbpf::Aggregator> agg_;
 	uint64_t events_ = 0;
@@ -430,13 +441,15 @@ public:
 			return;
 		double secs = last_ns_ ? static_cast<double>(now_ns - last_ns_) / 1e9 : 0;
 		if (last_ns_)
-			spdlog::warn("the ring buffer was full: {} events lost in the last {:.0f} s ({} in all); the records of "
-				     "connections open then say so (tracer.events_lost); raise --ringbuf-mb",
-				     drops - logged_, secs, drops);
+			spdlog::warn(
+				"the ring buffer was full: {} events lost in the last {:.0f} s ({} in all); the records of "
+				"connections open then say so (tracer.events_lost); raise --ringbuf-mb",
+				drops - logged_, secs, drops);
 		else
-			spdlog::warn("the ring buffer is full: {} events lost so far; the records of connections open now say "
-				     "so (tracer.events_lost); raise --ringbuf-mb",
-				     drops);
+			spdlog::warn(
+				"the ring buffer is full: {} events lost so far; the records of connections open now say "
+				"so (tracer.events_lost); raise --ringbuf-mb",
+				drops);
 		logged_ = drops;
 		last_ns_ = now_ns;
 		next_ns_ = now_ns + 10'000'000'000ULL;
@@ -455,16 +468,18 @@ bool drop_privileges(const Options& o, const tdsbpf::Session& session)
 	try {
 		if (o.user.empty()) {
 			tdsbpf::drop_to_attach_only();
-			spdlog::debug("privileges: kept {} (to attach again to an interface that returns, and to remove tc "
-				      "filters at exit); every other capability dropped, no_new_privs set",
-				      tdsbpf::effective_capabilities());
+			spdlog::debug(
+				"privileges: kept {} (to attach again to an interface that returns, and to remove tc "
+				"filters at exit); every other capability dropped, no_new_privs set",
+				tdsbpf::effective_capabilities());
 			return true;
 		}
 		for (const auto& a : session.attachments()) {
 			if (a.ingress == "tc clsact" || a.egress == "tc clsact") {
-				spdlog::error("--user cannot be used with tc filters on a clsact qdisc (on {}): they are "
-					      "removed at exit, which needs CAP_NET_ADMIN; use tcx links (Linux 6.6+)",
-					      a.iface);
+				spdlog::error(
+					"--user cannot be used with tc filters on a clsact qdisc (on {}): they are "
+					"removed at exit, which needs CAP_NET_ADMIN; use tcx links (Linux 6.6+)",
+					a.iface);
 				return false;
 			}
 		}
@@ -517,10 +532,10 @@ int run_live(const Options& o)
 	}
 	if (!o.ports.empty())
 		lc.ports = o.ports;
-	lc.attach = o.attach == "xdp" ? tdsbpf::AttachMode::xdp
+	lc.attach = o.attach == "xdp"  ? tdsbpf::AttachMode::xdp
 		    : o.attach == "tc" ? tdsbpf::AttachMode::tc
 				       : tdsbpf::AttachMode::automatic;
-	lc.xdp_mode = o.xdp_mode == "native" ? tdsbpf::XdpMode::native
+	lc.xdp_mode = o.xdp_mode == "native"	? tdsbpf::XdpMode::native
 		      : o.xdp_mode == "generic" ? tdsbpf::XdpMode::generic
 						: tdsbpf::XdpMode::automatic;
 	lc.tc_api = o.tc_api == "tcx"	   ? tdsbpf::TcApi::tcx
@@ -614,29 +629,30 @@ int run_live(const Options& o)
 	const uint64_t start = session->now_ns();
 	bool write_failed = false;
 	DropLog drop_log;
-	int rc = session->run([&](const tdsbpf_event& ev, std::size_t len) {
-				      try {
-					      out.on_event(ev, len);
-				      } catch (const OutputFailed&) {
-					      write_failed = true;
-				      }
-			      },
-			      [&](uint64_t now) {
-				      uint64_t drops = session->kernel_drops();
-				      drop_log.note(drops, now);
-				      out.tick(now, drops);
-				      if (write_failed || out.write_error())
-					      return false;
-				      if (now >= metrics_at + 1'000'000'000ULL)
-					      publish_metrics(now);
-				      if (g_summary.exchange(false))
-					      out.summary(session->kernel_drops(), session->kernel_events());
-				      if (g_reopen.exchange(false))
-					      out.reopen();
-				      if (o.duration_s > 0 && now - start >= static_cast<uint64_t>(o.duration_s * 1e9))
-					      return false;
-				      return !g_stop.load();
-			      });
+	int rc = session->run(
+		[&](const tdsbpf_event& ev, std::size_t len) {
+			try {
+				out.on_event(ev, len);
+			} catch (const OutputFailed&) {
+				write_failed = true;
+			}
+		},
+		[&](uint64_t now) {
+			uint64_t drops = session->kernel_drops();
+			drop_log.note(drops, now);
+			out.tick(now, drops);
+			if (write_failed || out.write_error())
+				return false;
+			if (now >= metrics_at + 1'000'000'000ULL)
+				publish_metrics(now);
+			if (g_summary.exchange(false))
+				out.summary(session->kernel_drops(), session->kernel_events());
+			if (g_reopen.exchange(false))
+				out.reopen();
+			if (o.duration_s > 0 && now - start >= static_cast<uint64_t>(o.duration_s * 1e9))
+				return false;
+			return !g_stop.load();
+		});
 	sd_notify(0, "STOPPING=1");
 	uint64_t drops = session->kernel_drops();
 	session->detach();
@@ -663,9 +679,11 @@ bool outputs_fit(const Options& o)
 	}
 	if (!o.events_output.empty()) {
 		tdsbpf::OutputSpec ev = tdsbpf::parse_output_spec(o.events_output);
-		bool same_file = out.kind == ev.kind && out.kind == tdsbpf::OutputSpec::Kind::file && out.path == ev.path;
+		bool same_file =
+			out.kind == ev.kind && out.kind == tdsbpf::OutputSpec::Kind::file && out.path == ev.path;
 		if (same_file) {
-			spdlog::error("--events-output {}: the same file as --output; give each its own", o.events_output);
+			spdlog::error("--events-output {}: the same file as --output; give each its own",
+				      o.events_output);
 			return false;
 		}
 	}
@@ -687,34 +705,41 @@ int main(int argc, char** argv)
 	app.set_version_flag("--version", "tdsbpf " TDSBPF_VERSION);
 	app.footer("Also: tdsbpf demo    a guided tour on a private lab network (root; no SQL Server needed)\n"
 		   "Records: docs/connections.md; metrics: docs/metrics.md; man tdsbpf");
-	auto* iface = app.add_option("-i,--iface", o.ifaces, "Interface to trace (repeatable; default: the default route's)");
+	auto* iface =
+		app.add_option("-i,--iface", o.ifaces, "Interface to trace (repeatable; default: the default route's)");
 	app.add_option("-p,--port", o.ports, "SQL Server TCP port (repeatable, up to 64; default 1433)")
 		->check(CLI::Range(1, 65535));
-	auto* attach = app.add_option("--attach", o.attach, "How to see ingress: xdp, tc, or auto (XDP, falling back to tc)")
-		->check(CLI::IsMember({"auto", "xdp", "tc"}));
+	auto* attach =
+		app.add_option("--attach", o.attach, "How to see ingress: xdp, tc, or auto (XDP, falling back to tc)")
+			->check(CLI::IsMember({"auto", "xdp", "tc"}));
 	auto* xdp_mode = app.add_option("--xdp-mode", o.xdp_mode, "XDP mode: native, generic, or auto")
-		->check(CLI::IsMember({"auto", "native", "generic"}));
-	auto* tc_api = app.add_option("--tc-api", o.tc_api,
-				      "How tc programs attach: tcx (Linux 6.6+), clsact (a qdisc filter), or auto (tcx, "
-				      "falling back to clsact)")
-			       ->check(CLI::IsMember({"auto", "tcx", "clsact"}));
-	auto* user = app.add_option("--user", o.user,
-				     "Once attached, run on as this user with no capabilities (default: as root with only "
-				     "CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)");
-	auto* gone = app.add_flag("--exit-when-iface-gone", o.exit_when_iface_gone,
-				  "Stop (status 1) when no traced interface is left, instead of waiting for one to return");
+				 ->check(CLI::IsMember({"auto", "native", "generic"}));
+	auto* tc_api =
+		app.add_option("--tc-api", o.tc_api,
+			       "How tc programs attach: tcx (Linux 6.6+), clsact (a qdisc filter), or auto (tcx, "
+			       "falling back to clsact)")
+			->check(CLI::IsMember({"auto", "tcx", "clsact"}));
+	auto* user =
+		app.add_option("--user", o.user,
+			       "Once attached, run on as this user with no capabilities (default: as root with only "
+			       "CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)");
+	auto* gone =
+		app.add_flag("--exit-when-iface-gone", o.exit_when_iface_gone,
+			     "Stop (status 1) when no traced interface is left, instead of waiting for one to return");
 	app.add_option("--max-flows", o.max_flows, "Flows tracked in the kernel (LRU)")->check(CLI::Range(1, 16777216));
-	auto* ringbuf = app.add_option("--ringbuf-mb", o.ringbuf_mb, "Ring buffer size in MiB, a power of two (1 to 1024)")
-			       ->check(CLI::Range(1, 1024))
-			       ->check(CLI::Validator(
-				       [](std::string& v) -> std::string {
-					       uint32_t n = 0;
-					       return CLI::detail::lexical_cast(v, n) && n && (n & (n - 1)) == 0
-							      ? ""
-							      : "must be a power of two (1, 2, 4 ... 1024)";
-				       },
-				       "POWER OF TWO"));
-	app.add_option("--flush-interval", o.flush_interval_s, "Seconds between counter updates of long flows (0: only at close)");
+	auto* ringbuf =
+		app.add_option("--ringbuf-mb", o.ringbuf_mb, "Ring buffer size in MiB, a power of two (1 to 1024)")
+			->check(CLI::Range(1, 1024))
+			->check(CLI::Validator(
+				[](std::string& v) -> std::string {
+					uint32_t n = 0;
+					return CLI::detail::lexical_cast(v, n) && n && (n & (n - 1)) == 0
+						       ? ""
+						       : "must be a power of two (1, 2, 4 ... 1024)";
+				},
+				"POWER OF TWO"));
+	app.add_option("--flush-interval", o.flush_interval_s,
+		       "Seconds between counter updates of long flows (0: only at close)");
 	auto* events = app.add_flag("--events", o.events,
 				    "Print the raw events instead of records, one JSON object per line (debug view)");
 	auto spec = CLI::Validator(
@@ -742,21 +767,24 @@ int main(int argc, char** argv)
 	auto* read = app.add_option("-r,--read", o.read, "Read a pcap or pcapng file instead of tracing live");
 	app.add_option("-f,--format", o.format, "Output: json (NDJSON) or text (timelines)")
 		->check(CLI::IsMember({"json", "text"}));
-	app.add_option("--emit-interval", o.emit_interval_s, "Also print snapshots of long-lived connections every N seconds (0: never)");
+	app.add_option("--emit-interval", o.emit_interval_s,
+		       "Also print snapshots of long-lived connections every N seconds (0: never)");
 	app.add_option("--idle-timeout", o.idle_timeout_s, "End connections silent for N seconds (0: never)");
 	app.add_option("--max-connections", o.max_connections, "Connections tracked at most (oldest idle evicted)")
 		->check(CLI::Range(std::size_t{1}, std::size_t{1} << 26));
 	app.add_flag("--redact", o.redact, "Hide NTLM domain, user and workstation names");
 	app.add_option("--slow-login-ms", o.slow_login_ms, "A login slower than this is diagnosed slow")
 		->check(CLI::Range(1u, 3'600'000u));
-	auto* duration = app.add_option("--duration", o.duration_s, "Stop after N seconds")->check(CLI::Validator(
-				 [](std::string& v) -> std::string {
-					 double d = 0;
-					 return CLI::detail::lexical_cast(v, d) && d > 0 && d <= 366.0 * 86400
-							? ""
-							: "must be a number of seconds, more than 0 and at most a year";
-				 },
-				 "SECONDS"));
+	auto* duration =
+		app.add_option("--duration", o.duration_s, "Stop after N seconds")
+			->check(CLI::Validator(
+				[](std::string& v) -> std::string {
+					double d = 0;
+					return CLI::detail::lexical_cast(v, d) && d > 0 && d <= 366.0 * 86400
+						       ? ""
+						       : "must be a number of seconds, more than 0 and at most a year";
+				},
+				"SECONDS"));
 	auto* ready = app.add_option("--ready-file", o.ready_file, "Write this file once attached (for scripts)");
 	app.add_flag("--follow-redirects", o.follow_redirects,
 		     "Also trace the ports servers route their clients to (ENVCHANGE routing: Azure SQL's gateway, "
@@ -764,9 +792,10 @@ int main(int argc, char** argv)
 	app.add_flag("--follow-browser", o.follow_browser,
 		     "Watch SQL Server Browser lookups (UDP 1434): report each (instance, port, time to answer) and "
 		     "trace the TCP ports the answers name, before the client connects to them");
-	auto* pcap = app.add_option("-w,--write-pcap", o.write_pcap,
-				    "Also write the packets taken to this pcapng file, each with its connection id in "
-				    "the packet comment (Wireshark: frame.comment contains \"tdsbpf.connection_id=7\")");
+	auto* pcap =
+		app.add_option("-w,--write-pcap", o.write_pcap,
+			       "Also write the packets taken to this pcapng file, each with its connection id in "
+			       "the packet comment (Wireshark: frame.comment contains \"tdsbpf.connection_id=7\")");
 	app.add_option("--snaplen", o.snaplen, "Bytes of each packet --write-pcap keeps (headers first; 64 to 4096)")
 		->check(CLI::Range(64u, static_cast<uint32_t>(TDSBPF_SNAPLEN_MAX)))
 		->needs(pcap);
@@ -782,9 +811,10 @@ int main(int argc, char** argv)
 		     "Write only the packets of connections whose record has a warning or an error (each "
 		     "connection's packets held until it ends, 1 MiB each and 64 MiB in all)")
 		->needs(pcap);
-	auto* cgroups = app.add_option("--cgroup-root", o.cgroup_root,
-				       "Where the host's cgroup2 tree is mounted, to name the service, container or pod of "
-				       "a local socket (in a container: the host's /sys/fs/cgroup mounted read-only)");
+	auto* cgroups =
+		app.add_option("--cgroup-root", o.cgroup_root,
+			       "Where the host's cgroup2 tree is mounted, to name the service, container or pod of "
+			       "a local socket (in a container: the host's /sys/fs/cgroup mounted read-only)");
 	auto* metrics = app.add_option("--metrics-addr", o.metrics_addr,
 				       "Serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9433, "
 				       "[::1]:9433, or :9433 for every address)");
@@ -794,7 +824,8 @@ int main(int argc, char** argv)
 		->needs(metrics);
 	app.add_flag("-v,--verbose", o.verbose, "More log lines");
 	// what only tracing live means is refused with --read, not ignored
-	for (CLI::Option* live : {iface, attach, xdp_mode, tc_api, gone, user, ringbuf, duration, ready, metrics, cgroups})
+	for (CLI::Option* live :
+	     {iface, attach, xdp_mode, tc_api, gone, user, ringbuf, duration, ready, metrics, cgroups})
 		read->excludes(live);
 	try {
 		app.parse(argc, argv);
@@ -819,7 +850,8 @@ int main(int argc, char** argv)
 	if (!o.metrics_addr.empty()) {
 		std::string why;
 		if (o.events) {
-			spdlog::error("--metrics-addr counts connections, which --events does not follow; leave one out");
+			spdlog::error(
+				"--metrics-addr counts connections, which --events does not follow; leave one out");
 			return 2;
 		}
 		if (tdsbpf::metrics_listen_spec(o.metrics_addr, &why).empty()) {

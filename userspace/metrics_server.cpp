@@ -106,8 +106,8 @@ MetricsServer::MetricsServer(const std::string& addr)
 	if (spec.empty())
 		throw std::runtime_error("--metrics-addr " + addr + ": " + why);
 	mg_init_library(0);
-	const char* options[] = {"listening_ports", spec.c_str(), "num_threads", "2", "request_timeout_ms", "10000",
-				 "enable_keep_alive", "no", nullptr};
+	const char* options[] = {"listening_ports", spec.c_str(),	 "num_threads", "2",	"request_timeout_ms",
+				 "10000",	    "enable_keep_alive", "no",		nullptr};
 	mg_callbacks callbacks{};
 	callbacks.log_message = log_message;
 	mg_init_data init{};

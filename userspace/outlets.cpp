@@ -40,7 +40,8 @@ constexpr std::size_t kSendAt = 64 * 1024;
 // the largest UDP payload over IPv4
 constexpr std::size_t kMaxDatagram = 65507;
 
-const char* const kSpecForms = "-, stdout, file:PATH, unix:PATH, tcp:HOST:PORT, syslog:HOST:PORT or syslog+udp:HOST:PORT";
+const char* const kSpecForms =
+	"-, stdout, file:PATH, unix:PATH, tcp:HOST:PORT, syslog:HOST:PORT or syslog+udp:HOST:PORT";
 
 // HOST:PORT, an IPv6 HOST in brackets.
 void split_host_port(const std::string& spec, const std::string& rest, OutputSpec& s)
@@ -265,8 +266,9 @@ void NetOutlet::put(std::string&& message)
 		if (opt_.patient)
 			wait_for_room(message.size());
 		if (queued_ + message.size() > opt_.buffer_bytes) {
-			drop(1, state_ == State::up ? "the buffer (--output-buffer-mb) is full: the peer reads too slowly"
-						    : "the buffer (--output-buffer-mb) is full while the peer is not there");
+			drop(1, state_ == State::up
+					? "the buffer (--output-buffer-mb) is full: the peer reads too slowly"
+					: "the buffer (--output-buffer-mb) is full while the peer is not there");
 			return;
 		}
 	}
@@ -351,7 +353,8 @@ void NetOutlet::fail(const std::string& why)
 	if (!outage_logged_) {
 		spdlog::warn("{} {}: {}; the {} wait in a buffer (--output-buffer-mb) until it is back; trying again "
 			     "with back-off (up to 10 s)",
-			     opt_.option, spec_.text, was_up ? "the connection was lost (" + why + ")" : why, opt_.what);
+			     opt_.option, spec_.text, was_up ? "the connection was lost (" + why + ")" : why,
+			     opt_.what);
 		outage_logged_ = true;
 	} else {
 		spdlog::debug("{} {}: {}; next attempt in {} ms", opt_.option, spec_.text, why, backoff_.count());
@@ -486,8 +489,8 @@ void NetOutlet::log_drops(bool now)
 	if (drops_logged_ == 0)
 		spdlog::warn("{} {}: {} dropped: {} ({})", opt_.option, spec_.text, opt_.what, dropped_, drop_reason_);
 	else if (now)
-		spdlog::warn("{} {}: {} dropped by the end of the run: {} more, {} in all ({})", opt_.option, spec_.text,
-			     opt_.what, dropped_ - drops_logged_, dropped_, drop_reason_);
+		spdlog::warn("{} {}: {} dropped by the end of the run: {} more, {} in all ({})", opt_.option,
+			     spec_.text, opt_.what, dropped_ - drops_logged_, dropped_, drop_reason_);
 	else
 		spdlog::warn("{} {}: {} dropped in the last {:.0f} s: {} ({} in all; {})", opt_.option, spec_.text,
 			     opt_.what, std::chrono::duration<double>(t - last_drop_log_).count(),
@@ -658,7 +661,8 @@ std::unique_ptr<Outlet> Outlet::open(const OutputSpec& spec, const OutletOptions
 			std::string err = std::strerror(errno);
 			if (fd >= 0)
 				::close(fd);
-			throw std::runtime_error(opt.option + " " + spec.text + ": cannot open " + spec.path + ": " + err);
+			throw std::runtime_error(opt.option + " " + spec.text + ": cannot open " + spec.path + ": " +
+						 err);
 		}
 		return std::make_unique<FileOutlet>(spec, opt, f, true);
 	}
@@ -690,12 +694,9 @@ void Outlet::put_record(std::string_view json, RecordKind kind)
 std::string Outlet::where() const
 {
 	switch (spec_.kind) {
-	case OutputSpec::Kind::standard_output:
-		return "standard output";
-	case OutputSpec::Kind::file:
-		return spec_.path;
-	default:
-		return spec_.text;
+	case OutputSpec::Kind::standard_output: return "standard output";
+	case OutputSpec::Kind::file: return spec_.path;
+	default: return spec_.text;
 	}
 }
 

@@ -54,11 +54,11 @@ constexpr int kSyslogInfo = 6;
 struct SyslogHeader {
 	int facility = kSyslogFacility;
 	int severity = kSyslogInfo;
-	uint64_t time_ns = 0;     // Unix epoch
-	std::string hostname;     // as gethostname gives it; cleaned up here
+	uint64_t time_ns = 0; // Unix epoch
+	std::string hostname; // as gethostname gives it; cleaned up here
 	std::string app_name = "tdsbpf";
 	long procid = 0;
-	std::string msgid;        // connection, snapshot, event
+	std::string msgid; // connection, snapshot, event
 };
 
 // "<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG": one RFC 5424
@@ -78,7 +78,7 @@ enum class RecordKind { connection, snapshot, event };
 
 struct OutletOptions {
 	std::string option = "--output"; // for messages: "--output tcp:...: ..."
-	std::string what = "records";    // what it carries: records, events
+	std::string what = "records";	 // what it carries: records, events
 	std::size_t buffer_bytes = 16u << 20;
 	// Reading a capture: when the buffer is full and the peer is there,
 	// wait for room (up to 10 s without progress) rather than drop.

@@ -37,7 +37,10 @@ bool is_hex(std::string_view s)
 }
 
 // What every runtime here names its containers by: 64 lowercase hex digits.
-bool is_container_id(std::string_view s) { return s.size() == 64 && is_hex(s); }
+bool is_container_id(std::string_view s)
+{
+	return s.size() == 64 && is_hex(s);
+}
 
 // A UUID in lowercase, as the API server makes them, or the 32 hex digits
 // the kubelet gives a static pod.
@@ -102,7 +105,10 @@ const char* scoped_container(std::string_view name, std::string_view& id)
 	return nullptr;
 }
 
-bool is_qos(std::string_view s) { return s == "burstable" || s == "besteffort"; }
+bool is_qos(std::string_view s)
+{
+	return s == "burstable" || s == "besteffort";
+}
 
 // The kubelet's systemd driver: kubepods.slice, kubepods-<qos>.slice,
 // kubepods[-<qos>]-pod<uid>.slice with the UID's dashes made underscores
@@ -293,7 +299,8 @@ struct Walk {
 				truncated = true;
 				return;
 			}
-			UniqueFd child(openat(dirfd(d.get()), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+			UniqueFd child(
+				openat(dirfd(d.get()), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 			if (child.fd < 0)
 				continue;
 			++dirs;

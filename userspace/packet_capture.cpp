@@ -81,7 +81,8 @@ void PacketCapture::write_held(uint64_t connection_id, Pending& p)
 		const Held& h = p.packets[i];
 		std::string note;
 		if (i + 1 == p.packets.size() && p.not_kept)
-			note = std::to_string(p.not_kept) + " more packets of this connection were not kept (buffer full)";
+			note = std::to_string(p.not_kept) +
+			       " more packets of this connection were not kept (buffer full)";
 		write(connection_id, h.ts, h.ifindex, h.orig_len, h.dir, h.bytes, note);
 	}
 }

@@ -27,16 +27,16 @@ namespace tdsbpf {
 struct PacketCaptureOptions {
 	PcapngOptions file;
 	bool diagnosed_only = false;
-	std::size_t per_connection_bytes = 1u << 20; // held per connection (diagnosed_only)
-	std::size_t total_bytes = 64u << 20;         // held in all
+	std::size_t per_connection_bytes = 1u << 20;	     // held per connection (diagnosed_only)
+	std::size_t total_bytes = 64u << 20;		     // held in all
 	std::function<std::string(uint32_t ifindex)> ifname; // "" for an index with no name
 };
 
 struct PacketCaptureStats {
-	uint64_t written = 0;       // packets in the files
-	uint64_t not_kept = 0;      // diagnosed_only: packets that did not fit the buffers
-	uint64_t discarded = 0;     // diagnosed_only: packets of connections with nothing to report
-	uint64_t write_failed = 0;  // packets lost to a failed write (the capture then stops)
+	uint64_t written = 0;	   // packets in the files
+	uint64_t not_kept = 0;	   // diagnosed_only: packets that did not fit the buffers
+	uint64_t discarded = 0;	   // diagnosed_only: packets of connections with nothing to report
+	uint64_t write_failed = 0; // packets lost to a failed write (the capture then stops)
 	uint64_t files = 0;
 };
 

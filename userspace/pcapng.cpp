@@ -38,7 +38,10 @@ constexpr std::size_t kMaxOption = 0xFFFF;
 constexpr std::size_t kMaxCaptured = 262144;
 constexpr std::size_t kStreamBuffer = 64 * 1024;
 
-std::size_t pad4(std::size_t n) { return (4 - n % 4) % 4; }
+std::size_t pad4(std::size_t n)
+{
+	return (4 - n % 4) % 4;
+}
 
 template <typename T> void put(std::vector<std::uint8_t>& b, T v)
 {

@@ -36,11 +36,11 @@ constexpr std::uint16_t kLinktypeEthernet = 1;
 constexpr std::uint16_t kLinktypeRawIp = 101;
 
 struct PcapngOptions {
-	std::string path{};             // the first file
+	std::string path{};		// the first file
 	std::uint64_t rotate_bytes = 0; // 0: never rotate; else start a new file before one would exceed this size
-	unsigned keep_files = 0;        // 0: keep all; else keep only the newest N files (older ones removed)
-	std::uint32_t snaplen = 0;      // written in each IDB (0: unknown); longer data is cut to it
-	std::string application{};      // shb_userappl, e.g. "tdsbpf 1.2.0" (empty: no option)
+	unsigned keep_files = 0;	// 0: keep all; else keep only the newest N files (older ones removed)
+	std::uint32_t snaplen = 0;	// written in each IDB (0: unknown); longer data is cut to it
+	std::string application{};	// shb_userappl, e.g. "tdsbpf 1.2.0" (empty: no option)
 };
 
 class PcapngWriter {
@@ -71,7 +71,7 @@ public:
 	void close();
 
 	std::uint64_t packets() const { return packets_; } // packets written, in all files
-	std::uint64_t files() const { return files_; }     // files opened so far
+	std::uint64_t files() const { return files_; }	   // files opened so far
 	const std::string& current_path() const { return path_; }
 
 private:
@@ -82,15 +82,15 @@ private:
 
 	PcapngOptions opt_;
 	std::FILE* file_ = nullptr;
-	std::string path_;          // the current (or last) file
+	std::string path_;	    // the current (or last) file
 	std::uint64_t bytes_ = 0;   // written to the current file
-	int error_ = 0;             // errno of a failed write to the current file
+	int error_ = 0;		    // errno of a failed write to the current file
 	std::uint64_t in_file_ = 0; // packets in the current file
 	std::uint64_t packets_ = 0;
 	std::uint64_t files_ = 0;
 	// (ifindex, linktype) to the interface id of the current file's IDBs
 	std::map<std::pair<std::uint32_t, std::uint16_t>, std::uint32_t> interfaces_;
-	std::deque<std::string> kept_; // the files on disk, oldest first
+	std::deque<std::string> kept_;	  // the files on disk, oldest first
 	std::vector<std::uint8_t> block_; // the block being built
 };
 

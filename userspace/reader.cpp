@@ -164,12 +164,13 @@ ReadStats read_capture(const std::string& path, HostParser& parser, uint64_t* cu
 		if (types[i] == types[0])
 			continue;
 		const char* other = pcap_datalink_val_to_name(types[i]);
-		throw std::runtime_error("capture '" + path + "' holds interfaces of different link types (interface 0 " +
-					 st.linktype_name + ", interface " + std::to_string(i) + " " +
-					 (other ? other : "link type " + std::to_string(types[i])) +
-					 "), and tdsbpf reads one link type per file: write each interface to a file of "
-					 "its own first, e.g. tshark -r FILE -Y 'frame.interface_id == " +
-					 std::to_string(i) + "' -w part.pcapng");
+		throw std::runtime_error(
+			"capture '" + path + "' holds interfaces of different link types (interface 0 " +
+			st.linktype_name + ", interface " + std::to_string(i) + " " +
+			(other ? other : "link type " + std::to_string(types[i])) +
+			"), and tdsbpf reads one link type per file: write each interface to a file of "
+			"its own first, e.g. tshark -r FILE -Y 'frame.interface_id == " +
+			std::to_string(i) + "' -w part.pcapng");
 	}
 	switch (st.linktype) {
 	case kEthernet:
@@ -181,8 +182,7 @@ ReadStats read_capture(const std::string& path, HostParser& parser, uint64_t* cu
 	case kIpv4:
 	case kIpv6:
 	case kLinuxSll:
-	case kLinuxSll2:
-		break;
+	case kLinuxSll2: break;
 	default:
 		throw std::runtime_error("capture '" + path + "' has link type " + st.linktype_name +
 					 ", which tdsbpf cannot read (Ethernet, Linux cooked v1/v2, raw IP and "
@@ -250,12 +250,8 @@ ReadStats read_capture(const std::string& path, HostParser& parser, uint64_t* cu
 			proto = static_cast<uint16_t>((data[0] << 8) | data[1]);
 			break;
 		case kNull:
-		case kLoop:
-			l3 = 4;
-			break;
-		default:
-			l3 = 0;
-			break;
+		case kLoop: l3 = 4; break;
+		default: l3 = 0; break;
 		}
 		if (!ethernet && proto == 0x8100 && caplen >= l3 + 4) {
 			proto = static_cast<uint16_t>((data[l3 + 2] << 8) | data[l3 + 3]);

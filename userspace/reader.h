@@ -10,12 +10,12 @@
 namespace tdsbpf {
 
 struct ReadStats {
-	uint64_t frames = 0;       // frames read from the file
+	uint64_t frames = 0;	   // frames read from the file
 	uint64_t duplicates = 0;   // identical copies of a frame, not walked again (reader.cpp)
 	uint64_t unsupported = 0;  // frames of a kind we do not parse (not IP)
 	uint64_t short_frames = 0; // frames cut by the capture's snap length
-	bool truncated = false;    // the file ended in the middle of a record
-	std::string warning;       // what went wrong, when something did
+	bool truncated = false;	   // the file ended in the middle of a record
+	std::string warning;	   // what went wrong, when something did
 	int linktype = -1;
 	std::string linktype_name;
 };

@@ -36,32 +36,32 @@ enum tdsbpf_hook {
 };
 
 enum tdsbpf_event_kind {
-	TDSBPF_EV_TCP_SYN = 1,         /* client SYN */
-	TDSBPF_EV_TCP_SYNACK = 2,      /* server SYN+ACK */
+	TDSBPF_EV_TCP_SYN = 1,		 /* client SYN */
+	TDSBPF_EV_TCP_SYNACK = 2,	 /* server SYN+ACK */
 	TDSBPF_EV_TCP_HANDSHAKE_ACK = 3, /* client ACK that completes the handshake */
-	TDSBPF_EV_TCP_FIN = 4,         /* FIN, either side (dir tells) */
-	TDSBPF_EV_TCP_RST = 5,         /* RST, either side */
-	TDSBPF_EV_TCP_CLOSE_ACK = 6,   /* pure ACK of the other side's FIN */
-	TDSBPF_EV_TCP_KEEPALIVE = 7,   /* 0/1 byte at next_seq - 1 */
+	TDSBPF_EV_TCP_FIN = 4,		 /* FIN, either side (dir tells) */
+	TDSBPF_EV_TCP_RST = 5,		 /* RST, either side */
+	TDSBPF_EV_TCP_CLOSE_ACK = 6,	 /* pure ACK of the other side's FIN */
+	TDSBPF_EV_TCP_KEEPALIVE = 7,	 /* 0/1 byte at next_seq - 1 */
 	TDSBPF_EV_TCP_KEEPALIVE_ACK = 8, /* the answer to a keep-alive */
-	TDSBPF_EV_TCP_RETRANS = 9,     /* payload at or below data already seen */
-	TDSBPF_EV_TCP_ZERO_WINDOW = 10, /* advertised window went to zero */
-	TDSBPF_EV_TDS = 11,            /* start of a TDS packet (maybe inside SMP DATA) */
-	TDSBPF_EV_TLS = 12,            /* a bare TLS record, not inside a TDS packet */
-	TDSBPF_EV_SMP = 13,            /* SMP SYN/ACK/FIN (DATA comes as TDSBPF_EV_TDS) */
-	TDSBPF_EV_NTLM_AUTH = 14,      /* NTLM AUTHENTICATE names (struct tdsbpf_ntlm_event) */
-	TDSBPF_EV_FLOW_STATS = 15,     /* counters, on close and periodically */
-	TDSBPF_EV_TDS_DONE = 16,       /* final DONE of a reply packet that ended in a later segment */
-	TDSBPF_EV_RESYNC = 17,         /* framing lost or regained in one direction */
-	TDSBPF_EV_BROWSER = 18,        /* a SQL Server Browser datagram (struct tdsbpf_browser_event) */
-	TDSBPF_EV_PACKET = 19,         /* a copy of a packet for --write-pcap (struct tdsbpf_packet_event) */
+	TDSBPF_EV_TCP_RETRANS = 9,	 /* payload at or below data already seen */
+	TDSBPF_EV_TCP_ZERO_WINDOW = 10,	 /* advertised window went to zero */
+	TDSBPF_EV_TDS = 11,		 /* start of a TDS packet (maybe inside SMP DATA) */
+	TDSBPF_EV_TLS = 12,		 /* a bare TLS record, not inside a TDS packet */
+	TDSBPF_EV_SMP = 13,		 /* SMP SYN/ACK/FIN (DATA comes as TDSBPF_EV_TDS) */
+	TDSBPF_EV_NTLM_AUTH = 14,	 /* NTLM AUTHENTICATE names (struct tdsbpf_ntlm_event) */
+	TDSBPF_EV_FLOW_STATS = 15,	 /* counters, on close and periodically */
+	TDSBPF_EV_TDS_DONE = 16,	 /* final DONE of a reply packet that ended in a later segment */
+	TDSBPF_EV_RESYNC = 17,		 /* framing lost or regained in one direction */
+	TDSBPF_EV_BROWSER = 18,		 /* a SQL Server Browser datagram (struct tdsbpf_browser_event) */
+	TDSBPF_EV_PACKET = 19,		 /* a copy of a packet for --write-pcap (struct tdsbpf_packet_event) */
 	TDSBPF_EV_KIND_MAX
 };
 
 /* tdsbpf_event.flags */
 #define TDSBPF_F_MIDSTREAM   0x0001 /* flow state was created without a SYN */
 #define TDSBPF_F_TRUNCATED   0x0002 /* details cut short: the bytes were not in this segment */
-#define TDSBPF_F_IN_SMP      0x0004 /* TDS packet carried in an SMP DATA frame */
+#define TDSBPF_F_IN_SMP	     0x0004 /* TDS packet carried in an SMP DATA frame */
 #define TDSBPF_F_CARRIED     0x0008 /* frame header was split across two segments */
 #define TDSBPF_F_LOST_SYNC   0x0010 /* RESYNC: framing lost (else regained) */
 #define TDSBPF_F_TAIL_IN_SEG 0x0020 /* TDS: the packet ends inside this segment */
@@ -75,7 +75,7 @@ struct tdsbpf_flow_key {
 	__u8 server_addr[16];
 	__u16 client_port; /* host order */
 	__u16 server_port; /* host order */
-	__u8 family;       /* 4 or 6 */
+	__u8 family;	   /* 4 or 6 */
 	__u8 vlan_valid;
 	__u16 vlan_id;
 };
@@ -83,12 +83,12 @@ struct tdsbpf_flow_key {
 /* What the details union of a TDS event holds. */
 enum tdsbpf_detail {
 	TDSBPF_D_NONE = 0,
-	TDSBPF_D_PRELOGIN = 1,   /* plaintext PRELOGIN, either direction */
-	TDSBPF_D_TLS = 2,        /* TLS record carried in a TDS packet (or a bare one) */
+	TDSBPF_D_PRELOGIN = 1, /* plaintext PRELOGIN, either direction */
+	TDSBPF_D_TLS = 2,      /* TLS record carried in a TDS packet (or a bare one) */
 	TDSBPF_D_LOGIN7 = 3,
-	TDSBPF_D_REPLY = 4,      /* first tokens of a server reply */
-	TDSBPF_D_SSPI = 5,       /* client SSPI packet (type 17) */
-	TDSBPF_D_REQUEST = 6,    /* SQL batch / RPC */
+	TDSBPF_D_REPLY = 4,   /* first tokens of a server reply */
+	TDSBPF_D_SSPI = 5,    /* client SSPI packet (type 17) */
+	TDSBPF_D_REQUEST = 6, /* SQL batch / RPC */
 };
 
 #define TDSBPF_VALUE_ABSENT 0xff /* an option that was not present */
@@ -99,100 +99,100 @@ struct tdsbpf_prelogin {
 	__u8 version_minor;
 	__u16 version_build;
 	__u16 version_subbuild;
-	__u8 encryption;      /* TDSBPF_VALUE_ABSENT when missing */
-	__u8 mars;            /* 0/1, TDSBPF_VALUE_ABSENT when missing */
+	__u8 encryption;       /* TDSBPF_VALUE_ABSENT when missing */
+	__u8 mars;	       /* 0/1, TDSBPF_VALUE_ABSENT when missing */
 	__u8 fedauth_required; /* TDSBPF_VALUE_ABSENT when missing */
-	__u8 instance_len;    /* bytes copied into instance (may include the NUL) */
+	__u8 instance_len;     /* bytes copied into instance (may include the NUL) */
 	__u16 present;
-	__u8 instance[16];    /* INSTOPT, cut to 16 bytes */
+	__u8 instance[16];	/* INSTOPT, cut to 16 bytes */
 	__u8 connection_id[16]; /* TRACEID: client connection id (GUID bytes) */
-	__u8 activity_id[16];   /* TRACEID: activity id (GUID bytes) */
+	__u8 activity_id[16];	/* TRACEID: activity id (GUID bytes) */
 	__u32 activity_seq;
 	__u32 thread_id;
 };
 
 /* TLS record details. */
-#define TDSBPF_TLS_ALPN_TDS8 0x01  /* ALPN offers or selects "tds/8.0" */
+#define TDSBPF_TLS_ALPN_TDS8	0x01 /* ALPN offers or selects "tds/8.0" */
 #define TDSBPF_TLS_HELLO_PARSED 0x02
 struct tdsbpf_tls {
-	__u8 content_type;     /* 20 change_cipher_spec, 21 alert, 22 handshake, 23 data */
-	__u8 handshake_type;   /* first handshake message type (1 client hello, 2 server hello) */
-	__u16 record_version;  /* e.g. 0x0303 */
+	__u8 content_type;    /* 20 change_cipher_spec, 21 alert, 22 handshake, 23 data */
+	__u8 handshake_type;  /* first handshake message type (1 client hello, 2 server hello) */
+	__u16 record_version; /* e.g. 0x0303 */
 	__u16 record_length;
-	__u16 hello_version;   /* client_hello/server_hello legacy_version */
+	__u16 hello_version;	/* client_hello/server_hello legacy_version */
 	__u16 selected_version; /* server hello supported_versions, or 0 */
 	__u8 flags;
-	__u8 alert_level;      /* for alerts in clear */
+	__u8 alert_level; /* for alerts in clear */
 	__u8 alert_desc;
 	__u8 pad[3];
 };
 
 /* LOGIN7 details. */
-#define TDSBPF_SSPI_NONE 0
-#define TDSBPF_SSPI_NTLM 1     /* raw NTLMSSP, or NTLMSSP found inside SPNEGO */
-#define TDSBPF_SSPI_SPNEGO 2   /* SPNEGO without NTLMSSP: Kerberos */
+#define TDSBPF_SSPI_NONE     0
+#define TDSBPF_SSPI_NTLM     1 /* raw NTLMSSP, or NTLMSSP found inside SPNEGO */
+#define TDSBPF_SSPI_SPNEGO   2 /* SPNEGO without NTLMSSP: Kerberos */
 #define TDSBPF_SSPI_KERBEROS 3 /* raw Kerberos GSS token */
-#define TDSBPF_SSPI_UNKNOWN 4
+#define TDSBPF_SSPI_UNKNOWN  4
 
-#define TDSBPF_L7_FEDAUTH 0x01     /* FEATUREEXT carries FEDAUTH */
+#define TDSBPF_L7_FEDAUTH	0x01 /* FEATUREEXT carries FEDAUTH */
 #define TDSBPF_L7_FEATURES_SEEN 0x02 /* the FEATUREEXT block was inside this segment */
 struct tdsbpf_login7 {
-	__u32 tds_version;    /* as a number, e.g. 0x74000004 for 7.4 */
+	__u32 tds_version; /* as a number, e.g. 0x74000004 for 7.4 */
 	__u32 packet_size;
 	__u32 client_prog_ver;
 	__u32 client_pid;
 	__u8 option_flags1;
-	__u8 option_flags2;   /* 0x80 fIntSecurity */
-	__u8 type_flags;      /* 0x20 read-only intent */
-	__u8 option_flags3;   /* 0x10 feature extension */
+	__u8 option_flags2; /* 0x80 fIntSecurity */
+	__u8 type_flags;    /* 0x20 read-only intent */
+	__u8 option_flags3; /* 0x10 feature extension */
 	__u16 sspi_offset;
 	__u16 sspi_length;
-	__u8 sspi_kind;       /* TDSBPF_SSPI_* */
-	__u8 ntlm_type;       /* NTLM message type when sspi_kind is NTLM */
-	__u8 flags;           /* TDSBPF_L7_* */
+	__u8 sspi_kind; /* TDSBPF_SSPI_* */
+	__u8 ntlm_type; /* NTLM message type when sspi_kind is NTLM */
+	__u8 flags;	/* TDSBPF_L7_* */
 	__u8 pad;
-	__u16 user_chars;     /* length of the user name in UTF-16 chars */
+	__u16 user_chars; /* length of the user name in UTF-16 chars */
 	__u16 database_chars;
 	__u32 total_length;
 };
 
 /* Server reply details: which tokens were seen before the walk stopped. */
-#define TDSBPF_TOK_LOGINACK   0x0001
-#define TDSBPF_TOK_ERROR      0x0002
-#define TDSBPF_TOK_INFO       0x0004
-#define TDSBPF_TOK_ENVCHANGE  0x0008
-#define TDSBPF_TOK_ROUTING    0x0010
-#define TDSBPF_TOK_SSPI       0x0020
-#define TDSBPF_TOK_DONE       0x0040
-#define TDSBPF_TOK_FEDAUTHINFO 0x0080
-#define TDSBPF_TOK_COLMETADATA 0x0100
+#define TDSBPF_TOK_LOGINACK	 0x0001
+#define TDSBPF_TOK_ERROR	 0x0002
+#define TDSBPF_TOK_INFO		 0x0004
+#define TDSBPF_TOK_ENVCHANGE	 0x0008
+#define TDSBPF_TOK_ROUTING	 0x0010
+#define TDSBPF_TOK_SSPI		 0x0020
+#define TDSBPF_TOK_DONE		 0x0040
+#define TDSBPF_TOK_FEDAUTHINFO	 0x0080
+#define TDSBPF_TOK_COLMETADATA	 0x0100
 #define TDSBPF_TOK_FEATUREEXTACK 0x0200
-#define TDSBPF_TOK_PACKETSIZE 0x0400
-#define TDSBPF_TOK_RETURNSTATUS 0x0800
-#define TDSBPF_TOK_ROW        0x1000
-#define TDSBPF_TOK_SESSIONSTATE 0x2000
-#define TDSBPF_TOK_STOPPED    0x8000 /* walk stopped at a token it cannot skip or past the bytes */
+#define TDSBPF_TOK_PACKETSIZE	 0x0400
+#define TDSBPF_TOK_RETURNSTATUS	 0x0800
+#define TDSBPF_TOK_ROW		 0x1000
+#define TDSBPF_TOK_SESSIONSTATE	 0x2000
+#define TDSBPF_TOK_STOPPED	 0x8000 /* walk stopped at a token it cannot skip or past the bytes */
 
 struct tdsbpf_reply {
-	__u16 tokens;          /* TDSBPF_TOK_* */
+	__u16 tokens; /* TDSBPF_TOK_* */
 	__u8 first_token;
 	__u8 error_state;
-	__u32 error_number;    /* first ERROR token */
+	__u32 error_number; /* first ERROR token */
 	__u8 error_class;
-	__u8 sspi_ntlm_type;   /* NTLM message type in the SSPI token, 0 if none */
-	__u16 done_status;     /* DONE token met in the walk */
+	__u8 sspi_ntlm_type;	    /* NTLM message type in the SSPI token, 0 if none */
+	__u16 done_status;	    /* DONE token met in the walk */
 	__u32 loginack_tds_version; /* e.g. 0x74000004 */
-	__u8 server_version[4]; /* LOGINACK prog version: major, minor, build hi, build lo */
+	__u8 server_version[4];	    /* LOGINACK prog version: major, minor, build hi, build lo */
 	__u16 routing_port;
 	__u8 routing_server_len;
-	__u8 interface;        /* LOGINACK interface */
+	__u8 interface;		 /* LOGINACK interface */
 	__u8 routing_server[16]; /* ASCII, cut to 16 characters */
-	__u32 packet_size;     /* ENVCHANGE packet size */
+	__u32 packet_size;	 /* ENVCHANGE packet size */
 	__u64 done_rows;
 };
 
 struct tdsbpf_sspi {
-	__u8 kind;             /* TDSBPF_SSPI_* */
+	__u8 kind; /* TDSBPF_SSPI_* */
 	__u8 ntlm_type;
 	__u16 pad;
 	__u32 length;
@@ -200,8 +200,8 @@ struct tdsbpf_sspi {
 
 struct tdsbpf_request {
 	__u32 all_headers_length; /* 0 if the request has no ALL_HEADERS */
-	__u16 rpc_proc_id;     /* RPC by id (e.g. 10 sp_executesql), 0 otherwise */
-	__u16 rpc_name_chars;  /* RPC by name: its length, 0 otherwise */
+	__u16 rpc_proc_id;	  /* RPC by id (e.g. 10 sp_executesql), 0 otherwise */
+	__u16 rpc_name_chars;	  /* RPC by name: its length, 0 otherwise */
 	__u64 transaction_descriptor;
 };
 
@@ -217,12 +217,12 @@ union tdsbpf_tds_detail {
 struct tdsbpf_tds {
 	__u8 type;
 	__u8 status;
-	__u16 length;         /* header included */
+	__u16 length; /* header included */
 	__u16 spid;
 	__u8 packet_id;
 	__u8 window;
-	__u8 detail;          /* TDSBPF_D_* */
-	__u8 smp_flags;       /* valid with TDSBPF_F_IN_SMP */
+	__u8 detail;	/* TDSBPF_D_* */
+	__u8 smp_flags; /* valid with TDSBPF_F_IN_SMP */
 	__u16 smp_sid;
 	__u32 smp_seq;
 	__u32 smp_window;
@@ -251,29 +251,29 @@ struct tdsbpf_smp {
 
 /* The DONE token found in the last 13 bytes of a server reply packet. */
 struct tdsbpf_done {
-	__u8 token;           /* 0xFD, 0xFE or 0xFF */
+	__u8 token; /* 0xFD, 0xFE or 0xFF */
 	__u8 pad;
-	__u16 status;         /* 0x01 more, 0x02 error, 0x10 count, 0x20 attention */
+	__u16 status; /* 0x01 more, 0x02 error, 0x10 count, 0x20 attention */
 	__u16 cur_cmd;
 	__u16 pad2;
 	__u64 rows;
 };
 
 struct tdsbpf_stats {
-	__u64 bytes[2];       /* TCP payload bytes per direction */
+	__u64 bytes[2]; /* TCP payload bytes per direction */
 	__u32 packets[2];
 	__u32 retrans[2];
 	__u32 keepalives[2];
 	__u32 zero_windows[2];
 	__u64 first_ns;
-	__u8 final;           /* 1 when sent on close */
+	__u8 final; /* 1 when sent on close */
 	__u8 pad[7];
 	/* second sightings of packets already counted, left out of every count above */
 	__u32 duplicates[2];
 };
 
 struct tdsbpf_tcp {
-	__u32 retrans_bytes;  /* RETRANS: bytes already seen */
+	__u32 retrans_bytes; /* RETRANS: bytes already seen */
 	__u32 pad;
 	/*
 	 * SYN and SYN+ACK seen leaving this host (tc egress): the cgroup v2 id
@@ -283,19 +283,19 @@ struct tdsbpf_tcp {
 };
 
 struct tdsbpf_event {
-	__u64 ts_ns;          /* CLOCK_MONOTONIC (live) or capture time (offline) */
+	__u64 ts_ns; /* CLOCK_MONOTONIC (live) or capture time (offline) */
 	struct tdsbpf_flow_key key;
 	__u32 ifindex;
-	__u8 kind;            /* tdsbpf_event_kind */
-	__u8 dir;             /* tdsbpf_dir */
-	__u8 tcp_flags;       /* FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 URG 0x20 ECE 0x40 CWR 0x80 */
-	__u8 hook;            /* tdsbpf_hook */
-	__u32 seq;            /* TCP sequence of the segment */
+	__u8 kind;	/* tdsbpf_event_kind */
+	__u8 dir;	/* tdsbpf_dir */
+	__u8 tcp_flags; /* FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 URG 0x20 ECE 0x40 CWR 0x80 */
+	__u8 hook;	/* tdsbpf_hook */
+	__u32 seq;	/* TCP sequence of the segment */
 	__u32 ack;
-	__u32 payload_len;    /* TCP payload bytes in this segment (or GSO/GRO super-segment) */
-	__u32 frame_offset;   /* offset of the frame in the TCP payload (TDS/TLS/SMP events) */
-	__u16 window;         /* raw TCP window field */
-	__u16 flags;          /* TDSBPF_F_* */
+	__u32 payload_len;  /* TCP payload bytes in this segment (or GSO/GRO super-segment) */
+	__u32 frame_offset; /* offset of the frame in the TCP payload (TDS/TLS/SMP events) */
+	__u16 window;	    /* raw TCP window field */
+	__u16 flags;	    /* TDSBPF_F_* */
 	/*
 	 * The event's number among its flow's events, from 1; numbers are
 	 * taken also by events the ring buffer had no room for, so a gap
@@ -316,14 +316,14 @@ struct tdsbpf_event {
 
 /* NTLM AUTHENTICATE, a larger record of its own (kind TDSBPF_EV_NTLM_AUTH). */
 #define TDSBPF_NTLM_NAME_MAX 64
-#define TDSBPF_NTLM_UNICODE 0x01
+#define TDSBPF_NTLM_UNICODE  0x01
 struct tdsbpf_ntlm_event {
 	struct tdsbpf_event base; /* base.kind == TDSBPF_EV_NTLM_AUTH, base.u.tds is the carrier */
 	__u32 negotiate_flags;
-	__u16 domain_len;      /* bytes copied (UTF-16 or OEM) */
+	__u16 domain_len; /* bytes copied (UTF-16 or OEM) */
 	__u16 user_len;
 	__u16 workstation_len;
-	__u8 encoding;         /* TDSBPF_NTLM_UNICODE */
+	__u8 encoding; /* TDSBPF_NTLM_UNICODE */
 	__u8 pad;
 	__u8 domain[TDSBPF_NTLM_NAME_MAX];
 	__u8 user[TDSBPF_NTLM_NAME_MAX];
@@ -336,12 +336,12 @@ struct tdsbpf_ntlm_event {
  * the other end as the client; dir is C2S for a request. The TCP fields of
  * the base are zero; payload_len is the datagram's payload length.
  */
-#define TDSBPF_BROWSER_PORT 1434
-#define TDSBPF_BROWSER_MAX 1024
+#define TDSBPF_BROWSER_PORT	1434
+#define TDSBPF_BROWSER_MAX	1024
 #define TDSBPF_BROWSER_FOLLOWED 4
 struct tdsbpf_browser_event {
 	struct tdsbpf_event base; /* base.kind == TDSBPF_EV_BROWSER */
-	__u16 data_len;        /* bytes of the payload in data */
+	__u16 data_len;		  /* bytes of the payload in data */
 	__u16 pad;
 	/* TCP ports of the reply the packet program traces from now on */
 	__u16 followed[TDSBPF_BROWSER_FOLLOWED];
@@ -357,8 +357,8 @@ struct tdsbpf_browser_event {
 #define TDSBPF_SNAPLEN_MAX 4096
 struct tdsbpf_packet_event {
 	struct tdsbpf_event base; /* base.kind == TDSBPF_EV_PACKET; key, dir, hook, ifindex, ts */
-	__u32 orig_len;        /* the frame's length on the wire */
-	__u32 cap_len;         /* bytes that follow */
+	__u32 orig_len;		  /* the frame's length on the wire */
+	__u32 cap_len;		  /* bytes that follow */
 };
 
 /* Counters kept per CPU in the "counters" map, indexed by this enum. */
@@ -367,17 +367,17 @@ enum tdsbpf_counter {
 	TDSBPF_CNT_PACKETS_SEEN,      /* SQL Server packets */
 	TDSBPF_CNT_FLOWS_CREATED,
 	TDSBPF_CNT_FLOW_INSERT_FAIL,
-	TDSBPF_CNT_FRAMES_SKIPPED,    /* more frames in a segment than the walk allows */
-	TDSBPF_CNT_PULL_FAIL,         /* headers not reachable */
-	TDSBPF_CNT_EVENTS,            /* events put in the ring buffer */
-	TDSBPF_CNT_CAPTURE_DROPS,     /* packet copies (--write-pcap) that found no room */
+	TDSBPF_CNT_FRAMES_SKIPPED, /* more frames in a segment than the walk allows */
+	TDSBPF_CNT_PULL_FAIL,	   /* headers not reachable */
+	TDSBPF_CNT_EVENTS,	   /* events put in the ring buffer */
+	TDSBPF_CNT_CAPTURE_DROPS,  /* packet copies (--write-pcap) that found no room */
 	TDSBPF_CNT_MAX
 };
 
 /* Limits of the in-kernel walk. */
 #define TDSBPF_MAX_FRAMES_PER_SEGMENT 16
-#define TDSBPF_MAX_PORTS 64
-#define TDSBPF_DEFAULT_PORT 1433
+#define TDSBPF_MAX_PORTS	      64
+#define TDSBPF_DEFAULT_PORT	      1433
 
 /*
  * The layout both compilers must agree on. A failure here means a struct
@@ -388,7 +388,7 @@ enum tdsbpf_counter {
 #else
 #define TDSBPF_LAYOUT(cond, what) _Static_assert(cond, what)
 #endif
-#define TDSBPF_SIZE(t, n) TDSBPF_LAYOUT(sizeof(struct t) == (n), "size of struct " #t)
+#define TDSBPF_SIZE(t, n)      TDSBPF_LAYOUT(sizeof(struct t) == (n), "size of struct " #t)
 #define TDSBPF_OFFSET(t, f, n) TDSBPF_LAYOUT(__builtin_offsetof(struct t, f) == (n), "offset of " #t "." #f)
 TDSBPF_SIZE(tdsbpf_flow_key, 40);
 TDSBPF_SIZE(tdsbpf_prelogin, 68);

@@ -32,31 +32,31 @@ enum tdsbpf_tcp_state {
 };
 
 struct tdsbpf_dir_state {
-	__u32 next_seq;   /* next expected TCP sequence from this side */
+	__u32 next_seq;	  /* next expected TCP sequence from this side */
 	__u32 next_frame; /* TCP sequence where the next frame header starts */
-	__u32 fin_seq;    /* sequence number of this side's FIN */
-	__u32 tail_end;   /* sequence just past a reply packet whose final DONE is pending */
+	__u32 fin_seq;	  /* sequence number of this side's FIN */
+	__u32 tail_end;	  /* sequence just past a reply packet whose final DONE is pending */
 	__u8 seq_valid;
-	__u8 synced;      /* next_frame is known */
+	__u8 synced; /* next_frame is known */
 	__u8 fin_seen;
 	__u8 fin_acked;
 	__u8 zero_window;
-	__u8 ka_pending;  /* a keep-alive went out and its ACK has not come back */
-	__u8 in_msg;      /* a TDS message has started and not ended (no EOM yet) */
+	__u8 ka_pending; /* a keep-alive went out and its ACK has not come back */
+	__u8 in_msg;	 /* a TDS message has started and not ended (no EOM yet) */
 	__u8 tail_pending;
-	__u8 lost_sync;   /* framing was lost once: announce when it comes back */
-	__u8 carry_len;   /* bytes of a split frame header kept in carry */
-	__u8 point_hook;  /* where this side's packets are seen first: hook (0: not yet) */
+	__u8 lost_sync;	 /* framing was lost once: announce when it comes back */
+	__u8 carry_len;	 /* bytes of a split frame header kept in carry */
+	__u8 point_hook; /* where this side's packets are seen first: hook (0: not yet) */
 	__u8 ack_valid;
 	__u8 carry[2 * TDSBPF_FRAME_HDR]; /* a split header: first part, then the rest */
-	__u32 point_ifindex; /* ... and interface */
-	__u32 ack_hi;     /* the highest ACK number this side sent */
+	__u32 point_ifindex;		  /* ... and interface */
+	__u32 ack_hi;			  /* the highest ACK number this side sent */
 	__u64 bytes;
 	__u32 packets;
 	__u32 retrans;
 	__u32 keepalives;
 	__u32 zero_windows;
-	__u32 dups;       /* second sightings of its packets, not counted */
+	__u32 dups; /* second sightings of its packets, not counted */
 	__u32 pad2;
 };
 
@@ -65,25 +65,25 @@ struct tdsbpf_flow {
 	__u64 first_ns;
 	__u64 last_flush_ns;
 	__u32 syn_seq;
-	__u32 ev_seq;     /* events numbered so far (tdsbpf_event.flow_seq) */
-	__u8 state;       /* enum tdsbpf_tcp_state */
-	__u8 midstream;   /* created without seeing the client's SYN */
-	__u8 tds71;       /* TDS 7.1 or older: DONE row counts are 4 bytes */
+	__u32 ev_seq;	       /* events numbered so far (tdsbpf_event.flow_seq) */
+	__u8 state;	       /* enum tdsbpf_tcp_state */
+	__u8 midstream;	       /* created without seeing the client's SYN */
+	__u8 tds71;	       /* TDS 7.1 or older: DONE row counts are 4 bytes */
 	__u8 prelogin_pending; /* the client sent a PRELOGIN: the next reply answers it */
 };
 
 /* Parsed L2..L4 of one frame. */
 struct tdsbpf_l4 {
-	__u32 poff;       /* offset of the TCP payload in the frame */
-	__u32 plen;       /* TCP payload length */
+	__u32 poff; /* offset of the TCP payload in the frame */
+	__u32 plen; /* TCP payload length */
 	__u32 seq;
 	__u32 ack;
 	__u16 window;
 	__u8 flags;
 	__u8 dir;
-	__u16 l3off;      /* where the IP header starts */
+	__u16 l3off; /* where the IP header starts */
 	__u16 vlan_id;
-	__u8 family;      /* 4 or 6 */
+	__u8 family; /* 4 or 6 */
 	__u8 vlan_valid;
 	__u16 client_port;
 	__u16 server_port;
@@ -91,7 +91,7 @@ struct tdsbpf_l4 {
 };
 
 /* Bytes of a message the parsers look at, at most (see parse.h). */
-#define TDSBPF_BUF 512
+#define TDSBPF_BUF	512
 #define TDSBPF_BUF_MASK (TDSBPF_BUF - 1)
 
 /*
@@ -114,7 +114,7 @@ struct tdsbpf_parser_res {
 		__u32 extension; /* ibExtension << 16 | cbExtension */
 	} login7;
 	struct {
-		__u32 ntlm_at;   /* where "NTLMSSP" starts */
+		__u32 ntlm_at;	 /* where "NTLMSSP" starts */
 		__u32 ntlm_type; /* its message type; 0 when the blob is not NTLM */
 	} sspi;
 	struct {
@@ -146,16 +146,16 @@ struct tdsbpf_scratch {
 	struct tdsbpf_l4 l4;
 	struct tdsbpf_flow_key key;
 	__u32 seen_twice; /* the segment was a second sighting (not copied out again) */
-	__s32 rel;        /* where the next frame starts in this segment */
-	__u32 skip;       /* bytes at the start of the segment seen before */
-	__u32 pos;        /* a parser's cursor */
+	__s32 rel;	  /* where the next frame starts in this segment */
+	__u32 skip;	  /* bytes at the start of the segment seen before */
+	__u32 pos;	  /* a parser's cursor */
 	__u32 end;
-	__u32 pos2;       /* a nested cursor */
-	__u32 n;          /* valid bytes in b */
+	__u32 pos2;		      /* a nested cursor */
+	__u32 n;		      /* valid bytes in b */
 	struct tdsbpf_parser_in in;   /* what a parser takes besides b */
 	struct tdsbpf_parser_res res; /* what it gives back besides out */
-	__u8 hdr[32];     /* the frame header being looked at */
-	union tdsbpf_tds_detail out; /* a parser's result */
+	__u8 hdr[32];		      /* the frame header being looked at */
+	union tdsbpf_tds_detail out;  /* a parser's result */
 	/* message bytes; the slack lets a masked index read a few bytes on */
 	__u8 b[TDSBPF_BUF + 64];
 };

@@ -91,8 +91,7 @@ TDSBPF_INLINE int tdsbpf_tds_type_valid(__u8 type)
 	case TDS_TRANSACTION_MGR:
 	case TDS_LOGIN7:
 	case TDS_SSPI:
-	case TDS_PRELOGIN:
-		return 1;
+	case TDS_PRELOGIN: return 1;
 	}
 	return 0;
 }
@@ -233,8 +232,7 @@ TDSBPF_PARSER int tdsbpf_parse_prelogin(struct tdsbpf_scratch *sc)
 			if (len >= 1 && v)
 				out->fedauth_required = v[0];
 			break;
-		default:
-			break;
+		default: break;
 		}
 	}
 	return -1;
@@ -242,14 +240,13 @@ TDSBPF_PARSER int tdsbpf_parse_prelogin(struct tdsbpf_scratch *sc)
 
 /* ---- TLS ---------------------------------------------------------------- */
 
-#define TDSBPF_TLS_EXT_MAX 24
+#define TDSBPF_TLS_EXT_MAX	24
 #define TDSBPF_TLS_ALPN_ENTRIES 4
 
 /* "tds/8.0" */
 TDSBPF_INLINE int tdsbpf_is_alpn_tds8(const __u8 *b)
 {
-	return b[0] == 't' && b[1] == 'd' && b[2] == 's' && b[3] == '/' && b[4] == '8' &&
-	       b[5] == '.' && b[6] == '0';
+	return b[0] == 't' && b[1] == 'd' && b[2] == 's' && b[3] == '/' && b[4] == '8' && b[5] == '.' && b[6] == '0';
 }
 
 /* Looks for "tds/8.0" in an ALPN extension body at pos (protocol list). */
@@ -320,7 +317,7 @@ TDSBPF_PARSER int tdsbpf_parse_tls(struct tdsbpf_scratch *sc)
 	if (!b)
 		return 0;
 	out->hello_version = tdsbpf_be16(b);
-	pos = 9 + 2 + 32; /* record 5, handshake 4, version 2, random 32 */
+	pos = 9 + 2 + 32;	   /* record 5, handshake 4, version 2, random 32 */
 	b = tdsbpf_at(sc, pos, 1); /* session id */
 	if (!b)
 		return 0;
@@ -373,8 +370,8 @@ TDSBPF_PARSER int tdsbpf_parse_tls(struct tdsbpf_scratch *sc)
 
 TDSBPF_INLINE int tdsbpf_is_ntlmssp(const __u8 *b)
 {
-	return b[0] == 'N' && b[1] == 'T' && b[2] == 'L' && b[3] == 'M' && b[4] == 'S' &&
-	       b[5] == 'S' && b[6] == 'P' && b[7] == 0;
+	return b[0] == 'N' && b[1] == 'T' && b[2] == 'L' && b[3] == 'M' && b[4] == 'S' && b[5] == 'S' && b[6] == 'P' &&
+	       b[7] == 0;
 }
 
 /*
@@ -436,8 +433,8 @@ TDSBPF_PARSER int tdsbpf_classify_sspi(struct tdsbpf_scratch *sc)
 	if (!b || b[0] != 0x06)
 		return TDSBPF_SSPI_UNKNOWN;
 	/* SPNEGO 1.3.6.1.5.5.2 */
-	if (b[1] == 0x06 && b[2] == 0x2b && b[3] == 0x06 && b[4] == 0x01 && b[5] == 0x05 &&
-	    b[6] == 0x05 && b[7] == 0x02)
+	if (b[1] == 0x06 && b[2] == 0x2b && b[3] == 0x06 && b[4] == 0x01 && b[5] == 0x05 && b[6] == 0x05 &&
+	    b[7] == 0x02)
 		return TDSBPF_SSPI_SPNEGO;
 	/* Kerberos 1.2.840.113554.1.2.2 or Microsoft's 1.2.840.48018.1.2.2 */
 	if (b[1] == 0x09 && b[2] == 0x2a && b[3] == 0x86 && b[4] == 0x48)
@@ -576,8 +573,7 @@ TDSBPF_INLINE __u32 tdsbpf_env_packet_size(const struct tdsbpf_scratch *sc, __u3
 }
 
 /* ENVCHANGE routing: value length u16, protocol u8, port u16, server B_USVARCHAR */
-TDSBPF_INLINE void tdsbpf_env_routing(const struct tdsbpf_scratch *sc, __u32 pos,
-				      struct tdsbpf_reply *out)
+TDSBPF_INLINE void tdsbpf_env_routing(const struct tdsbpf_scratch *sc, __u32 pos, struct tdsbpf_reply *out)
 {
 	const __u8 *b = tdsbpf_at(sc, pos, 7);
 	__u32 chars, i;
@@ -641,9 +637,7 @@ TDSBPF_INLINE void tdsbpf_reply_tokens(struct tdsbpf_scratch *sc, struct tdsbpf_
 				}
 			}
 			break;
-		case TDS_TOKEN_INFO:
-			out->tokens |= TDSBPF_TOK_INFO;
-			break;
+		case TDS_TOKEN_INFO: out->tokens |= TDSBPF_TOK_INFO; break;
 		case TDS_TOKEN_ENVCHANGE:
 			out->tokens |= TDSBPF_TOK_ENVCHANGE;
 			/* routing and packet size are read after the walk */
@@ -664,7 +658,7 @@ TDSBPF_INLINE void tdsbpf_reply_tokens(struct tdsbpf_scratch *sc, struct tdsbpf_
 			else if (b && b[0] == 0xa1)
 				out->sspi_ntlm_type = 0; /* SPNEGO: classified by the walk */
 			break;
-		case TDS_TOKEN_FEDAUTHINFO: /* u32 length */
+		case TDS_TOKEN_FEDAUTHINFO:  /* u32 length */
 		case TDS_TOKEN_SESSIONSTATE: /* u32 length */
 			out->tokens |= tok == TDS_TOKEN_FEDAUTHINFO ? TDSBPF_TOK_FEDAUTHINFO : TDSBPF_TOK_SESSIONSTATE;
 			b = tdsbpf_at(sc, pos + 1, 4);
@@ -674,8 +668,7 @@ TDSBPF_INLINE void tdsbpf_reply_tokens(struct tdsbpf_scratch *sc, struct tdsbpf_
 			break;
 		case TDS_TOKEN_ORDER:
 		case TDS_TOKEN_TABNAME:
-		case TDS_TOKEN_COLINFO:
-			break;
+		case TDS_TOKEN_COLINFO: break;
 		case TDS_TOKEN_RETURNSTATUS: /* a 4-byte value, no length */
 			out->tokens |= TDSBPF_TOK_RETURNSTATUS;
 			len = 2;
@@ -712,15 +705,10 @@ TDSBPF_INLINE void tdsbpf_reply_tokens(struct tdsbpf_scratch *sc, struct tdsbpf_
 			len = sc->pos2 + 1 - pos - 3; /* past the 0xFF */
 			break;
 		}
-		case TDS_TOKEN_COLMETADATA:
-			out->tokens |= TDSBPF_TOK_COLMETADATA;
-			goto stopped;
+		case TDS_TOKEN_COLMETADATA: out->tokens |= TDSBPF_TOK_COLMETADATA; goto stopped;
 		case TDS_TOKEN_ROW:
-		case TDS_TOKEN_NBCROW:
-			out->tokens |= TDSBPF_TOK_ROW;
-			goto stopped;
-		default:
-			goto stopped;
+		case TDS_TOKEN_NBCROW: out->tokens |= TDSBPF_TOK_ROW; goto stopped;
+		default: goto stopped;
 		}
 		sc->pos = pos + 3 + len;
 	}
@@ -828,8 +816,8 @@ TDSBPF_PARSER int tdsbpf_parse_request(struct tdsbpf_scratch *sc)
 	if (b) {
 		total = tdsbpf_le32(b);
 		/* a real ALL_HEADERS: the first header fits and has a known type */
-		if (total >= 4 + 6 && total <= sc->end && tdsbpf_le32(b + 4) <= total - 4 &&
-		    tdsbpf_le16(b + 8) >= 1 && tdsbpf_le16(b + 8) <= 3) {
+		if (total >= 4 + 6 && total <= sc->end && tdsbpf_le32(b + 4) <= total - 4 && tdsbpf_le16(b + 8) >= 1 &&
+		    tdsbpf_le16(b + 8) <= 3) {
 			out->all_headers_length = total;
 			pos = total;
 			b = tdsbpf_at(sc, 10, 8);

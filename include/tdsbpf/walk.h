@@ -113,15 +113,14 @@ TDSBPF_NOINLINE void tdsbpf_flow_segment(struct tdsbpf_walk *w)
 		/* anything else: as if the flow were gone (a new SYN replaces it) */
 		w->flow = 0;
 	}
-	if (w->flow && (flags & (TDSBPF_TCP_SYN | TDSBPF_TCP_ACK)) == TDSBPF_TCP_SYN &&
-	    dir == TDSBPF_DIR_C2S && w->flow->syn_seq != w->l4->seq) {
+	if (w->flow && (flags & (TDSBPF_TCP_SYN | TDSBPF_TCP_ACK)) == TDSBPF_TCP_SYN && dir == TDSBPF_DIR_C2S &&
+	    w->flow->syn_seq != w->l4->seq) {
 		/* a new SYN on a known flow: the port is reused by a new connection */
 		tdsbpf_emit_stats(w, 1);
 		w->flow = 0;
 	}
 	if (!w->flow) {
-		int client_syn = (flags & (TDSBPF_TCP_SYN | TDSBPF_TCP_ACK)) == TDSBPF_TCP_SYN &&
-				 dir == TDSBPF_DIR_C2S;
+		int client_syn = (flags & (TDSBPF_TCP_SYN | TDSBPF_TCP_ACK)) == TDSBPF_TCP_SYN && dir == TDSBPF_DIR_C2S;
 
 		if (!client_syn && !(flags & TDSBPF_TCP_SYN) && w->l4->plen == 0) {
 			/*
@@ -172,8 +171,7 @@ TDSBPF_NOINLINE void tdsbpf_flow_segment(struct tdsbpf_walk *w)
  * all it changes), 2 when it was a second sighting (counted as such), 0
  * with nothing changed otherwise.
  */
-TDSBPF_INLINE int tdsbpf_short_path(struct tdsbpf_pkt *p, const struct tdsbpf_l4 *l4,
-				    struct tdsbpf_flow *f)
+TDSBPF_INLINE int tdsbpf_short_path(struct tdsbpf_pkt *p, const struct tdsbpf_l4 *l4, struct tdsbpf_flow *f)
 {
 	__u8 dir = l4->dir & 1;
 	struct tdsbpf_dir_state *ds = &f->d[dir];
@@ -195,13 +193,12 @@ TDSBPF_INLINE int tdsbpf_short_path(struct tdsbpf_pkt *p, const struct tdsbpf_l4
 		return 0;
 	if (plen == 0) {
 		/* a keep-alive probe, or the ACK of a keep-alive or of a FIN */
-		if ((ds->seq_valid && seq == ds->next_seq - 1) || os->ka_pending ||
-		    (os->fin_seen && !os->fin_acked))
+		if ((ds->seq_valid && seq == ds->next_seq - 1) || os->ka_pending || (os->fin_seen && !os->fin_acked))
 			return 0;
 	} else {
 		/* retransmissions, gaps, headers, split headers and reply tails */
-		if (!ds->seq_valid || seq != ds->next_seq || !ds->synced || ds->carry_len ||
-		    ds->tail_pending || (__s32)(ds->next_frame - seq) < (__s32)plen)
+		if (!ds->seq_valid || seq != ds->next_seq || !ds->synced || ds->carry_len || ds->tail_pending ||
+		    (__s32)(ds->next_frame - seq) < (__s32)plen)
 			return 0;
 	}
 	/* the periodic counters: due soon (by the cheap clock) is left to the walk */
@@ -231,8 +228,7 @@ union tdsbpf_frame_stack {
 };
 
 /* The full walk of a SQL Server packet (flow: its entry, or 0 when new). */
-TDSBPF_INLINE void tdsbpf_full(struct tdsbpf_pkt *p, union tdsbpf_frame_stack *u,
-			       struct tdsbpf_flow *flow)
+TDSBPF_INLINE void tdsbpf_full(struct tdsbpf_pkt *p, union tdsbpf_frame_stack *u, struct tdsbpf_flow *flow)
 {
 	struct tdsbpf_scratch *sc;
 

@@ -123,8 +123,8 @@ public:
 
 	tdsbpf_bpf* skel = nullptr;
 	std::vector<tdsbpf_stats> stats; // the counters of every FLOW_STATS record since reset
-	std::vector<Bytes> records;      // packet copies and Browser datagrams, whole, since reset
-	std::vector<uint64_t> cgroups;   // the cgroup ids of SYN and SYN+ACK events, since reset
+	std::vector<Bytes> records;	 // packet copies and Browser datagrams, whole, since reset
+	std::vector<uint64_t> cgroups;	 // the cgroup ids of SYN and SYN+ACK events, since reset
 
 private:
 	bool load(std::string& why, bool features)
@@ -154,7 +154,8 @@ private:
 				const auto* ev = static_cast<tdsbpf_event*>(data);
 				// the socket's cgroup is the kernel's alone (BPF_PROG_TEST_RUN
 				// gives tc a socket of the calling process): kept apart
-				if ((ev->kind == TDSBPF_EV_TCP_SYN || ev->kind == TDSBPF_EV_TCP_SYNACK) && ev->u.tcp.cgroup_id) {
+				if ((ev->kind == TDSBPF_EV_TCP_SYN || ev->kind == TDSBPF_EV_TCP_SYNACK) &&
+				    ev->u.tcp.cgroup_id) {
 					self->cgroups.push_back(ev->u.tcp.cgroup_id);
 					tdsbpf_event copy = *ev;
 					copy.u.tcp.cgroup_id = 0;
@@ -163,7 +164,8 @@ private:
 					self->events_.push_back(event_line(*ev, len));
 				}
 				if (ev->kind == TDSBPF_EV_PACKET || ev->kind == TDSBPF_EV_BROWSER)
-					self->records.emplace_back(static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + len);
+					self->records.emplace_back(static_cast<uint8_t*>(data),
+								   static_cast<uint8_t*>(data) + len);
 				if (ev->kind == TDSBPF_EV_FLOW_STATS)
 					self->stats.push_back(ev->u.stats);
 				return 0;
@@ -197,12 +199,9 @@ enum class Prog { xdp, tc_egress, tc_ingress };
 bpf_program* program(Kernel* k, Prog p)
 {
 	switch (p) {
-	case Prog::xdp:
-		return k->skel->progs.tdsbpf_xdp;
-	case Prog::tc_egress:
-		return k->skel->progs.tdsbpf_tc_egress;
-	case Prog::tc_ingress:
-		return k->skel->progs.tdsbpf_tc_ingress;
+	case Prog::xdp: return k->skel->progs.tdsbpf_xdp;
+	case Prog::tc_egress: return k->skel->progs.tdsbpf_tc_egress;
+	case Prog::tc_ingress: return k->skel->progs.tdsbpf_tc_ingress;
 	}
 	return nullptr;
 }
@@ -519,10 +518,16 @@ TEST(BpfFeatures, BrowserAndPacketCopiesMatchHost)
 	t.cport = 50002;
 	std::vector<Bytes> frames{
 		b.udp(true, ssrp_ucast_inst("LAB")),
-		b.udp(false, ssrp_response("ServerName;SQL1;InstanceName;LAB;IsClustered;No;Version;16.0.1000.6;tcp;14330;;")),
-		t.syn(), t.synack(), t.ack(true),
+		b.udp(false,
+		      ssrp_response("ServerName;SQL1;InstanceName;LAB;IsClustered;No;Version;16.0.1000.6;tcp;14330;;")),
+		t.syn(),
+		t.synack(),
+		t.ack(true),
 		t.data(true, tds(0x12, 1, prelogin({{0, Bytes{16, 0, 0, 0, 0, 0}}}))),
-		t.data(false, Bytes(600, 0x04)), t.fin(true), t.fin(false), t.ack(true)};
+		t.data(false, Bytes(600, 0x04)),
+		t.fin(true),
+		t.fin(false),
+		t.ack(true)};
 	auto kernel = kernel_events(k, Prog::xdp, frames);
 	EXPECT_TRUE(word & (1ULL << (port & 63))) << "the port named was not added";
 	auto kernel_records = k->records;
@@ -536,7 +541,8 @@ TEST(BpfFeatures, BrowserAndPacketCopiesMatchHost)
 	HostParser hp(cfg, [&](const tdsbpf_event& ev, std::size_t len) {
 		host.push_back(event_line(ev, len));
 		if (ev.kind == TDSBPF_EV_PACKET || ev.kind == TDSBPF_EV_BROWSER)
-			host_records.emplace_back(reinterpret_cast<const uint8_t*>(&ev), reinterpret_cast<const uint8_t*>(&ev) + len);
+			host_records.emplace_back(reinterpret_cast<const uint8_t*>(&ev),
+						  reinterpret_cast<const uint8_t*>(&ev) + len);
 	});
 	uint64_t ts = 1;
 	for (const auto& f : frames)
@@ -618,7 +624,9 @@ TEST(BpfFeatures, SspiContinuationInALogin7PacketMatchesHost)
 	l.flags2 |= 0x80;
 	l.user = "";
 	l.sspi = ntlm_negotiate();
-	std::vector<Bytes> frames{c.syn(), c.synack(), c.ack(true),
+	std::vector<Bytes> frames{c.syn(),
+				  c.synack(),
+				  c.ack(true),
 				  c.data(true, tds(TDS_LOGIN7, 1, login7(l))),
 				  c.data(false, tds(TDS_REPLY, 1, tok_sspi(ntlm_challenge()))),
 				  c.data(true, tds(TDS_LOGIN7, 1, ntlm_authenticate("CORP", "alice", "WS01")))};

@@ -32,12 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 			pipe.on_event(*ev, bytes.size());
 			break;
 		}
-		case kOpTick:
-			pipe.tick(newest + in.u32() * 1'000'000ULL);
-			break;
-		case kOpFinish:
-			pipe.finish(newest + in.u32() * 1'000'000ULL);
-			break;
+		case kOpTick: pipe.tick(newest + in.u32() * 1'000'000ULL); break;
+		case kOpFinish: pipe.finish(newest + in.u32() * 1'000'000ULL); break;
 		case kOpDrops: {
 			uint32_t kernel = in.u32();
 			uint32_t user = in.u32();

@@ -111,17 +111,13 @@ uint64_t play_conversation(const uint8_t* data, std::size_t size, const FrameFn&
 
 		cv.wait(gap_ns(gap));
 		switch (fate) {
-		case kFateSend:
-			cv.data(c2s, payload);
-			break;
+		case kFateSend: cv.data(c2s, payload); break;
 		case kFateRetransmit:
 			cv.data(c2s, payload);
 			cv.wait(200'000'000);
 			cv.send(c2s, at, tb::ACK | tb::PSH, payload);
 			break;
-		case kFateLost:
-			seq += static_cast<uint32_t>(payload.size());
-			break;
+		case kFateLost: seq += static_cast<uint32_t>(payload.size()); break;
 		case kFateLate:
 			send_late();
 			late = Late{c2s, at, tb::Bytes(payload.begin(), payload.end())};
@@ -159,8 +155,7 @@ uint64_t play_conversation(const uint8_t* data, std::size_t size, const FrameFn&
 
 	bool by_server = flags & kConvRstByServer;
 	switch ((flags >> kConvCloseShift) & 3) {
-	case kCloseNone:
-		break;
+	case kCloseNone: break;
 	case kCloseClientFin:
 		cv.fin(true);
 		cv.ack(false);
@@ -173,9 +168,7 @@ uint64_t play_conversation(const uint8_t* data, std::size_t size, const FrameFn&
 		cv.fin(true);
 		cv.ack(false);
 		break;
-	case kCloseRst:
-		cv.rst(!by_server);
-		break;
+	case kCloseRst: cv.rst(!by_server); break;
 	}
 	return cv.now();
 }

@@ -91,7 +91,8 @@ void Pipeline::on_event(const tdsbpf_event& ev, std::size_t len)
 {
 	agg_->on_event(ev, len);
 	// the --events view, as tdsbpf prints it
-	std::string line = event_to_json(ev, len, true, redact_).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+	std::string line =
+		event_to_json(ev, len, true, redact_).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 	if (line.empty() || line.front() != '{')
 		fail("an event is not a JSON object", line);
 }

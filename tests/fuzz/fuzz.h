@@ -45,10 +45,24 @@ private:
 };
 
 // Little-endian appends, for the seed writer.
-inline void put8(Bytes& b, uint8_t v) { b.push_back(v); }
-inline void put16(Bytes& b, uint16_t v) { b.push_back(v & 0xff); b.push_back(v >> 8); }
-inline void put32(Bytes& b, uint32_t v) { put16(b, v & 0xffff); put16(b, v >> 16); }
-inline void putbytes(Bytes& b, std::span<const uint8_t> x) { b.insert(b.end(), x.begin(), x.end()); }
+inline void put8(Bytes& b, uint8_t v)
+{
+	b.push_back(v);
+}
+inline void put16(Bytes& b, uint16_t v)
+{
+	b.push_back(v & 0xff);
+	b.push_back(v >> 8);
+}
+inline void put32(Bytes& b, uint32_t v)
+{
+	put16(b, v & 0xffff);
+	put16(b, v >> 16);
+}
+inline void putbytes(Bytes& b, std::span<const uint8_t> x)
+{
+	b.insert(b.end(), x.begin(), x.end());
+}
 
 // A fixed start for the capture clock: 2023-11-14T22:13:20Z.
 constexpr uint64_t kEpochNs = 1'700'000'000'000'000'000ULL;
@@ -78,11 +92,11 @@ enum : uint8_t {
 	kAggRedact = 0x01,
 	kAggText = 0x02,
 	kAggFewConnections = 0x04, // max_connections 4: eviction
-	kAggEmit = 0x08,           // emit_interval_s 1: snapshots
-	kAggIdle = 0x10,           // idle_timeout_s 1
-	kAggNoReorder = 0x20,      // reorder_window_us 0
-	kAggNoLinger = 0x40,       // close_linger_ms 0
-	kAggNonPooled = 0x80,      // non_pooled_min_connections 1
+	kAggEmit = 0x08,	   // emit_interval_s 1: snapshots
+	kAggIdle = 0x10,	   // idle_timeout_s 1
+	kAggNoReorder = 0x20,	   // reorder_window_us 0
+	kAggNoLinger = 0x40,	   // close_linger_ms 0
+	kAggNonPooled = 0x80,	   // non_pooled_min_connections 1
 };
 enum : uint8_t { kOpEvent = 0, kOpTick = 1, kOpFinish = 2, kOpDrops = 3 };
 AggregatorConfig aggregator_config(uint8_t bits);
@@ -101,19 +115,19 @@ enum : uint8_t {
 	kConvVlan = 0x04,
 	kConvCloseShift = 3, // bits 3-4: kClose*
 	kConvRstByServer = 0x20,
-	kConvRawIp = 0x40, // frames without a link header (process_ip)
+	kConvRawIp = 0x40,   // frames without a link header (process_ip)
 	kConvAggBits = 0x80, // one more u8 follows: the aggregator's kAgg* bits
 };
 enum : uint8_t { kCloseNone = 0, kCloseClientFin = 1, kCloseServerFin = 2, kCloseRst = 3 };
 enum : uint8_t {
-	kFateSend = 0,       // sent once
+	kFateSend = 0,	     // sent once
 	kFateRetransmit = 1, // sent, then sent again
-	kFateLost = 2,       // never seen: the sequence moves on
-	kFateLate = 3,       // sent after the next segment
-	kFateSplit = 4,      // sent as two segments
+	kFateLost = 2,	     // never seen: the sequence moves on
+	kFateLate = 3,	     // sent after the next segment
+	kFateSplit = 4,	     // sent as two segments
 	kFateKeepalive = 5,  // a keep-alive probe and its answer first
 	kFateZeroWindow = 6, // sent, then the other side's window goes to zero and back
-	kFateAcked = 7,      // sent, then a pure ACK from the other side
+	kFateAcked = 7,	     // sent, then a pure ACK from the other side
 };
 constexpr std::size_t kMaxSegment = 65000;
 

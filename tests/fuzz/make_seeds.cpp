@@ -31,7 +31,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::size_t kMaxSeed = 48 * 1024; // bytes per seed file, at most
-constexpr std::size_t kMaxConnections = 16;  // per capture
+constexpr std::size_t kMaxConnections = 16; // per capture
 
 fs::path g_out;
 std::set<std::string> g_written; // target/content, to write each seed once
@@ -59,7 +59,7 @@ uint8_t gap_code(uint64_t dt_ns)
 
 struct Frame {
 	uint64_t ts = 0;
-	Bytes bytes;     // as captured
+	Bytes bytes; // as captured
 	uint32_t wire = 0;
 	std::size_t l3 = 0; // where the IP packet starts
 	bool ethernet = false;
@@ -72,8 +72,14 @@ struct Capture {
 	std::vector<Frame> frames;
 };
 
-uint16_t be16at(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-uint32_t be32at(const uint8_t* p) { return (static_cast<uint32_t>(be16at(p)) << 16) | be16at(p + 2); }
+uint16_t be16at(const uint8_t* p)
+{
+	return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
+uint32_t be32at(const uint8_t* p)
+{
+	return (static_cast<uint32_t>(be16at(p)) << 16) | be16at(p + 2);
+}
 
 Capture load_capture(const fs::path& path)
 {
@@ -102,18 +108,11 @@ Capture load_capture(const fs::path& path)
 			if (h->caplen >= 18 && (be16at(d + 12) == 0x8100 || be16at(d + 12) == 0x88a8))
 				fr.l3 = 18;
 			break;
-		case 113:
-			fr.l3 = 16;
-			break;
-		case 276:
-			fr.l3 = 20;
-			break;
+		case 113: fr.l3 = 16; break;
+		case 276: fr.l3 = 20; break;
 		case 0:
-		case 108:
-			fr.l3 = 4;
-			break;
-		default:
-			fr.l3 = 0;
+		case 108: fr.l3 = 4; break;
+		default: fr.l3 = 0;
 		}
 		if (fr.l3 < fr.bytes.size())
 			c.frames.push_back(std::move(fr));
@@ -275,7 +274,8 @@ std::vector<Conv> conversations(const Capture& cap)
 				st.conv.add(s2c, Bytes(static_cast<std::size_t>(hole), 0), kFateLost, 0);
 			Bytes p = s.payload;
 			if (hole < 0)
-				p.erase(p.begin(), p.begin() + std::min<std::size_t>(p.size(), static_cast<std::size_t>(-hole)));
+				p.erase(p.begin(),
+					p.begin() + std::min<std::size_t>(p.size(), static_cast<std::size_t>(-hole)));
 			st.conv.add(s2c, p, kFateSend, gap);
 			st.next[d] = end;
 		}
@@ -309,10 +309,8 @@ bool tds_type(uint8_t t)
 	case TDS_TRANSACTION_MGR:
 	case TDS_LOGIN7:
 	case TDS_SSPI:
-	case TDS_PRELOGIN:
-		return true;
-	default:
-		return false;
+	case TDS_PRELOGIN: return true;
+	default: return false;
 	}
 }
 
@@ -358,9 +356,7 @@ void parser_seeds(const Conv& c, const std::string& name)
 			std::size_t n = len - 8;
 			bool tls = n >= 5 && body[0] >= 20 && body[0] <= 23 && body[1] == 3;
 			switch (h[0]) {
-			case TDS_PRELOGIN:
-				seed(tls ? 1 : 0, 0, 0, body, n);
-				break;
+			case TDS_PRELOGIN: seed(tls ? 1 : 0, 0, 0, body, n); break;
 			case TDS_REPLY:
 				if (tls) {
 					seed(1, 0, 0, body, n);
@@ -393,11 +389,8 @@ void parser_seeds(const Conv& c, const std::string& name)
 				seed(3, 0, 0, body, n);
 				break;
 			case TDS_SQL_BATCH:
-			case TDS_RPC:
-				seed(8, h[0], static_cast<uint16_t>(n), body, n);
-				break;
-			default:
-				break;
+			case TDS_RPC: seed(8, h[0], static_cast<uint16_t>(n), body, n); break;
+			default: break;
 			}
 			pos += len;
 		}
@@ -408,7 +401,7 @@ void parser_seeds(const Conv& c, const std::string& name)
 
 struct Played {
 	std::vector<Frame> frames; // as Ethernet frames, or IP packets (l3 0)
-	Bytes events;              // aggregator input
+	Bytes events;		   // aggregator input
 };
 
 Played play(const Bytes& conv)
@@ -465,7 +458,8 @@ Bytes frames_input(const std::vector<Frame>& frames, uint8_t config)
 		uint8_t gap = gap_code(fr.ts - last);
 		last = fr.ts;
 		put8(b, static_cast<uint8_t>((ip ? kFrameIp : 0) | (3 << 1) | (gap << 4)));
-		put8(b, static_cast<uint8_t>(std::min<uint32_t>(255, fr.wire - static_cast<uint32_t>(fr.bytes.size()))));
+		put8(b,
+		     static_cast<uint8_t>(std::min<uint32_t>(255, fr.wire - static_cast<uint32_t>(fr.bytes.size()))));
 		put16(b, static_cast<uint16_t>(len));
 		putbytes(b, std::span<const uint8_t>(fr.bytes.data() + from, len));
 	}
@@ -588,7 +582,20 @@ Bytes relink(int linktype, const Frame& fr)
 	Bytes b;
 	switch (linktype) {
 	case 1:
-		b = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, static_cast<uint8_t>(proto >> 8), static_cast<uint8_t>(proto)};
+		b = {0x02,
+		     0,
+		     0,
+		     0,
+		     0,
+		     2,
+		     0x02,
+		     0,
+		     0,
+		     0,
+		     0,
+		     1,
+		     static_cast<uint8_t>(proto >> 8),
+		     static_cast<uint8_t>(proto)};
 		break;
 	case 0: // BSD loopback, host order
 		put32(b, v6 ? 30 : 2);
@@ -597,11 +604,44 @@ Bytes relink(int linktype, const Frame& fr)
 		b = {0, 0, 0, static_cast<uint8_t>(v6 ? 24 : 2)};
 		break;
 	case 113: // Linux cooked v1
-		b = {0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, static_cast<uint8_t>(proto >> 8), static_cast<uint8_t>(proto)};
+		b = {0,
+		     0,
+		     0,
+		     1,
+		     0,
+		     6,
+		     2,
+		     0,
+		     0,
+		     0,
+		     0,
+		     1,
+		     0,
+		     0,
+		     static_cast<uint8_t>(proto >> 8),
+		     static_cast<uint8_t>(proto)};
 		break;
 	case 276: // Linux cooked v2
-		b = {static_cast<uint8_t>(proto >> 8), static_cast<uint8_t>(proto), 0, 0, 0, 0, 0, 1, 0, 1, 0, 6,
-		     2, 0, 0, 0, 0, 1, 0, 0};
+		b = {static_cast<uint8_t>(proto >> 8),
+		     static_cast<uint8_t>(proto),
+		     0,
+		     0,
+		     0,
+		     0,
+		     0,
+		     1,
+		     0,
+		     1,
+		     0,
+		     6,
+		     2,
+		     0,
+		     0,
+		     0,
+		     0,
+		     1,
+		     0,
+		     0};
 		break;
 	default: // raw IP
 		break;
@@ -626,7 +666,8 @@ void reader_seeds(const std::vector<Frame>& frames, const std::string& name, boo
 				continue;
 			recs.emplace_back(fr.ts, relink(lt, fr));
 		}
-		write_seed("reader", name + ".link" + std::to_string(lt) + ".pcap", pcap_file(lt, recs, lt == 113, lt == 108));
+		write_seed("reader", name + ".link" + std::to_string(lt) + ".pcap",
+			   pcap_file(lt, recs, lt == 113, lt == 108));
 	}
 }
 
@@ -664,9 +705,10 @@ Bytes login_ok(uint32_t tds_version = 0x74000004, bool tds71 = false)
 
 Bytes result(uint64_t rows, bool tds71 = false)
 {
-	return tb::tds(TDS_REPLY, kEom,
-		       tb::cat({tb::tok_colmetadata_int(), Bytes{0xd1, 1, 0, 0, 0}, tb::tok_done(0x10, 0xc1, rows, tds71)}),
-		       54);
+	return tb::tds(
+		TDS_REPLY, kEom,
+		tb::cat({tb::tok_colmetadata_int(), Bytes{0xd1, 1, 0, 0, 0}, tb::tok_done(0x10, 0xc1, rows, tds71)}),
+		54);
 }
 
 std::vector<std::pair<std::string, Conv>> lab_conversations()
@@ -698,7 +740,8 @@ std::vector<std::pair<std::string, Conv>> lab_conversations()
 		c.add(false, tb::tds(TDS_PRELOGIN, kEom,
 				     tb::cat({tb::tls_record(22, Bytes(70, 0x10)), tb::tls_record(20, {1}),
 					      tb::tls_record(22, Bytes(40, 0x77))})));
-		c.add(true, tb::tds(TDS_PRELOGIN, kEom, tb::cat({tb::tls_record(20, {1}), tb::tls_record(22, Bytes(40, 0x66))})));
+		c.add(true, tb::tds(TDS_PRELOGIN, kEom,
+				    tb::cat({tb::tls_record(20, {1}), tb::tls_record(22, Bytes(40, 0x66))})));
 		c.add(false, tb::tls_record(23, Bytes(240, 0x5a)));
 		c.add(true, login_ok());
 		c.add(false, tb::tds(TDS_SQL_BATCH, kEom, tb::batch_body("select @@version")));
@@ -740,7 +783,8 @@ std::vector<std::pair<std::string, Conv>> lab_conversations()
 		c.add(false, tb::tds(TDS_LOGIN7, kEom, tb::login7(l)));
 		c.add(true, tb::tds(TDS_REPLY, kEom,
 				    tb::cat({tb::tok_sspi(Bytes{0xa1, 0x10, 0x30, 0x0e}),
-					     tb::tok_error(18452, 1, 14, "Login failed. The login is from an untrusted domain."),
+					     tb::tok_error(18452, 1, 14,
+							   "Login failed. The login is from an untrusted domain."),
 					     tb::tok_done(TDS_DONE_ERROR, 0, 0)})));
 		v.emplace_back("lab-kerberos-failed", c);
 	}
@@ -767,7 +811,8 @@ std::vector<std::pair<std::string, Conv>> lab_conversations()
 		c.add(true, login_ok());
 		for (uint16_t sid = 0; sid < 2; sid++) {
 			c.add(false, tb::smp(SMP_SYN, sid, 0, 4));
-			c.add(false, tb::smp(SMP_DATA, sid, 1, 4, tb::tds(TDS_SQL_BATCH, kEom, tb::batch_body("select 2"))));
+			c.add(false,
+			      tb::smp(SMP_DATA, sid, 1, 4, tb::tds(TDS_SQL_BATCH, kEom, tb::batch_body("select 2"))));
 			c.add(true, tb::smp(SMP_ACK, sid, 0, 5));
 			c.add(true, tb::smp(SMP_DATA, sid, 1, 5, result(2)));
 		}
@@ -779,9 +824,10 @@ std::vector<std::pair<std::string, Conv>> lab_conversations()
 		Conv c;
 		c.flags = kConvHandshake | (kCloseClientFin << kConvCloseShift);
 		c.add(false, tb::tds(TDS_LOGIN7, kEom, tb::login7(base)));
-		c.add(true, tb::tds(TDS_REPLY, kEom,
-				    tb::cat({tb::tok_loginack(0x74000004, {16, 0, 0x03, 0xe8}),
-					     tb::tok_env_routing(1533, "replica2.lab.example"), tb::tok_done(0, 0, 0)})));
+		c.add(true,
+		      tb::tds(TDS_REPLY, kEom,
+			      tb::cat({tb::tok_loginack(0x74000004, {16, 0, 0x03, 0xe8}),
+				       tb::tok_env_routing(1533, "replica2.lab.example"), tb::tok_done(0, 0, 0)})));
 		v.emplace_back("lab-redirect", c);
 	}
 	{ // mid-stream: RPCs, an attention, a reply in pieces, keep-alives, loss, retransmission, zero window
@@ -790,9 +836,11 @@ std::vector<std::pair<std::string, Conv>> lab_conversations()
 		c.agg = kAggEmit | kAggIdle;
 		c.cisn = 0xfffffc00; // the sequence wraps
 		c.sisn = 0x7ffffff0;
-		c.add(false, tb::tds(TDS_RPC, kEom, tb::cat({tb::all_headers(0x1122334455667788ULL), tb::rpc_by_id(10)})));
-		Bytes big = tb::tds(TDS_REPLY, kEom,
-				    tb::cat({tb::tok_colmetadata_int(), Bytes(3000, 0xd1), tb::tok_done(0x10, 0xe0, 1000)}), 54);
+		c.add(false,
+		      tb::tds(TDS_RPC, kEom, tb::cat({tb::all_headers(0x1122334455667788ULL), tb::rpc_by_id(10)})));
+		Bytes big = tb::tds(
+			TDS_REPLY, kEom,
+			tb::cat({tb::tok_colmetadata_int(), Bytes(3000, 0xd1), tb::tok_done(0x10, 0xe0, 1000)}), 54);
 		c.add(true, Bytes(big.begin(), big.begin() + 1400), kFateSend, 4);
 		c.add(true, Bytes(big.begin() + 1400, big.begin() + 2800), kFateRetransmit, 1);
 		c.add(true, Bytes(big.begin() + 2800, big.end()), kFateZeroWindow, 1);
@@ -827,7 +875,8 @@ std::vector<std::pair<std::string, Conv>> lab_conversations()
 		c.add(false, pl_client(TDS_ENCRYPT_ON, 0));
 		c.add(true, pl_server(TDS_ENCRYPT_ON, 0));
 		c.add(false, tb::tds(TDS_LOGIN7, kEom, tb::login7(l)));
-		c.add(true, tb::tds(TDS_REPLY, kEom, tb::cat({Bytes{0xee, 4, 0, 0, 0, 0, 0, 0, 0}, tb::tok_done(0, 0, 0)})));
+		c.add(true,
+		      tb::tds(TDS_REPLY, kEom, tb::cat({Bytes{0xee, 4, 0, 0, 0, 0, 0, 0, 0}, tb::tok_done(0, 0, 0)})));
 		v.emplace_back("lab-fedauth", c);
 	}
 	{ // a SYN that nobody answers, then its retransmission
@@ -874,15 +923,19 @@ int main(int argc, char** argv)
 		// the file itself, when small, and the first half of it (cut in a record)
 		if (cap.file.size() <= kMaxSeed)
 			write_seed("reader", cap.name + ".pcap", cap.file);
-		Bytes half(cap.file.begin(), cap.file.begin() + static_cast<std::ptrdiff_t>(std::min(cap.file.size() / 2, kMaxSeed)));
+		Bytes half(cap.file.begin(),
+			   cap.file.begin() + static_cast<std::ptrdiff_t>(std::min(cap.file.size() / 2, kMaxSeed)));
 		write_seed("reader", cap.name + ".cut.pcap", half);
-		std::vector<Frame> head(cap.frames.begin(), cap.frames.begin() + std::min<std::size_t>(cap.frames.size(), 64));
+		std::vector<Frame> head(cap.frames.begin(),
+					cap.frames.begin() + std::min<std::size_t>(cap.frames.size(), 64));
 		reader_seeds(head, cap.name, false);
 
 		write_seed("frames", cap.name, frames_input(cap.frames, 0x03));
-		write_seed("frames", cap.name + ".small-table", frames_input(cap.frames, 0x01 | 0x04 | (kAggFewConnections << 3)));
+		write_seed("frames", cap.name + ".small-table",
+			   frames_input(cap.frames, 0x01 | 0x04 | (kAggFewConnections << 3)));
 		write_seed("aggregator", cap.name, capture_events(path, 0));
-		write_seed("aggregator", cap.name + ".text-redact", capture_events(path, kAggText | kAggRedact | kAggFewConnections | kAggNoReorder));
+		write_seed("aggregator", cap.name + ".text-redact",
+			   capture_events(path, kAggText | kAggRedact | kAggFewConnections | kAggNoReorder));
 
 		int n = 0;
 		for (const auto& conv : conversations(cap)) {

@@ -43,11 +43,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 	switch (which) {
 	case 0:
 		if (tdsbpf_host_parse_prelogin(sc.get()) == 0)
-			check(sc->out.prelogin.instance_len <= sizeof(sc->out.prelogin.instance), "prelogin instance length");
+			check(sc->out.prelogin.instance_len <= sizeof(sc->out.prelogin.instance),
+			      "prelogin instance length");
 		break;
-	case 1:
-		tdsbpf_host_parse_tls(sc.get());
-		break;
+	case 1: tdsbpf_host_parse_tls(sc.get()); break;
 	case 2: {
 		int kind = tdsbpf_host_classify_sspi(sc.get());
 		check(kind >= TDSBPF_SSPI_NONE && kind <= TDSBPF_SSPI_UNKNOWN, "sspi kind");
@@ -55,28 +54,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 			check(sc->res.sspi.ntlm_at + 12 <= sc->n, "NTLMSSP signature inside the bytes");
 		break;
 	}
-	case 3:
-		tdsbpf_host_parse_ntlm_auth(sc.get());
-		break;
+	case 3: tdsbpf_host_parse_ntlm_auth(sc.get()); break;
 	case 4:
 		if (tdsbpf_host_parse_login7(sc.get()) == 0)
 			check(sc->n >= 94, "LOGIN7 fixed part");
 		break;
-	case 5:
-		tdsbpf_host_parse_features(sc.get());
-		break;
+	case 5: tdsbpf_host_parse_features(sc.get()); break;
 	case 6:
 		sc->in.tds71 = arg & 1;
 		tdsbpf_host_parse_reply(sc.get());
-		check(sc->out.reply.routing_server_len <= sizeof(sc->out.reply.routing_server), "routing server length");
+		check(sc->out.reply.routing_server_len <= sizeof(sc->out.reply.routing_server),
+		      "routing server length");
 		break;
 	case 7:
 		sc->in.tds71 = arg & 1;
 		tdsbpf_host_parse_tail_done(sc.get());
 		break;
-	case 8:
-		tdsbpf_host_parse_request(sc.get());
-		break;
+	case 8: tdsbpf_host_parse_request(sc.get()); break;
 	}
 	return 0;
 }

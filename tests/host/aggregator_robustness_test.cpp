@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // Out-of-order and lost events, mid-stream starts, port reuse, floods, and
 // the diagnoses the seeds explain beyond their own traces.
 #include <gtest/gtest.h>
@@ -83,9 +84,17 @@ TEST(Robustness, LostEventsSkipPhasesButKeepTheOutcome)
 {
 	// No PRELOGIN answer, no TLS, no LOGIN7 record: events lost.
 	Trace t("192.0.2.10", 50001, "192.0.2.20", 1433);
-	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3).prelogin(0.003, C2S, 18, 0, 0, 0, 0)
-		.loginack(0.050, 0x74000004, 16, 0, 1, 52).request(0.060, TDS_RPC).response(0.070)
-		.fin(0.100, C2S, 0, 0).close_ack(0.100, S2C, 0, 0).fin(0.101, S2C, 0, 0).close_ack(0.102, C2S, 0, 0);
+	t.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
+		.prelogin(0.003, C2S, 18, 0, 0, 0, 0)
+		.loginack(0.050, 0x74000004, 16, 0, 1, 52)
+		.request(0.060, TDS_RPC)
+		.response(0.070)
+		.fin(0.100, C2S, 0, 0)
+		.close_ack(0.100, S2C, 0, 0)
+		.fin(0.101, S2C, 0, 0)
+		.close_ack(0.102, C2S, 0, 0);
 	auto r = run(t.records());
 	ASSERT_EQ(r.size(), 1u);
 	EXPECT_EQ(phase_names(r[0]), (Strings{"tcp_handshake", "prelogin", "login_ack", "active", "close"}));
@@ -110,9 +119,15 @@ std::vector<Record> numbered_without(std::vector<Record> recs, std::vector<size_
 TEST(LostEvents, GapsAreCountedAndSaidWhereTheyHappened)
 {
 	Trace t = sql_login();
-	t.loginack(0.010, 0x74000004, 16, 0, 1, 51).request(0.020, TDS_RPC).response(0.021)
-		.request(0.030, TDS_RPC).response(0.031)
-		.fin(0.100, C2S, 0, 0).close_ack(0.100, S2C, 0, 0).fin(0.101, S2C, 0, 0).close_ack(0.102, C2S, 0, 0);
+	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
+		.request(0.020, TDS_RPC)
+		.response(0.021)
+		.request(0.030, TDS_RPC)
+		.response(0.031)
+		.fin(0.100, C2S, 0, 0)
+		.close_ack(0.100, S2C, 0, 0)
+		.fin(0.101, S2C, 0, 0)
+		.close_ack(0.102, C2S, 0, 0);
 	// the second RPC and its answer are lost
 	auto r = run(numbered_without(t.records(), {13, 14}));
 	ASSERT_EQ(r.size(), 1u);
@@ -180,8 +195,8 @@ TEST(LostEvents, DropsWhileOpenMakeTheEndUnknown)
 	agg.finish(recs.back().base().ts_ns + 1'000'000'000ull);
 	ASSERT_EQ(sink.records.size(), 1u);
 	const auto& c = sink.records[0];
-	EXPECT_EQ(c["close"]["kind"], "unknown");         // not still_open
-	EXPECT_EQ(c["login"]["outcome"], "unknown");      // not in_progress
+	EXPECT_EQ(c["close"]["kind"], "unknown");    // not still_open
+	EXPECT_EQ(c["login"]["outcome"], "unknown"); // not in_progress
 	EXPECT_EQ(c["tracer"]["more_may_be_lost"], true);
 	EXPECT_EQ(c["tracer"]["events_lost"], 0);
 	EXPECT_TRUE(has_diagnosis(c, "events_lost"));
@@ -201,7 +216,10 @@ TEST(TextView, NoCounterLinesInTheTimeline)
 	Trace t = sql_login();
 	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
 		.stats(5.0, 100, 200, 3, 4, false)
-		.fin(9.0, C2S, 0, 0).close_ack(9.0, S2C, 0, 0).fin(9.001, S2C, 0, 0).close_ack(9.002, C2S, 0, 0)
+		.fin(9.0, C2S, 0, 0)
+		.close_ack(9.0, S2C, 0, 0)
+		.fin(9.001, S2C, 0, 0)
+		.close_ack(9.002, C2S, 0, 0)
 		.stats(9.002, 150, 250, 5, 6, true);
 	AggregatorConfig cfg;
 	CollectSink sink;
@@ -224,7 +242,10 @@ TEST(TextView, EachDirectionIsNamed)
 	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
 		.keepalive(2.0, S2C)
 		.retrans(3.0, C2S)
-		.fin(9.0, C2S, 0, 0).close_ack(9.0, S2C, 0, 0).fin(9.001, S2C, 0, 0).close_ack(9.002, C2S, 0, 0)
+		.fin(9.0, C2S, 0, 0)
+		.close_ack(9.0, S2C, 0, 0)
+		.fin(9.001, S2C, 0, 0)
+		.close_ack(9.002, C2S, 0, 0)
 		.stats(9.002, 150, 250, 5, 6, true);
 	std::ostringstream out;
 	TextSink sink(out);
@@ -262,16 +283,20 @@ TEST(Robustness, PreloginAnswerReadAsAReplyIsNotALoginReply)
 	// A server PRELOGIN answer whose option table a token walk misread as
 	// an ERROR: it must not fail the login.
 	Trace t("192.0.2.10", 50010, "192.0.2.20", 1433);
-	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+	t.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
 		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_OFF, 0)
 		.login_error(0.004, 0, 0, 0)
-		.tls_in_tds(0.005, C2S, 22, 1).tls_in_tds(0.006, S2C, 22, 2)
+		.tls_in_tds(0.005, C2S, 22, 1)
+		.tls_in_tds(0.006, S2C, 22, 2)
 		.tls(0.007, C2S, 23)
 		.loginack(0.010, 0x74000004, 16, 0, 1, 51);
 	auto r = run(t.records());
 	ASSERT_EQ(r.size(), 1u);
 	EXPECT_EQ(r[0]["login"]["outcome"], "success");
-	EXPECT_EQ(phase_names(r[0]), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "login_ack", "active"}));
+	EXPECT_EQ(phase_names(r[0]),
+		  (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "login_ack", "active"}));
 }
 
 TEST(Robustness, LostFinEndsStillOpenAtFinish)
@@ -321,8 +346,11 @@ TEST(Robustness, HalfCloseEndsAfterTheFinTimeout)
 TEST(Robustness, TracerStartedMidConnection)
 {
 	Trace t("192.0.2.10", 50002, "192.0.2.20", 1433);
-	t.midstream().request(0, TDS_RPC, TDS_STATUS_EOM | TDS_STATUS_RESETCONNECTION).response(0.004)
-		.request(0.010, TDS_SQL_BATCH).response(0.012);
+	t.midstream()
+		.request(0, TDS_RPC, TDS_STATUS_EOM | TDS_STATUS_RESETCONNECTION)
+		.response(0.004)
+		.request(0.010, TDS_SQL_BATCH)
+		.response(0.012);
 	auto r = run(t.records());
 	ASSERT_EQ(r.size(), 1u);
 	EXPECT_EQ(r[0]["midstream"], true);
@@ -339,9 +367,14 @@ TEST(Robustness, PortReuseAfterCloseIsANewConnection)
 {
 	Trace t = sql_login(50003);
 	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
-		.fin(0.100, C2S, 0, 0).close_ack(0.100, S2C, 0, 0).fin(0.101, S2C, 0, 0).close_ack(0.102, C2S, 0, 0)
+		.fin(0.100, C2S, 0, 0)
+		.close_ack(0.100, S2C, 0, 0)
+		.fin(0.101, S2C, 0, 0)
+		.close_ack(0.102, C2S, 0, 0)
 		// The same ports again 100 ms later (before the close's linger ends).
-		.syn(0.200, 777777).synack(0.201, 1, 777778).hs_ack(0.202, 777778, 2)
+		.syn(0.200, 777777)
+		.synack(0.201, 1, 777778)
+		.hs_ack(0.202, 777778, 2)
 		.prelogin(0.203, C2S, 18, 0, 0, 0, 0);
 	auto r = run(t.records());
 	ASSERT_EQ(r.size(), 2u);
@@ -398,7 +431,12 @@ TEST(Robustness, SynRefused)
 Trace refused_three_times(uint16_t port)
 {
 	Trace t("192.0.2.10", port, "192.0.2.20", 1433);
-	t.syn(0, 99).rst(0.0003, S2C, 0, 100).syn(0.5006, 99).rst(0.5009, S2C, 0, 100).syn(1.0012, 99).rst(1.0015, S2C, 0, 100);
+	t.syn(0, 99)
+		.rst(0.0003, S2C, 0, 100)
+		.syn(0.5006, 99)
+		.rst(0.5009, S2C, 0, 100)
+		.syn(1.0012, 99)
+		.rst(1.0015, S2C, 0, 100);
 	return t;
 }
 
@@ -487,12 +525,13 @@ TEST(Robustness, OldestIdleEstablishedIsEvictedFirst)
 		c("192.0.2.3", 1003, "192.0.2.20", 1433);
 	a.midstream().request(0.0, TDS_SQL_BATCH);
 	b.midstream().request(0.1, TDS_SQL_BATCH);
-	a.request(0.2, TDS_SQL_BATCH);           // a is now more recent than b
+	a.request(0.2, TDS_SQL_BATCH);		   // a is now more recent than b
 	c.midstream().request(0.3, TDS_SQL_BATCH); // evicts b
 	std::vector<Record> all;
 	for (Trace* t : {&a, &b, &c})
 		all.insert(all.end(), t->records().begin(), t->records().end());
-	std::stable_sort(all.begin(), all.end(), [](const Record& x, const Record& y) { return x.base().ts_ns < y.base().ts_ns; });
+	std::stable_sort(all.begin(), all.end(),
+			 [](const Record& x, const Record& y) { return x.base().ts_ns < y.base().ts_ns; });
 	for (auto& rec : all)
 		agg.on_event(rec.base(), rec.len);
 	agg.finish(at(1.0));
@@ -545,15 +584,16 @@ TEST(Robustness, ShuffledWithinWindowManyConnections)
 		}
 	}
 	std::mt19937 rng(7);
-	std::stable_sort(all.begin(), all.end(), [](const Record& x, const Record& y) { return x.base().ts_ns < y.base().ts_ns; });
+	std::stable_sort(all.begin(), all.end(),
+			 [](const Record& x, const Record& y) { return x.base().ts_ns < y.base().ts_ns; });
 	for (size_t i = 0; i + 1 < all.size(); i++)
 		if (all[i + 1].base().ts_ns - all[i].base().ts_ns < 1000000 && (rng() & 1))
 			std::swap(all[i], all[i + 1]);
 	auto r = run(all);
 	ASSERT_EQ(r.size(), 10u);
 	for (const auto& rec : r) {
-		EXPECT_EQ(phase_names(rec), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication",
-						     "login_ack", "active", "close"}));
+		EXPECT_EQ(phase_names(rec), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login",
+						     "authentication", "login_ack", "active", "close"}));
 		EXPECT_EQ(rec["close"]["kind"], "four_way");
 	}
 }
@@ -563,11 +603,16 @@ TEST(Robustness, ShuffledWithinWindowManyConnections)
 TEST(Diagnosis, ServerClosedFirstDuringTls)
 {
 	Trace t("192.0.2.10", 50100, "192.0.2.20", 1433);
-	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+	t.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
 		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
 		.prelogin(0.004, S2C, 11, 0, 0, TDS_ENCRYPT_ON, TDSBPF_VALUE_ABSENT)
 		.tls_in_tds(0.005, C2S, 22, 1, 0x0303)
-		.fin(0.006, S2C, 0, 0).close_ack(0.006, C2S, 0, 0).fin(0.007, C2S, 0, 0).close_ack(0.007, S2C, 0, 0);
+		.fin(0.006, S2C, 0, 0)
+		.close_ack(0.006, C2S, 0, 0)
+		.fin(0.007, C2S, 0, 0)
+		.close_ack(0.007, S2C, 0, 0);
 	auto r = run(t.records());
 	ASSERT_EQ(r.size(), 1u);
 	EXPECT_EQ(r[0]["close"]["kind"], "server_fin_first");
@@ -624,7 +669,8 @@ TEST(Diagnosis, ClientGaveUpOnASlowQueryAndResetTheLateAnswer)
 	EXPECT_EQ(r[0]["close"]["kind"], "reset");
 	EXPECT_EQ(r[0]["close"]["first_fin"], "client");
 	EXPECT_EQ(diagnosis_codes(r[0]), (Strings{"client_reset_abnormal"}));
-	EXPECT_NE(r[0]["diagnoses"][0]["message"].get<std::string>().find("299.3 ms after sending a request"), std::string::npos)
+	EXPECT_NE(r[0]["diagnoses"][0]["message"].get<std::string>().find("299.3 ms after sending a request"),
+		  std::string::npos)
 		<< r[0]["diagnoses"][0]["message"];
 }
 
@@ -633,7 +679,10 @@ TEST(Diagnosis, RequestAbandonedWithAFin)
 	Trace t = sql_login();
 	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
 		.request(0.020, TDS_RPC)
-		.fin(30.020, C2S, 0, 0).close_ack(30.020, S2C, 0, 0).fin(30.021, S2C, 0, 0).close_ack(30.021, C2S, 0, 0);
+		.fin(30.020, C2S, 0, 0)
+		.close_ack(30.020, S2C, 0, 0)
+		.fin(30.021, S2C, 0, 0)
+		.close_ack(30.021, C2S, 0, 0);
 	auto r = run(t.records());
 	ASSERT_EQ(r.size(), 1u);
 	EXPECT_EQ(r[0]["close"]["kind"], "four_way");
@@ -654,12 +703,17 @@ TEST(Diagnosis, LoginFailed18456)
 {
 	// SQL Server 2000 style: no encryption, LOGIN7 in clear, then the error.
 	Trace t("192.0.2.10", 50101, "192.0.2.20", 1433);
-	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+	t.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
 		.prelogin(0.003, C2S, 8, 0, 0, TDS_ENCRYPT_OFF, TDSBPF_VALUE_ABSENT)
 		.prelogin(0.004, S2C, 8, 0, 2039, TDS_ENCRYPT_NOT_SUP, TDSBPF_VALUE_ABSENT)
 		.login7(0.005, 0x71000001, false, TDSBPF_SSPI_NONE)
 		.login_error(0.020, 18456, 1, 14)
-		.fin(0.021, C2S, 0, 0).close_ack(0.021, S2C, 0, 0).fin(0.022, S2C, 0, 0).close_ack(0.022, C2S, 0, 0);
+		.fin(0.021, C2S, 0, 0)
+		.close_ack(0.021, S2C, 0, 0)
+		.fin(0.022, S2C, 0, 0)
+		.close_ack(0.022, C2S, 0, 0);
 	auto r = run(t.records());
 	ASSERT_EQ(r.size(), 1u);
 	EXPECT_EQ(phase_names(r[0]), (Strings{"tcp_handshake", "prelogin", "login", "login_error", "close"}));
@@ -743,7 +797,9 @@ TEST(Diagnosis, AttentionCancel)
 TEST(Diagnosis, WeakTls)
 {
 	Trace t("192.0.2.10", 50102, "192.0.2.20", 1433);
-	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+	t.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
 		.prelogin(0.003, C2S, 9, 0, 0, TDS_ENCRYPT_OFF, 0)
 		.prelogin(0.004, S2C, 10, 50, 0, TDS_ENCRYPT_OFF, TDSBPF_VALUE_ABSENT)
 		.tls_in_tds(0.005, C2S, 22, 1, 0x0301)
@@ -847,7 +903,9 @@ TEST(Diagnosis, IdleTimeoutEndsSilentConnections)
 TEST(Encryption, Tds8StrictIsOpaqueAfterTheHandshake)
 {
 	Trace t("2001:db8::10", 50200, "2001:db8::20", 1433);
-	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+	t.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
 		.tls(0.003, C2S, 22, 1, 0x0304, TDSBPF_TLS_ALPN_TDS8)
 		.tls(0.004, S2C, 22, 2, 0x0304, TDSBPF_TLS_ALPN_TDS8)
 		.tls(0.006, C2S, 23) // PRELOGIN inside TLS
@@ -857,7 +915,10 @@ TEST(Encryption, Tds8StrictIsOpaqueAfterTheHandshake)
 		.tls(0.020, C2S, 23) // a request
 		.tls(0.021, C2S, 23)
 		.tls(0.025, S2C, 23)
-		.fin(0.1, C2S, 0, 0).close_ack(0.1, S2C, 0, 0).fin(0.1, S2C, 0, 0).close_ack(0.1, C2S, 0, 0);
+		.fin(0.1, C2S, 0, 0)
+		.close_ack(0.1, S2C, 0, 0)
+		.fin(0.1, S2C, 0, 0)
+		.close_ack(0.1, C2S, 0, 0);
 	auto r = run(t.records());
 	ASSERT_EQ(r.size(), 1u);
 	EXPECT_EQ(r[0]["network.type"], "ipv6");
@@ -891,10 +952,13 @@ TEST(Encryption, FullEncryptionTds7)
 TEST(Encryption, FederatedAuthentication)
 {
 	Trace t("192.0.2.10", 50300, "192.0.2.20", 1433);
-	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+	t.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
 		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_OFF, 0)
 		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_OFF, TDSBPF_VALUE_ABSENT)
-		.tls_in_tds(0.005, C2S, 22, 1).tls_in_tds(0.006, S2C, 22, 2)
+		.tls_in_tds(0.005, C2S, 22, 1)
+		.tls_in_tds(0.006, S2C, 22, 2)
 		.tls(0.007, C2S, 23)
 		.reply(0.010, TDSBPF_TOK_FEDAUTHINFO)
 		.loginack(0.050, 0x74000004, 16, 0, 1, 70);
@@ -909,10 +973,13 @@ TEST(Work, DoneInTheReplyPacketsOwnEvent)
 {
 	Trace t = sql_login();
 	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
-		.request(0.020, TDS_SQL_BATCH).response(0.021).tail_done(0x10, 7)
+		.request(0.020, TDS_SQL_BATCH)
+		.response(0.021)
+		.tail_done(0x10, 7)
 		.request(0.030, TDS_RPC)
 		.request(5.030, TDS_ATTENTION)
-		.response(5.031).tail_done(0x20, 0);
+		.response(5.031)
+		.tail_done(0x20, 0);
 	auto r = run(t.records());
 	ASSERT_EQ(r.size(), 1u);
 	EXPECT_EQ(r[0]["work"]["rows"], 7);
@@ -924,9 +991,15 @@ TEST(Work, RowsAndDoneCounts)
 {
 	Trace t = sql_login();
 	t.loginack(0.010, 0x74000004, 16, 0, 1, 51)
-		.request(0.020, TDS_SQL_BATCH).response(0.021).done(0.021, 0x10, 42)
-		.request(0.030, TDS_BULK_LOAD).response(0.031).done(0.031, 0x10, 1000)
-		.request(0.040, TDS_TRANSACTION_MGR).response(0.041).done(0.041, 0x00, 0);
+		.request(0.020, TDS_SQL_BATCH)
+		.response(0.021)
+		.done(0.021, 0x10, 42)
+		.request(0.030, TDS_BULK_LOAD)
+		.response(0.031)
+		.done(0.031, 0x10, 1000)
+		.request(0.040, TDS_TRANSACTION_MGR)
+		.response(0.041)
+		.done(0.041, 0x00, 0);
 	auto r = run(t.records());
 	ASSERT_EQ(r.size(), 1u);
 	EXPECT_EQ(r[0]["work"]["rows"], 1042);
@@ -1002,7 +1075,9 @@ TEST(Record, StillOpenAtTheEndOfACaptureEndsAtItsLastPacket)
 TEST(Diagnosis, NoPreloginMeansNoEncryptionNegotiatedAndNoPasswordForNtlm)
 {
 	Trace t("192.0.2.10", 50200, "192.0.2.20", 1433);
-	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+	t.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
 		.login7(0.003, 0x71000001, true, TDSBPF_SSPI_NTLM)
 		.sspi_challenge(0.004)
 		.ntlm_auth(0.005, "CORP", "ann", "WS1")
@@ -1025,7 +1100,9 @@ TEST(Diagnosis, NoPreloginMeansNoEncryptionNegotiatedAndNoPasswordForNtlm)
 TEST(Diagnosis, SqlLoginInClearWarnsAboutThePassword)
 {
 	Trace t("192.0.2.10", 50201, "192.0.2.20", 1433);
-	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+	t.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
 		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_NOT_SUP, 0)
 		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_NOT_SUP, TDSBPF_VALUE_ABSENT)
 		.login7(0.005, 0x74000004, false, TDSBPF_SSPI_NONE)
@@ -1069,7 +1146,9 @@ TEST(Diagnosis, LoginReplyNotTaken)
 TEST(Diagnosis, EncryptedLoginAnsweredThenClosedByTheServerIsAProbableFailure)
 {
 	Trace t("192.0.2.10", 50300, "192.0.2.20", 1433);
-	t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+	t.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
 		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
 		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
 		.tls_in_tds(0.005, C2S, 22, 1)
@@ -1094,7 +1173,9 @@ TEST(Diagnosis, EncryptedLoginAnsweredThenClosedByTheServerIsAProbableFailure)
 
 	// with a request after the login, the server's close is something else
 	Trace u("192.0.2.10", 50301, "192.0.2.20", 1433);
-	u.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+	u.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
 		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
 		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
 		.tls_in_tds(0.005, C2S, 22, 1)

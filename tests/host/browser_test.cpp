@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The SQL Server Browser (--follow-browser), packet copies (--write-pcap)
 // and socket owners, through the host walk and the aggregator: the ports a
 // Browser reply names are traced before the client connects, lookups are
@@ -289,9 +290,10 @@ TEST(Capture, PacketCopiesFollowTheWalkWithTheirConnection)
 	cfg.snaplen = 80;
 	Collector c(cfg);
 	Conn t = tcp_conn(1433);
-	std::vector<Bytes> frames{t.syn(), t.synack(), t.ack(true),
-				  t.data(true, tds(0x12, 1, prelogin({{0, Bytes{16, 0, 0, 0, 0, 0}}}))),
-				  t.fin(true), t.fin(false), t.ack(true)};
+	std::vector<Bytes> frames{t.syn(),     t.synack(),
+				  t.ack(true), t.data(true, tds(0x12, 1, prelogin({{0, Bytes{16, 0, 0, 0, 0, 0}}}))),
+				  t.fin(true), t.fin(false),
+				  t.ack(true)};
 	for (const auto& f : frames)
 		c.feed(f);
 	auto recs = c.take();
@@ -342,7 +344,8 @@ TEST(Owners, TheLocalEndIsNamedByItsCgroup)
 		if (id != 4242)
 			return nullptr;
 		auto o = std::make_shared<SocketOwner>();
-		o->cgroup_path = "/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope";
+		o->cgroup_path =
+			"/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope";
 		o->systemd_unit = "docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope";
 		o->container_id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 		o->container_runtime = "docker";
@@ -381,7 +384,10 @@ TEST(Browser, RecordsMatchTheSchema)
 	c.feed(b.udp(true, ssrp_ucast_inst("LAB")));
 	c.feed(b.udp(false, ssrp_response(kReply)));
 	c.feed(b.udp(true, Bytes{0x03}));
-	c.feed(b.udp(false, ssrp_response("ServerName;SQL1;InstanceName;B;IsClustered;No;Version;15.0.2000.5;np;\\\\SQL1\\pipe\\b;;")));
+	c.feed(b.udp(
+		false,
+		ssrp_response(
+			"ServerName;SQL1;InstanceName;B;IsClustered;No;Version;15.0.2000.5;np;\\\\SQL1\\pipe\\b;;")));
 	c.feed(b.udp(true, Bytes{0x0f, 0x01, 'L', 'A', 'B', 0}));
 	c.feed(b.udp(false, Bytes{0x05, 0x06, 0x00, 0x01, 0x34, 0x12}));
 	c.feed(b.udp(true, ssrp_ucast_inst("NOPE")));
@@ -415,7 +421,8 @@ TEST(Browser, RecordsMatchTheSchema)
 		for (const auto& j : out)
 			f << j.dump() << "\n";
 	}
-	std::string cmd = std::string("/usr/bin/python3 ") + TDSBPF_SCHEMA_CHECK + " " + TDSBPF_CONNECTION_SCHEMA + " " + path;
+	std::string cmd =
+		std::string("/usr/bin/python3 ") + TDSBPF_SCHEMA_CHECK + " " + TDSBPF_CONNECTION_SCHEMA + " " + path;
 	int rc = std::system(cmd.c_str());
 	rc = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 	ASSERT_NE(rc, 3) << "install the Debian package python3-jsonschema";
@@ -432,10 +439,16 @@ TEST(Capture, APacketSeenTwiceIsCopiedOnce)
 	cfg.snaplen = 128;
 	Collector c(cfg);
 	Conn t = tcp_conn(1433);
-	std::vector<Bytes> frames{t.syn(), t.synack(), t.ack(true),
+	std::vector<Bytes> frames{t.syn(),
+				  t.synack(),
+				  t.ack(true),
 				  t.data(true, tds(0x12, 1, prelogin({{0, Bytes{16, 0, 0, 0, 0, 0}}}))),
-				  t.data(false, Bytes(300, 0x04)), t.data(false, Bytes(300, 0x04)), t.ack(true),
-				  t.fin(true), t.fin(false), t.ack(true)};
+				  t.data(false, Bytes(300, 0x04)),
+				  t.data(false, Bytes(300, 0x04)),
+				  t.ack(true),
+				  t.fin(true),
+				  t.fin(false),
+				  t.ack(true)};
 	uint64_t ts = 1;
 	for (const auto& f : frames) {
 		c.p.process_ethernet(f, static_cast<uint32_t>(f.size()), ts++, 1, TDSBPF_HOOK_TC_EGRESS);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The real captures (../shared/captures, described in its INDEX.md) through
 // the host walk, the capture reader and the tdsbpf binary.
 //
@@ -37,26 +38,33 @@ const std::string kSql2022 = "sql2022-tds74-tls-login.pcap";
 const std::string kSql2022Select = "sql2022-tds74-tls-login-select.pcap";
 const std::string kMidstream = "rpc-requests-midstream.pcap";
 
-bool require_tools() { const char* e = std::getenv("TDSBPF_REQUIRE_BPF"); return e && std::string(e) == "1"; }
+bool require_tools()
+{
+	const char* e = std::getenv("TDSBPF_REQUIRE_BPF");
+	return e && std::string(e) == "1";
+}
 
-#define NEED_CAPTURES()                                                                            \
-	do {                                                                                       \
-		ASSERT_TRUE(fs::is_directory(kDir))                                                \
-			<< "capture folder " << kDir << " is missing: the tests need the shared "    \
-			   "captures next to the source tree (../shared/captures)";                    \
+#define NEED_CAPTURES()                                                                                         \
+	do {                                                                                                    \
+		ASSERT_TRUE(fs::is_directory(kDir)) << "capture folder " << kDir                                \
+						    << " is missing: the tests need the shared "                \
+						       "captures next to the source tree (../shared/captures)"; \
 	} while (0)
 
-#define NEED_TOOL(tool)                                                                            \
-	do {                                                                                       \
-		if (std::system("command -v " tool " >/dev/null 2>&1") != 0) {                     \
-			if (require_tools())                                                       \
-				FAIL() << tool " is not installed (apt-get install tshark) and "    \
-					  "TDSBPF_REQUIRE_BPF=1";                                    \
-			GTEST_SKIP() << tool " is not installed (Debian package tshark)";          \
-		}                                                                                  \
+#define NEED_TOOL(tool)                                                                          \
+	do {                                                                                     \
+		if (std::system("command -v " tool " >/dev/null 2>&1") != 0) {                   \
+			if (require_tools())                                                     \
+				FAIL() << tool " is not installed (apt-get install tshark) and " \
+					       "TDSBPF_REQUIRE_BPF=1";                           \
+			GTEST_SKIP() << tool " is not installed (Debian package tshark)";        \
+		}                                                                                \
 	} while (0)
 
-fs::path cap(const std::string& name) { return kDir / name; }
+fs::path cap(const std::string& name)
+{
+	return kDir / name;
+}
 
 struct Proc {
 	int rc = -1;
@@ -88,7 +96,9 @@ Proc run(const std::string& cmd)
 {
 	ScratchDir t;
 	Proc r;
-	int st = std::system((cmd + " >" + quote((fs::path(t.path()) / "out").string()) + " 2>" + quote((fs::path(t.path()) / "err").string())).c_str());
+	int st = std::system((cmd + " >" + quote((fs::path(t.path()) / "out").string()) + " 2>" +
+			      quote((fs::path(t.path()) / "err").string()))
+				     .c_str());
 	r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 	r.out = slurp(fs::path(t.path()) / "out");
 	r.err = slurp(fs::path(t.path()) / "err");
@@ -173,7 +183,7 @@ TEST(Captures, TdsTypesAgreeWithTshark)
 		// retransmission and does not decode it as TDS again; our reader drops
 		// the copy. Both count each TDS packet once.
 		Proc t = run("tshark -r " + quote(e.path().string()) +
-			    " -d tcp.port==1433,tds -Y tds -T fields -e tds.type");
+			     " -d tcp.port==1433,tds -Y tds -T fields -e tds.type");
 		ASSERT_EQ(t.rc, 0) << t.err;
 		std::map<int, int> want;
 		std::istringstream in(t.out);
@@ -383,8 +393,8 @@ TEST(CapturesBinary, Sql2000FullConnection)
 	EXPECT_EQ(c["server.port"], 1433);
 	EXPECT_EQ(c["midstream"], false);
 	// every phase from the three-way handshake to the close
-	EXPECT_EQ(phase_names(c), (std::vector<std::string>{"tcp_handshake", "prelogin", "login", "login_ack",
-								 "active", "close"}));
+	EXPECT_EQ(phase_names(c),
+		  (std::vector<std::string>{"tcp_handshake", "prelogin", "login", "login_ack", "active", "close"}));
 	const json& n = c["negotiated"];
 	EXPECT_EQ(n["client_encryption"], "off");
 	EXPECT_EQ(n["server_encryption"], "not_supported");
@@ -421,8 +431,8 @@ TEST(CapturesBinary, Sql2000FullConnection)
 TEST(CapturesBinary, Sql2022TlsLoginOnlyEncryption)
 {
 	NEED_CAPTURES();
-	for (auto& [name, batches, rows] : std::vector<std::tuple<std::string, int, json>>{
-		     {kSql2022, 2, nullptr}, {kSql2022Select, 3, 1}}) {
+	for (auto& [name, batches, rows] :
+	     std::vector<std::tuple<std::string, int, json>>{{kSql2022, 2, nullptr}, {kSql2022Select, 3, 1}}) {
 		Proc r = tdsbpf_read(cap(name));
 		ASSERT_EQ(r.rc, 0) << r.err;
 		auto conns = connections(ndjson(r.out));
@@ -431,8 +441,8 @@ TEST(CapturesBinary, Sql2022TlsLoginOnlyEncryption)
 		EXPECT_EQ(c["client.address"], "10.128.0.3");
 		EXPECT_EQ(c["server.address"], "172.17.0.2");
 		EXPECT_EQ(c["midstream"], false);
-		EXPECT_EQ(phase_names(c), (std::vector<std::string>{"tcp_handshake", "prelogin", "tls_handshake", "login",
-									 "login_ack", "active", "close"}))
+		EXPECT_EQ(phase_names(c), (std::vector<std::string>{"tcp_handshake", "prelogin", "tls_handshake",
+								    "login", "login_ack", "active", "close"}))
 			<< name;
 		const json& n = c["negotiated"];
 		// PRELOGIN: client 17.10.1 ENCRYPT_OFF, MARS off; server 16.0.600 ENCRYPT_OFF
@@ -481,9 +491,9 @@ TEST(CapturesBinary, RpcMidstreamTwelveConnections)
 		int batches, rpcs, responses, resets;
 	};
 	std::map<int, Want> want{
-		{1111, {1, 1, 2, 0}},  {2222, {1, 0, 1, 0}},  {3333, {0, 1, 0, 1}},  {4444, {0, 1, 0, 1}},
-		{5555, {1, 6, 7, 0}},  {6666, {0, 1, 0, 0}},  {7777, {0, 1, 0, 1}},  {8888, {0, 1, 0, 1}},
-		{9999, {0, 1, 0, 0}},  {11111, {0, 1, 0, 1}}, {22222, {0, 1, 0, 1}}, {33333, {0, 1, 0, 1}},
+		{1111, {1, 1, 2, 0}}, {2222, {1, 0, 1, 0}},  {3333, {0, 1, 0, 1}},  {4444, {0, 1, 0, 1}},
+		{5555, {1, 6, 7, 0}}, {6666, {0, 1, 0, 0}},  {7777, {0, 1, 0, 1}},  {8888, {0, 1, 0, 1}},
+		{9999, {0, 1, 0, 0}}, {11111, {0, 1, 0, 1}}, {22222, {0, 1, 0, 1}}, {33333, {0, 1, 0, 1}},
 	};
 	int batches = 0, rpcs = 0, responses = 0, resets = 0;
 	for (auto& c : conns) {
@@ -588,7 +598,8 @@ TEST(CapturesTruncated, EveryCutOffsetIsSafe)
 	// every offset near a record boundary, a stride elsewhere
 	std::vector<size_t> offsets;
 	for (size_t n = 24; n < all.size(); n++) {
-		bool near = std::any_of(recs.begin(), recs.end(), [&](size_t off) { return n + 4 >= off && n <= off + 20; });
+		bool near = std::any_of(recs.begin(), recs.end(),
+					[&](size_t off) { return n + 4 >= off && n <= off + 20; });
 		if (near || n % 11 == 0)
 			offsets.push_back(n);
 	}
@@ -758,7 +769,8 @@ TEST(CapturesCopies, FrameRepeatedAThousandTimesIsNotLoss)
 	ScratchDir t;
 	// the capture artefact: the same bytes a thousand times, 20 µs apart,
 	// the frame longer than its IP packet
-	json c = only_connection(write_ethernet_pcap(fs::path(t.path()), "repeat.pcap", with_reply_copies(1000, 20, true)));
+	json c = only_connection(
+		write_ethernet_pcap(fs::path(t.path()), "repeat.pcap", with_reply_copies(1000, 20, true)));
 	ASSERT_TRUE(c.is_object());
 	EXPECT_EQ(c["tcp"]["retransmissions"]["server_to_client"], 0);
 	EXPECT_EQ(c["tcp"]["retransmissions"]["client_to_server"], 0);
@@ -774,18 +786,21 @@ TEST(CapturesCopies, SpacedCopiesOfAnOddFrameAndRealResends)
 	ScratchDir t;
 	// 5 ms apart: no sender resends that fast, but a copy is only taken for
 	// one at such a distance when the frame cannot be a sender's (odd length)
-	json odd = only_connection(write_ethernet_pcap(fs::path(t.path()), "odd.pcap", with_reply_copies(20, 5000, true)));
+	json odd =
+		only_connection(write_ethernet_pcap(fs::path(t.path()), "odd.pcap", with_reply_copies(20, 5000, true)));
 	EXPECT_EQ(odd["tcp"]["retransmissions"]["server_to_client"], 0);
 	EXPECT_EQ(odd["tcp"]["duplicates_ignored"]["server_to_client"], 20);
 	// the same bytes, a well-formed frame, 300 ms apart: resends (a capture
 	// cannot tell those from copies without the sender's IP ID changing, and
 	// a resend is what a sender does after its timeout)
-	json resent = only_connection(write_ethernet_pcap(fs::path(t.path()), "resent.pcap", with_reply_copies(2, 300000, false)));
+	json resent = only_connection(
+		write_ethernet_pcap(fs::path(t.path()), "resent.pcap", with_reply_copies(2, 300000, false)));
 	EXPECT_EQ(resent["tcp"]["retransmissions"]["server_to_client"], 2);
 	EXPECT_EQ(resent["tcp"]["duplicates_ignored"]["server_to_client"], 0);
 	EXPECT_TRUE(has_diagnosis(resent, "retransmissions")) << resent["diagnoses"].dump();
 	// and a well-formed frame twice within a few microseconds: a copy
-	json twice = only_connection(write_ethernet_pcap(fs::path(t.path()), "twice.pcap", with_reply_copies(1, 3, false)));
+	json twice =
+		only_connection(write_ethernet_pcap(fs::path(t.path()), "twice.pcap", with_reply_copies(1, 3, false)));
 	EXPECT_EQ(twice["tcp"]["retransmissions"]["server_to_client"], 0);
 	EXPECT_EQ(twice["tcp"]["duplicates_ignored"]["server_to_client"], 1);
 }
@@ -890,7 +905,8 @@ TEST(CapturesBinary, FramesAndAFilterLeadToThePackets)
 		// the text view: the PRELOGIN line names tshark's first PRELOGIN frame
 		Proc text = tdsbpf_read(cap(name), "--format text");
 		ASSERT_EQ(text.rc, 0) << text.err;
-		Proc t = run("tshark -r " + quote(cap(name).string()) + " -d tcp.port==1433,tds -Y tds.type==18 -T fields -e frame.number");
+		Proc t = run("tshark -r " + quote(cap(name).string()) +
+			     " -d tcp.port==1433,tds -Y tds.type==18 -T fields -e frame.number");
 		ASSERT_EQ(t.rc, 0) << t.err;
 		std::string first = t.out.substr(0, t.out.find('\n'));
 		std::istringstream lines(text.out);

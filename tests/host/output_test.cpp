@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // Output: the JSON Schema holds for every record, NDJSON and text sinks,
 // snapshots and the exit summary.
 #include <gtest/gtest.h>
@@ -33,7 +34,9 @@ std::vector<std::vector<Record>> all_scenarios()
 	v.push_back(seed_idle_close().records());
 	// Failures and odd ends, so that every optional part gets a value.
 	Trace f("2001:db8::1", 50001, "2001:db8::2", 1433);
-	f.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+	f.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
 		.prelogin(0.003, C2S, 8, 0, 0, TDS_ENCRYPT_OFF, TDSBPF_VALUE_ABSENT)
 		.prelogin(0.004, S2C, 8, 0, 2039, TDS_ENCRYPT_NOT_SUP, TDSBPF_VALUE_ABSENT)
 		.login7(0.005, 0x71000001, false, TDSBPF_SSPI_NONE, true)
@@ -47,14 +50,22 @@ std::vector<std::vector<Record>> all_scenarios()
 	s.syn(0, 1).syn(1, 1);
 	v.push_back(s.records());
 	Trace w("192.0.2.1", 50004, "192.0.2.2", 1433);
-	w.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3)
+	w.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
 		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_OFF, 1)
 		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_OFF, 0)
-		.tls_in_tds(0.005, C2S, 22, 1, 0x0302).tls_in_tds(0.006, S2C, 22, 2, 0x0302)
+		.tls_in_tds(0.005, C2S, 22, 1, 0x0302)
+		.tls_in_tds(0.006, S2C, 22, 2, 0x0302)
 		.tls(0.007, C2S, 23)
 		.routing(0.010, "replica.contoso", 1444)
-		.request(0.020, TDS_SQL_BATCH).request(0.021, TDS_ATTENTION).response(0.030).done(0.030, 0x30, 5)
-		.retrans(0.031, S2C).zero_window(0.032, C2S).stats(0.033, 100, 200, 3, 4, true)
+		.request(0.020, TDS_SQL_BATCH)
+		.request(0.021, TDS_ATTENTION)
+		.response(0.030)
+		.done(0.030, 0x30, 5)
+		.retrans(0.031, S2C)
+		.zero_window(0.032, C2S)
+		.stats(0.033, 100, 200, 3, 4, true)
 		.rst(0.040, C2S, 0, 0);
 	v.push_back(w.records());
 	return v;
@@ -62,7 +73,8 @@ std::vector<std::vector<Record>> all_scenarios()
 
 int run_validator(const std::string& path)
 {
-	std::string cmd = std::string("/usr/bin/python3 ") + TDSBPF_SCHEMA_CHECK + " " + TDSBPF_CONNECTION_SCHEMA + " " + path;
+	std::string cmd =
+		std::string("/usr/bin/python3 ") + TDSBPF_SCHEMA_CHECK + " " + TDSBPF_CONNECTION_SCHEMA + " " + path;
 	int rc = std::system(cmd.c_str());
 	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
@@ -120,7 +132,8 @@ TEST(Schema, ValidatorRejectsABrokenRecord)
 		auto b = recs[0];
 		b.erase("phases");
 		auto c = recs[0];
-		c["diagnoses"].push_back({{"code", "made_up"}, {"severity", "info"}, {"message", "not a real diagnosis"}});
+		c["diagnoses"].push_back(
+			{{"code", "made_up"}, {"severity", "info"}, {"message", "not a real diagnosis"}});
 		out << a.dump() << "\n" << b.dump() << "\n" << c.dump() << "\n";
 	}
 	int rc = run_validator(path);
@@ -155,18 +168,17 @@ TEST(Output, TextTimelineLikeTheSeeds)
 	seed_mars_close_server_order(t);
 	feed(agg, t.records());
 	std::string s = out.str();
-	for (const char* want : {"10.10.10.10:52965 > 10.10.10.22:1433  TCP:Flags=CE....S., PayloadLen=0, Seq=661832900",
-				 "10.10.10.22:1433 > 10.10.10.10:52965  TCP:Flags=.E.A..S.",
-				 "TDS:Prelogin, SPID = 0, PacketID = 1",
-				 "TLS:HandShake: Client Hello (TLS 1.2) (in TDS:Prelogin)",
-				 "NLMP:NTLM AUTHENTICATE MESSAGE Domain: CONTOSO, User: joe133, Workstation: JOEWKS",
-				 "SMP:SYN, Sid = 0, Length = 16, SeqNum = 0, Wndw = 4",
-				 "SMP:ACK, Sid = 0, Length = 16, SeqNum = 34, Wndw = 40",
-				 "SMP:FIN, Sid = 0, Length = 16, SeqNum = 559, Wndw = 614",
-				 "TCP:Flags=...A...F, PayloadLen=0, Seq=661892741, Ack=493774858",
-				 "TCP:Flags=...A.R.., PayloadLen=0, Seq=661892742, Ack=493774874",
-				 "== connection 10.10.10.10:52965 -> 10.10.10.22:1433",
-				 "[info] mars_benign_reset:"})
+	for (const char* want :
+	     {"10.10.10.10:52965 > 10.10.10.22:1433  TCP:Flags=CE....S., PayloadLen=0, Seq=661832900",
+	      "10.10.10.22:1433 > 10.10.10.10:52965  TCP:Flags=.E.A..S.", "TDS:Prelogin, SPID = 0, PacketID = 1",
+	      "TLS:HandShake: Client Hello (TLS 1.2) (in TDS:Prelogin)",
+	      "NLMP:NTLM AUTHENTICATE MESSAGE Domain: CONTOSO, User: joe133, Workstation: JOEWKS",
+	      "SMP:SYN, Sid = 0, Length = 16, SeqNum = 0, Wndw = 4",
+	      "SMP:ACK, Sid = 0, Length = 16, SeqNum = 34, Wndw = 40",
+	      "SMP:FIN, Sid = 0, Length = 16, SeqNum = 559, Wndw = 614",
+	      "TCP:Flags=...A...F, PayloadLen=0, Seq=661892741, Ack=493774858",
+	      "TCP:Flags=...A.R.., PayloadLen=0, Seq=661892742, Ack=493774874",
+	      "== connection 10.10.10.10:52965 -> 10.10.10.22:1433", "[info] mars_benign_reset:"})
 		EXPECT_NE(s.find(want), std::string::npos) << "missing: " << want << "\n" << s;
 	// Relative time of the SMP:SYN (frame 18024) from the SYN (6704).
 	EXPECT_NE(s.find("   0.1562193  10.10.10.10:52965 > 10.10.10.22:1433  SMP:SYN"), std::string::npos) << s;

@@ -68,8 +68,7 @@ using Proc = labtest::TdsbpfRun;
 
 // tdsbpf with args, its stdin from in_fd (or /dev/null); on_start, when
 // given, is called with its pid while it runs.
-Proc run_tdsbpf(const std::vector<std::string>& args, int in_fd = -1,
-		const std::function<void(pid_t)>& on_start = {})
+Proc run_tdsbpf(const std::vector<std::string>& args, int in_fd = -1, const std::function<void(pid_t)>& on_start = {})
 {
 	return labtest::run_tdsbpf(args, in_fd, -1, on_start);
 }
@@ -143,7 +142,7 @@ TEST(Syslog, Rfc5424Message)
 	tdsbpf::SyslogHeader h;
 	h.severity = tdsbpf::kSyslogWarning;
 	h.time_ns = 1764633600123456789ULL; // 2025-12-02T00:00:00.123456789Z
-	h.hostname = "db 01\x7f.example";     // space and DEL are not PRINTUSASCII
+	h.hostname = "db 01\x7f.example";   // space and DEL are not PRINTUSASCII
 	h.procid = 4242;
 	h.msgid = "connection";
 	std::string m = tdsbpf::format_syslog(h, R"({"a":1})");
@@ -225,10 +224,13 @@ TEST(OutputsBinary, BadSpecsAreRefused)
 		{"--events-output syslog+udp:10.0.0.1 " + rd, "--events-output: syslog+udp:10.0.0.1: no port"},
 		{"--output file:/nonexistent/dir/records.ndjson " + none,
 		 "--output file:/nonexistent/dir/records.ndjson: cannot open /nonexistent/dir/records.ndjson: No such file"},
-		{"--events-output file:/nonexistent/e.ndjson " + rd, "--events-output file:/nonexistent/e.ndjson: cannot open"},
+		{"--events-output file:/nonexistent/e.ndjson " + rd,
+		 "--events-output file:/nonexistent/e.ndjson: cannot open"},
 		{"--output file:" + fs::path(t.path()).string() + " " + rd, "Is a directory"},
-		{"--output syslog:127.0.0.1:514 --format text " + none, "syslog takes the JSON records, not --format text"},
-		{"--output file:" + (fs::path(t.path()) / "x").string() + " --events-output file:" + (fs::path(t.path()) / "x").string() + " " + rd,
+		{"--output syslog:127.0.0.1:514 --format text " + none,
+		 "syslog takes the JSON records, not --format text"},
+		{"--output file:" + (fs::path(t.path()) / "x").string() +
+			 " --events-output file:" + (fs::path(t.path()) / "x").string() + " " + rd,
 		 "the same file as --output"},
 		{"--events --events-output unix:" + sock + " " + rd, "--events excludes --events-output"},
 		{"--output-buffer-mb 0 --output tcp:127.0.0.1:9 " + none, "--output-buffer-mb"},
@@ -258,10 +260,11 @@ TEST(OutputsBinary, FilesAppendedToRecordsAndEventsApart)
 	ASSERT_EQ(events.rc, 0) << events.err;
 	ASSERT_EQ(ndjson(plain.out).size(), 12u);
 
-	std::string rec = (fs::path(t.path()) / "records.ndjson").string(), ev = (fs::path(t.path()) / "events.ndjson").string();
+	std::string rec = (fs::path(t.path()) / "records.ndjson").string(),
+		    ev = (fs::path(t.path()) / "events.ndjson").string();
 	for (int i = 0; i < 2; i++) {
-		Proc r = run_tdsbpf({"--read", kMidstream.string(), "--output", "file:" + rec, "--events-output",
-				     "file:" + ev});
+		Proc r = run_tdsbpf(
+			{"--read", kMidstream.string(), "--output", "file:" + rec, "--events-output", "file:" + ev});
 		ASSERT_EQ(r.rc, 0) << r.err;
 		EXPECT_TRUE(r.out.empty()) << r.out;
 		json s = json::parse(r.err.substr(r.err.rfind("{\"by_close_kind\"")));
@@ -284,7 +287,8 @@ TEST(OutputsBinary, FilesAppendedToRecordsAndEventsApart)
 	r = run_tdsbpf({"--read", kSql2000.string(), "--format", "text", "--output", "file:" + tf});
 	ASSERT_EQ(r.rc, 0) << r.err;
 	EXPECT_EQ(slurp(tf), text.out);
-	EXPECT_NE(r.err.find("   output: file:" + tf + ", 0 records dropped, 0 reconnects"), std::string::npos) << r.err;
+	EXPECT_NE(r.err.find("   output: file:" + tf + ", 0 records dropped, 0 reconnects"), std::string::npos)
+		<< r.err;
 }
 
 // A Unix stream socket the test listens on (no network needed): NDJSON
@@ -324,7 +328,8 @@ TEST(OutputsBinary, UnixSocketGetsTheRecords)
 		<< r.err;
 
 	auto start = std::chrono::steady_clock::now();
-	r = run_tdsbpf({"--read", kMidstream.string(), "--output", "unix:" + (fs::path(t.path()) / "nobody.sock").string()});
+	r = run_tdsbpf(
+		{"--read", kMidstream.string(), "--output", "unix:" + (fs::path(t.path()) / "nobody.sock").string()});
 	double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 	EXPECT_EQ(r.rc, 0) << r.err;
 	EXPECT_NE(r.err.find("cannot connect: No such file or directory"), std::string::npos) << r.err;

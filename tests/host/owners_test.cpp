@@ -124,22 +124,22 @@ TEST(Owners, InventsNoContainerId)
 	std::string not_hex = kId;
 	not_hex[10] = 'g';
 	const std::vector<std::string> paths = {
-		"/system.slice/docker-" + kId.substr(1) + ".scope",   // 63 digits
-		"/system.slice/docker-" + kId + "0.scope",            // 65 digits
+		"/system.slice/docker-" + kId.substr(1) + ".scope", // 63 digits
+		"/system.slice/docker-" + kId + "0.scope",	    // 65 digits
 		"/system.slice/docker-" + upper + ".scope",
 		"/system.slice/docker-" + not_hex + ".scope",
 		"/system.slice/docker-" + kId + ".scope.bak",
 		"/system.slice/docker-" + kId + ".service",
 		"/system.slice/docker.service",
 		"/system.slice/docker-.scope",
-		"/" + kId,                                            // a bare id not under /docker or a pod
+		"/" + kId, // a bare id not under /docker or a pod
 		"/system.slice/" + kId,
 		"/notdocker/" + kId,
 		"/docker/" + kId + "x",
-		"/kubepods/burstable/" + kId,                         // no pod directory
+		"/kubepods/burstable/" + kId, // no pod directory
 		"/kubepods/burstable/podnot-a-uid/" + kId,
 		"/kubepods.slice/cri-containerd-" + kId.substr(0, 12) + ".scope",
-		"/docker-" + kId + "/x",                             // a prefix without the id alone
+		"/docker-" + kId + "/x", // a prefix without the id alone
 		"/system.slice/crio-conmon-" + kId + ".scope",
 		"/system.slice/cri-containerd-" + kId + kId + ".scope",
 	};
@@ -171,7 +171,7 @@ TEST(Owners, RejectsMalformedPods)
 
 TEST(Owners, RejectsBadUnitNames)
 {
-	const std::vector<std::string> paths = {"/system.slice/.service",  "/system.slice/a b.service",
+	const std::vector<std::string> paths = {"/system.slice/.service",   "/system.slice/a b.service",
 						"/system.slice/x.service~", "/system.slice/x.slice",
 						"/system.slice/x.mount",    "/system.slice/caf\xc3\xa9.service"};
 	for (const auto& p : paths) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The message parsers of parse.h on crafted bytes, through the host wrappers.
 #include <gtest/gtest.h>
 
@@ -295,8 +296,8 @@ TEST(Login7, FixedPart)
 	Login7 l;
 	l.tds_version = 0x74000004;
 	l.packet_size = 8000;
-	l.flags2 = 0x83;      // fIntSecurity
-	l.type_flags = 0x20;  // read-only intent
+	l.flags2 = 0x83;     // fIntSecurity
+	l.type_flags = 0x20; // read-only intent
 	l.user = "alice";
 	l.database = "sales";
 	l.pid = 0x1234;
@@ -367,8 +368,8 @@ TEST(Reply, LoginAck)
 	ASSERT_EQ(tdsbpf_host_parse_reply(sc.get()), 0);
 	const auto& r = sc->out.reply;
 	EXPECT_EQ(r.first_token, 0xe3);
-	EXPECT_EQ(r.tokens, TDSBPF_TOK_ENVCHANGE | TDSBPF_TOK_INFO | TDSBPF_TOK_LOGINACK |
-				    TDSBPF_TOK_PACKETSIZE | TDSBPF_TOK_DONE);
+	EXPECT_EQ(r.tokens, TDSBPF_TOK_ENVCHANGE | TDSBPF_TOK_INFO | TDSBPF_TOK_LOGINACK | TDSBPF_TOK_PACKETSIZE |
+				    TDSBPF_TOK_DONE);
 	EXPECT_EQ(r.loginack_tds_version, 0x74000004u);
 	EXPECT_EQ(r.interface, 1);
 	EXPECT_EQ(r.server_version[0], 16);
@@ -423,7 +424,8 @@ TEST(Reply, RoutingEnvchange)
 
 TEST(Reply, PacketSizeValues)
 {
-	for (auto [s, v] : std::vector<std::pair<std::string, uint32_t>>{{"4096", 4096}, {"32767", 32767}, {"512", 512}}) {
+	for (auto [s, v] :
+	     std::vector<std::pair<std::string, uint32_t>>{{"4096", 4096}, {"32767", 32767}, {"512", 512}}) {
 		Sc sc(tok_env_packet_size(s, "4096"));
 		tdsbpf_host_parse_reply(sc.get());
 		EXPECT_EQ(sc->out.reply.packet_size, v) << s;
@@ -479,7 +481,8 @@ TEST(Reply, ReturnStatusSessionStateFeatureExtAck)
 	Bytes ss{0xe4};
 	le32(ss, 3);
 	append(ss, {1, 2, 3});
-	Bytes body = cat({Bytes{0x79, 0, 0, 0, 0}, ss, tok_done(0x10, 0, 2), Bytes{0xae, 0x01, 0x04, 0, 0, 0, 1, 2, 3, 4, 0xff}});
+	Bytes body = cat({Bytes{0x79, 0, 0, 0, 0}, ss, tok_done(0x10, 0, 2),
+			  Bytes{0xae, 0x01, 0x04, 0, 0, 0, 1, 2, 3, 4, 0xff}});
 	Sc sc(body);
 	tdsbpf_host_parse_reply(sc.get());
 	EXPECT_EQ(sc->out.reply.tokens, TDSBPF_TOK_RETURNSTATUS | TDSBPF_TOK_SESSIONSTATE | TDSBPF_TOK_DONE |

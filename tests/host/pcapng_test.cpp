@@ -52,9 +52,13 @@ struct Tool {
 	std::string out, err;
 };
 
-bool have(const char* tool) { return tdsbpf::lab::run_quiet(std::string("command -v ") + tool) == 0; }
+bool have(const char* tool)
+{
+	return tdsbpf::lab::run_quiet(std::string("command -v ") + tool) == 0;
+}
 
-#define NEED_TSHARK() TDSBPF_REQUIRE(have("tshark") && have("capinfos"), "tshark is not installed (Debian package tshark)")
+#define NEED_TSHARK() \
+	TDSBPF_REQUIRE(have("tshark") && have("capinfos"), "tshark is not installed (Debian package tshark)")
 
 // argv with stdout and stderr apart; tshark's warning about running as root
 // is not an error and is left out of err.
@@ -127,7 +131,10 @@ std::string epoch(std::uint64_t ns)
 	return b;
 }
 
-std::span<const std::uint8_t> bytes(const Bytes& b) { return {b.data(), b.size()}; }
+std::span<const std::uint8_t> bytes(const Bytes& b)
+{
+	return {b.data(), b.size()};
+}
 
 // A frame to write and what tshark should show of it.
 struct Frame {
@@ -161,8 +168,8 @@ std::vector<Frame> two_connections()
 	const std::string cb = "tdsbpf.connection_id=8";
 	std::vector<Frame> f;
 	auto eth = [&](Bytes d, std::string comment, std::string type, std::size_t cut = 0) {
-		f.push_back({3, "eth0", kLinktypeEthernet, kT0 + f.size() * 1000003, std::move(d), cut, std::move(comment),
-			     std::move(type)});
+		f.push_back({3, "eth0", kLinktypeEthernet, kT0 + f.size() * 1000003, std::move(d), cut,
+			     std::move(comment), std::move(type)});
 	};
 	auto raw = [&](Bytes d, std::string comment, std::string type) {
 		f.push_back({9, "tdsbpf-vs1", kLinktypeRawIp, kT0 + f.size() * 1000003, std::move(d), 0,
@@ -193,7 +200,8 @@ void write_all(PcapngWriter& w, const std::vector<Frame>& frames)
 		auto d = bytes(f.data);
 		if (f.cut)
 			d = d.first(f.cut);
-		w.packet(f.ifindex, f.ifname, f.linktype, f.ts, static_cast<std::uint32_t>(f.data.size()), d, f.comment);
+		w.packet(f.ifindex, f.ifname, f.linktype, f.ts, static_cast<std::uint32_t>(f.data.size()), d,
+			 f.comment);
 	}
 }
 
@@ -247,7 +255,8 @@ TEST(Pcapng, TsharkReadsFramesCommentsInterfacesAndTds)
 	EXPECT_EQ(c.rc, 0) << c.err;
 	EXPECT_EQ(c.err, "");
 	EXPECT_NE(c.out.find("File type:           pcapng\n"), std::string::npos) << c.out;
-	EXPECT_NE(c.out.find("Number of packets:   " + std::to_string(frames.size()) + "\n"), std::string::npos) << c.out;
+	EXPECT_NE(c.out.find("Number of packets:   " + std::to_string(frames.size()) + "\n"), std::string::npos)
+		<< c.out;
 	EXPECT_NE(c.out.find("Capture application: tdsbpf 9.9.9-test"), std::string::npos) << c.out;
 	EXPECT_NE(c.out.find("Number of interfaces in file: 2"), std::string::npos) << c.out;
 	EXPECT_NE(c.out.find("Name = eth0"), std::string::npos) << c.out;
@@ -413,7 +422,8 @@ TEST(Pcapng, BlocksAsTheSpecificationLaysThemOut)
 	const Bytes frame = tb::Conn().data(true, tb::tds(0x01, 0x01, tb::batch_body(std::string(150, 'x'))));
 	{
 		PcapngWriter w({.path = path, .snaplen = 96, .application = "tdsbpf 1.2.0"});
-		w.packet(3, "eth0", kLinktypeEthernet, 0x0000000123456789ULL, 0, bytes(frame), "tdsbpf.connection_id=7");
+		w.packet(3, "eth0", kLinktypeEthernet, 0x0000000123456789ULL, 0, bytes(frame),
+			 "tdsbpf.connection_id=7");
 		w.packet(3, "eth0", kLinktypeEthernet, kT0, 61, bytes(frame).first(61), "");
 		w.packet(4, "eth1", kLinktypeRawIp, kT0 + 1, 40, bytes(frame).subspan(14, 40), "a");
 	}
@@ -497,7 +507,8 @@ TEST(Pcapng, UnwritablePathThrowsWithPathAndReason)
 		PcapngWriter w({.path = path});
 		FAIL() << "opened " << path;
 	} catch (const std::runtime_error& e) {
-		EXPECT_EQ(std::string(e.what()), "cannot write the packet capture to " + path + ": No such file or directory");
+		EXPECT_EQ(std::string(e.what()),
+			  "cannot write the packet capture to " + path + ": No such file or directory");
 	}
 
 	// a rotation into a directory that went away: the error, then the
@@ -533,7 +544,8 @@ TEST(Pcapng, FullDiskThrowsWithPathAndReason)
 		std::string error;
 		for (int i = 0; i < 200 && error.empty(); i++) {
 			try {
-				w.packet(1, "eth0", kLinktypeEthernet, kT0, 1500, bytes(frame), "tdsbpf.connection_id=1");
+				w.packet(1, "eth0", kLinktypeEthernet, kT0, 1500, bytes(frame),
+					 "tdsbpf.connection_id=1");
 			} catch (const std::runtime_error& e) {
 				error = e.what();
 			}

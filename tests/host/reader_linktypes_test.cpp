@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The capture reader on crafted pcap files, one per link type: each must give
 // the same events as the Ethernet file.
 #include <gtest/gtest.h>
@@ -68,9 +69,9 @@ Bytes wrap(int linktype, const Pkt& p, bool v6)
 		}
 		be16(b, et);
 		break;
-	case 113: // Linux cooked v1
+	case 113:			// Linux cooked v1
 		be16(b, p.c2s ? 4 : 0); // outgoing / to us
-		be16(b, 1);             // ARPHRD_ETHER
+		be16(b, 1);		// ARPHRD_ETHER
 		be16(b, 6);
 		append(b, {0x02, 0, 0, 0, 0, 1, 0, 0});
 		be16(b, et);
@@ -237,8 +238,8 @@ TEST_F(LinkTypes, LargestIpv6PacketSameForEveryLinkType)
 		for (auto& j : got)
 			got_names.push_back(j["event"].get<std::string>() + (j.contains("lost") ? "(lost)" : ""));
 		EXPECT_EQ(got_names, names) << "link type " << lt
-				    << ": the 65536-byte packet is not walked (HostParser::process_ip drops "
-				       "packets over 65535 bytes)";
+					    << ": the 65536-byte packet is not walked (HostParser::process_ip drops "
+					       "packets over 65535 bytes)";
 	}
 }
 

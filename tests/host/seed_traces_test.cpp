@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // Every trace of the seed documents, fed as events; the expectations are
 // read off the traces (frame times, who sent what), not off the program.
 #include <gtest/gtest.h>
@@ -36,15 +37,16 @@ TEST(SeedTrace, SqlAuthenticationLogin)
 	EXPECT_EQ(r["db.system.name"], "microsoft.sql_server");
 	EXPECT_EQ(r["db.system"], "mssql");
 	EXPECT_EQ(r["midstream"], false);
-	EXPECT_EQ(phase_names(r), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "login_ack", "active", "close"}));
+	EXPECT_EQ(phase_names(r),
+		  (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "login_ack", "active", "close"}));
 	// Frame 6127 at 116.5776698 s after midnight of the seeds' date.
 	EXPECT_EQ(r["start_time"], "2024-06-05T00:01:56.577669Z");
-	EXPECT_DOUBLE_EQ(r["duration_ms"].get<double>(), 333.008);       // 6127 .. 6366
-	EXPECT_DOUBLE_EQ(phase_ms(r, "tcp_handshake"), 0.976);           // 6127 .. 6130
-	EXPECT_DOUBLE_EQ(phase_ms(r, "prelogin"), 4.883);                // 6130 .. 6132
-	EXPECT_DOUBLE_EQ(phase_ms(r, "tls_handshake"), 9.766);           // 6132 .. 6136
-	EXPECT_DOUBLE_EQ(phase_ms(r, "login"), 2.93);                    // 6136 .. 6137
-	EXPECT_DOUBLE_EQ(phase_ms(r, "active"), 313.476);                // 6137 .. 6362
+	EXPECT_DOUBLE_EQ(r["duration_ms"].get<double>(), 333.008);	   // 6127 .. 6366
+	EXPECT_DOUBLE_EQ(phase_ms(r, "tcp_handshake"), 0.976);		   // 6127 .. 6130
+	EXPECT_DOUBLE_EQ(phase_ms(r, "prelogin"), 4.883);		   // 6130 .. 6132
+	EXPECT_DOUBLE_EQ(phase_ms(r, "tls_handshake"), 9.766);		   // 6132 .. 6136
+	EXPECT_DOUBLE_EQ(phase_ms(r, "login"), 2.93);			   // 6136 .. 6137
+	EXPECT_DOUBLE_EQ(phase_ms(r, "active"), 313.476);		   // 6137 .. 6362
 	EXPECT_DOUBLE_EQ(r["login"]["duration_ms"].get<double>(), 18.555); // SYN 6127 .. LOGINACK 6137
 	EXPECT_EQ(r["login"]["slow"], false);
 	EXPECT_EQ(r["login"]["outcome"], "success");
@@ -66,14 +68,14 @@ TEST(SeedTrace, KerberosLogin)
 	auto r = only_record(seed_kerberos_login());
 	EXPECT_EQ(r["server.address"], "10.10.10.20");
 	EXPECT_EQ(r["client.port"], 49299);
-	EXPECT_EQ(phase_names(r), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication", "login_ack",
-					   "active", "close"}));
+	EXPECT_EQ(phase_names(r), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication",
+					   "login_ack", "active", "close"}));
 	EXPECT_EQ(r["authentication"]["method"], "kerberos");
 	EXPECT_EQ(r["authentication"]["sspi_server_tokens"], 1); // frame 238
 	EXPECT_EQ(r["login"]["outcome"], "success");
 	EXPECT_DOUBLE_EQ(r["login"]["duration_ms"].get<double>(), 73.932); // 216 .. 239
-	EXPECT_DOUBLE_EQ(phase_ms(r, "prelogin"), 47.334);                  // 219 .. 221: the server took 46.7 ms to answer
-	EXPECT_DOUBLE_EQ(phase_ms(r, "authentication"), 1.337);             // 238 .. 239
+	EXPECT_DOUBLE_EQ(phase_ms(r, "prelogin"), 47.334);	// 219 .. 221: the server took 46.7 ms to answer
+	EXPECT_DOUBLE_EQ(phase_ms(r, "authentication"), 1.337); // 238 .. 239
 	EXPECT_EQ(r["negotiated"]["tds_version_loginack"], "7.4");
 	EXPECT_EQ(r["network.protocol.version"], "7.4");
 	EXPECT_EQ(r["close"]["kind"], "four_way");
@@ -86,17 +88,17 @@ TEST(SeedTrace, NtlmLogin)
 	auto r = only_record(seed_ntlm_login());
 	EXPECT_EQ(r["client.address"], "10.10.10.120");
 	EXPECT_EQ(r["server.port"], 57139);
-	EXPECT_EQ(phase_names(r), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication", "login_ack",
-					   "active"}));
+	EXPECT_EQ(phase_names(r), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication",
+					   "login_ack", "active"}));
 	EXPECT_EQ(r["authentication"]["method"], "ntlm");
 	EXPECT_EQ(r["authentication"]["ntlm"]["domain"], "CONTOSO");
 	EXPECT_EQ(r["authentication"]["ntlm"]["user"], "joe33");
 	EXPECT_EQ(r["authentication"]["ntlm"]["workstation"], "10.10.10.120");
 	EXPECT_EQ(r["login"]["outcome"], "success");
-	EXPECT_DOUBLE_EQ(r["login"]["duration_ms"].get<double>(), 35.888);  // 76078 .. 76100
-	EXPECT_DOUBLE_EQ(phase_ms(r, "authentication"), 18.081);            // 76097 .. 76100: the DC's share
-	EXPECT_EQ(r["authentication"]["sspi_server_tokens"], 1);            // 76097 CHALLENGE
-	EXPECT_EQ(r["authentication"]["sspi_client_packets"], 1);           // 76098 AUTHENTICATE
+	EXPECT_DOUBLE_EQ(r["login"]["duration_ms"].get<double>(), 35.888); // 76078 .. 76100
+	EXPECT_DOUBLE_EQ(phase_ms(r, "authentication"), 18.081);	   // 76097 .. 76100: the DC's share
+	EXPECT_EQ(r["authentication"]["sspi_server_tokens"], 1);	   // 76097 CHALLENGE
+	EXPECT_EQ(r["authentication"]["sspi_client_packets"], 1);	   // 76098 AUTHENTICATE
 	EXPECT_EQ(r["negotiated"]["tds_version_loginack"], "7.3A");
 	EXPECT_EQ(r["work"]["sql_batches"], 1); // 76102
 	EXPECT_EQ(r["close"]["kind"], "still_open");
@@ -116,8 +118,8 @@ TEST(SeedTrace, NtlmNamesRedacted)
 
 void expect_mars(const nlohmann::json& r)
 {
-	EXPECT_EQ(phase_names(r), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication", "login_ack",
-					   "active", "close"}));
+	EXPECT_EQ(phase_names(r), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication",
+					   "login_ack", "active", "close"}));
 	EXPECT_EQ(r["negotiated"]["mars_requested"], true);
 	EXPECT_EQ(r["negotiated"]["mars_used"], true);
 	EXPECT_DOUBLE_EQ(r["login"]["duration_ms"].get<double>(), 155.403); // 6704 .. 17978
@@ -130,11 +132,11 @@ void expect_mars(const nlohmann::json& r)
 	EXPECT_EQ(s["open_time"], "2024-06-05T00:09:28.217030Z");  // 18024
 	EXPECT_EQ(s["close_time"], "2024-06-05T00:09:29.917064Z"); // 93691, the second SMP:FIN
 	EXPECT_EQ(s["end"], "fin_both");
-	EXPECT_EQ(s["data_packets"]["client_to_server"], 2);     // 18028, 18079
-	EXPECT_EQ(s["data_packets"]["server_to_client"], 5);     // 18038, 40874, 40876, 40950, 93665
-	EXPECT_EQ(s["acks"]["client_to_server"], 1);             // 40911
+	EXPECT_EQ(s["data_packets"]["client_to_server"], 2); // 18028, 18079
+	EXPECT_EQ(s["data_packets"]["server_to_client"], 5); // 18038, 40874, 40876, 40950, 93665
+	EXPECT_EQ(s["acks"]["client_to_server"], 1);	     // 40911
 	EXPECT_EQ(r["work"]["sql_batches"], 2);
-	EXPECT_DOUBLE_EQ(r["work"]["latency_ms"]["min"].get<double>(), 0.334);   // 18028 .. 18038
+	EXPECT_DOUBLE_EQ(r["work"]["latency_ms"]["min"].get<double>(), 0.334);	 // 18028 .. 18038
 	EXPECT_DOUBLE_EQ(r["work"]["latency_ms"]["max"].get<double>(), 294.248); // 18079 .. 40874
 	EXPECT_EQ(r["close"]["kind"], "mars_benign_reset");
 	EXPECT_EQ(r["close"]["reset_by"], "client");
@@ -228,7 +230,8 @@ TEST(SeedTrace, IdleCloseAfterKeepAlives)
 	EXPECT_EQ(r["close"]["after_keepalives"], true);
 	EXPECT_EQ(diagnosis_codes(r), (Strings{"midstream", "idle_closed_after_keepalives"}));
 	// 1881 came 10.36 s after the keep-alive of 1327.
-	EXPECT_NE(r["diagnoses"][1]["message"].get<std::string>().find("10.4 s after the last keep-alive"), std::string::npos)
+	EXPECT_NE(r["diagnoses"][1]["message"].get<std::string>().find("10.4 s after the last keep-alive"),
+		  std::string::npos)
 		<< r["diagnoses"][1]["message"];
 }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The traces of the seed documents (shared/seeds) as event sequences, with
 // their frames' times, addresses, ports and sequence numbers. Rows that the
 // packet programs do not report (plain ACKs of data) are left out.

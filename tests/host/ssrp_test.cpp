@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The SQL Server Browser (SSRP) parser on crafted datagrams: the examples
 // of [MC-SQLR] section 4, every message kind, and bytes that break the rules.
 #include <gtest/gtest.h>
@@ -43,8 +44,14 @@ Datagram reply(const std::string& data, int size = -1)
 	return d;
 }
 
-SsrpMessage client(const Datagram& d) { return parse_ssrp(d, false); }
-SsrpMessage server(const Datagram& d) { return parse_ssrp(d, true); }
+SsrpMessage client(const Datagram& d)
+{
+	return parse_ssrp(d, false);
+}
+SsrpMessage server(const Datagram& d)
+{
+	return parse_ssrp(d, true);
+}
 
 const std::string kYukonStd =
 	"ServerName;ILSUNG1;InstanceName;YUKONSTD;IsClustered;No;Version;9.00.1399.06;tcp;57137;;";
@@ -154,7 +161,12 @@ TEST(Ssrp, RequestNameRules)
 	EXPECT_EQ(client(request(0x04, std::string(32, 'A') + '\0')).problem, "");
 	EXPECT_EQ(client(request(0x04, std::string(1, '\0'))).problem, "empty instance name");
 	EXPECT_EQ(client(request(0x04, std::string("LAB\0xy", 6))).problem, "2 bytes after the instance name");
-	EXPECT_EQ(client(request(0x04, std::string("L\x07" "B", 3) + '\0')).requested_instance, "L?B");
+	EXPECT_EQ(client(request(0x04, std::string("L\x07"
+						   "B",
+						   3) +
+					       '\0'))
+			  .requested_instance,
+		  "L?B");
 }
 
 // ---- replies ----------------------------------------------------------------
@@ -260,8 +272,10 @@ TEST(Ssrp, WhatIsWrongWithAReply)
 		{head + "tcp;14x;;", "port 14x is not a port"},
 		{head + "tcp;0;;", "port 0 is not a port"},
 		{head + "tcp;1433;tcp;1434;;", "instance 1 lists tcp twice"},
-		{"ServerName;S;InstanceName;I;IsClustered;Maybe;Version;1.0;;", "instance 1: IsClustered 'Maybe' is neither Yes nor No"},
-		{"ServerName;S;InstanceName;I;IsClustered;No;Version;v16;;", "instance 1: Version 'v16' is not 1 to 16 digits and dots"},
+		{"ServerName;S;InstanceName;I;IsClustered;Maybe;Version;1.0;;",
+		 "instance 1: IsClustered 'Maybe' is neither Yes nor No"},
+		{"ServerName;S;InstanceName;I;IsClustered;No;Version;v16;;",
+		 "instance 1: Version 'v16' is not 1 to 16 digits and dots"},
 		{"ServerName;S;InstanceName;I;IsClustered;No;tcp;1433;;", "instance 1 has no Version"},
 		{head + "tcp;1433;;" + "ServerName;T;tcp;1;;", "instance 2 has no InstanceName"},
 		{head + "tcp;1433;", "instance 1 does not end with ;;"},
@@ -288,12 +302,13 @@ TEST(Ssrp, WhatIsWrongWithAReply)
 
 TEST(Ssrp, StringsArePrintableAndCut)
 {
-	std::string server_name = "Z\xc3\xbcrich";   // UTF-8: kept
-	std::string instance = "Z\xfc" "rich\x01\x7f"; // code page 1252 and control bytes: '?'
+	std::string server_name = "Z\xc3\xbcrich"; // UTF-8: kept
+	std::string instance = "Z\xfc"
+			       "rich\x01\x7f"; // code page 1252 and control bytes: '?'
 	std::string version = "16.0.1000.6";
 	std::string pipe = "\\\\X\\pipe\\" + std::string(400, 'q');
-	auto m = server(reply("ServerName;" + server_name + ";InstanceName;" + instance +
-			      ";IsClustered;No;Version;" + version + ";np;" + pipe + ";;"));
+	auto m = server(reply("ServerName;" + server_name + ";InstanceName;" + instance + ";IsClustered;No;Version;" +
+			      version + ";np;" + pipe + ";;"));
 	ASSERT_EQ(m.instances.size(), 1u);
 	EXPECT_EQ(m.instances[0].server_name, "Z\xc3\xbcrich");
 	EXPECT_EQ(m.instances[0].instance_name, "Z?rich??");
@@ -301,7 +316,8 @@ TEST(Ssrp, StringsArePrintableAndCut)
 	EXPECT_EQ(m.problem, "instance 1: np parameters longer than 255 bytes");
 
 	// A UTF-8 sequence cut by the 256-byte limit is not half kept.
-	auto cut = server(reply("ServerName;" + std::string(255, 'a') + "\xc3\xbc;InstanceName;I;IsClustered;No;"
+	auto cut = server(reply("ServerName;" + std::string(255, 'a') +
+				"\xc3\xbc;InstanceName;I;IsClustered;No;"
 				"Version;1;;"));
 	ASSERT_EQ(cut.instances.size(), 1u);
 	EXPECT_EQ(cut.instances[0].server_name, std::string(255, 'a') + "?");
@@ -385,9 +401,23 @@ TEST(Ssrp, HostileBytes)
 {
 	std::mt19937 rng(1434);
 	auto byte = [&] { return static_cast<std::uint8_t>(rng() & 0xFF); };
-	const std::vector<std::string> words = {"ServerName", "InstanceName", "IsClustered", "Version", "tcp", "np",
-						"via", "bv", "Yes", "No", "1433", "99999", "", "16.0", "\xff\xfe",
-						"\xc3\xbc", std::string(300, 'x')};
+	const std::vector<std::string> words = {"ServerName",
+						"InstanceName",
+						"IsClustered",
+						"Version",
+						"tcp",
+						"np",
+						"via",
+						"bv",
+						"Yes",
+						"No",
+						"1433",
+						"99999",
+						"",
+						"16.0",
+						"\xff\xfe",
+						"\xc3\xbc",
+						std::string(300, 'x')};
 	for (int round = 0; round < 20000; round++) {
 		Datagram d;
 		// the biggest datagram costs most to build: now and then

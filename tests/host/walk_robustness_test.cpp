@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // Garbage, truncated, oversized and mutated input through every parser and
 // through the walk, with a fixed seed. Nothing may crash or read out of
 // bounds (run a -DTDSBPF_SANITIZE=ON build to check the latter); results
@@ -24,10 +25,10 @@ struct Named {
 };
 
 const Named kParsers[] = {
-	{"prelogin", tdsbpf_host_parse_prelogin},   {"tls", tdsbpf_host_parse_tls},
+	{"prelogin", tdsbpf_host_parse_prelogin},     {"tls", tdsbpf_host_parse_tls},
 	{"classify_sspi", tdsbpf_host_classify_sspi}, {"ntlm_auth", tdsbpf_host_parse_ntlm_auth},
-	{"login7", tdsbpf_host_parse_login7},       {"features", tdsbpf_host_parse_features},
-	{"reply", tdsbpf_host_parse_reply},         {"tail_done", tdsbpf_host_parse_tail_done},
+	{"login7", tdsbpf_host_parse_login7},	      {"features", tdsbpf_host_parse_features},
+	{"reply", tdsbpf_host_parse_reply},	      {"tail_done", tdsbpf_host_parse_tail_done},
 	{"request", tdsbpf_host_parse_request},
 };
 
@@ -49,9 +50,9 @@ std::vector<Bytes> corpus()
 		spnego_init(Bytes(60, 0x6e), true),
 		kerberos_raw(),
 		login7(l),
-		cat({tok_env_database("db"), tok_loginack(0x74000004, {16, 0, 2, 0x58}), tok_env_packet_size("8000", "4096"),
-		     tok_env_routing(1433, "server"), tok_sspi(ntlm_challenge()), tok_error(18456, 1, 14, "failed"),
-		     tok_done(0x20, 0, 0)}),
+		cat({tok_env_database("db"), tok_loginack(0x74000004, {16, 0, 2, 0x58}),
+		     tok_env_packet_size("8000", "4096"), tok_env_routing(1433, "server"), tok_sspi(ntlm_challenge()),
+		     tok_error(18456, 1, 14, "failed"), tok_done(0x20, 0, 0)}),
 		tok_done(0x10, 0xc1, 5),
 		rpc_by_id(10),
 		rpc_by_name("sp_executesql"),
@@ -68,7 +69,10 @@ void fill(tdsbpf_scratch& s, const Bytes& b, uint32_t n)
 }
 
 // Every parser input at once: each parser reads the one member it takes.
-void set_in(tdsbpf_scratch& s, uint32_t v) { s.in.start = s.in.tds71 = s.in.type = v; }
+void set_in(tdsbpf_scratch& s, uint32_t v)
+{
+	s.in.start = s.in.tds71 = s.in.type = v;
+}
 
 void check_bounds(const tdsbpf_scratch& s, const char* name)
 {
@@ -101,7 +105,10 @@ TEST(Robustness, RandomBytesThroughEveryParser)
 			fill(s, b, n);
 			// the input/end: small, near n, or huge
 			uint32_t pick = rng() % 4;
-			set_in(s, pick == 0 ? 0 : pick == 1 ? rng() % 2 : pick == 2 ? rng() % (TDSBPF_BUF + 16) : rng());
+			set_in(s, pick == 0   ? 0
+				  : pick == 1 ? rng() % 2
+				  : pick == 2 ? rng() % (TDSBPF_BUF + 16)
+					      : rng());
 			s.end = rng() % 3 ? rng() % 70000 : rng();
 			int rc = p.fn(&s);
 			ASSERT_TRUE(rc >= -1 && rc <= TDSBPF_SSPI_UNKNOWN) << p.name << " rc " << rc;
@@ -196,7 +203,11 @@ TEST(Robustness, RandomFramesThroughTheWalk)
 		uint8_t flags = (uint8_t)(rng() % 8 == 0 ? rng() : (ACK | (rng() % 2 ? PSH : 0)));
 		Bytes payload;
 		switch (rng() % 4) {
-		case 0: payload.resize(rng() % 1500); for (auto& x : payload) x = (uint8_t)rng(); break;
+		case 0:
+			payload.resize(rng() % 1500);
+			for (auto& x : payload)
+				x = (uint8_t)rng();
+			break;
 		case 1: {
 			uint8_t types[] = {1, 3, 4, 16, 17, 18};
 			Bytes m = msgs[rng() % msgs.size()];
@@ -205,8 +216,10 @@ TEST(Robustness, RandomFramesThroughTheWalk)
 				payload[2 + rng() % 2] = (uint8_t)rng();
 			break;
 		}
-		case 2: payload = smp((uint8_t)(1 << (rng() % 4)), (uint16_t)(rng() % 3), rng() % 5, 4,
-				      rng() % 2 ? tds(1, 1, msgs[rng() % msgs.size()]) : Bytes{}); break;
+		case 2:
+			payload = smp((uint8_t)(1 << (rng() % 4)), (uint16_t)(rng() % 3), rng() % 5, 4,
+				      rng() % 2 ? tds(1, 1, msgs[rng() % msgs.size()]) : Bytes{});
+			break;
 		default: payload = tls_record((uint8_t)(20 + rng() % 4), msgs[rng() % msgs.size()]); break;
 		}
 		if (rng() % 3 == 0 && !payload.empty())
@@ -285,7 +298,10 @@ TEST(WireStrings, EveryOutputGetsValidUtf8)
 	std::memcpy(ev.u.tds.d.prelogin.instance, inst, sizeof(inst));
 	ev.u.tds.d.prelogin.instance_len = 200; // more than the field holds
 	std::string s = tdsbpf::event_to_json(ev, sizeof(ev)).dump();
-	EXPECT_NE(s.find("\"instance\":\"SQL?" "?(x"), std::string::npos) << s;
+	EXPECT_NE(s.find("\"instance\":\"SQL?"
+			 "?(x"),
+		  std::string::npos)
+		<< s;
 
 	ev.dir = TDSBPF_DIR_S2C;
 	ev.u.tds.type = TDS_REPLY;
@@ -308,7 +324,10 @@ TEST(WireStrings, EveryOutputGetsValidUtf8)
 	std::memset(n.domain, 0xFF, sizeof(n.domain));
 	n.domain_len = sizeof(n.domain);
 	EXPECT_NO_THROW(s = tdsbpf::event_to_json(n.base, sizeof(n)).dump());
-	EXPECT_NE(s.find("\"user\":\"\xEF\xBF\xBD" "a\xEF\xBF\xBD"), std::string::npos) << s;
+	EXPECT_NE(s.find("\"user\":\"\xEF\xBF\xBD"
+			 "a\xEF\xBF\xBD"),
+		  std::string::npos)
+		<< s;
 }
 
 // A record shorter than a tdsbpf_event (none of the packet programs' sizes)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The L2-L4 parse, TCP flow state and framing walk of walk.h on crafted
 // Ethernet/802.1Q/IPv4/IPv6/TCP frames, through tdsbpf::HostParser.
 #include <gtest/gtest.h>
@@ -13,10 +14,19 @@ using namespace tb;
 
 namespace {
 
-const tdsbpf_tds& T(const Rec& r) { return r.ev().u.tds; }
+const tdsbpf_tds& T(const Rec& r)
+{
+	return r.ev().u.tds;
+}
 
-Bytes prelogin_client() { return prelogin({{0, {0x11, 0, 0, 0, 0, 0}}, {1, {0x00}}, {4, {0x00}}}); }
-Bytes prelogin_server() { return prelogin({{0, {0x10, 0, 0x02, 0x58, 0, 0}}, {1, {0x00}}}); }
+Bytes prelogin_client()
+{
+	return prelogin({{0, {0x11, 0, 0, 0, 0, 0}}, {1, {0x00}}, {4, {0x00}}});
+}
+Bytes prelogin_server()
+{
+	return prelogin({{0, {0x10, 0, 0x02, 0x58, 0, 0}}, {1, {0x00}}});
+}
 
 } // namespace
 
@@ -250,9 +260,12 @@ TEST(Walk, Tds71TailDoneAfterLoginAck)
 	Login7 l;
 	l.tds_version = 0x71000001;
 	c.feed(k.data(true, tds(TDS_LOGIN7, 1, login7(l))));
-	c.feed(k.data(false, tds(TDS_REPLY, 1, cat({tok_loginack(0x71000001, {8, 0, 7, 0xf7}), tok_done(0, 0, 0, true)}))));
+	c.feed(k.data(false,
+		      tds(TDS_REPLY, 1, cat({tok_loginack(0x71000001, {8, 0, 7, 0xf7}), tok_done(0, 0, 0, true)}))));
 	c.feed(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 1", false))));
-	c.feed(k.data(false, tds(TDS_REPLY, 1, cat({tok_colmetadata_int(), Bytes{0xd1, 1, 0, 0, 0}, tok_done(0x10, 0xc1, 1, true)}))));
+	c.feed(k.data(false,
+		      tds(TDS_REPLY, 1,
+			  cat({tok_colmetadata_int(), Bytes{0xd1, 1, 0, 0, 0}, tok_done(0x10, 0xc1, 1, true)}))));
 	auto ev = c.take();
 	ASSERT_EQ(kinds(ev), "tds,tds,tds,tds");
 	EXPECT_EQ(T(ev[1]).d.reply.loginack_tds_version, 0x71000001u);
@@ -284,8 +297,8 @@ TEST(Walk, NtlmAuthenticateNames)
 	Bytes auth = ntlm_authenticate("CORP", "alice", "WS01");
 	c.feed(k.data(true, tds(TDS_SSPI, 1, auth)));
 	// SPNEGO-wrapped continuation: negTokenResp holding the AUTHENTICATE
-	Bytes wrapped = cat({Bytes{0xa1, 0x81, (uint8_t)(auth.size() + 8), 0x30, 0x81, (uint8_t)(auth.size() + 5),
-				   0xa2, 0x81, (uint8_t)(auth.size() + 2), 0x04, (uint8_t)0x81, (uint8_t)auth.size()},
+	Bytes wrapped = cat({Bytes{0xa1, 0x81, (uint8_t)(auth.size() + 8), 0x30, 0x81, (uint8_t)(auth.size() + 5), 0xa2,
+				   0x81, (uint8_t)(auth.size() + 2), 0x04, (uint8_t)0x81, (uint8_t)auth.size()},
 			     auth});
 	c.feed(k.data(true, tds(TDS_SSPI, 1, wrapped)));
 	c.feed(k.data(true, tds(TDS_SSPI, 1, ntlm_negotiate())));
@@ -347,8 +360,8 @@ TEST(Walk, SspiContinuationInALogin7Packet)
 	c.feed(k.data(false, tds(TDS_REPLY, 1, tok_sspi(ntlm_challenge()))));
 	Bytes auth = ntlm_authenticate("CORP", "alice", "WS01");
 	c.feed(k.data(true, tds(TDS_LOGIN7, 1, auth)));
-	Bytes wrapped = cat({Bytes{0xa1, 0x81, (uint8_t)(auth.size() + 8), 0x30, 0x81, (uint8_t)(auth.size() + 5),
-				   0xa2, 0x81, (uint8_t)(auth.size() + 2), 0x04, (uint8_t)0x81, (uint8_t)auth.size()},
+	Bytes wrapped = cat({Bytes{0xa1, 0x81, (uint8_t)(auth.size() + 8), 0x30, 0x81, (uint8_t)(auth.size() + 5), 0xa2,
+				   0x81, (uint8_t)(auth.size() + 2), 0x04, (uint8_t)0x81, (uint8_t)auth.size()},
 			     auth});
 	c.feed(k.data(true, tds(TDS_LOGIN7, 1, wrapped)));
 	auto ev = c.take();
@@ -388,12 +401,13 @@ TEST(Walk, SspiContinuationInALogin7PacketIsNtlmInTheRecord)
 	l.user = "";
 	l.sspi = ntlm_negotiate();
 	Conn k;
-	auto rec = one_record({k.syn(), k.synack(), k.ack(true), k.data(true, tds(TDS_LOGIN7, 1, login7(l))),
-			       k.data(false, tds(TDS_REPLY, 1, tok_sspi(ntlm_challenge()))),
-			       k.data(true, tds(TDS_LOGIN7, 1, ntlm_authenticate("CORP", "alice", "WS01"))),
-			       k.data(false, tds(TDS_REPLY, 1, cat({tok_loginack(0x74000004, {16, 0, 0x03, 0xe8}),
-								     tok_done(0, 0, 0)}))),
-			       k.fin(true), k.fin(false), k.ack(true)});
+	auto rec =
+		one_record({k.syn(), k.synack(), k.ack(true), k.data(true, tds(TDS_LOGIN7, 1, login7(l))),
+			    k.data(false, tds(TDS_REPLY, 1, tok_sspi(ntlm_challenge()))),
+			    k.data(true, tds(TDS_LOGIN7, 1, ntlm_authenticate("CORP", "alice", "WS01"))),
+			    k.data(false, tds(TDS_REPLY, 1,
+					      cat({tok_loginack(0x74000004, {16, 0, 0x03, 0xe8}), tok_done(0, 0, 0)}))),
+			    k.fin(true), k.fin(false), k.ack(true)});
 	EXPECT_EQ(rec["authentication"]["method"], "ntlm") << rec.dump();
 	EXPECT_EQ(rec["authentication"]["integrated_security"], true);
 	EXPECT_EQ(rec["authentication"]["ntlm"]["user"], "alice");
@@ -704,8 +718,9 @@ TEST(Walk, ClosingPacketsSeenTwiceAreReportedOnce)
 			c.p.process_ethernet(f, static_cast<uint32_t>(f.size()), ts++, 1, TDSBPF_HOOK_XDP);
 		}
 		auto ev = c.take();
-		EXPECT_EQ(kinds(ev), rst ? "tcp_syn,tcp_synack,tcp_handshake_ack,tcp_rst,flow_stats"
-					 : "tcp_syn,tcp_synack,tcp_handshake_ack,tcp_fin,tcp_fin,tcp_close_ack,flow_stats")
+		EXPECT_EQ(kinds(ev),
+			  rst ? "tcp_syn,tcp_synack,tcp_handshake_ack,tcp_rst,flow_stats"
+			      : "tcp_syn,tcp_synack,tcp_handshake_ack,tcp_fin,tcp_fin,tcp_close_ack,flow_stats")
 			<< rst;
 		// a new connection on the same ports after it: seen whole
 		Conn again = k;
@@ -1049,7 +1064,8 @@ TEST(Walk, HeaderLengthLimits)
 		EXPECT_EQ(kinds(ev), cs.framed ? "tds" : "resync") << cs.len;
 	}
 	// window byte and unknown status bits
-	for (Bytes h : {Bytes{1, 1, 0, 8, 0, 0, 1, 1}, Bytes{1, 0x21, 0, 8, 0, 0, 1, 0}, Bytes{5, 1, 0, 8, 0, 0, 1, 0}}) {
+	for (Bytes h :
+	     {Bytes{1, 1, 0, 8, 0, 0, 1, 1}, Bytes{1, 0x21, 0, 8, 0, 0, 1, 0}, Bytes{5, 1, 0, 8, 0, 0, 1, 0}}) {
 		Collector c;
 		Conn k;
 		handshake(c, k);
@@ -1076,7 +1092,9 @@ TEST(Walk, LoginFailureAndNtlmChallengeReplies)
 	c.feed(k.data(true, tds(TDS_LOGIN7, 1, login7(l))));
 	c.feed(k.data(false, tds(TDS_REPLY, 1, tok_sspi(ntlm_challenge()))));
 	c.feed(k.data(true, tds(TDS_SSPI, 1, ntlm_authenticate("CORP", "eve", "PC7"))));
-	c.feed(k.data(false, tds(TDS_REPLY, 1, cat({tok_error(18456, 1, 14, "Login failed for user 'CORP\\eve'."), tok_done(0x02, 0, 0)}))));
+	c.feed(k.data(false,
+		      tds(TDS_REPLY, 1,
+			  cat({tok_error(18456, 1, 14, "Login failed for user 'CORP\\eve'."), tok_done(0x02, 0, 0)}))));
 	auto ev = c.take();
 	ASSERT_EQ(kinds(ev), "tds,tds,ntlm_authenticate,tds");
 	EXPECT_EQ(T(ev[0]).d.login7.sspi_kind, TDSBPF_SSPI_NTLM);
@@ -1178,7 +1196,7 @@ std::vector<std::pair<bool, Bytes>> conversation(Conn& k)
 	f.push_back({false, k.data(false, rest)});
 	f.push_back({true, k.ack(true)});
 	f.push_back({true, k.frame(true, k.cseq - 1, k.sseq, ACK, {})}); // keep-alive
-	f.push_back({false, k.ack(false)});                                // its answer
+	f.push_back({false, k.ack(false)});				 // its answer
 	f.push_back({true, k.fin(true)});
 	f.push_back({false, k.ack(false)});
 	f.push_back({false, k.fin(false)});
@@ -1329,7 +1347,7 @@ TEST(SecondSighting, ResendAtTheSamePointIsARetransmission)
 	// the RST came in at the last point of the flow (pcap): not a second sighting
 	const auto& s = ev[1].ev().u.stats;
 	EXPECT_EQ(s.retrans[0], 1u);
-	EXPECT_EQ(s.packets[0], 5u); // SYN, ACK, batch, resend, RST
+	EXPECT_EQ(s.packets[0], 5u);	// SYN, ACK, batch, resend, RST
 	EXPECT_EQ(s.duplicates[0], 3u); // SYN, ACK, the resend
 	EXPECT_EQ(s.duplicates[1], 1u); // SYN+ACK
 }
@@ -1372,7 +1390,8 @@ TEST(NotTds, SybaseLoginIsNamed)
 	// a TDS 5.0 login: type 2, a 512-byte packet of the login record
 	Bytes login{0x02, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00};
 	login.resize(512, 0x20);
-	auto r = one_record({k.syn(), k.synack(), k.ack(true), k.data(true, login), k.fin(true), k.fin(false), k.ack(true)});
+	auto r = one_record(
+		{k.syn(), k.synack(), k.ack(true), k.data(true, login), k.fin(true), k.fin(false), k.ack(true)});
 	EXPECT_EQ(r["login"]["outcome"], "not_tds") << r.dump();
 	ASSERT_TRUE(tdsbpf::test::has_diagnosis(r, "not_tds7")) << r.dump();
 	EXPECT_FALSE(tdsbpf::test::has_diagnosis(r, "closed_before_login"));
@@ -1399,8 +1418,8 @@ TEST(NotTds, RealTdsIsNotNamed)
 {
 	Conn k;
 	auto r = one_record({k.syn(), k.synack(), k.ack(true),
-			     k.data(true, tds(TDS_PRELOGIN, 1, prelogin({{0, Bytes{16, 0, 0, 0, 0, 0}}}))),
-			     k.fin(true), k.fin(false), k.ack(true)});
+			     k.data(true, tds(TDS_PRELOGIN, 1, prelogin({{0, Bytes{16, 0, 0, 0, 0, 0}}}))), k.fin(true),
+			     k.fin(false), k.ack(true)});
 	EXPECT_NE(r["login"]["outcome"], "not_tds") << r.dump();
 	EXPECT_FALSE(tdsbpf::test::has_diagnosis(r, "not_tds7"));
 	// mid-stream, the first bytes seen may be anywhere in a message: not judged

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The record's building blocks: the JSON writer (escaping, UTF-8 from the
 // wire, numbers) and the latency histogram (its stated error bound).
 #include <gtest/gtest.h>
@@ -61,7 +62,9 @@ TEST(JsonWriter, InvalidUtf8BecomesReplacementCharacters)
 	std::string out = write_string(std::string("ok\xFF|\xC3|\xED\xA0\x80|\xC0\xAF|\xC3\xA9|\xF0\x9F\x98\x80"));
 	auto j = nlohmann::json::parse(out); // throws on invalid UTF-8
 	std::string s = j["s"];
-	EXPECT_EQ(s, "ok\xEF\xBF\xBD|\xEF\xBF\xBD|\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD|\xEF\xBF\xBD\xEF\xBF\xBD|\xC3\xA9|\xF0\x9F\x98\x80");
+	EXPECT_EQ(
+		s,
+		"ok\xEF\xBF\xBD|\xEF\xBF\xBD|\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD|\xEF\xBF\xBD\xEF\xBF\xBD|\xC3\xA9|\xF0\x9F\x98\x80");
 }
 
 TEST(JsonWriter, EveryByteStringParses)
@@ -143,10 +146,12 @@ TEST(TextView, RenderedFromTheModelWithEveryFieldFilled)
 	EXPECT_NE(s.find("auth      " + r["authentication"]["method"].get<std::string>()), std::string::npos) << s;
 	EXPECT_NE(s.find("encryption " + r["negotiated"]["encryption"].get<std::string>()), std::string::npos) << s;
 	EXPECT_NE(s.find("close     " + r["close"]["kind"].get<std::string>()), std::string::npos) << s;
-	EXPECT_NE(s.find("driver " + r["negotiated"]["client_driver_version"].get<std::string>()), std::string::npos) << s;
+	EXPECT_NE(s.find("driver " + r["negotiated"]["client_driver_version"].get<std::string>()), std::string::npos)
+		<< s;
 	EXPECT_NE(s.find("requests " + std::to_string(r["work"]["requests"].get<int>())), std::string::npos) << s;
 	for (const auto& d : r["diagnoses"])
-		EXPECT_NE(s.find(d["code"].get<std::string>() + ": " + d["message"].get<std::string>()), std::string::npos);
+		EXPECT_NE(s.find(d["code"].get<std::string>() + ": " + d["message"].get<std::string>()),
+			  std::string::npos);
 }
 
 } // namespace

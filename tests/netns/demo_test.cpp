@@ -67,8 +67,10 @@ TEST(Demo, TourShowsEveryOutcomeAndLeavesNothingBehind)
 
 	// the names it used
 	std::smatch m;
-	ASSERT_TRUE(std::regex_search(out, m, std::regex("server namespace (tdsbpf-s[0-9]+) \\(([0-9.]+) on (tdsbpf-vs[0-9]+)\\), "
-							 "client namespace (tdsbpf-c[0-9]+)")))
+	ASSERT_TRUE(
+		std::regex_search(out, m,
+				  std::regex("server namespace (tdsbpf-s[0-9]+) \\(([0-9.]+) on (tdsbpf-vs[0-9]+)\\), "
+					     "client namespace (tdsbpf-c[0-9]+)")))
 		<< out;
 	std::string srv = m[1], vs = m[3], cli = m[4];
 
@@ -129,8 +131,10 @@ TEST(Demo, TourShowsEveryOutcomeAndLeavesNothingBehind)
 		EXPECT_NE(out.find(s), std::string::npos) << s;
 
 	// nothing left behind
-	auto left = labtest::run_command({"sh", "-c", "ip netns list | grep -E '^(" + srv + "|" + cli +
-							     ")( |$)'; ip -o link show | grep -E '" + vs + "'; ls -d /tmp/tdsbpf-demo-* 2>/dev/null"});
+	auto left = labtest::run_command({"sh", "-c",
+					  "ip netns list | grep -E '^(" + srv + "|" + cli +
+						  ")( |$)'; ip -o link show | grep -E '" + vs +
+						  "'; ls -d /tmp/tdsbpf-demo-* 2>/dev/null"});
 	EXPECT_EQ(left.output, "") << left.output;
 	expect_no_program_left(before);
 }
@@ -180,13 +184,16 @@ TEST(Demo, InterruptedTourCleansUp)
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 130) << status << "\n" << out;
 	EXPECT_NE(out.find("interrupted: cleaning up"), std::string::npos) << out;
 	std::smatch m;
-	ASSERT_TRUE(std::regex_search(out, m, std::regex("server namespace (tdsbpf-s[0-9]+) \\(([0-9.]+) on (tdsbpf-vs[0-9]+)\\), "
-							 "client namespace (tdsbpf-c[0-9]+)")))
+	ASSERT_TRUE(
+		std::regex_search(out, m,
+				  std::regex("server namespace (tdsbpf-s[0-9]+) \\(([0-9.]+) on (tdsbpf-vs[0-9]+)\\), "
+					     "client namespace (tdsbpf-c[0-9]+)")))
 		<< out;
 	std::string srv = m[1], vs = m[3], cli = m[4];
-	auto left = labtest::run_command({"sh", "-c", "ip netns list | grep -E '^(" + srv + "|" + cli +
-							     ")( |$)'; ip -o link show | grep -E '" + vs +
-							     "'; pgrep -f '[t]dsbpf-labserver --listen " + std::string(m[2]) + "'"});
+	auto left = labtest::run_command(
+		{"sh", "-c",
+		 "ip netns list | grep -E '^(" + srv + "|" + cli + ")( |$)'; ip -o link show | grep -E '" + vs +
+			 "'; pgrep -f '[t]dsbpf-labserver --listen " + std::string(m[2]) + "'"});
 	EXPECT_EQ(left.output, "") << left.output;
 	expect_no_program_left(before);
 }

@@ -52,8 +52,9 @@ std::vector<std::string> phase_names(const json& c)
 }
 
 // The documented order of phases (docs/connections.md, "Phases").
-const std::vector<std::string> kPhaseOrder = {"tcp_handshake", "prelogin", "tls_handshake", "login",
-					       "authentication", "login_ack", "login_error", "active", "close"};
+const std::vector<std::string> kPhaseOrder = {"tcp_handshake", "prelogin",	 "tls_handshake",
+					      "login",	       "authentication", "login_ack",
+					      "login_error",   "active",	 "close"};
 
 void expect_phases_in_order(const json& c, const std::vector<std::string>& required)
 {
@@ -103,7 +104,7 @@ json without_timing(json j)
 		for (auto& [k, v] : j.items()) {
 			if (k.find("time") != std::string::npos || k.find("duration") != std::string::npos ||
 			    k.find("_ms") != std::string::npos || k == "latency" || k == "network.interface.name" ||
-			    k == "message" || k == "owners" || // sockets are live only
+			    k == "message" || k == "owners" ||	     // sockets are live only
 			    k == "first_frame" || k == "last_frame") // frames are a capture's only
 				continue;
 			out[k] = without_timing(v);
@@ -121,7 +122,7 @@ json without_timing(json j)
 
 struct Scenario {
 	std::vector<std::string> server_args; // extra lab server flags
-	bool second_server = false;            // a second lab server on 14331 (redirect target)
+	bool second_server = false;	      // a second lab server on 14331 (redirect target)
 	std::vector<std::string> ports = {"1433"};
 	std::vector<std::string> tracer_args;  // more options for tdsbpf (live and --read)
 	std::vector<std::string> captured_too; // ports tcpdump captures that tdsbpf is not told of
@@ -150,17 +151,22 @@ protected:
 	// logs in the failure message) if one of them did not get ready.
 	void start(const Scenario& s)
 	{
-		std::vector<std::string> argv = {TDSBPF_LABSERVER_PATH, "--listen", ip(), "--port", "1433", "--ready-file",
-						 dir_.file("server.ready")};
+		std::vector<std::string> argv = {
+			TDSBPF_LABSERVER_PATH,	  "--listen", ip(), "--port", "1433", "--ready-file",
+			dir_.file("server.ready")};
 		argv.insert(argv.end(), s.server_args.begin(), s.server_args.end());
-		servers_.push_back(lab_->spawn(lab_->server_ns(), argv, dir_.file("server.out"), dir_.file("server.log")));
-		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server.ready"), std::chrono::milliseconds(20000))) << labtest::slurp(dir_.file("server.log"));
+		servers_.push_back(
+			lab_->spawn(lab_->server_ns(), argv, dir_.file("server.out"), dir_.file("server.log")));
+		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server.ready"), std::chrono::milliseconds(20000)))
+			<< labtest::slurp(dir_.file("server.log"));
 		if (s.second_server) {
 			servers_.push_back(lab_->spawn(lab_->server_ns(),
-						       {TDSBPF_LABSERVER_PATH, "--listen", ip(), "--port", "14331", "--ready-file",
-							dir_.file("server2.ready")},
+						       {TDSBPF_LABSERVER_PATH, "--listen", ip(), "--port", "14331",
+							"--ready-file", dir_.file("server2.ready")},
 						       dir_.file("server2.out"), dir_.file("server2.log")));
-			ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server2.ready"), std::chrono::milliseconds(20000))) << labtest::slurp(dir_.file("server2.log"));
+			ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server2.ready"),
+							       std::chrono::milliseconds(20000)))
+				<< labtest::slurp(dir_.file("server2.log"));
 		}
 		std::vector<std::string> targv = {TDSBPF_BIN, "--iface", lab_->server_if(), "--ready-file",
 						  dir_.file("tracer.ready")};
@@ -176,8 +182,10 @@ protected:
 		tcpdump_ = lab_->spawn(lab_->server_ns(),
 				       {"tcpdump", "-i", lab_->server_if(), "-w", dir_.file("cap.pcap"), "-U", filter},
 				       dir_.file("tcpdump.out"), dir_.file("tcpdump.log"));
-		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("tracer.ready"), std::chrono::milliseconds(60000))) << labtest::slurp(dir_.file("tracer.log"));
-		for (int i = 0; i < 100 && labtest::slurp(dir_.file("tcpdump.log")).find("listening on") == std::string::npos; i++)
+		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("tracer.ready"), std::chrono::milliseconds(60000)))
+			<< labtest::slurp(dir_.file("tracer.log"));
+		for (int i = 0;
+		     i < 100 && labtest::slurp(dir_.file("tcpdump.log")).find("listening on") == std::string::npos; i++)
 			std::this_thread::sleep_for(std::chrono::milliseconds(50));
 		ASSERT_NE(labtest::slurp(dir_.file("tcpdump.log")).find("listening on"), std::string::npos)
 			<< labtest::slurp(dir_.file("tcpdump.log"));
@@ -227,7 +235,8 @@ public:
 	labtest::CommandResult python_driver(const std::string& script, std::vector<std::string> args,
 					     std::map<std::string, std::string> env = {})
 	{
-		std::vector<std::string> argv = {"/usr/bin/python3", std::string(TDSBPF_LAB_DRIVERS_DIR) + "/run_py_driver.py", ip(),
+		std::vector<std::string> argv = {"/usr/bin/python3",
+						 std::string(TDSBPF_LAB_DRIVERS_DIR) + "/run_py_driver.py", ip(),
 						 std::string(TDSBPF_LAB_DRIVERS_DIR) + "/" + script};
 		argv.insert(argv.end(), args.begin(), args.end());
 		return client(argv, env);
@@ -247,7 +256,8 @@ public:
 	labtest::CommandResult tcp_connect(int port)
 	{
 		labtest::CommandResult r;
-		r.output = lab_->sh(lab_->client_ns(), "bash -c \"exec 3<>/dev/tcp/" + ip() + "/" + std::to_string(port) + "\"",
+		r.output = lab_->sh(lab_->client_ns(),
+				    "bash -c \"exec 3<>/dev/tcp/" + ip() + "/" + std::to_string(port) + "\"",
 				    &r.exit_code);
 		return r;
 	}
@@ -272,9 +282,9 @@ protected:
 	// headers tshark could not find (TLS records, SMP frames) give none.
 	std::map<int, std::map<int, int>> tshark_messages()
 	{
-		auto r = labtest::run_command({"tshark", "-n", "-r", dir_.file("cap.pcap"), "-d", "tcp.port==1433,tds", "-Y",
-					       "tds", "-T", "fields", "-e", "tcp.srcport", "-e",
-					       "tcp.dstport", "-e", "tds.type", "-e", "tds.status"},
+		auto r = labtest::run_command({"tshark", "-n", "-r", dir_.file("cap.pcap"), "-d", "tcp.port==1433,tds",
+					       "-Y", "tds", "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport",
+					       "-e", "tds.type", "-e", "tds.status"},
 					      {}, {}, std::chrono::seconds(60));
 		EXPECT_EQ(r.exit_code, 0) << r.output;
 		std::map<int, std::map<int, int>> out;
@@ -347,7 +357,8 @@ protected:
 				EXPECT_EQ(n(14), w["transaction_manager"].get<int>());
 				// server messages: the PRELOGIN reply, each SSPI token (NTLM
 				// CHALLENGE), the login reply, then the responses of `active`
-				bool login_reply = c["login"]["outcome"] == "success" || c["login"]["outcome"] == "failed";
+				bool login_reply =
+					c["login"]["outcome"] == "success" || c["login"]["outcome"] == "failed";
 				EXPECT_EQ(n(4), w["responses"].get<int>() + (prelogin ? 1 : 0) + (login_reply ? 1 : 0) +
 							c["authentication"]["sspi_server_tokens"].get<int>());
 			} else {
@@ -370,7 +381,9 @@ protected:
 		std::ofstream(dir_.file("read.ndjson")) << r.output;
 		auto offline = labtest::read_connection_records(dir_.file("read.ndjson"));
 		ASSERT_EQ(offline.size(), live.size()) << r.output;
-		auto key = [](const json& c) { return c["client.port"].get<int>() * 100000 + c["server.port"].get<int>(); };
+		auto key = [](const json& c) {
+			return c["client.port"].get<int>() * 100000 + c["server.port"].get<int>();
+		};
 		std::map<int, json> by;
 		for (const auto& c : offline)
 			by[key(c)] = without_timing(c);
@@ -395,9 +408,9 @@ protected:
 // What a field of a record must be: a value (equal to it) or a predicate.
 struct Is {
 	template <class T>
-		requires(!std::is_same_v<std::decay_t<T>, Is> && !std::is_same_v<std::decay_t<T>, json> &&
-			 std::is_constructible_v<json, T>)
-	Is(T&& value) : Is(json(std::forward<T>(value)))
+	requires(!std::is_same_v<std::decay_t<T>, Is> && !std::is_same_v<std::decay_t<T>, json> &&
+		 std::is_constructible_v<json, T>) Is(T&& value)
+	    : Is(json(std::forward<T>(value)))
 	{
 	}
 	Is(json value) : what(value.dump()), test([value](const json& x) { return x == value; }) {}
@@ -416,9 +429,8 @@ Is at_least(double n)
 // One of several values.
 Is one_of(std::vector<json> values)
 {
-	return {"one of " + json(values).dump(), [values](const json& x) {
-			return std::find(values.begin(), values.end(), x) != values.end();
-		}};
+	return {"one of " + json(values).dump(),
+		[values](const json& x) { return std::find(values.begin(), values.end(), x) != values.end(); }};
 }
 
 // A JSON object.
@@ -439,8 +451,8 @@ struct Field {
 
 // What the case needs on this machine, checked before anything starts.
 enum Need : unsigned {
-	kTsql = 1,       // FreeTDS tsql
-	kTedious = 2,    // node and tedious (the setup.npm_tedious fixture)
+	kTsql = 1,	 // FreeTDS tsql
+	kTedious = 2,	 // node and tedious (the setup.npm_tedious fixture)
 	kOdbcDriver = 4, // the FreeTDS ODBC driver (pyodbc is checked by the driver: exit 77)
 };
 
@@ -457,9 +469,9 @@ struct Records {
 
 // How the records compare with tshark's dissection (see compare_with_tshark).
 enum class Tshark {
-	kClear,     // requests in clear: message counts equal
+	kClear,	    // requests in clear: message counts equal
 	kEncrypted, // full encryption: neither sees a request
-	kSkip,      // not compared
+	kSkip,	    // not compared
 };
 
 // One end-to-end case: the steps are the same for all (Cases.Run below),
@@ -487,7 +499,10 @@ struct Case {
 	std::function<void(const std::vector<json>&)> extra;
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const Case& c, std::ostream* os)
+{
+	*os << c.name;
+}
 
 // ---- the cases -----------------------------------------------------------------
 
@@ -532,7 +547,10 @@ const std::vector<Case> kCases = {
 	// pymssql (FreeTDS db-lib): login-only TLS, a 3-row result.
 	{
 		.name = "PymssqlQuery",
-		.drive = [](E2E& t) { return t.python_driver("pymssql_query.py", {"1433", "sa", "SELECT n FROM rows(3)"}); },
+		.drive =
+			[](E2E& t) {
+				return t.python_driver("pymssql_query.py", {"1433", "sa", "SELECT n FROM rows(3)"});
+			},
 		.python_package = "python3-pymssql",
 		.output = {"DONE 3"},
 		.phases = kLoginAndWork,
@@ -549,7 +567,10 @@ const std::vector<Case> kCases = {
 	{
 		.name = "TediousEncryptOffBatchAndRpc",
 		.needs = kTedious,
-		.drive = [](E2E& t) { return t.tedious({"1433", "false", "sa"}); },
+		.drive =
+			[](E2E& t) {
+				return t.tedious({"1433", "false", "sa"});
+			},
 		.output = {"RPC 7"},
 		.phases = kLoginAndWork,
 		.fields = {{"/login/outcome", "success"},
@@ -588,7 +609,10 @@ const std::vector<Case> kCases = {
 	{
 		.name = "TediousEncryptOn",
 		.needs = kTedious,
-		.drive = [](E2E& t) { return t.tedious({"1433", "true", "sa"}); },
+		.drive =
+			[](E2E& t) {
+				return t.tedious({"1433", "true", "sa"});
+			},
 		.phases = {"tcp_handshake", "prelogin", "tls_handshake", "login", "active", "close"},
 		.fields = {{"/negotiated/encryption", "full"},
 			   {"/login/outcome", "unknown"},
@@ -603,7 +627,10 @@ const std::vector<Case> kCases = {
 	{
 		.name = "PyodbcMarsSessions",
 		.needs = kOdbcDriver,
-		.drive = [](E2E& t) { return t.python_driver("pyodbc_mars.py", {"1433", kOdbcDriverPath}); },
+		.drive =
+			[](E2E& t) {
+				return t.python_driver("pyodbc_mars.py", {"1433", kOdbcDriverPath});
+			},
 		.python_package = "python3-pyodbc",
 		.output = {"DONE"},
 		.phases = kLoginAndWork,
@@ -635,8 +662,8 @@ const std::vector<Case> kCases = {
 		.name = "TsqlNtlmLogin",
 		.needs = kTsql,
 		.drive = [](E2E& t) { return t.tsql("CORP\\joe", "request"); },
-		.phases = {"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication", "login_ack", "active",
-			   "close"},
+		.phases = {"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication", "login_ack",
+			   "active", "close"},
 		.fields = {{"/login/outcome", "success"},
 			   {"/authentication/method", "ntlm"},
 			   {"/authentication/ntlm", an_object(), OnFailure::kAssert},
@@ -650,7 +677,10 @@ const std::vector<Case> kCases = {
 	{
 		.name = "TediousNtlmLogin",
 		.needs = kTedious,
-		.drive = [](E2E& t) { return t.tedious({"1433", "false", "ann", "CORP"}); },
+		.drive =
+			[](E2E& t) {
+				return t.tedious({"1433", "false", "ann", "CORP"});
+			},
 		.phases = {"tcp_handshake", "prelogin", "login", "authentication", "login_ack", "active", "close"},
 		.fields = {{"/login/outcome", "success"},
 			   {"/authentication/method", "ntlm"},
@@ -662,7 +692,10 @@ const std::vector<Case> kCases = {
 	// pymssql, a refused login: 18456, the server closes first.
 	{
 		.name = "PymssqlFailedLogin",
-		.drive = [](E2E& t) { return t.python_driver("pymssql_query.py", {"1433", "fail_login", "SELECT 1"}); },
+		.drive =
+			[](E2E& t) {
+				return t.python_driver("pymssql_query.py", {"1433", "fail_login", "SELECT 1"});
+			},
 		.python_package = "python3-pymssql",
 		.exit = Exit::kAny,
 		.output = {"18456"},
@@ -684,10 +717,15 @@ const std::vector<Case> kCases = {
 	// pymssql, a login held 1.2 s by the server: slow_login naming the phase.
 	{
 		.name = "PymssqlSlowLogin",
-		.drive = [](E2E& t) { return t.python_driver("pymssql_query.py", {"1433", "slow_login_1200", "SELECT 1"}); },
+		.drive =
+			[](E2E& t) {
+				return t.python_driver("pymssql_query.py", {"1433", "slow_login_1200", "SELECT 1"});
+			},
 		.python_package = "python3-pymssql",
 		.phases = kLoginAndWork,
-		.fields = {{"/login/outcome", "success"}, {"/login/slow", true}, {"/login/duration_ms", at_least(1200.0)}},
+		.fields = {{"/login/outcome", "success"},
+			   {"/login/slow", true},
+			   {"/login/duration_ms", at_least(1200.0)}},
 		.extra =
 			[](const std::vector<json>& conns) {
 				const auto& c = conns[0];
@@ -753,7 +791,10 @@ const std::vector<Case> kCases = {
 		.needs = kTedious,
 		.scenario = {.second_server = true, .ports = {"1433", "14331"}},
 		// "localhost": see drivers/tedious_host.js
-		.drive = [](E2E& t) { return t.tedious({"1433", "false", "redirect_localhost_14331", "", "redirect"}); },
+		.drive =
+			[](E2E& t) {
+				return t.tedious({"1433", "false", "redirect_localhost_14331", "", "redirect"});
+			},
 		// (tedious clears routingData once it has followed it: "ROUTED none")
 		.output = {"DONE"},
 		.records = Records::exactly(2),
@@ -764,7 +805,8 @@ const std::vector<Case> kCases = {
 				ASSERT_TRUE(gateway && target);
 				EXPECT_EQ((*gateway)["login"]["outcome"], "success");
 				EXPECT_TRUE(has_diag(*gateway, "redirected")) << (*gateway)["diagnoses"].dump();
-				ASSERT_TRUE((*gateway)["negotiated"]["redirect"].is_object()) << (*gateway)["negotiated"].dump();
+				ASSERT_TRUE((*gateway)["negotiated"]["redirect"].is_object())
+					<< (*gateway)["negotiated"].dump();
 				EXPECT_EQ((*gateway)["negotiated"]["redirect"]["server"], "localhost");
 				EXPECT_EQ((*gateway)["negotiated"]["redirect"]["port"], 14331);
 				EXPECT_EQ((*target)["login"]["outcome"], "success");
@@ -773,7 +815,8 @@ const std::vector<Case> kCases = {
 				// the two are linked: the target says who routed it there
 				EXPECT_TRUE((*gateway)["redirected_from"].is_null());
 				ASSERT_TRUE((*target)["redirected_from"].is_object()) << (*target).dump();
-				EXPECT_EQ((*target)["redirected_from"]["tdsbpf.connection_id"], (*gateway)["tdsbpf.connection_id"]);
+				EXPECT_EQ((*target)["redirected_from"]["tdsbpf.connection_id"],
+					  (*gateway)["tdsbpf.connection_id"]);
 				EXPECT_EQ((*target)["redirected_from"]["server.port"], 1433);
 			},
 	},
@@ -784,9 +827,14 @@ const std::vector<Case> kCases = {
 	{
 		.name = "TediousRedirectFollowed",
 		.needs = kTedious,
-		.scenario = {.second_server = true, .ports = {"1433"}, .tracer_args = {"--follow-redirects"},
+		.scenario = {.second_server = true,
+			     .ports = {"1433"},
+			     .tracer_args = {"--follow-redirects"},
 			     .captured_too = {"14331"}},
-		.drive = [](E2E& t) { return t.tedious({"1433", "false", "redirect_localhost_14331", "", "redirect"}); },
+		.drive =
+			[](E2E& t) {
+				return t.tedious({"1433", "false", "redirect_localhost_14331", "", "redirect"});
+			},
 		.output = {"DONE"},
 		.records = Records::exactly(2),
 		.extra =
@@ -799,7 +847,8 @@ const std::vector<Case> kCases = {
 				EXPECT_EQ((*target)["login"]["outcome"], "success");
 				EXPECT_EQ((*target)["close"]["kind"], "four_way");
 				ASSERT_TRUE((*target)["redirected_from"].is_object()) << (*target).dump();
-				EXPECT_EQ((*target)["redirected_from"]["tdsbpf.connection_id"], (*gateway)["tdsbpf.connection_id"]);
+				EXPECT_EQ((*target)["redirected_from"]["tdsbpf.connection_id"],
+					  (*gateway)["tdsbpf.connection_id"]);
 			},
 	},
 
@@ -811,7 +860,8 @@ const std::vector<Case> kCases = {
 		.needs = kTsql,
 		.drive =
 			[](E2E& t) {
-				return t.tsql_piped("idle_30", "(printf 'SELECT 1\\ngo\\n'; sleep 3.5; printf 'exit\\n')");
+				return t.tsql_piped("idle_30",
+						    "(printf 'SELECT 1\\ngo\\n'; sleep 3.5; printf 'exit\\n')");
 			},
 		.phases = kLoginAndWork,
 		.fields = {{"/login/outcome", "success"},
@@ -831,7 +881,8 @@ const std::vector<Case> kCases = {
 		.needs = kTsql,
 		.drive =
 			[](E2E& t) {
-				return t.tsql_piped("idle_3", "(printf 'SELECT 1\\ngo\\n'; sleep 4.5; printf 'exit\\n')");
+				return t.tsql_piped("idle_3",
+						    "(printf 'SELECT 1\\ngo\\n'; sleep 4.5; printf 'exit\\n')");
 			},
 		.exit = Exit::kAny,
 		.phases = kLoginAndWork,
@@ -878,7 +929,8 @@ TEST_P(Cases, Run)
 			       "node or tedious missing (npm install into " TDSBPF_LAB_NODE_MODULES ")");
 	}
 	if (k.needs & kOdbcDriver) {
-		TDSBPF_REQUIRE(std::filesystem::exists(kOdbcDriverPath), "FreeTDS ODBC driver missing (Debian package tdsodbc)");
+		TDSBPF_REQUIRE(std::filesystem::exists(kOdbcDriverPath),
+			       "FreeTDS ODBC driver missing (Debian package tdsodbc)");
 	}
 
 	ASSERT_NO_FATAL_FAILURE(start(k.scenario));
@@ -892,7 +944,8 @@ TEST_P(Cases, Run)
 		EXPECT_NE(r.exit_code, 0) << r.output;
 	}
 	for (const auto& text : k.output)
-		EXPECT_NE(r.output.find(text), std::string::npos) << "driver output lacks \"" << text << "\":\n" << r.output;
+		EXPECT_NE(r.output.find(text), std::string::npos) << "driver output lacks \"" << text << "\":\n"
+								  << r.output;
 
 	auto conns = stop();
 	if (k.records.at_least) {

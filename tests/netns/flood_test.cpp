@@ -124,8 +124,8 @@ protected:
 		TDSBPF_REQUIRE(lab_->ok(), "cannot build the test network: " + lab_->error());
 		server_ = labtest::start_lab_server(*lab_, dir_);
 		ASSERT_GT(server_, 0) << "lab server did not start";
-		std::ofstream(dir_.file("freetds.conf")) << "[lab]\n\thost = " << lab_->server_ip()
-							 << "\n\tport = 1433\n\ttds version = 7.4\n";
+		std::ofstream(dir_.file("freetds.conf"))
+			<< "[lab]\n\thost = " << lab_->server_ip() << "\n\tport = 1433\n\ttds version = 7.4\n";
 	}
 
 	void TearDown() override
@@ -137,10 +137,9 @@ protected:
 	void tsql_login()
 	{
 		std::string conf = dir_.file("freetds.conf");
-		auto r = labtest::run_command({"ip", "netns", "exec", lab_->client_ns(), "tsql", "-S", "lab", "-U", "sa",
-					       "-P", "lab"},
-					      {{"FREETDSCONF", conf}, {"FREETDS", conf}}, "SELECT 1\ngo\nexit\n",
-					      std::chrono::seconds(30));
+		auto r = labtest::run_command(
+			{"ip", "netns", "exec", lab_->client_ns(), "tsql", "-S", "lab", "-U", "sa", "-P", "lab"},
+			{{"FREETDSCONF", conf}, {"FREETDS", conf}}, "SELECT 1\ngo\nexit\n", std::chrono::seconds(30));
 		ASSERT_EQ(r.exit_code, 0) << r.output;
 	}
 
@@ -149,7 +148,8 @@ protected:
 	std::vector<json> run(const std::vector<std::string>& options, bool stall, uint32_t syns, json& summary,
 			      uint64_t& peak_kib)
 	{
-		return run_with(options, stall, [&] { EXPECT_TRUE(syn_flood(*lab_, syns)); }, summary, peak_kib);
+		return run_with(
+			options, stall, [&] { EXPECT_TRUE(syn_flood(*lab_, syns)); }, summary, peak_kib);
 	}
 
 	template <typename Load>
@@ -213,9 +213,18 @@ protected:
 	// succeeded and failed).
 	uint64_t churn(double seconds, uint64_t count)
 	{
-		std::vector<std::string> argv = {"ip", "netns", "exec", lab_->client_ns(), TDSBPF_LOADCLIENT_PATH,
-						 "--host", lab_->server_ip(), "--connections", "16",
-						 "--requests-per-connection", "1", "--json"};
+		std::vector<std::string> argv = {"ip",
+						 "netns",
+						 "exec",
+						 lab_->client_ns(),
+						 TDSBPF_LOADCLIENT_PATH,
+						 "--host",
+						 lab_->server_ip(),
+						 "--connections",
+						 "16",
+						 "--requests-per-connection",
+						 "1",
+						 "--json"};
 		if (count) {
 			argv.push_back("--count");
 			argv.push_back(std::to_string(count));
@@ -225,8 +234,8 @@ protected:
 		}
 		auto r = labtest::run_command(argv, {}, "", std::chrono::seconds(180));
 		EXPECT_EQ(r.exit_code, 0) << r.output;
-		auto report = json::parse(r.output.substr(std::min(r.output.find('{'), r.output.size())), nullptr,
-					  false);
+		auto report =
+			json::parse(r.output.substr(std::min(r.output.find('{'), r.output.size())), nullptr, false);
 		EXPECT_TRUE(report.is_object()) << r.output;
 		if (!report.is_object())
 			return 0;
@@ -237,7 +246,7 @@ protected:
 	std::unique_ptr<tdsbpf::lab::NetnsLab> lab_;
 	pid_t server_ = 0;
 	uint64_t kernel_map_kib_ = 0; // BPF map memory of the last run's tracer
-	int runs_ = 0;                // tracers started, naming their files
+	int runs_ = 0;		      // tracers started, naming their files
 };
 
 constexpr uint32_t kSyns = 120000;
@@ -291,7 +300,8 @@ TEST_F(FloodTest, ConnectionChurnIsAccountedForExactly)
 	json s;
 	// keeping up
 	uint64_t peak = 0, made = 0;
-	auto records = run_with({}, false, [&] { made = churn(4, 0); }, s, peak);
+	auto records = run_with(
+		{}, false, [&] { made = churn(4, 0); }, s, peak);
 	uint64_t login_events = expect_whole_login(records);
 	ASSERT_GE(made, 500u);
 	EXPECT_EQ(s["dropped"]["kernel"], 0) << s.dump();
@@ -322,7 +332,8 @@ TEST_F(FloodTest, ConnectionChurnIsAccountedForExactly)
 
 	// stalled, 1 MiB of ring buffer
 	made = 0;
-	records = run_with({"--ringbuf-mb", "1"}, true, [&] { made = churn(0, 3000); }, s, peak);
+	records = run_with(
+		{"--ringbuf-mb", "1"}, true, [&] { made = churn(0, 3000); }, s, peak);
 	login_events = expect_whole_login(records);
 	ASSERT_GE(made, 3000u);
 	uint64_t taken = s["events"], dropped = s["dropped"]["kernel"];

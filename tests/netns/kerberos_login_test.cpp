@@ -117,8 +117,8 @@ protected:
 		// killed with the test even if it dies: NetnsLab stops it otherwise
 		lab_->spawn(lab_->server_ns(), with_env({"setpriv", "--pdeathsig", "KILL", "--", "krb5kdc", "-n"}),
 			    dir_.file("kdc.out"));
-		for (int i = 0; i < 200 && labtest::slurp(dir_.file("kdc.log")).find("commencing operation") ==
-						   std::string::npos;
+		for (int i = 0;
+		     i < 200 && labtest::slurp(dir_.file("kdc.log")).find("commencing operation") == std::string::npos;
 		     i++)
 			std::this_thread::sleep_for(25ms);
 		ASSERT_NE(labtest::slurp(dir_.file("kdc.log")).find("commencing operation"), std::string::npos)
@@ -132,16 +132,24 @@ protected:
 	// server side's interface.
 	void start(const std::vector<std::string>& server_args)
 	{
-		std::vector<std::string> argv = {TDSBPF_LABSERVER_PATH, "--listen", lab_->server_ip(), "--port", "1433",
-						 "--ready-file", dir_.file("server.ready"), "--kerberos-keytab",
-						 dir_.file("sql.keytab"), "--verbose"};
+		std::vector<std::string> argv = {TDSBPF_LABSERVER_PATH,
+						 "--listen",
+						 lab_->server_ip(),
+						 "--port",
+						 "1433",
+						 "--ready-file",
+						 dir_.file("server.ready"),
+						 "--kerberos-keytab",
+						 dir_.file("sql.keytab"),
+						 "--verbose"};
 		argv.insert(argv.end(), server_args.begin(), server_args.end());
 		lab_->spawn(lab_->server_ns(), with_env(argv), dir_.file("server.out"), dir_.file("server.log"));
 		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server.ready"), 20000ms))
 			<< labtest::slurp(dir_.file("server.log"));
-		tracer_ = lab_->spawn(lab_->server_ns(),
-				      {TDSBPF_BIN, "--iface", lab_->server_if(), "--ready-file", dir_.file("tracer.ready")},
-				      dir_.file("conns.ndjson"), dir_.file("tracer.log"));
+		tracer_ = lab_->spawn(
+			lab_->server_ns(),
+			{TDSBPF_BIN, "--iface", lab_->server_if(), "--ready-file", dir_.file("tracer.ready")},
+			dir_.file("conns.ndjson"), dir_.file("tracer.log"));
 		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("tracer.ready"), 60000ms))
 			<< labtest::slurp(dir_.file("tracer.log"));
 	}
@@ -155,7 +163,8 @@ protected:
 		std::ofstream(dir_.file("freetds.conf")) << "[lab]\n\thost = sql\n\tport = 1433\n\ttds version = 7.4\n"
 							 << "\tencryption = " << encryption << "\n"
 							 << extra_conf;
-		std::ofstream(dir_.file("hosts")) << lab_->server_ip() << "\t" << kHost << " sql\n127.0.0.1\tlocalhost\n";
+		std::ofstream(dir_.file("hosts"))
+			<< lab_->server_ip() << "\t" << kHost << " sql\n127.0.0.1\tlocalhost\n";
 		auto env = krb5_env();
 		env["FREETDSCONF"] = dir_.file("freetds.conf");
 		env["TDSDUMP"] = "";

@@ -50,8 +50,8 @@ void expect_nothing_attached(const tdsbpf::lab::NetnsLab& lab)
 {
 	std::string link = lab.sh(lab.server_ns(), "ip link show dev " + lab.server_if());
 	EXPECT_EQ(link.find("xdp"), std::string::npos) << link;
-	std::string tc = lab.sh(lab.server_ns(), "tc filter show dev " + lab.server_if() + " egress; tc filter show dev " +
-							 lab.server_if() + " ingress");
+	std::string tc = lab.sh(lab.server_ns(), "tc filter show dev " + lab.server_if() +
+							 " egress; tc filter show dev " + lab.server_if() + " ingress");
 	EXPECT_EQ(tc.find("tdsbpf"), std::string::npos) << tc;
 	// programs are freed once their last link is gone (asynchronously)
 	std::string progs;
@@ -74,7 +74,10 @@ protected:
 	}
 
 	// Starts tdsbpf on the server side; false if it did not get ready.
-	bool start_tracer(const std::vector<std::string>& extra = {}) { return start_tracer_on({lab_->server_if()}, extra); }
+	bool start_tracer(const std::vector<std::string>& extra = {})
+	{
+		return start_tracer_on({lab_->server_if()}, extra);
+	}
 
 	// Starts tdsbpf in the server's namespace on these of its interfaces.
 	bool start_tracer_on(const std::vector<std::string>& ifaces, const std::vector<std::string>& extra = {})
@@ -90,7 +93,10 @@ protected:
 	}
 
 	// The lab server on the server side, port 1433; its pid, or 0.
-	pid_t start_lab_server(const std::string& listen = {}) { return labtest::start_lab_server(*lab_, dir_, listen); }
+	pid_t start_lab_server(const std::string& listen = {})
+	{
+		return labtest::start_lab_server(*lab_, dir_, listen);
+	}
 
 	std::string tracer_log() const
 	{
@@ -115,10 +121,10 @@ TEST_F(LiveTest, RealDriverTrafficBecomesEvents)
 	std::string conf = dir_.file("freetds.conf");
 	std::ofstream(conf) << "[lab]\n\thost = " << lab_->server_ip() << "\n\tport = 1433\n"
 			    << "\ttds version = 7.4\n\tencryption = request\n";
-	auto r = labtest::run_command({"ip", "netns", "exec", lab_->client_ns(), "tsql", "-S", "lab", "-U", "sa",
-				       "-P", "lab"},
-				      {{"FREETDSCONF", conf}, {"FREETDS", conf}},
-				      "SELECT n FROM rows(20000)\ngo\nSELECT 1\ngo\nexit\n", std::chrono::seconds(30));
+	auto r = labtest::run_command(
+		{"ip", "netns", "exec", lab_->client_ns(), "tsql", "-S", "lab", "-U", "sa", "-P", "lab"},
+		{{"FREETDSCONF", conf}, {"FREETDS", conf}}, "SELECT n FROM rows(20000)\ngo\nSELECT 1\ngo\nexit\n",
+		std::chrono::seconds(30));
 	ASSERT_EQ(r.exit_code, 0) << r.output;
 	ASSERT_NE(r.output.find("20000"), std::string::npos) << r.output;
 	// a bare TCP connection: handshake and close, no TDS at all
@@ -215,10 +221,9 @@ TEST_F(LiveTest, ConnectionRecordsFromTheAggregator)
 	ASSERT_TRUE(start_tracer()) << tracer_log();
 	std::string conf = dir_.file("freetds.conf");
 	std::ofstream(conf) << "[lab]\n\thost = " << lab_->server_ip() << "\n\tport = 1433\n\ttds version = 7.4\n";
-	auto r = labtest::run_command({"ip", "netns", "exec", lab_->client_ns(), "tsql", "-S", "lab", "-U",
-				       "fail_login", "-P", "lab"},
-				      {{"FREETDSCONF", conf}, {"FREETDS", conf}}, "SELECT 1\ngo\nexit\n",
-				      std::chrono::seconds(30));
+	auto r = labtest::run_command(
+		{"ip", "netns", "exec", lab_->client_ns(), "tsql", "-S", "lab", "-U", "fail_login", "-P", "lab"},
+		{{"FREETDSCONF", conf}, {"FREETDS", conf}}, "SELECT 1\ngo\nexit\n", std::chrono::seconds(30));
 	std::this_thread::sleep_for(std::chrono::milliseconds(1500));
 	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
 	lab_->stop(server, SIGTERM);
@@ -270,9 +275,10 @@ labtest::CommandResult tsql_to(const tdsbpf::lab::NetnsLab& lab, const labtest::
 {
 	std::string conf = dir.file("freetds.conf");
 	std::ofstream(conf) << "[lab]\n\thost = " << addr << "\n\tport = 1433\n\ttds version = 7.4\n";
-	return labtest::run_command({"ip", "netns", "exec", lab.server_ns(), "tsql", "-S", "lab", "-U", "sa", "-P", "lab"},
-				    {{"FREETDSCONF", conf}, {"FREETDS", conf}}, "SELECT n FROM rows(3000)\ngo\nexit\n",
-				    std::chrono::seconds(30));
+	return labtest::run_command(
+		{"ip", "netns", "exec", lab.server_ns(), "tsql", "-S", "lab", "-U", "sa", "-P", "lab"},
+		{{"FREETDSCONF", conf}, {"FREETDS", conf}}, "SELECT n FROM rows(3000)\ngo\nexit\n",
+		std::chrono::seconds(30));
 }
 
 } // namespace
@@ -304,11 +310,11 @@ TEST_F(LiveTest, InterfaceAndItsBridgeCountEachPacketOnce)
 	TDSBPF_REQUIRE(have("tsql"), "FreeTDS tsql not installed (Debian package freetds-bin)");
 	std::string br = "tdsbpf-br" + std::to_string(getpid() % 100000);
 	int st = -1;
-	std::string out = lab_->sh(lab_->server_ns(), "ip link add " + br + " type bridge && ip link set " + br +
-							      " up && ip addr del " + lab_->server_ip() + "/24 dev " +
-							      lab_->server_if() + " && ip link set " + lab_->server_if() +
-							      " master " + br + " && ip addr add " + lab_->server_ip() +
-							      "/24 dev " + br,
+	std::string out = lab_->sh(lab_->server_ns(),
+				   "ip link add " + br + " type bridge && ip link set " + br + " up && ip addr del " +
+					   lab_->server_ip() + "/24 dev " + lab_->server_if() + " && ip link set " +
+					   lab_->server_if() + " master " + br + " && ip addr add " +
+					   lab_->server_ip() + "/24 dev " + br,
 				   &st);
 	ASSERT_EQ(st, 0) << out; // the bridge goes with the namespace
 	pid_t server = start_lab_server();
@@ -316,10 +322,10 @@ TEST_F(LiveTest, InterfaceAndItsBridgeCountEachPacketOnce)
 	ASSERT_TRUE(start_tracer_on({lab_->server_if(), br})) << tracer_log();
 	std::string conf = dir_.file("freetds.conf");
 	std::ofstream(conf) << "[lab]\n\thost = " << lab_->server_ip() << "\n\tport = 1433\n\ttds version = 7.4\n";
-	auto r = labtest::run_command({"ip", "netns", "exec", lab_->client_ns(), "tsql", "-S", "lab", "-U", "sa",
-				       "-P", "lab"},
-				      {{"FREETDSCONF", conf}, {"FREETDS", conf}}, "SELECT n FROM rows(3000)\ngo\nexit\n",
-				      std::chrono::seconds(30));
+	auto r = labtest::run_command(
+		{"ip", "netns", "exec", lab_->client_ns(), "tsql", "-S", "lab", "-U", "sa", "-P", "lab"},
+		{{"FREETDSCONF", conf}, {"FREETDS", conf}}, "SELECT n FROM rows(3000)\ngo\nexit\n",
+		std::chrono::seconds(30));
 	ASSERT_EQ(r.exit_code, 0) << r.output;
 	std::this_thread::sleep_for(std::chrono::milliseconds(1000));
 	EXPECT_EQ(lab_->stop(tracer_, SIGINT), 0) << tracer_log();
@@ -391,8 +397,9 @@ TEST_F(LiveTest, ClsactQdiscRemovedOnlyIfTdsbpfAddedIt)
 	expect_nothing_attached(*lab_);
 
 	// a clsact qdisc of someone else's, with a filter of theirs
-	lab_->sh(lab_->server_ns(), "tc qdisc add dev " + dev + " clsact && tc filter add dev " + dev +
-					    " egress prio 7 bpf da obj " TDSBPF_TC_PASS_OBJECT " sec tc",
+	lab_->sh(lab_->server_ns(),
+		 "tc qdisc add dev " + dev + " clsact && tc filter add dev " + dev +
+			 " egress prio 7 bpf da obj " TDSBPF_TC_PASS_OBJECT " sec tc",
 		 &st);
 	ASSERT_EQ(st, 0);
 	std::remove(dir_.file("tracer.ready").c_str());
@@ -442,8 +449,8 @@ TEST_F(LiveTest, RemovedInterfaceIsTracedAgainWhenBack)
 	// asked to stop when nothing is left: it does, with status 1
 	lab_->sh(lab_->server_ns(), add, &st);
 	std::remove(dir_.file("tracer.ready").c_str());
-	std::vector<std::string> argv = {TDSBPF_BIN, "--iface", extra, "--exit-when-iface-gone", "--ready-file",
-					 dir_.file("tracer.ready")};
+	std::vector<std::string> argv = {
+		TDSBPF_BIN, "--iface", extra, "--exit-when-iface-gone", "--ready-file", dir_.file("tracer.ready")};
 	tracer_ = lab_->spawn(lab_->server_ns(), argv, dir_.file("events2.ndjson"), dir_.file("tracer2.log"));
 	ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("tracer.ready"), std::chrono::milliseconds(60000)));
 	lab_->sh(lab_->server_ns(), "ip link del " + extra);

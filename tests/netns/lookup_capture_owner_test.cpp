@@ -168,8 +168,9 @@ protected:
 	pid_t start_tracer(bool client_side, std::vector<std::string> extra, const std::string& name = "tracer",
 			   bool host_view = false)
 	{
-		std::vector<std::string> argv = {TDSBPF_BIN, "--iface", client_side ? lab_->client_if() : lab_->server_if(),
-						 "--ready-file", dir_.file(name + ".ready")};
+		std::vector<std::string> argv = {TDSBPF_BIN, "--iface",
+						 client_side ? lab_->client_if() : lab_->server_if(), "--ready-file",
+						 dir_.file(name + ".ready")};
 		argv.insert(argv.end(), extra.begin(), extra.end());
 		std::string ns = client_side ? lab_->client_ns() : lab_->server_ns();
 		if (host_view) {
@@ -278,7 +279,8 @@ TEST_F(LiveLookups, SilentAndSlowBrowsersAreDiagnosed)
 		<< log("tracer");
 	lab_->stop(server, SIGTERM, 5000);
 
-	ASSERT_GT(start_server({"--port", "14330", "--browser", "--instance", "LAB", "--browser-delay-ms", "700"}, "slow"),
+	ASSERT_GT(start_server({"--port", "14330", "--browser", "--instance", "LAB", "--browser-delay-ms", "700"},
+			       "slow"),
 		  0)
 		<< log("slow");
 	r = tsql({"-S", lab_->server_ip() + "\\LAB", "-U", "sa", "-P", "lab"}, 20s);
@@ -320,7 +322,8 @@ TEST_F(LiveLookups, WrittenPacketsAreEachRecordsPackets)
 	for (bool diagnosed_only : {false, true}) {
 		std::string name = diagnosed_only ? "diagnosed" : "all";
 		std::string file = dir_.file(name + ".pcapng");
-		std::vector<std::string> args = {"--port", "1433", "--port", "1435", "--write-pcap", file, "--snaplen", "256"};
+		std::vector<std::string> args = {"--port",	 "1433", "--port",    "1435",
+						 "--write-pcap", file,	 "--snaplen", "256"};
 		if (diagnosed_only)
 			args.push_back("--write-pcap-diagnosed");
 		pid_t tracer = start_tracer(false, args, name);
@@ -330,8 +333,8 @@ TEST_F(LiveLookups, WrittenPacketsAreEachRecordsPackets)
 		// nothing listens on 1435: the server's kernel refuses it
 		auto refused = tsql({"-H", lab_->server_ip(), "-p", "1435", "-U", "sa", "-P", "lab"}, 20s);
 		EXPECT_NE(refused.exit_code, 0) << refused.output;
-		ASSERT_TRUE(wait_until([&] { return labtest::read_connection_records(dir_.file(name + ".out")).size() >= 2; },
-				       10s))
+		ASSERT_TRUE(wait_until(
+			[&] { return labtest::read_connection_records(dir_.file(name + ".out")).size() >= 2; }, 10s))
 			<< log(name);
 		ASSERT_EQ(lab_->stop(tracer, SIGINT, 20000), 0) << log(name);
 
@@ -345,8 +348,9 @@ TEST_F(LiveLookups, WrittenPacketsAreEachRecordsPackets)
 		ASSERT_TRUE(refused_id && ok_id) << labtest::slurp(dir_.file(name + ".out"));
 		EXPECT_TRUE(has_diagnosis(by_id[refused_id], "connection_refused")) << by_id[refused_id].dump();
 
-		auto t = tdsbpf::lab::run_command({"tshark", "-r", file, "-d", "tcp.port==1433,tds", "-T", "fields", "-e",
-						   "frame.comment", "-e", "tds.type", "-e", "frame.interface_name"},
+		auto t = tdsbpf::lab::run_command({"tshark", "-r", file, "-d", "tcp.port==1433,tds", "-T", "fields",
+						   "-e", "frame.comment", "-e", "tds.type", "-e",
+						   "frame.interface_name"},
 						  {}, "", 60s);
 		ASSERT_EQ(t.exit_code, 0) << t.output;
 		std::map<uint64_t, uint64_t> frames;
@@ -381,7 +385,8 @@ TEST_F(LiveLookups, WrittenPacketsAreEachRecordsPackets)
 		} else {
 			EXPECT_EQ(frames.size(), 1u) << t.output;
 			EXPECT_EQ(frames.count(ok_id), 0u);
-			EXPECT_NE(log(name).find("of connections with no finding left out"), std::string::npos) << log(name);
+			EXPECT_NE(log(name).find("of connections with no finding left out"), std::string::npos)
+				<< log(name);
 		}
 	}
 }
@@ -436,8 +441,9 @@ TEST_F(LiveLookups, TwoServicesInTwoCgroupsAreToldApart)
 		std::vector<std::string> out;
 		for (const auto& r : recs) {
 			const json& o = r["owners"][side];
-			out.push_back(o.is_object() && o["systemd.unit"].is_string() ? o["systemd.unit"].get<std::string>()
-										  : "-");
+			out.push_back(o.is_object() && o["systemd.unit"].is_string()
+					      ? o["systemd.unit"].get<std::string>()
+					      : "-");
 		}
 		return out;
 	};

@@ -45,13 +45,13 @@ public:
 		peer_ = "tdsbpf-mvc" + n;
 		ip_ = "10.232." + std::to_string(net) + ".1";
 		std::string client_ip = "10.232." + std::to_string(net) + ".2";
-		for (const std::string& s : {"ip netns add " + ns_, "ip link add " + if_ + " type veth peer name " + peer_,
-					     "ip link set " + if_ + " netns " + ns_,
-					     "ip link set " + peer_ + " netns " + lab.client_ns(),
-					     "ip -n " + ns_ + " addr add " + ip_ + "/24 dev " + if_,
-					     "ip -n " + lab.client_ns() + " addr add " + client_ip + "/24 dev " + peer_,
-					     "ip -n " + ns_ + " link set lo up", "ip -n " + ns_ + " link set " + if_ + " up",
-					     "ip -n " + lab.client_ns() + " link set " + peer_ + " up"}) {
+		for (const std::string& s :
+		     {"ip netns add " + ns_, "ip link add " + if_ + " type veth peer name " + peer_,
+		      "ip link set " + if_ + " netns " + ns_, "ip link set " + peer_ + " netns " + lab.client_ns(),
+		      "ip -n " + ns_ + " addr add " + ip_ + "/24 dev " + if_,
+		      "ip -n " + lab.client_ns() + " addr add " + client_ip + "/24 dev " + peer_,
+		      "ip -n " + ns_ + " link set lo up", "ip -n " + ns_ + " link set " + if_ + " up",
+		      "ip -n " + lab.client_ns() + " link set " + peer_ + " up"}) {
 			if (std::system((s + " >/dev/null 2>&1").c_str()) != 0) {
 				error_ = "'" + s + "' failed";
 				return;
@@ -89,10 +89,11 @@ protected:
 	pid_t start_tracer(const std::string& ns, const std::string& iface, const std::string& tag)
 	{
 		pid_t pid = lab_->spawn(ns,
-					{TDSBPF_BIN, "--iface", iface, "--metrics-addr", "127.0.0.1:9433", "--ready-file",
-					 dir_.file(tag + ".ready")},
+					{TDSBPF_BIN, "--iface", iface, "--metrics-addr", "127.0.0.1:9433",
+					 "--ready-file", dir_.file(tag + ".ready")},
 					dir_.file(tag + ".ndjson"), dir_.file(tag + ".log"));
-		return tdsbpf::lab::wait_for_file(dir_.file(tag + ".ready"), std::chrono::milliseconds(60000)) ? pid : 0;
+		return tdsbpf::lab::wait_for_file(dir_.file(tag + ".ready"), std::chrono::milliseconds(60000)) ? pid
+													       : 0;
 	}
 
 	pid_t start_server(const std::string& ns, const std::string& ip, const std::string& tag)
@@ -101,7 +102,8 @@ protected:
 					{TDSBPF_LABSERVER_PATH, "--listen", ip, "--port", "1433", "--ready-file",
 					 dir_.file(tag + ".ready")},
 					dir_.file(tag + ".out"), dir_.file(tag + ".log"));
-		return tdsbpf::lab::wait_for_file(dir_.file(tag + ".ready"), std::chrono::milliseconds(20000)) ? pid : 0;
+		return tdsbpf::lab::wait_for_file(dir_.file(tag + ".ready"), std::chrono::milliseconds(20000)) ? pid
+													       : 0;
 	}
 
 	// A Prometheus in ns listening on listen, with this scrape config.
@@ -112,8 +114,9 @@ protected:
 		std::ofstream(conf) << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
 				    << scrape_configs;
 		return lab_->spawn(ns,
-				   {"prometheus", "--config.file=" + conf, "--storage.tsdb.path=" + dir_.file(tag + "-data"),
-				    "--web.listen-address=" + listen, "--log.level=warn"},
+				   {"prometheus", "--config.file=" + conf,
+				    "--storage.tsdb.path=" + dir_.file(tag + "-data"), "--web.listen-address=" + listen,
+				    "--log.level=warn"},
 				   dir_.file(tag + ".out"), dir_.file(tag + ".log"));
 	}
 
@@ -121,8 +124,8 @@ protected:
 	// one request each, logging in as user.
 	void connect(const std::string& host, int n, const std::string& user)
 	{
-		auto r = labtest::run_command({"ip", "netns", "exec", lab_->client_ns(), TDSBPF_LOADCLIENT_PATH, "--host",
-					       host, "--connections", "1", "--count", std::to_string(n),
+		auto r = labtest::run_command({"ip", "netns", "exec", lab_->client_ns(), TDSBPF_LOADCLIENT_PATH,
+					       "--host", host, "--connections", "1", "--count", std::to_string(n),
 					       "--requests-per-connection", "1", "--user", user, "--json"},
 					      {}, "", std::chrono::seconds(60));
 		(void)r; // failed logins make it exit 1; the metrics say what happened
@@ -136,8 +139,9 @@ protected:
 		std::string file = dir_.file("query.promql");
 		std::ofstream(file) << promql;
 		int st = 0;
-		std::string out = lab_->sh(ns, "curl -s --max-time 5 http://" + addr + "/api/v1/query --data-urlencode query@" +
-						file, &st);
+		std::string out = lab_->sh(
+			ns, "curl -s --max-time 5 http://" + addr + "/api/v1/query --data-urlencode query@" + file,
+			&st);
 		auto j = json::parse(out, nullptr, false);
 		if (st != 0 || !j.is_object() || j.value("status", "") != "success")
 			return nullptr;
@@ -179,8 +183,11 @@ TEST_F(MetricsTest, PrometheusFederatesTwoTracedHosts)
 	start_prometheus(lab_->client_ns(), "127.0.0.1:9090", "prom-global",
 			 "  - job_name: federate\n    honor_labels: true\n    metrics_path: /federate\n"
 			 "    params:\n      'match[]': ['{job=\"tdsbpf\"}']\n    static_configs:\n"
-			 "      - targets: ['" + lab_->server_ip() + ":9090']\n        labels: {site: a}\n"
-			 "      - targets: ['" + b.ip() + ":9090']\n        labels: {site: b}\n");
+			 "      - targets: ['" +
+				 lab_->server_ip() +
+				 ":9090']\n        labels: {site: a}\n"
+				 "      - targets: ['" +
+				 b.ip() + ":9090']\n        labels: {site: b}\n");
 
 	// what the clients do: 5 logins to host a; 3 to host b and 2 that fail
 	connect(lab_->server_ip(), 5, "sa");
@@ -207,14 +214,16 @@ TEST_F(MetricsTest, PrometheusFederatesTwoTracedHosts)
 		<< query(lab_->client_ns(), g, "tdsbpf_logins_total").dump();
 	// the logins that went through are SQL logins (their LOGIN7 is under
 	// TLS, the method is inferred from the answer), as the records say
-	EXPECT_EQ(value_of(query(lab_->client_ns(), g,
-				 "sum(tdsbpf_logins_total{outcome=\"success\",auth_method=\"sql\",encryption=\"login_only\"})")),
-		  8);
+	EXPECT_EQ(
+		value_of(query(
+			lab_->client_ns(), g,
+			"sum(tdsbpf_logins_total{outcome=\"success\",auth_method=\"sql\",encryption=\"login_only\"})")),
+		8);
 	EXPECT_EQ(value_of(query(lab_->client_ns(), g, "sum(tdsbpf_logins_total{site=\"a\"})")), 5);
 	// the server label is the endpoint the clients connected to
-	EXPECT_EQ(value_of(query(lab_->client_ns(), g,
-				 "sum(tdsbpf_connections_total{server=\"" + b.ip() + ":1433\"})")),
-		  5);
+	EXPECT_EQ(
+		value_of(query(lab_->client_ns(), g, "sum(tdsbpf_connections_total{server=\"" + b.ip() + ":1433\"})")),
+		5);
 	// one request on each connection that logged in, and its latency
 	EXPECT_EQ(value_of(query(lab_->client_ns(), g, "sum(tdsbpf_request_duration_seconds_count)")), 8);
 	EXPECT_GT(value_of(query(lab_->client_ns(), g, "sum(tdsbpf_request_duration_seconds_sum)")), 0);
@@ -225,9 +234,9 @@ TEST_F(MetricsTest, PrometheusFederatesTwoTracedHosts)
 	EXPECT_EQ(value_of(query(lab_->client_ns(), g, "sum(tdsbpf_diagnoses_total{code=\"login_failed\"})")), 2);
 	// nothing lost, everything the kernel made was taken, nothing open
 	EXPECT_EQ(value_of(query(lab_->client_ns(), g, "sum(tdsbpf_events_dropped_total)")), 0);
-	EXPECT_EQ(value_of(query(lab_->client_ns(), g,
-				 "sum(tdsbpf_events_submitted_total) - sum(tdsbpf_events_total)")),
-		  0);
+	EXPECT_EQ(
+		value_of(query(lab_->client_ns(), g, "sum(tdsbpf_events_submitted_total) - sum(tdsbpf_events_total)")),
+		0);
 	EXPECT_EQ(value_of(query(lab_->client_ns(), g, "sum(tdsbpf_connections_open)")), 0);
 	EXPECT_EQ(value_of(query(lab_->client_ns(), g, "sum(tdsbpf_interfaces_traced)")), 2);
 
@@ -240,7 +249,8 @@ TEST_F(MetricsTest, PrometheusFederatesTwoTracedHosts)
 	for (const auto& panel : dash["panels"]) {
 		for (const auto& target : panel["targets"]) {
 			std::string expr = target["expr"];
-			for (auto [var, val] : {std::pair<std::string, std::string>{"$server", ".*"}, {"$__rate_interval", "1m"}})
+			for (auto [var, val] :
+			     {std::pair<std::string, std::string>{"$server", ".*"}, {"$__rate_interval", "1m"}})
 				for (size_t at; (at = expr.find(var)) != std::string::npos;)
 					expr.replace(at, var.size(), val);
 			// a rate needs two samples of a series in the federation: a
@@ -274,7 +284,8 @@ TEST_F(MetricsTest, MetricsServerAnswersAndItsPortIsItsOwn)
 	EXPECT_EQ(status("http://127.0.0.1:9433/"), "200");
 	EXPECT_EQ(status("http://127.0.0.1:9433/other"), "404");
 	EXPECT_EQ(status("-X POST http://127.0.0.1:9433/metrics"), "405");
-	std::string type = lab_->sh(lab_->server_ns(), "curl -s -o /dev/null -w %{content_type} http://127.0.0.1:9433/metrics");
+	std::string type =
+		lab_->sh(lab_->server_ns(), "curl -s -o /dev/null -w %{content_type} http://127.0.0.1:9433/metrics");
 	EXPECT_EQ(type, "text/plain; version=0.0.4; charset=utf-8");
 	// the server's threads, which read from the network, hold no more than
 	// the rest of tdsbpf once attached: CAP_NET_ADMIN, CAP_PERFMON, CAP_BPF

@@ -71,9 +71,10 @@ protected:
 			    dir_.file("server.out"), dir_.file("server.log"));
 		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server.ready"), 20000ms))
 			<< labtest::slurp(dir_.file("server.log"));
-		tracer_ = lab_->spawn(lab_->server_ns(),
-				      {TDSBPF_BIN, "--iface", lab_->server_if(), "--ready-file", dir_.file("tracer.ready")},
-				      dir_.file("conns.ndjson"), dir_.file("tracer.log"));
+		tracer_ = lab_->spawn(
+			lab_->server_ns(),
+			{TDSBPF_BIN, "--iface", lab_->server_if(), "--ready-file", dir_.file("tracer.ready")},
+			dir_.file("conns.ndjson"), dir_.file("tracer.log"));
 		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("tracer.ready"), 60000ms))
 			<< labtest::slurp(dir_.file("tracer.log"));
 	}
@@ -81,9 +82,9 @@ protected:
 	// tsql from the client namespace at a TDS version.
 	labtest::CommandResult tsql(const std::string& version, const std::string& encryption)
 	{
-		std::ofstream(dir_.file("freetds.conf")) << "[lab]\n\thost = " << lab_->server_ip()
-							 << "\n\tport = 1433\n\ttds version = " << version
-							 << "\n\tencryption = " << encryption << "\n";
+		std::ofstream(dir_.file("freetds.conf"))
+			<< "[lab]\n\thost = " << lab_->server_ip() << "\n\tport = 1433\n\ttds version = " << version
+			<< "\n\tencryption = " << encryption << "\n";
 		return labtest::run_command({"ip", "netns", "exec", lab_->client_ns(), "tsql", "-S", "lab", "-U", "sa",
 					     "-P", "lab-password"},
 					    {{"FREETDSCONF", dir_.file("freetds.conf")}, {"TDSDUMP", ""}},
@@ -135,7 +136,7 @@ TEST_F(OldTds, Tds70LoginWithoutPrelogin)
 	EXPECT_EQ(rec["authentication"]["integrated_security"], false);
 	EXPECT_EQ(rec["work"]["sql_batches"], 1);
 	EXPECT_EQ(rec["work"]["requests"], 1);
-	EXPECT_EQ(rec["work"]["rows"], 5);  // from a 4-byte DONE row count
+	EXPECT_EQ(rec["work"]["rows"], 5); // from a 4-byte DONE row count
 
 	const json* unencrypted = diagnosis(rec, "login_unencrypted");
 	ASSERT_NE(unencrypted, nullptr) << rec["diagnoses"].dump();

@@ -27,8 +27,8 @@
 #include "outputs.h"
 #include "require.h"
 
-using nlohmann::json;
 using labtest::wait_until;
+using nlohmann::json;
 using namespace std::chrono_literals;
 
 namespace {
@@ -84,8 +84,10 @@ public:
 				  dir_.file("rsyslog.out"), {}, true);
 		return wait_until(
 			[&] {
-				return !lab_.sh(lab_.server_ns(), "ss -Hltn sport = :" + std::to_string(kSyslogPort)).empty() &&
-				       !lab_.sh(lab_.server_ns(), "ss -Hlun sport = :" + std::to_string(kSyslogPort)).empty();
+				return !lab_.sh(lab_.server_ns(), "ss -Hltn sport = :" + std::to_string(kSyslogPort))
+						.empty() &&
+				       !lab_.sh(lab_.server_ns(), "ss -Hlun sport = :" + std::to_string(kSyslogPort))
+						.empty();
 			},
 			10s);
 	}
@@ -180,12 +182,13 @@ protected:
 	// (with more than one at a time, a few more than n).
 	uint64_t logins(uint64_t n, const std::string& user = "sa", unsigned at_once = 1)
 	{
-		auto r = labtest::run_command({"ip", "netns", "exec", lab_->client_ns(), TDSBPF_LOADCLIENT_PATH, "--host",
-					       lab_->server_ip(), "--connections", std::to_string(at_once),
+		auto r = labtest::run_command({"ip", "netns", "exec", lab_->client_ns(), TDSBPF_LOADCLIENT_PATH,
+					       "--host", lab_->server_ip(), "--connections", std::to_string(at_once),
 					       "--requests-per-connection", "1", "--count", std::to_string(n), "--user",
 					       user, "--json"},
 					      {}, "", 120s);
-		auto report = json::parse(r.output.substr(std::min(r.output.find('{'), r.output.size())), nullptr, false);
+		auto report =
+			json::parse(r.output.substr(std::min(r.output.find('{'), r.output.size())), nullptr, false);
 		EXPECT_TRUE(report.is_object()) << r.output;
 		if (!report.is_object())
 			return 0;
@@ -319,8 +322,8 @@ TEST_F(OutputsTest, SyslogKilledAndRestartedLosesNothing)
 	ASSERT_EQ(logins(3), 3u);
 	// not held up: the connections of the outage are ended and counted
 	EXPECT_TRUE(wait_until([&] { return ended_now(1000ms) == 5; }, 15000ms)) << tracer_log();
-	EXPECT_TRUE(wait_until(
-		[&] { return tracer_log().find("the connection was lost") != std::string::npos; }, 5000ms))
+	EXPECT_TRUE(
+		wait_until([&] { return tracer_log().find("the connection was lost") != std::string::npos; }, 5000ms))
 		<< tracer_log();
 	EXPECT_EQ(rsyslog.count("connection"), 2u);
 
@@ -351,7 +354,8 @@ TEST_F(OutputsTest, TcpNdjsonToSocat)
 	pid_t socat = lab_->spawn(lab_->server_ns(),
 				  {"socat", "-u", "TCP-LISTEN:5170,bind=127.0.0.1,reuseaddr", "OPEN:" + got + ",creat"},
 				  dir_.file("socat.log"));
-	ASSERT_TRUE(wait_until([&] { return !lab_->sh(lab_->server_ns(), "ss -Hltn sport = :5170").empty(); }, 10000ms));
+	ASSERT_TRUE(
+		wait_until([&] { return !lab_->sh(lab_->server_ns(), "ss -Hltn sport = :5170").empty(); }, 10000ms));
 	ASSERT_TRUE(start_tracer({"--output", "tcp:127.0.0.1:5170"})) << tracer_log();
 	ASSERT_EQ(logins(3), 3u);
 	EXPECT_TRUE(wait_until([&] { return lines_of(got).size() == 3; }, 20000ms)) << tracer_log();
@@ -403,8 +407,7 @@ TEST_F(OutputsTest, OverflowWhilePeerAwayIsCountedExactly)
 	// 16 at once: a few more than asked for may be made
 	uint64_t made = logins(300, "sa", 16);
 	ASSERT_GE(made, 300u);
-	EXPECT_TRUE(wait_until(
-		[&] { return tracer_log().find("events dropped: ") != std::string::npos; }, 15000ms))
+	EXPECT_TRUE(wait_until([&] { return tracer_log().find("events dropped: ") != std::string::npos; }, 15000ms))
 		<< tracer_log();
 	std::string got = dir_.file("events.ndjson");
 	pid_t socat = lab_->spawn(lab_->server_ns(),

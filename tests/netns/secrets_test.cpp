@@ -92,9 +92,19 @@ protected:
 	// One login by the load client (login7 in clear: no encryption).
 	void login(const std::vector<std::string>& extra)
 	{
-		std::vector<std::string> argv = {"ip", "netns", "exec", lab_->client_ns(), TDSBPF_LOADCLIENT_PATH,
-						 "--host", lab_->server_ip(), "--encryption", "not-supported", "--count",
-						 "1", "--connections", "1"};
+		std::vector<std::string> argv = {"ip",
+						 "netns",
+						 "exec",
+						 lab_->client_ns(),
+						 TDSBPF_LOADCLIENT_PATH,
+						 "--host",
+						 lab_->server_ip(),
+						 "--encryption",
+						 "not-supported",
+						 "--count",
+						 "1",
+						 "--connections",
+						 "1"};
 		argv.insert(argv.end(), extra.begin(), extra.end());
 		auto r = labtest::run_command(argv, {}, "", std::chrono::seconds(30));
 		ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -117,7 +127,9 @@ protected:
 			dump = lab_->spawn(lab_->server_ns(),
 					   {"tcpdump", "-i", lab_->server_if(), "-w", capture, "-U", "tcp port 1433"},
 					   dir_.file("dump.out"), dir_.file("dump.log"));
-			for (int i = 0; i < 100 && labtest::slurp(dir_.file("dump.log")).find("listening on") == std::string::npos; i++)
+			for (int i = 0;
+			     i < 100 && labtest::slurp(dir_.file("dump.log")).find("listening on") == std::string::npos;
+			     i++)
 				std::this_thread::sleep_for(std::chrono::milliseconds(50));
 		}
 		EXPECT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("ready" + tag), std::chrono::milliseconds(60000)))
@@ -194,11 +206,11 @@ TEST_F(SecretsTest, RedactHidesNamesInEveryOutput)
 	for (std::size_t i = 0; i < outputs.size(); i++) {
 		const std::string what = "redacted output " + std::to_string(i);
 		EXPECT_NE(outputs[i].find(lab_->server_ip()), std::string::npos) << what << " shows no connection:\n"
-										   << outputs[i];
-		expect_absent(outputs[i], what, "alice.lab", false);   // user
-		expect_absent(outputs[i], what, "LABDOMX", false);     // domain
-		expect_absent(outputs[i], what, "LOADCLIENT", false);  // workstation
-		expect_absent(outputs[i], what, "loadclient", false);  // host and application names
+										 << outputs[i];
+		expect_absent(outputs[i], what, "alice.lab", false);  // user
+		expect_absent(outputs[i], what, "LABDOMX", false);    // domain
+		expect_absent(outputs[i], what, "LOADCLIENT", false); // workstation
+		expect_absent(outputs[i], what, "loadclient", false); // host and application names
 	}
 }
 

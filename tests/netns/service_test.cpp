@@ -137,11 +137,11 @@ TEST_F(ServiceTest, TracesWithOnlyTheUnitsCapabilities)
 	EXPECT_EQ(std::stoull(bnd, nullptr, 16), three) << bnd;
 	EXPECT_EQ(std::stoull(eff, nullptr, 16) & ~three, 0u) << eff;
 
-	std::ofstream(dir_.file("freetds.conf")) << "[lab]\n\thost = " << lab.server_ip()
-						 << "\n\tport = 1433\n\ttds version = 7.4\n";
-	auto r = labtest::run_command({"ip", "netns", "exec", lab.client_ns(), "tsql", "-S", "lab", "-U", "sa", "-P", "lab"},
-				      {{"FREETDSCONF", dir_.file("freetds.conf")}}, "SELECT 1\ngo\nexit\n",
-				      std::chrono::seconds(30));
+	std::ofstream(dir_.file("freetds.conf"))
+		<< "[lab]\n\thost = " << lab.server_ip() << "\n\tport = 1433\n\ttds version = 7.4\n";
+	auto r = labtest::run_command(
+		{"ip", "netns", "exec", lab.client_ns(), "tsql", "-S", "lab", "-U", "sa", "-P", "lab"},
+		{{"FREETDSCONF", dir_.file("freetds.conf")}}, "SELECT 1\ngo\nexit\n", std::chrono::seconds(30));
 	ASSERT_EQ(r.exit_code, 0) << r.output;
 	std::this_thread::sleep_for(std::chrono::milliseconds(1500));
 	EXPECT_EQ(lab.stop(tracer, SIGTERM), 0) << labtest::slurp(dir_.file("tracer.log"));
@@ -165,9 +165,10 @@ TEST_F(ServiceTest, DebianPackageInstallsRunsAndPurges)
 		       "cpack, dpkg and dpkg-shlibdeps are needed (cmake, dpkg-dev)");
 	TDSBPF_REQUIRE(std::system("dpkg -s tdsbpf >/dev/null 2>&1") != 0,
 		       "a tdsbpf package is installed already; this test would remove it");
-	std::string out = labtest::run_command({"cpack", "-G", "DEB", "--config", TDSBPF_CPACK_CONFIG, "-B", dir_.file("deb")},
-					       {}, "", std::chrono::seconds(300))
-				  .output;
+	std::string out =
+		labtest::run_command({"cpack", "-G", "DEB", "--config", TDSBPF_CPACK_CONFIG, "-B", dir_.file("deb")},
+				     {}, "", std::chrono::seconds(300))
+			.output;
 	std::string deb = dir_.file("deb") + "/tdsbpf_" TDSBPF_PROJECT_VERSION "_amd64.deb";
 	ASSERT_TRUE(std::ifstream(deb).good()) << out;
 	auto install = labtest::run_command({"dpkg", "-i", deb}, {}, "", std::chrono::seconds(120));
@@ -189,8 +190,8 @@ TEST_F(ServiceTest, DebianPackageInstallsRunsAndPurges)
 	EXPECT_NE(read.output.find("\"tdsbpf.record\":\"connection\""), std::string::npos) << read.output;
 	// it prints what it does not like (and exits 0 for much of it)
 	if (have("systemd-analyze")) {
-		auto v = labtest::run_command({"systemd-analyze", "verify", "/lib/systemd/system/tdsbpf.service"}, {}, "",
-					      std::chrono::seconds(60));
+		auto v = labtest::run_command({"systemd-analyze", "verify", "/lib/systemd/system/tdsbpf.service"}, {},
+					      "", std::chrono::seconds(60));
 		EXPECT_EQ(v.exit_code, 0) << v.output;
 		EXPECT_EQ(v.output, "") << v.output;
 	}

@@ -29,7 +29,12 @@ public:
 	{
 		p.process_ethernet(std::span<const uint8_t>(frame.data(), frame.size()), (uint32_t)frame.size(), ts);
 	}
-	std::vector<Rec> take() { auto r = std::move(recs); recs.clear(); return r; }
+	std::vector<Rec> take()
+	{
+		auto r = std::move(recs);
+		recs.clear();
+		return r;
+	}
 	std::vector<Rec> recs;
 	tdsbpf::HostParser p;
 };

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "events_builder.h"
 
 #include <arpa/inet.h>
@@ -151,7 +152,8 @@ Record& Trace::add_tds(double t, int dir, uint8_t type, uint8_t status, uint8_t 
 	return r;
 }
 
-Trace& Trace::prelogin(double t, int dir, uint8_t major, uint8_t minor, uint16_t build, uint8_t encryption, uint8_t mars)
+Trace& Trace::prelogin(double t, int dir, uint8_t major, uint8_t minor, uint16_t build, uint8_t encryption,
+		       uint8_t mars)
 {
 	Record& r = add_tds(t, dir, dir == C2S ? TDS_PRELOGIN : TDS_REPLY, TDS_STATUS_EOM, TDSBPF_D_PRELOGIN);
 	tdsbpf_prelogin& p = r.base().u.tds.d.prelogin;
@@ -302,7 +304,8 @@ Trace& Trace::ntlm_auth(double t, const std::string& domain, const std::string& 
 
 Trace& Trace::request(double t, uint8_t type, uint8_t status)
 {
-	Record& r = add_tds(t, C2S, type, status, type == TDS_SQL_BATCH || type == TDS_RPC ? TDSBPF_D_REQUEST : TDSBPF_D_NONE);
+	Record& r = add_tds(t, C2S, type, status,
+			    type == TDS_SQL_BATCH || type == TDS_RPC ? TDSBPF_D_REQUEST : TDSBPF_D_NONE);
 	r.base().u.tds.d.request.all_headers_length = 22;
 	return *this;
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // Builds event sequences the way the packet programs report them, from the
 // rows of a trace (time offset, direction, what the row shows).
 #ifndef TDSBPF_TESTS_EVENTS_BUILDER_H
@@ -49,9 +50,11 @@ public:
 	Trace& stats(double t, uint64_t bytes_c2s, uint64_t bytes_s2c, uint32_t pk_c2s, uint32_t pk_s2c, bool final);
 
 	// TDS
-	Trace& prelogin(double t, int dir, uint8_t major, uint8_t minor, uint16_t build, uint8_t encryption, uint8_t mars);
+	Trace& prelogin(double t, int dir, uint8_t major, uint8_t minor, uint16_t build, uint8_t encryption,
+			uint8_t mars);
 	Trace& tls_in_tds(double t, int dir, uint8_t content, uint8_t handshake, uint16_t version = 0x0303);
-	Trace& tls(double t, int dir, uint8_t content, uint8_t handshake = 0, uint16_t version = 0x0303, uint8_t flags = 0);
+	Trace& tls(double t, int dir, uint8_t content, uint8_t handshake = 0, uint16_t version = 0x0303,
+		   uint8_t flags = 0);
 	Trace& login7(double t, uint32_t tds_version, bool integrated, uint8_t sspi_kind, bool read_only = false,
 		      bool fedauth = false, uint32_t packet_size = 4096);
 	Trace& loginack(double t, uint32_t tds_version, uint8_t major, uint8_t minor, uint16_t build, uint16_t spid,

@@ -16,8 +16,8 @@ namespace labtest {
 pid_t start_lab_server(tdsbpf::lab::NetnsLab& lab, const tdsbpf::lab::TempDir& dir, const std::string& listen)
 {
 	pid_t pid = lab.spawn(lab.server_ns(),
-			      {TDSBPF_LABSERVER_PATH, "--listen", listen.empty() ? lab.server_ip() : listen, "--port", "1433",
-			       "--ready-file", dir.file("server.ready")},
+			      {TDSBPF_LABSERVER_PATH, "--listen", listen.empty() ? lab.server_ip() : listen, "--port",
+			       "1433", "--ready-file", dir.file("server.ready")},
 			      dir.file("server.out"), dir.file("server.log"));
 	return tdsbpf::lab::wait_for_file(dir.file("server.ready"), std::chrono::milliseconds(20000)) ? pid : 0;
 }

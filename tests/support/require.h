@@ -18,14 +18,14 @@ inline bool require_mode()
 }
 
 // Use as: TDSBPF_REQUIRE(condition, "why it is needed");
-#define TDSBPF_REQUIRE(cond, why)                                                               \
-	do {                                                                                    \
-		if (!(cond)) {                                                                  \
-			if (::tdsbpf::test::require_mode())                                     \
-				FAIL() << "required (TDSBPF_REQUIRE_BPF=1): " << (why);         \
-			else                                                                    \
-				GTEST_SKIP() << (why);                                          \
-		}                                                                               \
+#define TDSBPF_REQUIRE(cond, why)                                                       \
+	do {                                                                            \
+		if (!(cond)) {                                                          \
+			if (::tdsbpf::test::require_mode())                             \
+				FAIL() << "required (TDSBPF_REQUIRE_BPF=1): " << (why); \
+			else                                                            \
+				GTEST_SKIP() << (why);                                  \
+		}                                                                       \
 	} while (0)
 
 } // namespace tdsbpf::test

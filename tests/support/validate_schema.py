@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 """Validate NDJSON records against the connection JSON Schema.
 
 usage: validate_schema.py SCHEMA RECORDS.ndjson

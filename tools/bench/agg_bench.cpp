@@ -38,7 +38,7 @@ uint64_t now_ns(clockid_t id)
 // (the records are read as tdsbpf_event in place).
 struct Events {
 	std::string name;
-	std::vector<uint64_t> blob; // uint64_t storage for alignment
+	std::vector<uint64_t> blob;			  // uint64_t storage for alignment
 	std::vector<std::pair<std::size_t, uint32_t>> at; // offset in bytes, length
 	uint64_t last_ts = 0;
 };

@@ -83,8 +83,8 @@ int main(int argc, char **argv)
 	}
 	int tl = -1;
 	if (t) {
-		tl = bpf_link_create(bpf_program__fd(t->progs.tc_pass), ifindex,
-				     (enum bpf_attach_type)BENCH_TCX_EGRESS, NULL);
+		tl = bpf_link_create(bpf_program__fd(t->progs.tc_pass), ifindex, (enum bpf_attach_type)BENCH_TCX_EGRESS,
+				     NULL);
 		if (tl < 0) {
 			fprintf(stderr, "cannot attach tcx egress to %s: %s\n", iface, strerror(errno));
 			return 2;

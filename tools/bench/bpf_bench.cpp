@@ -88,8 +88,7 @@ void run_stream(int prog_fd, Stream& s, std::size_t n, std::vector<double>& out)
 
 // A connection of n segments past its handshake; make(i) gives segment i's
 // payload and whether it is timed. The handshake frames are untimed.
-template <typename Make>
-Stream make_stream(uint16_t client_port, int dir, std::size_t n, Make make)
+template <typename Make> Stream make_stream(uint16_t client_port, int dir, std::size_t n, Make make)
 {
 	Stream s;
 	s.c.cport = client_port;

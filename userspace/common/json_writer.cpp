@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "json_writer.h"
 
 #include <algorithm>
@@ -30,8 +31,7 @@ JsonWriter& JsonWriter::value(std::string_view s)
 	return *this;
 }
 
-template <typename Int>
-JsonWriter& JsonWriter::integer(Int v)
+template <typename Int> JsonWriter& JsonWriter::integer(Int v)
 {
 	if (comma_)
 		out_.put(',');
@@ -134,8 +134,7 @@ constexpr auto kPlain = [] {
 	return t;
 }();
 
-template <typename Out>
-void escape_into(Out& out, std::string_view s)
+template <typename Out> void escape_into(Out& out, std::string_view s)
 {
 	static const char hex[] = "0123456789abcdef";
 	const auto* p = reinterpret_cast<const unsigned char*>(s.data());
@@ -150,7 +149,8 @@ void escape_into(Out& out, std::string_view s)
 			uint64_t w;
 			std::memcpy(&w, p + j, 8);
 			uint64_t quote = w ^ (ones * '"'), bslash = w ^ (ones * '\\');
-			uint64_t bad = ((w - ones * 0x20) & ~w) | w | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash);
+			uint64_t bad =
+				((w - ones * 0x20) & ~w) | w | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash);
 			if (bad & highs)
 				break;
 			j += 8;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // A streaming JSON writer: appends to a growable buffer, no document tree,
 // no allocation once the buffer has grown to a record's size. Strings are
 // escaped per RFC 8259 and made valid UTF-8 (each byte of an invalid
@@ -98,8 +99,7 @@ public:
 	JsonWriter& value(Millis v);
 	JsonWriter& null() { return literal("null"); }
 
-	template <typename T>
-	JsonWriter& member(std::string_view k, const T& v)
+	template <typename T> JsonWriter& member(std::string_view k, const T& v)
 	{
 		key(k);
 		return value(v);
@@ -115,8 +115,7 @@ public:
 	static void escape(std::string& out, std::string_view s);
 
 private:
-	template <typename Int>
-	JsonWriter& integer(Int v);
+	template <typename Int> JsonWriter& integer(Int v);
 	JsonWriter& open(char c)
 	{
 		char* p = out_.reserve(2);

@@ -100,17 +100,20 @@ Bytes ntlm_challenge()
 {
 	Bytes b{'N', 'T', 'L', 'M', 'S', 'S', 'P', 0};
 	le32(b, 2);
-	le16(b, 0); le16(b, 0); le32(b, 48); // target name
+	le16(b, 0);
+	le16(b, 0);
+	le32(b, 48); // target name
 	le32(b, 0xe2898215);
 	for (int i = 0; i < 8; i++)
 		put8(b, (uint8_t)(0xc0 + i)); // server challenge
 	append(b, Bytes(8, 0));
-	le16(b, 0); le16(b, 0); le32(b, 48); // target info
+	le16(b, 0);
+	le16(b, 0);
+	le32(b, 48); // target info
 	return b;
 }
 
-Bytes ntlm_authenticate(const std::string& domain, const std::string& user, const std::string& ws,
-			uint32_t flags)
+Bytes ntlm_authenticate(const std::string& domain, const std::string& user, const std::string& ws, uint32_t flags)
 {
 	Bytes hdr{'N', 'T', 'L', 'M', 'S', 'S', 'P', 0};
 	le32(hdr, 3);
@@ -241,7 +244,10 @@ Bytes tok_env_database(const std::string& db)
 	return token(0xe3, b);
 }
 
-Bytes tok_sspi(const Bytes& blob) { return token(0xed, blob); }
+Bytes tok_sspi(const Bytes& blob)
+{
+	return token(0xed, blob);
+}
 
 Bytes tok_done(uint16_t status, uint16_t cur_cmd, uint64_t rows, bool tds71, uint8_t tok)
 {

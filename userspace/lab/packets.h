@@ -17,14 +17,44 @@ namespace tdsbpf::lab {
 
 using Bytes = std::vector<uint8_t>;
 
-inline void put8(Bytes& b, uint8_t v) { b.push_back(v); }
-inline void be16(Bytes& b, uint16_t v) { b.push_back(v >> 8); b.push_back(v & 0xff); }
-inline void le16(Bytes& b, uint16_t v) { b.push_back(v & 0xff); b.push_back(v >> 8); }
-inline void be32(Bytes& b, uint32_t v) { be16(b, v >> 16); be16(b, v & 0xffff); }
-inline void le32(Bytes& b, uint32_t v) { le16(b, v & 0xffff); le16(b, v >> 16); }
-inline void le64(Bytes& b, uint64_t v) { le32(b, (uint32_t)v); le32(b, (uint32_t)(v >> 32)); }
-inline void append(Bytes& b, const Bytes& x) { b.insert(b.end(), x.begin(), x.end()); }
-inline void set_le16(Bytes& b, size_t at, uint16_t v) { b[at] = v & 0xff; b[at + 1] = v >> 8; }
+inline void put8(Bytes& b, uint8_t v)
+{
+	b.push_back(v);
+}
+inline void be16(Bytes& b, uint16_t v)
+{
+	b.push_back(v >> 8);
+	b.push_back(v & 0xff);
+}
+inline void le16(Bytes& b, uint16_t v)
+{
+	b.push_back(v & 0xff);
+	b.push_back(v >> 8);
+}
+inline void be32(Bytes& b, uint32_t v)
+{
+	be16(b, v >> 16);
+	be16(b, v & 0xffff);
+}
+inline void le32(Bytes& b, uint32_t v)
+{
+	le16(b, v & 0xffff);
+	le16(b, v >> 16);
+}
+inline void le64(Bytes& b, uint64_t v)
+{
+	le32(b, (uint32_t)v);
+	le32(b, (uint32_t)(v >> 32));
+}
+inline void append(Bytes& b, const Bytes& x)
+{
+	b.insert(b.end(), x.begin(), x.end());
+}
+inline void set_le16(Bytes& b, size_t at, uint16_t v)
+{
+	b[at] = v & 0xff;
+	b[at + 1] = v >> 8;
+}
 inline void set_le32(Bytes& b, size_t at, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
@@ -57,8 +87,8 @@ struct Login7 {
 	uint32_t prog_ver = 0x07000000;
 	uint32_t pid = 4242;
 	uint8_t flags1 = 0xe0, flags2 = 0x03, type_flags = 0, flags3 = 0;
-	std::string host = "WS01", user = "sa", password = "", app = "app", server = "db1",
-		    library = "lib", language = "", database = "master";
+	std::string host = "WS01", user = "sa", password = "", app = "app", server = "db1", library = "lib",
+		    language = "", database = "master";
 	Bytes sspi;
 	Bytes features; // FeatureExt block (ids, lengths, data, 0xFF); sets flags3 0x10
 };
@@ -100,7 +130,7 @@ Bytes smp(uint8_t flags, uint16_t sid, uint32_t seq, uint32_t window, const Byte
 
 // ---- SQL Server Browser (SSRP, [MC-SQLR]) ------------------------------------
 Bytes ssrp_ucast_inst(const std::string& instance); // CLNT_UCAST_INST
-Bytes ssrp_response(const std::string& text);        // SVR_RESP around "ServerName;...;;"
+Bytes ssrp_response(const std::string& text);	    // SVR_RESP around "ServerName;...;;"
 
 // ---- Link / IP / TCP --------------------------------------------------------
 enum : uint8_t { FIN = 0x01, SYN = 0x02, RST = 0x04, PSH = 0x08, ACK = 0x10 };
@@ -119,8 +149,7 @@ struct Conn {
 	Bytes frame(bool c2s, uint32_t seq, uint32_t ack, uint8_t flags, const Bytes& payload,
 		    uint16_t win = 8192) const;
 	// The IP packet only (no link header).
-	Bytes ip(bool c2s, uint32_t seq, uint32_t ack, uint8_t flags, const Bytes& payload,
-		 uint16_t win = 8192) const;
+	Bytes ip(bool c2s, uint32_t seq, uint32_t ack, uint8_t flags, const Bytes& payload, uint16_t win = 8192) const;
 	// An Ethernet frame of a UDP datagram between the same ends (for the
 	// SQL Server Browser, sport is 1434).
 	Bytes udp(bool c2s, const Bytes& payload) const;
@@ -129,8 +158,18 @@ struct Conn {
 	Bytes ip_packet(bool c2s, uint8_t proto, const Bytes& l4) const;
 	Bytes link(const Bytes& ip, bool c2s) const;
 
-	Bytes syn() { Bytes f = frame(true, cseq, 0, SYN, {}); cseq++; return f; }
-	Bytes synack() { Bytes f = frame(false, sseq, cseq, SYN | ACK, {}); sseq++; return f; }
+	Bytes syn()
+	{
+		Bytes f = frame(true, cseq, 0, SYN, {});
+		cseq++;
+		return f;
+	}
+	Bytes synack()
+	{
+		Bytes f = frame(false, sseq, cseq, SYN | ACK, {});
+		sseq++;
+		return f;
+	}
 	Bytes ack(bool c2s) { return c2s ? frame(true, cseq, sseq, ACK, {}) : frame(false, sseq, cseq, ACK, {}); }
 	// data from one side; moves that side's sequence
 	Bytes data(bool c2s, const Bytes& payload, uint8_t flags = ACK | PSH)

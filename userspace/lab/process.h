@@ -17,11 +17,11 @@ namespace tdsbpf::lab {
 using std::chrono::milliseconds;
 
 struct SpawnOptions {
-	std::string netns;                  // run through `ip netns exec` when set
+	std::string netns; // run through `ip netns exec` when set
 	std::string stdin_path = "/dev/null";
 	std::string stdout_path = "/dev/null";
-	std::string stderr_path;            // empty: with stdout
-	bool append = false;                // append to the output files (else truncate)
+	std::string stderr_path;		// empty: with stdout
+	bool append = false;			// append to the output files (else truncate)
 	std::map<std::string, std::string> env; // added to the environment
 };
 

@@ -20,7 +20,7 @@
  */
 struct tdsbpf_ssrp_scan {
 	struct tdsbpf_scratch *sc;
-	__u32 state;   /* bytes of ";tcp;" matched, then 5 while in the digits */
+	__u32 state; /* bytes of ";tcp;" matched, then 5 while in the digits */
 	__u32 port;
 	__u32 digits;
 	__u32 found;
@@ -69,7 +69,7 @@ static long tdsbpf_ssrp_step(__u32 i, void *data)
 
 TDSBPF_INLINE __u32 tdsbpf_ssrp_ports(struct tdsbpf_scratch *sc)
 {
-	struct tdsbpf_ssrp_scan s = { sc, 0, 0, 0, 0 };
+	struct tdsbpf_ssrp_scan s = {sc, 0, 0, 0, 0};
 
 	__builtin_memset(&sc->res.browser, 0, sizeof(sc->res.browser));
 	/* SVR_RESP: 0x05, RESP_SIZE (2 bytes), the instances' string */
@@ -84,8 +84,7 @@ TDSBPF_INLINE __u32 tdsbpf_ssrp_ports(struct tdsbpf_scratch *sc)
  * the client can connect to them, and the datagram goes to user space,
  * which names the instances and times the exchange.
  */
-TDSBPF_NOINLINE void tdsbpf_browser(struct tdsbpf_pkt *p, struct tdsbpf_l4 *l4,
-				    struct tdsbpf_flow_key *key)
+TDSBPF_NOINLINE void tdsbpf_browser(struct tdsbpf_pkt *p, struct tdsbpf_l4 *l4, struct tdsbpf_flow_key *key)
 {
 	struct tdsbpf_browser_event *ev;
 	struct tdsbpf_scratch *sc;

@@ -18,7 +18,7 @@ struct tdsbpf_walk {
 	struct tdsbpf_pkt *p;
 	struct tdsbpf_flow *flow;
 	const struct tdsbpf_flow_key *key;
-	struct tdsbpf_l4 *l4;        /* in the scratch area */
+	struct tdsbpf_l4 *l4; /* in the scratch area */
 	struct tdsbpf_scratch *sc;
 };
 

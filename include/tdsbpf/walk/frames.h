@@ -39,8 +39,7 @@ TDSBPF_INLINE __u32 tdsbpf_fill(struct tdsbpf_walk *w, __u32 rel, __u32 want)
 }
 
 /* LOGIN7: the fixed part, then the SSPI blob and the feature block it points at. */
-TDSBPF_INLINE void tdsbpf_login7_details(struct tdsbpf_walk *w, struct tdsbpf_event *ev,
-					 __u32 body_rel, __u32 body_len)
+TDSBPF_INLINE void tdsbpf_login7_details(struct tdsbpf_walk *w, struct tdsbpf_event *ev, __u32 body_rel, __u32 body_len)
 {
 	struct tdsbpf_scratch *sc = w->sc;
 	struct tdsbpf_login7 *l7 = &ev->u.tds.d.login7;
@@ -84,8 +83,8 @@ TDSBPF_INLINE void tdsbpf_login7_details(struct tdsbpf_walk *w, struct tdsbpf_ev
  * first: this packet starts a message (so its body starts with the
  * message's own header: ALL_HEADERS, the token stream, the LOGIN7 block).
  */
-TDSBPF_NOINLINE void tdsbpf_tds_details(struct tdsbpf_walk *w, struct tdsbpf_event *ev,
-					__u32 body_rel, __u32 body_len, __u32 first)
+TDSBPF_NOINLINE void tdsbpf_tds_details(struct tdsbpf_walk *w, struct tdsbpf_event *ev, __u32 body_rel, __u32 body_len,
+					__u32 first)
 {
 	struct tdsbpf_scratch *sc = w->sc;
 	struct tdsbpf_tds *t = &ev->u.tds;
@@ -165,8 +164,7 @@ TDSBPF_NOINLINE void tdsbpf_tds_details(struct tdsbpf_walk *w, struct tdsbpf_eve
 		sc->end = body_len;
 		tdsbpf_parse_request(sc);
 		break;
-	default:
-		return;
+	default: return;
 	}
 	__builtin_memcpy(&t->d, &sc->out, sizeof(t->d));
 }
@@ -190,8 +188,8 @@ TDSBPF_INLINE __u16 tdsbpf_ntlm_name(struct tdsbpf_walk *w, __u32 rel, __u32 len
  * with the names, in place of the plain TDS event. Returns 0 when it took
  * the packet over (emitted, or counted as dropped).
  */
-TDSBPF_NOINLINE int tdsbpf_emit_ntlm(struct tdsbpf_walk *w, const struct tdsbpf_event *tds,
-				     __u32 body_rel, __u32 body_len)
+TDSBPF_NOINLINE int tdsbpf_emit_ntlm(struct tdsbpf_walk *w, const struct tdsbpf_event *tds, __u32 body_rel,
+				     __u32 body_len)
 {
 	struct tdsbpf_scratch *sc = w->sc;
 	struct tdsbpf_ntlm_event *ev;
@@ -224,8 +222,7 @@ TDSBPF_NOINLINE int tdsbpf_emit_ntlm(struct tdsbpf_walk *w, const struct tdsbpf_
 	f = sc->res.ntlm.name[1];
 	ev->user_len = tdsbpf_ntlm_name(w, body_rel + at + (f & 0xffff), f >> 16, ev->user);
 	f = sc->res.ntlm.name[2];
-	ev->workstation_len = tdsbpf_ntlm_name(w, body_rel + at + (f & 0xffff), f >> 16,
-					       ev->workstation);
+	ev->workstation_len = tdsbpf_ntlm_name(w, body_rel + at + (f & 0xffff), f >> 16, ev->workstation);
 	tdsbpf_submit(w->p, ev, 1);
 	return 0;
 }
@@ -249,8 +246,7 @@ TDSBPF_INLINE int tdsbpf_tail_done(struct tdsbpf_walk *w, __u32 end)
  * negative when the header began in the previous segment). smp: the SMP
  * header it came in, or 0.
  */
-TDSBPF_NOINLINE void tdsbpf_emit_tds(struct tdsbpf_walk *w, const __u8 *hdr, __s32 rel,
-				     const __u8 *smp)
+TDSBPF_NOINLINE void tdsbpf_emit_tds(struct tdsbpf_walk *w, const __u8 *hdr, __s32 rel, const __u8 *smp)
 {
 	struct tdsbpf_dir_state *ds = &w->flow->d[w->l4->dir & 1];
 	struct tdsbpf_event *ev;
@@ -457,8 +453,7 @@ TDSBPF_INLINE int tdsbpf_resync_ok(struct tdsbpf_walk *w, const __u8 *hdr, __u32
 	if (need == 0 || have < need)
 		return 0;
 	if (hdr[0] == SMP_SMID) {
-		if (!tdsbpf_smp_header_valid(hdr) ||
-		    (hdr[1] == SMP_DATA && !tdsbpf_tds_header_valid(hdr + 16)))
+		if (!tdsbpf_smp_header_valid(hdr) || (hdr[1] == SMP_DATA && !tdsbpf_tds_header_valid(hdr + 16)))
 			return 0;
 		len = tdsbpf_le32(hdr + 4);
 	} else if (hdr[0] >= 20 && hdr[0] <= 23) {
@@ -508,8 +503,7 @@ TDSBPF_NOINLINE void tdsbpf_pending_tail(struct tdsbpf_walk *w, struct tdsbpf_di
  * starts (-carry_len). Returns where the next frame starts, or
  * TDSBPF_WALK_LOST when the framing was lost.
  */
-TDSBPF_NOINLINE __s32 tdsbpf_join_carry(struct tdsbpf_walk *w, struct tdsbpf_dir_state *ds,
-					__s32 rel)
+TDSBPF_NOINLINE __s32 tdsbpf_join_carry(struct tdsbpf_walk *w, struct tdsbpf_dir_state *ds, __s32 rel)
 {
 	__u8 *hdr = w->sc->hdr;
 	__u32 k = ds->carry_len;
@@ -531,8 +525,7 @@ TDSBPF_NOINLINE __s32 tdsbpf_join_carry(struct tdsbpf_walk *w, struct tdsbpf_dir
 	 * verifier state for any k, where a byte-merging loop would fork one
 	 * per value.
 	 */
-	if (want == 0 || want > TDSBPF_FRAME_HDR ||
-	    tdsbpf_load(w->p, w->l4->poff, ds->carry + (k & 31), want) < 0) {
+	if (want == 0 || want > TDSBPF_FRAME_HDR || tdsbpf_load(w->p, w->l4->poff, ds->carry + (k & 31), want) < 0) {
 		tdsbpf_lose_sync(w, ds);
 		return TDSBPF_WALK_LOST;
 	}
@@ -560,7 +553,7 @@ TDSBPF_NOINLINE __s32 tdsbpf_join_carry(struct tdsbpf_walk *w, struct tdsbpf_dir
 struct tdsbpf_frames {
 	struct tdsbpf_walk *w;
 	struct tdsbpf_dir_state *ds;
-	__s32 done;  /* the walk of this segment is over (sync lost or header carried) */
+	__s32 done; /* the walk of this segment is over (sync lost or header carried) */
 };
 
 /*

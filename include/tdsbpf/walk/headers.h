@@ -156,8 +156,7 @@ TDSBPF_INLINE int tdsbpf_parse_headers(struct tdsbpf_pkt *p, struct tdsbpf_l4 *l
  * read directly from the headers parse_headers checked (bounds checked
  * again here: the verifier does not carry them across functions).
  */
-TDSBPF_NOINLINE int tdsbpf_fill_key(struct tdsbpf_pkt *p, const struct tdsbpf_l4 *l4,
-				  struct tdsbpf_flow_key *key)
+TDSBPF_NOINLINE int tdsbpf_fill_key(struct tdsbpf_pkt *p, const struct tdsbpf_l4 *l4, struct tdsbpf_flow_key *key)
 {
 	__u8 *ip = (__u8 *)p->data + (l4->l3off & 0x1f);
 	__u8 *client = l4->dir == TDSBPF_DIR_C2S ? key->client_addr : key->server_addr;

@@ -92,8 +92,8 @@ TDSBPF_NOINLINE void tdsbpf_tcp(struct tdsbpf_walk *w)
 	if (plen == 0 && !(fl & TDSBPF_TCP_FIN)) {
 		if (!(fl & TDSBPF_TCP_ACK))
 			return;
-		if (f->state == TDSBPF_TCP_SYN_RCVD && dir == TDSBPF_DIR_C2S &&
-		    os->seq_valid && w->l4->ack == os->next_seq) {
+		if (f->state == TDSBPF_TCP_SYN_RCVD && dir == TDSBPF_DIR_C2S && os->seq_valid &&
+		    w->l4->ack == os->next_seq) {
 			f->state = TDSBPF_TCP_ESTABLISHED;
 			tdsbpf_emit_tcp(w, TDSBPF_EV_TCP_HANDSHAKE_ACK, 1);
 		} else if (os->ka_pending && w->l4->ack == os->next_seq) {

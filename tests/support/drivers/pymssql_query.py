@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 """pymssql (FreeTDS db-lib) against the lab server.
 
 usage: pymssql_query.py PORT USER QUERY

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 """FreeTDS ODBC with MARS (MARS_Connection=Yes): two cursors interleaved on one connection.
 
 usage: pyodbc_mars.py PORT DRIVER_PATH

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 """Runs one of tests/support/drivers/*.py unchanged against a server that is not on 127.0.0.1.
 
 usage: run_py_driver.py HOST SCRIPT ARGS...

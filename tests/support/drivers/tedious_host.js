@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // Preloaded (node -r) before tests/lab/drivers/tedious_query.js, which connects
 // to 127.0.0.1: replaces that address by $E2E_SERVER_HOST, the lab server in
 // the other network namespace. The driver script itself runs unchanged.

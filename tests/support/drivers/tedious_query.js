@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // tedious against the lab server.
 // usage: node tedious_query.js PORT ENCRYPT(true|false|strict) USER [DOMAIN] [MODE]
 // MODE: query (batch + sp_executesql, default) | cancel (attention during WAITFOR)

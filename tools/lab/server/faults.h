@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // Faults on demand. One naming convention serves both ways of asking:
 // the login name (user `fail_login`, or `DOMAIN\fail_login` with NTLM) and
 // the `--fault NAME` flag (applies to every connection). Several faults can
@@ -35,16 +36,16 @@ enum class Phase { prelogin, tls, login, auth, query };
 const char* phase_name(Phase p);
 
 struct FaultPlan {
-  bool fail_login = false;
-  std::map<Phase, std::chrono::milliseconds> delays;
-  std::optional<Phase> rst_at;
-  std::optional<Phase> fin_at;
-  std::optional<std::pair<std::string, std::uint16_t>> redirect;
-  std::optional<std::chrono::seconds> idle_close;
+	bool fail_login = false;
+	std::map<Phase, std::chrono::milliseconds> delays;
+	std::optional<Phase> rst_at;
+	std::optional<Phase> fin_at;
+	std::optional<std::pair<std::string, std::uint16_t>> redirect;
+	std::optional<std::chrono::seconds> idle_close;
 
-  bool empty() const;
-  void merge(const FaultPlan& other);
-  std::string describe() const;
+	bool empty() const;
+	void merge(const FaultPlan& other);
+	std::string describe() const;
 };
 
 // Parses one fault name or a '+'-joined list. Returns nullopt and sets
@@ -55,4 +56,4 @@ std::optional<FaultPlan> parse_faults(std::string_view names, std::string* error
 // ignored; a name that is not a fault name means no fault.
 FaultPlan faults_from_login_name(std::string_view login_name);
 
-}  // namespace tdslab
+} // namespace tdslab

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // Kerberos for integrated logins: the lab server takes a LOGIN7 whose SSPI
 // blob is a Kerberos or SPNEGO token to GSS-API (MIT krb5), with the keys of
 // a keytab, so a driver holding a real ticket logs in for real. Unlike NTLM,
@@ -14,8 +15,8 @@
 namespace tdslab {
 
 struct KerberosSettings {
-  std::string keytab;     // --kerberos-keytab; read at each login, so it may appear or change later
-  std::string principal;  // --kerberos-principal; empty: any service key in the keytab
+	std::string keytab;    // --kerberos-keytab; read at each login, so it may appear or change later
+	std::string principal; // --kerberos-principal; empty: any service key in the keytab
 };
 
 // The mechanism an initial GSS-API context token names (RFC 2743 3.1: 0x60,
@@ -29,24 +30,24 @@ const char* gss_mechanism_name(GssMechanism m);
 // One server-side security context: one per connection, fed the client's
 // tokens in order (the LOGIN7's SSPI blob, then each SSPI packet).
 class GssAcceptor {
- public:
-  explicit GssAcceptor(KerberosSettings settings);
-  ~GssAcceptor();
-  GssAcceptor(const GssAcceptor&) = delete;
-  GssAcceptor& operator=(const GssAcceptor&) = delete;
+public:
+	explicit GssAcceptor(KerberosSettings settings);
+	~GssAcceptor();
+	GssAcceptor(const GssAcceptor&) = delete;
+	GssAcceptor& operator=(const GssAcceptor&) = delete;
 
-  enum class State { continue_needed, complete, failed };
-  struct Step {
-    State state = State::failed;
-    Bytes reply;            // token for the client (an SSPI token); may be empty
-    std::string principal;  // complete: the client, as GSS-API displays it (user@REALM)
-    std::string error;      // failed: GSS-API's major and minor status in words
-  };
-  Step step(ByteView token);
+	enum class State { continue_needed, complete, failed };
+	struct Step {
+		State state = State::failed;
+		Bytes reply;	       // token for the client (an SSPI token); may be empty
+		std::string principal; // complete: the client, as GSS-API displays it (user@REALM)
+		std::string error;     // failed: GSS-API's major and minor status in words
+	};
+	Step step(ByteView token);
 
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+private:
+	struct Impl;
+	std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace tdslab
+} // namespace tdslab

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The lab's "database": a handful of deterministic statements, so tests and
 // the demo know exactly which result set each request produces.
 //
@@ -40,29 +41,29 @@
 namespace tdslab {
 
 struct SessionFacts {
-  std::uint16_t spid = 0;
-  std::string user;
-  std::string database = "master";
-  std::string server_name = "TDSLAB";
-  std::string version_text;
-  std::uint8_t version_major = 16;  // the server's version (--server-version)
-  std::uint8_t version_minor = 0;
-  std::uint16_t version_build = 1000;
-  std::string app_name;   // from LOGIN7, for APP_NAME()
-  std::string host_name;  // from LOGIN7, for HOST_NAME()
-  // Parameters of the RPC being run (names with '@', lower case).
-  std::map<std::string, Value> params;
+	std::uint16_t spid = 0;
+	std::string user;
+	std::string database = "master";
+	std::string server_name = "TDSLAB";
+	std::string version_text;
+	std::uint8_t version_major = 16; // the server's version (--server-version)
+	std::uint8_t version_minor = 0;
+	std::uint16_t version_build = 1000;
+	std::string app_name;  // from LOGIN7, for APP_NAME()
+	std::string host_name; // from LOGIN7, for HOST_NAME()
+	// Parameters of the RPC being run (names with '@', lower case).
+	std::map<std::string, Value> params;
 };
 
 struct StatementResult {
-  std::vector<Column> columns;            // empty: no result set
-  std::vector<std::vector<Value>> rows;   // for SELECT with literal values
-  std::uint64_t generated_rows = 0;       // rows(N): produced on the fly
-  std::optional<Message16> error;
-  std::optional<std::string> new_database;
-  std::chrono::milliseconds delay{0};
-  std::uint16_t cmd = curcmd::none;
-  bool count_valid = false;
+	std::vector<Column> columns;	      // empty: no result set
+	std::vector<std::vector<Value>> rows; // for SELECT with literal values
+	std::uint64_t generated_rows = 0;     // rows(N): produced on the fly
+	std::optional<Message16> error;
+	std::optional<std::string> new_database;
+	std::chrono::milliseconds delay{0};
+	std::uint16_t cmd = curcmd::none;
+	bool count_valid = false;
 };
 
 std::vector<StatementResult> run_batch(std::string_view sql, const SessionFacts& session);
@@ -71,10 +72,10 @@ std::vector<StatementResult> run_batch(std::string_view sql, const SessionFacts&
 // sp_datatype_info_100; the name may be qualified, any case) run with these
 // arguments, as an RPC names it; nullopt for any other procedure.
 std::optional<StatementResult> run_procedure(std::string_view name, const std::vector<Value>& args,
-                                             const SessionFacts& session);
+					     const SessionFacts& session);
 
 // Splits on ';' outside quotes, and where a statement without one ends (see
 // above); drops empty statements.
 std::vector<std::string> split_statements(std::string_view sql);
 
-}  // namespace tdslab
+} // namespace tdslab

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The connection table: ordering of events, creation and end of
 // connections, timeouts, eviction, snapshots and the summary.
 //
@@ -37,8 +38,7 @@ constexpr uint64_t kScanEveryNs = 1000000000ull;
 struct FlowKey {
 	tdsbpf_flow_key k;
 	bool operator==(const FlowKey& o) const { return flow_key_equal(k, o.k); }
-	template <typename H>
-	friend H AbslHashValue(H h, const FlowKey& f)
+	template <typename H> friend H AbslHashValue(H h, const FlowKey& f)
 	{
 		return H::combine(std::move(h), flow_key_hash(f.k));
 	}
@@ -51,10 +51,10 @@ struct ClientServerKey {
 	uint16_t port;
 	bool operator==(const ClientServerKey& o) const
 	{
-		return std::memcmp(client, o.client, 16) == 0 && std::memcmp(server, o.server, 16) == 0 && port == o.port;
+		return std::memcmp(client, o.client, 16) == 0 && std::memcmp(server, o.server, 16) == 0 &&
+		       port == o.port;
 	}
-	template <typename H>
-	friend H AbslHashValue(H h, const ClientServerKey& k)
+	template <typename H> friend H AbslHashValue(H h, const ClientServerKey& k)
 	{
 		h = H::combine_contiguous(std::move(h), k.client, 16);
 		h = H::combine_contiguous(std::move(h), k.server, 16);
@@ -131,7 +131,7 @@ struct Aggregator::Impl {
 		uint64_t id;
 	};
 	std::deque<Linger> linger;
-	std::deque<Linger> half_closed; // one FIN seen: ended after fin_timeout_s of silence
+	std::deque<Linger> half_closed;		       // one FIN seen: ended after fin_timeout_s of silence
 	absl::flat_hash_map<FlowKey, uint64_t> recent; // key -> close time
 	std::deque<std::pair<uint64_t, FlowKey>> recent_order;
 	absl::flat_hash_map<ClientServerKey, std::deque<uint64_t>> single_use_times; // end times
@@ -145,8 +145,8 @@ struct Aggregator::Impl {
 	BrowserTracker browser;
 
 	Impl(AggregatorConfig c, Sink& s)
-		: cfg(std::move(c)), sink(s),
-		  browser(cfg, sink, sum, [this](uint32_t ifindex, uint64_t now) { return ifname(ifindex, now); })
+	    : cfg(std::move(c)), sink(s),
+	      browser(cfg, sink, sum, [this](uint32_t ifindex, uint64_t now) { return ifname(ifindex, now); })
 	{
 	}
 
@@ -221,10 +221,8 @@ struct Aggregator::Impl {
 		case TDSBPF_EV_TCP_ZERO_WINDOW:
 		case TDSBPF_EV_FLOW_STATS:
 		case TDSBPF_EV_RESYNC:
-		case TDSBPF_EV_SMP:
-			return true;
-		default:
-			return false;
+		case TDSBPF_EV_SMP: return true;
+		default: return false;
 		}
 	}
 
@@ -234,12 +232,9 @@ struct Aggregator::Impl {
 		case TDSBPF_EV_TCP_CLOSE_ACK:
 		case TDSBPF_EV_TCP_KEEPALIVE_ACK:
 		case TDSBPF_EV_TCP_RETRANS:
-		case TDSBPF_EV_RESYNC:
-			return false;
-		case TDSBPF_EV_FLOW_STATS:
-			return !ev.u.stats.final;
-		default:
-			return true;
+		case TDSBPF_EV_RESYNC: return false;
+		case TDSBPF_EV_FLOW_STATS: return !ev.u.stats.final;
+		default: return true;
 		}
 	}
 
@@ -249,7 +244,8 @@ struct Aggregator::Impl {
 		auto it = table.find(key);
 		if (it != table.end() && is_new_syn(*it->second.conn, ev)) {
 			Connection& old = *it->second.conn;
-			bool closed = old.close.fin[0] || old.close.fin[1] || old.close.rst[0] || old.close.rst[1] || old.complete;
+			bool closed = old.close.fin[0] || old.close.fin[1] || old.close.rst[0] || old.close.rst[1] ||
+				      old.complete;
 			end(it, closed ? EndReason::closed : EndReason::replaced, ev.ts_ns);
 			recent.erase(key);
 			it = table.end();
@@ -335,7 +331,8 @@ struct Aggregator::Impl {
 		}
 		if (c.complete && !e.lingering) {
 			e.lingering = true;
-			linger.push_back({c.complete_ns + static_cast<uint64_t>(cfg.close_linger_ms) * 1000000ull, key, c.id});
+			linger.push_back(
+				{c.complete_ns + static_cast<uint64_t>(cfg.close_linger_ms) * 1000000ull, key, c.id});
 		}
 	}
 
@@ -421,8 +418,9 @@ struct Aggregator::Impl {
 		sum.connections_evicted++;
 		bool half_open = !it->second.established;
 		if (sum.connections_evicted == 1)
-			spdlog::warn("more than {} connections: evicting the least recently active ones (--max-connections)",
-				     cfg.max_connections);
+			spdlog::warn(
+				"more than {} connections: evicting the least recently active ones (--max-connections)",
+				cfg.max_connections);
 		end(it, EndReason::evicted, now, /*print=*/!half_open);
 		return true;
 	}
@@ -458,13 +456,14 @@ struct Aggregator::Impl {
 				if (!o.cgroup_id)
 					continue;
 				const SocketOwner* who = o.who.get();
-				std::string_view label = !who ? std::string_view{}
-							 : !who->pod_uid.empty() ? std::string_view(who->pod_uid)
-							 : !who->container_id.empty() ? std::string_view(who->container_id)
-							 : !who->systemd_unit.empty() ? std::string_view(who->systemd_unit)
-										       : std::string_view(who->cgroup_path);
-				cfg.metrics->owner_connection(it->second.metrics_server, side == TDSBPF_DIR_C2S ? "client" : "server",
-							      label);
+				std::string_view label =
+					!who			     ? std::string_view{}
+					: !who->pod_uid.empty()	     ? std::string_view(who->pod_uid)
+					: !who->container_id.empty() ? std::string_view(who->container_id)
+					: !who->systemd_unit.empty() ? std::string_view(who->systemd_unit)
+								     : std::string_view(who->cgroup_path);
+				cfg.metrics->owner_connection(it->second.metrics_server,
+							      side == TDSBPF_DIR_C2S ? "client" : "server", label);
 			}
 		}
 		if (print)
@@ -671,7 +670,8 @@ void Aggregator::on_event(const tdsbpf_event& ev, size_t len)
 	Impl& m = *impl_;
 	if (len < sizeof(tdsbpf_event) || ev.kind == 0 || ev.kind >= TDSBPF_EV_KIND_MAX) {
 		if (m.sum.events_malformed++ == 0)
-			spdlog::debug("dropping a malformed event record ({} bytes, kind {})", len, len >= sizeof(tdsbpf_event) ? ev.kind : 0);
+			spdlog::debug("dropping a malformed event record ({} bytes, kind {})", len,
+				      len >= sizeof(tdsbpf_event) ? ev.kind : 0);
 		return;
 	}
 	m.sum.events++;

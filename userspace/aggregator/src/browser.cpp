@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // SQL Server Browser lookups: see browser.h. The record's fields are in
 // docs/connections.md ("Browser lookups").
 #include "browser.h"
@@ -49,7 +50,7 @@ std::string describe_request(const SsrpMessage& m)
 } // namespace
 
 BrowserTracker::BrowserTracker(const AggregatorConfig& cfg, Sink& sink, Summary& sum, IfName ifname)
-	: cfg_(cfg), sink_(sink), sum_(sum), ifname_(std::move(ifname))
+    : cfg_(cfg), sink_(sink), sum_(sum), ifname_(std::move(ifname))
 {
 }
 
@@ -151,7 +152,8 @@ void BrowserTracker::remember(const Lookup& l, const Response& r)
 		a.ts = r.ts;
 		auto o = std::make_shared<Connection::BrowserOrigin>();
 		o->instance = i.instance_name;
-		o->lookup_ms = l.request_ns && r.ts >= l.request_ns ? static_cast<double>(r.ts - l.request_ns) / 1e6 : -1;
+		o->lookup_ms =
+			l.request_ns && r.ts >= l.request_ns ? static_cast<double>(r.ts - l.request_ns) / 1e6 : -1;
 		a.origin = std::move(o);
 		if (answers_.size() >= kMaxAnswers)
 			answers_.pop_front();
@@ -185,7 +187,8 @@ void BrowserTracker::finish(uint64_t now)
 	// a request younger than the wait is not unanswered: the run ended first
 	while (!waiting_.empty()) {
 		Lookup& l = waiting_.front();
-		l.unfinished = l.responses.empty() && now < l.request_ns + static_cast<uint64_t>(cfg_.browser_timeout_ms) * 1000000ull;
+		l.unfinished = l.responses.empty() &&
+			       now < l.request_ns + static_cast<uint64_t>(cfg_.browser_timeout_ms) * 1000000ull;
 		report(l, now);
 		waiting_.pop_front();
 	}
@@ -206,7 +209,8 @@ void BrowserTracker::report(Lookup& l, uint64_t now)
 			 "A datagram to the SQL Server Browser port (UDP 1434) of %s is not an SSRP request (%s). The "
 			 "client that sent it owns it: something other than a SQL Server driver uses port 1434, or "
 			 "its message is damaged.",
-			 server.c_str(), l.request.problem.empty() ? "unknown message type" : l.request.problem.c_str());
+			 server.c_str(),
+			 l.request.problem.empty() ? "unknown message type" : l.request.problem.c_str());
 		diags.push_back({"browser_not_ssrp", "info", buf});
 	} else if (l.responses.empty() && l.unfinished) {
 		outcome = "unfinished";
@@ -214,19 +218,21 @@ void BrowserTracker::report(Lookup& l, uint64_t now)
 		outcome = "no_answer";
 		double s = cfg_.browser_timeout_ms / 1000.0;
 		if (l.request.kind == SsrpKind::clnt_ucast_inst || l.request.kind == SsrpKind::clnt_ucast_dac)
-			snprintf(buf, sizeof(buf),
-				 "The client asked the SQL Server Browser at %s %s and got no answer within %.1f s. The "
-				 "server side owns it: the SQL Server Browser service is stopped, UDP 1434 is blocked by "
-				 "a firewall on the way, or no instance of that name exists (the Browser does not answer "
-				 "for an instance it does not have). Start the Browser and open UDP 1434, or give the "
-				 "client the instance's port (host,port) instead of its name.",
-				 server.c_str(), what.c_str(), s);
+			snprintf(
+				buf, sizeof(buf),
+				"The client asked the SQL Server Browser at %s %s and got no answer within %.1f s. The "
+				"server side owns it: the SQL Server Browser service is stopped, UDP 1434 is blocked by "
+				"a firewall on the way, or no instance of that name exists (the Browser does not answer "
+				"for an instance it does not have). Start the Browser and open UDP 1434, or give the "
+				"client the instance's port (host,port) instead of its name.",
+				server.c_str(), what.c_str(), s);
 		else
-			snprintf(buf, sizeof(buf),
-				 "The client asked the SQL Server Browser at %s for %s and got no answer within %.1f s. "
-				 "The server side owns it: the SQL Server Browser service is stopped or UDP 1434 is "
-				 "blocked by a firewall on the way. Start the Browser and open UDP 1434.",
-				 server.c_str(), what.c_str(), s);
+			snprintf(
+				buf, sizeof(buf),
+				"The client asked the SQL Server Browser at %s for %s and got no answer within %.1f s. "
+				"The server side owns it: the SQL Server Browser service is stopped or UDP 1434 is "
+				"blocked by a firewall on the way. Start the Browser and open UDP 1434.",
+				server.c_str(), what.c_str(), s);
 		diags.push_back({"browser_no_answer", "warning", buf});
 	} else {
 		if (!l.request_ns)
@@ -234,32 +240,35 @@ void BrowserTracker::report(Lookup& l, uint64_t now)
 		const Response& first = l.responses.front();
 		uint64_t ms = l.request_ns && first.ts >= l.request_ns ? (first.ts - l.request_ns) / 1000000ull : 0;
 		if (l.request_ns && ms >= cfg_.browser_slow_ms) {
-			snprintf(buf, sizeof(buf),
-				 "The SQL Server Browser at %s took %llu ms to answer (%s); the client's connection waits "
-				 "for it. The server side owns it: a busy or starved server host, or a slow network path "
-				 "for UDP. A fixed port in the connection string (host,port) avoids the lookup.",
-				 server.c_str(), ull(ms), what.c_str());
+			snprintf(
+				buf, sizeof(buf),
+				"The SQL Server Browser at %s took %llu ms to answer (%s); the client's connection waits "
+				"for it. The server side owns it: a busy or starved server host, or a slow network path "
+				"for UDP. A fixed port in the connection string (host,port) avoids the lookup.",
+				server.c_str(), ull(ms), what.c_str());
 			diags.push_back({"browser_slow", "warning", buf});
 		}
 		for (const Response& r : l.responses) {
 			if (!r.msg.problem.empty()) {
-				snprintf(buf, sizeof(buf),
-					 "The answer from the SQL Server Browser at %s is not a valid SSRP reply (%s). The "
-					 "server side owns it: the service answering on UDP 1434 is not a SQL Server Browser, "
-					 "or its reply was damaged; a driver may fail to find the instance.",
-					 addr_string(r.addr, k.family).c_str(), r.msg.problem.c_str());
+				snprintf(
+					buf, sizeof(buf),
+					"The answer from the SQL Server Browser at %s is not a valid SSRP reply (%s). The "
+					"server side owns it: the service answering on UDP 1434 is not a SQL Server Browser, "
+					"or its reply was damaged; a driver may fail to find the instance.",
+					addr_string(r.addr, k.family).c_str(), r.msg.problem.c_str());
 				diags.push_back({"browser_bad_answer", "warning", buf});
 				break;
 			}
 			for (const SsrpInstance& i : r.msg.instances) {
 				if (i.tcp_port)
 					continue;
-				snprintf(buf, sizeof(buf),
-					 "The SQL Server Browser at %s lists instance %s without a TCP port: TCP/IP is not "
-					 "enabled for it, so clients that connect over TCP cannot reach it by name. The "
-					 "server side owns it: enable TCP/IP for the instance (SQL Server Configuration "
-					 "Manager) and restart it.",
-					 addr_string(r.addr, k.family).c_str(), i.instance_name.c_str());
+				snprintf(
+					buf, sizeof(buf),
+					"The SQL Server Browser at %s lists instance %s without a TCP port: TCP/IP is not "
+					"enabled for it, so clients that connect over TCP cannot reach it by name. The "
+					"server side owns it: enable TCP/IP for the instance (SQL Server Configuration "
+					"Manager) and restart it.",
+					addr_string(r.addr, k.family).c_str(), i.instance_name.c_str());
 				diags.push_back({"browser_no_tcp", "warning", buf});
 				break;
 			}
@@ -278,7 +287,9 @@ void BrowserTracker::report(Lookup& l, uint64_t now)
 	json_.clear();
 	JsonWriter w(json_);
 	char tb[40];
-	auto time = [&](std::string_view key, uint64_t ns) { w.key(key).value(std::string_view(tb, iso_time(tb, ns))); };
+	auto time = [&](std::string_view key, uint64_t ns) {
+		w.key(key).value(std::string_view(tb, iso_time(tb, ns)));
+	};
 	w.begin_object();
 	w.member("tdsbpf.record", "browser");
 	w.member("tdsbpf.lookup_id", l.id);
@@ -371,7 +382,8 @@ void BrowserTracker::report(Lookup& l, uint64_t now)
 	for (const Response& r : l.responses) {
 		std::string from = addr_string(r.addr, k.family);
 		if (l.request_ns && r.ts >= l.request_ns)
-			line("   answer    from %s in %.3f ms:", from.c_str(), static_cast<double>(r.ts - l.request_ns) / 1e6);
+			line("   answer    from %s in %.3f ms:", from.c_str(),
+			     static_cast<double>(r.ts - l.request_ns) / 1e6);
 		else
 			line("   answer    from %s:", from.c_str());
 		if (r.msg.dac_port)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // SQL Server Browser lookups (--follow-browser): a client's SSRP request
 // and the answers it got, reported as one record of their own, and the
 // answers remembered for a while so that the connection the client makes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // What a connection comes to when it ends: how it closed, who closed it,
 // and the login outcome; and the values derived from the model.
 #include <algorithm>
@@ -101,14 +102,16 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 	// the tracer ended, ends at its last packet: the end of a capture says
 	// nothing about it. Timeouts and evictions end when the tracer gave up.
 	c.end_ns = (closed || why == EndReason::closed || why == EndReason::finish) ? c.last_ns
-										      : std::max(end_ns, c.last_ns);
+										    : std::max(end_ns, c.last_ns);
 	Phase before_close = c.phase == Phase::close ? c.close.phase : c.phase;
-	bool established = c.tcp.synack_ns || c.tcp.hs_ack_ns || phase_rank(before_close) > phase_rank(Phase::tcp_handshake);
+	bool established =
+		c.tcp.synack_ns || c.tcp.hs_ack_ns || phase_rank(before_close) > phase_rank(Phase::tcp_handshake);
 
 	// Close kind
 	c.close.initiator = -1;
 	if (c.close.first_rst_dir >= 0) {
-		if (c.close.first_rst_dir == TDSBPF_DIR_S2C && !c.tcp.synack_ns && before_close == Phase::tcp_handshake) {
+		if (c.close.first_rst_dir == TDSBPF_DIR_S2C && !c.tcp.synack_ns &&
+		    before_close == Phase::tcp_handshake) {
 			c.close.kind = CloseKind::refused;
 			c.close.initiator = TDSBPF_DIR_S2C;
 		} else if (mars_benign(c)) {
@@ -116,7 +119,8 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 			c.close.initiator = TDSBPF_DIR_C2S;
 		} else if (c.close.fin[0] && c.close.fin[1] && c.close.final_ack) {
 			// A RST after a completed four-way close changes nothing.
-			c.close.kind = c.close.first_fin_dir == TDSBPF_DIR_S2C ? CloseKind::server_fin_first : CloseKind::four_way;
+			c.close.kind = c.close.first_fin_dir == TDSBPF_DIR_S2C ? CloseKind::server_fin_first
+									       : CloseKind::four_way;
 			c.close.initiator = c.close.first_fin_dir;
 		} else {
 			c.close.kind = CloseKind::reset;
@@ -146,7 +150,8 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 	}
 
 	// Login outcome
-	bool login_visible = c.prelogin.side[0].seen || c.prelogin.side[1].seen || c.tls.seen || c.login.seen || c.tcp.syn_count > 0;
+	bool login_visible =
+		c.prelogin.side[0].seen || c.prelogin.side[1].seen || c.tls.seen || c.login.seen || c.tcp.syn_count > 0;
 	bool speaks_tds7 = c.tracer.client_speaks == Speaks::tds || c.tracer.client_speaks == Speaks::not_yet;
 	if (c.login.ack_seen && speaks_tds7) {
 		c.login.outcome = LoginOutcome::success;
@@ -163,7 +168,8 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 		// that answers the login flight once and then closes, with no
 		// request in between, refused the login (SQL Server sends the error
 		// and closes); anything else stays unknown.
-		if (c.close.initiator == kS2C && c.work.encrypted_requests == 0 && c.close.start_ns >= c.login.opaque_first_reply_ns) {
+		if (c.close.initiator == kS2C && c.work.encrypted_requests == 0 &&
+		    c.close.start_ns >= c.login.opaque_first_reply_ns) {
 			c.login.outcome = LoginOutcome::failed;
 			c.login.inferred = true;
 		} else {
@@ -177,8 +183,9 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 		if (why == EndReason::idle_timeout || why == EndReason::handshake_timeout)
 			c.login.outcome = LoginOutcome::timed_out;
 		else if (closed)
-			c.login.outcome = (c.close.start_ns - start >= limit && c.close.first_fin_dir != TDSBPF_DIR_S2C &&
-				     c.close.first_rst_dir != TDSBPF_DIR_S2C)
+			c.login.outcome =
+				(c.close.start_ns - start >= limit && c.close.first_fin_dir != TDSBPF_DIR_S2C &&
+				 c.close.first_rst_dir != TDSBPF_DIR_S2C)
 					? LoginOutcome::timed_out
 					: LoginOutcome::aborted;
 		else

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The model of one TCP connection, grouped as the record is (tcp, prelogin,
 // tls, login, authentication, work, mars, close, tracer), and the phase
 // machine that feeds it. docs/connections.md describes every field.
@@ -44,18 +45,18 @@ const char* phase_name(Phase p);
 
 enum class CloseKind : uint8_t {
 	none,
-	four_way,          // client FIN first, server FIN
+	four_way,	   // client FIN first, server FIN
 	server_fin_first,  // the server sent the first FIN (abnormal)
-	half_close,        // one FIN and nothing more before the end
-	reset,             // a RST ended it (close.initiator says who)
+	half_close,	   // one FIN and nothing more before the end
+	reset,		   // a RST ended it (close.initiator says who)
 	mars_benign_reset, // client RST right after the MARS sessions closed
-	refused,           // the server answered the SYN with a RST
-	syn_unanswered,    // SYN(s) and no SYN+ACK
-	idle_timeout,      // no event for --idle-timeout (or handshake timeout)
-	still_open,        // open when the tracer stopped
-	unknown,           // its end was not seen and events of it were lost: it may have closed
-	evicted,           // pushed out by --max-connections
-	replaced,          // a new SYN on the same ports; the end was not seen
+	refused,	   // the server answered the SYN with a RST
+	syn_unanswered,	   // SYN(s) and no SYN+ACK
+	idle_timeout,	   // no event for --idle-timeout (or handshake timeout)
+	still_open,	   // open when the tracer stopped
+	unknown,	   // its end was not seen and events of it were lost: it may have closed
+	evicted,	   // pushed out by --max-connections
+	replaced,	   // a new SYN on the same ports; the end was not seen
 };
 const char* close_kind_name(CloseKind k);
 
@@ -65,7 +66,7 @@ const char* auth_method_name(AuthMethod m);
 enum class LoginOutcome : uint8_t {
 	in_progress, // still logging in when the record was printed
 	success,     // LOGINACK
-	failed,      // ERROR without LOGINACK
+	failed,	     // ERROR without LOGINACK
 	aborted,     // closed before a reply
 	timed_out,   // the client gave up after login_timeout_ms, or idle timeout
 	not_seen,    // mid-stream: the login happened before the tracer
@@ -131,8 +132,7 @@ private:
 
 // Text of at most N bytes kept inline (the kernel cuts these names to 16
 // bytes), always NUL-terminated.
-template <size_t N>
-class ShortText {
+template <size_t N> class ShortText {
 public:
 	void assign(const char* p, size_t n)
 	{
@@ -152,8 +152,7 @@ private:
 
 // A part of the model that most connections never need: allocated when
 // first used, copied deeply with the connection (snapshots copy it).
-template <typename T>
-class Rare {
+template <typename T> class Rare {
 public:
 	Rare() = default;
 	Rare(const Rare& o) : p_(o.p_ ? std::make_unique<T>(*o.p_) : nullptr) {}
@@ -215,8 +214,8 @@ struct PreloginState {
 };
 
 struct TlsState {
-	bool seen = false;         // a handshake record
-	bool strict = false;       // TLS first: TDS 8.0
+	bool seen = false;   // a handshake record
+	bool strict = false; // TLS first: TDS 8.0
 	bool alpn_tds8 = false;
 	uint16_t client_version = 0; // client hello legacy_version
 	uint16_t server_version = 0; // negotiated
@@ -226,8 +225,8 @@ struct TlsState {
 };
 
 struct LoginState {
-	bool seen = false;          // LOGIN7 seen, in clear or as TLS
-	bool login7_plain = false;  // in clear: its fields are known
+	bool seen = false;	   // LOGIN7 seen, in clear or as TLS
+	bool login7_plain = false; // in clear: its fields are known
 	tdsbpf_login7 login7{};
 	uint64_t start_ns = 0;
 	LoginOutcome outcome = LoginOutcome::in_progress;
@@ -244,7 +243,7 @@ struct LoginState {
 	uint16_t routing_port = 0;
 	ShortText<16> routing_server;
 	uint64_t opaque_first_reply_ns = 0; // an encrypted login's first answer
-	bool plaintext_after = false;       // TDS in clear after the LOGIN7
+	bool plaintext_after = false;	    // TDS in clear after the LOGIN7
 	// The outcome was worked out from the shape of an encrypted
 	// conversation, not read from a LOGINACK or an ERROR token.
 	bool inferred = false;
@@ -287,9 +286,9 @@ struct WorkState {
 	uint32_t last_error_number = 0;
 	uint8_t last_error_state = 0, last_error_class = 0;
 	LatencyHistogram latency;
-	StreamState stream;                // non-MARS (and opaque) pairing
+	StreamState stream; // non-MARS (and opaque) pairing
 	bool opaque_in_request = false;
-	bool opaque_client_flight = false; // the last TLS data record came from the client
+	bool opaque_client_flight = false;  // the last TLS data record came from the client
 	uint32_t opaque_client_flights = 0; // runs of client TLS data records
 };
 
@@ -328,7 +327,7 @@ struct CloseState {
 	int first_rst_dir = kNoSide;
 	uint64_t fin_ns[2] = {0, 0};
 	uint64_t rst_ns = 0;
-	uint64_t start_ns = 0;         // when the close began
+	uint64_t start_ns = 0;	       // when the close began
 	uint64_t pending_since_ns = 0; // the oldest request waiting then
 	Phase phase = Phase::none;     // the phase the close began in
 	// Derived at the end
@@ -343,11 +342,11 @@ struct TracerState {
 	uint64_t truncated = 0;
 	// Loss: the kernel numbers each flow's events (flow_seq); a number
 	// never seen is an event the ring buffer had no room for.
-	uint32_t seq_max = 0;       // highest flow_seq seen (this flow state)
-	uint32_t seq_seen = 0;      // events seen with a flow_seq
-	uint64_t lost_earlier = 0;  // lost under an earlier flow state (evicted, made again)
-	bool start_lost = false;    // the kernel saw the start; its first events were lost
-	bool maybe_lost = false;    // drops while it was open: more may be lost than counted
+	uint32_t seq_max = 0;	   // highest flow_seq seen (this flow state)
+	uint32_t seq_seen = 0;	   // events seen with a flow_seq
+	uint64_t lost_earlier = 0; // lost under an earlier flow state (evicted, made again)
+	bool start_lost = false;   // the kernel saw the start; its first events were lost
+	bool maybe_lost = false;   // drops while it was open: more may be lost than counted
 	uint64_t events_lost() const { return lost_earlier + (seq_max > seq_seen ? seq_max - seq_seen : 0); }
 	bool lossy() const { return maybe_lost || events_lost() > 0; }
 };
@@ -365,7 +364,7 @@ struct Connection {
 	uint32_t ifindex = 0;
 	bool midstream = false;
 	uint64_t first_ns = 0, last_ns = 0;
-	uint64_t last_payload_ns = 0; // last TDS/TLS/SMP event
+	uint64_t last_payload_ns = 0;		  // last TDS/TLS/SMP event
 	uint64_t first_frame = 0, last_frame = 0; // in the capture read (--read), else 0
 	uint64_t last_server_payload_ns = 0;
 
@@ -407,7 +406,7 @@ struct Connection {
 	std::shared_ptr<const BrowserOrigin> browser;
 
 	// Lifecycle
-	bool complete = false; // the TCP close is over; lingering
+	bool complete = false;	  // the TCP close is over; lingering
 	uint64_t complete_ns = 0; // the time the linger counts from
 	// The server answered the SYN with a RST, before any SYN+ACK.
 	bool refused_attempt() const

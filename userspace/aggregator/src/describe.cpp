@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // One event as a line of the timeline, in the words of the seeds' traces.
 #include <cstdio>
 
@@ -13,7 +14,9 @@ std::string tls_desc(const tdsbpf_tls& t)
 	char buf[160];
 	switch (t.content_type) {
 	case TLS_CT_CHANGE_CIPHER_SPEC: return "TLS:Change Cipher Spec";
-	case TLS_CT_ALERT: snprintf(buf, sizeof(buf), "TLS:Alert level %u description %u", t.alert_level, t.alert_desc); return buf;
+	case TLS_CT_ALERT:
+		snprintf(buf, sizeof(buf), "TLS:Alert level %u description %u", t.alert_level, t.alert_desc);
+		return buf;
 	case TLS_CT_HANDSHAKE: {
 		std::string s = "TLS:HandShake: ";
 		switch (t.handshake_type) {
@@ -26,12 +29,15 @@ std::string tls_desc(const tdsbpf_tls& t)
 		if (t.handshake_type == TLS_HS_CLIENT_HELLO && t.hello_version)
 			s += " (TLS " + tls_version_name(t.hello_version) + ")";
 		if (t.handshake_type == TLS_HS_SERVER_HELLO)
-			s += " (TLS " + tls_version_name(t.selected_version ? t.selected_version : t.hello_version) + ")";
+			s += " (TLS " + tls_version_name(t.selected_version ? t.selected_version : t.hello_version) +
+			     ")";
 		if (t.flags & TDSBPF_TLS_ALPN_TDS8)
 			s += ", ALPN tds/8.0";
 		return s;
 	}
-	case TLS_CT_APPLICATION_DATA: snprintf(buf, sizeof(buf), "TLS:Application Data, Length = %u", t.record_length); return buf;
+	case TLS_CT_APPLICATION_DATA:
+		snprintf(buf, sizeof(buf), "TLS:Application Data, Length = %u", t.record_length);
+		return buf;
 	default: snprintf(buf, sizeof(buf), "TLS:Record type %u", t.content_type); return buf;
 	}
 }
@@ -59,36 +65,41 @@ std::string describe_event(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm
 			 tcp_flags_string(ev.tcp_flags).c_str(), ev.payload_len, ev.seq, ev.ack);
 		return buf;
 	case TDSBPF_EV_TCP_RETRANS:
-		snprintf(buf, sizeof(buf), "TCP:[Retransmit]Flags=%s, PayloadLen=%u, Seq=%u", tcp_flags_string(ev.tcp_flags).c_str(),
-			 ev.payload_len, ev.seq);
+		snprintf(buf, sizeof(buf), "TCP:[Retransmit]Flags=%s, PayloadLen=%u, Seq=%u",
+			 tcp_flags_string(ev.tcp_flags).c_str(), ev.payload_len, ev.seq);
 		return buf;
 	case TDSBPF_EV_TCP_ZERO_WINDOW:
-		snprintf(buf, sizeof(buf), "TCP:[Zero window]Flags=%s, Seq=%u, Ack=%u", tcp_flags_string(ev.tcp_flags).c_str(), ev.seq,
-			 ev.ack);
+		snprintf(buf, sizeof(buf), "TCP:[Zero window]Flags=%s, Seq=%u, Ack=%u",
+			 tcp_flags_string(ev.tcp_flags).c_str(), ev.seq, ev.ack);
 		return buf;
 	case TDSBPF_EV_FLOW_STATS:
-		snprintf(buf, sizeof(buf), "STATS:%s bytes %llu/%llu packets %u/%u", ev.u.stats.final ? "final" : "periodic",
-			 static_cast<unsigned long long>(ev.u.stats.bytes[0]), static_cast<unsigned long long>(ev.u.stats.bytes[1]),
-			 ev.u.stats.packets[0], ev.u.stats.packets[1]);
+		snprintf(buf, sizeof(buf), "STATS:%s bytes %llu/%llu packets %u/%u",
+			 ev.u.stats.final ? "final" : "periodic", static_cast<unsigned long long>(ev.u.stats.bytes[0]),
+			 static_cast<unsigned long long>(ev.u.stats.bytes[1]), ev.u.stats.packets[0],
+			 ev.u.stats.packets[1]);
 		return buf;
 	case TDSBPF_EV_RESYNC:
 		return ev.flags & TDSBPF_F_LOST_SYNC ? "TRACER:TDS framing lost" : "TRACER:TDS framing regained";
 	case TDSBPF_EV_SMP: {
 		const tdsbpf_smp& m = ev.u.smp;
 		std::string f;
-		if (m.flags & SMP_SYN) f += "SYN";
-		if (m.flags & SMP_ACK) f += f.empty() ? "ACK" : "|ACK";
-		if (m.flags & SMP_FIN) f += f.empty() ? "FIN" : "|FIN";
-		if (m.flags & SMP_DATA) f += f.empty() ? "DATA" : "|DATA";
-		snprintf(buf, sizeof(buf), "SMP:%s, Sid = %u, Length = %u, SeqNum = %u, Wndw = %u", f.c_str(), m.sid, m.length, m.seq,
-			 m.window);
+		if (m.flags & SMP_SYN)
+			f += "SYN";
+		if (m.flags & SMP_ACK)
+			f += f.empty() ? "ACK" : "|ACK";
+		if (m.flags & SMP_FIN)
+			f += f.empty() ? "FIN" : "|FIN";
+		if (m.flags & SMP_DATA)
+			f += f.empty() ? "DATA" : "|DATA";
+		snprintf(buf, sizeof(buf), "SMP:%s, Sid = %u, Length = %u, SeqNum = %u, Wndw = %u", f.c_str(), m.sid,
+			 m.length, m.seq, m.window);
 		return buf;
 	}
-	case TDSBPF_EV_TLS:
-		return tls_desc(ev.u.tls);
+	case TDSBPF_EV_TLS: return tls_desc(ev.u.tls);
 	case TDSBPF_EV_TDS_DONE:
 		snprintf(buf, sizeof(buf), "TDS:Done, Status = 0x%02x%s%s, RowCount = %llu", ev.u.done.status,
-			 ev.u.done.status & TDS_DONE_ATTN ? " (attention ack)" : "", ev.u.done.status & TDS_DONE_ERROR ? " (error)" : "",
+			 ev.u.done.status & TDS_DONE_ATTN ? " (attention ack)" : "",
+			 ev.u.done.status & TDS_DONE_ERROR ? " (error)" : "",
 			 static_cast<unsigned long long>(ev.u.done.rows));
 		return buf;
 	case TDSBPF_EV_NTLM_AUTH: {
@@ -98,8 +109,9 @@ std::string describe_event(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm
 		auto nm = [&](const uint8_t* p, uint16_t l) {
 			return redact ? std::string("<redacted>") : utf16le_or_oem(p, l, TDSBPF_NTLM_NAME_MAX, uni);
 		};
-		return "NLMP:NTLM AUTHENTICATE MESSAGE Domain: " + nm(ntlm->domain, ntlm->domain_len) + ", User: " +
-		       nm(ntlm->user, ntlm->user_len) + ", Workstation: " + nm(ntlm->workstation, ntlm->workstation_len);
+		return "NLMP:NTLM AUTHENTICATE MESSAGE Domain: " + nm(ntlm->domain, ntlm->domain_len) +
+		       ", User: " + nm(ntlm->user, ntlm->user_len) +
+		       ", Workstation: " + nm(ntlm->workstation, ntlm->workstation_len);
 	}
 	case TDSBPF_EV_TDS: {
 		const tdsbpf_tds& t = ev.u.tds;
@@ -110,7 +122,8 @@ std::string describe_event(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm
 			 tds_type_title(t.type, dir), t.spid, t.packet_id, t.status, t.length);
 		s = buf;
 		if (ev.flags & TDSBPF_F_IN_SMP) {
-			snprintf(buf, sizeof(buf), " [SMP:DATA Sid = %u, SeqNum = %u, Wndw = %u]", t.smp_sid, t.smp_seq, t.smp_window);
+			snprintf(buf, sizeof(buf), " [SMP:DATA Sid = %u, SeqNum = %u, Wndw = %u]", t.smp_sid, t.smp_seq,
+				 t.smp_window);
 			s += buf;
 		}
 		if (t.status & (TDS_STATUS_RESETCONNECTION | TDS_STATUS_RESETCONNECTIONSKIPTRAN))
@@ -118,28 +131,31 @@ std::string describe_event(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm
 		switch (t.detail) {
 		case TDSBPF_D_PRELOGIN: {
 			const tdsbpf_prelogin& p = t.d.prelogin;
-			snprintf(buf, sizeof(buf), ": Version = %u.%u.%u, Encryption = %u, MARS = %u", p.version_major, p.version_minor,
-				 p.version_build, p.encryption, p.mars);
+			snprintf(buf, sizeof(buf), ": Version = %u.%u.%u, Encryption = %u, MARS = %u", p.version_major,
+				 p.version_minor, p.version_build, p.encryption, p.mars);
 			s += buf;
 			break;
 		}
 		case TDSBPF_D_LOGIN7: {
 			const tdsbpf_login7& l = t.d.login7;
 			snprintf(buf, sizeof(buf), ": TDS %s, PacketSize = %u, IntegratedSecurity = %u%s%s",
-				 tds_version_name(l.tds_version).c_str(), l.packet_size, (l.option_flags2 & 0x80) ? 1 : 0,
-				 (l.type_flags & 0x20) ? ", ReadOnlyIntent" : "", (l.flags & TDSBPF_L7_FEDAUTH) ? ", FedAuth" : "");
+				 tds_version_name(l.tds_version).c_str(), l.packet_size,
+				 (l.option_flags2 & 0x80) ? 1 : 0, (l.type_flags & 0x20) ? ", ReadOnlyIntent" : "",
+				 (l.flags & TDSBPF_L7_FEDAUTH) ? ", FedAuth" : "");
 			s += buf;
 			break;
 		}
 		case TDSBPF_D_REPLY: {
 			const tdsbpf_reply& r = t.d.reply;
 			if (r.tokens & TDSBPF_TOK_LOGINACK) {
-				snprintf(buf, sizeof(buf), ": LOGINACK TDS %s, Server %u.%u.%u", tds_version_name(r.loginack_tds_version).c_str(),
-					 r.server_version[0], r.server_version[1], (r.server_version[2] << 8) | r.server_version[3]);
+				snprintf(buf, sizeof(buf), ": LOGINACK TDS %s, Server %u.%u.%u",
+					 tds_version_name(r.loginack_tds_version).c_str(), r.server_version[0],
+					 r.server_version[1], (r.server_version[2] << 8) | r.server_version[3]);
 				s += buf;
 			}
 			if (r.tokens & TDSBPF_TOK_ERROR) {
-				snprintf(buf, sizeof(buf), ": ERROR %u, State %u, Class %u", r.error_number, r.error_state, r.error_class);
+				snprintf(buf, sizeof(buf), ": ERROR %u, State %u, Class %u", r.error_number,
+					 r.error_state, r.error_class);
 				s += buf;
 			}
 			if (r.tokens & TDSBPF_TOK_SSPI)
@@ -148,22 +164,23 @@ std::string describe_event(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm
 				s += ": FEDAUTHINFO";
 			if (r.tokens & TDSBPF_TOK_ROUTING) {
 				snprintf(buf, sizeof(buf), ": Routing to %s:%u",
-					 ascii_text(r.routing_server, r.routing_server_len, sizeof(r.routing_server)).c_str(), r.routing_port);
+					 ascii_text(r.routing_server, r.routing_server_len, sizeof(r.routing_server))
+						 .c_str(),
+					 r.routing_port);
 				s += buf;
 			}
 			break;
 		}
 		case TDSBPF_D_SSPI:
-			s += t.d.sspi.ntlm_type == 3 ? ": NTLM AUTHENTICATE" : t.d.sspi.ntlm_type == 1 ? ": NTLM NEGOTIATE" : ": SSPI";
+			s += t.d.sspi.ntlm_type == 3   ? ": NTLM AUTHENTICATE"
+			     : t.d.sspi.ntlm_type == 1 ? ": NTLM NEGOTIATE"
+						       : ": SSPI";
 			break;
-		default:
-			break;
+		default: break;
 		}
 		return s;
 	}
-	default:
-		snprintf(buf, sizeof(buf), "EVENT:kind %u", ev.kind);
-		return buf;
+	default: snprintf(buf, sizeof(buf), "EVENT:kind %u", ev.kind); return buf;
 	}
 }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // Findings about a connection. Each rule below is one function that looks
 // at the model and, when its pattern is there, adds a finding with its
 // code, severity and sentence; the table at the end runs them in order.
@@ -17,7 +18,7 @@ struct Findings {
 	const Connection& c;
 	const AggregatorConfig& cfg;
 	std::vector<Diagnosis>& out;
-	Phase at;         // the phase before the close
+	Phase at; // the phase before the close
 	const char* at_name;
 	// The rule running now concludes from something not seen; with events
 	// of the connection lost, its sentence says so.
@@ -54,7 +55,8 @@ unsigned long long ull(uint64_t v)
 const char* login_error_meaning(uint32_t number)
 {
 	switch (number) {
-	case 18456: return "login failed for the user (wrong password, unknown login, or no access; the server log has the real state)";
+	case 18456:
+		return "login failed for the user (wrong password, unknown login, or no access; the server log has the real state)";
 	case 18452: return "the login is from an untrusted domain and cannot be used with Windows authentication";
 	case 18470: return "the login is disabled";
 	case 18486: return "the account is locked out";
@@ -76,8 +78,10 @@ const char* phase_hint(Phase p)
 	case Phase::tcp_handshake: return "the network or the server's accept queue";
 	case Phase::prelogin: return "the server was slow to answer PRELOGIN (busy or thread-starved server)";
 	case Phase::tls_handshake: return "TLS negotiation (certificate, cipher or CPU)";
-	case Phase::login: return "the server processing the login (thread starvation, logon triggers, default database)";
-	case Phase::authentication: return "SSPI round trips: the domain controller (slow, distant or queued authentication)";
+	case Phase::login:
+		return "the server processing the login (thread starvation, logon triggers, default database)";
+	case Phase::authentication:
+		return "SSPI round trips: the domain controller (slow, distant or queued authentication)";
 	default: return "";
 	}
 }
@@ -116,7 +120,8 @@ void connection_refused(Findings& f)
 
 bool server_ended(const Connection& c)
 {
-	return c.close.initiator == kS2C && (c.close.kind == CloseKind::server_fin_first || c.close.kind == CloseKind::reset);
+	return c.close.initiator == kS2C &&
+	       (c.close.kind == CloseKind::server_fin_first || c.close.kind == CloseKind::reset);
 }
 
 bool during_tls(const Findings& f)
@@ -181,8 +186,8 @@ void client_reset(Findings& f)
 void request_abandoned(Findings& f)
 {
 	const Connection& c = f.c;
-	if ((c.close.kind == CloseKind::four_way || c.close.kind == CloseKind::half_close) && c.close.initiator == kC2S &&
-	    c.close.pending_request)
+	if ((c.close.kind == CloseKind::four_way || c.close.kind == CloseKind::half_close) &&
+	    c.close.initiator == kC2S && c.close.pending_request)
 		f.add("request_abandoned", "warning",
 		      "The client closed the connection %.1f ms after sending a request that had no response yet: a command timeout without an attention, or the application disposed of the connection mid-query.",
 		      ms(c.close.start_ns - c.close.pending_since_ns));
@@ -255,7 +260,8 @@ void slow_login(Findings& f)
 			worst = p;
 		}
 	}
-	f.add("slow_login", "warning", "The login took %.1f ms from SYN to LOGINACK (threshold %u ms); most of it, %.1f ms, in %s: %s.",
+	f.add("slow_login", "warning",
+	      "The login took %.1f ms from SYN to LOGINACK (threshold %u ms); most of it, %.1f ms, in %s: %s.",
 	      ms(total), f.cfg.slow_login_threshold_ms, ms(worst_ns), phase_name(worst), phase_hint(worst));
 }
 
@@ -514,7 +520,8 @@ bool single_use(const Connection& c, const AggregatorConfig& cfg)
 		return false;
 	if (c.close.pending_request)
 		return false;
-	return c.close.start_ns - c.last_server_payload_ns <= static_cast<uint64_t>(cfg.non_pooled_close_gap_ms) * 1000000ull;
+	return c.close.start_ns - c.last_server_payload_ns <=
+	       static_cast<uint64_t>(cfg.non_pooled_close_gap_ms) * 1000000ull;
 }
 
 std::vector<Diagnosis> diagnose(const Connection& c, const AggregatorConfig& cfg)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // Request latencies of a whole connection in bounded memory: exact count,
 // sum, min and max, and a log-linear histogram for the percentiles.
 #ifndef TDSBPF_AGGREGATOR_LATENCY_H

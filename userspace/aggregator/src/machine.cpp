@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The phase machine: one event at a time moves a connection through its
 // phases. Phases only move forward (by rank), so a late or lost event never
 // sends a connection back to an earlier phase; close is final. The
@@ -27,7 +28,8 @@ void enter(Connection& c, Phase p, uint64_t ts)
 		c.close.pending_since_ns = c.work.stream.pending ? c.work.stream.pending_request_ns : 0;
 		for (const auto& [sid, s] : c.mars.sessions()) {
 			(void)sid;
-			if (s.stream.pending && (!c.close.pending_since_ns || s.stream.pending_request_ns < c.close.pending_since_ns))
+			if (s.stream.pending &&
+			    (!c.close.pending_since_ns || s.stream.pending_request_ns < c.close.pending_since_ns))
 				c.close.pending_since_ns = s.stream.pending_request_ns;
 		}
 		c.phases.push_back({p, ts});
@@ -66,8 +68,7 @@ Phase initial_phase(const tdsbpf_event& ev)
 	switch (ev.kind) {
 	case TDSBPF_EV_TCP_SYN:
 	case TDSBPF_EV_TCP_SYNACK:
-	case TDSBPF_EV_TCP_HANDSHAKE_ACK:
-		return Phase::tcp_handshake;
+	case TDSBPF_EV_TCP_HANDSHAKE_ACK: return Phase::tcp_handshake;
 	case TDSBPF_EV_TDS:
 		if (ev.dir == TDSBPF_DIR_C2S && ev.u.tds.type == TDS_PRELOGIN)
 			return ev.u.tds.detail == TDSBPF_D_TLS ? Phase::tls_handshake : Phase::prelogin;
@@ -80,8 +81,7 @@ Phase initial_phase(const tdsbpf_event& ev)
 		if (ev.u.tls.content_type == TLS_CT_HANDSHAKE)
 			return Phase::tls_handshake;
 		return Phase::active;
-	default:
-		return Phase::active;
+	default: return Phase::active;
 	}
 }
 
@@ -157,15 +157,12 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 			c.tracer.client_speaks = ev.u.tds.type == TDS_PRE7_LOGIN ? Speaks::tds_pre7 : Speaks::tds;
 			break;
 		case TDSBPF_EV_TLS:
-		case TDSBPF_EV_SMP:
-			c.tracer.client_speaks = Speaks::tds;
-			break;
+		case TDSBPF_EV_SMP: c.tracer.client_speaks = Speaks::tds; break;
 		case TDSBPF_EV_RESYNC:
 			if (ev.flags & TDSBPF_F_LOST_SYNC)
 				c.tracer.client_speaks = Speaks::not_tds;
 			break;
-		default:
-			break;
+		default: break;
 		}
 	}
 
@@ -228,12 +225,8 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 		if (!c.close.start_ns)
 			c.tcp.last_keepalive_ns = ts;
 		break;
-	case TDSBPF_EV_TCP_RETRANS:
-		c.tcp.retrans_events[dir]++;
-		break;
-	case TDSBPF_EV_TCP_ZERO_WINDOW:
-		c.tcp.zero_window_events[dir]++;
-		break;
+	case TDSBPF_EV_TCP_RETRANS: c.tcp.retrans_events[dir]++; break;
+	case TDSBPF_EV_TCP_ZERO_WINDOW: c.tcp.zero_window_events[dir]++; break;
 	case TDSBPF_EV_FLOW_STATS:
 		c.tcp.stats = ev.u.stats;
 		c.tcp.stats_seen = true;
@@ -246,15 +239,9 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 		else
 			c.tracer.resync_regained++;
 		break;
-	case TDSBPF_EV_TDS:
-		on_tds(c, ev, dir, ts);
-		break;
-	case TDSBPF_EV_TLS:
-		on_tls(c, ev.u.tls, dir, ts, false);
-		break;
-	case TDSBPF_EV_SMP:
-		on_smp(c, ev.u.smp, dir, ts);
-		break;
+	case TDSBPF_EV_TDS: on_tds(c, ev, dir, ts); break;
+	case TDSBPF_EV_TLS: on_tls(c, ev.u.tls, dir, ts, false); break;
+	case TDSBPF_EV_SMP: on_smp(c, ev.u.smp, dir, ts); break;
 	case TDSBPF_EV_NTLM_AUTH:
 		// The record stands in for the carrier SSPI packet's own TDS event.
 		if (ev.u.tds.type == TDS_SSPI || ev.u.tds.detail == TDSBPF_D_SSPI)
@@ -262,11 +249,8 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 		if (ntlm)
 			on_ntlm(c, *ntlm, ts);
 		break;
-	case TDSBPF_EV_TDS_DONE:
-		on_done(c, ev.u.done.status, ev.u.done.rows);
-		break;
-	default:
-		break;
+	case TDSBPF_EV_TDS_DONE: on_done(c, ev.u.done.status, ev.u.done.rows); break;
+	default: break;
 	}
 }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // Internal to the phase machine (machine*.cpp): the steps that the event
 // handlers of the different subjects share.
 #ifndef TDSBPF_AGGREGATOR_MACHINE_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The phase machine, login side: PRELOGIN, TLS, LOGIN7, SSPI and the
 // login reply (LOGINACK, ERROR, routing).
 #include <algorithm>
@@ -77,7 +78,8 @@ void on_tls(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts, bool in_td
 				// with TDS 8.0 the PRELOGIN inside TLS comes first).
 				login_started(c, ts);
 				enter(c, Phase::login, ts);
-			} else if ((c.phase == Phase::active || (c.phase == Phase::close && c.close.phase == Phase::active)) &&
+			} else if ((c.phase == Phase::active ||
+				    (c.phase == Phase::close && c.close.phase == Phase::active)) &&
 				   c.opaque()) {
 				if (!c.work.opaque_in_request) {
 					c.work.opaque_in_request = true;
@@ -105,15 +107,16 @@ void on_tls(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts, bool in_td
 					c.work.opaque_in_request = false;
 					c.work.responses++;
 					if (c.work.stream.pending) {
-						c.work.latency.add(ts >= c.work.stream.pending_request_ns ? ts - c.work.stream.pending_request_ns : 0);
+						c.work.latency.add(ts >= c.work.stream.pending_request_ns
+									   ? ts - c.work.stream.pending_request_ns
+									   : 0);
 						c.work.stream.pending = false;
 					}
 				}
 			}
 		}
 		break;
-	default:
-		break;
+	default: break;
 	}
 }
 
@@ -167,7 +170,8 @@ void on_reply(Connection& c, const tdsbpf_reply& r, const tdsbpf_tds& t, uint64_
 		if (r.sspi_ntlm_type) {
 			c.auth.method = AuthMethod::ntlm;
 			c.auth.inferred = !c.login.login7_plain;
-		} else if (c.auth.method == AuthMethod::unknown || (c.auth.method == AuthMethod::sql && c.auth.inferred)) {
+		} else if (c.auth.method == AuthMethod::unknown ||
+			   (c.auth.method == AuthMethod::sql && c.auth.inferred)) {
 			c.auth.method = AuthMethod::kerberos;
 			c.auth.inferred = true;
 		}

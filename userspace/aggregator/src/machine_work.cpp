@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The phase machine, work side: requests and responses, their pairing and
 // latency, the final DONE of replies, and MARS (SMP) sessions.
 #include <algorithm>
@@ -141,16 +142,13 @@ void on_tds(Connection& c, const tdsbpf_event& ev, int dir, uint64_t ts)
 				enter(c, Phase::login, ts);
 			}
 			return;
-		case TDS_SSPI:
-			on_sspi(c, t, ts);
-			return;
+		case TDS_SSPI: on_sspi(c, t, ts); return;
 		case TDS_FEDAUTH_TOKEN:
 			c.auth.fedauth_seen = true;
 			c.auth.method = AuthMethod::federated;
 			enter(c, Phase::authentication, ts);
 			return;
-		default:
-			break;
+		default: break;
 		}
 		if (is_request_type(t.type)) {
 			if (c.login.seen)

@@ -13,10 +13,10 @@ namespace {
 // Upper bounds in seconds. A login takes from a millisecond (a pooled
 // SQL login on a LAN) to the drivers' 15 s login timeout and beyond.
 const std::vector<double> kLoginBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-					  0.5,   1,      2.5,   5,    10,    15,   30};
+					  0.5,	 1,	 2.5,	5,    10,    15,   30};
 // A request's latency: first request packet to first response packet.
 const std::vector<double> kRequestBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-					    0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30,    60};
+					    0.1,    0.25,    0.5,    1,	    2.5,    5,	   10,	 30,	60};
 
 std::string number(double v)
 {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // Names of the model's enums, as the record spells them.
 #include "connection.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The per-connection JSON record, written straight from the model with a
 // streaming writer. Field names follow OpenTelemetry's semantic conventions
 // where one exists (client.address, server.port, network.type, ...); the
@@ -46,7 +47,12 @@ private:
 	void bool_option(std::string_view k, const PreloginSide& p, uint8_t v);
 	void error(std::string_view k, uint32_t number, uint8_t state, uint8_t cls)
 	{
-		w_.key(k).begin_object().member("number", number).member("state", state).member("class", cls).end_object();
+		w_.key(k)
+			.begin_object()
+			.member("number", number)
+			.member("state", state)
+			.member("class", cls)
+			.end_object();
 	}
 
 	void endpoints();
@@ -203,7 +209,9 @@ void RecordWriter::phases(uint64_t end_ns)
 		uint64_t end = i + 1 < ps.size() ? ps[i + 1].start_ns : std::max(end_ns, start);
 		w_.begin_object().member("name", phase_name(ps[i].phase));
 		time("start_time", start);
-		w_.member("start_offset_ms", Millis{start - c_.first_ns}).member("duration_ms", Millis{end - start}).end_object();
+		w_.member("start_offset_ms", Millis{start - c_.first_ns})
+			.member("duration_ms", Millis{end - start})
+			.end_object();
 	}
 	w_.end_array();
 }

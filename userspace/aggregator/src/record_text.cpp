@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The text view's block for a connection, rendered from the model: the
 // same facts as the JSON record, in the order a reader scans them.
 #include <charconv>
@@ -89,8 +90,8 @@ void write_record_text(std::string& out, const RecordContext& r)
 	t.printf("#%-5llu %s ", static_cast<unsigned long long>(c.id), r.final ? "== connection" : "== snapshot");
 	t << endpoint_string(k.client_addr, k.family, k.client_port) << " -> "
 	  << endpoint_string(k.server_addr, k.family, k.server_port) << (k.family == 6 ? " (ipv6)\n" : " (ipv4)\n");
-	t << "   time      " << iso_time(c.first_ns) << " .. " << iso_time(end_ns) << " (" << ms(end_ns - c.first_ns) << " ms)"
-	  << (c.midstream ? ", seen mid-stream" : "") << "\n";
+	t << "   time      " << iso_time(c.first_ns) << " .. " << iso_time(end_ns) << " (" << ms(end_ns - c.first_ns)
+	  << " ms)" << (c.midstream ? ", seen mid-stream" : "") << "\n";
 	t << "   wireshark ";
 	if (c.first_frame)
 		t << "frames " << c.first_frame << ".." << c.last_frame << ", ";
@@ -180,16 +181,16 @@ void write_record_text(std::string& out, const RecordContext& r)
 	else
 		t << "-";
 	if (w.latency.count())
-		t << ", latency ms min " << ms(w.latency.min_ns()) << " p50 " << ms(w.latency.percentile_ns(50)) << " p99 "
-		  << ms(w.latency.percentile_ns(99)) << " max " << ms(w.latency.max_ns());
+		t << ", latency ms min " << ms(w.latency.min_ns()) << " p50 " << ms(w.latency.percentile_ns(50))
+		  << " p99 " << ms(w.latency.percentile_ns(99)) << " max " << ms(w.latency.max_ns());
 	t << "\n";
 
 	for (const auto& [sid, s] : c.mars.sessions()) {
 		uint64_t closed = s.closed_ns ? s.closed_ns : std::max(s.fin_ns[0], s.fin_ns[1]);
 		t << "   mars      sid " << sid << " open " << (s.opened_ns ? iso_time(s.opened_ns) : std::string("-"))
 		  << " close " << (closed ? iso_time(closed) : std::string("-")) << " data packets client→server "
-		  << s.data_packets[0] << ", server→client " << s.data_packets[1] << " end " << session_end(s, c, r.final)
-		  << "\n";
+		  << s.data_packets[0] << ", server→client " << s.data_packets[1] << " end "
+		  << session_end(s, c, r.final) << "\n";
 	}
 	if (r.final) {
 		const CloseState& cs = c.close;
@@ -207,8 +208,8 @@ void write_record_text(std::string& out, const RecordContext& r)
 	for (int dir : {kC2S, kS2C}) {
 		t << (dir == kC2S ? "   tcp       client→server " : "             server→client ");
 		if (c.tcp.stats_seen)
-			t << static_cast<uint64_t>(c.tcp.stats.bytes[dir]) << " B in " << static_cast<uint64_t>(c.tcp.stats.packets[dir])
-			  << " packets, ";
+			t << static_cast<uint64_t>(c.tcp.stats.bytes[dir]) << " B in "
+			  << static_cast<uint64_t>(c.tcp.stats.packets[dir]) << " packets, ";
 		t << c.tcp.keepalive_count(dir) << " keep-alives, " << c.tcp.retrans(dir) << " retransmissions";
 		if (c.tcp.zero_windows(dir))
 			t << ", " << c.tcp.zero_windows(dir) << " zero windows";

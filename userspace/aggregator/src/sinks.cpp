@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // NDJSON and text output.
 #include <cerrno>
 #include <cstdio>
@@ -47,10 +48,12 @@ std::string format_line(const TimelineLine& l)
 {
 	char head[96];
 	if (l.frame)
-		snprintf(head, sizeof(head), "#%-5llu f%-7llu %12.7f  ", static_cast<unsigned long long>(l.connection_id),
-			 static_cast<unsigned long long>(l.frame), l.offset_s);
+		snprintf(head, sizeof(head), "#%-5llu f%-7llu %12.7f  ",
+			 static_cast<unsigned long long>(l.connection_id), static_cast<unsigned long long>(l.frame),
+			 l.offset_s);
 	else
-		snprintf(head, sizeof(head), "#%-5llu %12.7f  ", static_cast<unsigned long long>(l.connection_id), l.offset_s);
+		snprintf(head, sizeof(head), "#%-5llu %12.7f  ", static_cast<unsigned long long>(l.connection_id),
+			 l.offset_s);
 	std::string s = head;
 	s += l.source;
 	s += " > ";

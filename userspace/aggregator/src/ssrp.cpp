@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // SSRP ([MC-SQLR] 2.2): requests are one type byte, plus a NUL-terminated
 // instance name of at most 32 bytes for 0x04 and 0x0F; a reply is 0x05, a
 // little-endian RESP_SIZE and RESP_DATA, except the DAC reply, whose
@@ -13,9 +14,9 @@ namespace {
 
 using Bytes = std::span<const std::uint8_t>;
 
-constexpr std::size_t kMaxRequestName = 32;    // INSTANCENAME in 0x04 and 0x0F
+constexpr std::size_t kMaxRequestName = 32;	// INSTANCENAME in 0x04 and 0x0F
 constexpr std::size_t kMaxProtocolParams = 255; // 3.2.5.4: longer is not well formed
-constexpr std::size_t kMaxOtherProtocols = 16;  // per instance; the spec knows 5 more
+constexpr std::size_t kMaxOtherProtocols = 16;	// per instance; the spec knows 5 more
 constexpr std::size_t kMaxShownInProblem = 32;
 
 // Length of the valid UTF-8 sequence at s[i], or 0. Strings are in the
@@ -119,7 +120,7 @@ public:
 
 	struct Field {
 		Bytes text;
-		bool present = false;    // false: nothing left
+		bool present = false;	 // false: nothing left
 		bool terminated = false; // a ';' follows: the field is whole
 	};
 
@@ -170,10 +171,17 @@ struct KeyName {
 };
 
 constexpr KeyName kKeys[] = {
-	{key_server, "ServerName"}, {key_instance, "InstanceName"},
-	{key_clustered, "IsClustered"}, {key_version, "Version"},
-	{key_np, "np"}, {key_tcp, "tcp"}, {key_via, "via"}, {key_rpc, "rpc"},
-	{key_spx, "spx"}, {key_adsp, "adsp"}, {key_bv, "bv"},
+	{key_server, "ServerName"},
+	{key_instance, "InstanceName"},
+	{key_clustered, "IsClustered"},
+	{key_version, "Version"},
+	{key_np, "np"},
+	{key_tcp, "tcp"},
+	{key_via, "via"},
+	{key_rpc, "rpc"},
+	{key_spx, "spx"},
+	{key_adsp, "adsp"},
+	{key_bv, "bv"},
 };
 
 Key key_of(Bytes name)
@@ -268,9 +276,7 @@ bool parse_instance(Fields& f, SsrpInstance& inst, unsigned& seen, SsrpMessage& 
 				complain(m, which + ": Version '" + printable(first, kMaxShownInProblem) +
 						    "' is not 1 to 16 digits and dots");
 			break;
-		case key_np:
-			inst.pipe = printable(first);
-			break;
+		case key_np: inst.pipe = printable(first); break;
 		case key_tcp:
 			inst.tcp_port = parse_port(first);
 			if (!inst.tcp_port)
@@ -401,24 +407,12 @@ SsrpMessage parse_ssrp(std::span<const std::uint8_t> bytes, bool from_server)
 	const std::uint8_t type = bytes[0];
 	const bool reply = type == 0x05;
 	switch (type) {
-	case 0x02:
-		m.kind = SsrpKind::clnt_bcast_ex;
-		break;
-	case 0x03:
-		m.kind = SsrpKind::clnt_ucast_ex;
-		break;
-	case 0x04:
-		m.kind = SsrpKind::clnt_ucast_inst;
-		break;
-	case 0x05:
-		m.kind = SsrpKind::svr_resp;
-		break;
-	case 0x0F:
-		m.kind = SsrpKind::clnt_ucast_dac;
-		break;
-	default:
-		complain(m, "type " + hex_byte(type) + " is not an SSRP message");
-		return m;
+	case 0x02: m.kind = SsrpKind::clnt_bcast_ex; break;
+	case 0x03: m.kind = SsrpKind::clnt_ucast_ex; break;
+	case 0x04: m.kind = SsrpKind::clnt_ucast_inst; break;
+	case 0x05: m.kind = SsrpKind::svr_resp; break;
+	case 0x0F: m.kind = SsrpKind::clnt_ucast_dac; break;
+	default: complain(m, "type " + hex_byte(type) + " is not an SSRP message"); return m;
 	}
 	if (reply && !from_server)
 		complain(m, "a server reply (0x05) not from port 1434");
@@ -431,9 +425,7 @@ SsrpMessage parse_ssrp(std::span<const std::uint8_t> bytes, bool from_server)
 		if (bytes.size() > 1)
 			complain(m, number(bytes.size() - 1) + " bytes after the one-byte request");
 		break;
-	case SsrpKind::clnt_ucast_inst:
-		parse_requested_name(bytes.subspan(1), m);
-		break;
+	case SsrpKind::clnt_ucast_inst: parse_requested_name(bytes.subspan(1), m); break;
 	case SsrpKind::clnt_ucast_dac:
 		if (bytes.size() < 2) {
 			m.truncated = true;
@@ -444,11 +436,8 @@ SsrpMessage parse_ssrp(std::span<const std::uint8_t> bytes, bool from_server)
 			complain(m, "DAC PROTOCOLVERSION " + number(bytes[1]) + ", not 1");
 		parse_requested_name(bytes.subspan(2), m);
 		break;
-	case SsrpKind::svr_resp:
-		parse_reply(bytes, m);
-		break;
-	default:
-		break;
+	case SsrpKind::svr_resp: parse_reply(bytes, m); break;
+	default: break;
 	}
 	return m;
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // SQL Server Browser datagrams (SSRP, [MC-SQLR]; UDP port 1434): the four
 // client requests and the server's reply, parsed into what a trace reader
 // wants to know: which instance was asked for, and which instances, ports
@@ -23,19 +24,19 @@ inline constexpr std::size_t kSsrpMaxString = 256;
 
 enum class SsrpKind {
 	unknown,
-	clnt_bcast_ex,   // 0x02: broadcast "which instances are there?"
-	clnt_ucast_ex,   // 0x03: the same question to one machine
+	clnt_bcast_ex,	 // 0x02: broadcast "which instances are there?"
+	clnt_ucast_ex,	 // 0x03: the same question to one machine
 	clnt_ucast_inst, // 0x04 + instance name: "where does this instance listen?"
-	svr_resp,        // 0x05 + RESP_SIZE + "ServerName;...;;" for each instance
-	clnt_ucast_dac,  // 0x0F 0x01 + instance name: "where is its admin connection?"
-	svr_resp_dac,    // 0x05 0x06 0x00 0x01 + port: the 6-byte answer to 0x0F
+	svr_resp,	 // 0x05 + RESP_SIZE + "ServerName;...;;" for each instance
+	clnt_ucast_dac,	 // 0x0F 0x01 + instance name: "where is its admin connection?"
+	svr_resp_dac,	 // 0x05 0x06 0x00 0x01 + port: the 6-byte answer to 0x0F
 };
 
 struct SsrpInstance {
 	std::string server_name, instance_name, version;
-	std::optional<bool> clustered;         // IsClustered Yes/No
+	std::optional<bool> clustered;	       // IsClustered Yes/No
 	std::optional<std::uint16_t> tcp_port; // absent: no tcp entry, or no valid port
-	std::string pipe;                      // np
+	std::string pipe;		       // np
 	// Every other protocol entry as "name=parameters" (via, rpc, spx,
 	// adsp, bv, or a name this parser does not know).
 	std::vector<std::string> other_protocols;

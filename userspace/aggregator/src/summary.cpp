@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The exit (and SIGUSR1) summary.
 #include <algorithm>
 #include <vector>
@@ -37,9 +38,9 @@ std::string format_summary(const Summary& s, OutputFormat format)
 		return j.dump() + "\n";
 	}
 	std::string out = "== tdsbpf summary\n";
-	out += "   connections: " + std::to_string(s.connections_seen) + " seen, " + std::to_string(s.connections_ended) +
-	       " ended, " + std::to_string(s.connections_open) + " open, " + std::to_string(s.connections_evicted) +
-	       " evicted\n";
+	out += "   connections: " + std::to_string(s.connections_seen) + " seen, " +
+	       std::to_string(s.connections_ended) + " ended, " + std::to_string(s.connections_open) + " open, " +
+	       std::to_string(s.connections_evicted) + " evicted\n";
 	auto list = [&](const char* title, const std::map<std::string, uint64_t>& m) {
 		std::vector<std::pair<std::string, uint64_t>> v(m.begin(), m.end());
 		std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
@@ -57,13 +58,14 @@ std::string format_summary(const Summary& s, OutputFormat format)
 	list("login outcome", s.by_login_outcome);
 	list("close kind", s.by_close_kind);
 	list("top diagnoses", s.by_diagnosis);
-	out += "   events: " + std::to_string(s.events_submitted) + " made, " + std::to_string(s.events) + " taken, " + std::to_string(s.events_malformed) + " malformed, " +
-	       std::to_string(s.events_late) + " late; dropped by the kernel " + std::to_string(s.kernel_drops) +
-	       ", by user space " + std::to_string(s.user_drops) + "\n";
+	out += "   events: " + std::to_string(s.events_submitted) + " made, " + std::to_string(s.events) + " taken, " +
+	       std::to_string(s.events_malformed) + " malformed, " + std::to_string(s.events_late) +
+	       " late; dropped by the kernel " + std::to_string(s.kernel_drops) + ", by user space " +
+	       std::to_string(s.user_drops) + "\n";
 	auto output = [&](const char* title, const std::optional<OutputSummary>& o, const char* what) {
 		if (o)
-			out += std::string("   ") + title + ": " + o->to + ", " + std::to_string(o->dropped) + " " + what +
-			       " dropped, " + std::to_string(o->reconnects) + " reconnects\n";
+			out += std::string("   ") + title + ": " + o->to + ", " + std::to_string(o->dropped) + " " +
+			       what + " dropped, " + std::to_string(o->reconnects) + " reconnects\n";
 	};
 	output("output", s.output, "records");
 	output("events output", s.events_output, "events");

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // Small formatting helpers shared by the record, the timeline and the tests.
 #include <arpa/inet.h>
 
@@ -9,7 +10,6 @@
 #include "connection.h"
 
 namespace tdsbpf {
-
 
 
 // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm), so
@@ -88,8 +88,8 @@ double ms(uint64_t ns)
 std::string wireshark_filter(const tdsbpf_flow_key& k)
 {
 	const char* ip = k.family == 6 ? "ipv6.addr" : "ip.addr";
-	std::string f = std::string(ip) + "==" + addr_string(k.client_addr, k.family) + " && " + ip + "==" +
-			addr_string(k.server_addr, k.family) + " && tcp.port==" + std::to_string(k.client_port) +
+	std::string f = std::string(ip) + "==" + addr_string(k.client_addr, k.family) + " && " + ip +
+			"==" + addr_string(k.server_addr, k.family) + " && tcp.port==" + std::to_string(k.client_port) +
 			" && tcp.port==" + std::to_string(k.server_port);
 	if (k.vlan_valid)
 		f += " && vlan.id==" + std::to_string(k.vlan_id);

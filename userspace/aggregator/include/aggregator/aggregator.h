@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // The connection aggregator: turns the event stream of the packet programs
 // (or of the offline reader) into one record per TCP connection.
 //
@@ -39,7 +40,7 @@ enum class OutputFormat { json, text };
 
 // The process behind a local socket, as far as its cgroup path shows it.
 struct SocketOwner {
-	std::string cgroup_path;    // relative to the cgroup2 mount
+	std::string cgroup_path; // relative to the cgroup2 mount
 	std::string systemd_unit;
 	std::string container_id;
 	std::string container_runtime;
@@ -126,29 +127,29 @@ struct AggregatorConfig {
 // What an output (--output, --events-output) could not deliver; the
 // caller fills it in (the aggregator does not know where records go).
 struct OutputSummary {
-	std::string to;          // the SPEC
-	uint64_t dropped = 0;    // records (or events) not delivered
+	std::string to;		 // the SPEC
+	uint64_t dropped = 0;	 // records (or events) not delivered
 	uint64_t reconnects = 0; // connections made again after one was lost
 };
 
 // What the exit summary (and SIGUSR1) prints.
 struct Summary {
-	uint64_t events = 0;            // events taken by on_event
-	uint64_t events_submitted = 0;  // put out by the kernel (or the capture walk), from note_submitted
-	uint64_t events_malformed = 0;  // too short or unknown kind
-	uint64_t events_late = 0;       // for connections already printed
-	uint64_t browser_lookups = 0;   // SQL Server Browser exchanges reported
-	uint64_t connections_seen = 0;  // created
+	uint64_t events = 0;		// events taken by on_event
+	uint64_t events_submitted = 0;	// put out by the kernel (or the capture walk), from note_submitted
+	uint64_t events_malformed = 0;	// too short or unknown kind
+	uint64_t events_late = 0;	// for connections already printed
+	uint64_t browser_lookups = 0;	// SQL Server Browser exchanges reported
+	uint64_t connections_seen = 0;	// created
 	uint64_t connections_ended = 0; // printed as final
-	uint64_t connections_open = 0;  // tracked now
+	uint64_t connections_open = 0;	// tracked now
 	uint64_t connections_evicted = 0;
 	uint64_t snapshots = 0;
-	uint64_t kernel_drops = 0;      // from note_drops
+	uint64_t kernel_drops = 0; // from note_drops
 	uint64_t user_drops = 0;
 	std::map<std::string, uint64_t> by_login_outcome;
 	std::map<std::string, uint64_t> by_close_kind;
 	std::map<std::string, uint64_t> by_diagnosis;
-	std::optional<OutputSummary> output;        // the records' (--output)
+	std::optional<OutputSummary> output;	    // the records' (--output)
 	std::optional<OutputSummary> events_output; // the raw events' (--events-output)
 };
 

@@ -39,11 +39,11 @@ struct TracerCounters {
 	uint64_t events_submitted = 0; // put in the ring buffer by the kernel
 	uint64_t kernel_drops = 0;
 	uint64_t user_drops = 0;
-	uint64_t packets = 0;           // SQL Server packets the kernel saw
+	uint64_t packets = 0; // SQL Server packets the kernel saw
 	uint64_t flows_created = 0;
 	uint64_t flow_insert_failures = 0;
-	uint32_t interfaces = 0;        // traced now
-	double start_time_s = 0;        // Unix time the tracer started
+	uint32_t interfaces = 0; // traced now
+	double start_time_s = 0; // Unix time the tracer started
 	std::string version;
 };
 
@@ -127,11 +127,11 @@ private:
 	uint32_t max_servers_;
 	std::vector<Server> servers_;
 	std::unordered_map<std::string, uint32_t> index_;
-	Counts logins_;    // server, outcome, method, encryption
-	Counts ended_;     // server, login outcome, close kind, method
-	Counts diagnoses_; // server, code, severity
-	Counts tls_;       // server, version
-	Counts owners_;    // server, side, owner
+	Counts logins_;					       // server, outcome, method, encryption
+	Counts ended_;					       // server, login outcome, close kind, method
+	Counts diagnoses_;				       // server, code, severity
+	Counts tls_;					       // server, version
+	Counts owners_;					       // server, side, owner
 	std::map<std::string, uint64_t, std::less<>> browser_; // outcome
 	std::unordered_map<std::string, bool> owner_values_;
 	bool owner_labels_ = false;

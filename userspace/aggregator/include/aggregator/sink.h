@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 // Where the aggregator's output goes: NDJSON records or a text timeline.
 #ifndef TDSBPF_AGGREGATOR_SINK_H
 #define TDSBPF_AGGREGATOR_SINK_H
@@ -13,12 +14,12 @@ namespace tdsbpf {
 // One line of a connection's timeline, as the seeds' tables show it.
 struct TimelineLine {
 	uint64_t connection_id = 0;
-	uint64_t frame = 0;      // the capture's frame number (--read), 0 live
-	std::string connection;  // "10.10.10.10:60123 -> 10.10.10.120:1433"
+	uint64_t frame = 0;	// the capture's frame number (--read), 0 live
+	std::string connection; // "10.10.10.10:60123 -> 10.10.10.120:1433"
 	uint64_t ts_ns = 0;
-	double offset_s = 0;     // since the connection's first event
+	double offset_s = 0; // since the connection's first event
 	bool from_client = true;
-	std::string source;      // "10.10.10.10:60123"
+	std::string source; // "10.10.10.10:60123"
 	std::string destination;
 	std::string description; // "TDS:Prelogin ...", "SMP:SYN, Sid = 0", "TCP:Flags=...A...F"
 };
