@@ -232,3 +232,8 @@ int tdsbpf_host_parse_request(struct tdsbpf_scratch *sc)
 {
 	return tdsbpf_parse_request(sc);
 }
+
+int tdsbpf_host_tds_type_valid(__u8 type)
+{
+	return tdsbpf_tds_type_valid(type);
+}

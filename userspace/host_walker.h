@@ -60,6 +60,8 @@ int tdsbpf_host_parse_features(struct tdsbpf_scratch *sc);
 int tdsbpf_host_parse_reply(struct tdsbpf_scratch *sc);
 int tdsbpf_host_parse_tail_done(struct tdsbpf_scratch *sc);
 int tdsbpf_host_parse_request(struct tdsbpf_scratch *sc);
+/* Whether a byte is a TDS packet type a client or server sends (the walk's test). */
+int tdsbpf_host_tds_type_valid(__u8 type);
 
 #ifdef __cplusplus
 }

@@ -472,18 +472,23 @@ int Loader::poll(int timeout_ms, const Callback& cb)
 	return m > 0 ? n + m : n;
 }
 
-uint64_t Loader::counter(tdsbpf_counter which) const
+uint64_t counter_sum(int counters_fd, tdsbpf_counter which)
 {
 	int ncpu = libbpf_num_possible_cpus();
-	if (ncpu <= 0)
+	if (ncpu <= 0 || counters_fd < 0)
 		return 0;
 	std::vector<uint64_t> per(static_cast<std::size_t>(ncpu));
 	uint32_t k = which;
 	uint64_t sum = 0;
-	if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.counters), &k, per.data()) == 0)
+	if (bpf_map_lookup_elem(counters_fd, &k, per.data()) == 0)
 		for (uint64_t v : per)
 			sum += v;
 	return sum;
+}
+
+uint64_t Loader::counter(tdsbpf_counter which) const
+{
+	return counter_sum(bpf_map__fd(skel_->maps.counters), which);
 }
 
 void Loader::trace_port(uint16_t port)

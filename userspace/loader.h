@@ -58,6 +58,10 @@ struct InterfaceChanges {
 	std::size_t attached = 0;	   // interfaces traced now
 };
 
+// One of the programs' per-CPU counters (the counters map's fd), summed over
+// the CPUs; 0 when it cannot be read.
+uint64_t counter_sum(int counters_fd, tdsbpf_counter which);
+
 class Loader {
 public:
 	using Callback = std::function<void(const tdsbpf_event& ev, std::size_t len)>;

@@ -25,6 +25,12 @@ const char* tds_type_title(uint8_t type, int dir);
 
 // Addresses of a flow key: "10.0.0.1", "fe80::1", "10.0.0.1:1433", "[fe80::1]:1433".
 std::string addr_string(const uint8_t* addr, uint8_t family);
+
+class JsonWriter;
+// A flow's two ends as OpenTelemetry attributes: client.address, client.port,
+// server.address, server.port, network.type, then network.transport and
+// network.protocol.name as given.
+void write_endpoints(JsonWriter& w, const tdsbpf_flow_key& k, const char* transport, const char* protocol);
 std::string endpoint_string(const uint8_t* addr, uint8_t family, uint16_t port);
 
 // Versions: TLS 0x0303 -> "1.2"; TDS 0x74000004 -> "7.4" (unknown ones as hex).

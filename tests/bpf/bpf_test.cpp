@@ -109,17 +109,7 @@ public:
 		cgroups.clear();
 	}
 
-	uint64_t counter(tdsbpf_counter c)
-	{
-		int ncpu = libbpf_num_possible_cpus();
-		std::vector<uint64_t> per(static_cast<std::size_t>(ncpu));
-		uint32_t key = c;
-		uint64_t sum = 0;
-		if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.counters), &key, per.data()) == 0)
-			for (uint64_t v : per)
-				sum += v;
-		return sum;
-	}
+	uint64_t counter(tdsbpf_counter c) { return counter_sum(bpf_map__fd(skel->maps.counters), c); }
 
 	tdsbpf_bpf* skel = nullptr;
 	std::vector<tdsbpf_stats> stats; // the counters of every FLOW_STATS record since reset

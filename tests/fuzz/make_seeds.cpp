@@ -296,24 +296,6 @@ std::vector<Conv> conversations(const Capture& cap)
 
 // ---- parser seeds from the TDS packets of a conversation --------------------
 
-bool tds_type(uint8_t t)
-{
-	switch (t) {
-	case TDS_SQL_BATCH:
-	case TDS_PRE7_LOGIN:
-	case TDS_RPC:
-	case TDS_REPLY:
-	case TDS_ATTENTION:
-	case TDS_BULK_LOAD:
-	case TDS_FEDAUTH_TOKEN:
-	case TDS_TRANSACTION_MGR:
-	case TDS_LOGIN7:
-	case TDS_SSPI:
-	case TDS_PRELOGIN: return true;
-	default: return false;
-	}
-}
-
 Bytes parser_input(int which, uint16_t arg, uint16_t end, const uint8_t* b, std::size_t n)
 {
 	Bytes in;
@@ -350,7 +332,7 @@ void parser_seeds(const Conv& c, const std::string& name)
 				continue;
 			}
 			std::size_t len = be16at(h + 2);
-			if (len < 8 || pos + len > stream.size() || !tds_type(h[0]))
+			if (len < 8 || pos + len > stream.size() || !tdsbpf_host_tds_type_valid(h[0]))
 				break;
 			const uint8_t* body = h + 8;
 			std::size_t n = len - 8;

@@ -9,6 +9,8 @@
 
 #include <xxhash.h>
 
+#include "json_writer.h"
+
 namespace tdsbpf {
 
 const char* event_kind_name(uint8_t kind)
@@ -252,6 +254,17 @@ bool is_request_type(uint8_t type)
 {
 	return type == TDS_SQL_BATCH || type == TDS_RPC || type == TDS_ATTENTION || type == TDS_BULK_LOAD ||
 	       type == TDS_TRANSACTION_MGR;
+}
+
+void write_endpoints(JsonWriter& w, const tdsbpf_flow_key& k, const char* transport, const char* protocol)
+{
+	w.member("client.address", addr_string(k.client_addr, k.family));
+	w.member("client.port", k.client_port);
+	w.member("server.address", addr_string(k.server_addr, k.family));
+	w.member("server.port", k.server_port);
+	w.member("network.type", k.family == 6 ? "ipv6" : "ipv4");
+	w.member("network.transport", transport);
+	w.member("network.protocol.name", protocol);
 }
 
 } // namespace tdsbpf

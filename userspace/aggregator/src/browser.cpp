@@ -293,13 +293,7 @@ void BrowserTracker::report(Lookup& l, uint64_t now)
 	w.begin_object();
 	w.member("tdsbpf.record", "browser");
 	w.member("tdsbpf.lookup_id", l.id);
-	w.member("client.address", addr_string(k.client_addr, k.family));
-	w.member("client.port", k.client_port);
-	w.member("server.address", addr_string(k.server_addr, k.family));
-	w.member("server.port", k.server_port);
-	w.member("network.type", k.family == 6 ? "ipv6" : "ipv4");
-	w.member("network.transport", "udp");
-	w.member("network.protocol.name", "ssrp");
+	write_endpoints(w, k, "udp", "ssrp");
 	if (!ifname.empty())
 		w.member("network.interface.name", ifname);
 	else if (l.ifindex)

@@ -175,13 +175,7 @@ void RecordWriter::endpoints()
 	const tdsbpf_flow_key& k = c_.key;
 	w_.member("db.system.name", "microsoft.sql_server");
 	w_.member("db.system", "mssql");
-	w_.member("client.address", addr_string(k.client_addr, k.family));
-	w_.member("client.port", k.client_port);
-	w_.member("server.address", addr_string(k.server_addr, k.family));
-	w_.member("server.port", k.server_port);
-	w_.member("network.type", k.family == 6 ? "ipv6" : "ipv4");
-	w_.member("network.transport", "tcp");
-	w_.member("network.protocol.name", "tds");
+	write_endpoints(w_, k, "tcp", "tds");
 	if (c_.login.ack_tds_version)
 		w_.member("network.protocol.version", tds_version_name(c_.login.ack_tds_version));
 	else if (c_.login.login7_plain && c_.login.login7.tds_version)
