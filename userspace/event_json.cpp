@@ -193,7 +193,9 @@ json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts, bool redact
 		if (t.detail != TDSBPF_D_NONE)
 			tj["detail"] = detail_json(t);
 		if (t.tail_token)
-			tj["done"] = {{"status", t.tail_done_status}, {"rows", t.tail_done_rows}};
+			tj["done"] = {{"status", t.tail_done_status},
+				      {"rows", t.tail_done_rows},
+				      {"rows_from_doneinproc", (t.tail_flags & TDSBPF_TAIL_INPROC_ROWS) != 0}};
 		j["tds"] = tj;
 		j["offset"] = ev.frame_offset;
 		if (ev.kind == TDSBPF_EV_NTLM_AUTH && len >= sizeof(tdsbpf_ntlm_event)) {
@@ -224,7 +226,10 @@ json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts, bool redact
 		break;
 	}
 	case TDSBPF_EV_TDS_DONE:
-		j["done"] = {{"token", ev.u.done.token}, {"status", ev.u.done.status}, {"rows", ev.u.done.rows}};
+		j["done"] = {{"token", ev.u.done.token},
+			     {"status", ev.u.done.status},
+			     {"rows", ev.u.done.rows},
+			     {"rows_from_doneinproc", (ev.u.done.flags & TDSBPF_TAIL_INPROC_ROWS) != 0}};
 		break;
 	case TDSBPF_EV_FLOW_STATS: {
 		const auto& s = ev.u.stats;

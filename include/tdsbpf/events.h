@@ -19,7 +19,7 @@
 
 #include "protocol.h"
 
-#define TDSBPF_EVENT_ABI 3
+#define TDSBPF_EVENT_ABI 4
 
 /* Direction of a packet relative to the SQL Server port, never the hook. */
 enum tdsbpf_dir {
@@ -232,9 +232,10 @@ struct tdsbpf_tds {
 	 * that DONE is reported here (tail_token != 0); when it ends in a later
 	 * segment, it comes as a separate TDSBPF_EV_TDS_DONE event. Either way
 	 * each reply packet's final DONE is reported exactly once.
+	 * tail_flags: TDSBPF_TAIL_* (below).
 	 */
 	__u8 tail_token;
-	__u8 pad;
+	__u8 tail_flags;
 	__u16 tail_done_status;
 	__u64 tail_done_rows;
 	union tdsbpf_tds_detail d;
@@ -249,10 +250,19 @@ struct tdsbpf_smp {
 	__u32 window;
 };
 
-/* The DONE token found in the last 13 bytes of a server reply packet. */
+/*
+ * A stored procedure's reply ends DONEINPROC (its last statement, with that
+ * statement's row count), RETURNSTATUS, DONEPROC (count bit clear). When the
+ * packet ends so, the rows reported with the final DONE are the DONEINPROC's
+ * and this flag is set: they are counted although the DONEPROC's count bit
+ * is clear.
+ */
+#define TDSBPF_TAIL_INPROC_ROWS 0x01
+
+/* The DONE token found in the last bytes of a server reply packet. */
 struct tdsbpf_done {
-	__u8 token; /* 0xFD, 0xFE or 0xFF */
-	__u8 pad;
+	__u8 token;   /* 0xFD, 0xFE or 0xFF */
+	__u8 flags;   /* TDSBPF_TAIL_* */
 	__u16 status; /* 0x01 more, 0x02 error, 0x10 count, 0x20 attention */
 	__u16 cur_cmd;
 	__u16 pad2;

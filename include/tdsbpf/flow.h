@@ -104,6 +104,7 @@ struct tdsbpf_parser_in {
 	__u32 start; /* classify_sspi: where the blob starts; parse_ntlm_auth: where the NTLM message does */
 	__u32 tds71; /* parse_reply, parse_tail_done: 1 for TDS 7.1 and older (shorter DONE tokens) */
 	__u32 type;  /* parse_request: the packet type (TDS_SQL_BATCH or TDS_RPC) */
+	__u32 body;  /* parse_tail_done: how many of the bytes before the end are the packet's */
 };
 
 struct tdsbpf_parser_res {
@@ -128,6 +129,7 @@ struct tdsbpf_parser_res {
 	} reply;
 	struct {
 		__u32 token; /* DONE, DONEPROC or DONEINPROC */
+		__u32 flags; /* TDSBPF_TAIL_* (events.h) */
 	} tail;
 	struct {
 		__u32 port[4]; /* the TCP ports an SSRP answer names */

@@ -742,33 +742,47 @@ TDSBPF_PARSER int tdsbpf_parse_reply(struct tdsbpf_scratch *sc)
 	return 0;
 }
 
+/* Bytes of a reply packet's end looked at: DONEINPROC, RETURNSTATUS, DONEPROC. */
+#define TDSBPF_TAIL_LOOK (13 + 5 + 13)
+
 /*
- * The DONE token in the last bytes of a reply packet: sc->b holds the 13
- * bytes before the packet's end (sc->n of them), sc->in.tds71 is 1 for TDS 7.1
- * (9-byte token, 4-byte row count). Fills sc->out.reply.done_status and
- * done_rows and sc->res.tail.token; returns 0, or -1 if no DONE ends it.
+ * The DONE token in the last bytes of a reply packet: sc->b holds the
+ * sc->n bytes (13 to TDSBPF_TAIL_LOOK) before the packet's end, of which
+ * the last sc->in.body are the packet's; sc->in.tds71 is 1 for TDS 7.1 (9-byte token, 4-byte
+ * row count). Fills sc->out.reply.done_status and done_rows and
+ * sc->res.tail; returns 0, or -1 if no DONE ends it. When the packet ends
+ * DONEINPROC (with its count bit), RETURNSTATUS, DONEPROC, done_rows are
+ * the DONEINPROC's and sc->res.tail.flags has TDSBPF_TAIL_INPROC_ROWS.
  */
 TDSBPF_PARSER int tdsbpf_parse_tail_done(struct tdsbpf_scratch *sc)
 {
-	const __u8 *b;
-	__u32 n;
+	const __u8 *b, *r;
+	__u32 len, at;
 
 	if (!sc)
 		return -1;
-	n = sc->in.tds71 ? 9 : 13;
-	if (sc->n < 13)
+	len = sc->in.tds71 ? 9 : 13;
+	if (sc->n < 13 || sc->n > TDSBPF_TAIL_LOOK)
 		return -1;
-	b = tdsbpf_at(sc, 13 - n, 13);
-	if (!b)
-		b = tdsbpf_at(sc, 13 - n, n);
+	at = sc->n - len;
+	b = tdsbpf_at(sc, at, len);
 	if (!b || (b[0] != TDS_TOKEN_DONE && b[0] != TDS_TOKEN_DONEPROC && b[0] != TDS_TOKEN_DONEINPROC))
 		return -1;
 	/* DONE status uses bits 0x0001..0x0100 only */
 	if (b[2] & 0xfe)
 		return -1;
 	sc->res.tail.token = b[0];
+	sc->res.tail.flags = 0;
 	sc->out.reply.done_status = tdsbpf_le16(b + 1);
 	sc->out.reply.done_rows = sc->in.tds71 ? tdsbpf_le32(b + 5) : tdsbpf_le64(b + 5);
+	if (b[0] != TDS_TOKEN_DONEPROC || at < len + 5 || sc->in.body < 2 * len + 5)
+		return 0;
+	r = tdsbpf_at(sc, at - len - 5, len + 5);
+	if (r && r[0] == TDS_TOKEN_DONEINPROC && !(r[2] & 0xfe) && (tdsbpf_le16(r + 1) & TDS_DONE_COUNT) &&
+	    r[len] == TDS_TOKEN_RETURNSTATUS) {
+		sc->res.tail.flags = TDSBPF_TAIL_INPROC_ROWS;
+		sc->out.reply.done_rows = sc->in.tds71 ? tdsbpf_le32(r + 5) : tdsbpf_le64(r + 5);
+	}
 	return 0;
 }
 

@@ -37,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 	std::memset(sc->b, 0xa5, sizeof(sc->b));
 	std::memcpy(sc->b, bytes.data(), bytes.size());
 	sc->n = static_cast<uint32_t>(bytes.size());
-	sc->in.start = sc->in.tds71 = sc->in.type = arg; // each parser reads its own
+	sc->in.start = sc->in.tds71 = sc->in.type = sc->in.body = arg; // each parser reads its own
 	sc->end = end;
 
 	switch (which) {

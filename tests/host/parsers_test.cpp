@@ -21,6 +21,7 @@ struct Sc {
 		s.n = (uint32_t)n;
 		// the parser's input: each reads the one member it takes
 		s.in.start = s.in.tds71 = s.in.type = arg;
+		s.in.body = s.n; // for parse_tail_done: all of it the packet's
 		s.end = end;
 	}
 	tdsbpf_scratch* operator->() { return &s; }
@@ -515,6 +516,54 @@ TEST(TailDone, Tds71Nine)
 	// the same bytes read as 7.2: byte 0 is not a DONE token
 	Sc as72(b, 0);
 	EXPECT_EQ(tdsbpf_host_parse_tail_done(as72.get()), -1);
+}
+
+// A stored procedure's reply ends DONEINPROC (the last statement's rows),
+// RETURNSTATUS, DONEPROC without the count bit: the rows are the DONEINPROC's.
+TEST(TailDone, ProcedureRowsFromTheDoneInProcBeforeReturnStatus)
+{
+	Bytes rs = {0x79, 0, 0, 0, 0};
+	Bytes end72 = cat({tok_done(0x0011, 0x00c1, 7, false, 0xff), rs, tok_done(0x0000, 0x00e0, 0, false, 0xfe)});
+	ASSERT_EQ(end72.size(), 31u); // all that is looked at: 13 + 5 + 13
+	Sc sc(end72);
+	ASSERT_EQ(tdsbpf_host_parse_tail_done(sc.get()), 0);
+	EXPECT_EQ(sc->res.tail.token, 0xfeu);
+	EXPECT_EQ(sc->res.tail.flags, (uint32_t)TDSBPF_TAIL_INPROC_ROWS);
+	EXPECT_EQ(sc->out.reply.done_status, 0); // the DONEPROC's
+	EXPECT_EQ(sc->out.reply.done_rows, 7u);	 // the DONEINPROC's
+	// TDS 7.1: 9-byte tokens, 23 bytes in all
+	Bytes end71 = cat({tok_done(0x0010, 0x00c1, 9, true, 0xff), rs, tok_done(0x0000, 0x00e0, 0, true, 0xfe)});
+	Sc s71(end71, 1);
+	ASSERT_EQ(tdsbpf_host_parse_tail_done(s71.get()), 0);
+	EXPECT_EQ(s71->res.tail.flags, (uint32_t)TDSBPF_TAIL_INPROC_ROWS);
+	EXPECT_EQ(s71->out.reply.done_rows, 9u);
+	// the DONEINPROC without the count bit (an UPDATE ... SET NOCOUNT ON): nothing taken from it
+	Bytes nocount = end72;
+	nocount[1] = 0x01;
+	Sc nc(nocount);
+	ASSERT_EQ(tdsbpf_host_parse_tail_done(nc.get()), 0);
+	EXPECT_EQ(nc->res.tail.flags, 0u);
+	EXPECT_EQ(nc->out.reply.done_rows, 0u);
+	// a RETURNVALUE (not RETURNSTATUS) before the DONEPROC: not this shape
+	Bytes other = end72;
+	other[13] = 0xac;
+	Sc ot(other);
+	ASSERT_EQ(tdsbpf_host_parse_tail_done(ot.get()), 0);
+	EXPECT_EQ(ot->res.tail.flags, 0u);
+	// only the DONEPROC's 13 bytes: no look further back
+	Sc only(Bytes(end72.end() - 13, end72.end()));
+	ASSERT_EQ(tdsbpf_host_parse_tail_done(only.get()), 0);
+	EXPECT_EQ(only->res.tail.flags, 0u);
+	// only the DONEPROC and the RETURNSTATUS are the packet's: what is before
+	// them is its header or an earlier packet, not looked at
+	Sc part(end72);
+	part->in.body = 18;
+	ASSERT_EQ(tdsbpf_host_parse_tail_done(part.get()), 0);
+	EXPECT_EQ(part->res.tail.flags, 0u);
+	EXPECT_EQ(part->out.reply.done_rows, 0u);
+	// more than the look-back is refused
+	Sc big(cat({Bytes{0}, end72}));
+	EXPECT_EQ(tdsbpf_host_parse_tail_done(big.get()), -1);
 }
 
 TEST(TailDone, Rejects)

@@ -71,7 +71,7 @@ void fill(tdsbpf_scratch& s, const Bytes& b, uint32_t n)
 // Every parser input at once: each parser reads the one member it takes.
 void set_in(tdsbpf_scratch& s, uint32_t v)
 {
-	s.in.start = s.in.tds71 = s.in.type = v;
+	s.in.start = s.in.tds71 = s.in.type = s.in.body = v;
 }
 
 void check_bounds(const tdsbpf_scratch& s, const char* name)

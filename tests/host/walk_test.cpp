@@ -525,6 +525,37 @@ TEST(Walk, ReplyTailDoneInLaterSegment)
 	EXPECT_EQ(ev[1].ev().frame_offset, rep.size() - 200);
 }
 
+// A stored procedure's reply: the rows of its last statement are in the
+// DONEINPROC before RETURNSTATUS and DONEPROC; reported with the final DONE,
+// in the packet's event and, when the packet ends in a later segment, in the
+// DONE event; and counted in the record's rows.
+TEST(Walk, ProcedureReplyRowsFromItsDoneInProc)
+{
+	Conn k;
+	Bytes tail = cat(
+		{tok_done(0x11, 0xc1, 25, false, 0xff), Bytes{0x79, 0, 0, 0, 0}, tok_done(0x00, 0xe0, 0, false, 0xfe)});
+	Bytes big = tds(TDS_REPLY, 1, cat({tok_colmetadata_int(), Bytes(300, 0xd1), tail}), 55);
+	std::vector<Bytes> frames = {k.syn(), k.synack(), k.ack(true)};
+	frames.push_back(k.data(true, tds(TDS_RPC, 1, rpc_by_id(10))));
+	frames.push_back(k.data(false, tds(TDS_REPLY, 1, cat({tok_colmetadata_int(), tail}), 55)));
+	frames.push_back(k.data(true, tds(TDS_RPC, 1, rpc_by_id(10))));
+	frames.push_back(k.data(false, Bytes(big.begin(), big.begin() + 200)));
+	frames.push_back(k.data(false, Bytes(big.begin() + 200, big.end())));
+	Collector c;
+	for (const auto& f : frames)
+		c.feed(f);
+	auto ev = c.take();
+	ASSERT_EQ(kinds(ev), "tcp_syn,tcp_synack,tcp_handshake_ack,tds,tds,tds,tds,tds_done");
+	EXPECT_EQ(T(ev[4]).tail_token, 0xfe);
+	EXPECT_EQ(T(ev[4]).tail_flags, TDSBPF_TAIL_INPROC_ROWS);
+	EXPECT_EQ(T(ev[4]).tail_done_status, 0);
+	EXPECT_EQ(T(ev[4]).tail_done_rows, 25u);
+	EXPECT_EQ(ev[7].ev().u.done.token, 0xfe);
+	EXPECT_EQ(ev[7].ev().u.done.flags, TDSBPF_TAIL_INPROC_ROWS);
+	EXPECT_EQ(ev[7].ev().u.done.rows, 25u);
+	EXPECT_EQ(one_record(frames)["work"]["rows"], 50);
+}
+
 TEST(Walk, TdsHeaderSplitAcrossSegments)
 {
 	for (size_t cut : {1u, 3u, 7u}) {

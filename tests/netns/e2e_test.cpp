@@ -580,9 +580,9 @@ const std::vector<Case> kCases = {
 			   {"/work/sql_batches", 2},
 			   {"/work/rpcs", 1},
 			   {"/work/requests", 3},
-			   // the 25 rows of the batch; the RPC's row count is in a DONEINPROC, not
-			   // in the final DONE(PROC) of its reply, which is what `rows` sums
-			   {"/work/rows", 25}},
+			   // the 25 rows of the batch and the RPC's 1, whose count is in the
+			   // DONEINPROC before its reply's RETURNSTATUS and DONEPROC
+			   {"/work/rows", 26}},
 		.diagnoses = {"login_unencrypted"},
 	},
 

@@ -229,15 +229,21 @@ TDSBPF_NOINLINE int tdsbpf_emit_ntlm(struct tdsbpf_walk *w, const struct tdsbpf_
 
 /*
  * The DONE token that ends a reply packet, whose end is at end (in this
- * segment). Returns 0 and fills sc->out.reply.done_* and sc->res.tail.
+ * segment); at most body bytes before it are the packet's (the rest are its
+ * header or an earlier packet). Returns 0 and fills sc->out.reply.done_* and
+ * sc->res.tail.
  */
-TDSBPF_INLINE int tdsbpf_tail_done(struct tdsbpf_walk *w, __u32 end)
+TDSBPF_INLINE int tdsbpf_tail_done(struct tdsbpf_walk *w, __u32 body, __u32 end)
 {
+	__u32 want;
+
 	if (end < 13 || end > w->l4->plen)
 		return -1;
-	if (tdsbpf_fill(w, end - 13, 13) < 13)
+	want = end < TDSBPF_TAIL_LOOK ? end : TDSBPF_TAIL_LOOK;
+	if (tdsbpf_fill(w, end - want, want) < 13)
 		return -1;
 	w->sc->in.tds71 = w->flow && w->flow->tds71;
+	w->sc->in.body = body;
 	return tdsbpf_parse_tail_done(w->sc);
 }
 
@@ -291,8 +297,9 @@ TDSBPF_NOINLINE void tdsbpf_emit_tds(struct tdsbpf_walk *w, const __u8 *hdr, __s
 	if (t->type == TDS_REPLY && (t->status & TDS_STATUS_EOM) && w->l4->dir == TDSBPF_DIR_S2C) {
 		end = rel + (__s32)t->length;
 		if (end <= (__s32)w->l4->plen) {
-			if (end >= 13 && tdsbpf_tail_done(w, (__u32)end) == 0) {
+			if (end >= 13 && tdsbpf_tail_done(w, body_len, (__u32)end) == 0) {
 				t->tail_token = (__u8)w->sc->res.tail.token;
+				t->tail_flags = (__u8)w->sc->res.tail.flags;
 				t->tail_done_status = w->sc->out.reply.done_status;
 				t->tail_done_rows = w->sc->out.reply.done_rows;
 			}
@@ -482,13 +489,15 @@ TDSBPF_NOINLINE void tdsbpf_pending_tail(struct tdsbpf_walk *w, struct tdsbpf_di
 	if (end > (__s32)w->l4->plen)
 		return; /* ends in a later segment */
 	ds->tail_pending = 0;
-	if (end < 13 || tdsbpf_tail_done(w, (__u32)end) < 0)
+	/* the header was in an earlier segment: all of this one up to end is the packet's */
+	if (end < 13 || tdsbpf_tail_done(w, (__u32)end, (__u32)end) < 0)
 		return;
 	ev = tdsbpf_begin(w, TDSBPF_EV_TDS_DONE);
 	if (!ev)
 		return;
 	ev->frame_offset = (__u32)end;
 	ev->u.done.token = (__u8)w->sc->res.tail.token;
+	ev->u.done.flags = (__u8)w->sc->res.tail.flags;
 	ev->u.done.status = w->sc->out.reply.done_status;
 	ev->u.done.rows = w->sc->out.reply.done_rows;
 	tdsbpf_submit(w->p, ev, 0);

@@ -97,10 +97,11 @@ std::string describe_event(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm
 	}
 	case TDSBPF_EV_TLS: return tls_desc(ev.u.tls);
 	case TDSBPF_EV_TDS_DONE:
-		snprintf(buf, sizeof(buf), "TDS:Done, Status = 0x%02x%s%s, RowCount = %llu", ev.u.done.status,
+		snprintf(buf, sizeof(buf), "TDS:Done, Status = 0x%02x%s%s, RowCount = %llu%s", ev.u.done.status,
 			 ev.u.done.status & TDS_DONE_ATTN ? " (attention ack)" : "",
 			 ev.u.done.status & TDS_DONE_ERROR ? " (error)" : "",
-			 static_cast<unsigned long long>(ev.u.done.rows));
+			 static_cast<unsigned long long>(ev.u.done.rows),
+			 ev.u.done.flags & TDSBPF_TAIL_INPROC_ROWS ? " (of the DONEINPROC before it)" : "");
 		return buf;
 	case TDSBPF_EV_NTLM_AUTH: {
 		if (!ntlm)

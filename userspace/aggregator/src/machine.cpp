@@ -249,7 +249,7 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 		if (ntlm)
 			on_ntlm(c, *ntlm, ts);
 		break;
-	case TDSBPF_EV_TDS_DONE: on_done(c, ev.u.done.status, ev.u.done.rows); break;
+	case TDSBPF_EV_TDS_DONE: on_done(c, ev.u.done.status, ev.u.done.rows, ev.u.done.flags); break;
 	default: break;
 	}
 }

@@ -39,11 +39,12 @@ void attention_acked(Connection& c)
 
 
 // The final DONE of a reply packet (in the TDS event's tail, or a
-// TDS_DONE event when the packet ended in a later segment).
-void on_done(Connection& c, uint16_t status, uint64_t rows)
+// TDS_DONE event when the packet ended in a later segment). flags:
+// TDSBPF_TAIL_* (rows from the DONEINPROC before a procedure's DONEPROC).
+void on_done(Connection& c, uint16_t status, uint64_t rows, uint8_t flags)
 {
 	c.work.done_tokens++;
-	if (status & TDS_DONE_COUNT) {
+	if ((status & TDS_DONE_COUNT) || (flags & TDSBPF_TAIL_INPROC_ROWS)) {
 		c.work.rows += rows;
 		c.work.rows_seen = true;
 	}
@@ -167,7 +168,7 @@ void on_tds(Connection& c, const tdsbpf_event& ev, int dir, uint64_t ts)
 	if (t.type != TDS_REPLY)
 		return;
 	if (t.tail_token)
-		on_done(c, t.tail_done_status, t.tail_done_rows);
+		on_done(c, t.tail_done_status, t.tail_done_rows, t.tail_flags);
 	if (c.login.seen && !c.login.login7_plain)
 		c.login.plaintext_after = true;
 	if (c.phase == Phase::prelogin && !c.tls.seen && !c.login.seen && !c.prelogin.answered) {
