@@ -36,6 +36,8 @@ static json tls_json(const tdsbpf_tls& t)
 	}
 	if (t.content_type == TLS_CT_ALERT && t.record_length == 2)
 		j["alert"] = {{"level", t.alert_level}, {"description", t.alert_desc}};
+	if (t.chain_n || t.chain_more)
+		j["then"] = tls_chain_names(t); // the messages and records after the first
 	return j;
 }
 

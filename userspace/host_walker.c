@@ -237,3 +237,8 @@ int tdsbpf_host_tds_type_valid(__u8 type)
 {
 	return tdsbpf_tds_type_valid(type);
 }
+
+int tdsbpf_host_parse_tls_chain(struct tdsbpf_scratch *sc)
+{
+	return tdsbpf_parse_tls_chain(sc);
+}

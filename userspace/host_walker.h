@@ -53,6 +53,7 @@ int tdsbpf_host_process_copy(struct tdsbpf_host *h, const void *frame, __u32 cap
 /* The parsers on their own, for tests: each reads sc->b/sc->n (see parse.h). */
 int tdsbpf_host_parse_prelogin(struct tdsbpf_scratch *sc);
 int tdsbpf_host_parse_tls(struct tdsbpf_scratch *sc);
+int tdsbpf_host_parse_tls_chain(struct tdsbpf_scratch *sc);
 int tdsbpf_host_classify_sspi(struct tdsbpf_scratch *sc);
 int tdsbpf_host_parse_ntlm_auth(struct tdsbpf_scratch *sc);
 int tdsbpf_host_parse_login7(struct tdsbpf_scratch *sc);

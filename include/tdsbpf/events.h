@@ -19,7 +19,7 @@
 
 #include "protocol.h"
 
-#define TDSBPF_EVENT_ABI 4
+#define TDSBPF_EVENT_ABI 5
 
 /* Direction of a packet relative to the SQL Server port, never the hook. */
 enum tdsbpf_dir {
@@ -114,6 +114,9 @@ struct tdsbpf_prelogin {
 /* TLS record details. */
 #define TDSBPF_TLS_ALPN_TDS8	0x01 /* ALPN offers or selects "tds/8.0" */
 #define TDSBPF_TLS_HELLO_PARSED 0x02
+#define TDSBPF_TLS_CHAIN	9
+#define TDSBPF_TLS_RECORD	0x80 /* | content type: a record that is not a handshake in clear */
+#define TDSBPF_TLS_ENCRYPTED_HS 0xff
 struct tdsbpf_tls {
 	__u8 content_type;    /* 20 change_cipher_spec, 21 alert, 22 handshake, 23 data */
 	__u8 handshake_type;  /* first handshake message type (1 client hello, 2 server hello) */
@@ -124,7 +127,18 @@ struct tdsbpf_tls {
 	__u8 flags;
 	__u8 alert_level; /* for alerts in clear */
 	__u8 alert_desc;
-	__u8 pad[3];
+	/*
+	 * What follows the first handshake message in the bytes read (the TDS
+	 * packet, or the record): the other messages of a handshake record in
+	 * clear, then each later record, in order. chain[i] is a handshake
+	 * message type, TDSBPF_TLS_ENCRYPTED_HS (a handshake record after Change
+	 * Cipher Spec), or TDSBPF_TLS_RECORD | content type for other records.
+	 * chain_n counts all found (only the first TDSBPF_TLS_CHAIN are kept);
+	 * chain_more: the walk stopped before the packet's end (bytes not read).
+	 */
+	__u8 chain_n;
+	__u8 chain_more;
+	__u8 chain[TDSBPF_TLS_CHAIN];
 };
 
 /* LOGIN7 details. */
@@ -402,7 +416,7 @@ enum tdsbpf_counter {
 #define TDSBPF_OFFSET(t, f, n) TDSBPF_LAYOUT(__builtin_offsetof(struct t, f) == (n), "offset of " #t "." #f)
 TDSBPF_SIZE(tdsbpf_flow_key, 40);
 TDSBPF_SIZE(tdsbpf_prelogin, 68);
-TDSBPF_SIZE(tdsbpf_tls, 16);
+TDSBPF_SIZE(tdsbpf_tls, 24);
 TDSBPF_SIZE(tdsbpf_login7, 36);
 TDSBPF_SIZE(tdsbpf_reply, 56);
 TDSBPF_SIZE(tdsbpf_sspi, 8);

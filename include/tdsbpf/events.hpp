@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "events.h"
 
@@ -35,6 +36,13 @@ std::string endpoint_string(const uint8_t* addr, uint8_t family, uint16_t port);
 
 // Versions: TLS 0x0303 -> "1.2"; TDS 0x74000004 -> "7.4" (unknown ones as hex).
 std::string tls_version_name(uint16_t v);
+// A TLS handshake message type as Wireshark names it ("Client Hello", ...).
+std::string tls_handshake_name(uint8_t type);
+// The items of a TLS event's chain (the messages and records after its first
+// message), named: "Certificate", "Change Cipher Spec", "Encrypted Handshake
+// Message", "Application Data", ...; and "..." last when the walk stopped
+// before the packet's end.
+std::vector<std::string> tls_chain_names(const tdsbpf_tls& t);
 std::string tds_version_name(uint32_t v);
 // A GUID as its wire bytes give it (Data1..3 little-endian).
 std::string guid_string(const uint8_t* g);

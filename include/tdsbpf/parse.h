@@ -474,6 +474,105 @@ TDSBPF_PARSER int tdsbpf_parse_ntlm_auth(struct tdsbpf_scratch *sc)
 
 /* ---- LOGIN7 --------------------------------------------------------- */
 
+/* One more item of the TLS chain (see struct tdsbpf_tls). */
+TDSBPF_INLINE void tdsbpf_tls_chain_add(struct tdsbpf_tls *out, __u8 item)
+{
+	__u8 n = out->chain_n;
+
+	if (n < TDSBPF_TLS_CHAIN)
+		out->chain[n] = item;
+	if (n < 255)
+		out->chain_n = n + 1;
+}
+
+/*
+ * What follows the first handshake message of the TLS record at sc->b[0]:
+ * the other messages of that record when it is a handshake in clear, then
+ * the records after it, as far as the sc->n bytes go; sc->in.body is how
+ * many bytes the packet (or record) has, so that a walk stopped by the end
+ * of the bytes read says so. Fills sc->out.tls.chain*; returns 0, or -1
+ * if sc->b does not start with a record.
+ */
+TDSBPF_PARSER int tdsbpf_parse_tls_chain(struct tdsbpf_scratch *sc)
+{
+	struct tdsbpf_tls *out;
+	const __u8 *b;
+	__u32 pos, end, next, state, at, need;
+	int i;
+
+	if (!sc)
+		return -1;
+	out = &sc->out.tls;
+	out->chain_n = 0;
+	out->chain_more = 0;
+	b = tdsbpf_at(sc, 0, 6);
+	if (!b || !tdsbpf_tls_header_valid(b))
+		return -1;
+	/* the cursor goes through memory: see "Loops" at the top */
+	sc->pos = 5;
+	sc->end = 5 + (__u32)tdsbpf_be16(b + 3);
+	/* state bit 0: at a message of a handshake record in clear; bit 1: after Change Cipher Spec */
+	if (b[0] == TLS_CT_HANDSHAKE && TLS_HS_IN_CLEAR(b[5]))
+		sc->pos2 = 1;
+	else
+		sc->pos2 = b[0] == TLS_CT_CHANGE_CIPHER_SPEC ? 2 : 0;
+	at = 0;
+	need = 0;
+	for (i = 0; i < TDSBPF_TLS_CHAIN + 1; i++) {
+		pos = sc->pos;
+		end = sc->end;
+		state = sc->pos2;
+		next = end;
+		if (state & 1) {
+			at = pos;
+			need = 4;
+			b = tdsbpf_at(sc, pos, 4);
+			if (!b)
+				break;
+			next = pos + 4 + ((__u32)b[1] << 16 | (__u32)b[2] << 8 | b[3]);
+			if (next < end) {
+				/* another message in the same record */
+				at = next;
+				need = 1;
+				b = tdsbpf_at(sc, next, 1);
+				if (!b)
+					break;
+				tdsbpf_tls_chain_add(out, b[0]);
+				sc->pos = next;
+				continue;
+			}
+			next = end;
+		}
+		/* the next record */
+		at = next;
+		need = 6;
+		b = tdsbpf_at(sc, next, 6);
+		if (!b || !tdsbpf_tls_header_valid(b))
+			break;
+		sc->end = next + 5 + (__u32)tdsbpf_be16(b + 3);
+		sc->pos = next + 5;
+		state &= 2;
+		if (b[0] == TLS_CT_CHANGE_CIPHER_SPEC) {
+			state = 2;
+			tdsbpf_tls_chain_add(out, TDSBPF_TLS_RECORD | b[0]);
+		} else if (b[0] == TLS_CT_HANDSHAKE && !state && TLS_HS_IN_CLEAR(b[5])) {
+			state = 1;
+			tdsbpf_tls_chain_add(out, b[5]);
+		} else if (b[0] == TLS_CT_HANDSHAKE) {
+			tdsbpf_tls_chain_add(out, TDSBPF_TLS_ENCRYPTED_HS);
+		} else {
+			tdsbpf_tls_chain_add(out, TDSBPF_TLS_RECORD | b[0]);
+		}
+		sc->pos2 = state;
+		at = sc->pos2 & 1 ? sc->pos : sc->end; /* where the next step reads */
+		need = 1;
+	}
+	/* stopped where the packet goes on but the bytes read do not: say so */
+	if (at < sc->in.body && (i == TDSBPF_TLS_CHAIN + 1 || at + need > sc->n))
+		out->chain_more = 1;
+	return 0;
+}
+
 #define TDSBPF_LOGIN7_FIXED 94
 #define TDSBPF_FEATURES_MAX 8
 

@@ -97,5 +97,11 @@ enum tdsbpf_tds_type {
 #define TLS_HS_SERVER_HELLO	   2
 #define TLS_HS_CERTIFICATE	   11
 #define TLS_HS_CLIENT_KEY_EXCHANGE 16
+/*
+ * Handshake messages a TLS 1.2 record carries in clear: the hellos, New
+ * Session Ticket and Certificate .. Client Key Exchange. Any other first byte
+ * of a handshake record is taken for an encrypted message (Finished).
+ */
+#define TLS_HS_IN_CLEAR(t)	   ((t) == 1 || (t) == 2 || (t) == 4 || ((t) >= 11 && (t) <= 16))
 
 #endif /* TDSBPF_PROTOCOL_H */

@@ -46,7 +46,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 			check(sc->out.prelogin.instance_len <= sizeof(sc->out.prelogin.instance),
 			      "prelogin instance length");
 		break;
-	case 1: tdsbpf_host_parse_tls(sc.get()); break;
+	case 1:
+		// as the walk does: the first record, then what follows it
+		tdsbpf_host_parse_tls(sc.get());
+		if (tdsbpf_host_parse_tls_chain(sc.get()) < 0)
+			check(sc->out.tls.chain_n == 0, "no chain without a record");
+		break;
 	case 2: {
 		int kind = tdsbpf_host_classify_sspi(sc.get());
 		check(kind >= TDSBPF_SSPI_NONE && kind <= TDSBPF_SSPI_UNKNOWN, "sspi kind");

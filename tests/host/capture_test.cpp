@@ -920,3 +920,61 @@ TEST(CapturesBinary, FramesAndAFilterLeadToThePackets)
 		EXPECT_NE(text.out.find("   wireshark frames "), std::string::npos) << text.out;
 	}
 }
+
+// The text view names every TLS record and handshake message of a segment
+// as Wireshark does, in order; where the bytes tdsbpf reads end before the
+// packet does, its list is a prefix of Wireshark's and ends with "...".
+TEST(CapturesBinary, TlsRecordsOfASegmentNamedAsWiresharkDoes)
+{
+	NEED_CAPTURES();
+	NEED_TOOL("tshark");
+	for (const auto& name : {kSql2022, kSql2022Select}) {
+		Proc r = tdsbpf_read(cap(name), "--format text");
+		ASSERT_EQ(r.rc, 0) << r.err;
+		Proc t = run("tshark -r " + quote(cap(name).string()) +
+			     " -Y tls -T fields -e frame.number -e _ws.col.Info");
+		ASSERT_EQ(t.rc, 0) << t.err;
+		std::map<std::string, std::string> info; // frame -> "Client Key Exchange, Change Cipher Spec, ..."
+		std::istringstream tin(t.out);
+		for (std::string line; std::getline(tin, line);) {
+			auto tab = line.find('\t');
+			if (tab != std::string::npos)
+				info[line.substr(0, tab)] = line.substr(tab + 1);
+		}
+		int checked = 0;
+		std::istringstream rin(r.out);
+		for (std::string line; std::getline(rin, line);) {
+			auto hs = line.find("TLS:HandShake: ");
+			auto f = line.find(" f");
+			if (hs == std::string::npos || f == std::string::npos)
+				continue;
+			std::string frame = line.substr(f + 2, line.find(' ', f + 2) - f - 2);
+			// "Client Hello (TLS 1.2); Certificate; ... (in TDS:Prelogin)" -> names
+			std::string list = line.substr(hs + 15);
+			list = list.substr(0, list.find(" (in TDS"));
+			std::vector<std::string> ours;
+			for (size_t at = 0; at != std::string::npos;) {
+				size_t semi = list.find("; ", at);
+				std::string item = list.substr(at, semi == std::string::npos ? semi : semi - at);
+				ours.push_back(item.substr(0, item.find(" (TLS")));
+				at = semi == std::string::npos ? semi : semi + 2;
+			}
+			ASSERT_TRUE(info.count(frame)) << line;
+			std::vector<std::string> theirs;
+			std::istringstream ws(info[frame]);
+			for (std::string item; std::getline(ws, item, ',');)
+				theirs.push_back(item.substr(item.find_first_not_of(' ')));
+			bool cut = ours.back() == "...";
+			if (cut)
+				ours.pop_back();
+			ASSERT_LE(ours.size(), theirs.size()) << line << " | " << info[frame];
+			if (!cut) {
+				EXPECT_EQ(ours.size(), theirs.size()) << line << " | " << info[frame];
+			}
+			for (size_t i = 0; i < ours.size(); i++)
+				EXPECT_EQ(ours[i], theirs[i]) << line << " | " << info[frame];
+			checked++;
+		}
+		EXPECT_GE(checked, 4) << name;
+	}
+}

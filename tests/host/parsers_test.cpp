@@ -215,6 +215,71 @@ TEST(Tls, InvalidRecordHeaders)
 	EXPECT_EQ(max->out.tls.record_length, 18432);
 }
 
+// A handshake message: type, 24-bit length, body.
+Bytes hs_msg(uint8_t type, size_t len)
+{
+	Bytes m{type, 0, static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len)};
+	m.resize(4 + len, 0x42);
+	return m;
+}
+
+std::vector<int> chain_of(const tdsbpf_tls& t)
+{
+	std::vector<int> v;
+	for (unsigned i = 0; i < t.chain_n && i < TDSBPF_TLS_CHAIN; i++)
+		v.push_back(t.chain[i]);
+	return v;
+}
+
+// What follows the first message in a packet: the client's second flight
+// (Client Key Exchange, Change Cipher Spec, encrypted Finished), a server
+// flight of three messages in one record, the server's last flight, and a
+// walk cut short by the bytes read.
+TEST(Tls, ChainNamesEveryRecordAndMessage)
+{
+	const int kCcs = TDSBPF_TLS_RECORD | 20, kData = TDSBPF_TLS_RECORD | 23, kEnc = TDSBPF_TLS_ENCRYPTED_HS;
+	Bytes client = cat({tls_record(22, hs_msg(16, 66)), tls_record(20, {0x01}), tls_record(22, Bytes(40, 0x9c))});
+	Sc c(client);
+	ASSERT_EQ(tdsbpf_host_parse_tls(c.get()), 0);
+	ASSERT_EQ(tdsbpf_host_parse_tls_chain(c.get()), 0);
+	EXPECT_EQ(c->out.tls.handshake_type, 16);
+	EXPECT_EQ(chain_of(c->out.tls), (std::vector<int>{kCcs, kEnc}));
+	EXPECT_EQ(c->out.tls.chain_n, 2);
+	EXPECT_EQ(c->out.tls.chain_more, 0);
+
+	Bytes server = tls_record(22, cat({hs_msg(2, 70), hs_msg(11, 120), hs_msg(14, 0)}));
+	Sc sv(server);
+	ASSERT_EQ(tdsbpf_host_parse_tls_chain(sv.get()), 0);
+	EXPECT_EQ(chain_of(sv->out.tls), (std::vector<int>{11, 14}));
+
+	Bytes last = cat({tls_record(20, {0x01}), tls_record(22, Bytes(40, 0x0b)), tls_record(23, Bytes(30, 1))});
+	Sc l(last);
+	ASSERT_EQ(tdsbpf_host_parse_tls_chain(l.get()), 0);
+	// after Change Cipher Spec a handshake record is encrypted, whatever its first byte
+	EXPECT_EQ(chain_of(l->out.tls), (std::vector<int>{kEnc, kData}));
+
+	// the packet is longer than the bytes read: the walk says it stopped
+	Sc cut(Bytes(client.begin(), client.begin() + 75 + 6 + 3)); // into the third record's header
+	cut->in.body = static_cast<uint32_t>(client.size());
+	ASSERT_EQ(tdsbpf_host_parse_tls_chain(cut.get()), 0);
+	EXPECT_EQ(chain_of(cut->out.tls), (std::vector<int>{kCcs}));
+	EXPECT_EQ(cut->out.tls.chain_more, 1);
+
+	// more items than are kept: all counted
+	Bytes many = tls_record(22, hs_msg(16, 4));
+	for (int i = 0; i < 12; i++)
+		append(many, tls_record(23, Bytes(8, 1)));
+	Sc m(many);
+	ASSERT_EQ(tdsbpf_host_parse_tls_chain(m.get()), 0);
+	EXPECT_EQ(m->out.tls.chain_n, TDSBPF_TLS_CHAIN + 1); // found; the first TDSBPF_TLS_CHAIN kept
+	EXPECT_EQ(m->out.tls.chain_more, 1);		     // the walk's own limit, bytes left
+
+	// not a record: nothing
+	Sc bad(Bytes{0x30, 3, 3, 0, 4, 1, 2, 3, 4});
+	EXPECT_EQ(tdsbpf_host_parse_tls_chain(bad.get()), -1);
+	EXPECT_EQ(bad->out.tls.chain_n, 0);
+}
+
 TEST(Tls, HelloCutShortKeepsHeader)
 {
 	Bytes h = tls_client_hello(true);

@@ -29,7 +29,7 @@ const Named kParsers[] = {
 	{"classify_sspi", tdsbpf_host_classify_sspi}, {"ntlm_auth", tdsbpf_host_parse_ntlm_auth},
 	{"login7", tdsbpf_host_parse_login7},	      {"features", tdsbpf_host_parse_features},
 	{"reply", tdsbpf_host_parse_reply},	      {"tail_done", tdsbpf_host_parse_tail_done},
-	{"request", tdsbpf_host_parse_request},
+	{"request", tdsbpf_host_parse_request},	      {"tls_chain", tdsbpf_host_parse_tls_chain},
 };
 
 // Valid messages to mutate.

@@ -267,4 +267,48 @@ void write_endpoints(JsonWriter& w, const tdsbpf_flow_key& k, const char* transp
 	w.member("network.protocol.name", protocol);
 }
 
+std::string tls_handshake_name(uint8_t type)
+{
+	switch (type) {
+	case 1: return "Client Hello";
+	case 2: return "Server Hello";
+	case 4: return "New Session Ticket";
+	case 8: return "Encrypted Extensions";
+	case 11: return "Certificate";
+	case 12: return "Server Key Exchange";
+	case 13: return "Certificate Request";
+	case 14: return "Server Hello Done";
+	case 15: return "Certificate Verify";
+	case 16: return "Client Key Exchange";
+	case 20: return "Finished";
+	default: return "Encrypted Handshake Message";
+	}
+}
+
+std::vector<std::string> tls_chain_names(const tdsbpf_tls& t)
+{
+	std::vector<std::string> out;
+	unsigned kept = t.chain_n < TDSBPF_TLS_CHAIN ? t.chain_n : TDSBPF_TLS_CHAIN;
+	for (unsigned i = 0; i < kept; i++) {
+		uint8_t item = t.chain[i];
+		if (item == TDSBPF_TLS_ENCRYPTED_HS) {
+			out.emplace_back("Encrypted Handshake Message");
+		} else if (item & TDSBPF_TLS_RECORD) {
+			switch (item & 0x7f) {
+			case TLS_CT_CHANGE_CIPHER_SPEC: out.emplace_back("Change Cipher Spec"); break;
+			case TLS_CT_ALERT: out.emplace_back("Alert"); break;
+			case TLS_CT_APPLICATION_DATA: out.emplace_back("Application Data"); break;
+			default: out.emplace_back("Record type " + std::to_string(item & 0x7f)); break;
+			}
+		} else {
+			out.push_back(tls_handshake_name(item));
+		}
+	}
+	if (t.chain_n > kept)
+		out.push_back(std::to_string(t.chain_n - kept) + " more");
+	if (t.chain_more)
+		out.emplace_back("...");
+	return out;
+}
+
 } // namespace tdsbpf

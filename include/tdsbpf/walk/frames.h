@@ -102,6 +102,8 @@ TDSBPF_NOINLINE void tdsbpf_tds_details(struct tdsbpf_walk *w, struct tdsbpf_eve
 		n = tdsbpf_fill(w, body_rel, body_len);
 		if (n >= 5 && tdsbpf_tls_header_valid(sc->b)) {
 			tdsbpf_parse_tls(sc);
+			sc->in.body = body_len;
+			tdsbpf_parse_tls_chain(sc);
 			t->detail = TDSBPF_D_TLS;
 			__builtin_memcpy(&t->d, &sc->out, sizeof(t->d));
 			return;
@@ -326,6 +328,8 @@ TDSBPF_NOINLINE void tdsbpf_emit_tls(struct tdsbpf_walk *w, const __u8 *hdr, __s
 	__builtin_memset(&w->sc->out, 0, sizeof(w->sc->out));
 	if (rel >= 0 && tdsbpf_fill(w, (__u32)rel, 5 + (__u32)tdsbpf_be16(hdr + 3)) >= 5 &&
 	    tdsbpf_parse_tls(w->sc) == 0) {
+		w->sc->in.body = 5 + (__u32)tdsbpf_be16(hdr + 3);
+		tdsbpf_parse_tls_chain(w->sc);
 		__builtin_memcpy(&ev->u.tls, &w->sc->out.tls, sizeof(ev->u.tls));
 	} else {
 		if (rel < 0)

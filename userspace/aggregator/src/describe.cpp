@@ -12,20 +12,17 @@ namespace {
 std::string tls_desc(const tdsbpf_tls& t)
 {
 	char buf[160];
+	std::string s;
 	switch (t.content_type) {
-	case TLS_CT_CHANGE_CIPHER_SPEC: return "TLS:Change Cipher Spec";
+	case TLS_CT_CHANGE_CIPHER_SPEC: s = "TLS:Change Cipher Spec"; break;
 	case TLS_CT_ALERT:
 		snprintf(buf, sizeof(buf), "TLS:Alert level %u description %u", t.alert_level, t.alert_desc);
-		return buf;
+		s = buf;
+		break;
 	case TLS_CT_HANDSHAKE: {
-		std::string s = "TLS:HandShake: ";
-		switch (t.handshake_type) {
-		case TLS_HS_CLIENT_HELLO: s += "Client Hello"; break;
-		case TLS_HS_SERVER_HELLO: s += "Server Hello"; break;
-		case TLS_HS_CERTIFICATE: s += "Certificate"; break;
-		case TLS_HS_CLIENT_KEY_EXCHANGE: s += "Client Key Exchange"; break;
-		default: s += "Encrypted Handshake Message"; break;
-		}
+		s = "TLS:HandShake: ";
+		s += TLS_HS_IN_CLEAR(t.handshake_type) ? tls_handshake_name(t.handshake_type)
+						       : "Encrypted Handshake Message";
 		if (t.handshake_type == TLS_HS_CLIENT_HELLO && t.hello_version)
 			s += " (TLS " + tls_version_name(t.hello_version) + ")";
 		if (t.handshake_type == TLS_HS_SERVER_HELLO)
@@ -33,13 +30,21 @@ std::string tls_desc(const tdsbpf_tls& t)
 			     ")";
 		if (t.flags & TDSBPF_TLS_ALPN_TDS8)
 			s += ", ALPN tds/8.0";
-		return s;
+		break;
 	}
 	case TLS_CT_APPLICATION_DATA:
 		snprintf(buf, sizeof(buf), "TLS:Application Data, Length = %u", t.record_length);
-		return buf;
-	default: snprintf(buf, sizeof(buf), "TLS:Record type %u", t.content_type); return buf;
+		s = buf;
+		break;
+	default:
+		snprintf(buf, sizeof(buf), "TLS:Record type %u", t.content_type);
+		s = buf;
+		break;
 	}
+	// the messages and records after the first, in the same packet or record
+	for (const std::string& n : tls_chain_names(t))
+		s += "; " + n;
+	return s;
 }
 
 } // namespace
