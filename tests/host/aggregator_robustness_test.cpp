@@ -929,7 +929,9 @@ TEST(Encryption, Tds8StrictIsOpaqueAfterTheHandshake)
 	EXPECT_EQ(phase_names(r[0]), (Strings{"tcp_handshake", "tls_handshake", "login", "active", "close"}));
 	EXPECT_EQ(r[0]["phases"][2]["start_time"], "2024-06-05T00:00:00.006000Z");
 	EXPECT_DOUBLE_EQ(r[0]["phases"][2]["duration_ms"].get<double>(), 3.0); // PRELOGIN .. the LOGIN7's answer
-	EXPECT_EQ(r[0]["login"]["outcome"], "unknown");
+	// a request answered after the login's answer: a probable success
+	EXPECT_EQ(r[0]["login"]["outcome"], "success");
+	EXPECT_EQ(r[0]["login"]["inferred"], true);
 	EXPECT_EQ(r[0]["work"]["encrypted_requests"], 1);
 	EXPECT_EQ(r[0]["work"]["responses"], 1);
 	EXPECT_DOUBLE_EQ(r[0]["work"]["latency_ms"]["max"].get<double>(), 5.0);
@@ -945,7 +947,8 @@ TEST(Encryption, FullEncryptionTds7)
 	auto r = run(t.records());
 	ASSERT_EQ(r.size(), 1u);
 	EXPECT_EQ(r[0]["negotiated"]["encryption"], "full");
-	EXPECT_EQ(r[0]["login"]["outcome"], "unknown");
+	EXPECT_EQ(r[0]["login"]["outcome"], "success"); // inferred: a request answered after the login's answer
+	EXPECT_EQ(r[0]["login"]["inferred"], true);
 	EXPECT_EQ(r[0]["work"]["encrypted_requests"], 1);
 }
 
@@ -1190,6 +1193,82 @@ TEST(Diagnosis, EncryptedLoginAnsweredThenClosedByTheServerIsAProbableFailure)
 	ASSERT_EQ(q.size(), 1u);
 	EXPECT_EQ(q[0]["login"]["outcome"], "unknown");
 	EXPECT_EQ(q[0]["login"]["inferred"], false);
+}
+
+// Full encryption, the shapes of an integrated (NTLM) login inside TLS: one
+// more round trip before the server's answer. Answered and closed by the
+// server at once: a probable failure, its time the server's last answer.
+// Answered, then a request answered and the client closing: a probable
+// success, its time (at the earliest) the login's first answer.
+TEST(Diagnosis, EncryptedIntegratedLoginShapes)
+{
+	auto opening = [](Trace& t) -> Trace& {
+		return t.syn(0, 1)
+			.synack(0.001, 2, 2)
+			.hs_ack(0.002, 2, 3)
+			.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
+			.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
+			.tls_in_tds(0.005, C2S, 22, 1)
+			.tls_in_tds(0.006, S2C, 22, 2)
+			.tls(0.009, C2S, 23)  // LOGIN7 with an NTLM NEGOTIATE
+			.tls(0.010, S2C, 23)  // CHALLENGE
+			.tls(0.011, C2S, 23)  // AUTHENTICATE
+			.tls(0.030, S2C, 23); // ERROR, or LOGINACK
+	};
+	Trace failed("192.0.2.10", 50302, "192.0.2.20", 1433);
+	opening(failed)
+		.fin(0.031, S2C, 0, 0)
+		.close_ack(0.032, C2S, 0, 0)
+		.fin(0.033, C2S, 0, 0)
+		.close_ack(0.034, S2C, 0, 0);
+	auto f = run(failed.records());
+	ASSERT_EQ(f.size(), 1u);
+	EXPECT_EQ(f[0]["login"]["outcome"], "failed");
+	EXPECT_EQ(f[0]["login"]["inferred"], true);
+	EXPECT_DOUBLE_EQ(f[0]["login"]["duration_ms"].get<double>(), 30.0); // SYN .. the server's last answer
+	EXPECT_TRUE(has_diagnosis(f[0], "login_failed")) << f[0]["diagnoses"].dump();
+	EXPECT_NE(f[0]["diagnoses"].dump().find("integrated login's second round trip"), std::string::npos);
+	EXPECT_FALSE(has_diagnosis(f[0], "server_closed_first")) << f[0]["diagnoses"].dump();
+	EXPECT_EQ(phase_names(f[0]), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication",
+					      "login_error", "close"}));
+	EXPECT_EQ(f[0]["close"]["phase"], "login_error");
+	// the AUTHENTICATE flight was the login's, not a request
+	EXPECT_EQ(f[0]["work"]["requests"], 0);
+	EXPECT_EQ(f[0]["work"]["encrypted_requests"], 0);
+	EXPECT_EQ(f[0]["work"]["responses"], 0);
+
+	Trace ok("192.0.2.10", 50303, "192.0.2.20", 1433);
+	opening(ok)
+		.tls(0.040, C2S, 23) // a request
+		.tls(0.041, S2C, 23)
+		.fin(0.1, C2S, 0, 0)
+		.close_ack(0.101, S2C, 0, 0)
+		.fin(0.102, S2C, 0, 0)
+		.close_ack(0.103, C2S, 0, 0);
+	auto s = run(ok.records());
+	ASSERT_EQ(s.size(), 1u);
+	EXPECT_EQ(s[0]["login"]["outcome"], "success");
+	EXPECT_EQ(s[0]["login"]["inferred"], true);
+	EXPECT_DOUBLE_EQ(s[0]["login"]["duration_ms"].get<double>(), 10.0); // SYN .. the first answer
+	EXPECT_FALSE(has_diagnosis(s[0], "login_failed")) << s[0]["diagnoses"].dump();
+
+	// the client's flight left unanswered when the server closed: unknown
+	Trace cut("192.0.2.10", 50304, "192.0.2.20", 1433);
+	cut.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
+		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
+		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
+		.tls_in_tds(0.005, C2S, 22, 1)
+		.tls_in_tds(0.006, S2C, 22, 2)
+		.tls(0.009, C2S, 23)
+		.tls(0.010, S2C, 23)
+		.tls(0.011, C2S, 23)
+		.fin(0.5, S2C, 0, 0)
+		.close_ack(0.501, C2S, 0, 0);
+	auto u = run(cut.records());
+	ASSERT_EQ(u.size(), 1u);
+	EXPECT_EQ(u[0]["login"]["outcome"], "unknown");
 }
 
 // A failed login has its login time: SYN to the ERROR.

@@ -597,7 +597,9 @@ const std::vector<Case> kCases = {
 		.phases = {"tcp_handshake", "prelogin", "tls_handshake", "login", "active", "close"},
 		.fields = {{"/negotiated/encryption", "full"},
 			   {"/negotiated/server_encryption", "required"},
-			   {"/login/outcome", "unknown"},
+			   // requests answered after the login's answer: a probable success
+			   {"/login/outcome", "success"},
+			   {"/login/inferred", true},
 			   {"/authentication/method", "unknown"},
 			   // the two batches are exchanges of TLS records
 			   {"/work/encrypted_requests", 2},
@@ -615,7 +617,8 @@ const std::vector<Case> kCases = {
 			},
 		.phases = {"tcp_handshake", "prelogin", "tls_handshake", "login", "active", "close"},
 		.fields = {{"/negotiated/encryption", "full"},
-			   {"/login/outcome", "unknown"},
+			   {"/login/outcome", "success"},
+			   {"/login/inferred", true},
 			   // session options batch, the query batch, the RPC: three exchanges
 			   {"/work/encrypted_requests", 3}},
 		.tshark = Tshark::kEncrypted,

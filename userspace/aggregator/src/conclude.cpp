@@ -62,7 +62,7 @@ Encryption Connection::encryption() const
 
 std::optional<uint64_t> Connection::login_duration_ns() const
 {
-	uint64_t answer = login.ack_seen ? login.ack_ns : login.error_seen ? login.error_ns : 0;
+	uint64_t answer = login.ack_seen ? login.ack_ns : login.error_seen ? login.error_ns : login.opaque_end_ns;
 	if (!answer || !tcp.syn_ns || answer < tcp.syn_ns)
 		return std::nullopt;
 	return answer - tcp.syn_ns;
@@ -164,14 +164,61 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 	} else if (!established) {
 		c.login.outcome = LoginOutcome::not_started;
 	} else if (c.login.opaque_first_reply_ns) {
-		// An encrypted login: the server's answer cannot be read. A server
-		// that answers the login flight once and then closes, with no
-		// request in between, refused the login (SQL Server sends the error
-		// and closes); anything else stays unknown.
-		if (c.close.initiator == kS2C && c.work.encrypted_requests == 0 &&
-		    c.close.start_ns >= c.login.opaque_first_reply_ns) {
+		// An encrypted login: the server's answers cannot be read, the
+		// conversation's shape can. SQL Server refuses a login by answering
+		// it and closing; an integrated (NTLM) login has one more round trip
+		// inside TLS before that answer. So: the server closing after
+		// answering the login flight (or, within a second, the one flight
+		// after it), with nothing from the client since, is a probable
+		// failure; requests
+		// answered with the connection kept (or closed by the client), or
+		// two or more answered, a probable success. Anything else stays
+		// unknown.
+		bool answered = !c.work.opaque_in_request;
+		bool server_closed = c.close.initiator == kS2C && c.close.start_ns >= c.login.opaque_first_reply_ns;
+		bool closed_at_once = c.close.start_ns >= c.last_server_payload_ns &&
+				      c.close.start_ns - c.last_server_payload_ns <= 1000000000ull;
+		if (server_closed && answered &&
+		    (c.work.encrypted_requests == 0 || (c.work.encrypted_requests == 1 && closed_at_once))) {
 			c.login.outcome = LoginOutcome::failed;
 			c.login.inferred = true;
+			c.login.opaque_end_ns = c.last_server_payload_ns;
+			bool second_trip = c.work.encrypted_requests == 1 && c.work.requests == 1;
+			c.login.opaque_second_trip = second_trip;
+			if (second_trip) {
+				// that flight was the login's second round trip, not a request
+				c.work.requests = 0;
+				c.work.encrypted_requests = 0;
+				c.work.responses = 0;
+				c.work.latency = LatencyHistogram();
+			}
+			// what looked like work was the end of the login: the span from
+			// the login's first answer is its authentication (second round
+			// trip) and its failure
+			PhaseList phases;
+			for (size_t i = 0; i < c.phases.size(); i++) {
+				PhaseSpan p = c.phases[i];
+				if (p.phase != Phase::active) {
+					phases.push_back(p);
+					continue;
+				}
+				if (second_trip && c.login.opaque_end_ns > p.start_ns)
+					phases.push_back({Phase::authentication, p.start_ns});
+				phases.push_back({Phase::login_error,
+						  std::max(p.start_ns, second_trip ? c.login.opaque_end_ns : 0)});
+			}
+			c.phases = phases;
+			if (c.close.phase == Phase::active)
+				c.close.phase = Phase::login_error;
+			if (c.phase == Phase::active)
+				c.phase = Phase::login_error;
+		} else if (c.work.encrypted_requests >= 1 && c.work.responses >= 1 &&
+			   (!server_closed || c.work.encrypted_requests >= 2)) {
+			c.login.outcome = LoginOutcome::success;
+			c.login.inferred = true;
+			// where the login ended is not known (one round trip more
+			// for NTLM): its first answer, at the earliest
+			c.login.opaque_end_ns = c.login.opaque_first_reply_ns;
 		} else {
 			c.login.outcome = LoginOutcome::unknown;
 		}

@@ -243,6 +243,8 @@ struct LoginState {
 	uint16_t routing_port = 0;
 	ShortText<16> routing_server;
 	uint64_t opaque_first_reply_ns = 0; // an encrypted login's first answer
+	uint64_t opaque_end_ns = 0;	    // an inferred outcome: the server reply it is read from
+	bool opaque_second_trip = false;    // ... after a second round trip (integrated login)
 	bool plaintext_after = false;	    // TDS in clear after the LOGIN7
 	// The outcome was worked out from the shape of an encrypted
 	// conversation, not read from a LOGINACK or an ERROR token.

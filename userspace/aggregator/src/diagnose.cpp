@@ -207,7 +207,10 @@ void login_failed(Findings& f)
 		return;
 	if (l.inferred) {
 		f.add("login_failed", "error",
-		      "Login probably failed (inferred: the login is encrypted): the server answered the client's login once and then closed the connection, with no request in between. SQL Server does this after a failed login; the error (usually 18456) and its state, which says why, are in the server's error log at %s.",
+		      "Login probably failed (inferred: the login is encrypted): the server answered the client's login%s and then closed the connection, with nothing from the client in between. SQL Server does this after a failed login; the error (usually 18456) and its state, which says why, are in the server's error log at %s.",
+		      l.opaque_second_trip
+			      ? " and the client's one flight after it (an integrated login's second round trip)"
+			      : " once",
 		      f.c.close.start_ns ? iso_time(f.c.close.start_ns).c_str() : "this time");
 		return;
 	}
