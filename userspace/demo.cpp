@@ -329,7 +329,9 @@ void print_records(const std::string& records)
 			"keep-alives client→server %s, server→client %s, diagnoses %s\n",
 			str(j["tdsbpf.connection_id"]).c_str(), str(j["server.port"]).c_str(),
 			str(j["login"]["outcome"]).c_str(),
-			j["login"]["error"].is_object() ? (" " + str(j["login"]["error"]["number"])).c_str() : "",
+			j["login"]["error"].is_object()	 ? (" " + str(j["login"]["error"]["number"])).c_str()
+			: j["login"]["inferred"] == true ? " (inferred)"
+							 : "",
 			str(j["authentication"]["method"]).c_str(), str(j["negotiated"]["encryption"]).c_str(),
 			j["mars"]["sessions"].size(), str(j["work"]["requests"]).c_str(),
 			j["close"].is_object() ? str(j["close"]["kind"]).c_str() : "-",
