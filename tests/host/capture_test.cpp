@@ -978,3 +978,49 @@ TEST(CapturesBinary, TlsRecordsOfASegmentNamedAsWiresharkDoes)
 		EXPECT_GE(checked, 4) << name;
 	}
 }
+
+// The IDs that tie a connection to the server's log and the driver's: the
+// SPID of the server's reply headers and the client PRELOGIN's TRACEID and
+// THREADID, as tshark reads them; null where the capture has none.
+TEST(CapturesBinary, IdsAsWiresharkReadsThem)
+{
+	NEED_CAPTURES();
+	NEED_TOOL("tshark");
+	Proc r = tdsbpf_read(cap(kSql2022Select));
+	ASSERT_EQ(r.rc, 0) << r.err;
+	auto conns = connections(ndjson(r.out));
+	ASSERT_EQ(conns.size(), 1u);
+	const json& ids = conns[0]["ids"];
+	Proc t = run("tshark -r " + quote(cap(kSql2022Select).string()) +
+		     " -Y tds.prelogin.option.traceid -T fields -e tds.prelogin.option.traceid -e "
+		     "tds.prelogin.option.threadid");
+	ASSERT_EQ(t.rc, 0) << t.err;
+	std::string hex = t.out.substr(0, t.out.find('\t'));
+	ASSERT_EQ(hex.size(), 72u) << t.out; // 36 bytes
+	auto byte = [&](int i) { return hex.substr(2 * i, 2); };
+	// GUID bytes on the wire: Data1..3 little-endian
+	std::string guid = byte(3) + byte(2) + byte(1) + byte(0) + "-" + byte(5) + byte(4) + "-" + byte(7) + byte(6) +
+			   "-" + byte(8) + byte(9) + "-" + byte(10) + byte(11) + byte(12) + byte(13) + byte(14) +
+			   byte(15);
+	EXPECT_EQ(ids["client_connection_id"], guid);
+	EXPECT_EQ(ids["activity_id"].get<std::string>().size(), 36u);
+	EXPECT_EQ(ids["client_thread_id"], std::stoul(t.out.substr(t.out.find('\t') + 1)));
+	Proc s = run("tshark -r " + quote(cap(kSql2022Select).string()) +
+		     " -d tcp.port==1433,tds -Y 'tds.type==4 && tds.channel!=0' -T fields -e tds.channel"); // the SPID
+	ASSERT_EQ(s.rc, 0) << s.err;
+	ASSERT_FALSE(s.out.empty());
+	EXPECT_EQ(ids["spid"], std::stoul(s.out));
+
+	// SQL Server 2000's client: a PRELOGIN with THREADID but no TRACEID
+	Proc old = tdsbpf_read(cap(kSql2000));
+	ASSERT_EQ(old.rc, 0) << old.err;
+	auto oc = connections(ndjson(old.out));
+	ASSERT_FALSE(oc.empty());
+	EXPECT_TRUE(oc[0]["ids"]["client_connection_id"].is_null());
+	EXPECT_TRUE(oc[0]["ids"]["activity_id"].is_null());
+	Proc th = run("tshark -r " + quote(cap(kSql2000).string()) +
+		      " -Y tds.prelogin.option.threadid -T fields -e tds.prelogin.option.threadid");
+	ASSERT_EQ(th.rc, 0) << th.err;
+	EXPECT_EQ(oc[0]["ids"]["client_thread_id"], std::stoul(th.out));
+	EXPECT_EQ(oc[0]["ids"]["spid"], 52); // the LOGINACK's header
+}

@@ -206,9 +206,19 @@ struct PreloginSide {
 	ShortText<16> instance;
 };
 
+// The client PRELOGIN's TRACEID and THREADID: what its driver logs.
+struct ClientTrace {
+	uint8_t connection_id[16]; // ClientConnectionId (GUID bytes)
+	uint8_t activity_id[16];   // ActivityId (GUID bytes)
+	uint32_t activity_seq;
+	uint32_t thread_id;
+};
+
 struct PreloginState {
 	PreloginSide side[2]; // by direction: the client's and the server's
 	bool answered = false;
+	bool trace_seen = false, thread_seen = false;
+	ClientTrace trace{};
 	const PreloginSide& client() const { return side[kC2S]; }
 	const PreloginSide& server() const { return side[kS2C]; }
 };
@@ -245,6 +255,7 @@ struct LoginState {
 	uint64_t opaque_first_reply_ns = 0; // an encrypted login's first answer
 	uint64_t opaque_end_ns = 0;	    // an inferred outcome: the server reply it is read from
 	bool opaque_second_trip = false;    // ... after a second round trip (integrated login)
+	uint16_t spid = 0;		    // the session id in the server's login reply header (0: not seen)
 	bool plaintext_after = false;	    // TDS in clear after the LOGIN7
 	// The outcome was worked out from the shape of an encrypted
 	// conversation, not read from a LOGINACK or an ERROR token.

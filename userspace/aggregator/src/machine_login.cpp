@@ -31,6 +31,16 @@ void on_prelogin(Connection& c, const tdsbpf_prelogin& p, int dir, uint64_t ts)
 	}
 	info.encryption = p.encryption;
 	info.mars = p.mars;
+	if (dir == TDSBPF_DIR_C2S && (p.present & (1 << TDS_PL_TRACEID))) {
+		c.prelogin.trace_seen = true;
+		std::memcpy(c.prelogin.trace.connection_id, p.connection_id, 16);
+		std::memcpy(c.prelogin.trace.activity_id, p.activity_id, 16);
+		c.prelogin.trace.activity_seq = p.activity_seq;
+	}
+	if (dir == TDSBPF_DIR_C2S && (p.present & (1 << TDS_PL_THREADID))) {
+		c.prelogin.thread_seen = true;
+		c.prelogin.trace.thread_id = p.thread_id;
+	}
 	info.fedauth_required = p.fedauth_required;
 	std::string name = ascii_text(p.instance, p.instance_len, sizeof(p.instance));
 	info.instance.assign(name.data(), name.size());
@@ -146,6 +156,8 @@ void on_login7(Connection& c, const tdsbpf_login7& l, uint64_t ts)
 void on_reply(Connection& c, const tdsbpf_reply& r, const tdsbpf_tds& t, uint64_t ts)
 {
 	bool in_login = phase_rank(c.phase) < phase_rank(Phase::active) && c.phase != Phase::close;
+	if (!c.login.spid && t.spid)
+		c.login.spid = t.spid; // the session's id, as the server's error log and sys.dm_exec_sessions show it
 	if (r.tokens & TDSBPF_TOK_PACKETSIZE && r.packet_size)
 		c.login.packet_size = r.packet_size;
 	if (!in_login) {

@@ -66,6 +66,7 @@ private:
 	void tcp();
 	void diagnoses();
 	void owners();
+	void ids();
 
 	JsonWriter w_;
 	const RecordContext& r_;
@@ -148,6 +149,7 @@ void RecordWriter::write()
 		w_.null_member("browser");
 	}
 	owners();
+	ids();
 	w_.member("phase", phase_name(c_.phase));
 	phases(end_ns);
 	login();
@@ -427,6 +429,30 @@ void RecordWriter::tcp()
 		w_.member("handshake_ms", Millis{t.hs_ack_ns - t.syn_ns});
 	else
 		w_.null_member("handshake_ms");
+	w_.end_object();
+}
+
+// What ties the connection to the server's logs and the client's: the SPID,
+// and the client driver's ClientConnectionId, ActivityId and thread.
+void RecordWriter::ids()
+{
+	const PreloginState& p = c_.prelogin;
+	w_.key("ids").begin_object();
+	if (c_.login.spid)
+		w_.member("spid", c_.login.spid);
+	else
+		w_.null_member("spid");
+	if (p.trace_seen) {
+		w_.member("client_connection_id", guid_string(p.trace.connection_id));
+		w_.member("activity_id", guid_string(p.trace.activity_id));
+		w_.member("activity_sequence", p.trace.activity_seq);
+	} else {
+		w_.null_member("client_connection_id").null_member("activity_id").null_member("activity_sequence");
+	}
+	if (p.thread_seen)
+		w_.member("client_thread_id", p.trace.thread_id);
+	else
+		w_.null_member("client_thread_id");
 	w_.end_object();
 }
 

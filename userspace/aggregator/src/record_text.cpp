@@ -169,6 +169,14 @@ void write_record_text(std::string& out, const RecordContext& r)
 		t << "-";
 	t << "\n";
 
+	if (l.spid || c.prelogin.trace_seen) {
+		t << "   ids       spid " << (l.spid ? std::to_string(l.spid) : std::string("-"));
+		if (c.prelogin.trace_seen)
+			t << ", client connection " << guid_string(c.prelogin.trace.connection_id) << ", activity "
+			  << guid_string(c.prelogin.trace.activity_id) << ":" << c.prelogin.trace.activity_seq;
+		t << "\n";
+	}
+
 	const WorkState& w = c.work;
 	t << "   work      requests " << w.requests;
 	if (w.encrypted_requests)
