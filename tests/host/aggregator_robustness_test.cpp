@@ -741,8 +741,18 @@ TEST(Diagnosis, SlowLoginBlamesTheDomainController)
 	EXPECT_DOUBLE_EQ(r[0]["login"]["duration_ms"].get<double>(), 1609.0);
 	ASSERT_EQ(diagnosis_codes(r[0]), (Strings{"slow_login"}));
 	std::string msg = r[0]["diagnoses"][0]["message"];
-	EXPECT_NE(msg.find("in authentication"), std::string::npos) << msg;
-	EXPECT_NE(msg.find("1601.0 ms"), std::string::npos) << msg;
+	// the step from the client's AUTHENTICATE to the LOGINACK: the server's
+	// (and its domain controller's) turn
+	EXPECT_NE(msg.find("was login_answer, the server's turn"), std::string::npos) << msg;
+	EXPECT_NE(msg.find("domain controller"), std::string::npos) << msg;
+	EXPECT_NE(msg.find("1600.0 ms"), std::string::npos) << msg;
+	const nlohmann::json& steps = r[0]["login"]["steps"];
+	ASSERT_FALSE(steps.empty());
+	EXPECT_EQ(steps.back()["step"], "login_answer");
+	EXPECT_EQ(steps.back()["owner"], "server");
+	EXPECT_DOUBLE_EQ(steps.back()["duration_ms"].get<double>(), 1600.0);
+	EXPECT_EQ(steps[steps.size() - 2]["step"], "auth_response");
+	EXPECT_EQ(steps[steps.size() - 3]["step"], "auth_challenge");
 }
 
 TEST(Diagnosis, SlowLoginThresholdIsConfigurable)
@@ -754,7 +764,8 @@ TEST(Diagnosis, SlowLoginThresholdIsConfigurable)
 	cfg.slow_login_threshold_ms = 200;
 	auto r = run(t.records(), cfg);
 	ASSERT_TRUE(has_diagnosis(r[0], "slow_login"));
-	EXPECT_NE(r[0]["diagnoses"][0]["message"].get<std::string>().find("in login"), std::string::npos);
+	EXPECT_NE(r[0]["diagnoses"][0]["message"].get<std::string>().find("was login_answer, the server's turn"),
+		  std::string::npos);
 }
 
 TEST(Diagnosis, ClosedBeforeLoginFinished)

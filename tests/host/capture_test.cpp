@@ -1024,3 +1024,46 @@ TEST(CapturesBinary, IdsAsWiresharkReadsThem)
 	EXPECT_EQ(oc[0]["ids"]["client_thread_id"], std::stoul(th.out));
 	EXPECT_EQ(oc[0]["ids"]["spid"], 52); // the LOGINACK's header
 }
+
+// The login's waterfall on a real SQL Server 2019 login: every step from the
+// SYN to the LOGINACK, whose turn each was, and the longest one the client's
+// (5.7 ms before its ClientHello, while the server answered the PRELOGIN in
+// 2.2 ms), as tshark's frame times give them.
+TEST(CapturesBinary, LoginWaterfallWithWhoseTurn)
+{
+	NEED_CAPTURES();
+	NEED_TOOL("tshark");
+	Proc r = tdsbpf_read(cap(kSql2022Select));
+	ASSERT_EQ(r.rc, 0) << r.err;
+	auto conns = connections(ndjson(r.out));
+	ASSERT_EQ(conns.size(), 1u);
+	const json& steps = conns[0]["login"]["steps"];
+	std::vector<std::string> names, owners;
+	double longest = 0, sum = 0;
+	std::string longest_name;
+	for (const auto& s : steps) {
+		names.push_back(s["step"]);
+		owners.push_back(s["owner"]);
+		double d = s["duration_ms"];
+		sum += d;
+		if (d > longest) {
+			longest = d;
+			longest_name = s["step"];
+		}
+	}
+	EXPECT_EQ(names, (std::vector<std::string>{"tcp_syn_ack", "tcp_ack", "prelogin", "prelogin_reply",
+						   "tls_client_hello", "tls_server_hello", "tls_client_finish",
+						   "tls_server_finish", "login7", "login_answer"}));
+	EXPECT_EQ(owners, (std::vector<std::string>{"server", "network", "client", "server", "client", "server",
+						    "client", "server", "client", "server"}));
+	EXPECT_EQ(longest_name, "tls_client_hello");
+	EXPECT_NEAR(sum, conns[0]["login"]["duration_ms"].get<double>(), 0.01); // the steps add up
+	// the client's step as tshark times it: the server's PRELOGIN reply (frame 11) to the ClientHello (frame 15)
+	Proc t = run("tshark -r " + quote(cap(kSql2022Select).string()) +
+		     " -Y 'frame.number==11 || frame.number==15' -T fields -e frame.time_relative");
+	ASSERT_EQ(t.rc, 0) << t.err;
+	std::istringstream in(t.out);
+	double a = 0, b = 0;
+	in >> a >> b;
+	EXPECT_NEAR(steps[4]["duration_ms"].get<double>(), (b - a) * 1000.0, 0.001);
+}

@@ -68,6 +68,42 @@ std::optional<uint64_t> Connection::login_duration_ns() const
 	return answer - tcp.syn_ns;
 }
 
+std::vector<LoginStep> Connection::login_steps() const
+{
+	struct Point {
+		uint64_t ns;
+		const char* name;  // the step that ends here
+		const char* owner; // whose turn it was
+	};
+	const LoginSteps& m = login.steps;
+	uint64_t answer = login.ack_seen ? login.ack_ns : login.error_seen ? login.error_ns : login.opaque_end_ns;
+	const Point points[] = {
+		{tcp.syn_ns, "", ""},
+		{tcp.synack_ns, "tcp_syn_ack", "server"}, // or the network: the SYN's path and the accept queue
+		{tcp.hs_ack_ns, "tcp_ack", "network"},
+		{m[Milestone::prelogin], "prelogin", "client"},
+		{m[Milestone::prelogin_reply], "prelogin_reply", "server"},
+		{m[Milestone::tls_client_hello], "tls_client_hello", "client"},
+		{m[Milestone::tls_server_hello], "tls_server_hello", "server"},
+		{m[Milestone::tls_client_finish], "tls_client_finish", "client"},
+		{m[Milestone::tls_server_finish], "tls_server_finish", "server"},
+		{m[Milestone::login7], "login7", "client"},
+		{m[Milestone::auth_challenge], "auth_challenge", "server"},
+		{m[Milestone::auth_response], "auth_response", "client"},
+		{answer, "login_answer", "server"},
+	};
+	std::vector<LoginStep> steps;
+	uint64_t prev = 0;
+	for (const Point& p : points) {
+		if (!p.ns || (prev && p.ns < prev))
+			continue; // not seen, or out of order (a late event): no step
+		if (prev)
+			steps.push_back({p.name, p.owner, prev, p.ns});
+		prev = p.ns;
+	}
+	return steps;
+}
+
 bool Connection::opaque() const
 {
 	Encryption e = encryption();

@@ -234,7 +234,44 @@ struct TlsState {
 	bool app_data_s2c = false; // full encryption confirmed
 };
 
+// The login's milestones after the TCP handshake, each the first time it
+// was seen (0: not seen). The TCP ones are in TcpState, the answer is the
+// LOGINACK's or the ERROR's time; login_steps() makes the waterfall.
+enum class Milestone : uint8_t {
+	prelogin,	// the client's PRELOGIN
+	prelogin_reply, // the server's
+	tls_client_hello,
+	tls_server_hello,  // the server's first flight
+	tls_client_finish, // the client's second flight (key exchange, Finished)
+	tls_server_finish, // the server's last flight (Change Cipher Spec, Finished)
+	login7,		   // the LOGIN7 (or its TLS record)
+	auth_challenge,	   // the server's first SSPI token or FEDAUTHINFO
+	auth_response,	   // the client's answer (NTLM AUTHENTICATE, a token)
+	count
+};
+constexpr size_t kMilestones = static_cast<size_t>(Milestone::count);
+
+struct LoginSteps {
+	uint64_t at[kMilestones] = {};
+	void mark(Milestone m, uint64_t ts)
+	{
+		uint64_t& t = at[static_cast<size_t>(m)];
+		if (!t && ts)
+			t = ts;
+	}
+	uint64_t operator[](Milestone m) const { return at[static_cast<size_t>(m)]; }
+};
+
+// One step of the login's waterfall: from one milestone seen to the next,
+// named for the one it ends at, and whose turn it was.
+struct LoginStep {
+	const char* name;  // "tcp_syn_ack", "prelogin", "prelogin_reply", ...
+	const char* owner; // "client", "server", "network"
+	uint64_t start_ns, end_ns;
+};
+
 struct LoginState {
+	LoginSteps steps;	   // the waterfall's milestones
 	bool seen = false;	   // LOGIN7 seen, in clear or as TLS
 	bool login7_plain = false; // in clear: its fields are known
 	tdsbpf_login7 login7{};
@@ -440,6 +477,8 @@ struct Connection {
 	Encryption encryption() const;
 	// SYN to the LOGINACK, or to the ERROR of a failed login; none without both.
 	std::optional<uint64_t> login_duration_ns() const;
+	// The login's waterfall: SYN to the answer (or the last milestone seen).
+	std::vector<LoginStep> login_steps() const;
 	// Full or strict encryption: nothing after the TLS handshake is readable.
 	bool opaque() const;
 };

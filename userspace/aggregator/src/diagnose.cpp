@@ -72,20 +72,6 @@ const char* login_error_meaning(uint32_t number)
 	}
 }
 
-const char* phase_hint(Phase p)
-{
-	switch (p) {
-	case Phase::tcp_handshake: return "the network or the server's accept queue";
-	case Phase::prelogin: return "the server was slow to answer PRELOGIN (busy or thread-starved server)";
-	case Phase::tls_handshake: return "TLS negotiation (certificate, cipher or CPU)";
-	case Phase::login:
-		return "the server processing the login (thread starvation, logon triggers, default database)";
-	case Phase::authentication:
-		return "SSPI round trips: the domain controller (slow, distant or queued authentication)";
-	default: return "";
-	}
-}
-
 // ---- The rules ----------------------------------------------------------
 
 void midstream(Findings& f)
@@ -242,6 +228,27 @@ void login_timed_out(Findings& f)
 	      ms(end - start), f.at_name);
 }
 
+// What a slow step of the login means and what to do, by its owner.
+const char* step_hint(const LoginStep& s)
+{
+	std::string_view n = s.name;
+	if (n == "tcp_syn_ack")
+		return "the SYN+ACK came late: a slow or lossy network path, or a server whose listen queue is full (SYN retries cost 1 s, then 2 s)";
+	if (n == "tcp_ack")
+		return "the client's ACK came late: the network between them";
+	if (n == "auth_challenge")
+		return "the server was slow to answer the login's first SSPI step: a busy or thread-starved server, or the domain controller behind it";
+	if (n == "login_answer")
+		return "the server was slow to finish the login: a busy or thread-starved server, logon triggers, an unavailable default database, or, for an integrated login, a slow or distant domain controller";
+	if (n.substr(0, 4) == "tls_")
+		return std::string_view(s.owner) == "server"
+			       ? "the server was slow in the TLS handshake: its CPU, or a certificate it must load or check"
+			       : "the client was slow in the TLS handshake: certificate validation and revocation checks (CRL or OCSP fetches), or its CPU";
+	if (std::string_view(s.owner) == "server")
+		return "the server was slow to answer: a busy or thread-starved server (its CPU, waits and error log), or the network in between";
+	return "the client was slow to send it: work on the client host before it (DNS lookups, certificate revocation checks, a busy or starved thread pool, a slow driver), or the network in between";
+}
+
 void slow_login(Findings& f)
 {
 	const Connection& c = f.c;
@@ -250,22 +257,17 @@ void slow_login(Findings& f)
 	uint64_t total = c.login.ack_ns - c.tcp.syn_ns;
 	if (total <= static_cast<uint64_t>(f.cfg.slow_login_threshold_ms) * 1000000ull)
 		return;
-	Phase worst = Phase::none;
-	uint64_t worst_ns = 0;
-	for (size_t i = 0; i < c.phases.size(); i++) {
-		Phase p = c.phases[i].phase;
-		if (phase_rank(p) >= phase_rank(Phase::login_ack))
-			break;
-		uint64_t end = i + 1 < c.phases.size() ? c.phases[i + 1].start_ns : c.login.ack_ns;
-		uint64_t d = end - c.phases[i].start_ns;
-		if (d >= worst_ns) {
-			worst_ns = d;
-			worst = p;
-		}
-	}
+	std::vector<LoginStep> steps = c.login_steps();
+	const LoginStep* worst = nullptr;
+	for (const LoginStep& s : steps)
+		if (!worst || s.end_ns - s.start_ns > worst->end_ns - worst->start_ns)
+			worst = &s;
+	if (!worst)
+		return;
 	f.add("slow_login", "warning",
-	      "The login took %.1f ms from SYN to LOGINACK (threshold %u ms); most of it, %.1f ms, in %s: %s.",
-	      ms(total), f.cfg.slow_login_threshold_ms, ms(worst_ns), phase_name(worst), phase_hint(worst));
+	      "The login took %.1f ms from SYN to LOGINACK (threshold %u ms); its longest step, %.1f ms, was %s, the %s's turn: %s.",
+	      ms(total), f.cfg.slow_login_threshold_ms, ms(worst->end_ns - worst->start_ns), worst->name, worst->owner,
+	      step_hint(*worst));
 }
 
 void login_unencrypted(Findings& f)

@@ -13,6 +13,7 @@ void login_started(Connection& c, uint64_t ts)
 	if (!c.login.seen) {
 		c.login.seen = true;
 		c.login.start_ns = ts;
+		c.login.steps.mark(Milestone::login7, ts);
 	}
 }
 
@@ -44,6 +45,7 @@ void on_prelogin(Connection& c, const tdsbpf_prelogin& p, int dir, uint64_t ts)
 	info.fedauth_required = p.fedauth_required;
 	std::string name = ascii_text(p.instance, p.instance_len, sizeof(p.instance));
 	info.instance.assign(name.data(), name.size());
+	c.login.steps.mark(dir == TDSBPF_DIR_C2S ? Milestone::prelogin : Milestone::prelogin_reply, ts);
 	if (dir == TDSBPF_DIR_C2S)
 		enter(c, Phase::prelogin, ts);
 }
@@ -53,6 +55,20 @@ void on_tls(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts, bool in_td
 	c.last_payload_ns = ts;
 	if (dir == TDSBPF_DIR_S2C)
 		c.last_server_payload_ns = ts;
+	// the handshake's flights: each side's first, then its second
+	if (t.content_type == TLS_CT_HANDSHAKE || t.content_type == TLS_CT_CHANGE_CIPHER_SPEC) {
+		LoginSteps& s = c.login.steps;
+		if (dir == TDSBPF_DIR_C2S && t.content_type == TLS_CT_HANDSHAKE &&
+		    t.handshake_type == TLS_HS_CLIENT_HELLO)
+			s.mark(Milestone::tls_client_hello, ts);
+		else if (dir == TDSBPF_DIR_S2C && t.content_type == TLS_CT_HANDSHAKE &&
+			 t.handshake_type == TLS_HS_SERVER_HELLO)
+			s.mark(Milestone::tls_server_hello, ts);
+		else if (dir == TDSBPF_DIR_C2S && s[Milestone::tls_server_hello])
+			s.mark(Milestone::tls_client_finish, ts);
+		else if (dir == TDSBPF_DIR_S2C && s[Milestone::tls_client_finish])
+			s.mark(Milestone::tls_server_finish, ts);
+	}
 	switch (t.content_type) {
 	case TLS_CT_HANDSHAKE:
 		c.tls.seen = true;
@@ -177,6 +193,8 @@ void on_reply(Connection& c, const tdsbpf_reply& r, const tdsbpf_tds& t, uint64_
 		std::string server = ascii_text(r.routing_server, r.routing_server_len, sizeof(r.routing_server));
 		c.login.routing_server.assign(server.data(), server.size());
 	}
+	if (r.tokens & (TDSBPF_TOK_SSPI | TDSBPF_TOK_FEDAUTHINFO))
+		c.login.steps.mark(Milestone::auth_challenge, ts);
 	if (r.tokens & TDSBPF_TOK_SSPI) {
 		c.auth.sspi_server_tokens++;
 		if (r.sspi_ntlm_type) {
@@ -231,6 +249,7 @@ void on_ntlm(Connection& c, const tdsbpf_ntlm_event& n, uint64_t ts)
 		return utf16le_or_oem(p, len, TDSBPF_NTLM_NAME_MAX, unicode);
 	};
 	c.auth.ntlm_seen = true;
+	c.login.steps.mark(Milestone::auth_response, ts);
 	AuthState::NtlmNames& names = c.auth.ntlm.mut();
 	names.domain = name(n.domain, n.domain_len);
 	names.user = name(n.user, n.user_len);
@@ -244,6 +263,7 @@ void on_ntlm(Connection& c, const tdsbpf_ntlm_event& n, uint64_t ts)
 void on_sspi(Connection& c, const tdsbpf_tds& t, uint64_t ts)
 {
 	c.auth.sspi_client_packets++;
+	c.login.steps.mark(Milestone::auth_response, ts);
 	if (t.detail == TDSBPF_D_SSPI) {
 		if (t.d.sspi.kind == TDSBPF_SSPI_NTLM || t.d.sspi.ntlm_type) {
 			c.auth.method = AuthMethod::ntlm;

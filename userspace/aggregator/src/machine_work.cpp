@@ -145,6 +145,7 @@ void on_tds(Connection& c, const tdsbpf_event& ev, int dir, uint64_t ts)
 			return;
 		case TDS_SSPI: on_sspi(c, t, ts); return;
 		case TDS_FEDAUTH_TOKEN:
+			c.login.steps.mark(Milestone::auth_response, ts);
 			c.auth.fedauth_seen = true;
 			c.auth.method = AuthMethod::federated;
 			enter(c, Phase::authentication, ts);

@@ -231,6 +231,17 @@ void RecordWriter::login()
 		error("error", l.error_number, l.error_state, l.error_class);
 	else
 		w_.null_member("error");
+	// the waterfall: each step from one milestone seen to the next
+	w_.key("steps").begin_array();
+	uint64_t origin = c_.tcp.syn_ns ? c_.tcp.syn_ns : c_.first_ns;
+	for (const LoginStep& s : c_.login_steps())
+		w_.begin_object()
+			.member("step", s.name)
+			.member("owner", s.owner)
+			.member("at_ms", Millis{s.start_ns >= origin ? s.start_ns - origin : 0})
+			.member("duration_ms", Millis{s.end_ns - s.start_ns})
+			.end_object();
+	w_.end_array();
 	w_.end_object();
 }
 

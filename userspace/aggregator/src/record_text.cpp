@@ -142,6 +142,18 @@ void write_record_text(std::string& out, const RecordContext& r)
 	if (l.error_seen)
 		t << ", error " << l.error_number << " state " << l.error_state << " class " << l.error_class;
 	t << "\n";
+	// the waterfall: each step, whose turn it was, and a bar to scale
+	std::vector<LoginStep> steps = c.login_steps();
+	uint64_t longest = 0;
+	for (const LoginStep& s : steps)
+		longest = std::max(longest, s.end_ns - s.start_ns);
+	if (!steps.empty())
+		t << "   waterfall (step, whose turn, ms)\n";
+	for (const LoginStep& s : steps) {
+		uint64_t d = s.end_ns - s.start_ns;
+		std::string bar(longest ? static_cast<size_t>((d * 30 + longest - 1) / longest) : 0, '#');
+		t.printf("             %-18s %-7s %10.3f %s\n", s.name, s.owner, ms(d), bar.c_str());
+	}
 
 	const AuthState& a = c.auth;
 	t << "   auth      " << auth_method_name(a.method) << (a.inferred ? " (inferred)" : "");
