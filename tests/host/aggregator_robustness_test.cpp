@@ -357,6 +357,7 @@ TEST(Robustness, TracerStartedMidConnection)
 	EXPECT_EQ(phase_names(r[0]), (Strings{"active"}));
 	EXPECT_EQ(r[0]["login"]["outcome"], "not_seen");
 	EXPECT_EQ(r[0]["work"]["reset_connection"], 1);
+	EXPECT_EQ(r[0]["pooling"]["verdict"], "pooled"); // RESETCONNECTION: a pool handed it out again
 	EXPECT_EQ(r[0]["work"]["rpcs"], 1);
 	EXPECT_EQ(r[0]["work"]["sql_batches"], 1);
 	EXPECT_DOUBLE_EQ(r[0]["work"]["latency_ms"]["max"].get<double>(), 4.0);
@@ -1292,6 +1293,50 @@ TEST(Record, FailedLoginHasItsDuration)
 	EXPECT_EQ(r[0]["login"]["outcome"], "failed");
 	EXPECT_DOUBLE_EQ(r[0]["login"]["duration_ms"].get<double>(), 250.0);
 	EXPECT_EQ(r[0]["login"]["inferred"], false);
+}
+
+// Pooling verdicts: a connection kept across idle gaps is pooled; one still
+// open with no reuse seen is unknown.
+TEST(Pooling, IdleGapsMakePooledOpenIsUnknown)
+{
+	Trace t("192.0.2.10", 50010, "192.0.2.20", 1433);
+	t.midstream().request(0, TDS_SQL_BATCH).response(0.002).request(5.0, TDS_SQL_BATCH).response(5.002);
+	auto r = run(t.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_EQ(r[0]["pooling"]["verdict"], "pooled");
+	EXPECT_NE(
+		r[0]["pooling"]["evidence"].get<std::string>().find("1 request(s) came after the connection sat idle"),
+		std::string::npos);
+	Trace u("192.0.2.10", 50011, "192.0.2.20", 1433);
+	u.midstream().request(0, TDS_SQL_BATCH).response(0.002).request(0.5, TDS_SQL_BATCH).response(0.502);
+	auto q = run(u.records());
+	ASSERT_EQ(q.size(), 1u);
+	EXPECT_EQ(q[0]["pooling"]["verdict"], "unknown");
+}
+
+// A client opening a thousand connections a minute gets connection_churn
+// (its ephemeral ports are at risk); 999 do not.
+TEST(Pooling, ChurnOfAThousandConnectionsAMinute)
+{
+	auto churn = [](int n) {
+		std::vector<Record> all;
+		for (int i = 0; i < n; i++) {
+			Trace t("192.0.2.30", static_cast<uint16_t>(20000 + i), "192.0.2.20", 1433);
+			double at = 0.05 * i; // 50 s for a thousand
+			t.syn(at, 1).synack(at + 0.001, 2, 2).rst(at + 0.002, C2S, 2, 3);
+			for (auto& rec : t.records())
+				all.push_back(rec);
+		}
+		return run(all);
+	};
+	auto r = churn(1000);
+	ASSERT_EQ(r.size(), 1000u);
+	EXPECT_FALSE(has_diagnosis(r[998], "connection_churn")) << r[998]["diagnoses"].dump();
+	ASSERT_TRUE(has_diagnosis(r[999], "connection_churn")) << r[999]["diagnoses"].dump();
+	EXPECT_NE(r[999]["diagnoses"].dump().find("192.0.2.30 opened about 1000 new connections"), std::string::npos);
+	auto fewer = churn(999);
+	for (const auto& c : fewer)
+		EXPECT_FALSE(has_diagnosis(c, "connection_churn"));
 }
 
 } // namespace

@@ -61,6 +61,9 @@ TEST(SeedTrace, SqlAuthenticationLogin)
 	EXPECT_EQ(r["close"]["phase"], "active");
 	// One batch, then the client's FIN 310 ms after the response.
 	EXPECT_EQ(diagnosis_codes(r), (Strings{"non_pooled_close"}));
+	EXPECT_EQ(r["pooling"]["verdict"], "not_pooled");
+	EXPECT_NE(r["pooling"]["evidence"].get<std::string>().find("after the last of its 1 request(s)"),
+		  std::string::npos);
 }
 
 TEST(SeedTrace, KerberosLogin)

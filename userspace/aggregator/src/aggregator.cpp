@@ -136,6 +136,14 @@ struct Aggregator::Impl {
 	std::deque<std::pair<uint64_t, FlowKey>> recent_order;
 	absl::flat_hash_map<ClientServerKey, std::deque<uint64_t>> single_use_times; // end times
 	std::deque<ClientServerKey> single_use_order;
+	// New connections per client address over the last 60 s, by second.
+	struct ChurnCount {
+		uint64_t second = 0; // the newest second counted
+		uint32_t total = 0;  // over the 60 s ending with it
+		uint16_t per_second[60] = {};
+	};
+	absl::flat_hash_map<ClientServerKey, ChurnCount> churn; // server part zero: per client address
+	std::deque<ClientServerKey> churn_order;
 	// Reused for every record.
 	JsonBuffer json_buf;
 	std::string text_buf;
@@ -275,6 +283,7 @@ struct Aggregator::Impl {
 			if (!redirects.empty())
 				link_redirect(*e.conn, ev.ts_ns);
 			e.conn->browser = browser.origin_for(ev.key, ev.ts_ns);
+			note_new_connection(*e.conn, ev.ts_ns);
 			it = table.emplace(key, std::move(e)).first;
 			lru_halfopen.push_back(it->second.conn.get());
 			it->second.lru = std::prev(lru_halfopen.end());
@@ -508,6 +517,45 @@ struct Aggregator::Impl {
 
 	// Per client and server: the times of single-use connections; enough of
 	// them within the window make the non_pooled_client diagnosis.
+	// Counts a new connection for its client address; when the rate over the
+	// last minute reaches cfg.churn_per_minute, the connection carries it.
+	void note_new_connection(Connection& c, uint64_t ts)
+	{
+		if (!cfg.churn_per_minute)
+			return;
+		ClientServerKey k{};
+		std::memcpy(k.client, c.key.client_addr, 16);
+		auto [it, inserted] = churn.try_emplace(k);
+		if (inserted) {
+			churn_order.push_back(k);
+			while (churn_order.size() > kMaxClients) {
+				churn.erase(churn_order.front());
+				churn_order.pop_front();
+			}
+			it = churn.find(k);
+		}
+		ChurnCount& n = it->second;
+		uint64_t second = ts / 1000000000ull;
+		if (!inserted && second + 60 <= n.second)
+			return; // older than the window (a late event)
+		if (inserted) {
+			n.second = second;
+		} else if (second > n.second) {
+			// the seconds that left the window
+			for (uint64_t s = n.second + 1; s <= second && s <= n.second + 60; s++) {
+				n.total -= n.per_second[s % 60];
+				n.per_second[s % 60] = 0;
+			}
+			n.second = second;
+		}
+		if (n.per_second[second % 60] < UINT16_MAX) {
+			n.per_second[second % 60]++;
+			n.total++;
+		}
+		if (n.total >= cfg.churn_per_minute)
+			c.history.client_new_per_minute = n.total;
+	}
+
 	void note_single_use(Connection& c)
 	{
 		ClientServerKey k{};

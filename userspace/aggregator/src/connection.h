@@ -326,6 +326,7 @@ struct WorkState {
 	uint64_t sql_batches = 0, rpcs = 0, attentions = 0, bulk_loads = 0, tm_requests = 0;
 	uint64_t requests = 0, responses = 0;
 	uint64_t encrypted_requests = 0;
+	uint64_t idle_reuses = 0; // requests sent after the connection sat idle for a second or more
 	uint64_t attention_acks = 0;
 	uint64_t attentions_after_reply = 0; // sent when no reply was due or streaming
 	uint64_t pending_attentions = 0;
@@ -406,6 +407,9 @@ struct ClientHistory {
 	// Single-use connections from this client to this server within the
 	// window, this one included (0: not counted).
 	uint32_t single_use_recent = 0;
+	// New connections a minute from this client address when this one
+	// opened (an estimate over the last 60 s; 0: below the threshold).
+	uint32_t client_new_per_minute = 0;
 };
 
 struct Connection {
@@ -503,6 +507,14 @@ std::vector<Diagnosis> diagnose(const Connection& c, const AggregatorConfig& cfg
 // A client-closed connection that ran a few requests and closed right after
 // the last response: the non-pooled pattern of the seeds.
 bool single_use(const Connection& c, const AggregatorConfig& cfg);
+// Whether a connection pool kept this connection: "pooled" (RESETCONNECTION
+// seen, or reused after idle gaps), "not_pooled" (opened for one piece of
+// work, closed by the client right after it), or "unknown"; and why.
+struct PoolingVerdict {
+	const char* verdict;
+	std::string evidence;
+};
+PoolingVerdict pooling_verdict(const Connection& c, const AggregatorConfig& cfg);
 
 // ---- Output (record_json.cpp, record_text.cpp, describe.cpp) ----
 struct RecordContext {

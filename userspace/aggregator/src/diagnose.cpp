@@ -454,6 +454,16 @@ void non_pooled_client(Findings& f)
 	      addr_string(c.key.server_addr, c.key.family).c_str(), c.key.server_port, f.cfg.non_pooled_window_s);
 }
 
+void connection_churn(Findings& f)
+{
+	const Connection& c = f.c;
+	if (!c.history.client_new_per_minute)
+		return;
+	f.add("connection_churn", "warning",
+	      "Client %s opened about %u new connections in the last minute (this one included). At that rate its ephemeral ports run out: each closed connection holds its port in TIME_WAIT (60 s on Linux, 240 s on Windows) and the default range is about 28,000 ports (Linux) or 16,000 (Windows); new connections then fail. Owner: the client application; pool its connections.",
+	      addr_string(c.key.client_addr, c.key.family).c_str(), c.history.client_new_per_minute);
+}
+
 void events_lost(Findings& f)
 {
 	const TracerState& t = f.c.tracer;
@@ -506,6 +516,7 @@ constexpr RuleRow kRules[] = {
 	{zero_window, false},
 	{framing_lost, false},
 	{non_pooled_client, true},
+	{connection_churn, false},
 };
 
 } // namespace
@@ -527,6 +538,33 @@ bool single_use(const Connection& c, const AggregatorConfig& cfg)
 		return false;
 	return c.close.start_ns - c.last_server_payload_ns <=
 	       static_cast<uint64_t>(cfg.non_pooled_close_gap_ms) * 1000000ull;
+}
+
+PoolingVerdict pooling_verdict(const Connection& c, const AggregatorConfig& cfg)
+{
+	char buf[200];
+	const WorkState& w = c.work;
+	if (w.reset_connection) {
+		std::snprintf(buf, sizeof(buf),
+			      "%llu request(s) carried RESETCONNECTION: a pool handed the connection out again",
+			      static_cast<unsigned long long>(w.reset_connection));
+		return {"pooled", buf};
+	}
+	if (w.idle_reuses) {
+		std::snprintf(buf, sizeof(buf),
+			      "%llu request(s) came after the connection sat idle for a second or more",
+			      static_cast<unsigned long long>(w.idle_reuses));
+		return {"pooled", buf};
+	}
+	if (single_use(c, cfg)) {
+		std::snprintf(buf, sizeof(buf), "the client closed it %.1f ms after the last of its %llu request(s)",
+			      ms(c.close.start_ns - c.last_server_payload_ns),
+			      static_cast<unsigned long long>(w.requests));
+		return {"not_pooled", buf};
+	}
+	return {"unknown", c.close.kind == CloseKind::still_open
+				   ? "still open, no reuse seen yet"
+				   : "no reuse seen, and not closed right after its work"};
 }
 
 std::vector<Diagnosis> diagnose(const Connection& c, const AggregatorConfig& cfg)

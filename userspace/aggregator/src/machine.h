@@ -26,6 +26,7 @@ void login_started(Connection& c, uint64_t ts);
 void on_tds(Connection& c, const tdsbpf_event& ev, int dir, uint64_t ts);
 void on_smp(Connection& c, const tdsbpf_smp& m, int dir, uint64_t ts);
 void on_done(Connection& c, uint16_t status, uint64_t rows, uint8_t flags);
+void note_idle_reuse(Connection& c, uint64_t ts);
 void count_response(Connection& c, StreamState& st, uint64_t ts);
 // An attention's DONE (status 0x20) came back.
 void attention_acked(Connection& c);

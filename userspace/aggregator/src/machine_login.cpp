@@ -108,6 +108,7 @@ void on_tls(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts, bool in_td
 				    (c.phase == Phase::close && c.close.phase == Phase::active)) &&
 				   c.opaque()) {
 				if (!c.work.opaque_in_request) {
+					note_idle_reuse(c, ts);
 					c.work.opaque_in_request = true;
 					c.work.requests++;
 					c.work.encrypted_requests++;

@@ -61,6 +61,14 @@ void count_response(Connection& c, StreamState& st, uint64_t ts)
 	}
 }
 
+// A request after the connection sat idle for a second or more since its
+// last response: a pool handing it out again (or an application keeping it).
+void note_idle_reuse(Connection& c, uint64_t ts)
+{
+	if (c.work.requests && c.last_server_payload_ns && ts >= c.last_server_payload_ns + 1000000000ull)
+		c.work.idle_reuses++;
+}
+
 namespace {
 
 void count_request(Connection& c, StreamState& st, const tdsbpf_tds& t, uint64_t ts)
@@ -86,6 +94,7 @@ void count_request(Connection& c, StreamState& st, const tdsbpf_tds& t, uint64_t
 		c.work.reset_connection++;
 	if (t.type == TDS_ATTENTION)
 		return;
+	note_idle_reuse(c, ts);
 	c.work.requests++;
 	if (!st.pending) {
 		st.pending = true;

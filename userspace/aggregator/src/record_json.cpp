@@ -158,6 +158,14 @@ void RecordWriter::write()
 	work();
 	mars();
 	close();
+	{
+		PoolingVerdict p = pooling_verdict(c_, r_.cfg);
+		w_.key("pooling")
+			.begin_object()
+			.member("verdict", p.verdict)
+			.member("evidence", p.evidence)
+			.end_object();
+	}
 	tcp();
 	w_.key("tracer")
 		.begin_object()

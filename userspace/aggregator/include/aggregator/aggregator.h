@@ -87,6 +87,10 @@ struct AggregatorConfig {
 	uint32_t non_pooled_max_requests = 10;
 	uint32_t non_pooled_window_s = 60;
 	uint32_t non_pooled_min_connections = 3;
+	// New connections a minute from one client address (to any server) at
+	// which its ephemeral ports are at risk: the connection_churn finding
+	// (0: off). The field's rule of thumb is a thousand a minute.
+	uint32_t churn_per_minute = 1000;
 	// Retransmitted segments at or above this count (either way) give the
 	// retransmissions diagnosis.
 	uint32_t retrans_threshold = 1;
