@@ -1156,6 +1156,21 @@ TEST(Diagnosis, LoginReplyNotTaken)
 	EXPECT_FALSE(has_diagnosis(q[0], "login_reply_not_taken")) << q[0]["diagnoses"].dump();
 }
 
+// Full encryption up to the login's first answer: the handshake, PRELOGIN
+// (ON, REQ), the TLS hellos, the login flight (9 ms) and its answer (10 ms).
+Trace& full_tls_login(Trace& t)
+{
+	return t.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
+		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
+		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
+		.tls_in_tds(0.005, C2S, 22, 1)
+		.tls_in_tds(0.006, S2C, 22, 2)
+		.tls(0.009, C2S, 23)
+		.tls(0.010, S2C, 23);
+}
+
 // Full encryption: the server answers the login flight once and closes,
 // no request between: a probable login failure, not an abnormal close.
 TEST(Diagnosis, EncryptedLoginAnsweredThenClosedByTheServerIsAProbableFailure)
@@ -1188,19 +1203,7 @@ TEST(Diagnosis, EncryptedLoginAnsweredThenClosedByTheServerIsAProbableFailure)
 
 	// with a request after the login, the server's close is something else
 	Trace u("192.0.2.10", 50301, "192.0.2.20", 1433);
-	u.syn(0, 1)
-		.synack(0.001, 2, 2)
-		.hs_ack(0.002, 2, 3)
-		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
-		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
-		.tls_in_tds(0.005, C2S, 22, 1)
-		.tls_in_tds(0.006, S2C, 22, 2)
-		.tls(0.009, C2S, 23)
-		.tls(0.010, S2C, 23)
-		.tls(0.020, C2S, 23)
-		.tls(0.021, S2C, 23)
-		.fin(5.0, S2C, 0, 0)
-		.close_ack(5.001, C2S, 0, 0);
+	full_tls_login(u).tls(0.020, C2S, 23).tls(0.021, S2C, 23).fin(5.0, S2C, 0, 0).close_ack(5.001, C2S, 0, 0);
 	auto q = run(u.records());
 	ASSERT_EQ(q.size(), 1u);
 	EXPECT_EQ(q[0]["login"]["outcome"], "unknown");
@@ -1214,21 +1217,11 @@ TEST(Diagnosis, EncryptedLoginAnsweredThenClosedByTheServerIsAProbableFailure)
 // success, its time (at the earliest) the login's first answer.
 TEST(Diagnosis, EncryptedIntegratedLoginShapes)
 {
-	auto opening = [](Trace& t) -> Trace& {
-		return t.syn(0, 1)
-			.synack(0.001, 2, 2)
-			.hs_ack(0.002, 2, 3)
-			.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
-			.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
-			.tls_in_tds(0.005, C2S, 22, 1)
-			.tls_in_tds(0.006, S2C, 22, 2)
-			.tls(0.009, C2S, 23)  // LOGIN7 with an NTLM NEGOTIATE
-			.tls(0.010, S2C, 23)  // CHALLENGE
-			.tls(0.011, C2S, 23)  // AUTHENTICATE
-			.tls(0.030, S2C, 23); // ERROR, or LOGINACK
-	};
+	// the login flight carries an NTLM NEGOTIATE, its answer is the CHALLENGE
+	auto opening = [](Trace& t) -> Trace& { return full_tls_login(t).tls(0.011, C2S, 23); }; // AUTHENTICATE
 	Trace failed("192.0.2.10", 50302, "192.0.2.20", 1433);
 	opening(failed)
+		.tls(0.030, S2C, 23) // ERROR
 		.fin(0.031, S2C, 0, 0)
 		.close_ack(0.032, C2S, 0, 0)
 		.fin(0.033, C2S, 0, 0)
@@ -1251,6 +1244,7 @@ TEST(Diagnosis, EncryptedIntegratedLoginShapes)
 
 	Trace ok("192.0.2.10", 50303, "192.0.2.20", 1433);
 	opening(ok)
+		.tls(0.030, S2C, 23) // LOGINACK
 		.tls(0.040, C2S, 23) // a request
 		.tls(0.041, S2C, 23)
 		.fin(0.1, C2S, 0, 0)
@@ -1266,18 +1260,7 @@ TEST(Diagnosis, EncryptedIntegratedLoginShapes)
 
 	// the client's flight left unanswered when the server closed: unknown
 	Trace cut("192.0.2.10", 50304, "192.0.2.20", 1433);
-	cut.syn(0, 1)
-		.synack(0.001, 2, 2)
-		.hs_ack(0.002, 2, 3)
-		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
-		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
-		.tls_in_tds(0.005, C2S, 22, 1)
-		.tls_in_tds(0.006, S2C, 22, 2)
-		.tls(0.009, C2S, 23)
-		.tls(0.010, S2C, 23)
-		.tls(0.011, C2S, 23)
-		.fin(0.5, S2C, 0, 0)
-		.close_ack(0.501, C2S, 0, 0);
+	opening(cut).fin(0.5, S2C, 0, 0).close_ack(0.501, C2S, 0, 0);
 	auto u = run(cut.records());
 	ASSERT_EQ(u.size(), 1u);
 	EXPECT_EQ(u[0]["login"]["outcome"], "unknown");
