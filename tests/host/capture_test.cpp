@@ -1025,7 +1025,7 @@ TEST(CapturesBinary, IdsAsWiresharkReadsThem)
 	EXPECT_EQ(oc[0]["ids"]["spid"], 52); // the LOGINACK's header
 }
 
-// The login's waterfall on a real SQL Server 2019 login: every step from the
+// The login's waterfall on a real SQL Server 2022 login: every step from the
 // SYN to the LOGINACK, whose turn each was, and the longest one the client's
 // (5.7 ms before its ClientHello, while the server answered the PRELOGIN in
 // 2.2 ms), as tshark's frame times give them.
@@ -1066,4 +1066,49 @@ TEST(CapturesBinary, LoginWaterfallWithWhoseTurn)
 	double a = 0, b = 0;
 	in >> a >> b;
 	EXPECT_NEAR(steps[4]["duration_ms"].get<double>(), (b - a) * 1000.0, 0.001);
+}
+
+// docs/connections.md's example record is what `--read` of the capture it
+// names prints, field for field: the documentation cannot fall behind.
+TEST(CapturesBinary, TheDocumentedExampleIsTheRecordOfItsCapture)
+{
+	NEED_CAPTURES();
+	std::ifstream doc(TDSBPF_CONNECTIONS_DOC);
+	ASSERT_TRUE(doc) << TDSBPF_CONNECTIONS_DOC;
+	std::stringstream all;
+	all << doc.rdbuf();
+	std::string text = all.str();
+	size_t at = text.find("\n## Example\n");
+	ASSERT_NE(at, std::string::npos);
+	size_t open = text.find("```json\n", at);
+	size_t close = text.find("\n```", open + 8);
+	ASSERT_NE(open, std::string::npos);
+	ASSERT_NE(close, std::string::npos);
+	json documented = json::parse(text.substr(open + 8, close - open - 8));
+	Proc r = tdsbpf_read(cap(kSql2022Select));
+	ASSERT_EQ(r.rc, 0) << r.err;
+	auto conns = connections(ndjson(r.out));
+	ASSERT_EQ(conns.size(), 1u);
+	EXPECT_EQ(documented, conns[0]) << json::diff(documented, conns[0]).dump(1);
+}
+
+// The README's text example is what `--read --format text` of the capture
+// it names prints, line for line.
+TEST(CapturesBinary, TheReadmeTextExampleIsWhatItPrints)
+{
+	NEED_CAPTURES();
+	std::ifstream doc(TDSBPF_README);
+	ASSERT_TRUE(doc) << TDSBPF_README;
+	std::stringstream all;
+	all << doc.rdbuf();
+	std::string text = all.str();
+	size_t at = text.find("(`tdsbpf --read sql2000-tds71-full-connection.pcap --format text`");
+	ASSERT_NE(at, std::string::npos);
+	size_t open = text.find("```text\n", at);
+	size_t close = text.find("\n```", open + 8);
+	ASSERT_NE(open, std::string::npos);
+	ASSERT_NE(close, std::string::npos);
+	Proc r = tdsbpf_read(cap(kSql2000), "--format text");
+	ASSERT_EQ(r.rc, 0) << r.err;
+	EXPECT_EQ(text.substr(open + 8, close - open - 8) + "\n", r.out);
 }

@@ -184,6 +184,21 @@ TEST(Output, TextTimelineLikeTheSeeds)
 	EXPECT_NE(s.find("   0.1562193  10.10.10.10:52965 > 10.10.10.22:1433  SMP:SYN"), std::string::npos) << s;
 	// The summary comes after the last timeline line.
 	EXPECT_LT(s.find("...A.R.."), s.find("== connection"));
+
+	// docs/connections.md shows this very output
+	std::ifstream doc(TDSBPF_CONNECTIONS_DOC);
+	std::stringstream all;
+	all << doc.rdbuf();
+	std::string text = all.str();
+	size_t at = text.find("The seeds' MARS connection");
+	ASSERT_NE(at, std::string::npos);
+	size_t open = text.find("```\n", at);
+	size_t close = text.find("\n```", open + 4);
+	ASSERT_NE(close, std::string::npos);
+	std::string documented = text.substr(open + 4, close - open - 4) + "\n";
+	if (documented != s)
+		std::ofstream("text-view-example.actual") << s; // beside the test, to compare or copy
+	EXPECT_EQ(documented, s);
 }
 
 TEST(Output, TimelineLinesArriveBeforeTheConnectionEnds)
