@@ -1073,18 +1073,9 @@ TEST(CapturesBinary, LoginWaterfallWithWhoseTurn)
 TEST(CapturesBinary, TheDocumentedExampleIsTheRecordOfItsCapture)
 {
 	NEED_CAPTURES();
-	std::ifstream doc(TDSBPF_CONNECTIONS_DOC);
-	ASSERT_TRUE(doc) << TDSBPF_CONNECTIONS_DOC;
-	std::stringstream all;
-	all << doc.rdbuf();
-	std::string text = all.str();
-	size_t at = text.find("\n## Example\n");
-	ASSERT_NE(at, std::string::npos);
-	size_t open = text.find("```json\n", at);
-	size_t close = text.find("\n```", open + 8);
-	ASSERT_NE(open, std::string::npos);
-	ASSERT_NE(close, std::string::npos);
-	json documented = json::parse(text.substr(open + 8, close - open - 8));
+	std::string block = labtest::fenced_block(TDSBPF_CONNECTIONS_DOC, "\n## Example\n");
+	ASSERT_FALSE(block.empty()) << TDSBPF_CONNECTIONS_DOC;
+	json documented = json::parse(block);
 	Proc r = tdsbpf_read(cap(kSql2022Select));
 	ASSERT_EQ(r.rc, 0) << r.err;
 	auto conns = connections(ndjson(r.out));
@@ -1097,18 +1088,10 @@ TEST(CapturesBinary, TheDocumentedExampleIsTheRecordOfItsCapture)
 TEST(CapturesBinary, TheReadmeTextExampleIsWhatItPrints)
 {
 	NEED_CAPTURES();
-	std::ifstream doc(TDSBPF_README);
-	ASSERT_TRUE(doc) << TDSBPF_README;
-	std::stringstream all;
-	all << doc.rdbuf();
-	std::string text = all.str();
-	size_t at = text.find("(`tdsbpf --read sql2000-tds71-full-connection.pcap --format text`");
-	ASSERT_NE(at, std::string::npos);
-	size_t open = text.find("```text\n", at);
-	size_t close = text.find("\n```", open + 8);
-	ASSERT_NE(open, std::string::npos);
-	ASSERT_NE(close, std::string::npos);
+	std::string block = labtest::fenced_block(TDSBPF_README,
+						  "(`tdsbpf --read sql2000-tds71-full-connection.pcap --format text`");
+	ASSERT_FALSE(block.empty()) << TDSBPF_README;
 	Proc r = tdsbpf_read(cap(kSql2000), "--format text");
 	ASSERT_EQ(r.rc, 0) << r.err;
-	EXPECT_EQ(text.substr(open + 8, close - open - 8) + "\n", r.out);
+	EXPECT_EQ(block, r.out);
 }

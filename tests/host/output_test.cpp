@@ -12,6 +12,7 @@
 #include <map>
 #include <sstream>
 
+#include "outputs.h"
 #include "seeds.h"
 
 namespace tdsbpf::test {
@@ -186,16 +187,8 @@ TEST(Output, TextTimelineLikeTheSeeds)
 	EXPECT_LT(s.find("...A.R.."), s.find("== connection"));
 
 	// docs/connections.md shows this very output
-	std::ifstream doc(TDSBPF_CONNECTIONS_DOC);
-	std::stringstream all;
-	all << doc.rdbuf();
-	std::string text = all.str();
-	size_t at = text.find("The seeds' MARS connection");
-	ASSERT_NE(at, std::string::npos);
-	size_t open = text.find("```\n", at);
-	size_t close = text.find("\n```", open + 4);
-	ASSERT_NE(close, std::string::npos);
-	std::string documented = text.substr(open + 4, close - open - 4) + "\n";
+	std::string documented = labtest::fenced_block(TDSBPF_CONNECTIONS_DOC, "The seeds' MARS connection");
+	ASSERT_FALSE(documented.empty());
 	if (documented != s)
 		std::ofstream("text-view-example.actual") << s; // beside the test, to compare or copy
 	EXPECT_EQ(documented, s);

@@ -39,6 +39,18 @@ std::string slurp(const std::string& path)
 	return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+std::string fenced_block(const std::string& path, const std::string& after)
+{
+	std::string text = slurp(path);
+	size_t at = text.find(after);
+	size_t open = at == std::string::npos ? at : text.find("```", at);
+	size_t body = open == std::string::npos ? open : text.find('\n', open);
+	size_t close = body == std::string::npos ? body : text.find("\n```", body);
+	if (close == std::string::npos)
+		return {};
+	return text.substr(body + 1, close - body);
+}
+
 std::vector<nlohmann::json> read_connection_records(const std::string& path)
 {
 	std::vector<nlohmann::json> out;

@@ -26,6 +26,9 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
 
 // A whole file ("" if it cannot be read).
 std::string slurp(const std::string& path);
+// The body of the first ``` fenced block after the text `after` in a file
+// (documentation examples), with its last newline; empty when not found.
+std::string fenced_block(const std::string& path, const std::string& after);
 
 // The connection records (tdsbpf.record "connection") of an NDJSON file;
 // other lines (snapshots, events, anything not JSON) are passed over.
