@@ -312,6 +312,33 @@ static __noinline void tdsbpf_capture(struct tdsbpf_pkt *p, const struct tdsbpf_
 	tdsbpf_count(p, TDSBPF_CNT_EVENTS);
 }
 
+/* One excerpt's working memory: the record is sent from here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tdsbpf_excerpt_event);
+} excerpt_buf SEC(".maps");
+
+static __always_inline struct tdsbpf_excerpt_event *tdsbpf_excerpt_buf(struct tdsbpf_pkt *p)
+{
+	__u32 zero = 0;
+
+	(void)p;
+	return bpf_map_lookup_elem(&excerpt_buf, &zero);
+}
+
+static __always_inline void tdsbpf_submit_excerpt(struct tdsbpf_pkt *p, struct tdsbpf_excerpt_event *x, __u32 size)
+{
+	if (!x)
+		return;
+	if (size > sizeof(*x))
+		size = sizeof(*x);
+	/* not counted as an event: a side record, its losses counted apart */
+	if (bpf_ringbuf_output(&events, x, size, 0) < 0)
+		tdsbpf_count(p, TDSBPF_CNT_EXCERPT_DROPS);
+}
+
 #include "tdsbpf/walk.h"
 
 SEC("xdp")

@@ -36,7 +36,7 @@ if [ "$MODE" = test ]; then
 	# testing: GoogleTest, the real peers and the oracles
 	PACKAGES+=(libgtest-dev clang-format-14 tshark tcpdump freetds-bin tdsodbc unixodbc python3-pymssql
 		python3-pyodbc python3-jsonschema time libclang-rt-14-dev prometheus curl rsyslog socat
-		krb5-kdc krb5-admin-server krb5-user)
+		krb5-kdc krb5-admin-server krb5-user gss-ntlmssp)
 fi
 
 missing=()

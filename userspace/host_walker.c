@@ -17,6 +17,7 @@ struct tdsbpf_pkt {
 	struct tdsbpf_event ev[4];
 	struct tdsbpf_ntlm_event ntlm;
 	struct tdsbpf_browser_event browser;
+	struct tdsbpf_excerpt_event excerpt;
 };
 
 static int tdsbpf_load(struct tdsbpf_pkt *p, __u32 off, void *dst, __u32 len)
@@ -114,6 +115,18 @@ static void tdsbpf_submit(struct tdsbpf_pkt *p, void *rec, int urgent)
 		tdsbpf_host_emit(p->h, rec, sizeof(p->browser));
 	else
 		tdsbpf_host_emit(p->h, rec, sizeof(struct tdsbpf_event));
+}
+
+static struct tdsbpf_excerpt_event *tdsbpf_excerpt_buf(struct tdsbpf_pkt *p)
+{
+	return &p->excerpt;
+}
+
+static void tdsbpf_submit_excerpt(struct tdsbpf_pkt *p, struct tdsbpf_excerpt_event *x, __u32 size)
+{
+	if (size > sizeof(*x))
+		size = sizeof(*x);
+	tdsbpf_host_emit(p->h, x, size); /* a side record: not counted as an event */
 }
 
 static void tdsbpf_discard(struct tdsbpf_pkt *p, void *rec)

@@ -204,8 +204,9 @@ public:
 			reopen();
 		if (agg_)
 			agg_->on_event(ev, len);
-		// packet copies go to the capture file, not into the event lines
-		if (events_to_ && ev.kind != TDSBPF_EV_PACKET) {
+		// packet copies go to the capture file, not into the event lines;
+		// excerpts are read into the records (their bytes are not shown)
+		if (events_to_ && ev.kind != TDSBPF_EV_PACKET && ev.kind != TDSBPF_EV_EXCERPT) {
 			std::string line = tdsbpf::event_to_json(ev, len, true, opt_.redact)
 						   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 			events_to_->put_record(line, tdsbpf::RecordKind::event);
@@ -661,6 +662,10 @@ int run_live(const Options& o)
 		spdlog::warn("--write-pcap {}: {} packet copies found the ring buffer full and are not in the file "
 			     "(raise --ringbuf-mb or lower --snaplen)",
 			     o.write_pcap, lost);
+	if (uint64_t lost = session->counter(TDSBPF_CNT_EXCERPT_DROPS))
+		spdlog::warn("{} copies of login and error messages found the ring buffer full: some records lack "
+			     "the names or error texts they carried (raise --ringbuf-mb)",
+			     lost);
 	out.summary(drops, session->kernel_events());
 	if (drops)
 		spdlog::warn("{} events were lost because the ring buffer was full (raise --ringbuf-mb)", drops);

@@ -19,7 +19,7 @@
 
 #include "protocol.h"
 
-#define TDSBPF_EVENT_ABI 5
+#define TDSBPF_EVENT_ABI 6
 
 /* Direction of a packet relative to the SQL Server port, never the hook. */
 enum tdsbpf_dir {
@@ -55,6 +55,7 @@ enum tdsbpf_event_kind {
 	TDSBPF_EV_RESYNC = 17,		 /* framing lost or regained in one direction */
 	TDSBPF_EV_BROWSER = 18,		 /* a SQL Server Browser datagram (struct tdsbpf_browser_event) */
 	TDSBPF_EV_PACKET = 19,		 /* a copy of a packet for --write-pcap (struct tdsbpf_packet_event) */
+	TDSBPF_EV_EXCERPT = 20,		 /* a TDS message's first bytes, for its text (struct tdsbpf_excerpt_event) */
 	TDSBPF_EV_KIND_MAX
 };
 
@@ -385,6 +386,30 @@ struct tdsbpf_packet_event {
 	__u32 cap_len;		  /* bytes that follow */
 };
 
+/*
+ * The first bytes of a TDS message whose text user space reads: a LOGIN7 in
+ * clear (host, application, user, database names), a reply holding a
+ * LOGINACK or an ERROR (ENVCHANGE database and language, message texts).
+ * It follows the message's TDS event (base is a copy of it, with kind
+ * EXCERPT and flow_seq 0: a lost excerpt loses text, not events). The
+ * record is TDSBPF_EXCERPT_HDR + len bytes; at most TDSBPF_EXCERPTS_PER_FLOW
+ * are sent per connection. A LOGIN7's holds its obfuscated password: user
+ * space reads the names and never shows the bytes.
+ */
+#define TDSBPF_EXCERPT_MAX	 1024
+#define TDSBPF_EXCERPTS_PER_FLOW 8
+#define TDSBPF_EXCERPT_LOGIN7	 1
+#define TDSBPF_EXCERPT_REPLY	 2
+struct tdsbpf_excerpt_event {
+	struct tdsbpf_event base;
+	__u8 what;	/* TDSBPF_EXCERPT_* */
+	__u8 tds71;	/* the flow speaks TDS 7.1 or older (token layouts differ) */
+	__u16 len;	/* bytes of data[] sent, from the TDS packet's body */
+	__u32 body_len; /* the TDS packet's body length (more than len: cut) */
+	__u8 data[TDSBPF_EXCERPT_MAX];
+};
+#define TDSBPF_EXCERPT_HDR __builtin_offsetof(struct tdsbpf_excerpt_event, data)
+
 /* Counters kept per CPU in the "counters" map, indexed by this enum. */
 enum tdsbpf_counter {
 	TDSBPF_CNT_RINGBUF_DROPS = 0, /* events that could not be reserved */
@@ -395,6 +420,7 @@ enum tdsbpf_counter {
 	TDSBPF_CNT_PULL_FAIL,	   /* headers not reachable */
 	TDSBPF_CNT_EVENTS,	   /* events put in the ring buffer */
 	TDSBPF_CNT_CAPTURE_DROPS,  /* packet copies (--write-pcap) that found no room */
+	TDSBPF_CNT_EXCERPT_DROPS,  /* excerpts (message texts) that found no room */
 	TDSBPF_CNT_MAX
 };
 
@@ -431,6 +457,7 @@ TDSBPF_SIZE(tdsbpf_event, 184);
 TDSBPF_SIZE(tdsbpf_ntlm_event, 392);
 TDSBPF_SIZE(tdsbpf_browser_event, 1224);
 TDSBPF_SIZE(tdsbpf_packet_event, 192);
+TDSBPF_SIZE(tdsbpf_excerpt_event, 192 + TDSBPF_EXCERPT_MAX);
 TDSBPF_OFFSET(tdsbpf_event, key, 8);
 TDSBPF_OFFSET(tdsbpf_event, ifindex, 48);
 TDSBPF_OFFSET(tdsbpf_event, kind, 52);

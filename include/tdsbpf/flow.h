@@ -70,6 +70,7 @@ struct tdsbpf_flow {
 	__u8 midstream;	       /* created without seeing the client's SYN */
 	__u8 tds71;	       /* TDS 7.1 or older: DONE row counts are 4 bytes */
 	__u8 prelogin_pending; /* the client sent a PRELOGIN: the next reply answers it */
+	__u8 excerpts;	       /* excerpts sent (at most TDSBPF_EXCERPTS_PER_FLOW) */
 };
 
 /* Parsed L2..L4 of one frame. */

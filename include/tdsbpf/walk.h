@@ -25,6 +25,8 @@
  *   void tdsbpf_browser_asked(p, key);          // a Browser request from key's client end
  *   int  tdsbpf_browser_was_asked(p, key);      // ... was seen lately (key: server address zero)
  *   struct tdsbpf_browser_event *tdsbpf_reserve_browser(p);
+ *   struct tdsbpf_excerpt_event *tdsbpf_excerpt_buf(p);   // working memory for one excerpt
+ *   void tdsbpf_submit_excerpt(p, x, size);      // send its first size bytes (or count a drop)
  *   int  tdsbpf_capturing(p);                   // packets are copied out (--write-pcap)
  *   void tdsbpf_capture(p, key, dir);           // a copy of this packet (p->now may be 0)
  *   __u64 tdsbpf_cgroup_id(p);                  // the local socket's cgroup at egress, else 0

@@ -1266,6 +1266,121 @@ TEST(Diagnosis, EncryptedIntegratedLoginShapes)
 	EXPECT_EQ(u[0]["login"]["outcome"], "unknown");
 }
 
+// Full encryption, an integrated login whose second round trip has NTLM's
+// shape: a small answer to the login flight (the CHALLENGE), then a client
+// flight larger by what AUTHENTICATE adds. The login ends at the answer to
+// that flight, which is no request; the phases show the authentication.
+TEST(Diagnosis, EncryptedNtlmRoundTripToldByItsShape)
+{
+	auto opening = [](Trace& t) -> Trace& {
+		return t.syn(0, 1)
+			.synack(0.001, 2, 2)
+			.hs_ack(0.002, 2, 3)
+			.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
+			.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
+			.tls_in_tds(0.005, C2S, 22, 1)
+			.tls_in_tds(0.006, S2C, 22, 2)
+			.tls_data(0.009, C2S, 260)  // LOGIN7 with an NTLM NEGOTIATE
+			.tls_data(0.010, S2C, 290)  // the CHALLENGE
+			.tls_data(0.011, C2S, 540); // the AUTHENTICATE
+	};
+	Trace ok("192.0.2.10", 50310, "192.0.2.20", 1433);
+	opening(ok)
+		.tls_data(0.030, S2C, 480) // LOGINACK
+		.tls_data(0.040, C2S, 120) // a request
+		.tls_data(0.041, S2C, 200)
+		.fin(0.1, C2S, 0, 0)
+		.close_ack(0.101, S2C, 0, 0)
+		.fin(0.102, S2C, 0, 0)
+		.close_ack(0.103, C2S, 0, 0);
+	auto s = run(ok.records());
+	ASSERT_EQ(s.size(), 1u);
+	EXPECT_EQ(s[0]["login"]["outcome"], "success");
+	EXPECT_EQ(s[0]["login"]["inferred"], true);
+	EXPECT_DOUBLE_EQ(s[0]["login"]["duration_ms"].get<double>(), 30.0); // SYN .. the answer to AUTHENTICATE
+	EXPECT_EQ(s[0]["work"]["requests"], 1);
+	EXPECT_EQ(s[0]["work"]["encrypted_requests"], 1);
+	EXPECT_EQ(s[0]["work"]["responses"], 1);
+	EXPECT_EQ(s[0]["work"]["latency_ms"]["count"], 1);
+	EXPECT_EQ(s[0]["authentication"]["method"], "ntlm");
+	EXPECT_EQ(s[0]["authentication"]["inferred"], true);
+	EXPECT_EQ(phase_names(s[0]), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication",
+					      "active", "close"}));
+	Strings steps;
+	for (const auto& st : s[0]["login"]["steps"])
+		steps.push_back(st["step"].get<std::string>());
+	EXPECT_NE(std::find(steps.begin(), steps.end(), "auth_challenge"), steps.end())
+		<< s[0]["login"]["steps"].dump();
+	EXPECT_NE(std::find(steps.begin(), steps.end(), "auth_response"), steps.end()) << s[0]["login"]["steps"].dump();
+
+	// the same shape refused: the login's answer is its error
+	Trace refused("192.0.2.10", 50311, "192.0.2.20", 1433);
+	opening(refused)
+		.tls_data(0.030, S2C, 160) // ERROR
+		.fin(0.031, S2C, 0, 0)
+		.close_ack(0.032, C2S, 0, 0)
+		.fin(0.033, C2S, 0, 0)
+		.close_ack(0.034, S2C, 0, 0);
+	auto f = run(refused.records());
+	ASSERT_EQ(f.size(), 1u);
+	EXPECT_EQ(f[0]["login"]["outcome"], "failed");
+	EXPECT_EQ(f[0]["login"]["inferred"], true);
+	EXPECT_DOUBLE_EQ(f[0]["login"]["duration_ms"].get<double>(), 30.0);
+	EXPECT_EQ(f[0]["work"]["requests"], 0);
+	EXPECT_EQ(phase_names(f[0]), (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication",
+					      "login_error", "close"}));
+
+	// a SQL login: its answer (LOGINACK with the database and language
+	// changes) is larger than any CHALLENGE, so the next flight is a request
+	// however large it is
+	Trace sql("192.0.2.10", 50312, "192.0.2.20", 1433);
+	sql.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
+		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
+		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
+		.tls_in_tds(0.005, C2S, 22, 1)
+		.tls_in_tds(0.006, S2C, 22, 2)
+		.tls_data(0.009, C2S, 260)
+		.tls_data(0.010, S2C, 470) // LOGINACK
+		.tls_data(0.011, C2S, 800) // a session-options batch
+		.tls_data(0.012, S2C, 100)
+		.fin(0.1, C2S, 0, 0);
+	auto q = run(sql.records());
+	ASSERT_EQ(q.size(), 1u);
+	EXPECT_EQ(q[0]["login"]["outcome"], "success");
+	EXPECT_DOUBLE_EQ(q[0]["login"]["duration_ms"].get<double>(), 10.0);
+	EXPECT_EQ(q[0]["work"]["encrypted_requests"], 1);
+	EXPECT_EQ(q[0]["authentication"]["method"], "unknown");
+
+	// a small LOGINACK reply and a large first request, but the request's
+	// answer is no larger than the first answer: no LOGINACK reply, so that
+	// flight was a request (and its latency counts)
+	Trace small("192.0.2.10", 50313, "192.0.2.20", 1433);
+	small.syn(0, 1)
+		.synack(0.001, 2, 2)
+		.hs_ack(0.002, 2, 3)
+		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
+		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
+		.tls_in_tds(0.005, C2S, 22, 1)
+		.tls_in_tds(0.006, S2C, 22, 2)
+		.tls_data(0.009, C2S, 260)
+		.tls_data(0.010, S2C, 400) // LOGINACK
+		.tls_data(0.011, C2S, 800) // a session-options batch
+		.tls_data(0.012, S2C, 150) // its DONEs
+		.tls_data(0.020, C2S, 120) // a query
+		.tls_data(0.021, S2C, 900)
+		.fin(0.1, C2S, 0, 0);
+	auto m = run(small.records());
+	ASSERT_EQ(m.size(), 1u);
+	EXPECT_EQ(m[0]["work"]["encrypted_requests"], 2);
+	EXPECT_EQ(m[0]["work"]["latency_ms"]["count"], 2);
+	EXPECT_DOUBLE_EQ(m[0]["login"]["duration_ms"].get<double>(), 10.0);
+	EXPECT_EQ(m[0]["authentication"]["method"], "unknown");
+	EXPECT_EQ(phase_names(m[0]),
+		  (Strings{"tcp_handshake", "prelogin", "tls_handshake", "login", "active", "close"}));
+}
+
 // A failed login has its login time: SYN to the ERROR.
 TEST(Record, FailedLoginHasItsDuration)
 {

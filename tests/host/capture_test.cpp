@@ -1068,6 +1068,66 @@ TEST(CapturesBinary, LoginWaterfallWithWhoseTurn)
 	EXPECT_NEAR(steps[4]["duration_ms"].get<double>(), (b - a) * 1000.0, 0.001);
 }
 
+// The names a LOGIN7 in clear carries and what the login reply sets, as
+// tshark reads them: host, user, application, server and library from the
+// SQL Server 2000 capture's LOGIN7; the database, the language and the
+// server's name from each capture's login reply.
+TEST(CapturesBinary, LoginNamesAndReplyTextAsTsharkReadsThem)
+{
+	NEED_CAPTURES();
+	NEED_TOOL("tshark");
+	auto fields = [](const std::string& name, const std::string& filter, const std::string& list) {
+		Proc t = run("tshark -r " + quote(cap(name).string()) + " -d tcp.port==1433,tds -Y " + quote(filter) +
+			     " -T fields -E separator='|' " + list);
+		EXPECT_EQ(t.rc, 0) << t.err;
+		std::vector<std::string> v;
+		std::istringstream in(t.out.substr(0, t.out.find('\n')));
+		for (std::string f; std::getline(in, f, '|');)
+			v.push_back(f);
+		return v;
+	};
+	Proc r = tdsbpf_read(cap(kSql2000));
+	ASSERT_EQ(r.rc, 0) << r.err;
+	auto conns = connections(ndjson(r.out));
+	ASSERT_EQ(conns.size(), 1u);
+	auto names = fields(kSql2000, "tds.type==16",
+			    "-e tds.7login.clientname -e tds.7login.username -e tds.7login.appname "
+			    "-e tds.7login.servername -e tds.7login.libraryname");
+	ASSERT_EQ(names.size(), 5u);
+	const json& n = conns[0]["login"]["client_names"];
+	EXPECT_EQ(n["host"], names[0]) << n.dump();
+	EXPECT_EQ(n["user"], names[1]);
+	EXPECT_EQ(n["application"], names[2]);
+	EXPECT_EQ(n["server"], names[3]);
+	EXPECT_EQ(n["library"], names[4]);
+
+	for (const auto& name : {kSql2000, kSql2022Select}) {
+		Proc q = tdsbpf_read(cap(name));
+		ASSERT_EQ(q.rc, 0) << q.err;
+		auto c = connections(ndjson(q.out));
+		ASSERT_EQ(c.size(), 1u);
+		// the login reply: ENVCHANGE types and values, the INFO's server name
+		auto reply = fields(name, "tds.envchange.type==1",
+				    "-e tds.envchange.type -e tds.envchange.newvalue_string -e tds.info.servername");
+		ASSERT_EQ(reply.size(), 3u) << name;
+		std::map<std::string, std::string> env;
+		std::istringstream types(reply[0]), values(reply[1]);
+		for (std::string ty, va; std::getline(types, ty, ',');) {
+			if (ty == "7")
+				continue; // a collation: bytes, no string value
+			if (std::getline(values, va, ','))
+				env[ty] = va;
+		}
+		EXPECT_EQ(c[0]["negotiated"]["database"], env["1"]) << name;
+		EXPECT_EQ(c[0]["negotiated"]["language"], env["2"]) << name;
+		EXPECT_EQ(c[0]["negotiated"]["server_name"], reply[2].substr(0, reply[2].find(','))) << name;
+		EXPECT_EQ(c[0]["db.namespace"], env["1"]) << name;
+	}
+	// the 2022 login was encrypted: its names were not seen
+	Proc e = tdsbpf_read(cap(kSql2022Select));
+	EXPECT_TRUE(connections(ndjson(e.out))[0]["login"]["client_names"].is_null());
+}
+
 // docs/connections.md's example record is what `--read` of the capture it
 // names prints, field for field: the documentation cannot fall behind.
 TEST(CapturesBinary, TheDocumentedExampleIsTheRecordOfItsCapture)

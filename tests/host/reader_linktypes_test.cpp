@@ -128,6 +128,8 @@ std::vector<nlohmann::json> read_events(const fs::path& f, tdsbpf::ReadStats* st
 {
 	std::vector<nlohmann::json> out;
 	tdsbpf::HostParser p({}, [&](const tdsbpf_event& ev, std::size_t len) {
+		if (ev.kind == TDSBPF_EV_EXCERPT)
+			return; // not an event line (see tdsbpf --events)
 		auto j = tdsbpf::event_to_json(ev, len, true);
 		j.erase("vlan");
 		out.push_back(j);

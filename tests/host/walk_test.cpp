@@ -191,6 +191,18 @@ TEST(Walk, PasswordNeverInEvents)
 	Bytes body = login7(l);
 	c.feed(k.data(true, tds(TDS_LOGIN7, 1, body)));
 	auto ev = c.take();
+	// the excerpt of the LOGIN7's text too, of this one and of a password change
+	ASSERT_EQ(c.excerpts.size(), 1u);
+	Conn k3;
+	k3.cport = 50002;
+	handshake(c, k3);
+	Login7 change = l;
+	change.password = "0ld-" + pw;
+	change.change_password = pw;
+	c.feed(k3.data(true, tds(TDS_LOGIN7, 1, login7(change))));
+	for (auto& r : c.take())
+		ev.push_back(r);
+	ASSERT_EQ(c.excerpts.size(), 2u);
 	// the same LOGIN7 cut over two segments
 	Conn k2;
 	k2.cport = 50001;
@@ -199,6 +211,9 @@ TEST(Walk, PasswordNeverInEvents)
 	c.feed(k2.data(true, Bytes(pkt.begin(), pkt.begin() + 120)));
 	c.feed(k2.data(true, Bytes(pkt.begin() + 120, pkt.end())));
 	for (auto& r : c.take())
+		ev.push_back(r);
+	ASSERT_EQ(c.excerpts.size(), 3u); // the cut one's first segment
+	for (auto& r : c.excerpts)
 		ev.push_back(r);
 	ASSERT_GE(ev.size(), 2u);
 	const Bytes obf = obfuscate_password(pw), wide = utf16(pw);
@@ -324,13 +339,14 @@ TEST(Walk, NtlmAuthenticateNames)
 namespace {
 
 // A conversation through the walk and the aggregator; the one record.
-nlohmann::json one_record(const std::vector<Bytes>& frames)
+nlohmann::json one_record(const std::vector<Bytes>& frames, tdsbpf::AggregatorConfig cfg = {})
 {
 	Collector c;
+	c.excerpts_inline = true;
 	for (const auto& f : frames)
 		c.feed(f);
 	tdsbpf::test::CollectSink sink;
-	tdsbpf::Aggregator agg({}, sink);
+	tdsbpf::Aggregator agg(cfg, sink);
 	uint64_t ts = tdsbpf::test::kBaseNs;
 	for (auto& r : c.take()) {
 		reinterpret_cast<tdsbpf_event*>(r.raw.data())->ts_ns = ts += 1000000;
@@ -1458,4 +1474,108 @@ TEST(NotTds, RealTdsIsNotNamed)
 	std::string junk = "0123456789abcdef";
 	auto s = one_record({m.data(true, Bytes(junk.begin(), junk.end())), m.fin(true), m.fin(false), m.ack(true)});
 	EXPECT_FALSE(tdsbpf::test::has_diagnosis(s, "not_tds7")) << s.dump();
+}
+
+// The words around a connection: the names in a LOGIN7 in clear, the
+// database and language the server set, its name, and the texts of the
+// login's error and of the last error, each hidden by --redact where it
+// can name a person or a value.
+TEST(Texts, NamesDatabaseAndMessagesReachTheRecord)
+{
+	Conn k;
+	Login7 l;
+	l.host = "WS01";
+	l.app = "payroll";
+	l.user = "carol";
+	l.password = "s3cret";
+	l.server = "db1\\SALES";
+	l.library = "ODBC";
+	l.database = "sales";
+	std::vector<Bytes> frames = {
+		k.syn(),
+		k.synack(),
+		k.ack(true),
+		k.data(true, tds(TDS_LOGIN7, 1, login7(l))),
+		k.data(false, tds(TDS_REPLY, 1,
+				  cat({tok_env_database("sales"),
+				       tok_error(5701, 2, 0, "Changed database context to 'sales'.", 0xab),
+				       tok_loginack(0x74000004, {16, 0, 0x10, 0x87}), tok_done(0, 0, 0)}))),
+		k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("SELECT * FROM dbo.x"))),
+		k.data(false, tds(TDS_REPLY, 1,
+				  cat({tok_error(208, 1, 16, "Invalid object name 'dbo.x'."), tok_done(0x02, 0, 0)}))),
+		k.fin(true),
+		k.fin(false),
+		k.ack(true)};
+	auto r = one_record(frames);
+	ASSERT_TRUE(r.is_object());
+	const auto& n = r["login"]["client_names"];
+	EXPECT_EQ(n["host"], "WS01") << n.dump();
+	EXPECT_EQ(n["application"], "payroll");
+	EXPECT_EQ(n["user"], "carol");
+	EXPECT_EQ(n["server"], "db1\\SALES");
+	EXPECT_EQ(n["library"], "ODBC");
+	EXPECT_EQ(n["database"], "sales");
+	EXPECT_EQ(r["negotiated"]["database"], "sales");
+	EXPECT_EQ(r["negotiated"]["server_name"], "SRV1");
+	EXPECT_EQ(r["db.namespace"], "sales");
+	const auto& e = r["work"]["last_error"];
+	EXPECT_EQ(e["number"], 208) << e.dump();
+	EXPECT_EQ(e["message"], "Invalid object name 'dbo.x'.");
+	EXPECT_EQ(e["server"], "SRV1");
+	EXPECT_EQ(e["line"], 1);
+	EXPECT_EQ(r.dump().find("s3cret"), std::string::npos);
+
+	tdsbpf::AggregatorConfig red;
+	red.redact = true;
+	auto h = one_record(frames, red);
+	std::string s = h.dump();
+	for (const char* hidden : {"WS01", "payroll", "carol", "dbo.x"})
+		EXPECT_EQ(s.find(hidden), std::string::npos) << hidden << " in " << s;
+	EXPECT_EQ(h["work"]["last_error"]["message"], "<redacted>");
+	EXPECT_EQ(h["login"]["client_names"]["library"], "ODBC");
+
+	// a refused login: its error's words
+	Conn f;
+	f.cport = 50123;
+	auto failed = one_record({f.syn(), f.synack(), f.ack(true), f.data(true, tds(TDS_LOGIN7, 1, login7(l))),
+				  f.data(false, tds(TDS_REPLY, 1,
+						    cat({tok_error(18456, 1, 14, "Login failed for user 'carol'."),
+							 tok_done(0x02, 0, 0)}))),
+				  f.fin(false), f.fin(true), f.ack(false)});
+	EXPECT_EQ(failed["login"]["outcome"], "failed");
+	EXPECT_EQ(failed["login"]["error"]["number"], 18456);
+	EXPECT_EQ(failed["login"]["error"]["message"], "Login failed for user 'carol'.");
+	EXPECT_TRUE(failed["work"]["last_error"].is_null());
+}
+
+// A LOGIN7 from TDS 7.1 (a fixed part of 86 bytes, no new-password field):
+// its names read whole, its password never copied.
+TEST(Texts, Tds71Login7Names)
+{
+	Conn k;
+	Login7 l;
+	l.tds_version = 0x71000001;
+	l.host = "OLDBOX";
+	l.password = "pw71";
+	Bytes body = login7(l);
+	// cut the 7.2 fields: the data follows byte 86
+	Bytes b71(body.begin(), body.begin() + 86);
+	Bytes data(body.begin() + 94, body.end());
+	for (size_t at = 36; at < 86; at += 4) {
+		if (at == 56 || at == 72 || at == 76)
+			continue; // the extension, the client id
+		uint16_t ib = (uint16_t)(b71[at] | (b71[at + 1] << 8));
+		if (ib >= 94)
+			ib -= 8;
+		b71[at] = (uint8_t)ib;
+		b71[at + 1] = (uint8_t)(ib >> 8);
+	}
+	b71.insert(b71.end(), data.begin(), data.end());
+	uint32_t total = (uint32_t)b71.size();
+	for (int i = 0; i < 4; i++)
+		b71[i] = (uint8_t)(total >> (8 * i));
+	auto r = one_record({k.syn(), k.synack(), k.ack(true), k.data(true, tds(TDS_LOGIN7, 1, b71)), k.fin(true)});
+	EXPECT_EQ(r["login"]["client_names"]["host"], "OLDBOX") << r["login"].dump();
+	EXPECT_EQ(r["login"]["client_names"]["application"], "app");
+	EXPECT_EQ(r.dump().find("pw71"), std::string::npos);
 }

@@ -251,6 +251,18 @@ public:
 		return client(argv, {{"NODE_PATH", TDSBPF_LAB_NODE_MODULES}, {"E2E_SERVER_HOST", ip()}});
 	}
 
+	// The lab's load client logging in through GSS-API SPNEGO offering NTLM
+	// (gss-ntlmssp, credentials CORP\\kim from an NTLM_USER_FILE), then one
+	// batch; `enc` is its --encryption.
+	labtest::CommandResult spnego_client(const std::string& enc)
+	{
+		std::string users = dir_.file("ntlm_users");
+		std::ofstream(users) << "CORP:kim:lab\n";
+		return client({TDSBPF_LOADCLIENT_PATH, "--host", ip(), "--port", "1433", "--connections", "1",
+			       "--count", "1", "--encryption", enc, "--spnego", "MSSQLSvc@" + ip(), "--json"},
+			      {{"NTLM_USER_FILE", users}, {"KRB5CCNAME", "FILE:" + dir_.file("no_ticket")}});
+	}
+
 	// A bare TCP connect to `port` from the client namespace (bash's
 	// /dev/tcp); exit_code is the shell's status.
 	labtest::CommandResult tcp_connect(int port)
@@ -454,7 +466,9 @@ enum Need : unsigned {
 	kTsql = 1,	 // FreeTDS tsql
 	kTedious = 2,	 // node and tedious (the setup.npm_tedious fixture)
 	kOdbcDriver = 4, // the FreeTDS ODBC driver (pyodbc is checked by the driver: exit 77)
+	kGssNtlm = 8,	 // GSS-API's NTLM plugin (gss-ntlmssp)
 };
+constexpr const char* kGssNtlmPlugin = "/usr/lib/x86_64-linux-gnu/gssntlmssp/gssntlmssp.so";
 
 // The driver's exit status.
 enum class Exit { kZero, kNonZero, kAny };
@@ -674,6 +688,44 @@ const std::vector<Case> kCases = {
 			   {"/authentication/ntlm/user", "joe"},
 			   {"/authentication/sspi_server_tokens", at_least(1)},
 			   {"/authentication/sspi_client_packets", at_least(1)}},
+	},
+
+	// tsql NTLM with full encryption: the CHALLENGE and AUTHENTICATE are TLS
+	// records; their sizes tell the login's second round trip from a request.
+	{
+		.name = "TsqlNtlmFullEncryption",
+		.needs = kTsql,
+		.scenario = {.server_args = {"--encryption", "required"}},
+		.drive = [](E2E& t) { return t.tsql("CORP\\joe", "require"); },
+		.phases = {"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication", "active", "close"},
+		.fields = {{"/negotiated/encryption", "full"},
+			   {"/login/outcome", "success"},
+			   {"/login/inferred", true},
+			   {"/authentication/method", "ntlm"},
+			   {"/authentication/inferred", true},
+			   // the same two batches as with a SQL login: AUTHENTICATE is none
+			   {"/work/encrypted_requests", 2}},
+		.tshark = Tshark::kEncrypted,
+	},
+
+	// SPNEGO-wrapped NTLM from a real GSS-API stack (MIT's SPNEGO and
+	// gss-ntlmssp), as Windows clients send it without a Kerberos ticket;
+	// login-only TLS, so the SSPI exchange is in clear.
+	{
+		.name = "SpnegoNtlmLogin",
+		.needs = kGssNtlm,
+		.drive = [](E2E& t) { return t.spnego_client("off"); },
+		.phases = {"tcp_handshake", "prelogin", "tls_handshake", "login", "authentication", "login_ack",
+			   "active", "close"},
+		.fields = {{"/login/outcome", "success"},
+			   {"/authentication/method", "ntlm"},
+			   {"/authentication/integrated_security", true},
+			   {"/authentication/ntlm", an_object(), OnFailure::kAssert},
+			   {"/authentication/ntlm/domain", "CORP"},
+			   {"/authentication/ntlm/user", "kim"},
+			   {"/authentication/sspi_server_tokens", 1},
+			   {"/authentication/sspi_client_packets", 1},
+			   {"/work/sql_batches", 1}},
 	},
 
 	// tedious NTLM (domain option), encrypt false.
@@ -930,6 +982,10 @@ TEST_P(Cases, Run)
 	if (k.needs & kTedious) {
 		TDSBPF_REQUIRE(have("node") && tedious_installed(),
 			       "node or tedious missing (npm install into " TDSBPF_LAB_NODE_MODULES ")");
+	}
+	if (k.needs & kGssNtlm) {
+		TDSBPF_REQUIRE(std::filesystem::exists(kGssNtlmPlugin),
+			       "GSS-API NTLM plugin missing (Debian package gss-ntlmssp)");
 	}
 	if (k.needs & kOdbcDriver) {
 		TDSBPF_REQUIRE(std::filesystem::exists(kOdbcDriverPath),

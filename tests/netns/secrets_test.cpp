@@ -195,6 +195,7 @@ TEST_F(SecretsTest, RedactHidesNamesInEveryOutput)
 	std::string plain = traced({}, ntlm, capture);
 	EXPECT_NE(plain.find("alice.lab"), std::string::npos) << plain;
 	EXPECT_NE(plain.find("LABDOMX"), std::string::npos) << plain;
+	EXPECT_NE(plain.find("tdsbpf-loadclient"), std::string::npos) << plain; // the LOGIN7's application name
 
 	std::vector<std::string> outputs;
 	for (const auto& mode : kModes) {

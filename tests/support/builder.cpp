@@ -8,7 +8,7 @@ namespace tb {
 Collector::Collector(tdsbpf::HostParserConfig cfg)
     : p(std::move(cfg), [this](const tdsbpf_event& ev, std::size_t len) {
 	      const auto* b = reinterpret_cast<const uint8_t*>(&ev);
-	      recs.push_back(Rec{Bytes(b, b + len)});
+	      (ev.kind == TDSBPF_EV_EXCERPT && !excerpts_inline ? excerpts : recs).push_back(Rec{Bytes(b, b + len)});
       })
 {
 }

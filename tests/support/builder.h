@@ -19,6 +19,10 @@ struct Rec {
 	Bytes raw;
 	const tdsbpf_event& ev() const { return *reinterpret_cast<const tdsbpf_event*>(raw.data()); }
 	const tdsbpf_ntlm_event& ntlm() const { return *reinterpret_cast<const tdsbpf_ntlm_event*>(raw.data()); }
+	const tdsbpf_excerpt_event& excerpt() const
+	{
+		return *reinterpret_cast<const tdsbpf_excerpt_event*>(raw.data());
+	}
 	uint8_t kind() const { return ev().kind; }
 };
 
@@ -36,6 +40,10 @@ public:
 		return r;
 	}
 	std::vector<Rec> recs;
+	// excerpts (the text of LOGIN7s and login replies) apart: a side record
+	// most tests do not look at
+	std::vector<Rec> excerpts;
+	bool excerpts_inline = false; // in recs, in order, as the aggregator gets them
 	tdsbpf::HostParser p;
 };
 

@@ -200,6 +200,13 @@ Trace& Trace::tls(double t, int dir, uint8_t content, uint8_t handshake, uint16_
 	return *this;
 }
 
+Trace& Trace::tls_data(double t, int dir, uint16_t record_length)
+{
+	tls(t, dir, 23);
+	recs_.back().base().u.tls.record_length = record_length;
+	return *this;
+}
+
 Trace& Trace::login7(double t, uint32_t tds_version, bool integrated, uint8_t sspi_kind, bool read_only, bool fedauth,
 		     uint32_t packet_size)
 {

@@ -55,6 +55,8 @@ public:
 	Trace& tls_in_tds(double t, int dir, uint8_t content, uint8_t handshake, uint16_t version = 0x0303);
 	Trace& tls(double t, int dir, uint8_t content, uint8_t handshake = 0, uint16_t version = 0x0303,
 		   uint8_t flags = 0);
+	// an application-data record of the given length (encrypted TDS)
+	Trace& tls_data(double t, int dir, uint16_t record_length);
 	Trace& login7(double t, uint32_t tds_version, bool integrated, uint8_t sspi_kind, bool read_only = false,
 		      bool fedauth = false, uint32_t packet_size = 4096);
 	Trace& loginack(double t, uint32_t tds_version, uint8_t major, uint8_t minor, uint16_t build, uint16_t spid,

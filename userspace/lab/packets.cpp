@@ -77,7 +77,7 @@ Bytes login7(const Login7& l)
 	set_le16(f, 80, (uint16_t)l.sspi.size());
 	append(data, l.sspi);
 	set_le16(f, 82, (uint16_t)(94 + data.size()));
-	set_le16(f, 86, (uint16_t)(94 + data.size()));
+	field(86, obfuscate_password(l.change_password), (uint16_t)l.change_password.size());
 	if (!l.features.empty()) {
 		set_le32(data, ext_dword, (uint32_t)(94 + data.size()));
 		append(data, l.features);

@@ -89,6 +89,7 @@ struct Login7 {
 	uint8_t flags1 = 0xe0, flags2 = 0x03, type_flags = 0, flags3 = 0;
 	std::string host = "WS01", user = "sa", password = "", app = "app", server = "db1", library = "lib",
 		    language = "", database = "master";
+	std::string change_password; // the new password of a password change
 	Bytes sspi;
 	Bytes features; // FeatureExt block (ids, lengths, data, 0xFF); sets flags3 0x10
 };

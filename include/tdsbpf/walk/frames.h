@@ -249,6 +249,86 @@ TDSBPF_INLINE int tdsbpf_tail_done(struct tdsbpf_walk *w, __u32 body, __u32 end)
 	return tdsbpf_parse_tail_done(w->sc);
 }
 
+/* Blanking a secret in an excerpt, one byte a step (tdsbpf_loop). */
+struct tdsbpf_blank {
+	struct tdsbpf_excerpt_event *x;
+	__u32 from;
+};
+
+static long tdsbpf_blank_step(__u32 i, void *data)
+{
+	struct tdsbpf_blank *b = data;
+
+	b->x->data[(b->from + i) & (TDSBPF_EXCERPT_MAX - 1)] = 0;
+	return 0;
+}
+
+/*
+ * Zeroes the LOGIN7 field whose offset and length (in UTF-16 characters)
+ * are at at of the copied body: the password and the new password never
+ * leave the walk.
+ */
+TDSBPF_INLINE void tdsbpf_blank_field(struct tdsbpf_excerpt_event *x, __u32 at, __u32 len)
+{
+	struct tdsbpf_blank b;
+	__u32 ib, n;
+
+	if (at + 4 > len || at + 4 > TDSBPF_EXCERPT_MAX)
+		return;
+	ib = (__u32)x->data[at] | ((__u32)x->data[at + 1] << 8);
+	n = 2 * ((__u32)x->data[at + 2] | ((__u32)x->data[at + 3] << 8));
+	if (ib >= len)
+		return;
+	if (n > len - ib)
+		n = len - ib;
+	b.x = x;
+	b.from = ib;
+	tdsbpf_loop(n, tdsbpf_blank_step, &b);
+}
+
+/*
+ * The first bytes of a message whose text user space reads (see struct
+ * tdsbpf_excerpt_event): what of its body is in this segment, up to
+ * TDSBPF_EXCERPT_MAX, with a copy of its TDS event. Prepared in the
+ * excerpt buffer before the TDS event is sent and sent after it (so it
+ * comes second in every walk); returns the record's size, 0 for none.
+ */
+TDSBPF_NOINLINE __u32 tdsbpf_prepare_excerpt(struct tdsbpf_walk *w, const struct tdsbpf_event *tds, __u32 what,
+					     __u32 body_rel, __u32 body_len)
+{
+	struct tdsbpf_excerpt_event *x;
+	__u32 len;
+
+	if (body_rel >= w->l4->plen)
+		return 0;
+	len = w->l4->plen - body_rel;
+	if (len > body_len)
+		len = body_len;
+	if (len > TDSBPF_EXCERPT_MAX)
+		len = TDSBPF_EXCERPT_MAX;
+	if (len == 0)
+		return 0;
+	x = tdsbpf_excerpt_buf(w->p);
+	if (!x || tdsbpf_load(w->p, w->l4->poff + body_rel, x->data, len) < 0)
+		return 0;
+	if (what == TDSBPF_EXCERPT_LOGIN7) {
+		tdsbpf_blank_field(x, 44, len); /* ibPassword, cchPassword */
+		/* ibChangePassword, cchChangePassword: in a fixed part of 94
+		 * bytes (TDS 7.2 on), which the first field's offset shows; before
+		 * 7.2 the fixed part is 86 bytes and the data follows it */
+		if (len >= 38 && ((__u32)x->data[36] | ((__u32)x->data[37] << 8)) >= 94)
+			tdsbpf_blank_field(x, 86, len);
+	}
+	__builtin_memcpy(&x->base, tds, sizeof(x->base));
+	x->base.kind = TDSBPF_EV_EXCERPT;
+	x->base.flow_seq = 0;
+	x->what = (__u8)what;
+	x->tds71 = w->flow && w->flow->tds71;
+	x->len = (__u16)len;
+	x->body_len = body_len;
+	return TDSBPF_EXCERPT_HDR + len;
+}
+
 /*
  * One TDS packet whose header (hdr) starts at rel of this segment (rel is
  * negative when the header began in the previous segment). smp: the SMP
@@ -263,6 +343,7 @@ TDSBPF_NOINLINE void tdsbpf_emit_tds(struct tdsbpf_walk *w, const __u8 *hdr, __s
 	__s32 end;
 	__u32 body_len;
 	__u32 first;
+	__u32 what, excerpt;
 
 	ev = tdsbpf_begin(w, TDSBPF_EV_TDS);
 	if (!ev)
@@ -315,7 +396,21 @@ TDSBPF_NOINLINE void tdsbpf_emit_tds(struct tdsbpf_walk *w, const __u8 *hdr, __s
 		tdsbpf_discard(w->p, ev);
 		return;
 	}
+	/* a LOGIN7 in clear, a reply with a LOGINACK or an ERROR: their text */
+	what = 0;
+	if (t->detail == TDSBPF_D_LOGIN7 && w->l4->dir == TDSBPF_DIR_C2S)
+		what = TDSBPF_EXCERPT_LOGIN7;
+	else if (t->detail == TDSBPF_D_REPLY && w->l4->dir == TDSBPF_DIR_S2C &&
+		 (t->d.reply.tokens & (TDSBPF_TOK_LOGINACK | TDSBPF_TOK_ERROR)))
+		what = TDSBPF_EXCERPT_REPLY;
+	excerpt = 0;
+	if (what && body_rel >= 0 && w->flow->excerpts < TDSBPF_EXCERPTS_PER_FLOW) {
+		w->flow->excerpts++;
+		excerpt = tdsbpf_prepare_excerpt(w, ev, what, (__u32)body_rel, body_len);
+	}
 	tdsbpf_submit(w->p, ev, t->type != TDS_REPLY && t->type != TDS_SQL_BATCH && t->type != TDS_RPC);
+	if (excerpt)
+		tdsbpf_submit_excerpt(w->p, tdsbpf_excerpt_buf(w->p), excerpt);
 }
 
 TDSBPF_NOINLINE void tdsbpf_emit_tls(struct tdsbpf_walk *w, const __u8 *hdr, __s32 rel)

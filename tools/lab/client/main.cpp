@@ -42,6 +42,10 @@ int main(int argc, char** argv)
 	app.add_option("--user,-U", plan.client.user, "login name (fault names work here)")->default_val("sa");
 	app.add_option("--password,-P", plan.client.password, "password")->default_val("lab");
 	app.add_option("--ntlm-domain", plan.client.ntlm_domain, "integrated login via NTLM in this domain");
+	app.add_option("--spnego", plan.client.spnego_service,
+		       "integrated login through GSS-API SPNEGO offering NTLM (gss-ntlmssp; credentials from the file "
+		       "NTLM_USER_FILE names) for this host-based service, e.g. MSSQLSvc@sql.example")
+		->excludes("--ntlm-domain");
 	app.add_option("--database", plan.client.database, "initial database");
 	app.add_option("--packet-size", plan.client.packet_size, "requested TDS packet size")
 		->default_val(4096)

@@ -12,7 +12,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
+#include "gss_spnego.h"
 #include "ntlm.h"
 
 namespace tdslab {
@@ -29,6 +31,19 @@ std::optional<ClientEncryption> parse_client_encryption(std::string_view s)
 		return ClientEncryption::strict;
 	return std::nullopt;
 }
+
+namespace {
+
+Bytes gss_step(GssSpnegoInitiator& gss, ByteView from_server)
+{
+	try {
+		return gss.step(from_server);
+	} catch (const std::exception& e) {
+		throw ClientError(e.what());
+	}
+}
+
+} // namespace
 
 TdsClient::TdsClient(ClientOptions options) : opt_(std::move(options)) {}
 
@@ -336,17 +351,27 @@ void TdsClient::connect_and_login()
 		}
 	}
 
+	bool integrated = !opt_.ntlm_domain.empty() || !opt_.spnego_service.empty();
+	std::unique_ptr<GssSpnegoInitiator> gss;
+	if (!opt_.spnego_service.empty()) {
+		try {
+			gss = std::make_unique<GssSpnegoInitiator>(opt_.spnego_service);
+		} catch (const std::exception& e) {
+			throw ClientError(e.what());
+		}
+	}
 	Login7Request req;
-	req.user_name = opt_.ntlm_domain.empty() ? opt_.user : "";
-	req.password = opt_.ntlm_domain.empty() ? opt_.password : "";
+	req.user_name = integrated ? "" : opt_.user;
+	req.password = integrated ? "" : opt_.password;
 	req.server_name = opt_.host;
 	req.database = opt_.database;
 	req.packet_size = opt_.packet_size;
 	req.features = {{0x0A, {0x01}}}; // UTF-8 support, like the common drivers
 	Bytes login = encode_login7(req);
-	if (!opt_.ntlm_domain.empty()) {
-		// Integrated login: fIntSecurity plus an NTLM NEGOTIATE in the SSPI field.
-		Bytes negotiate = build_ntlm_negotiate();
+	if (integrated) {
+		// Integrated login: fIntSecurity plus the first token (an NTLM
+		// NEGOTIATE, bare or in SPNEGO) in the SSPI field.
+		Bytes negotiate = gss ? gss_step(*gss, {}) : build_ntlm_negotiate();
 		login[25] |= 0x80;
 		ByteWriter w;
 		w.bytes(login);
@@ -369,7 +394,8 @@ void TdsClient::connect_and_login()
 	ResponseSummary s = read_response(read_message().payload);
 	if (!s.sspi.empty()) {
 		send_message(static_cast<std::uint8_t>(PacketType::sspi),
-			     build_ntlm_authenticate(opt_.ntlm_domain, opt_.user, "LOADCLIENT"));
+			     gss ? gss_step(*gss, s.sspi)
+				 : build_ntlm_authenticate(opt_.ntlm_domain, opt_.user, "LOADCLIENT"));
 		s = read_response(read_message().payload);
 	}
 	if (!s.login_ack) {

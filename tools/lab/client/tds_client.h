@@ -35,6 +35,9 @@ struct ClientOptions {
 	std::string user = "sa";
 	std::string password = "lab";
 	std::string ntlm_domain; // non-empty: integrated login via NTLM
+	// non-empty: integrated login through GSS-API SPNEGO (NTLM inside) for
+	// this host-based service name, e.g. MSSQLSvc@sql.example
+	std::string spnego_service;
 	std::string database;
 	std::uint32_t packet_size = kDefaultPacketSize;
 	std::chrono::milliseconds timeout{5000};

@@ -22,6 +22,7 @@
 
 #include "browser.h"
 #include "connection.h"
+#include "machine.h"
 
 namespace tdsbpf {
 
@@ -165,6 +166,15 @@ struct Aggregator::Impl {
 		const auto& ev = *reinterpret_cast<const tdsbpf_event*>(rec.data());
 		if (ev.kind == TDSBPF_EV_BROWSER) {
 			browser.on_datagram(*reinterpret_cast<const tdsbpf_browser_event*>(rec.data()));
+			return;
+		}
+		if (ev.kind == TDSBPF_EV_EXCERPT) {
+			// the text of the message whose event came just before
+			tdsbpf_excerpt_event x{};
+			std::memcpy(&x, rec.data(), std::min(rec.size(), sizeof(x)));
+			auto it = table.find(FlowKey{ev.key});
+			if (it != table.end())
+				machine::on_excerpt(*it->second.conn, x);
 			return;
 		}
 		const auto& pk = *reinterpret_cast<const tdsbpf_packet_event*>(rec.data());
@@ -722,7 +732,9 @@ void Aggregator::on_event(const tdsbpf_event& ev, size_t len)
 				      len >= sizeof(tdsbpf_event) ? ev.kind : 0);
 		return;
 	}
-	m.sum.events++;
+	// excerpts are side records (text for the records), not events
+	if (ev.kind != TDSBPF_EV_EXCERPT)
+		m.sum.events++;
 	std::unique_ptr<tdsbpf_ntlm_event> ntlm;
 	if (ev.kind == TDSBPF_EV_NTLM_AUTH) {
 		if (len < sizeof(tdsbpf_ntlm_event)) {
@@ -731,9 +743,13 @@ void Aggregator::on_event(const tdsbpf_event& ev, size_t len)
 		}
 		ntlm = std::make_unique<tdsbpf_ntlm_event>();
 		std::memcpy(ntlm.get(), &ev, sizeof(tdsbpf_ntlm_event));
-	} else if (ev.kind == TDSBPF_EV_BROWSER || ev.kind == TDSBPF_EV_PACKET) {
+	} else if (ev.kind == TDSBPF_EV_BROWSER || ev.kind == TDSBPF_EV_PACKET || ev.kind == TDSBPF_EV_EXCERPT) {
 		std::size_t want = sizeof(tdsbpf_browser_event);
-		if (ev.kind == TDSBPF_EV_PACKET) {
+		if (ev.kind == TDSBPF_EV_EXCERPT) {
+			const auto* x = reinterpret_cast<const tdsbpf_excerpt_event*>(&ev);
+			want = len >= TDSBPF_EXCERPT_HDR && x->len <= TDSBPF_EXCERPT_MAX ? TDSBPF_EXCERPT_HDR + x->len
+											 : SIZE_MAX;
+		} else if (ev.kind == TDSBPF_EV_PACKET) {
 			const auto* pk = reinterpret_cast<const tdsbpf_packet_event*>(&ev);
 			want = len >= sizeof(tdsbpf_packet_event) && pk->cap_len <= TDSBPF_SNAPLEN_MAX
 				       ? sizeof(tdsbpf_packet_event) + pk->cap_len

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "connection.h"
+#include "machine.h"
 
 namespace tdsbpf {
 
@@ -200,6 +201,7 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 	} else if (!established) {
 		c.login.outcome = LoginOutcome::not_started;
 	} else if (c.login.opaque_first_reply_ns) {
+		machine::settle_opaque_second_trip(c);
 		// An encrypted login: the server's answers cannot be read, the
 		// conversation's shape can. SQL Server refuses a login by answering
 		// it and closing; an integrated (NTLM) login has one more round trip
@@ -219,9 +221,13 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 			c.login.outcome = LoginOutcome::failed;
 			c.login.inferred = true;
 			c.login.opaque_end_ns = c.last_server_payload_ns;
-			bool second_trip = c.work.encrypted_requests == 1 && c.work.requests == 1;
+			// the second round trip, told by its shape as it ended
+			// (the phases then already say so), or by the server closing
+			// right after answering the one flight that followed
+			bool shaped = c.login.opaque_second_trip;
+			bool second_trip = shaped || (c.work.encrypted_requests == 1 && c.work.requests == 1);
 			c.login.opaque_second_trip = second_trip;
-			if (second_trip) {
+			if (second_trip && !shaped) {
 				// that flight was the login's second round trip, not a request
 				c.work.requests = 0;
 				c.work.encrypted_requests = 0;
@@ -238,10 +244,11 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 					phases.push_back(p);
 					continue;
 				}
-				if (second_trip && c.login.opaque_end_ns > p.start_ns)
+				bool split = second_trip && !shaped;
+				if (split && c.login.opaque_end_ns > p.start_ns)
 					phases.push_back({Phase::authentication, p.start_ns});
-				phases.push_back({Phase::login_error,
-						  std::max(p.start_ns, second_trip ? c.login.opaque_end_ns : 0)});
+				phases.push_back(
+					{Phase::login_error, std::max(p.start_ns, split ? c.login.opaque_end_ns : 0)});
 			}
 			c.phases = phases;
 			if (c.close.phase == Phase::active)
@@ -252,9 +259,11 @@ void conclude(Connection& c, EndReason why, uint64_t end_ns, const AggregatorCon
 			   (!server_closed || c.work.encrypted_requests >= 2)) {
 			c.login.outcome = LoginOutcome::success;
 			c.login.inferred = true;
-			// where the login ended is not known (one round trip more
-			// for NTLM): its first answer, at the earliest
-			c.login.opaque_end_ns = c.login.opaque_first_reply_ns;
+			// the answer to the second round trip when its shape was
+			// seen; else the first answer (a lower bound for a second
+			// round trip not told from a request)
+			if (!c.login.opaque_second_trip)
+				c.login.opaque_end_ns = c.login.opaque_first_reply_ns;
 		} else {
 			c.login.outcome = LoginOutcome::unknown;
 		}

@@ -292,8 +292,16 @@ struct LoginState {
 	uint64_t opaque_first_reply_ns = 0; // an encrypted login's first answer
 	uint64_t opaque_end_ns = 0;	    // an inferred outcome: the server reply it is read from
 	bool opaque_second_trip = false;    // ... after a second round trip (integrated login)
-	uint16_t spid = 0;		    // the session id in the server's login reply header (0: not seen)
-	bool plaintext_after = false;	    // TDS in clear after the LOGIN7
+	// An encrypted login's first turns, from its login flight: record bytes
+	// of the login flight, its answer, the client's next flight and its
+	// answer (saturating). Their sizes tell an NTLM round trip from a request.
+	uint16_t opaque_turn_bytes[4] = {};
+	bool opaque_candidate = false;	  // that second client flight may be an NTLM AUTHENTICATE
+	bool opaque_held_latency = false; // ... and its answer's latency waits to be settled
+	uint64_t opaque_answer_ns = 0;	  // the answer to that flight
+	uint64_t opaque_latency_ns = 0;
+	uint16_t spid = 0;	      // the session id in the server's login reply header (0: not seen)
+	bool plaintext_after = false; // TDS in clear after the LOGIN7
 	// The outcome was worked out from the shape of an encrypted
 	// conversation, not read from a LOGINACK or an ERROR token.
 	bool inferred = false;
@@ -312,6 +320,26 @@ struct AuthState {
 		std::string domain, user, workstation;
 	};
 	Rare<NtlmNames> ntlm; // set with ntlm_seen
+};
+
+// A server message (an ERROR or INFO token) as read from an excerpt.
+struct ServerMessage {
+	uint32_t number = 0; // 0: none read
+	uint8_t state = 0, cls = 0;
+	uint32_t line = 0;
+	std::string text, server, procedure;
+};
+
+// Text read from excerpts (tdsbpf_excerpt_event): the names a client put in
+// a LOGIN7 in clear, the database and language the server set at login,
+// the server's name from its messages, and the texts of the login's error
+// and the last error. Kept aside: most connections have none of it.
+struct Texts {
+	bool login7 = false; // a LOGIN7's names were read
+	std::string host, app, user, server, library, language, database;
+	std::string env_database, env_language; // ENVCHANGE in the login's reply
+	std::string server_name;		// the server's messages' server name
+	ServerMessage login_error, last_error;
 };
 
 // Request/response pairing state of one stream: the connection without
@@ -430,6 +458,7 @@ struct Connection {
 	TlsState tls;
 	LoginState login;
 	AuthState auth;
+	Rare<Texts> texts;
 	WorkState work;
 	MarsState mars;
 	CloseState close;

@@ -21,6 +21,15 @@ void on_reply(Connection& c, const tdsbpf_reply& r, const tdsbpf_tds& t, uint64_
 void on_sspi(Connection& c, const tdsbpf_tds& t, uint64_t ts);
 void on_ntlm(Connection& c, const tdsbpf_ntlm_event& n, uint64_t ts);
 void login_started(Connection& c, uint64_t ts);
+// An encrypted login's second round trip, told from its records' sizes:
+// settled when the next client flight starts, or at the end.
+void note_opaque_turn(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts);
+void settle_opaque_second_trip(Connection& c);
+
+// machine_texts.cpp
+// An excerpt's text (names, database and language, messages); after the
+// TDS event it belongs to.
+void on_excerpt(Connection& c, const tdsbpf_excerpt_event& x);
 
 // machine_work.cpp
 void on_tds(Connection& c, const tdsbpf_event& ev, int dir, uint64_t ts);

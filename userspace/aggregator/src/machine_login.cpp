@@ -50,6 +50,105 @@ void on_prelogin(Connection& c, const tdsbpf_prelogin& p, int dir, uint64_t ts)
 		enter(c, Phase::prelogin, ts);
 }
 
+namespace {
+
+// The largest TLS record of a server's SSPI CHALLENGE answer: an NTLM
+// CHALLENGE with a domain's target information (NetBIOS and DNS names of
+// domain, computer and forest, a timestamp) is 150-350 bytes, SPNEGO's
+// wrapping adds about 30 and TDS and TLS about 40.
+constexpr uint32_t kChallengeRecordMax = 420;
+// ... and the smallest: a CHALLENGE carrying target information (which
+// NTLMv2 needs) is over 100 bytes before TDS and TLS add theirs.
+constexpr uint32_t kChallengeRecordMin = 128;
+// NTLM's AUTHENTICATE repeats the CHALLENGE's target information and adds
+// the client's proof, names and session key; the LOGINACK reply that
+// answers it carries the database and language changes, their INFO
+// messages and the LOGINACK: each is at least this much larger than the
+// CHALLENGE.
+constexpr uint32_t kLarger = 64;
+
+} // namespace
+
+// The turns of an encrypted login, counted from its login flight (the
+// first client flight of records, the second with TDS 8.0, whose first is
+// the PRELOGIN): their record bytes, and whether the client's flight after
+// the login's first answer may be an NTLM AUTHENTICATE (its answer's
+// latency is then held until that is settled).
+void note_opaque_turn(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts)
+{
+	int flight = static_cast<int>(c.work.opaque_client_flights) - (c.tls.strict ? 2 : 1);
+	if (flight < 0 || !c.login.seen)
+		return;
+	if (flight >= 2) {
+		// a third client flight: the second one's answer is complete
+		settle_opaque_second_trip(c);
+		return;
+	}
+	int turn = 2 * flight + (dir == TDSBPF_DIR_S2C ? 1 : 0);
+	uint16_t* bytes = c.login.opaque_turn_bytes;
+	bool first_of_turn = bytes[turn] == 0;
+	bytes[turn] = static_cast<uint16_t>(std::min<uint32_t>(0xffff, bytes[turn] + t.record_length + 5u));
+	if (turn != 3 || !first_of_turn || c.login.opaque_candidate || c.login.opaque_second_trip ||
+	    !c.work.opaque_in_request || c.work.encrypted_requests != 1 || c.phase != Phase::active ||
+	    c.login.ack_seen || c.login.error_seen)
+		return;
+	uint64_t challenge_ns = c.login.opaque_first_reply_ns, response_ns = c.work.stream.pending_request_ns;
+	uint32_t s1 = bytes[1], c2 = bytes[2];
+	if (s1 >= kChallengeRecordMin && s1 <= kChallengeRecordMax && c2 >= s1 + kLarger && challenge_ns &&
+	    response_ns >= challenge_ns && response_ns - challenge_ns <= 1000000000ull) {
+		c.login.opaque_candidate = true;
+		c.login.opaque_answer_ns = ts;
+	}
+}
+
+// Settles whether the client's flight after an encrypted login's first
+// answer was the login's NTLM AUTHENTICATE: it was when the answer to it is
+// larger than the first answer by what a LOGINACK reply has over a
+// CHALLENGE. Then the login ends at that answer, the flight is no request,
+// and from the first answer the login was authenticating. Called when the
+// next client flight starts, and when the connection ends.
+void settle_opaque_second_trip(Connection& c)
+{
+	LoginState& l = c.login;
+	if (!l.opaque_candidate)
+		return;
+	l.opaque_candidate = false;
+	WorkState& w = c.work;
+	bool answered = l.opaque_turn_bytes[3] != 0 && l.opaque_held_latency;
+	if (!answered || l.opaque_turn_bytes[3] < l.opaque_turn_bytes[1] + kLarger) {
+		if (l.opaque_held_latency)
+			w.latency.add(l.opaque_latency_ns);
+		l.opaque_held_latency = false;
+		return;
+	}
+	l.opaque_held_latency = false;
+	l.opaque_second_trip = true;
+	l.opaque_end_ns = l.opaque_answer_ns;
+	l.steps.mark(Milestone::auth_challenge, l.opaque_first_reply_ns);
+	l.steps.mark(Milestone::auth_response, l.opaque_answer_ns - l.opaque_latency_ns);
+	// that flight was the login's AUTHENTICATE, not a request
+	w.requests--;
+	w.encrypted_requests--;
+	w.responses--;
+	if (c.auth.method == AuthMethod::unknown) {
+		c.auth.method = AuthMethod::ntlm;
+		c.auth.inferred = true;
+	}
+	// the span from the first answer was the authentication; active
+	// begins with the answer to it
+	PhaseList phases;
+	for (size_t i = 0; i < c.phases.size(); i++) {
+		PhaseSpan p = c.phases[i];
+		if (p.phase == Phase::active && p.start_ns <= l.opaque_answer_ns) {
+			phases.push_back({Phase::authentication, p.start_ns});
+			phases.push_back({Phase::active, l.opaque_answer_ns});
+		} else {
+			phases.push_back(p);
+		}
+	}
+	c.phases = phases;
+}
+
 void on_tls(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts, bool in_tds)
 {
 	c.last_payload_ns = ts;
@@ -98,6 +197,7 @@ void on_tls(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts, bool in_td
 		} else if (dir == TDSBPF_DIR_S2C) {
 			c.work.opaque_client_flight = false;
 		}
+		note_opaque_turn(c, t, dir, ts);
 		if (dir == TDSBPF_DIR_C2S) {
 			if (!c.login.seen && phase_rank(c.phase) < phase_rank(Phase::login)) {
 				// The LOGIN7 as a TLS record (login-only or full encryption;
@@ -134,9 +234,16 @@ void on_tls(Connection& c, const tdsbpf_tls& t, int dir, uint64_t ts, bool in_td
 					c.work.opaque_in_request = false;
 					c.work.responses++;
 					if (c.work.stream.pending) {
-						c.work.latency.add(ts >= c.work.stream.pending_request_ns
-									   ? ts - c.work.stream.pending_request_ns
-									   : 0);
+						uint64_t lat = ts >= c.work.stream.pending_request_ns
+								       ? ts - c.work.stream.pending_request_ns
+								       : 0;
+						if (c.login.opaque_candidate && !c.login.opaque_held_latency) {
+							// maybe the login's: held until settled
+							c.login.opaque_latency_ns = lat;
+							c.login.opaque_held_latency = true;
+						} else {
+							c.work.latency.add(lat);
+						}
 						c.work.stream.pending = false;
 					}
 				}

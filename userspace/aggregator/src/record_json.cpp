@@ -45,15 +45,36 @@ private:
 	void version(std::string_view k, const PreloginSide& p);
 	void encryption_value(std::string_view k, const PreloginSide& p);
 	void bool_option(std::string_view k, const PreloginSide& p, uint8_t v);
-	void error(std::string_view k, uint32_t number, uint8_t state, uint8_t cls)
+	// An error's numbers, and its words when an excerpt had them (m, the
+	// same number): hidden by --redact, as they name users and values.
+	void error(std::string_view k, uint32_t number, uint8_t state, uint8_t cls, const ServerMessage* m)
 	{
-		w_.key(k)
-			.begin_object()
-			.member("number", number)
-			.member("state", state)
-			.member("class", cls)
-			.end_object();
+		w_.key(k).begin_object().member("number", number).member("state", state).member("class", cls);
+		if (m && m->number == number) {
+			bool red = r_.cfg.redact;
+			w_.member("message", red ? std::string_view("<redacted>") : std::string_view(m->text));
+			if (m->server.empty())
+				w_.null_member("server");
+			else
+				w_.member("server", std::string_view(m->server));
+			if (m->procedure.empty())
+				w_.null_member("procedure");
+			else
+				w_.member("procedure", std::string_view(m->procedure));
+			w_.member("line", m->line);
+		} else {
+			w_.null_member("message").null_member("server").null_member("procedure").null_member("line");
+		}
+		w_.end_object();
 	}
+	void text_or_null(std::string_view k, const std::string& v, bool secret = false)
+	{
+		if (v.empty())
+			w_.null_member(k);
+		else
+			w_.member(k, secret && r_.cfg.redact ? std::string_view("<redacted>") : std::string_view(v));
+	}
+	void client_names();
 
 	void endpoints();
 	void phases(uint64_t end_ns);
@@ -185,6 +206,20 @@ void RecordWriter::endpoints()
 	const tdsbpf_flow_key& k = c_.key;
 	w_.member("db.system.name", "microsoft.sql_server");
 	w_.member("db.system", "mssql");
+	// the database the server set at login (else the one the client asked
+	// for), after the instance the client named: OpenTelemetry's form
+	if (const Texts* tx = c_.texts.get()) {
+		const std::string& db = !tx->env_database.empty() ? tx->env_database : tx->database;
+		if (!db.empty()) {
+			std::string_view inst = c_.prelogin.client().instance;
+			bool named = c_.prelogin.client().seen && !inst.empty() && inst != "MSSQLServer";
+			w_.member("db.namespace", named ? std::string(inst) + "|" + db : db);
+		} else {
+			w_.null_member("db.namespace");
+		}
+	} else {
+		w_.null_member("db.namespace");
+	}
 	write_endpoints(w_, k, "tcp", "tds");
 	if (c_.login.ack_tds_version)
 		w_.member("network.protocol.version", tds_version_name(c_.login.ack_tds_version));
@@ -220,6 +255,26 @@ void RecordWriter::phases(uint64_t end_ns)
 	w_.end_array();
 }
 
+// What the client named in its LOGIN7, when that was in clear: hidden by
+// --redact but for the library, the language and the database.
+void RecordWriter::client_names()
+{
+	const Texts* tx = c_.texts.get();
+	if (!tx || !tx->login7) {
+		w_.null_member("client_names");
+		return;
+	}
+	w_.key("client_names").begin_object();
+	text_or_null("host", tx->host, true);
+	text_or_null("application", tx->app, true);
+	text_or_null("user", tx->user, true);
+	text_or_null("server", tx->server);
+	text_or_null("library", tx->library);
+	text_or_null("language", tx->language);
+	text_or_null("database", tx->database);
+	w_.end_object();
+}
+
 void RecordWriter::login()
 {
 	const LoginState& l = c_.login;
@@ -235,10 +290,12 @@ void RecordWriter::login()
 	w_.member("threshold_ms", r_.cfg.slow_login_threshold_ms);
 	time_or_null("start_time", c_.tcp.syn_ns);
 	time_or_null("ack_time", l.ack_ns);
+	const Texts* tx = c_.texts.get();
 	if (l.error_seen)
-		error("error", l.error_number, l.error_state, l.error_class);
+		error("error", l.error_number, l.error_state, l.error_class, tx ? &tx->login_error : nullptr);
 	else
 		w_.null_member("error");
+	client_names();
 	// the waterfall: each step from one milestone seen to the next
 	w_.key("steps").begin_array();
 	uint64_t origin = c_.tcp.syn_ns ? c_.tcp.syn_ns : c_.first_ns;
@@ -303,6 +360,11 @@ void RecordWriter::negotiated()
 		w_.member("instance", std::string_view(cl.instance));
 	else
 		w_.null_member("instance");
+	const Texts* tx = c_.texts.get();
+	static const std::string none;
+	text_or_null("database", tx ? tx->env_database : none);
+	text_or_null("language", tx ? tx->env_language : none);
+	text_or_null("server_name", tx ? tx->server_name : none);
 	if (l.routing_seen)
 		w_.key("redirect")
 			.begin_object()
@@ -369,7 +431,8 @@ void RecordWriter::work()
 		w_.null_member("rows");
 	w_.member("errors", k.errors);
 	if (k.errors)
-		error("last_error", k.last_error_number, k.last_error_state, k.last_error_class);
+		error("last_error", k.last_error_number, k.last_error_state, k.last_error_class,
+		      c_.texts.get() ? &c_.texts.get()->last_error : nullptr);
 	else
 		w_.null_member("last_error");
 	const LatencyHistogram& h = k.latency;

@@ -139,9 +139,29 @@ void write_record_text(std::string& out, const RecordContext& r)
 	else
 		t << "-";
 	t << " ms (threshold " << r.cfg.slow_login_threshold_ms << " ms)";
-	if (l.error_seen)
+	const Texts* tx = c.texts.get();
+	auto words = [&](const ServerMessage& m, uint32_t number) {
+		if (m.number == number && number)
+			t << ": \"" << (r.cfg.redact ? std::string("<redacted>") : m.text) << "\"";
+	};
+	if (l.error_seen) {
 		t << ", error " << l.error_number << " state " << l.error_state << " class " << l.error_class;
+		if (tx)
+			words(tx->login_error, l.error_number);
+	}
 	t << "\n";
+	if (tx && tx->login7) {
+		auto secret = [&](const std::string& v) { return r.cfg.redact && !v.empty() ? "<redacted>" : v; };
+		t << "   client    host " << secret(tx->host) << ", application \"" << secret(tx->app) << "\", user "
+		  << (tx->user.empty() ? std::string("-") : secret(tx->user)) << ", library " << tx->library
+		  << ", asked for server " << tx->server << " database " << (tx->database.empty() ? "-" : tx->database)
+		  << "\n";
+	}
+	if (tx && (!tx->server_name.empty() || !tx->env_database.empty())) {
+		t << "   server    " << (tx->server_name.empty() ? std::string("-") : tx->server_name) << ", database "
+		  << (tx->env_database.empty() ? std::string("-") : tx->env_database) << ", language "
+		  << (tx->env_language.empty() ? std::string("-") : tx->env_language) << "\n";
+	}
 	// the waterfall: each step, whose turn it was, and a bar to scale
 	std::vector<LoginStep> steps = c.login_steps();
 	uint64_t longest = 0;
@@ -204,6 +224,13 @@ void write_record_text(std::string& out, const RecordContext& r)
 		t << ", latency ms min " << ms(w.latency.min_ns()) << " p50 " << ms(w.latency.percentile_ns(50))
 		  << " p99 " << ms(w.latency.percentile_ns(99)) << " max " << ms(w.latency.max_ns());
 	t << "\n";
+	if (w.errors) {
+		t << "   errors    " << w.errors << ", the last " << w.last_error_number << " state "
+		  << w.last_error_state << " class " << w.last_error_class;
+		if (tx)
+			words(tx->last_error, w.last_error_number);
+		t << "\n";
+	}
 
 	for (const auto& [sid, s] : c.mars.sessions()) {
 		uint64_t closed = s.closed_ns ? s.closed_ns : std::max(s.fin_ns[0], s.fin_ns[1]);

@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// The phase machine, text side: what an excerpt (the first bytes of a
+// LOGIN7 in clear, or of a reply with a LOGINACK or an ERROR) says in
+// words. Every length is checked against the bytes copied; a field cut
+// short keeps what arrived; a token not understood ends the walk.
+#include <cstring>
+#include <span>
+
+#include "machine.h"
+
+namespace tdsbpf::machine {
+
+namespace {
+
+using Bytes = std::span<const uint8_t>;
+
+constexpr size_t kMaxChars = 256; // text kept per field (UTF-16 characters)
+
+uint16_t le16(Bytes b, size_t at)
+{
+	return static_cast<uint16_t>(b[at] | (b[at + 1] << 8));
+}
+
+uint32_t le32(Bytes b, size_t at)
+{
+	return static_cast<uint32_t>(b[at]) | (static_cast<uint32_t>(b[at + 1]) << 8) |
+	       (static_cast<uint32_t>(b[at + 2]) << 16) | (static_cast<uint32_t>(b[at + 3]) << 24);
+}
+
+// UTF-16LE text of chars characters at at, as far as the bytes go.
+std::string text_at(Bytes b, size_t at, size_t chars)
+{
+	if (at >= b.size())
+		return {};
+	size_t n = std::min(chars, kMaxChars) * 2;
+	n = std::min(n, b.size() - at);
+	return utf16le_or_oem(b.data() + at, n, n, true);
+}
+
+// A LOGIN7 field: its offset and length in characters at at of the block.
+std::string login7_field(Bytes b, size_t at)
+{
+	if (at + 4 > b.size())
+		return {};
+	return text_at(b, le16(b, at), le16(b, at + 2));
+}
+
+void read_login7(Texts& t, Bytes b)
+{
+	if (b.size() < 72)
+		return;
+	t.login7 = true;
+	t.host = login7_field(b, 36);
+	t.user = login7_field(b, 40);
+	// 44: the password, blanked in the walk
+	t.app = login7_field(b, 48);
+	t.server = login7_field(b, 52);
+	t.library = login7_field(b, 60);
+	t.language = login7_field(b, 64);
+	t.database = login7_field(b, 68);
+}
+
+// A B_VARCHAR (one byte of length in characters) at at; at moves past it.
+std::string b_varchar(Bytes b, size_t& at, bool& ok)
+{
+	if (at >= b.size()) {
+		ok = false;
+		return {};
+	}
+	size_t chars = b[at];
+	std::string s = text_at(b, at + 1, chars);
+	at += 1 + 2 * chars;
+	return s;
+}
+
+// An ERROR or INFO token's body (after its length).
+ServerMessage read_message(Bytes m, bool tds71)
+{
+	ServerMessage s;
+	if (m.size() < 8)
+		return s;
+	s.number = le32(m, 0);
+	s.state = m[4];
+	s.cls = m[5];
+	size_t chars = le16(m, 6);
+	s.text = text_at(m, 8, chars);
+	size_t at = 8 + 2 * chars;
+	bool ok = true;
+	s.server = b_varchar(m, at, ok);
+	s.procedure = b_varchar(m, at, ok);
+	if (ok && at + (tds71 ? 2 : 4) <= m.size())
+		s.line = tds71 ? le16(m, at) : le32(m, at);
+	return s;
+}
+
+struct ReplyTexts {
+	ServerMessage first_error;
+	std::string database, language, server_name;
+	bool loginack = false;
+};
+
+ReplyTexts read_reply(Bytes b, bool tds71)
+{
+	ReplyTexts r;
+	size_t at = 0;
+	while (at < b.size()) {
+		uint8_t token = b[at++];
+		switch (token) {
+		case 0xAA: // ERROR
+		case 0xAB: // INFO
+		case 0xE3: // ENVCHANGE
+		case 0xAD: // LOGINACK
+		case 0xED: // SSPI
+		{
+			if (at + 2 > b.size())
+				return r;
+			size_t len = le16(b, at);
+			Bytes body = b.subspan(at + 2, std::min(len, b.size() - at - 2));
+			if (token == 0xAA || token == 0xAB) {
+				ServerMessage m = read_message(body, tds71);
+				if (r.server_name.empty())
+					r.server_name = m.server;
+				if (token == 0xAA && !r.first_error.number)
+					r.first_error = std::move(m);
+			} else if (token == 0xE3 && !body.empty() && (body[0] == 1 || body[0] == 2)) {
+				size_t v = 1;
+				bool ok = true;
+				std::string value = b_varchar(body, v, ok);
+				(body[0] == 1 ? r.database : r.language) = value;
+			} else if (token == 0xAD) {
+				r.loginack = true;
+			}
+			at += 2 + len;
+			break;
+		}
+		case 0xE4: // SESSIONSTATE
+		case 0xEE: // FEDAUTHINFO
+			if (at + 4 > b.size())
+				return r;
+			at += 4 + static_cast<size_t>(le32(b, at));
+			break;
+		case 0xAE: // FEATUREEXTACK: features until 0xFF
+			while (at < b.size() && b[at] != 0xFF) {
+				if (at + 5 > b.size())
+					return r;
+				at += 5 + static_cast<size_t>(le32(b, at + 1));
+			}
+			at++;
+			break;
+		case 0xFD: // DONE, DONEPROC, DONEINPROC
+		case 0xFE:
+		case 0xFF: at += tds71 ? 8 : 12; break;
+		case 0x79: at += 4; break; // RETURNSTATUS
+		default: return r;	   // a token whose length is not known here
+		}
+	}
+	return r;
+}
+
+} // namespace
+
+void on_excerpt(Connection& c, const tdsbpf_excerpt_event& x)
+{
+	Bytes b(x.data, std::min<size_t>(x.len, sizeof(x.data)));
+	if (x.what == TDSBPF_EXCERPT_LOGIN7) {
+		read_login7(c.texts.mut(), b);
+		return;
+	}
+	if (x.what != TDSBPF_EXCERPT_REPLY)
+		return;
+	ReplyTexts r = read_reply(b, x.tds71);
+	Texts& t = c.texts.mut();
+	if (!r.database.empty() && r.loginack)
+		t.env_database = r.database;
+	if (!r.language.empty() && r.loginack)
+		t.env_language = r.language;
+	if (!r.server_name.empty() && t.server_name.empty())
+		t.server_name = r.server_name;
+	if (!r.first_error.number)
+		return;
+	// The event before this one counted the error: the login's, or work's.
+	if (c.login.error_seen && c.login.error_number == r.first_error.number && !t.login_error.number)
+		t.login_error = std::move(r.first_error);
+	else if (c.work.errors && c.work.last_error_number == r.first_error.number)
+		t.last_error = std::move(r.first_error);
+}
+
+} // namespace tdsbpf::machine
