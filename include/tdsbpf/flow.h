@@ -158,7 +158,11 @@ struct tdsbpf_scratch {
 	struct tdsbpf_parser_in in;   /* what a parser takes besides b */
 	struct tdsbpf_parser_res res; /* what it gives back besides out */
 	__u8 hdr[32];		      /* the frame header being looked at */
-	union tdsbpf_tds_detail out;  /* a parser's result */
+	/* a message of this segment whose first bytes are copied out once its
+	 * frames are walked (tdsbpf_emit_excerpt): what, where its body starts
+	 * (rel) and its body's length; what 0: none */
+	__u32 excerpt_what, excerpt_rel, excerpt_len;
+	union tdsbpf_tds_detail out; /* a parser's result */
 	/* message bytes; the slack lets a masked index read a few bytes on */
 	__u8 b[TDSBPF_BUF + 64];
 };

@@ -288,29 +288,29 @@ TDSBPF_INLINE void tdsbpf_blank_field(struct tdsbpf_excerpt_event *x, __u32 at, 
 
 /*
  * The first bytes of a message whose text user space reads (see struct
- * tdsbpf_excerpt_event): what of its body is in this segment, up to
- * TDSBPF_EXCERPT_MAX, with a copy of its TDS event. Prepared in the
- * excerpt buffer before the TDS event is sent and sent after it (so it
- * comes second in every walk); returns the record's size, 0 for none.
+ * tdsbpf_excerpt_event), noted by tdsbpf_emit_tds: what of its body is in
+ * this segment, up to TDSBPF_EXCERPT_MAX. Sent once the segment's frames
+ * are walked (one place for the verifier to check), so after the
+ * message's own event.
  */
-TDSBPF_NOINLINE __u32 tdsbpf_prepare_excerpt(struct tdsbpf_walk *w, const struct tdsbpf_event *tds, __u32 what,
-					     __u32 body_rel, __u32 body_len)
+TDSBPF_NOINLINE void tdsbpf_emit_excerpt(struct tdsbpf_walk *w)
 {
 	struct tdsbpf_excerpt_event *x;
+	__u32 what = w->sc->excerpt_what, body_rel = w->sc->excerpt_rel, body_len = w->sc->excerpt_len;
 	__u32 len;
 
 	if (body_rel >= w->l4->plen)
-		return 0;
+		return;
 	len = w->l4->plen - body_rel;
 	if (len > body_len)
 		len = body_len;
 	if (len > TDSBPF_EXCERPT_MAX)
 		len = TDSBPF_EXCERPT_MAX;
 	if (len == 0)
-		return 0;
+		return;
 	x = tdsbpf_excerpt_buf(w->p);
 	if (!x || tdsbpf_load(w->p, w->l4->poff + body_rel, x->data, len) < 0)
-		return 0;
+		return;
 	if (what == TDSBPF_EXCERPT_LOGIN7) {
 		tdsbpf_blank_field(x, 44, len); /* ibPassword, cchPassword */
 		/* ibChangePassword, cchChangePassword: in a fixed part of 94
@@ -319,14 +319,12 @@ TDSBPF_NOINLINE __u32 tdsbpf_prepare_excerpt(struct tdsbpf_walk *w, const struct
 		if (len >= 38 && ((__u32)x->data[36] | ((__u32)x->data[37] << 8)) >= 94)
 			tdsbpf_blank_field(x, 86, len);
 	}
-	__builtin_memcpy(&x->base, tds, sizeof(x->base));
-	x->base.kind = TDSBPF_EV_EXCERPT;
-	x->base.flow_seq = 0;
+	tdsbpf_fill_base(w, &x->base, TDSBPF_EV_EXCERPT);
 	x->what = (__u8)what;
 	x->tds71 = w->flow && w->flow->tds71;
 	x->len = (__u16)len;
 	x->body_len = body_len;
-	return TDSBPF_EXCERPT_HDR + len;
+	tdsbpf_submit_excerpt(w->p, x, TDSBPF_EXCERPT_HDR + len);
 }
 
 /*
@@ -343,7 +341,7 @@ TDSBPF_NOINLINE void tdsbpf_emit_tds(struct tdsbpf_walk *w, const __u8 *hdr, __s
 	__s32 end;
 	__u32 body_len;
 	__u32 first;
-	__u32 what, excerpt;
+	__u32 what;
 
 	ev = tdsbpf_begin(w, TDSBPF_EV_TDS);
 	if (!ev)
@@ -403,14 +401,13 @@ TDSBPF_NOINLINE void tdsbpf_emit_tds(struct tdsbpf_walk *w, const __u8 *hdr, __s
 	else if (t->detail == TDSBPF_D_REPLY && w->l4->dir == TDSBPF_DIR_S2C &&
 		 (t->d.reply.tokens & (TDSBPF_TOK_LOGINACK | TDSBPF_TOK_ERROR)))
 		what = TDSBPF_EXCERPT_REPLY;
-	excerpt = 0;
-	if (what && body_rel >= 0 && w->flow->excerpts < TDSBPF_EXCERPTS_PER_FLOW) {
+	if (what && body_rel >= 0 && !w->sc->excerpt_what && w->flow->excerpts < TDSBPF_EXCERPTS_PER_FLOW) {
 		w->flow->excerpts++;
-		excerpt = tdsbpf_prepare_excerpt(w, ev, what, (__u32)body_rel, body_len);
+		w->sc->excerpt_what = what;
+		w->sc->excerpt_rel = (__u32)body_rel;
+		w->sc->excerpt_len = body_len;
 	}
 	tdsbpf_submit(w->p, ev, t->type != TDS_REPLY && t->type != TDS_SQL_BATCH && t->type != TDS_RPC);
-	if (excerpt)
-		tdsbpf_submit_excerpt(w->p, tdsbpf_excerpt_buf(w->p), excerpt);
 }
 
 TDSBPF_NOINLINE void tdsbpf_emit_tls(struct tdsbpf_walk *w, const __u8 *hdr, __s32 rel)
@@ -714,7 +711,7 @@ static long tdsbpf_frame_step(__u32 index __attribute__((unused)), void *data)
  * Walks the frame headers of the new bytes of this segment, from skip on
  * (bytes before skip were seen already).
  */
-TDSBPF_INLINE void tdsbpf_walk_frames(struct tdsbpf_walk *w)
+TDSBPF_INLINE void tdsbpf_walk_segment_frames(struct tdsbpf_walk *w)
 {
 	struct tdsbpf_dir_state *ds = &w->flow->d[w->l4->dir & 1];
 	struct tdsbpf_frames c;
@@ -780,6 +777,15 @@ TDSBPF_INLINE void tdsbpf_walk_frames(struct tdsbpf_walk *w)
 		return;
 	}
 	ds->next_frame = w->l4->seq + (__u32)rel;
+}
+
+/* The segment's frames, then the excerpt one of them asked for. */
+TDSBPF_INLINE void tdsbpf_walk_frames(struct tdsbpf_walk *w)
+{
+	w->sc->excerpt_what = 0;
+	tdsbpf_walk_segment_frames(w);
+	if (w->sc->excerpt_what)
+		tdsbpf_emit_excerpt(w);
 }
 
 #endif /* TDSBPF_WALK_FRAMES_H */
