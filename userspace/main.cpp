@@ -90,6 +90,7 @@ struct Options {
 	std::string read;
 	std::string format = "json";
 	uint32_t emit_interval_s = 0;
+	std::string summary_output; // --summary-output: where summaries go (default: standard error)
 	uint32_t idle_timeout_s = 0;
 	std::size_t max_connections = 65536;
 	bool redact = false;
@@ -124,6 +125,11 @@ public:
 			oo.option = "--events-output";
 			oo.what = "events";
 			events_out_ = tdsbpf::Outlet::open(tdsbpf::parse_output_spec(o.events_output), oo);
+		}
+		if (!o.summary_output.empty()) {
+			oo.option = "--summary-output";
+			oo.what = "summaries";
+			summary_out_ = tdsbpf::Outlet::open(tdsbpf::parse_output_spec(o.summary_output), oo);
 		}
 		events_to_ = o.events ? out_.get() : events_out_.get();
 		if (o.events)
@@ -287,7 +293,7 @@ public:
 		}
 		// what network outputs still hold gets a last chance to go out
 		auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-		for (auto* out : {out_.get(), events_out_.get()})
+		for (auto* out : {out_.get(), events_out_.get(), summary_out_.get()})
 			if (out)
 				out->close(deadline);
 	}
@@ -302,9 +308,16 @@ public:
 			s.output = output_summary(*out_);
 			if (events_out_)
 				s.events_output = output_summary(*events_out_);
-			tdsbpf::print_summary(stderr, s,
-					      opt_.format == "text" ? tdsbpf::OutputFormat::text
-								    : tdsbpf::OutputFormat::json);
+			auto format = opt_.format == "text" ? tdsbpf::OutputFormat::text : tdsbpf::OutputFormat::json;
+			if (summary_out_) {
+				std::string text = tdsbpf::format_summary(s, format);
+				if (!text.empty() && text.back() == '\n')
+					text.pop_back();
+				summary_out_->put_record(text, tdsbpf::RecordKind::event);
+				summary_out_->flush();
+			} else {
+				tdsbpf::print_summary(stderr, s, format);
+			}
 		} else {
 			std::fprintf(stderr,
 				     "{\"events\":%llu,\"events_submitted\":%llu,\"kernel_drops\":%llu,\"output\":{"
@@ -371,11 +384,12 @@ private:
 	std::unique_ptr<tdsbpf::PacketCapture> capture_; // before agg_, which hands it packets
 	std::set<uint16_t> browser_ports_;
 	std::function<void(uint16_t)> on_port_;
-	std::unique_ptr<tdsbpf::Metrics> metrics_;   // before agg_, which counts into it
-	std::set<uint16_t> followed_;		     // ports routed to, logged once each
-	std::unique_ptr<tdsbpf::Outlet> out_;	     // --output
-	std::unique_ptr<tdsbpf::Outlet> events_out_; // --events-output
-	tdsbpf::Outlet* events_to_ = nullptr;	     // where raw events go, if anywhere
+	std::unique_ptr<tdsbpf::Metrics> metrics_;    // before agg_, which counts into it
+	std::set<uint16_t> followed_;		      // ports routed to, logged once each
+	std::unique_ptr<tdsbpf::Outlet> out_;	      // --output
+	std::unique_ptr<tdsbpf::Outlet> events_out_;  // --events-output
+	std::unique_ptr<tdsbpf::Outlet> summary_out_; // --summary-output
+	tdsbpf::Outlet* events_to_ = nullptr;	      // where raw events go, if anywhere
 	std::unique_ptr<tdsbpf::Sink> sink_;
 	std::unique_ptr<tdsbpf::Aggregator> agg_;
 	uint64_t events_ = 0;
@@ -600,7 +614,8 @@ int run_live(const Options& o)
 		}
 	}
 	const double started_s = static_cast<double>(session->now_ns()) / 1e9;
-	uint64_t metrics_at = 0; // when the page was last published
+	uint64_t metrics_at = 0;		 // when the page was last published
+	uint64_t summary_at = session->now_ns(); // when the summary was last printed (--emit-interval)
 	auto publish_metrics = [&](uint64_t now) {
 		if (!metrics)
 			return;
@@ -646,8 +661,12 @@ int run_live(const Options& o)
 				return false;
 			if (now >= metrics_at + 1'000'000'000ULL)
 				publish_metrics(now);
-			if (g_summary.exchange(false))
+			// on SIGUSR1, and every --emit-interval
+			bool due = o.emit_interval_s && now >= summary_at + o.emit_interval_s * 1'000'000'000ULL;
+			if (g_summary.exchange(false) || due) {
+				summary_at = now;
 				out.summary(session->kernel_drops(), session->kernel_events());
+			}
 			if (g_reopen.exchange(false))
 				out.reopen();
 			if (o.duration_s > 0 && now - start >= static_cast<uint64_t>(o.duration_s * 1e9))
@@ -773,11 +792,18 @@ int main(int argc, char** argv)
 	app.add_option("-f,--format", o.format, "Output: json (NDJSON) or text (timelines)")
 		->check(CLI::IsMember({"json", "text"}));
 	app.add_option("--emit-interval", o.emit_interval_s,
-		       "Also print snapshots of long-lived connections every N seconds (0: never)");
+		       "Also print snapshots of long-lived connections, and the summary, every N seconds (0: never)");
+	app.add_option("--summary-output", o.summary_output,
+		       "Where the summary goes (at exit, on SIGUSR1, every --emit-interval): a SPEC as for --output "
+		       "(default: standard error)")
+		->check(spec)
+		->excludes(events);
 	app.add_option("--idle-timeout", o.idle_timeout_s, "End connections silent for N seconds (0: never)");
 	app.add_option("--max-connections", o.max_connections, "Connections tracked at most (oldest idle evicted)")
 		->check(CLI::Range(std::size_t{1}, std::size_t{1} << 26));
-	app.add_flag("--redact", o.redact, "Hide NTLM domain, user and workstation names");
+	app.add_flag("--redact", o.redact,
+		     "Hide NTLM domain, user and workstation names, the LOGIN7's host, application and user names, "
+		     "and error message texts");
 	app.add_option("--slow-login-ms", o.slow_login_ms, "A login slower than this is diagnosed slow")
 		->check(CLI::Range(1u, 3'600'000u));
 	auto* duration =

@@ -1437,5 +1437,75 @@ TEST(Pooling, ChurnOfAThousandConnectionsAMinute)
 		EXPECT_FALSE(has_diagnosis(c, "connection_churn"));
 }
 
+
+// The summary by server endpoint and by client address: connections that
+// ended, their login outcomes, methods, encryption, resets and login times;
+// clients ranked by connections, and as a text table.
+TEST(Summary, ByServerAndByClient)
+{
+	tdsbpf::test::CollectSink sink;
+	tdsbpf::Aggregator agg({}, sink);
+	auto login_ok = [](const char* client, uint16_t port, const char* server, double t0) {
+		Trace t(client, port, server, 1433);
+		t.syn(t0, 1)
+			.synack(t0 + 0.001, 2, 2)
+			.hs_ack(t0 + 0.002, 2, 3)
+			.prelogin(t0 + 0.003, C2S, 18, 0, 0, TDS_ENCRYPT_OFF, 0)
+			.prelogin(t0 + 0.004, S2C, 16, 0, 0, TDS_ENCRYPT_NOT_SUP, TDSBPF_VALUE_ABSENT)
+			.login7(t0 + 0.005, 0x74000004, false, TDSBPF_SSPI_NONE)
+			.loginack(t0 + 0.010, 0x74000004, 16, 0, 4000, 55)
+			.fin(t0 + 0.100, C2S, 0, 0)
+			.fin(t0 + 0.101, S2C, 0, 0)
+			.close_ack(t0 + 0.102, C2S, 0, 0);
+		return t;
+	};
+	feed(agg, login_ok("192.0.2.10", 50001, "192.0.2.20", 0).records());
+	feed(agg, login_ok("192.0.2.10", 50002, "192.0.2.20", 1).records());
+	feed(agg, login_ok("192.0.2.11", 50003, "192.0.2.21", 2).records());
+	Trace bad("192.0.2.10", 50004, "192.0.2.20", 1433);
+	bad.syn(3, 1)
+		.synack(3.001, 2, 2)
+		.hs_ack(3.002, 2, 3)
+		.prelogin(3.003, C2S, 18, 0, 0, TDS_ENCRYPT_OFF, 0)
+		.prelogin(3.004, S2C, 16, 0, 0, TDS_ENCRYPT_NOT_SUP, TDSBPF_VALUE_ABSENT)
+		.login7(3.005, 0x74000004, false, TDSBPF_SSPI_NONE)
+		.login_error(3.030, 18456, 1, 14)
+		.rst(3.031, S2C, 0, 0);
+	feed(agg, bad.records());
+	agg.finish(tdsbpf::test::kBaseNs + 60'000'000'000ull);
+	tdsbpf::Summary s = agg.summary();
+	ASSERT_EQ(s.servers.size(), 2u);
+	const auto& a = s.servers[0]; // the most connections first
+	ASSERT_TRUE(a.login_outcome.count("success") && a.login_outcome.count("failed") && a.auth_method.count("sql") &&
+		    a.encryption.count("off") && a.diagnoses.count("login_failed"))
+		<< nlohmann::json::parse(tdsbpf::format_summary(s, tdsbpf::OutputFormat::json)).dump(1);
+	EXPECT_EQ(a.endpoint, "192.0.2.20:1433");
+	EXPECT_EQ(a.connections, 3u);
+	EXPECT_EQ(a.login_outcome.at("success"), 2u);
+	EXPECT_EQ(a.login_outcome.at("failed"), 1u);
+	EXPECT_EQ(a.auth_method.at("sql"), 3u);
+	EXPECT_EQ(a.encryption.at("off"), 3u);
+	EXPECT_EQ(a.resets, 1u);
+	EXPECT_EQ(a.logins_timed, 3u);
+	EXPECT_NEAR(a.login_p50_ms, 10.0, 10.0 * 0.04);
+	EXPECT_NEAR(a.login_p99_ms, 30.0, 30.0 * 0.04);
+	EXPECT_EQ(a.diagnoses.at("login_failed"), 1u);
+	EXPECT_EQ(s.servers[1].endpoint, "192.0.2.21:1433");
+	EXPECT_EQ(s.servers[1].connections, 1u);
+	ASSERT_EQ(s.clients.size(), 2u);
+	EXPECT_EQ(s.clients[0].endpoint, "192.0.2.10");
+	EXPECT_EQ(s.clients[0].connections, 3u);
+	EXPECT_EQ(s.clients[1].endpoint, "192.0.2.11");
+
+	auto j = nlohmann::json::parse(tdsbpf::format_summary(s, tdsbpf::OutputFormat::json));
+	EXPECT_EQ(j["servers"][0]["server"], "192.0.2.20:1433");
+	EXPECT_EQ(j["servers"][0]["login_ms"]["count"], 3);
+	EXPECT_EQ(j["clients"][1]["client.address"], "192.0.2.11");
+	std::string text = tdsbpf::format_summary(s, tdsbpf::OutputFormat::text);
+	EXPECT_NE(text.find("by server"), std::string::npos) << text;
+	EXPECT_NE(text.find("192.0.2.20:1433"), std::string::npos) << text;
+	EXPECT_NE(text.find("success=2 failed=1"), std::string::npos) << text;
+}
+
 } // namespace
 } // namespace tdsbpf::test

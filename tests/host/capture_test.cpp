@@ -1128,6 +1128,24 @@ TEST(CapturesBinary, LoginNamesAndReplyTextAsTsharkReadsThem)
 	EXPECT_TRUE(connections(ndjson(e.out))[0]["login"]["client_names"].is_null());
 }
 
+// docs/connections.md's text summary is what `--read --format text` of the
+// capture it names prints on standard error (less the read's info line).
+TEST(CapturesBinary, TheDocumentedSummaryIsWhatItPrints)
+{
+	NEED_CAPTURES();
+	std::string block = labtest::fenced_block(
+		TDSBPF_CONNECTIONS_DOC, "In the text view (`tdsbpf --read sql2000-tds71-full-connection.pcap");
+	ASSERT_FALSE(block.empty()) << TDSBPF_CONNECTIONS_DOC;
+	Proc r = tdsbpf_read(cap(kSql2000), "--format text");
+	ASSERT_EQ(r.rc, 0) << r.err;
+	std::string err;
+	std::istringstream in(r.err);
+	for (std::string line; std::getline(in, line);)
+		if (line.rfind("info:", 0) != 0)
+			err += line + "\n";
+	EXPECT_EQ(block, err);
+}
+
 // docs/connections.md's example record is what `--read` of the capture it
 // names prints, field for field: the documentation cannot fall behind.
 TEST(CapturesBinary, TheDocumentedExampleIsTheRecordOfItsCapture)

@@ -468,3 +468,51 @@ TEST_F(OutputsTest, SighupReopensTheMovedFile)
 }
 
 } // namespace
+
+// The summary on its own sink: at every --emit-interval while tdsbpf runs,
+// and at exit, each with the servers and clients whose connections ended.
+TEST_F(OutputsTest, SummaryEveryIntervalOnItsOwnSink)
+{
+	std::string file = dir_.file("summaries.ndjson"), records = dir_.file("records.ndjson");
+	ASSERT_TRUE(start_tracer(
+		{"--output", "file:" + records, "--summary-output", "file:" + file, "--emit-interval", "1"}))
+		<< tracer_log();
+	ASSERT_EQ(logins(3), 3u);
+	auto summaries = [&] {
+		std::vector<nlohmann::json> v;
+		std::ifstream in(file);
+		for (std::string line; std::getline(in, line);)
+			if (!line.empty())
+				v.push_back(nlohmann::json::parse(line));
+		return v;
+	};
+	// the three connections ended (their records are out), then a periodic summary counts them
+	ASSERT_TRUE(wait_until([&] { return labtest::read_connection_records(records).size() == 3; }, 20000ms))
+		<< tracer_log();
+	ASSERT_TRUE(wait_until(
+		[&] {
+			auto v = summaries();
+			return !v.empty() && !v.back()["servers"].empty() &&
+			       v.back()["servers"][0]["connections"].get<int>() == 3;
+		},
+		10000ms))
+		<< tracer_log();
+	size_t periodic = summaries().size();
+	ASSERT_EQ(stop_tracer(), 0) << tracer_log();
+	auto v = summaries();
+	EXPECT_GT(v.size(), periodic) << "no summary at exit";
+	const auto& last = v.back();
+	EXPECT_EQ(last["tdsbpf.record"], "summary");
+	ASSERT_EQ(last["servers"].size(), 1u) << last.dump();
+	const auto& s = last["servers"][0];
+	EXPECT_EQ(s["server"], lab_->server_ip() + ":1433");
+	EXPECT_EQ(s["connections"], 3);
+	EXPECT_EQ(s["login_outcome"]["success"], 3);
+	EXPECT_EQ(s["login_ms"]["count"], 3);
+	EXPECT_GT(s["login_ms"]["p99"].get<double>(), 0.0);
+	ASSERT_EQ(last["clients"].size(), 1u);
+	EXPECT_EQ(last["clients"][0]["client.address"], lab_->client_ip());
+	EXPECT_EQ(last["clients"][0]["connections"], 3);
+	// not in the log
+	EXPECT_EQ(tracer_log().find("\"tdsbpf.record\":\"summary\""), std::string::npos) << tracer_log();
+}

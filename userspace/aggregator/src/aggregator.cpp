@@ -12,6 +12,7 @@
 // buffer a heap in a vector, the LRU lists are spliced in place, and a
 // record is rendered into buffers that are reused.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <deque>
 #include <list>
@@ -152,6 +153,70 @@ struct Aggregator::Impl {
 	uint64_t ifnames_at = 0;
 
 	BrowserTracker browser;
+
+	// The summary by server endpoint and by client address, of the
+	// connections that ended. Client addresses past kMaxClients count as
+	// "other" (a flood of addresses cannot grow this without bound).
+	struct EndpointStats {
+		EndpointSummary s;
+		LatencyHistogram login;
+	};
+	static constexpr size_t kMaxClients = 4096;
+	absl::flat_hash_map<std::string, EndpointStats> by_server, by_client;
+
+	void count_endpoint(const Connection& c, const std::vector<Diagnosis>& diags)
+	{
+		std::string server = endpoint_string(c.key.server_addr, c.key.family, c.key.server_port);
+		std::string client = addr_string(c.key.client_addr, c.key.family);
+		if (by_client.size() >= kMaxClients && !by_client.contains(client))
+			client = "other";
+		auto d = c.login_duration_ns();
+		for (EndpointStats* e : {&by_server[server], &by_client[client]}) {
+			EndpointSummary& s = e->s;
+			s.connections++;
+			s.login_outcome[login_outcome_name(c.login.outcome)]++;
+			if (c.login.outcome == LoginOutcome::success || c.login.outcome == LoginOutcome::failed)
+				s.auth_method[auth_method_name(c.auth.method)]++;
+			s.encryption[encryption_name(c.encryption())]++;
+			if (c.tls.server_version)
+				s.tls_version[tls_version_name(c.tls.server_version)]++;
+			if (!c.mars.sessions().empty())
+				s.mars++;
+			if (c.login.routing_seen)
+				s.redirects++;
+			if (c.close.kind == CloseKind::reset)
+				s.resets++;
+			s.retransmissions += c.tcp.retrans(0) + c.tcp.retrans(1);
+			for (const auto& dg : diags)
+				s.diagnoses[dg.code]++;
+			if (d)
+				e->login.add(*d);
+		}
+	}
+
+	static std::vector<EndpointSummary> endpoint_list(const absl::flat_hash_map<std::string, EndpointStats>& m,
+							  size_t top)
+	{
+		std::vector<EndpointSummary> v;
+		v.reserve(m.size());
+		for (const auto& [k, e] : m) {
+			EndpointSummary s = e.s;
+			s.endpoint = k;
+			s.logins_timed = e.login.count();
+			if (s.logins_timed) {
+				// to the microsecond, as the records' times
+				s.login_p50_ms = std::round(static_cast<double>(e.login.percentile_ns(50)) / 1e3) / 1e3;
+				s.login_p99_ms = std::round(static_cast<double>(e.login.percentile_ns(99)) / 1e3) / 1e3;
+			}
+			v.push_back(std::move(s));
+		}
+		std::sort(v.begin(), v.end(), [](const EndpointSummary& a, const EndpointSummary& b) {
+			return a.connections != b.connections ? a.connections > b.connections : a.endpoint < b.endpoint;
+		});
+		if (v.size() > top)
+			v.resize(top);
+		return v;
+	}
 
 	Impl(AggregatorConfig c, Sink& s)
 	    : cfg(std::move(c)), sink(s),
@@ -460,6 +525,7 @@ struct Aggregator::Impl {
 		sum.by_close_kind[close_kind_name(c.close.kind)]++;
 		for (const auto& d : diags)
 			sum.by_diagnosis[d.code]++;
+		count_endpoint(c, diags);
 		if (cfg.metrics) {
 			Entry& e = it->second;
 			if (!e.login_counted)
@@ -817,6 +883,8 @@ Summary Aggregator::summary() const
 {
 	Summary s = impl_->sum;
 	s.connections_open = impl_->table.size();
+	s.servers = Impl::endpoint_list(impl_->by_server, SIZE_MAX);
+	s.clients = Impl::endpoint_list(impl_->by_client, 20);
 	return s;
 }
 

@@ -28,6 +28,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <tdsbpf/events.h>
 
@@ -137,6 +138,17 @@ struct OutputSummary {
 };
 
 // What the exit summary (and SIGUSR1) prints.
+// One server endpoint's (or client address's) connections that ended, for
+// the summary: what happened to them, counted.
+struct EndpointSummary {
+	std::string endpoint; // server "ADDRESS:PORT", client "ADDRESS" ("other" past the cap)
+	uint64_t connections = 0;
+	std::map<std::string, uint64_t> login_outcome, auth_method, encryption, tls_version, diagnoses;
+	uint64_t mars = 0, redirects = 0, resets = 0, retransmissions = 0;
+	uint64_t logins_timed = 0;		   // logins with a duration
+	double login_p50_ms = 0, login_p99_ms = 0; // of those (3.2 % relative error)
+};
+
 struct Summary {
 	uint64_t events = 0;		// events taken by on_event
 	uint64_t events_submitted = 0;	// put out by the kernel (or the capture walk), from note_submitted
@@ -153,6 +165,8 @@ struct Summary {
 	std::map<std::string, uint64_t> by_login_outcome;
 	std::map<std::string, uint64_t> by_close_kind;
 	std::map<std::string, uint64_t> by_diagnosis;
+	// by server endpoint (all), and the clients with the most connections
+	std::vector<EndpointSummary> servers, clients;
 	std::optional<OutputSummary> output;	    // the records' (--output)
 	std::optional<OutputSummary> events_output; // the raw events' (--events-output)
 };
