@@ -241,10 +241,16 @@ json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts, bool redact
 			      {"keepalives", {s.keepalives[0], s.keepalives[1]}},
 			      {"zero_windows", {s.zero_windows[0], s.zero_windows[1]}},
 			      {"duplicates_ignored", {s.duplicates[0], s.duplicates[1]}},
+			      {"largest_segment", {s.largest[0], s.largest[1]}},
 			      {"final", s.final != 0}};
 		break;
 	}
 	case TDSBPF_EV_TCP_RETRANS: j["retransmitted_bytes"] = ev.u.tcp.retrans_bytes; break;
+	case TDSBPF_EV_TCP_RST:
+		j["ttl"] = ev.u.tcp.ttl;
+		if (ev.u.tcp.usual_ttl)
+			j["usual_ttl"] = ev.u.tcp.usual_ttl;
+		break;
 	case TDSBPF_EV_TCP_SYN:
 	case TDSBPF_EV_TCP_SYNACK:
 		if (ev.u.tcp.cgroup_id)

@@ -292,14 +292,18 @@ struct tdsbpf_stats {
 	__u32 zero_windows[2];
 	__u64 first_ns;
 	__u8 final; /* 1 when sent on close */
-	__u8 pad[7];
+	__u8 pad;
+	__u16 largest[2]; /* the largest TCP payload of one segment per direction (as seen: GRO joins) */
+	__u16 pad2;
 	/* second sightings of packets already counted, left out of every count above */
 	__u32 duplicates[2];
 };
 
 struct tdsbpf_tcp {
 	__u32 retrans_bytes; /* RETRANS: bytes already seen */
-	__u32 pad;
+	__u8 ttl;	     /* RST: its IP TTL (hop limit) */
+	__u8 usual_ttl;	     /* RST: the TTL of the packet before it from the same side (0: none) */
+	__u16 pad;
 	/*
 	 * SYN and SYN+ACK seen leaving this host (tc egress): the cgroup v2 id
 	 * of the local socket (the listener's for a SYN+ACK); 0 elsewhere.

@@ -56,8 +56,10 @@ struct tdsbpf_dir_state {
 	__u32 retrans;
 	__u32 keepalives;
 	__u32 zero_windows;
-	__u32 dups; /* second sightings of its packets, not counted */
-	__u32 pad2;
+	__u32 dups;    /* second sightings of its packets, not counted */
+	__u16 largest; /* the largest payload of one of its segments */
+	__u8 ttl;      /* the IP TTL (hop limit) of its last packet */
+	__u8 pad2;
 };
 
 struct tdsbpf_flow {
@@ -88,7 +90,8 @@ struct tdsbpf_l4 {
 	__u8 vlan_valid;
 	__u16 client_port;
 	__u16 server_port;
-	__u16 pad;
+	__u8 ttl; /* IP TTL, or IPv6 hop limit */
+	__u8 pad;
 };
 
 /* Bytes of a message the parsers look at, at most (see parse.h). */

@@ -209,6 +209,9 @@ TDSBPF_INLINE int tdsbpf_short_path(struct tdsbpf_pkt *p, const struct tdsbpf_l4
 		return 0;
 	ds->packets++;
 	ds->bytes += plen;
+	if (plen > ds->largest)
+		ds->largest = (__u16)(plen > 0xffff ? 0xffff : plen);
+	ds->ttl = l4->ttl;
 	ds->zero_window = 0;
 	tdsbpf_note_ack(ds, l4);
 	if (plen)

@@ -1507,5 +1507,89 @@ TEST(Summary, ByServerAndByClient)
 	EXPECT_NE(text.find("success=2 failed=1"), std::string::npos) << text;
 }
 
+
+// The network's findings: a RST whose TTL is not its side's, a RST after one
+// segment went out again and again, a LOGINACK after the client gave up, an
+// NTLM login without a user.
+TEST(Diagnosis, ResetsAndNetworkFindings)
+{
+	auto opened = [](uint16_t port) {
+		Trace t("192.0.2.10", port, "192.0.2.20", 1433);
+		t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3);
+		return t;
+	};
+	// a RST from the server's side with TTL 250 where its packets had 61
+	Trace inj = opened(50400);
+	inj.request(0.01, TDS_SQL_BATCH).response(0.012).rst(5.0, S2C, 0, 0);
+	inj.last().base().u.tcp.ttl = 250;
+	inj.last().base().u.tcp.usual_ttl = 61;
+	auto r = run(inj.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_TRUE(has_diagnosis(r[0], "reset_injected")) << r[0]["diagnoses"].dump();
+	EXPECT_EQ(r[0]["close"]["reset_ttl"]["ttl"], 250);
+	EXPECT_EQ(r[0]["close"]["reset_ttl"]["usual_ttl"], 61);
+	// the same TTL (or one hop off): the server's own
+	Trace own = opened(50401);
+	own.request(0.01, TDS_SQL_BATCH).response(0.012).rst(5.0, S2C, 0, 0);
+	own.last().base().u.tcp.ttl = 62;
+	own.last().base().u.tcp.usual_ttl = 61;
+	r = run(own.records());
+	EXPECT_FALSE(has_diagnosis(r[0], "reset_injected")) << r[0]["diagnoses"].dump();
+
+	// the server sends one 1448-byte segment five times, then the client resets
+	Trace stuck = opened(50402);
+	stuck.request(0.01, TDS_SQL_BATCH).response(0.012).stats(0.5, 100, 900, 3, 3, false);
+	for (int i = 0; i < 5; i++) {
+		stuck.retrans(1.0 + i, S2C);
+		stuck.last().base().seq = 777000;
+		stuck.last().base().payload_len = 1448;
+	}
+	stuck.rst(9.0, C2S, 0, 0);
+	r = run(stuck.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_TRUE(has_diagnosis(r[0], "reset_after_retransmissions")) << r[0]["diagnoses"].dump();
+	std::string d = r[0]["diagnoses"].dump();
+	EXPECT_NE(d.find("1448 bytes) 5 times"), std::string::npos) << d;
+	EXPECT_NE(d.find("path MTU"), std::string::npos) << d;
+	// retransmissions of different segments: loss, not a dead path
+	Trace lossy = opened(50403);
+	lossy.request(0.01, TDS_SQL_BATCH).response(0.012);
+	for (int i = 0; i < 5; i++) {
+		lossy.retrans(1.0 + i, S2C);
+		lossy.last().base().seq = 777000 + 1448 * i;
+		lossy.last().base().payload_len = 1448;
+	}
+	lossy.rst(9.0, C2S, 0, 0);
+	r = run(lossy.records());
+	EXPECT_FALSE(has_diagnosis(r[0], "reset_after_retransmissions")) << r[0]["diagnoses"].dump();
+
+	// the client closes at 15 s, the LOGINACK comes at 15.2 s
+	Trace late = opened(50404);
+	late.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_NOT_SUP, 0)
+		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_NOT_SUP, TDSBPF_VALUE_ABSENT)
+		.login7(0.005, 0x74000004, false, TDSBPF_SSPI_NONE)
+		.fin(15.0, C2S, 0, 0)
+		.loginack(15.2, 0x74000004, 16, 0, 4000, 55)
+		.rst(15.201, C2S, 0, 0);
+	r = run(late.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_TRUE(has_diagnosis(r[0], "late_login_ack")) << r[0]["diagnoses"].dump();
+	EXPECT_NE(r[0]["diagnoses"].dump().find("200.0 ms after the client had closed"), std::string::npos)
+		<< r[0]["diagnoses"].dump();
+
+	// NTLM without a user
+	Trace anon = opened(50405);
+	anon.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_NOT_SUP, 0)
+		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_NOT_SUP, TDSBPF_VALUE_ABSENT)
+		.login7(0.005, 0x74000004, true, TDSBPF_SSPI_NTLM)
+		.sspi_challenge(0.006)
+		.ntlm_auth(0.007, "", "", "WS9")
+		.login_error(0.010, 18452, 1, 14)
+		.fin(0.011, S2C, 0, 0);
+	r = run(anon.records());
+	ASSERT_EQ(r.size(), 1u);
+	EXPECT_TRUE(has_diagnosis(r[0], "ntlm_anonymous")) << r[0]["diagnoses"].dump();
+}
+
 } // namespace
 } // namespace tdsbpf::test

@@ -65,6 +65,22 @@ TDSBPF_NOINLINE void tdsbpf_emit_tcp(struct tdsbpf_walk *w, __u8 kind, int urgen
 		tdsbpf_submit(w->p, ev, urgent);
 }
 
+/*
+ * A RST, with its IP TTL and the TTL of the packet before it from the same
+ * side: a device on the path that injects a RST rarely sits as many hops
+ * away as the peer.
+ */
+TDSBPF_NOINLINE void tdsbpf_emit_rst(struct tdsbpf_walk *w, __u32 usual_ttl)
+{
+	struct tdsbpf_event *ev = tdsbpf_begin(w, TDSBPF_EV_TCP_RST);
+
+	if (!ev)
+		return;
+	ev->u.tcp.ttl = w->l4->ttl;
+	ev->u.tcp.usual_ttl = (__u8)usual_ttl;
+	tdsbpf_submit(w->p, ev, 1);
+}
+
 /* A SYN or SYN+ACK: with the local socket's cgroup when it leaves this host. */
 TDSBPF_NOINLINE void tdsbpf_emit_open(struct tdsbpf_walk *w, __u8 kind)
 {
@@ -94,6 +110,7 @@ TDSBPF_NOINLINE void tdsbpf_emit_stats(struct tdsbpf_walk *w, __u8 final)
 		ev->u.stats.keepalives[i] = f->d[i].keepalives;
 		ev->u.stats.zero_windows[i] = f->d[i].zero_windows;
 		ev->u.stats.duplicates[i] = f->d[i].dups;
+		ev->u.stats.largest[i] = f->d[i].largest;
 	}
 	ev->u.stats.first_ns = f->first_ns;
 	ev->u.stats.final = final;

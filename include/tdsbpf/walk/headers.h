@@ -103,6 +103,7 @@ TDSBPF_INLINE int tdsbpf_parse_headers(struct tdsbpf_pkt *p, struct tdsbpf_l4 *l
 		/* GSO super-packets and BIG TCP can carry tot_len 0 */
 		ip_end = tot ? off + tot : p->pkt_len;
 		l4->family = 4;
+		l4->ttl = ip->ttl;
 		off += ihl & 0x3c;
 	} else if (proto == tdsbpf_ntohs(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (struct ipv6hdr *)((__u8 *)data + off);
@@ -116,6 +117,7 @@ TDSBPF_INLINE int tdsbpf_parse_headers(struct tdsbpf_pkt *p, struct tdsbpf_l4 *l
 		pl = tdsbpf_ntohs(ip6->payload_len);
 		ip_end = pl ? off + 40 + pl : p->pkt_len;
 		l4->family = 6;
+		l4->ttl = ip6->hop_limit;
 		off += 40;
 	} else {
 		return -1;

@@ -28,6 +28,7 @@ TDSBPF_NOINLINE void tdsbpf_tcp(struct tdsbpf_walk *w)
 	struct tdsbpf_dir_state *ds = &f->d[dir];
 	struct tdsbpf_dir_state *os = &f->d[other];
 	__u8 fl = w->l4->flags;
+	__u32 usual_ttl;
 	__u32 plen = w->l4->plen;
 	__u32 seq = w->l4->seq;
 	__u32 skip = 0;
@@ -44,10 +45,14 @@ TDSBPF_NOINLINE void tdsbpf_tcp(struct tdsbpf_walk *w)
 	}
 	ds->packets++;
 	ds->bytes += plen;
+	if (plen > ds->largest)
+		ds->largest = (__u16)(plen > 0xffff ? 0xffff : plen);
+	usual_ttl = ds->ttl;
+	ds->ttl = w->l4->ttl;
 	tdsbpf_note_ack(ds, w->l4);
 
 	if (fl & TDSBPF_TCP_RST) {
-		tdsbpf_emit_tcp(w, TDSBPF_EV_TCP_RST, 1);
+		tdsbpf_emit_rst(w, usual_ttl);
 		tdsbpf_close_flow(w);
 		return;
 	}

@@ -185,6 +185,12 @@ struct TcpState {
 	uint64_t last_keepalive_ns = 0; // the last one before the close began
 	bool stats_seen = false;
 	tdsbpf_stats stats{}; // the kernel's flow counters (last FLOW_STATS)
+	// Retransmissions of one segment in a row, per direction: the segment
+	// (its sequence and size) and how many times it went again.
+	uint32_t stuck_seq[2] = {0, 0};
+	uint16_t stuck_len[2] = {0, 0};
+	uint16_t stuck_times[2] = {0, 0};
+	uint64_t stuck_last_ns[2] = {0, 0};
 
 	// Counts from events and from the kernel's counters, whichever saw more.
 	uint64_t retrans(int dir) const;
@@ -406,6 +412,10 @@ struct CloseState {
 	int first_rst_dir = kNoSide;
 	uint64_t fin_ns[2] = {0, 0};
 	uint64_t rst_ns = 0;
+	uint8_t rst_ttl = 0, rst_usual_ttl = 0; // the first RST's IP TTL, and its side's packets' before it (0: none)
+	// when the first RST came: the segment some side had sent again and again just before
+	int rst_stuck_dir = kNoSide;
+	uint16_t rst_stuck_times = 0, rst_stuck_len = 0;
 	uint64_t start_ns = 0;	       // when the close began
 	uint64_t pending_since_ns = 0; // the oldest request waiting then
 	Phase phase = Phase::none;     // the phase the close began in

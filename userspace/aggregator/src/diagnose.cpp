@@ -404,6 +404,73 @@ void retransmissions(Findings& f)
 	      ull(r0 + r1), ull(r0), ull(r1), share);
 }
 
+// A RST whose IP TTL is not its side's: a device on the path made it. The
+// same sender's packets keep one TTL; a route change moves it by a hop or
+// so, so a difference of 2 or more is asked for.
+void reset_injected(Findings& f)
+{
+	const CloseState& cl = f.c.close;
+	if (cl.first_rst_dir < 0 || !cl.rst_usual_ttl || !cl.rst_ttl)
+		return;
+	int diff = static_cast<int>(cl.rst_ttl) - static_cast<int>(cl.rst_usual_ttl);
+	if (diff > -2 && diff < 2)
+		return;
+	const char* side = side_name(cl.first_rst_dir);
+	f.add("reset_injected", "warning",
+	      "The reset from the %s's side came with IP TTL %u, while the %s's other packets had TTL %u: it was most likely made by a device on the path (a firewall, load balancer or intrusion prevention system closing the connection), not by the %s. Owner: the network. Look for an idle or policy timeout on the devices between client and server at this time.",
+	      side, cl.rst_ttl, side, cl.rst_usual_ttl, side);
+}
+
+// A RST after the same segment went out again and again: the path stopped
+// carrying it.
+void reset_after_retransmissions(Findings& f)
+{
+	const CloseState& cl = f.c.close;
+	if (cl.first_rst_dir < 0 || cl.rst_stuck_dir < 0 || cl.rst_stuck_times < 3)
+		return;
+	const TcpState& t = f.c.tcp;
+	uint16_t largest = t.stats_seen ? t.stats.largest[cl.rst_stuck_dir ^ 1] : 0;
+	bool full_size = cl.rst_stuck_len >= 1200 && cl.rst_stuck_len > largest;
+	f.add("reset_after_retransmissions", "error",
+	      "The %s sent one segment (%u bytes) %u times without its being acknowledged, then the %s reset the connection: the path stopped delivering packets%s. Owner: the network.%s",
+	      side_name(cl.rst_stuck_dir), cl.rst_stuck_len, cl.rst_stuck_times, side_name(cl.first_rst_dir),
+	      full_size ? ", and this was a full-size segment larger than any the other side got through" : "",
+	      full_size
+		      ? " Check the path MTU (a device dropping large packets without an ICMP answer, a VPN or tunnel lowering it)."
+		      : " Check the links and devices between client and server at this time.");
+}
+
+// The LOGINACK came after the client had closed: it gave up on the login.
+void late_login_ack(Findings& f)
+{
+	const Connection& c = f.c;
+	if (!c.login.ack_seen)
+		return;
+	uint64_t gave_up = 0;
+	if (c.close.fin[kC2S])
+		gave_up = c.close.fin_ns[kC2S];
+	if (c.close.first_rst_dir == kC2S && (!gave_up || c.close.rst_ns < gave_up))
+		gave_up = c.close.rst_ns;
+	if (!gave_up || gave_up >= c.login.ack_ns)
+		return;
+	uint64_t start = c.tcp.syn_ns ? c.tcp.syn_ns : c.login.start_ns;
+	f.add("late_login_ack", "warning",
+	      "The server accepted the login %.1f ms after the client had closed the connection (%.1f ms after %s): the client gave up first, its login timeout shorter than the %.1f ms the server took. Owner: the server's login path (see the waterfall: authentication, a slow domain controller, a busy server); a longer login timeout on the client only hides it.",
+	      ms(c.login.ack_ns - gave_up), start ? ms(gave_up - start) : 0.0, c.tcp.syn_ns ? "its SYN" : "its LOGIN7",
+	      start ? ms(c.login.ack_ns - start) : 0.0);
+}
+
+// An NTLM AUTHENTICATE without a user: an anonymous login.
+void ntlm_anonymous(Findings& f)
+{
+	const AuthState& a = f.c.auth;
+	const AuthState::NtlmNames* n = a.ntlm.get();
+	if (!a.ntlm_seen || !n || !n->user.empty())
+		return;
+	f.add("ntlm_anonymous", "warning",
+	      "The NTLM AUTHENTICATE carried no user name: an anonymous login, which SQL Server refuses. Owner: the client: the process had no Windows credentials to offer (a local or service account without a domain identity, a double hop without delegation). Run it as a domain account, or use Kerberos delegation.");
+}
+
 void zero_window(Findings& f)
 {
 	uint64_t z0 = f.c.tcp.zero_windows(kC2S), z1 = f.c.tcp.zero_windows(kS2C);
@@ -513,6 +580,10 @@ constexpr RuleRow kRules[] = {
 	{evicted, false},
 	{attention, false},
 	{retransmissions, false},
+	{reset_injected, false},
+	{reset_after_retransmissions, false},
+	{late_login_ack, false},
+	{ntlm_anonymous, false},
 	{zero_window, false},
 	{framing_lost, false},
 	{non_pooled_client, true},

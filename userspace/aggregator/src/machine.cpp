@@ -211,6 +211,18 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 			if (c.close.first_rst_dir < 0) {
 				c.close.first_rst_dir = dir;
 				c.close.rst_ns = ts;
+				c.close.rst_ttl = ev.u.tcp.ttl;
+				c.close.rst_usual_ttl = ev.u.tcp.usual_ttl;
+				// a segment sent again and again in the last minute, unanswered
+				for (int d = 0; d < 2; d++) {
+					const TcpState& t = c.tcp;
+					if (t.stuck_times[d] > c.close.rst_stuck_times &&
+					    ts - t.stuck_last_ns[d] <= 60'000'000'000ull) {
+						c.close.rst_stuck_dir = d;
+						c.close.rst_stuck_times = t.stuck_times[d];
+						c.close.rst_stuck_len = t.stuck_len[d];
+					}
+				}
 			}
 		}
 		enter(c, Phase::close, ts);
@@ -225,7 +237,18 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 		if (!c.close.start_ns)
 			c.tcp.last_keepalive_ns = ts;
 		break;
-	case TDSBPF_EV_TCP_RETRANS: c.tcp.retrans_events[dir]++; break;
+	case TDSBPF_EV_TCP_RETRANS:
+		c.tcp.retrans_events[dir]++;
+		if (c.tcp.stuck_times[dir] && c.tcp.stuck_seq[dir] == ev.seq) {
+			if (c.tcp.stuck_times[dir] < UINT16_MAX)
+				c.tcp.stuck_times[dir]++;
+		} else {
+			c.tcp.stuck_seq[dir] = ev.seq;
+			c.tcp.stuck_times[dir] = 1;
+			c.tcp.stuck_len[dir] = static_cast<uint16_t>(std::min<uint32_t>(ev.payload_len, UINT16_MAX));
+		}
+		c.tcp.stuck_last_ns[dir] = ts;
+		break;
 	case TDSBPF_EV_TCP_ZERO_WINDOW: c.tcp.zero_window_events[dir]++; break;
 	case TDSBPF_EV_FLOW_STATS:
 		c.tcp.stats = ev.u.stats;

@@ -279,7 +279,9 @@ void on_login7(Connection& c, const tdsbpf_login7& l, uint64_t ts)
 
 void on_reply(Connection& c, const tdsbpf_reply& r, const tdsbpf_tds& t, uint64_t ts)
 {
-	bool in_login = phase_rank(c.phase) < phase_rank(Phase::active) && c.phase != Phase::close;
+	// a login reply can come after the client began to close (it gave up)
+	Phase before = c.phase == Phase::close ? c.close.phase : c.phase;
+	bool in_login = phase_rank(before) < phase_rank(Phase::active);
 	if (!c.login.spid && t.spid)
 		c.login.spid = t.spid; // the session's id, as the server's error log and sys.dm_exec_sessions show it
 	if (r.tokens & TDSBPF_TOK_PACKETSIZE && r.packet_size)

@@ -483,6 +483,16 @@ void RecordWriter::close()
 	else
 		w_.null_member("phase");
 	time_or_null("time", cl.start_ns);
+	if (cl.first_rst_dir >= 0 && cl.rst_ttl) {
+		w_.key("reset_ttl").begin_object().member("ttl", cl.rst_ttl);
+		if (cl.rst_usual_ttl)
+			w_.member("usual_ttl", cl.rst_usual_ttl);
+		else
+			w_.null_member("usual_ttl");
+		w_.end_object();
+	} else {
+		w_.null_member("reset_ttl");
+	}
 	w_.member("after_keepalives",
 		  c_.tcp.keepalive_total() > 0 && c_.tcp.last_keepalive_ns >= c_.last_payload_ns && cl.start_ns != 0);
 	if (cl.start_ns && c_.last_payload_ns && cl.start_ns >= c_.last_payload_ns)
@@ -503,8 +513,12 @@ void RecordWriter::tcp()
 		dir_pair("bytes", t.stats.bytes[0], t.stats.bytes[1]);
 		dir_pair("packets", t.stats.packets[0], t.stats.packets[1]);
 		dir_pair("duplicates_ignored", t.stats.duplicates[0], t.stats.duplicates[1]);
+		dir_pair("largest_segment", t.stats.largest[0], t.stats.largest[1]);
 	} else {
-		w_.null_member("bytes").null_member("packets").null_member("duplicates_ignored");
+		w_.null_member("bytes")
+			.null_member("packets")
+			.null_member("duplicates_ignored")
+			.null_member("largest_segment");
 	}
 	w_.member("syn_count", t.syn_count);
 	if (t.syn_ns && t.hs_ack_ns >= t.syn_ns)
