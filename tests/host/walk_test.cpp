@@ -1500,6 +1500,10 @@ TEST(Texts, NamesDatabaseAndMessagesReachTheRecord)
 				  cat({tok_env_database("sales"),
 				       tok_error(5701, 2, 0, "Changed database context to 'sales'.", 0xab),
 				       tok_loginack(0x74000004, {16, 0, 0x10, 0x87}), tok_done(0, 0, 0)}))),
+		k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("INSERT dbo.y VALUES (1)"))),
+		k.data(false, tds(TDS_REPLY, 1,
+				  cat({tok_error(2627, 1, 14, "Violation of PRIMARY KEY constraint 'pk_y'."),
+				       tok_done(0x02, 0, 0)}))),
 		k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("SELECT * FROM dbo.x"))),
 		k.data(false, tds(TDS_REPLY, 1,
 				  cat({tok_error(208, 1, 16, "Invalid object name 'dbo.x'."), tok_done(0x02, 0, 0)}))),
@@ -1523,6 +1527,8 @@ TEST(Texts, NamesDatabaseAndMessagesReachTheRecord)
 	EXPECT_EQ(e["message"], "Invalid object name 'dbo.x'.");
 	EXPECT_EQ(e["server"], "SRV1");
 	EXPECT_EQ(e["line"], 1);
+	EXPECT_EQ(r["work"]["errors"], 2);
+	EXPECT_EQ(r.dump().find("pk_y"), std::string::npos); // the earlier error's words gave way
 	EXPECT_EQ(r.dump().find("s3cret"), std::string::npos);
 
 	tdsbpf::AggregatorConfig red;

@@ -105,6 +105,18 @@ std::vector<LoginStep> Connection::login_steps() const
 	return steps;
 }
 
+void Texts::set(Field f, std::string_view v)
+{
+	uint16_t begin = f ? end_[f - 1] : 0, end = end_[f];
+	size_t room = 0xffff - (blob_.size() - (end - begin));
+	if (v.size() > room)
+		v = v.substr(0, room);
+	blob_.replace(begin, end - begin, v);
+	int delta = static_cast<int>(v.size()) - static_cast<int>(end - begin);
+	for (int i = f; i < kFields; i++)
+		end_[i] = static_cast<uint16_t>(end_[i] + delta);
+}
+
 bool Connection::opaque() const
 {
 	Encryption e = encryption();

@@ -328,24 +328,53 @@ struct AuthState {
 	Rare<NtlmNames> ntlm; // set with ntlm_seen
 };
 
-// A server message (an ERROR or INFO token) as read from an excerpt.
-struct ServerMessage {
-	uint32_t number = 0; // 0: none read
-	uint8_t state = 0, cls = 0;
-	uint32_t line = 0;
-	std::string text, server, procedure;
-};
-
 // Text read from excerpts (tdsbpf_excerpt_event): the names a client put in
 // a LOGIN7 in clear, the database and language the server set at login,
-// the server's name from its messages, and the texts of the login's error
-// and the last error. Kept aside: most connections have none of it.
-struct Texts {
+// the server's name from its messages, and the words of the login's error
+// and of the last error. Kept aside (most connections have none of it) and
+// packed: the fields one after another in one string.
+class Texts {
+public:
+	enum Field : uint8_t {
+		kHost,
+		kApp,
+		kUser,
+		kServer,
+		kLibrary,
+		kLanguage,
+		kDatabase,	 // the LOGIN7's
+		kEnvDatabase,	 // ENVCHANGE in the login's reply
+		kEnvLanguage,	 // ditto
+		kServerName,	 // the server's messages' server name
+		kLoginErrorText, // the login's error: its text, server, procedure
+		kLoginErrorServer,
+		kLoginErrorProc,
+		kLastErrorText, // the last error's
+		kLastErrorServer,
+		kLastErrorProc,
+		kFields
+	};
+	// An error's numbers; number 0: none read.
+	struct Message {
+		uint32_t number = 0;
+		uint8_t state = 0, cls = 0;
+		uint32_t line = 0;
+	};
+
+	std::string_view get(Field f) const
+	{
+		uint16_t begin = f ? end_[f - 1] : 0;
+		return std::string_view(blob_).substr(begin, end_[f] - begin);
+	}
+	std::string_view operator[](Field f) const { return get(f); }
+	void set(Field f, std::string_view v);
+
 	bool login7 = false; // a LOGIN7's names were read
-	std::string host, app, user, server, library, language, database;
-	std::string env_database, env_language; // ENVCHANGE in the login's reply
-	std::string server_name;		// the server's messages' server name
-	ServerMessage login_error, last_error;
+	Message login_error, last_error;
+
+private:
+	std::string blob_;
+	uint16_t end_[kFields] = {};
 };
 
 // Request/response pairing state of one stream: the connection without

@@ -50,14 +50,29 @@ void read_login7(Texts& t, Bytes b)
 	if (b.size() < 72)
 		return;
 	t.login7 = true;
-	t.host = login7_field(b, 36);
-	t.user = login7_field(b, 40);
+	t.set(Texts::kHost, login7_field(b, 36));
+	t.set(Texts::kUser, login7_field(b, 40));
 	// 44: the password, blanked in the walk
-	t.app = login7_field(b, 48);
-	t.server = login7_field(b, 52);
-	t.library = login7_field(b, 60);
-	t.language = login7_field(b, 64);
-	t.database = login7_field(b, 68);
+	t.set(Texts::kApp, login7_field(b, 48));
+	t.set(Texts::kServer, login7_field(b, 52));
+	t.set(Texts::kLibrary, login7_field(b, 60));
+	t.set(Texts::kLanguage, login7_field(b, 64));
+	t.set(Texts::kDatabase, login7_field(b, 68));
+}
+
+// An ERROR or INFO token as read.
+struct ServerMessage {
+	Texts::Message numbers;
+	std::string text, server, procedure;
+};
+
+// Keeps a message's numbers and words as the login's error or the last one.
+void keep(Texts& t, bool login, const ServerMessage& m)
+{
+	(login ? t.login_error : t.last_error) = m.numbers;
+	t.set(login ? Texts::kLoginErrorText : Texts::kLastErrorText, m.text);
+	t.set(login ? Texts::kLoginErrorServer : Texts::kLastErrorServer, m.server);
+	t.set(login ? Texts::kLoginErrorProc : Texts::kLastErrorProc, m.procedure);
 }
 
 // A B_VARCHAR (one byte of length in characters) at at; at moves past it.
@@ -79,9 +94,9 @@ ServerMessage read_message(Bytes m, bool tds71)
 	ServerMessage s;
 	if (m.size() < 8)
 		return s;
-	s.number = le32(m, 0);
-	s.state = m[4];
-	s.cls = m[5];
+	s.numbers.number = le32(m, 0);
+	s.numbers.state = m[4];
+	s.numbers.cls = m[5];
 	size_t chars = le16(m, 6);
 	s.text = text_at(m, 8, chars);
 	size_t at = 8 + 2 * chars;
@@ -89,7 +104,7 @@ ServerMessage read_message(Bytes m, bool tds71)
 	s.server = b_varchar(m, at, ok);
 	s.procedure = b_varchar(m, at, ok);
 	if (ok && at + (tds71 ? 2 : 4) <= m.size())
-		s.line = tds71 ? le16(m, at) : le32(m, at);
+		s.numbers.line = tds71 ? le16(m, at) : le32(m, at);
 	return s;
 }
 
@@ -120,7 +135,7 @@ ReplyTexts read_reply(Bytes b, bool tds71)
 				ServerMessage m = read_message(body, tds71);
 				if (r.server_name.empty())
 					r.server_name = m.server;
-				if (token == 0xAA && !r.first_error.number)
+				if (token == 0xAA && !r.first_error.numbers.number)
 					r.first_error = std::move(m);
 			} else if (token == 0xE3 && !body.empty() && (body[0] == 1 || body[0] == 2)) {
 				size_t v = 1;
@@ -169,20 +184,23 @@ void on_excerpt(Connection& c, const tdsbpf_excerpt_event& x)
 	if (x.what != TDSBPF_EXCERPT_REPLY)
 		return;
 	ReplyTexts r = read_reply(b, x.tds71);
+	uint32_t number = r.first_error.numbers.number;
+	bool login_error = number && c.login.error_seen && c.login.error_number == number &&
+			   !(c.texts.get() && c.texts.get()->login_error.number);
+	bool last_error = !login_error && number && c.work.errors && c.work.last_error_number == number;
+	if (!login_error && !last_error && !(r.loginack && (!r.database.empty() || !r.language.empty())) &&
+	    (r.server_name.empty() || (c.texts.get() && !c.texts.get()->get(Texts::kServerName).empty())))
+		return; // nothing to keep: no side structure for it
 	Texts& t = c.texts.mut();
 	if (!r.database.empty() && r.loginack)
-		t.env_database = r.database;
+		t.set(Texts::kEnvDatabase, r.database);
 	if (!r.language.empty() && r.loginack)
-		t.env_language = r.language;
-	if (!r.server_name.empty() && t.server_name.empty())
-		t.server_name = r.server_name;
-	if (!r.first_error.number)
-		return;
+		t.set(Texts::kEnvLanguage, r.language);
+	if (!r.server_name.empty() && t.get(Texts::kServerName).empty())
+		t.set(Texts::kServerName, r.server_name);
 	// The event before this one counted the error: the login's, or work's.
-	if (c.login.error_seen && c.login.error_number == r.first_error.number && !t.login_error.number)
-		t.login_error = std::move(r.first_error);
-	else if (c.work.errors && c.work.last_error_number == r.first_error.number)
-		t.last_error = std::move(r.first_error);
+	if (login_error || last_error)
+		keep(t, login_error, r.first_error);
 }
 
 } // namespace tdsbpf::machine

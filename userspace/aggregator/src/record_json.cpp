@@ -45,29 +45,26 @@ private:
 	void version(std::string_view k, const PreloginSide& p);
 	void encryption_value(std::string_view k, const PreloginSide& p);
 	void bool_option(std::string_view k, const PreloginSide& p, uint8_t v);
-	// An error's numbers, and its words when an excerpt had them (m, the
-	// same number): hidden by --redact, as they name users and values.
-	void error(std::string_view k, uint32_t number, uint8_t state, uint8_t cls, const ServerMessage* m)
+	// An error's numbers, and its words when an excerpt had them (the
+	// login's error or the last one, of the same number): hidden by
+	// --redact, as they name users and values.
+	void error(std::string_view k, uint32_t number, uint8_t state, uint8_t cls, const Texts* tx, bool login)
 	{
 		w_.key(k).begin_object().member("number", number).member("state", state).member("class", cls);
+		const Texts::Message* m = tx ? (login ? &tx->login_error : &tx->last_error) : nullptr;
 		if (m && m->number == number) {
 			bool red = r_.cfg.redact;
-			w_.member("message", red ? std::string_view("<redacted>") : std::string_view(m->text));
-			if (m->server.empty())
-				w_.null_member("server");
-			else
-				w_.member("server", std::string_view(m->server));
-			if (m->procedure.empty())
-				w_.null_member("procedure");
-			else
-				w_.member("procedure", std::string_view(m->procedure));
+			std::string_view text = tx->get(login ? Texts::kLoginErrorText : Texts::kLastErrorText);
+			w_.member("message", red ? std::string_view("<redacted>") : text);
+			text_or_null("server", tx->get(login ? Texts::kLoginErrorServer : Texts::kLastErrorServer));
+			text_or_null("procedure", tx->get(login ? Texts::kLoginErrorProc : Texts::kLastErrorProc));
 			w_.member("line", m->line);
 		} else {
 			w_.null_member("message").null_member("server").null_member("procedure").null_member("line");
 		}
 		w_.end_object();
 	}
-	void text_or_null(std::string_view k, const std::string& v, bool secret = false)
+	void text_or_null(std::string_view k, std::string_view v, bool secret = false)
 	{
 		if (v.empty())
 			w_.null_member(k);
@@ -209,11 +206,12 @@ void RecordWriter::endpoints()
 	// the database the server set at login (else the one the client asked
 	// for), after the instance the client named: OpenTelemetry's form
 	if (const Texts* tx = c_.texts.get()) {
-		const std::string& db = !tx->env_database.empty() ? tx->env_database : tx->database;
+		std::string_view db = !tx->get(Texts::kEnvDatabase).empty() ? tx->get(Texts::kEnvDatabase)
+									    : tx->get(Texts::kDatabase);
 		if (!db.empty()) {
 			std::string_view inst = c_.prelogin.client().instance;
 			bool named = c_.prelogin.client().seen && !inst.empty() && inst != "MSSQLServer";
-			w_.member("db.namespace", named ? std::string(inst) + "|" + db : db);
+			w_.member("db.namespace", named ? std::string(inst) + "|" + std::string(db) : std::string(db));
 		} else {
 			w_.null_member("db.namespace");
 		}
@@ -265,13 +263,13 @@ void RecordWriter::client_names()
 		return;
 	}
 	w_.key("client_names").begin_object();
-	text_or_null("host", tx->host, true);
-	text_or_null("application", tx->app, true);
-	text_or_null("user", tx->user, true);
-	text_or_null("server", tx->server);
-	text_or_null("library", tx->library);
-	text_or_null("language", tx->language);
-	text_or_null("database", tx->database);
+	text_or_null("host", tx->get(Texts::kHost), true);
+	text_or_null("application", tx->get(Texts::kApp), true);
+	text_or_null("user", tx->get(Texts::kUser), true);
+	text_or_null("server", tx->get(Texts::kServer));
+	text_or_null("library", tx->get(Texts::kLibrary));
+	text_or_null("language", tx->get(Texts::kLanguage));
+	text_or_null("database", tx->get(Texts::kDatabase));
 	w_.end_object();
 }
 
@@ -292,7 +290,7 @@ void RecordWriter::login()
 	time_or_null("ack_time", l.ack_ns);
 	const Texts* tx = c_.texts.get();
 	if (l.error_seen)
-		error("error", l.error_number, l.error_state, l.error_class, tx ? &tx->login_error : nullptr);
+		error("error", l.error_number, l.error_state, l.error_class, tx, true);
 	else
 		w_.null_member("error");
 	client_names();
@@ -361,10 +359,9 @@ void RecordWriter::negotiated()
 	else
 		w_.null_member("instance");
 	const Texts* tx = c_.texts.get();
-	static const std::string none;
-	text_or_null("database", tx ? tx->env_database : none);
-	text_or_null("language", tx ? tx->env_language : none);
-	text_or_null("server_name", tx ? tx->server_name : none);
+	text_or_null("database", tx ? tx->get(Texts::kEnvDatabase) : std::string_view());
+	text_or_null("language", tx ? tx->get(Texts::kEnvLanguage) : std::string_view());
+	text_or_null("server_name", tx ? tx->get(Texts::kServerName) : std::string_view());
 	if (l.routing_seen)
 		w_.key("redirect")
 			.begin_object()
@@ -431,8 +428,7 @@ void RecordWriter::work()
 		w_.null_member("rows");
 	w_.member("errors", k.errors);
 	if (k.errors)
-		error("last_error", k.last_error_number, k.last_error_state, k.last_error_class,
-		      c_.texts.get() ? &c_.texts.get()->last_error : nullptr);
+		error("last_error", k.last_error_number, k.last_error_state, k.last_error_class, c_.texts.get(), false);
 	else
 		w_.null_member("last_error");
 	const LatencyHistogram& h = k.latency;

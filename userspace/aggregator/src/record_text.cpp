@@ -140,27 +140,37 @@ void write_record_text(std::string& out, const RecordContext& r)
 		t << "-";
 	t << " ms (threshold " << r.cfg.slow_login_threshold_ms << " ms)";
 	const Texts* tx = c.texts.get();
-	auto words = [&](const ServerMessage& m, uint32_t number) {
+	auto words = [&](bool login, uint32_t number) {
+		const Texts::Message& m = login ? tx->login_error : tx->last_error;
 		if (m.number == number && number)
-			t << ": \"" << (r.cfg.redact ? std::string("<redacted>") : m.text) << "\"";
+			t << ": \""
+			  << (r.cfg.redact ? std::string_view("<redacted>")
+					   : tx->get(login ? Texts::kLoginErrorText : Texts::kLastErrorText))
+			  << "\"";
 	};
 	if (l.error_seen) {
 		t << ", error " << l.error_number << " state " << l.error_state << " class " << l.error_class;
 		if (tx)
-			words(tx->login_error, l.error_number);
+			words(true, l.error_number);
 	}
 	t << "\n";
+	auto or_dash = [&](Texts::Field f) {
+		std::string_view v = tx->get(f);
+		return v.empty() ? std::string_view("-") : v;
+	};
 	if (tx && tx->login7) {
-		auto secret = [&](const std::string& v) { return r.cfg.redact && !v.empty() ? "<redacted>" : v; };
-		t << "   client    host " << secret(tx->host) << ", application \"" << secret(tx->app) << "\", user "
-		  << (tx->user.empty() ? std::string("-") : secret(tx->user)) << ", library " << tx->library
-		  << ", asked for server " << tx->server << " database " << (tx->database.empty() ? "-" : tx->database)
+		auto secret = [&](Texts::Field f) {
+			std::string_view v = or_dash(f);
+			return r.cfg.redact && v != "-" ? std::string_view("<redacted>") : v;
+		};
+		t << "   client    host " << secret(Texts::kHost) << ", application \"" << secret(Texts::kApp)
+		  << "\", user " << secret(Texts::kUser) << ", library " << or_dash(Texts::kLibrary)
+		  << ", asked for server " << or_dash(Texts::kServer) << " database " << or_dash(Texts::kDatabase)
 		  << "\n";
 	}
-	if (tx && (!tx->server_name.empty() || !tx->env_database.empty())) {
-		t << "   server    " << (tx->server_name.empty() ? std::string("-") : tx->server_name) << ", database "
-		  << (tx->env_database.empty() ? std::string("-") : tx->env_database) << ", language "
-		  << (tx->env_language.empty() ? std::string("-") : tx->env_language) << "\n";
+	if (tx && (!tx->get(Texts::kServerName).empty() || !tx->get(Texts::kEnvDatabase).empty())) {
+		t << "   server    " << or_dash(Texts::kServerName) << ", database " << or_dash(Texts::kEnvDatabase)
+		  << ", language " << or_dash(Texts::kEnvLanguage) << "\n";
 	}
 	// the waterfall: each step, whose turn it was, and a bar to scale
 	std::vector<LoginStep> steps = c.login_steps();
@@ -228,7 +238,7 @@ void write_record_text(std::string& out, const RecordContext& r)
 		t << "   errors    " << w.errors << ", the last " << w.last_error_number << " state "
 		  << w.last_error_state << " class " << w.last_error_class;
 		if (tx)
-			words(tx->last_error, w.last_error_number);
+			words(false, w.last_error_number);
 		t << "\n";
 	}
 
