@@ -1158,7 +1158,8 @@ TEST(Diagnosis, LoginReplyNotTaken)
 
 // Full encryption up to the login's first answer: the handshake, PRELOGIN
 // (ON, REQ), the TLS hellos, the login flight (9 ms) and its answer (10 ms).
-Trace& full_tls_login(Trace& t)
+// Full encryption up to the end of the TLS handshake.
+Trace& full_tls_handshake(Trace& t)
 {
 	return t.syn(0, 1)
 		.synack(0.001, 2, 2)
@@ -1166,9 +1167,12 @@ Trace& full_tls_login(Trace& t)
 		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
 		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
 		.tls_in_tds(0.005, C2S, 22, 1)
-		.tls_in_tds(0.006, S2C, 22, 2)
-		.tls(0.009, C2S, 23)
-		.tls(0.010, S2C, 23);
+		.tls_in_tds(0.006, S2C, 22, 2);
+}
+
+Trace& full_tls_login(Trace& t)
+{
+	return full_tls_handshake(t).tls(0.009, C2S, 23).tls(0.010, S2C, 23);
 }
 
 // Full encryption: the server answers the login flight once and closes,
@@ -1273,13 +1277,7 @@ TEST(Diagnosis, EncryptedIntegratedLoginShapes)
 TEST(Diagnosis, EncryptedNtlmRoundTripToldByItsShape)
 {
 	auto opening = [](Trace& t) -> Trace& {
-		return t.syn(0, 1)
-			.synack(0.001, 2, 2)
-			.hs_ack(0.002, 2, 3)
-			.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
-			.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
-			.tls_in_tds(0.005, C2S, 22, 1)
-			.tls_in_tds(0.006, S2C, 22, 2)
+		return full_tls_handshake(t)
 			.tls_data(0.009, C2S, 260)  // LOGIN7 with an NTLM NEGOTIATE
 			.tls_data(0.010, S2C, 290)  // the CHALLENGE
 			.tls_data(0.011, C2S, 540); // the AUTHENTICATE
@@ -1334,13 +1332,7 @@ TEST(Diagnosis, EncryptedNtlmRoundTripToldByItsShape)
 	// changes) is larger than any CHALLENGE, so the next flight is a request
 	// however large it is
 	Trace sql("192.0.2.10", 50312, "192.0.2.20", 1433);
-	sql.syn(0, 1)
-		.synack(0.001, 2, 2)
-		.hs_ack(0.002, 2, 3)
-		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
-		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
-		.tls_in_tds(0.005, C2S, 22, 1)
-		.tls_in_tds(0.006, S2C, 22, 2)
+	full_tls_handshake(sql)
 		.tls_data(0.009, C2S, 260)
 		.tls_data(0.010, S2C, 470) // LOGINACK
 		.tls_data(0.011, C2S, 800) // a session-options batch
@@ -1357,13 +1349,7 @@ TEST(Diagnosis, EncryptedNtlmRoundTripToldByItsShape)
 	// answer is no larger than the first answer: no LOGINACK reply, so that
 	// flight was a request (and its latency counts)
 	Trace small("192.0.2.10", 50313, "192.0.2.20", 1433);
-	small.syn(0, 1)
-		.synack(0.001, 2, 2)
-		.hs_ack(0.002, 2, 3)
-		.prelogin(0.003, C2S, 18, 0, 0, TDS_ENCRYPT_ON, 0)
-		.prelogin(0.004, S2C, 16, 0, 0, TDS_ENCRYPT_REQ, TDSBPF_VALUE_ABSENT)
-		.tls_in_tds(0.005, C2S, 22, 1)
-		.tls_in_tds(0.006, S2C, 22, 2)
+	full_tls_handshake(small)
 		.tls_data(0.009, C2S, 260)
 		.tls_data(0.010, S2C, 400) // LOGINACK
 		.tls_data(0.011, C2S, 800) // a session-options batch

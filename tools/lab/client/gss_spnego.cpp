@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "gss_spnego.h"
 
+#include "gss_status.h"
+
 #include <gssapi/gssapi.h>
 #include <gssapi/gssapi_ext.h>
 
@@ -14,31 +16,9 @@ namespace {
 gss_OID_desc spnego_oid = {6, const_cast<char*>("\x2b\x06\x01\x05\x05\x02")};
 gss_OID_desc ntlmssp_oid = {10, const_cast<char*>("\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a")};
 
-std::string status_text(OM_uint32 major, OM_uint32 minor)
-{
-	std::string text;
-	auto append = [&](OM_uint32 code, int type) {
-		OM_uint32 more = 0;
-		do {
-			OM_uint32 ignored = 0;
-			gss_buffer_desc part{0, nullptr};
-			if (gss_display_status(&ignored, code, type, GSS_C_NO_OID, &more, &part) != GSS_S_COMPLETE)
-				break;
-			if (!text.empty())
-				text += ": ";
-			text.append(static_cast<const char*>(part.value), part.length);
-			gss_release_buffer(&ignored, &part);
-		} while (more != 0);
-	};
-	append(major, GSS_C_GSS_CODE);
-	if (minor != 0)
-		append(minor, GSS_C_MECH_CODE);
-	return text;
-}
-
 [[noreturn]] void fail(const std::string& what, OM_uint32 major, OM_uint32 minor)
 {
-	throw std::runtime_error(what + ": " + status_text(major, minor));
+	throw std::runtime_error(what + ": " + gss_status_text(major, minor));
 }
 
 } // namespace

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <array>
 
+#include "gss_status.h"
+
 namespace tdslab {
 
 namespace {
@@ -22,30 +24,6 @@ constexpr std::array<std::uint8_t, 6> kSpnegoOid = {0x2b, 0x06, 0x01, 0x05, 0x05
 template <std::size_t N> bool same_oid(ByteView oid, const std::array<std::uint8_t, N>& known)
 {
 	return oid.size() == N && std::equal(oid.begin(), oid.end(), known.begin());
-}
-
-// GSS-API's words for a status pair: the major code, then the mechanism's
-// minor code, which is where "wrong principal" or "clock skew" shows.
-std::string describe_status(OM_uint32 major, OM_uint32 minor)
-{
-	std::string text;
-	auto append = [&](OM_uint32 code, int type) {
-		OM_uint32 context = 0;
-		do {
-			OM_uint32 ignored = 0;
-			gss_buffer_desc part{0, nullptr};
-			if (gss_display_status(&ignored, code, type, GSS_C_NO_OID, &context, &part) != GSS_S_COMPLETE)
-				break;
-			if (!text.empty())
-				text += ": ";
-			text.append(static_cast<const char*>(part.value), part.length);
-			gss_release_buffer(&ignored, &part);
-		} while (context != 0);
-	};
-	append(major, GSS_C_GSS_CODE);
-	if (minor != 0)
-		append(minor, GSS_C_MECH_CODE);
-	return text;
 }
 
 } // namespace
@@ -116,7 +94,7 @@ struct GssAcceptor::Impl {
 			OM_uint32 major = gss_import_name(&minor, &text, GSS_KRB5_NT_PRINCIPAL_NAME, &wanted);
 			if (GSS_ERROR(major)) {
 				return "principal '" + settings.principal +
-				       "' is not a Kerberos name: " + describe_status(major, minor);
+				       "' is not a Kerberos name: " + gss_status_text(major, minor);
 			}
 		}
 		gss_key_value_element_desc keytab{"keytab", settings.keytab.c_str()};
@@ -130,7 +108,7 @@ struct GssAcceptor::Impl {
 			cred = GSS_C_NO_CREDENTIAL;
 			return "no acceptor credentials from keytab '" + settings.keytab + "'" +
 			       (settings.principal.empty() ? std::string() : " for '" + settings.principal + "'") +
-			       ": " + describe_status(major, minor);
+			       ": " + gss_status_text(major, minor);
 		}
 		return {};
 	}
@@ -174,7 +152,7 @@ GssAcceptor::Step GssAcceptor::step(ByteView token)
 
 	if (GSS_ERROR(major)) {
 		result.state = State::failed;
-		result.error = describe_status(major, minor);
+		result.error = gss_status_text(major, minor);
 		// A KRB-ERROR for the client is of no use to it once the login is
 		// refused in TDS terms; SQL Server sends none either.
 		result.reply.clear();
@@ -186,7 +164,7 @@ GssAcceptor::Step GssAcceptor::step(ByteView token)
 		if (GSS_ERROR(shown)) {
 			result.state = State::failed;
 			result.error = "authenticated, but the client's name cannot be displayed: " +
-				       describe_status(shown, minor);
+				       gss_status_text(shown, minor);
 		} else {
 			result.state = State::complete;
 			result.principal.assign(static_cast<const char*>(name.value), name.length);
