@@ -393,17 +393,21 @@ struct tdsbpf_packet_event {
 /*
  * The first bytes of a TDS message whose text user space reads: a LOGIN7 in
  * clear (host, application, user, database names), a reply holding a
- * LOGINACK or an ERROR (ENVCHANGE database and language, message texts).
+ * LOGINACK or an ERROR (ENVCHANGE database and language, message texts), a
+ * TLS ClientHello or ServerHello flight (offered and chosen cipher suites,
+ * SNI, ALPN, the server's certificate when TLS 1.2 or older shows it; its
+ * TDS packet's body, or for TDS 8.0 the records from the first).
  * It follows the message's TDS event (base is a copy of it, with kind
  * EXCERPT and flow_seq 0: a lost excerpt loses text, not events). The
  * record is TDSBPF_EXCERPT_HDR + len bytes; at most TDSBPF_EXCERPTS_PER_FLOW
  * are sent per connection. A LOGIN7's holds its obfuscated password: user
  * space reads the names and never shows the bytes.
  */
-#define TDSBPF_EXCERPT_MAX	 1024
+#define TDSBPF_EXCERPT_MAX	 2048
 #define TDSBPF_EXCERPTS_PER_FLOW 8
 #define TDSBPF_EXCERPT_LOGIN7	 1
 #define TDSBPF_EXCERPT_REPLY	 2
+#define TDSBPF_EXCERPT_TLS_HELLO 3
 struct tdsbpf_excerpt_event {
 	struct tdsbpf_event base;
 	__u8 what;	/* TDSBPF_EXCERPT_* */

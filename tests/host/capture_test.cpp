@@ -1128,6 +1128,72 @@ TEST(CapturesBinary, LoginNamesAndReplyTextAsTsharkReadsThem)
 	EXPECT_TRUE(connections(ndjson(e.out))[0]["login"]["client_names"].is_null());
 }
 
+// The TLS posture of the SQL Server 2022 captures, as tshark reads the hello
+// flights: ODBC Driver 17 offered 65 suites, 13 of them RC4 or 3DES, with
+// SNI localhost; the server chose ECDHE-RSA AES-128-GCM and presented
+// SQL Server's self-signed fallback certificate, valid 2022-2052.
+TEST(CapturesBinary, TlsPostureAsTsharkReadsIt)
+{
+	NEED_CAPTURES();
+	NEED_TOOL("tshark");
+	for (const auto& name : {kSql2022, kSql2022Select}) {
+		Proc r = tdsbpf_read(cap(name));
+		ASSERT_EQ(r.rc, 0) << r.err;
+		auto conns = connections(ndjson(r.out));
+		ASSERT_EQ(conns.size(), 1u);
+		const json& t = conns[0]["tls"];
+		ASSERT_TRUE(t.is_object()) << conns[0].dump();
+		// tshark's names of every suite offered, and of the one chosen
+		Proc v = run("tshark -r " + quote(cap(name).string()) +
+			     " -d tcp.port==1433,tds -Y 'tls.handshake.type==1 || tls.handshake.type==2' -V");
+		ASSERT_EQ(v.rc, 0) << v.err;
+		std::vector<std::string> offered, chosen, weak;
+		std::string sni, subject;
+		bool in_server = false;
+		std::istringstream in(v.out);
+		for (std::string line; std::getline(in, line);) {
+			if (line.find("Handshake Type: Server Hello") != std::string::npos)
+				in_server = true;
+			auto at = line.find("Cipher Suite: ");
+			if (at != std::string::npos) {
+				std::string n = line.substr(at + 14, line.find(" (0x") - at - 14);
+				(in_server ? chosen : offered).push_back(n);
+				for (const char* w : {"RC4", "3DES", "_DES_", "NULL", "EXPORT", "anon"})
+					if (!in_server && n.find(w) != std::string::npos) {
+						weak.push_back(n);
+						break;
+					}
+			}
+			if ((at = line.find("Server Name: ")) != std::string::npos)
+				sni = line.substr(at + 13);
+			if ((at = line.find("uTF8String: ")) != std::string::npos && subject.empty())
+				subject = line.substr(at + 12);
+		}
+		ASSERT_EQ(chosen.size(), 1u) << name;
+		EXPECT_EQ(t["client"]["cipher_suites_offered"], offered.size()) << name;
+		EXPECT_EQ(t["client"]["weak_offered"], json(weak)) << name;
+		EXPECT_EQ(t["client"]["sni"], sni) << name;
+		EXPECT_EQ(t["server"]["cipher_suite"], chosen[0]) << name;
+		EXPECT_EQ(t["server"]["weak"], false);
+		EXPECT_EQ(t["certificate_seen"], "read") << t.dump();
+		const json& c = t["certificate"];
+		EXPECT_EQ(c["subject"], "CN=" + subject) << c.dump();
+		EXPECT_EQ(c["issuer"], "CN=" + subject);
+		EXPECT_EQ(c["not_before"], "2022-07-26T15:28:13.000000Z");
+		EXPECT_EQ(c["not_after"], "2052-07-26T15:28:13.000000Z");
+		EXPECT_EQ(c["self_signed"], true);
+		EXPECT_EQ(c["sql_server_fallback"], true);
+		EXPECT_EQ(c["key_type"], "RSA");
+		bool fallback = false, weak_offered = false;
+		for (const auto& d : conns[0]["diagnoses"]) {
+			fallback = fallback || d["code"] == "tls_self_signed_fallback";
+			weak_offered = weak_offered || d["code"] == "tls_weak_ciphers_offered";
+		}
+		EXPECT_TRUE(fallback) << conns[0]["diagnoses"].dump();
+		EXPECT_TRUE(weak_offered) << conns[0]["diagnoses"].dump();
+	}
+}
+
 // docs/connections.md's text summary is what `--read --format text` of the
 // capture it names prints on standard error (less the read's info line).
 TEST(CapturesBinary, TheDocumentedSummaryIsWhatItPrints)

@@ -1585,3 +1585,51 @@ TEST(Texts, Tds71Login7Names)
 	EXPECT_EQ(r["login"]["client_names"]["application"], "app");
 	EXPECT_EQ(r.dump().find("pw71"), std::string::npos);
 }
+
+// The hello flights in clear: what the client offered (versions, suites,
+// SNI, ALPN) and what the server chose; TLS 1.3 hides the certificate.
+TEST(Texts, TlsHelloFlights)
+{
+	auto hello = [](uint16_t port, uint16_t version, uint16_t cipher) {
+		Conn k;
+		k.cport = port;
+		return one_record({k.syn(), k.synack(), k.ack(true),
+				   k.data(true, tds(TDS_PRELOGIN, 1, tls_client_hello(false))),
+				   k.data(false, tds(TDS_PRELOGIN, 1, tls_server_hello(version, false, cipher))),
+				   k.fin(true), k.fin(false), k.ack(true)});
+	};
+	auto r = hello(50200, 0x0304, 0x1302);
+	const auto& t = r["tls"];
+	ASSERT_TRUE(t.is_object()) << r.dump();
+	EXPECT_EQ(t["client"]["max_version"], "1.3");
+	EXPECT_EQ(t["client"]["cipher_suites_offered"], 2);
+	EXPECT_EQ(t["client"]["sni"], "db1.x");
+	EXPECT_TRUE(t["client"]["alpn"].is_null());
+	EXPECT_EQ(t["server"]["version"], "1.3");
+	EXPECT_EQ(t["server"]["cipher_suite"], "TLS_AES_256_GCM_SHA384");
+	EXPECT_EQ(t["certificate_seen"], "hidden");
+	EXPECT_TRUE(t["certificate"].is_null());
+
+	// TLS 1.2 with 3DES, and no certificate in the flight
+	auto w = hello(50201, 0, 0x000a);
+	EXPECT_EQ(w["tls"]["server"]["version"], "1.2");
+	EXPECT_EQ(w["tls"]["server"]["cipher_suite"], "TLS_RSA_WITH_3DES_EDE_CBC_SHA");
+	EXPECT_EQ(w["tls"]["server"]["weak"], true);
+	EXPECT_EQ(w["tls"]["certificate_seen"], "not_seen");
+	std::string d = w["diagnoses"].dump();
+	EXPECT_NE(d.find("tls_weak_cipher"), std::string::npos) << d;
+	// TDS 7.x (TLS in PRELOGIN packets) does no more than TLS 1.2: no finding
+	EXPECT_EQ(d.find("tls_version_downgrade"), std::string::npos) << d;
+
+	// TDS 8.0: the hellos come first, as bare records; a 1.3 offer answered with 1.2
+	Conn k;
+	k.cport = 50202;
+	auto s8 =
+		one_record({k.syn(), k.synack(), k.ack(true), k.data(true, tls_client_hello(true)),
+			    k.data(false, tls_server_hello(0, true, 0xc02f)), k.fin(true), k.fin(false), k.ack(true)});
+	EXPECT_EQ(s8["negotiated"]["encryption"], "strict") << s8.dump();
+	EXPECT_EQ(s8["tls"]["client"]["alpn"], nlohmann::json::array({"tds/8.0"}));
+	EXPECT_EQ(s8["tls"]["server"]["cipher_suite"], "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256");
+	d = s8["diagnoses"].dump();
+	EXPECT_NE(d.find("tls_version_downgrade"), std::string::npos) << d;
+}

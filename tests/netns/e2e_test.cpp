@@ -126,6 +126,10 @@ struct Scenario {
 	std::vector<std::string> ports = {"1433"};
 	std::vector<std::string> tracer_args;  // more options for tdsbpf (live and --read)
 	std::vector<std::string> captured_too; // ports tcpdump captures that tdsbpf is not told of
+	// a certificate made for the lab server (openssl req): its CN, and the
+	// days it is valid from now; empty: the server's own
+	std::string cert_cn;
+	int cert_days = 0;
 };
 
 class E2E : public ::testing::Test {
@@ -155,6 +159,14 @@ protected:
 			TDSBPF_LABSERVER_PATH,	  "--listen", ip(), "--port", "1433", "--ready-file",
 			dir_.file("server.ready")};
 		argv.insert(argv.end(), s.server_args.begin(), s.server_args.end());
+		if (!s.cert_cn.empty()) {
+			std::string cert = dir_.file("cert.pem"), key = dir_.file("key.pem");
+			auto r = labtest::run_command({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+						       "-keyout", key, "-out", cert, "-subj", "/CN=" + s.cert_cn,
+						       "-days", std::to_string(s.cert_days)});
+			ASSERT_EQ(r.exit_code, 0) << r.output;
+			argv.insert(argv.end(), {"--cert", cert, "--key", key});
+		}
 		servers_.push_back(
 			lab_->spawn(lab_->server_ns(), argv, dir_.file("server.out"), dir_.file("server.log")));
 		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server.ready"), std::chrono::milliseconds(20000)))
@@ -726,6 +738,26 @@ const std::vector<Case> kCases = {
 			   {"/authentication/sspi_server_tokens", 1},
 			   {"/authentication/sspi_client_packets", 1},
 			   {"/work/sql_batches", 1}},
+	},
+
+	// ---- TLS posture ----
+
+	// tsql, login-only TLS, against a server presenting a certificate like
+	// SQL Server's self-signed fallback, valid 10 more days.
+	{
+		.name = "TsqlSeesTheSelfSignedFallback",
+		.needs = kTsql,
+		.scenario = {.cert_cn = "SSL_Self_Signed_Fallback", .cert_days = 10},
+		.drive = [](E2E& t) { return t.tsql("sa", "request"); },
+		.phases = kLoginAndWork,
+		.fields = {{"/tls/certificate_seen", "read", OnFailure::kAssert},
+			   {"/tls/certificate/subject", "CN=SSL_Self_Signed_Fallback"},
+			   {"/tls/certificate/self_signed", true},
+			   {"/tls/certificate/sql_server_fallback", true},
+			   {"/tls/certificate/key_type", "RSA"},
+			   {"/tls/certificate/key_bits", 2048},
+			   {"/tls/server/weak", false}},
+		.diagnoses = {"tls_self_signed_fallback", "tls_certificate_expired"},
 	},
 
 	// tedious NTLM (domain option), encrypt false.

@@ -381,14 +381,14 @@ Bytes tls_client_hello(bool alpn_tds8, bool alpn_other)
 	return tls_record(22, handshake_msg(1, h), 0x0301);
 }
 
-Bytes tls_server_hello(uint16_t supported_version, bool alpn_tds8)
+Bytes tls_server_hello(uint16_t supported_version, bool alpn_tds8, uint16_t cipher)
 {
 	Bytes h;
 	be16(h, 0x0303);
 	append(h, Bytes(32, 0x77));
 	put8(h, 32);
 	append(h, Bytes(32, 0x24));
-	be16(h, 0x1302);
+	be16(h, cipher);
 	put8(h, 0);
 	Bytes exts;
 	if (supported_version) {

@@ -123,7 +123,7 @@ Bytes rpc_by_name(const std::string& name);
 
 // ---- TLS ------------------------------------------------------------------
 Bytes tls_client_hello(bool alpn_tds8, bool alpn_other = false);
-Bytes tls_server_hello(uint16_t supported_version /* 0: none */, bool alpn_tds8 = false);
+Bytes tls_server_hello(uint16_t supported_version /* 0: none */, bool alpn_tds8 = false, uint16_t cipher = 0x1302);
 Bytes tls_record(uint8_t type, const Bytes& body, uint16_t version = 0x0303);
 
 // ---- SMP ------------------------------------------------------------------

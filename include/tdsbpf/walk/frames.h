@@ -328,6 +328,27 @@ TDSBPF_NOINLINE void tdsbpf_emit_excerpt(struct tdsbpf_walk *w)
 }
 
 /*
+ * Asks for an excerpt of this segment's bytes from rel on (at most len),
+ * sent once the frames are walked: the first such message of the segment,
+ * within the connection's allowance.
+ */
+TDSBPF_INLINE void tdsbpf_note_excerpt(struct tdsbpf_walk *w, __u32 what, __u32 rel, __u32 len)
+{
+	if (w->sc->excerpt_what || !w->flow || w->flow->excerpts >= TDSBPF_EXCERPTS_PER_FLOW)
+		return;
+	w->flow->excerpts++;
+	w->sc->excerpt_what = what;
+	w->sc->excerpt_rel = rel;
+	w->sc->excerpt_len = len;
+}
+
+/* A TLS ClientHello or ServerHello (handshake types 1 and 2). */
+TDSBPF_INLINE int tdsbpf_tls_hello(const struct tdsbpf_tls *t)
+{
+	return t->content_type == 22 && (t->handshake_type == 1 || t->handshake_type == 2);
+}
+
+/*
  * One TDS packet whose header (hdr) starts at rel of this segment (rel is
  * negative when the header began in the previous segment). smp: the SMP
  * header it came in, or 0.
@@ -394,19 +415,18 @@ TDSBPF_NOINLINE void tdsbpf_emit_tds(struct tdsbpf_walk *w, const __u8 *hdr, __s
 		tdsbpf_discard(w->p, ev);
 		return;
 	}
-	/* a LOGIN7 in clear, a reply with a LOGINACK or an ERROR: their text */
+	/* a LOGIN7 in clear, a reply with a LOGINACK or an ERROR, a TLS hello:
+	 * their text */
 	what = 0;
 	if (t->detail == TDSBPF_D_LOGIN7 && w->l4->dir == TDSBPF_DIR_C2S)
 		what = TDSBPF_EXCERPT_LOGIN7;
 	else if (t->detail == TDSBPF_D_REPLY && w->l4->dir == TDSBPF_DIR_S2C &&
 		 (t->d.reply.tokens & (TDSBPF_TOK_LOGINACK | TDSBPF_TOK_ERROR)))
 		what = TDSBPF_EXCERPT_REPLY;
-	if (what && body_rel >= 0 && !w->sc->excerpt_what && w->flow->excerpts < TDSBPF_EXCERPTS_PER_FLOW) {
-		w->flow->excerpts++;
-		w->sc->excerpt_what = what;
-		w->sc->excerpt_rel = (__u32)body_rel;
-		w->sc->excerpt_len = body_len;
-	}
+	else if (t->detail == TDSBPF_D_TLS && tdsbpf_tls_hello(&t->d.tls))
+		what = TDSBPF_EXCERPT_TLS_HELLO;
+	if (what && body_rel >= 0)
+		tdsbpf_note_excerpt(w, what, (__u32)body_rel, body_len);
 	tdsbpf_submit(w->p, ev, t->type != TDS_REPLY && t->type != TDS_SQL_BATCH && t->type != TDS_RPC);
 }
 
@@ -423,6 +443,9 @@ TDSBPF_NOINLINE void tdsbpf_emit_tls(struct tdsbpf_walk *w, const __u8 *hdr, __s
 		w->sc->in.body = 5 + (__u32)tdsbpf_be16(hdr + 3);
 		tdsbpf_parse_tls_chain(w->sc);
 		__builtin_memcpy(&ev->u.tls, &w->sc->out.tls, sizeof(ev->u.tls));
+		/* TDS 8.0: the hello flight's records, from this one on */
+		if (tdsbpf_tls_hello(&ev->u.tls))
+			tdsbpf_note_excerpt(w, TDSBPF_EXCERPT_TLS_HELLO, (__u32)rel, w->l4->plen - (__u32)rel);
 	} else {
 		if (rel < 0)
 			ev->flags |= TDSBPF_F_CARRIED;

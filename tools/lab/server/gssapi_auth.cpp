@@ -99,8 +99,19 @@ struct GssAcceptor::Impl {
 		}
 		gss_key_value_element_desc keytab{"keytab", settings.keytab.c_str()};
 		gss_key_value_set_desc store{1, &keytab};
-		OM_uint32 major = gss_acquire_cred_from(&minor, wanted, GSS_C_INDEFINITE, GSS_C_NO_OID_SET,
-							GSS_C_ACCEPT, &store, &cred, nullptr, nullptr);
+		// Kerberos keys first: another mechanism installed on the host (NTLM
+		// through gss-ntlmssp) would make the default set's acquisition
+		// succeed without them
+		gss_OID_set_desc krb5{1, const_cast<gss_OID>(gss_mech_krb5)};
+		OM_uint32 major = gss_acquire_cred_from(&minor, wanted, GSS_C_INDEFINITE, &krb5, GSS_C_ACCEPT, &store,
+							&cred, nullptr, nullptr);
+		if (!GSS_ERROR(major)) {
+			OM_uint32 released = 0;
+			gss_release_cred(&released, &cred);
+			// then every mechanism's, so that SPNEGO-wrapped tokens are taken
+			major = gss_acquire_cred_from(&minor, wanted, GSS_C_INDEFINITE, GSS_C_NO_OID_SET, GSS_C_ACCEPT,
+						      &store, &cred, nullptr, nullptr);
+		}
 		OM_uint32 ignored = 0;
 		if (wanted != GSS_C_NO_NAME)
 			gss_release_name(&ignored, &wanted);

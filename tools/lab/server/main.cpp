@@ -63,9 +63,10 @@ int main(int argc, char** argv)
 	app.add_option("--fault,-f", faults,
 		       "fault for every connection, e.g. fail_login, slow_login_2000, rst_tls, fin_tls, "
 		       "redirect_127.0.0.1_14330, idle_5 (repeatable; see docs/lab.md)");
-	app.add_option("--cert", cert_file, "PEM certificate (default: self-signed, generated at start)");
+	app.add_option("--cert", cert_file, "PEM certificate (default: one issued by a CA made at start)");
 	std::string cert_out;
-	app.add_option("--cert-out", cert_out, "write the server certificate (PEM) here, for clients that verify it");
+	app.add_option("--cert-out", cert_out,
+		       "write the server certificate and its chain (PEM) here, for clients that verify it");
 	app.add_option("--key", key_file, "PEM private key for --cert (default: the --cert file)");
 	app.add_option("--server-version", version, "version to announce (major.minor.build)")
 		->default_val("16.0.1000");

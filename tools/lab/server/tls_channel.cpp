@@ -46,37 +46,57 @@ void add_extension(X509* cert, int nid, const char* value)
 	X509_EXTENSION_free(ext);
 }
 
-// A throwaway certificate, made once per process and shared by the TDS 7.x
-// and TDS 8.0 contexts. ECDSA P-256 keeps start-up instant (an RSA key takes
-// a second or more); every driver the lab is tested with accepts it. Clients
-// in the lab trust any certificate (TrustServerCertificate / no CA check).
-void use_self_signed(SSL_CTX* ctx)
+// A certificate with this subject CN, valid from an hour ago for a year,
+// signed by signer (its own key when null: self-signed).
+X509* make_certificate(EVP_PKEY* key, const char* cn, X509* signer, EVP_PKEY* signer_key, long serial, bool ca)
 {
-	static EVP_PKEY* key = nullptr;
-	static X509* cert = nullptr;
-	if (!cert) {
-		key = EVP_EC_gen("P-256");
-		if (!key)
-			fail("generating EC key");
-		cert = X509_new();
-		X509_set_version(cert, 2);
-		ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-		X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
-		X509_gmtime_adj(X509_getm_notAfter(cert), 365L * 24 * 3600);
-		X509_set_pubkey(cert, key);
-		X509_NAME* name = X509_get_subject_name(cert);
-		X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-					   reinterpret_cast<const unsigned char*>("tdsbpf lab"), -1, -1, 0);
-		X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-					   reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
-		X509_set_issuer_name(cert, name);
+	X509* cert = X509_new();
+	X509_set_version(cert, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(cert), serial);
+	X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(cert), 365L * 24 * 3600);
+	X509_set_pubkey(cert, key);
+	X509_NAME* name = X509_get_subject_name(cert);
+	X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("tdsbpf lab"), -1,
+				   -1, 0);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
+	X509_set_issuer_name(cert, signer ? X509_get_subject_name(signer) : name);
+	if (ca) {
+		add_extension(cert, NID_basic_constraints, "critical,CA:TRUE");
+	} else {
 		add_extension(cert, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
 		add_extension(cert, NID_basic_constraints, "critical,CA:FALSE");
 		add_extension(cert, NID_ext_key_usage, "serverAuth");
-		if (!X509_sign(cert, key, EVP_sha256()))
-			fail("signing certificate");
 	}
-	if (SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+	if (!X509_sign(cert, signer_key ? signer_key : key, EVP_sha256()))
+		fail("signing certificate");
+	return cert;
+}
+
+// A throwaway certificate, made once per process and shared by the TDS 7.x
+// and TDS 8.0 contexts, issued by a throwaway CA as a server's certificate
+// is (a self-signed one is what SQL Server falls back to; the lab makes
+// that one when asked, with --cert). ECDSA P-256 keeps start-up instant (an
+// RSA key takes a second or more); every driver the lab is tested with
+// accepts it. Clients in the lab trust any certificate
+// (TrustServerCertificate / no CA check).
+void use_generated(SSL_CTX* ctx)
+{
+	static EVP_PKEY* key = nullptr;
+	static X509* cert = nullptr;
+	static X509* ca = nullptr;
+	if (!cert) {
+		EVP_PKEY* ca_key = EVP_EC_gen("P-256");
+		key = EVP_EC_gen("P-256");
+		if (!key || !ca_key)
+			fail("generating EC key");
+		ca = make_certificate(ca_key, "tdsbpf lab CA", nullptr, nullptr, 1, true);
+		cert = make_certificate(key, "localhost", ca, ca_key, 2, false);
+		EVP_PKEY_free(ca_key);
+	}
+	// the chain goes with the certificate, as a server's does
+	if (SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
+	    SSL_CTX_add1_chain_cert(ctx, ca) != 1) {
 		fail("installing generated certificate");
 	}
 }
@@ -135,7 +155,7 @@ std::shared_ptr<TlsContext> TlsContext::server(TlsFlavor flavor, const std::stri
 		if (SSL_CTX_use_PrivateKey_file(ctx, k.c_str(), SSL_FILETYPE_PEM) != 1)
 			fail("loading key " + k);
 	} else {
-		use_self_signed(ctx);
+		use_generated(ctx);
 	}
 	if (flavor == TlsFlavor::strict)
 		SSL_CTX_set_alpn_select_cb(ctx, select_tds8_alpn, nullptr);
@@ -166,6 +186,11 @@ std::string TlsContext::certificate_pem() const
 		return {};
 	BIO* mem = BIO_new(BIO_s_mem());
 	PEM_write_bio_X509(mem, cert);
+	// and its chain: the issuer a verifying client needs
+	STACK_OF(X509)* chain = nullptr;
+	if (SSL_CTX_get0_chain_certs(ctx_, &chain) == 1 && chain)
+		for (int i = 0; i < sk_X509_num(chain); i++)
+			PEM_write_bio_X509(mem, sk_X509_value(chain, i));
 	char* data = nullptr;
 	long len = BIO_get_mem_data(mem, &data);
 	std::string pem(data, static_cast<std::size_t>(len));

@@ -155,20 +155,20 @@ struct Aggregator::Impl {
 	BrowserTracker browser;
 
 	// The summary by server endpoint and by client address, of the
-	// connections that ended. Client addresses past kMaxClients count as
+	// connections that ended. Client addresses past kMaxSummaryClients count as
 	// "other" (a flood of addresses cannot grow this without bound).
 	struct EndpointStats {
 		EndpointSummary s;
 		LatencyHistogram login;
 	};
-	static constexpr size_t kMaxClients = 4096;
+	static constexpr size_t kMaxSummaryClients = 4096;
 	absl::flat_hash_map<std::string, EndpointStats> by_server, by_client;
 
 	void count_endpoint(const Connection& c, const std::vector<Diagnosis>& diags)
 	{
 		std::string server = endpoint_string(c.key.server_addr, c.key.family, c.key.server_port);
 		std::string client = addr_string(c.key.client_addr, c.key.family);
-		if (by_client.size() >= kMaxClients && !by_client.contains(client))
+		if (by_client.size() >= kMaxSummaryClients && !by_client.contains(client))
 			client = "other";
 		auto d = c.login_duration_ns();
 		for (EndpointStats* e : {&by_server[server], &by_client[client]}) {

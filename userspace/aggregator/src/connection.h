@@ -87,6 +87,10 @@ const char* login_outcome_name(LoginOutcome o);
 // was encrypted and nothing was offered.
 enum class Encryption : uint8_t { unknown, off, login_only, full, strict, not_negotiated };
 const char* encryption_name(Encryption e);
+// A TLS cipher suite's IANA name (0xNNNN when not known here), and whether
+// it is weak: RC4, 3DES, DES, NULL encryption, export-grade, anonymous.
+std::string tls_cipher_name(uint16_t id);
+bool tls_cipher_weak(uint16_t id);
 
 enum class EndReason : uint8_t { none, closed, idle_timeout, handshake_timeout, finish, evicted, replaced };
 
@@ -377,6 +381,27 @@ private:
 	uint16_t end_[kFields] = {};
 };
 
+// The TLS posture read from the hello flights in clear (excerpts): what the
+// client offered, what the server chose, and the server's certificate when
+// TLS 1.2 or older shows it. Kept aside: allocated when a hello is read.
+struct TlsPosture {
+	bool client_seen = false;
+	uint16_t client_max_version = 0;    // the highest offered (supported_versions, else legacy_version)
+	uint16_t offered = 0;		    // cipher suites offered (GREASE values left out)
+	std::vector<uint16_t> weak_offered; // RC4, 3DES, DES, NULL, EXPORT, anonymous ones (at most 16)
+	std::string sni, alpn;		    // alpn: the names, comma-separated
+	bool server_seen = false;
+	uint16_t cipher = 0;	     // chosen
+	uint16_t server_version = 0; // supported_versions, else legacy_version
+	// the certificate
+	enum class Cert : uint8_t { not_seen, read, cut, hidden } cert = Cert::not_seen;
+	std::string subject, issuer, key_type;
+	int64_t not_before = 0, not_after = 0; // Unix seconds
+	int key_bits = 0;
+	bool self_signed = false;
+	bool fallback = false; // SQL Server's own SSL_Self_Signed_Fallback
+};
+
 // Request/response pairing state of one stream: the connection without
 // MARS, or one SMP session.
 struct StreamState {
@@ -498,6 +523,7 @@ struct Connection {
 	LoginState login;
 	AuthState auth;
 	Rare<Texts> texts;
+	Rare<TlsPosture> tls_posture;
 	WorkState work;
 	MarsState mars;
 	CloseState close;

@@ -326,6 +326,51 @@ void weak_tls(Findings& f)
 		      tls_version_name(v).c_str());
 }
 
+// The TLS posture: the certificate and the cipher suites.
+void tls_posture(Findings& f)
+{
+	const TlsPosture* p = f.c.tls_posture.get();
+	if (!p)
+		return;
+	if (p->cert == TlsPosture::Cert::read && p->fallback)
+		f.add("tls_self_signed_fallback", "warning",
+		      "The server presented SQL Server's self-signed fallback certificate (%s): the connection is encrypted, but the client cannot know it talks to this server (it trusts the certificate blindly, TrustServerCertificate=yes). Owner: the server: give SQL Server a certificate from a CA the clients trust (SQL Server Configuration Manager, the instance's protocols, Certificate), then have the drivers validate it.",
+		      p->subject.c_str());
+	else if (p->cert == TlsPosture::Cert::read && p->self_signed)
+		f.add("tls_self_signed", "warning",
+		      "The server presented a self-signed certificate (%s): the connection is encrypted, but a client can only accept it by trusting it blindly or pinning it. Owner: the server: use a certificate from a CA the clients trust.",
+		      p->subject.c_str());
+	if (p->cert == TlsPosture::Cert::read && p->not_after > 0) {
+		int64_t now = static_cast<int64_t>(f.c.first_ns / 1000000000ull);
+		double days = static_cast<double>(p->not_after - now) / 86400.0;
+		if (days < 0)
+			f.add("tls_certificate_expired", "error",
+			      "The server's certificate (%s) expired %.0f day(s) before this connection: clients that validate it refuse to connect. Owner: the server: renew the certificate and restart SQL Server.",
+			      p->subject.c_str(), -days);
+		else if (days < 30)
+			f.add("tls_certificate_expired", "warning",
+			      "The server's certificate (%s) expires in %.0f day(s): once it has, clients that validate it refuse to connect. Owner: the server: renew it now.",
+			      p->subject.c_str(), days);
+	}
+	if (p->server_seen && tls_cipher_weak(p->cipher))
+		f.add("tls_weak_cipher", "warning",
+		      "The server chose the weak cipher suite %s: the traffic's protection is broken or close to it. Owner: the server's TLS settings (Windows' cipher suite order, or OpenSSL's on Linux): disable RC4, 3DES, DES, NULL and export suites.",
+		      tls_cipher_name(p->cipher).c_str());
+	else if (!p->weak_offered.empty())
+		f.add("tls_weak_ciphers_offered", "info",
+		      "The client offered %zu weak cipher suite(s) (%s%s) among %u; the server chose %s. Owner: the client's TLS settings: a server that allowed them could be talked into one.",
+		      p->weak_offered.size(), tls_cipher_name(p->weak_offered[0]).c_str(),
+		      p->weak_offered.size() > 1 ? ", ..." : "", p->offered,
+		      p->server_seen ? tls_cipher_name(p->cipher).c_str() : "(its answer was not seen)");
+	// TDS 7.x tops out at TLS 1.2 by design; with TDS 8.0 a lower answer to
+	// a 1.3 offer is the server's (or its operating system's) doing
+	if (f.c.tls.strict && p->client_seen && p->server_seen && p->client_max_version >= 0x0304 &&
+	    p->server_version && p->server_version < 0x0304)
+		f.add("tls_version_downgrade", "info",
+		      "With TDS 8.0 the client offered TLS 1.3 and the server answered with TLS %s. Owner: the server: SQL Server 2022 does TLS 1.3 where its operating system does (Windows Server 2022 and later, or OpenSSL 1.1.1 and later on Linux) and it is enabled there.",
+		      tls_version_name(p->server_version).c_str());
+}
+
 void redirected(Findings& f)
 {
 	const LoginState& l = f.c.login;
@@ -573,6 +618,7 @@ constexpr RuleRow kRules[] = {
 	{login_unencrypted, false},
 	{login_reply_not_taken, true},
 	{weak_tls, false},
+	{tls_posture, false},
 	{redirected, false},
 	{idle_closed_after_keepalives, true},
 	{non_pooled_close, true},

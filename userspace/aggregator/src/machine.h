@@ -4,6 +4,8 @@
 #ifndef TDSBPF_AGGREGATOR_MACHINE_H
 #define TDSBPF_AGGREGATOR_MACHINE_H
 
+#include <span>
+
 #include "connection.h"
 
 namespace tdsbpf::machine {
@@ -30,6 +32,8 @@ void settle_opaque_second_trip(Connection& c);
 // An excerpt's text (names, database and language, messages); after the
 // TDS event it belongs to.
 void on_excerpt(Connection& c, const tdsbpf_excerpt_event& x);
+// tls_posture.cpp: a ClientHello or ServerHello flight's bytes (TLS records).
+void read_tls_hello(Connection& c, std::span<const uint8_t> records, int dir);
 
 // machine_work.cpp
 void on_tds(Connection& c, const tdsbpf_event& ev, int dir, uint64_t ts);

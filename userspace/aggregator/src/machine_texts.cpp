@@ -181,6 +181,10 @@ void on_excerpt(Connection& c, const tdsbpf_excerpt_event& x)
 		read_login7(c.texts.mut(), b);
 		return;
 	}
+	if (x.what == TDSBPF_EXCERPT_TLS_HELLO) {
+		read_tls_hello(c, b, x.base.dir & 1);
+		return;
+	}
 	if (x.what != TDSBPF_EXCERPT_REPLY)
 		return;
 	ReplyTexts r = read_reply(b, x.tds71);

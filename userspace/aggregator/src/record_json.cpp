@@ -77,6 +77,7 @@ private:
 	void phases(uint64_t end_ns);
 	void login();
 	void negotiated();
+	void tls();
 	void authentication();
 	void work();
 	void mars();
@@ -172,6 +173,7 @@ void RecordWriter::write()
 	phases(end_ns);
 	login();
 	negotiated();
+	tls();
 	authentication();
 	work();
 	mars();
@@ -370,6 +372,70 @@ void RecordWriter::negotiated()
 			.end_object();
 	else
 		w_.null_member("redirect");
+	w_.end_object();
+}
+
+// The TLS posture: what the client offered, what the server chose, and its
+// certificate when the flight in clear showed it.
+void RecordWriter::tls()
+{
+	const TlsPosture* p = c_.tls_posture.get();
+	if (!p) {
+		w_.null_member("tls");
+		return;
+	}
+	w_.key("tls").begin_object();
+	if (p->client_seen) {
+		w_.key("client").begin_object();
+		w_.member("max_version", tls_version_name(p->client_max_version));
+		w_.member("cipher_suites_offered", p->offered);
+		w_.key("weak_offered").begin_array();
+		for (uint16_t s : p->weak_offered)
+			w_.value(tls_cipher_name(s));
+		w_.end_array();
+		text_or_null("sni", p->sni);
+		if (p->alpn.empty()) {
+			w_.null_member("alpn");
+		} else {
+			w_.key("alpn").begin_array();
+			std::string_view rest = p->alpn;
+			for (size_t comma; !rest.empty();
+			     rest = comma == std::string_view::npos ? "" : rest.substr(comma + 1)) {
+				comma = rest.find(',');
+				w_.value(rest.substr(0, comma));
+			}
+			w_.end_array();
+		}
+		w_.end_object();
+	} else {
+		w_.null_member("client");
+	}
+	if (p->server_seen)
+		w_.key("server")
+			.begin_object()
+			.member("version", tls_version_name(p->server_version))
+			.member("cipher_suite", tls_cipher_name(p->cipher))
+			.member("weak", tls_cipher_weak(p->cipher))
+			.end_object();
+	else
+		w_.null_member("server");
+	static const char* const kSeen[] = {"not_seen", "read", "cut", "hidden"};
+	w_.member("certificate_seen", kSeen[static_cast<int>(p->cert)]);
+	if (p->cert == TlsPosture::Cert::read) {
+		w_.key("certificate").begin_object();
+		w_.member("subject", std::string_view(p->subject));
+		w_.member("issuer", std::string_view(p->issuer));
+		time_or_null("not_before",
+			     p->not_before > 0 ? static_cast<uint64_t>(p->not_before) * 1000000000ull : 0);
+		time_or_null("not_after", p->not_after > 0 ? static_cast<uint64_t>(p->not_after) * 1000000000ull : 0);
+		text_or_null("key_type", p->key_type);
+		w_.member("key_bits", p->key_bits);
+		w_.member("self_signed", p->self_signed);
+		w_.member("sql_server_fallback", p->fallback);
+		w_.end_object();
+	} else {
+		w_.null_member("certificate");
+	}
 	w_.end_object();
 }
 

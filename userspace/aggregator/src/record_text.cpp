@@ -211,6 +211,38 @@ void write_record_text(std::string& out, const RecordContext& r)
 		t << "-";
 	t << "\n";
 
+	if (const TlsPosture* p = c.tls_posture.get()) {
+		t << "   tls      ";
+		if (p->client_seen) {
+			t << " offered up to TLS " << tls_version_name(p->client_max_version) << ", " << p->offered
+			  << " suites (" << p->weak_offered.size() << " weak)";
+			if (!p->sni.empty())
+				t << ", SNI " << p->sni;
+			if (!p->alpn.empty())
+				t << ", ALPN " << p->alpn;
+			t << ";";
+		}
+		if (p->server_seen)
+			t << " chose TLS " << tls_version_name(p->server_version) << " " << tls_cipher_name(p->cipher)
+			  << ";";
+		switch (p->cert) {
+		case TlsPosture::Cert::read:
+			t << " certificate " << p->subject << " (" << p->key_type << " "
+			  << static_cast<uint32_t>(std::max(p->key_bits, 0)) << ", until "
+			  << iso_time(static_cast<uint64_t>(std::max<int64_t>(p->not_after, 0)) * 1000000000ull)
+					.substr(0, 10)
+			  << (p->fallback      ? ", SQL Server's self-signed fallback"
+			      : p->self_signed ? ", self-signed"
+					       : "")
+			  << ")";
+			break;
+		case TlsPosture::Cert::cut: t << " certificate not read whole"; break;
+		case TlsPosture::Cert::hidden: t << " certificate hidden (TLS 1.3)"; break;
+		default: break;
+		}
+		t << "\n";
+	}
+
 	if (l.spid || c.prelogin.trace_seen) {
 		t << "   ids       spid " << (l.spid ? std::to_string(l.spid) : std::string("-"));
 		if (c.prelogin.trace_seen)

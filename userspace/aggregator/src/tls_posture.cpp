@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// The TLS posture of a connection, from the bytes of its hello flights in
+// clear (an excerpt): the ClientHello's offer (versions, cipher suites,
+// SNI, ALPN), the ServerHello's choice, and the first certificate of the
+// server's Certificate message, read by OpenSSL's X.509 parser. Every
+// length is checked against the bytes there are; what is cut short is
+// left out, and a certificate cut short is said to be.
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+
+#include "machine.h"
+
+namespace tdsbpf {
+
+namespace {
+
+// Cipher suites by their IANA names: the ones SQL Server and its drivers
+// negotiate, and every weak one that they still offer. Weak: RC4, 3DES,
+// DES, NULL encryption, export-grade and anonymous key exchange.
+struct Suite {
+	uint16_t id;
+	const char* name;
+	bool weak;
+};
+constexpr Suite kSuites[] = {
+	{0x1301, "TLS_AES_128_GCM_SHA256", false},
+	{0x1302, "TLS_AES_256_GCM_SHA384", false},
+	{0x1303, "TLS_CHACHA20_POLY1305_SHA256", false},
+	{0xc02b, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", false},
+	{0xc02c, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", false},
+	{0xc02f, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", false},
+	{0xc030, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", false},
+	{0xcca8, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", false},
+	{0xcca9, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", false},
+	{0xc023, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", false},
+	{0xc024, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384", false},
+	{0xc027, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", false},
+	{0xc028, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", false},
+	{0xc009, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", false},
+	{0xc00a, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", false},
+	{0xc013, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", false},
+	{0xc014, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", false},
+	{0x009e, "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", false},
+	{0x009f, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", false},
+	{0x0033, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA", false},
+	{0x0039, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA", false},
+	{0x0067, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256", false},
+	{0x006b, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256", false},
+	{0x009c, "TLS_RSA_WITH_AES_128_GCM_SHA256", false},
+	{0x009d, "TLS_RSA_WITH_AES_256_GCM_SHA384", false},
+	{0x003c, "TLS_RSA_WITH_AES_128_CBC_SHA256", false},
+	{0x003d, "TLS_RSA_WITH_AES_256_CBC_SHA256", false},
+	{0x002f, "TLS_RSA_WITH_AES_128_CBC_SHA", false},
+	{0x0035, "TLS_RSA_WITH_AES_256_CBC_SHA", false},
+	// weak
+	{0x0004, "TLS_RSA_WITH_RC4_128_MD5", true},
+	{0x0005, "TLS_RSA_WITH_RC4_128_SHA", true},
+	{0xc007, "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA", true},
+	{0xc011, "TLS_ECDHE_RSA_WITH_RC4_128_SHA", true},
+	{0xc002, "TLS_ECDH_ECDSA_WITH_RC4_128_SHA", true},
+	{0xc00c, "TLS_ECDH_RSA_WITH_RC4_128_SHA", true},
+	{0x0018, "TLS_DH_anon_WITH_RC4_128_MD5", true},
+	{0x000a, "TLS_RSA_WITH_3DES_EDE_CBC_SHA", true},
+	{0x0013, "TLS_DHE_DSS_WITH_3DES_EDE_CBC_SHA", true},
+	{0x0016, "TLS_DHE_RSA_WITH_3DES_EDE_CBC_SHA", true},
+	{0xc008, "TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA", true},
+	{0xc012, "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", true},
+	{0xc003, "TLS_ECDH_ECDSA_WITH_3DES_EDE_CBC_SHA", true},
+	{0xc00d, "TLS_ECDH_RSA_WITH_3DES_EDE_CBC_SHA", true},
+	{0x001b, "TLS_DH_anon_WITH_3DES_EDE_CBC_SHA", true},
+	{0x0009, "TLS_RSA_WITH_DES_CBC_SHA", true},
+	{0x0012, "TLS_DHE_DSS_WITH_DES_CBC_SHA", true},
+	{0x0015, "TLS_DHE_RSA_WITH_DES_CBC_SHA", true},
+	{0x0001, "TLS_RSA_WITH_NULL_MD5", true},
+	{0x0002, "TLS_RSA_WITH_NULL_SHA", true},
+	{0x003b, "TLS_RSA_WITH_NULL_SHA256", true},
+	{0x0003, "TLS_RSA_EXPORT_WITH_RC4_40_MD5", true},
+	{0x0006, "TLS_RSA_EXPORT_WITH_RC2_CBC_40_MD5", true},
+	{0x0008, "TLS_RSA_EXPORT_WITH_DES40_CBC_SHA", true},
+	{0x0034, "TLS_DH_anon_WITH_AES_128_CBC_SHA", true},
+	{0x003a, "TLS_DH_anon_WITH_AES_256_CBC_SHA", true},
+};
+
+const Suite* find_suite(uint16_t id)
+{
+	for (const Suite& s : kSuites)
+		if (s.id == id)
+			return &s;
+	return nullptr;
+}
+
+} // namespace
+
+std::string tls_cipher_name(uint16_t id)
+{
+	if (const Suite* s = find_suite(id))
+		return s->name;
+	char buf[8];
+	std::snprintf(buf, sizeof(buf), "0x%04x", id);
+	return buf;
+}
+
+bool tls_cipher_weak(uint16_t id)
+{
+	const Suite* s = find_suite(id);
+	return s && s->weak;
+}
+
+} // namespace tdsbpf
+
+namespace tdsbpf::machine {
+
+namespace {
+
+using Bytes = std::span<const uint8_t>;
+
+uint32_t be(Bytes b, size_t at, size_t n)
+{
+	uint32_t v = 0;
+	for (size_t i = 0; i < n; i++)
+		v = (v << 8) | b[at + i];
+	return v;
+}
+
+// GREASE values (RFC 8701): 0x?a?a, not real suites or versions.
+bool grease(uint16_t v)
+{
+	return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff);
+}
+
+// An X.509 name as one line (RFC 2253 form: CN=...,O=...).
+std::string name_line(const X509_NAME* n)
+{
+	BIO* bio = BIO_new(BIO_s_mem());
+	if (!bio)
+		return {};
+	X509_NAME_print_ex(bio, n, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+	char* data = nullptr;
+	long len = BIO_get_mem_data(bio, &data);
+	std::string s(data ? data : "", len > 0 ? static_cast<size_t>(len) : 0);
+	BIO_free(bio);
+	return s.size() > 256 ? s.substr(0, 256) : s;
+}
+
+int64_t unix_time(const ASN1_TIME* t)
+{
+	struct tm tm = {};
+	if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return static_cast<int64_t>(timegm(&tm));
+}
+
+void read_certificate(TlsPosture& p, Bytes der)
+{
+	const unsigned char* at = der.data();
+	X509* x = d2i_X509(nullptr, &at, static_cast<long>(der.size()));
+	if (!x) {
+		p.cert = TlsPosture::Cert::cut; // not a whole certificate in the bytes read
+		return;
+	}
+	p.cert = TlsPosture::Cert::read;
+	p.subject = name_line(X509_get_subject_name(x));
+	p.issuer = name_line(X509_get_issuer_name(x));
+	p.not_before = unix_time(X509_get0_notBefore(x));
+	p.not_after = unix_time(X509_get0_notAfter(x));
+	p.self_signed = X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0;
+	p.fallback = p.subject.find("CN=SSL_Self_Signed_Fallback") != std::string::npos;
+	if (EVP_PKEY* key = X509_get0_pubkey(x)) {
+		p.key_bits = EVP_PKEY_get_bits(key);
+		int id = EVP_PKEY_get_base_id(key);
+		p.key_type = id == EVP_PKEY_RSA	      ? "RSA"
+			     : id == EVP_PKEY_EC      ? "EC"
+			     : id == EVP_PKEY_ED25519 ? "Ed25519"
+						      : OBJ_nid2sn(id);
+	}
+	X509_free(x);
+}
+
+void read_client_hello(TlsPosture& p, Bytes m)
+{
+	// legacy_version, random, session_id, cipher_suites, compression, extensions
+	if (m.size() < 2 + 32 + 1)
+		return;
+	p.client_seen = true;
+	p.client_max_version = static_cast<uint16_t>(be(m, 0, 2));
+	size_t at = 34;
+	at += 1 + m[at];
+	if (at + 2 > m.size())
+		return;
+	size_t n = be(m, at, 2);
+	at += 2;
+	for (size_t i = 0; i + 1 < n && at + i + 2 <= m.size(); i += 2) {
+		uint16_t s = static_cast<uint16_t>(be(m, at + i, 2));
+		if (grease(s))
+			continue;
+		p.offered++;
+		if (tls_cipher_weak(s) && p.weak_offered.size() < 16)
+			p.weak_offered.push_back(s);
+	}
+	at += n;
+	if (at >= m.size())
+		return;
+	at += 1 + m[at]; // compression methods
+	if (at + 2 > m.size())
+		return;
+	size_t end = std::min(m.size(), at + 2 + be(m, at, 2));
+	at += 2;
+	while (at + 4 <= end) {
+		uint16_t type = static_cast<uint16_t>(be(m, at, 2));
+		size_t len = be(m, at + 2, 2);
+		Bytes e = m.subspan(at + 4, std::min(len, end - at - 4));
+		if (type == 0 && e.size() >= 5 && e[2] == 0) { // server_name: host_name
+			size_t l = be(e, 3, 2);
+			std::string name(reinterpret_cast<const char*>(e.data() + 5), std::min(l, e.size() - 5));
+			p.sni = ascii_text(reinterpret_cast<const uint8_t*>(name.data()), name.size(), 255);
+		} else if (type == 16 && e.size() >= 2) { // ALPN
+			for (size_t i = 2; i < e.size();) {
+				size_t l = e[i];
+				if (i + 1 + l > e.size())
+					break;
+				if (!p.alpn.empty())
+					p.alpn += ",";
+				p.alpn += ascii_text(e.data() + i + 1, l, 64);
+				i += 1 + l;
+			}
+		} else if (type == 43 && !e.empty()) { // supported_versions
+			for (size_t i = 1; i + 1 < e.size() && i <= e[0]; i += 2) {
+				uint16_t v = static_cast<uint16_t>(be(e, i, 2));
+				if (!grease(v) && v > p.client_max_version && v <= 0x0304)
+					p.client_max_version = v;
+			}
+		}
+		at += 4 + len;
+	}
+}
+
+void read_server_hello(TlsPosture& p, Bytes m)
+{
+	if (m.size() < 2 + 32 + 1)
+		return;
+	p.server_seen = true;
+	p.server_version = static_cast<uint16_t>(be(m, 0, 2));
+	size_t at = 34;
+	at += 1 + m[at];
+	if (at + 3 > m.size())
+		return;
+	p.cipher = static_cast<uint16_t>(be(m, at, 2));
+	at += 3; // and the compression method
+	if (at + 2 > m.size())
+		return;
+	size_t end = std::min(m.size(), at + 2 + be(m, at, 2));
+	at += 2;
+	while (at + 4 <= end) {
+		uint16_t type = static_cast<uint16_t>(be(m, at, 2));
+		size_t len = be(m, at + 2, 2);
+		if (type == 43 && len == 2 && at + 6 <= end)
+			p.server_version = static_cast<uint16_t>(be(m, at + 4, 2));
+		at += 4 + len;
+	}
+}
+
+} // namespace
+
+void read_tls_hello(Connection& c, std::span<const uint8_t> b, int dir)
+{
+	TlsPosture& p = c.tls_posture.mut();
+	// the handshake messages of the records in clear, in order; a message
+	// may continue in the next record
+	std::vector<uint8_t> hs;
+	bool ran_out = false; // the bytes read ended inside a record
+	size_t at = 0;
+	for (; at + 5 <= b.size();) {
+		size_t len = be(b, at + 3, 2);
+		if (b[at] != 22) // anything but a handshake record ends what is in clear
+			break;
+		size_t have = std::min(len, b.size() - at - 5);
+		hs.insert(hs.end(), b.begin() + static_cast<long>(at + 5),
+			  b.begin() + static_cast<long>(at + 5 + have));
+		if (have < len) {
+			ran_out = true;
+			break;
+		}
+		at += 5 + len;
+	}
+	if (at < b.size() && at + 5 > b.size())
+		ran_out = true;
+	Bytes h(hs);
+	for (at = 0; at + 4 <= h.size();) {
+		uint8_t type = h[at];
+		size_t len = be(h, at + 1, 3);
+		bool whole = at + 4 + len <= h.size();
+		Bytes m = h.subspan(at + 4, std::min(len, h.size() - at - 4));
+		if (type == 1 && dir == TDSBPF_DIR_C2S) {
+			read_client_hello(p, m);
+		} else if (type == 2 && dir == TDSBPF_DIR_S2C) {
+			read_server_hello(p, m);
+			if (p.server_version >= 0x0304)
+				p.cert = TlsPosture::Cert::hidden; // TLS 1.3 encrypts it
+		} else if (type == 11 && dir == TDSBPF_DIR_S2C && p.cert == TlsPosture::Cert::not_seen) {
+			// certificate_list, then the first certificate: its length and DER
+			if (m.size() >= 6 && whole) {
+				size_t cl = be(m, 3, 3);
+				read_certificate(p, m.subspan(6, std::min(cl, m.size() - 6)));
+			} else {
+				p.cert = TlsPosture::Cert::cut;
+			}
+		}
+		if (!whole)
+			break;
+		at += 4 + len;
+	}
+	// a server flight whose Certificate may lie beyond the bytes read (a
+	// flight without one, a resumed session, ends in clear before that)
+	if (dir == TDSBPF_DIR_S2C && p.server_seen && p.cert == TlsPosture::Cert::not_seen &&
+	    p.server_version < 0x0304 && ran_out)
+		p.cert = TlsPosture::Cert::cut;
+}
+
+} // namespace tdsbpf::machine
