@@ -1633,3 +1633,64 @@ TEST(Texts, TlsHelloFlights)
 	d = s8["diagnoses"].dump();
 	EXPECT_NE(d.find("tls_version_downgrade"), std::string::npos) << d;
 }
+
+// Excerpts whose bytes are cut at every length or have bytes changed, of
+// each kind the parsers read (a LOGIN7, a login reply with messages, the TLS
+// hellos): every record is still written, and nothing is read past the
+// bytes there are (the sanitizer build runs this too).
+TEST(Texts, HostileExcerptsAreReadSafely)
+{
+	Login7 l;
+	l.host = "WS01";
+	l.app = "payroll";
+	Bytes reply = cat({tok_env_database("sales"), tok_error(5701, 2, 0, "Changed database context.", 0xab),
+			   tok_error(18456, 1, 14, "Login failed for user 'x'."),
+			   tok_loginack(0x74000004, {16, 0, 0x10, 0x87}), tok_done(0, 0, 0)});
+	const std::pair<uint8_t, Bytes> seeds[] = {
+		{TDSBPF_EXCERPT_LOGIN7, login7(l)},
+		{TDSBPF_EXCERPT_REPLY, reply},
+		{TDSBPF_EXCERPT_TLS_HELLO, tls_client_hello(true, true)},
+		{TDSBPF_EXCERPT_TLS_HELLO, tls_server_hello(0x0303, true, 0xc02f)},
+	};
+	tdsbpf::test::CollectSink sink;
+	tdsbpf::Aggregator agg({}, sink);
+	uint32_t seed = 7;
+	uint16_t port = 40000;
+	size_t fed = 0;
+	for (const auto& [what, body] : seeds) {
+		for (size_t cut = 0; cut <= body.size(); cut++) {
+			for (int flip = 0; flip < 2; flip++) {
+				Bytes b(body.begin(), body.begin() + static_cast<long>(cut));
+				if (flip)
+					for (auto& x : b) {
+						seed = seed * 1103515245 + 12345;
+						if ((seed >> 16) % 7 == 0)
+							x = static_cast<uint8_t>(seed >> 8);
+					}
+				tdsbpf::test::Trace t("192.0.2.10", port++, "192.0.2.20", 1433);
+				t.syn(0, 1).synack(0.001, 2, 2).hs_ack(0.002, 2, 3);
+				tdsbpf::test::feed(agg, t.records());
+				auto x = std::make_unique<tdsbpf_excerpt_event>();
+				x->base = t.records().back().base();
+				x->base.kind = TDSBPF_EV_EXCERPT;
+				x->base.dir = what == TDSBPF_EXCERPT_REPLY || (what == TDSBPF_EXCERPT_TLS_HELLO &&
+									       b.size() > 5 && body[5] == 2)
+						      ? TDSBPF_DIR_S2C
+						      : TDSBPF_DIR_C2S;
+				x->what = what;
+				x->len = static_cast<uint16_t>(b.size());
+				x->body_len = static_cast<uint32_t>(body.size());
+				std::memcpy(x->data, b.data(), b.size());
+				// a record of exactly its length
+				std::vector<uint8_t> rec(TDSBPF_EXCERPT_HDR + b.size());
+				std::memcpy(rec.data(), x.get(), rec.size());
+				agg.on_event(*reinterpret_cast<const tdsbpf_event*>(rec.data()), rec.size());
+				fed++;
+			}
+		}
+	}
+	agg.finish(tdsbpf::test::kBaseNs + 3'600'000'000'000ull);
+	EXPECT_EQ(sink.records.size(), fed);
+	for (const auto& r : sink.records)
+		EXPECT_TRUE(r.is_object());
+}

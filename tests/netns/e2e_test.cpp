@@ -104,7 +104,8 @@ json without_timing(json j)
 		for (auto& [k, v] : j.items()) {
 			if (k.find("time") != std::string::npos || k.find("duration") != std::string::npos ||
 			    k.find("_ms") != std::string::npos || k == "latency" || k == "network.interface.name" ||
-			    k == "message" || k == "owners" ||	     // sockets are live only
+			    k == "message" || k == "evidence" ||     // sentences that quote measured times
+			    k == "owners" ||			     // sockets are live only
 			    k == "first_frame" || k == "last_frame") // frames are a capture's only
 				continue;
 			out[k] = without_timing(v);

@@ -183,15 +183,38 @@ void read_certificate(TlsPosture& p, Bytes der)
 	X509_free(x);
 }
 
+// A hello's start: legacy_version, random and session_id; the offset past
+// them, 0 when the message is too short.
+size_t past_session_id(Bytes m)
+{
+	if (m.size() < 2 + 32 + 1)
+		return 0;
+	size_t at = 34 + 1 + m[34];
+	return at <= m.size() ? at : 0;
+}
+
+// Each extension of the block at at (its two bytes of length first), as
+// far as the bytes go: fn(type, data).
+template <typename Fn> void each_extension(Bytes m, size_t at, Fn fn)
+{
+	if (at + 2 > m.size())
+		return;
+	size_t end = std::min(m.size(), at + 2 + be(m, at, 2));
+	for (at += 2; at + 4 <= end;) {
+		size_t len = be(m, at + 2, 2);
+		fn(static_cast<uint16_t>(be(m, at, 2)), m.subspan(at + 4, std::min(len, end - at - 4)));
+		at += 4 + len;
+	}
+}
+
 void read_client_hello(TlsPosture& p, Bytes m)
 {
 	// legacy_version, random, session_id, cipher_suites, compression, extensions
-	if (m.size() < 2 + 32 + 1)
+	size_t at = past_session_id(m);
+	if (!at)
 		return;
 	p.client_seen = true;
 	p.client_max_version = static_cast<uint16_t>(be(m, 0, 2));
-	size_t at = 34;
-	at += 1 + m[at];
 	if (at + 2 > m.size())
 		return;
 	size_t n = be(m, at, 2);
@@ -208,18 +231,10 @@ void read_client_hello(TlsPosture& p, Bytes m)
 	if (at >= m.size())
 		return;
 	at += 1 + m[at]; // compression methods
-	if (at + 2 > m.size())
-		return;
-	size_t end = std::min(m.size(), at + 2 + be(m, at, 2));
-	at += 2;
-	while (at + 4 <= end) {
-		uint16_t type = static_cast<uint16_t>(be(m, at, 2));
-		size_t len = be(m, at + 2, 2);
-		Bytes e = m.subspan(at + 4, std::min(len, end - at - 4));
+	each_extension(m, at, [&](uint16_t type, Bytes e) {
 		if (type == 0 && e.size() >= 5 && e[2] == 0) { // server_name: host_name
-			size_t l = be(e, 3, 2);
-			std::string name(reinterpret_cast<const char*>(e.data() + 5), std::min(l, e.size() - 5));
-			p.sni = ascii_text(reinterpret_cast<const uint8_t*>(name.data()), name.size(), 255);
+			size_t l = std::min<size_t>(be(e, 3, 2), e.size() - 5);
+			p.sni = ascii_text(e.data() + 5, l, 255);
 		} else if (type == 16 && e.size() >= 2) { // ALPN
 			for (size_t i = 2; i < e.size();) {
 				size_t l = e[i];
@@ -237,33 +252,23 @@ void read_client_hello(TlsPosture& p, Bytes m)
 					p.client_max_version = v;
 			}
 		}
-		at += 4 + len;
-	}
+	});
 }
 
 void read_server_hello(TlsPosture& p, Bytes m)
 {
-	if (m.size() < 2 + 32 + 1)
+	size_t at = past_session_id(m);
+	if (!at)
 		return;
 	p.server_seen = true;
 	p.server_version = static_cast<uint16_t>(be(m, 0, 2));
-	size_t at = 34;
-	at += 1 + m[at];
 	if (at + 3 > m.size())
 		return;
 	p.cipher = static_cast<uint16_t>(be(m, at, 2));
-	at += 3; // and the compression method
-	if (at + 2 > m.size())
-		return;
-	size_t end = std::min(m.size(), at + 2 + be(m, at, 2));
-	at += 2;
-	while (at + 4 <= end) {
-		uint16_t type = static_cast<uint16_t>(be(m, at, 2));
-		size_t len = be(m, at + 2, 2);
-		if (type == 43 && len == 2 && at + 6 <= end)
-			p.server_version = static_cast<uint16_t>(be(m, at + 4, 2));
-		at += 4 + len;
-	}
+	each_extension(m, at + 3, [&](uint16_t type, Bytes e) { // after the compression method
+		if (type == 43 && e.size() == 2)
+			p.server_version = static_cast<uint16_t>(be(e, 0, 2));
+	});
 }
 
 } // namespace
