@@ -1680,7 +1680,8 @@ TEST(Texts, HostileExcerptsAreReadSafely)
 				x->what = what;
 				x->len = static_cast<uint16_t>(b.size());
 				x->body_len = static_cast<uint32_t>(body.size());
-				std::memcpy(x->data, b.data(), b.size());
+				if (!b.empty())
+					std::memcpy(x->data, b.data(), b.size());
 				// a record of exactly its length
 				std::vector<uint8_t> rec(TDSBPF_EXCERPT_HDR + b.size());
 				std::memcpy(rec.data(), x.get(), rec.size());
