@@ -19,7 +19,7 @@
 
 #include "protocol.h"
 
-#define TDSBPF_EVENT_ABI 6
+#define TDSBPF_EVENT_ABI 7
 
 /* Direction of a packet relative to the SQL Server port, never the hook. */
 enum tdsbpf_dir {
@@ -402,18 +402,27 @@ struct tdsbpf_packet_event {
  * record is TDSBPF_EXCERPT_HDR + len bytes; at most TDSBPF_EXCERPTS_PER_FLOW
  * are sent per connection. A LOGIN7's holds its obfuscated password: user
  * space reads the names and never shows the bytes.
+ *
+ * A server's hello flight rarely fits: its certificates run on past the
+ * first segment (or TDSBPF_EXCERPT_MAX). Its next bytes follow, as they
+ * arrive in order, in MORE excerpts of the raw TCP payload (TDS headers
+ * included, for user space to strip), up to TDSBPF_HELLO_MORE bytes in
+ * all, until the client speaks again; body_len then holds the chunk's
+ * offset from the flight's first byte, so a gap shows.
  */
 #define TDSBPF_EXCERPT_MAX	 2048
 #define TDSBPF_EXCERPTS_PER_FLOW 8
 #define TDSBPF_EXCERPT_LOGIN7	 1
 #define TDSBPF_EXCERPT_REPLY	 2
 #define TDSBPF_EXCERPT_TLS_HELLO 3
+#define TDSBPF_EXCERPT_MORE	 4
+#define TDSBPF_HELLO_MORE	 6144
 struct tdsbpf_excerpt_event {
 	struct tdsbpf_event base;
 	__u8 what;	/* TDSBPF_EXCERPT_* */
 	__u8 tds71;	/* the flow speaks TDS 7.1 or older (token layouts differ) */
 	__u16 len;	/* bytes of data[] sent, from the TDS packet's body */
-	__u32 body_len; /* the TDS packet's body length (more than len: cut) */
+	__u32 body_len; /* the TDS packet's body length (more than len: cut); MORE: the offset */
 	__u8 data[TDSBPF_EXCERPT_MAX];
 };
 #define TDSBPF_EXCERPT_HDR __builtin_offsetof(struct tdsbpf_excerpt_event, data)

@@ -167,7 +167,7 @@ TDSBPF_NOINLINE void tdsbpf_flow_segment(struct tdsbpf_walk *w)
  * count. Either a pure ACK (or a segment with no flag at all) that
  * acknowledges nothing the flow waits for, or a continuation segment: in
  * order, no frame header starting in it, nothing carried or pending from
- * the previous one. Any doubt sends the segment to the full walk, which
+ * the previous one (a hello flight's bytes wanted are pending). Any doubt sends the segment to the full walk, which
  * decides exactly; so the conditions here may be stricter than the walk's,
  * never looser. Returns 1 when the segment was taken (the flow entry holds
  * all it changes), 2 when it was a second sighting (counted as such), 0
@@ -200,7 +200,7 @@ TDSBPF_INLINE int tdsbpf_short_path(struct tdsbpf_pkt *p, const struct tdsbpf_l4
 	} else {
 		/* retransmissions, gaps, headers, split headers and reply tails */
 		if (!ds->seq_valid || seq != ds->next_seq || !ds->synced || ds->carry_len || ds->tail_pending ||
-		    (__s32)(ds->next_frame - seq) < (__s32)plen)
+		    ds->hello_more || (__s32)(ds->next_frame - seq) < (__s32)plen)
 			return 0;
 	}
 	/* the periodic counters: due soon (by the cheap clock) is left to the walk */

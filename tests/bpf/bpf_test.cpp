@@ -642,3 +642,36 @@ TEST(BpfFeatures, SspiContinuationInALogin7PacketMatchesHost)
 		EXPECT_NE(kernel.back().find("\"user\":\"alice\""), std::string::npos) << kernel.back();
 	}
 }
+
+// A server hello flight longer than a segment: the kernel sends its next
+// bytes in MORE excerpts, as the host walk does (segments of 1448 bytes,
+// and on egress one of 9000, as a GSO segment is; XDP's test runs take
+// frames of a page at most).
+TEST(BpfFeatures, HelloFlightAcrossSegmentsMatchesHost)
+{
+	std::string why;
+	Kernel* k = Kernel::get(why);
+	TDSBPF_REQUIRE(k != nullptr, "needs root and BPF: " + why);
+	Bytes der(3500, 0x30);
+	Bytes flight = tds(TDS_PRELOGIN, 1, tls_server_flight(der));
+	for (size_t mss : {size_t{1448}, size_t{9000}}) {
+		Conn c;
+		std::vector<Bytes> frames{c.syn(), c.synack(), c.ack(true),
+					  c.data(true, tds(TDS_PRELOGIN, 1, tls_client_hello(false)))};
+		for (size_t at = 0; at < flight.size(); at += mss)
+			frames.push_back(c.data(
+				false, Bytes(flight.begin() + static_cast<long>(at),
+					     flight.begin() + static_cast<long>(std::min(flight.size(), at + mss)))));
+		frames.push_back(c.data(true, tds(TDS_PRELOGIN, 1, tls_record(20, {1}))));
+		for (Prog p : {Prog::xdp, Prog::tc_egress}) {
+			if (p == Prog::xdp && mss > 1500)
+				continue;
+			auto kernel = kernel_events(k, p, frames);
+			EXPECT_EQ(kernel, host_events(frames)) << "mss " << mss;
+			std::string all;
+			for (const auto& e : kernel)
+				all += e + "\n";
+			EXPECT_NE(all.find("\"what\":4"), std::string::npos) << all;
+		}
+	}
+}

@@ -2,6 +2,9 @@
 // The L2-L4 parse, TCP flow state and framing walk of walk.h on crafted
 // Ethernet/802.1Q/IPv4/IPv6/TCP frames, through tdsbpf::HostParser.
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <cstring>
@@ -1632,6 +1635,106 @@ TEST(Texts, TlsHelloFlights)
 	EXPECT_EQ(s8["tls"]["server"]["cipher_suite"], "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256");
 	d = s8["diagnoses"].dump();
 	EXPECT_NE(d.find("tls_version_downgrade"), std::string::npos) << d;
+}
+
+namespace {
+
+// A certificate's DER: an EC key, subject CN=cn, and `names` DNS names
+// (about 30 bytes each) to make it as long as a test needs.
+Bytes certificate_der(const std::string& cn, int names)
+{
+	EVP_PKEY* key = EVP_EC_gen("P-256");
+	X509* x = X509_new();
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 400);
+	X509_set_pubkey(x, key);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				   reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	std::string san;
+	for (int i = 0; i < names; i++)
+		san += (i ? ",DNS:" : "DNS:") + std::string("sqlnode") + std::to_string(i) + ".corp.example.com";
+	X509V3_CTX v3;
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, x, x, nullptr, nullptr, 0);
+	if (X509_EXTENSION* e = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, san.c_str())) {
+		X509_add_ext(x, e, -1);
+		X509_EXTENSION_free(e);
+	}
+	X509_sign(x, key, EVP_sha256());
+	unsigned char* der = nullptr;
+	int n = i2d_X509(x, &der);
+	Bytes out(der, der + std::max(n, 0));
+	OPENSSL_free(der);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	return out;
+}
+
+// The frames of a login whose server flight (payload) goes in segments of
+// mss bytes; skip: the number of a segment the tracer does not see (-1: none).
+std::vector<Bytes> flight_in_segments(Conn& k, const Bytes& client, const Bytes& payload, size_t mss, int skip = -1)
+{
+	std::vector<Bytes> f = {k.syn(), k.synack(), k.ack(true), k.data(true, client)};
+	for (size_t at = 0, i = 0; at < payload.size(); at += mss, i++) {
+		Bytes seg =
+			k.data(false, Bytes(payload.begin() + static_cast<long>(at),
+					    payload.begin() + static_cast<long>(std::min(payload.size(), at + mss))));
+		if (static_cast<int>(i) != skip)
+			f.push_back(seg);
+	}
+	f.push_back(k.fin(true));
+	f.push_back(k.fin(false));
+	f.push_back(k.ack(true));
+	return f;
+}
+
+} // namespace
+
+// A server certificate that runs on past the first segment (and past an
+// excerpt's 2 KiB) is read from the segments that follow: in one PRELOGIN
+// packet, across two, and as TDS 8.0's bare records; a segment the tracer
+// missed leaves it cut, said so.
+TEST(Texts, CertificateAcrossSegments)
+{
+	Bytes der = certificate_der("sqlprod01.corp.example.com", 100);
+	ASSERT_GT(der.size(), 3000u);
+	Bytes flight = tls_server_flight(der);
+	Bytes client7 = tds(TDS_PRELOGIN, 1, tls_client_hello(false));
+	auto check = [&](const nlohmann::json& r, const char* what) {
+		EXPECT_EQ(r["tls"]["certificate_seen"], "read") << what << ": " << r["tls"].dump();
+		EXPECT_EQ(r["tls"]["certificate"]["subject"], "CN=sqlprod01.corp.example.com") << what;
+		EXPECT_EQ(r["tls"]["certificate"]["key_type"], "EC") << what;
+	};
+	// TDS 7.x, one PRELOGIN packet of the whole flight, segments of 1448
+	Conn a;
+	a.cport = 50300;
+	check(one_record(flight_in_segments(a, client7, tds(TDS_PRELOGIN, 1, flight), 1448)), "one packet");
+	// TDS 7.x, the flight in two PRELOGIN packets (a 2,048-byte packet size)
+	size_t half = 2040;
+	Bytes two = cat({tds(TDS_PRELOGIN, 0, Bytes(flight.begin(), flight.begin() + static_cast<long>(half))),
+			 tds(TDS_PRELOGIN, 1, Bytes(flight.begin() + static_cast<long>(half), flight.end()), 0, 2)});
+	Conn b;
+	b.cport = 50301;
+	check(one_record(flight_in_segments(b, client7, two, 1448)), "two packets");
+	// ... in segments of 9000 bytes (a jumbo frame, or a GSO segment seen on egress)
+	Conn c;
+	c.cport = 50302;
+	check(one_record(flight_in_segments(c, client7, two, 9000)), "one large segment");
+	// TDS 8.0: bare records
+	Conn d;
+	d.cport = 50303;
+	auto strict = one_record(flight_in_segments(d, tls_client_hello(true), flight, 1448));
+	EXPECT_EQ(strict["negotiated"]["encryption"], "strict");
+	check(strict, "TDS 8.0");
+	// a segment missing: the certificate is cut, and no guess is made
+	Conn e;
+	e.cport = 50304;
+	auto cut = one_record(flight_in_segments(e, client7, tds(TDS_PRELOGIN, 1, flight), 1448, 1));
+	EXPECT_EQ(cut["tls"]["certificate_seen"], "cut") << cut["tls"].dump();
+	EXPECT_TRUE(cut["tls"]["certificate"].is_null());
 }
 
 // Excerpts whose bytes are cut at every length or have bytes changed, of

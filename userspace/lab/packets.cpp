@@ -404,6 +404,22 @@ Bytes tls_server_hello(uint16_t supported_version, bool alpn_tds8, uint16_t ciph
 	return tls_record(22, handshake_msg(2, h));
 }
 
+Bytes tls_server_flight(const Bytes& certificate_der, uint16_t cipher)
+{
+	auto u24 = [](Bytes& b, size_t n) {
+		put8(b, (uint8_t)(n >> 16));
+		be16(b, (uint16_t)n);
+	};
+	Bytes list;
+	u24(list, certificate_der.size());
+	append(list, certificate_der);
+	Bytes certs;
+	u24(certs, list.size());
+	append(certs, list);
+	return cat({tls_server_hello(0, false, cipher), tls_record(22, handshake_msg(11, certs)),
+		    tls_record(22, handshake_msg(14, {}))});
+}
+
 Bytes smp(uint8_t flags, uint16_t sid, uint32_t seq, uint32_t window, const Bytes& payload)
 {
 	Bytes b{0x53, flags};

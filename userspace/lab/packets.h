@@ -125,6 +125,8 @@ Bytes rpc_by_name(const std::string& name);
 Bytes tls_client_hello(bool alpn_tds8, bool alpn_other = false);
 Bytes tls_server_hello(uint16_t supported_version /* 0: none */, bool alpn_tds8 = false, uint16_t cipher = 0x1302);
 Bytes tls_record(uint8_t type, const Bytes& body, uint16_t version = 0x0303);
+// A TLS 1.2 server flight: ServerHello, Certificate (this one), ServerHelloDone.
+Bytes tls_server_flight(const Bytes& certificate_der, uint16_t cipher = 0xc02f);
 
 // ---- SMP ------------------------------------------------------------------
 Bytes smp(uint8_t flags, uint16_t sid, uint32_t seq, uint32_t window, const Bytes& payload = {});

@@ -289,28 +289,29 @@ TDSBPF_INLINE void tdsbpf_blank_field(struct tdsbpf_excerpt_event *x, __u32 at, 
 /*
  * The first bytes of a message whose text user space reads (see struct
  * tdsbpf_excerpt_event), noted by tdsbpf_emit_tds: what of its body is in
- * this segment, up to TDSBPF_EXCERPT_MAX. Sent once the segment's frames
- * are walked (one place for the verifier to check), so after the
- * message's own event.
+ * this segment, up to TDSBPF_EXCERPT_MAX; or the next bytes of a server's
+ * hello flight (MORE). Sent once the segment's frames are walked (one
+ * place for the verifier to check), so after the message's own event.
+ * Returns the bytes sent.
  */
-TDSBPF_NOINLINE void tdsbpf_emit_excerpt(struct tdsbpf_walk *w)
+TDSBPF_NOINLINE __u32 tdsbpf_emit_excerpt(struct tdsbpf_walk *w)
 {
 	struct tdsbpf_excerpt_event *x;
 	__u32 what = w->sc->excerpt_what, body_rel = w->sc->excerpt_rel, body_len = w->sc->excerpt_len;
 	__u32 len;
 
 	if (body_rel >= w->l4->plen)
-		return;
+		return 0;
 	len = w->l4->plen - body_rel;
 	if (len > body_len)
 		len = body_len;
 	if (len > TDSBPF_EXCERPT_MAX)
 		len = TDSBPF_EXCERPT_MAX;
 	if (len == 0)
-		return;
+		return 0;
 	x = tdsbpf_excerpt_buf(w->p);
 	if (!x || tdsbpf_load(w->p, w->l4->poff + body_rel, x->data, len) < 0)
-		return;
+		return 0;
 	if (what == TDSBPF_EXCERPT_LOGIN7) {
 		tdsbpf_blank_field(x, 44, len); /* ibPassword, cchPassword */
 		/* ibChangePassword, cchChangePassword: in a fixed part of 94
@@ -324,7 +325,57 @@ TDSBPF_NOINLINE void tdsbpf_emit_excerpt(struct tdsbpf_walk *w)
 	x->tds71 = w->flow && w->flow->tds71;
 	x->len = (__u16)len;
 	x->body_len = body_len;
+	if (what == TDSBPF_EXCERPT_MORE && w->flow)
+		x->body_len = w->flow->d[TDSBPF_DIR_S2C].hello_seq - w->flow->d[TDSBPF_DIR_S2C].hello_base;
 	tdsbpf_submit_excerpt(w->p, x, TDSBPF_EXCERPT_HDR + len);
+	return len;
+}
+
+/*
+ * One excerpt of a segment's (tdsbpf_loop): first the one the frame walk
+ * noted; then, while the server's hello flight is wanted, its next bytes
+ * from this segment. Returns 1 when there is nothing more to send.
+ */
+static long tdsbpf_excerpt_step(__u32 i, void *data)
+{
+	struct tdsbpf_walk *w = data;
+	struct tdsbpf_dir_state *hs;
+	__u32 rel, sent, plen = w->l4->plen, noted;
+
+	(void)i;
+	if (!w->flow)
+		return 1;
+	hs = &w->flow->d[TDSBPF_DIR_S2C];
+	if (w->l4->dir != TDSBPF_DIR_S2C)
+		hs->hello_more = 0; /* the client speaks: the server's flight is over */
+	noted = w->sc->excerpt_what;
+	if (!noted) {
+		/* the server's hello flight, from where the last excerpt ended */
+		if (!hs->hello_more)
+			return 1;
+		rel = hs->hello_seq - w->l4->seq;
+		if ((__s32)rel < 0 || w->flow->excerpts >= TDSBPF_EXCERPTS_PER_FLOW) {
+			hs->hello_more = 0; /* bytes not seen, or no allowance left: user space says cut */
+			return 1;
+		}
+		if (rel >= plen)
+			return 1;
+		w->flow->excerpts++;
+		w->sc->excerpt_what = TDSBPF_EXCERPT_MORE;
+		w->sc->excerpt_rel = rel;
+		w->sc->excerpt_len = hs->hello_more;
+	}
+	sent = tdsbpf_emit_excerpt(w);
+	w->sc->excerpt_what = 0;
+	if (noted == TDSBPF_EXCERPT_TLS_HELLO && w->l4->dir == TDSBPF_DIR_S2C && sent) {
+		hs->hello_base = w->l4->seq + w->sc->excerpt_rel;
+		hs->hello_seq = hs->hello_base + sent;
+		hs->hello_more = TDSBPF_HELLO_MORE;
+	} else if (!noted) {
+		hs->hello_seq += sent;
+		hs->hello_more = sent && sent < hs->hello_more ? (__u16)(hs->hello_more - sent) : 0;
+	}
+	return 0;
 }
 
 /*
@@ -802,13 +853,16 @@ TDSBPF_INLINE void tdsbpf_walk_segment_frames(struct tdsbpf_walk *w)
 	ds->next_frame = w->l4->seq + (__u32)rel;
 }
 
-/* The segment's frames, then the excerpt one of them asked for. */
+/* How many excerpts one segment can send: the noted one, then a hello flight's bytes. */
+#define TDSBPF_EXCERPTS_PER_SEGMENT 4
+
+/* The segment's frames, then the excerpts they asked for. */
 TDSBPF_INLINE void tdsbpf_walk_frames(struct tdsbpf_walk *w)
 {
 	w->sc->excerpt_what = 0;
 	tdsbpf_walk_segment_frames(w);
-	if (w->sc->excerpt_what)
-		tdsbpf_emit_excerpt(w);
+	if (w->sc->excerpt_what || (w->flow && w->flow->d[TDSBPF_DIR_S2C].hello_more))
+		tdsbpf_loop(TDSBPF_EXCERPTS_PER_SEGMENT, tdsbpf_excerpt_step, w);
 }
 
 #endif /* TDSBPF_WALK_FRAMES_H */

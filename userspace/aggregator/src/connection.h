@@ -400,6 +400,17 @@ struct TlsPosture {
 	int key_bits = 0;
 	bool self_signed = false;
 	bool fallback = false; // SQL Server's own SSL_Self_Signed_Fallback
+	// The server's flight while its certificate runs on past the first
+	// excerpt: the TLS bytes so far (TDS headers taken out), until read.
+	struct Flight {
+		std::vector<uint8_t> bytes;
+		uint32_t next = 0;     // the stream offset of the next byte expected
+		uint32_t tds_left = 0; // TDS 7.x: body bytes left of the current packet
+		uint8_t hdr[8] = {};   // ... and a packet header arriving in parts
+		uint8_t hdr_have = 0;
+		bool framed = false; // TDS 7.x: the records travel in PRELOGIN packets
+	};
+	Flight flight; // bytes empty: none wanted
 };
 
 // Request/response pairing state of one stream: the connection without

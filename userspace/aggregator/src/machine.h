@@ -33,7 +33,10 @@ void settle_opaque_second_trip(Connection& c);
 // TDS event it belongs to.
 void on_excerpt(Connection& c, const tdsbpf_excerpt_event& x);
 // tls_posture.cpp: a ClientHello or ServerHello flight's bytes (TLS records).
-void read_tls_hello(Connection& c, std::span<const uint8_t> records, int dir);
+// Reads a hello flight's records; true when they show the flight's end.
+bool read_tls_hello(Connection& c, std::span<const uint8_t> records, int dir);
+// A hello flight's excerpt (TLS_HELLO, or the server's next bytes: MORE).
+void on_tls_excerpt(Connection& c, const tdsbpf_excerpt_event& x);
 
 // machine_work.cpp
 void on_tds(Connection& c, const tdsbpf_event& ev, int dir, uint64_t ts);

@@ -181,8 +181,8 @@ void on_excerpt(Connection& c, const tdsbpf_excerpt_event& x)
 		read_login7(c.texts.mut(), b);
 		return;
 	}
-	if (x.what == TDSBPF_EXCERPT_TLS_HELLO) {
-		read_tls_hello(c, b, x.base.dir & 1);
+	if (x.what == TDSBPF_EXCERPT_TLS_HELLO || x.what == TDSBPF_EXCERPT_MORE) {
+		on_tls_excerpt(c, x);
 		return;
 	}
 	if (x.what != TDSBPF_EXCERPT_REPLY)

@@ -273,8 +273,9 @@ void read_server_hello(TlsPosture& p, Bytes m)
 
 } // namespace
 
-void read_tls_hello(Connection& c, std::span<const uint8_t> b, int dir)
+bool read_tls_hello(Connection& c, std::span<const uint8_t> b, int dir)
 {
+	bool ended = false; // a ServerHelloDone, or a record that is not a handshake's
 	TlsPosture& p = c.tls_posture.mut();
 	// the handshake messages of the records in clear, in order; a message
 	// may continue in the next record
@@ -283,8 +284,10 @@ void read_tls_hello(Connection& c, std::span<const uint8_t> b, int dir)
 	size_t at = 0;
 	for (; at + 5 <= b.size();) {
 		size_t len = be(b, at + 3, 2);
-		if (b[at] != 22) // anything but a handshake record ends what is in clear
+		if (b[at] != 22) { // anything but a handshake record ends what is in clear
+			ended = true;
 			break;
+		}
 		size_t have = std::min(len, b.size() - at - 5);
 		hs.insert(hs.end(), b.begin() + static_cast<long>(at + 5),
 			  b.begin() + static_cast<long>(at + 5 + have));
@@ -302,6 +305,8 @@ void read_tls_hello(Connection& c, std::span<const uint8_t> b, int dir)
 		size_t len = be(h, at + 1, 3);
 		bool whole = at + 4 + len <= h.size();
 		Bytes m = h.subspan(at + 4, std::min(len, h.size() - at - 4));
+		if (type == 14)
+			ended = true;
 		if (type == 1 && dir == TDSBPF_DIR_C2S) {
 			read_client_hello(p, m);
 		} else if (type == 2 && dir == TDSBPF_DIR_S2C) {
@@ -326,6 +331,76 @@ void read_tls_hello(Connection& c, std::span<const uint8_t> b, int dir)
 	if (dir == TDSBPF_DIR_S2C && p.server_seen && p.cert == TlsPosture::Cert::not_seen &&
 	    p.server_version < 0x0304 && ran_out)
 		p.cert = TlsPosture::Cert::cut;
+	return ended;
+}
+
+namespace {
+
+// Appends a chunk of the server's TCP stream to its flight, taking the TDS
+// packet headers out when the records travel in PRELOGIN packets.
+void append_flight(TlsPosture::Flight& f, Bytes chunk)
+{
+	for (size_t at = 0; at < chunk.size();) {
+		if (!f.framed) {
+			f.bytes.insert(f.bytes.end(), chunk.begin() + static_cast<long>(at), chunk.end());
+			return;
+		}
+		if (f.tds_left == 0) {
+			f.hdr[f.hdr_have++] = chunk[at++];
+			if (f.hdr_have < sizeof(f.hdr))
+				continue;
+			f.hdr_have = 0;
+			uint32_t len = be(Bytes(f.hdr), 2, 2);
+			if (f.hdr[0] != 0x12 || len <= 8) // not a PRELOGIN packet: the flight is over
+				return;
+			f.tds_left = len - 8;
+			continue;
+		}
+		size_t n = std::min<size_t>(f.tds_left, chunk.size() - at);
+		f.bytes.insert(f.bytes.end(), chunk.begin() + static_cast<long>(at),
+			       chunk.begin() + static_cast<long>(at + n));
+		f.tds_left -= static_cast<uint32_t>(n);
+		at += n;
+	}
+}
+
+} // namespace
+
+void on_tls_excerpt(Connection& c, const tdsbpf_excerpt_event& x)
+{
+	Bytes b(x.data, std::min<size_t>(x.len, sizeof(x.data)));
+	int dir = x.base.dir & 1;
+	if (x.what == TDSBPF_EXCERPT_TLS_HELLO) {
+		bool ended = read_tls_hello(c, b, dir);
+		TlsPosture& p = c.tls_posture.mut();
+		if (dir != TDSBPF_DIR_S2C)
+			return;
+		p.flight = {};
+		if ((p.cert != TlsPosture::Cert::cut && p.cert != TlsPosture::Cert::not_seen) || !p.server_seen ||
+		    p.server_version >= 0x0304 || ended)
+			return;
+		// the certificate runs on, or is still to come: keep the flight for
+		// the bytes that follow
+		p.flight.bytes.assign(b.begin(), b.end());
+		p.flight.next = static_cast<uint32_t>(b.size());
+		p.flight.framed = !c.tls.strict;
+		p.flight.tds_left =
+			p.flight.framed && x.body_len > b.size() ? x.body_len - static_cast<uint32_t>(b.size()) : 0;
+		return;
+	}
+	TlsPosture* p = c.tls_posture.get() ? &c.tls_posture.mut() : nullptr;
+	if (!p || p->flight.bytes.empty() || dir != TDSBPF_DIR_S2C)
+		return;
+	if (x.body_len != p->flight.next) { // a chunk lost on the way: the certificate stays cut
+		p->flight = {};
+		return;
+	}
+	p->flight.next += static_cast<uint32_t>(b.size());
+	append_flight(p->flight, b);
+	p->cert = TlsPosture::Cert::not_seen;
+	bool ended = read_tls_hello(c, p->flight.bytes, TDSBPF_DIR_S2C);
+	if (ended || (p->cert != TlsPosture::Cert::not_seen && p->cert != TlsPosture::Cert::cut))
+		p->flight = {}; // read, or a flight without a certificate
 }
 
 } // namespace tdsbpf::machine
