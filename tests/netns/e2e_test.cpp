@@ -127,10 +127,6 @@ struct Scenario {
 	std::vector<std::string> ports = {"1433"};
 	std::vector<std::string> tracer_args;  // more options for tdsbpf (live and --read)
 	std::vector<std::string> captured_too; // ports tcpdump captures that tdsbpf is not told of
-	// a certificate made for the lab server (openssl req): its CN, and the
-	// days it is valid from now; empty: the server's own
-	std::string cert_cn;
-	int cert_days = 0;
 };
 
 class E2E : public ::testing::Test {
@@ -160,14 +156,6 @@ protected:
 			TDSBPF_LABSERVER_PATH,	  "--listen", ip(), "--port", "1433", "--ready-file",
 			dir_.file("server.ready")};
 		argv.insert(argv.end(), s.server_args.begin(), s.server_args.end());
-		if (!s.cert_cn.empty()) {
-			std::string cert = dir_.file("cert.pem"), key = dir_.file("key.pem");
-			auto r = labtest::run_command({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-						       "-keyout", key, "-out", cert, "-subj", "/CN=" + s.cert_cn,
-						       "-days", std::to_string(s.cert_days)});
-			ASSERT_EQ(r.exit_code, 0) << r.output;
-			argv.insert(argv.end(), {"--cert", cert, "--key", key});
-		}
 		servers_.push_back(
 			lab_->spawn(lab_->server_ns(), argv, dir_.file("server.out"), dir_.file("server.log")));
 		ASSERT_TRUE(tdsbpf::lab::wait_for_file(dir_.file("server.ready"), std::chrono::milliseconds(20000)))
@@ -274,6 +262,14 @@ public:
 		return client({TDSBPF_LOADCLIENT_PATH, "--host", ip(), "--port", "1433", "--connections", "1",
 			       "--count", "1", "--encryption", enc, "--spnego", "MSSQLSvc@" + ip(), "--json"},
 			      {{"NTLM_USER_FILE", users}, {"KRB5CCNAME", "FILE:" + dir_.file("no_ticket")}});
+	}
+
+	// The lab's load client: one login and one batch with `enc` as its
+	// --encryption, offering the TLS 1.2 suites of `ciphers`.
+	labtest::CommandResult load_client(const std::string& enc, const std::string& ciphers)
+	{
+		return client({TDSBPF_LOADCLIENT_PATH, "--host", ip(), "--port", "1433", "--connections", "1",
+			       "--count", "1", "--encryption", enc, "--tls-ciphers", ciphers, "--json"});
 	}
 
 	// A bare TCP connect to `port` from the client namespace (bash's
@@ -748,17 +744,50 @@ const std::vector<Case> kCases = {
 	{
 		.name = "TsqlSeesTheSelfSignedFallback",
 		.needs = kTsql,
-		.scenario = {.cert_cn = "SSL_Self_Signed_Fallback", .cert_days = 10},
+		.scenario = {.server_args = {"--self-signed", "SSL_Self_Signed_Fallback", "--cert-days", "10"}},
 		.drive = [](E2E& t) { return t.tsql("sa", "request"); },
 		.phases = kLoginAndWork,
 		.fields = {{"/tls/certificate_seen", "read", OnFailure::kAssert},
-			   {"/tls/certificate/subject", "CN=SSL_Self_Signed_Fallback"},
+			   {"/tls/certificate/subject", "CN=SSL_Self_Signed_Fallback,O=tdsbpf lab"},
 			   {"/tls/certificate/self_signed", true},
 			   {"/tls/certificate/sql_server_fallback", true},
 			   {"/tls/certificate/key_type", "RSA"},
 			   {"/tls/certificate/key_bits", 2048},
 			   {"/tls/server/weak", false}},
 		.diagnoses = {"tls_self_signed_fallback", "tls_certificate_expired"},
+	},
+
+	// tsql, login-only TLS: the server's certificate expired three days ago
+	// and names 80 hosts, so the flight runs over more than a segment (and
+	// over a 2 KiB excerpt): it is read whole all the same.
+	{
+		.name = "TsqlSeesAnExpiredLongCertificate",
+		.needs = kTsql,
+		.scenario = {.server_args = {"--self-signed", "sqlprod01.corp.example.com", "--cert-days", "-3",
+					     "--cert-san-names", "80"}},
+		.drive = [](E2E& t) { return t.tsql("sa", "request"); },
+		.phases = kLoginAndWork,
+		.fields = {{"/tls/certificate_seen", "read", OnFailure::kAssert},
+			   {"/tls/certificate/subject", "CN=sqlprod01.corp.example.com,O=tdsbpf lab"},
+			   {"/tls/certificate/self_signed", true},
+			   {"/tls/certificate/sql_server_fallback", false}},
+		.diagnoses = {"tls_self_signed", "tls_certificate_expired"},
+	},
+
+	// The load client, full encryption, offering everything OpenSSL has
+	// (anonymous and NULL suites too) to a server that allows only a NULL
+	// suite: the connection is "encrypted" and readable.
+	{
+		.name = "LoadClientGetsANullCipher",
+		.scenario = {.server_args = {"--tls-ciphers", "ECDHE-ECDSA-NULL-SHA:@SECLEVEL=0"}},
+		.drive = [](E2E& t) { return t.load_client("on", "ALL:ECDHE-ECDSA-NULL-SHA:@SECLEVEL=0"); },
+		.phases = {"tcp_handshake", "prelogin", "tls_handshake", "login", "active", "close"},
+		.fields = {{"/tls/server", an_object(), OnFailure::kAssert},
+			   {"/tls/server/cipher_suite", "TLS_ECDHE_ECDSA_WITH_NULL_SHA"},
+			   {"/tls/server/weak", true},
+			   {"/negotiated/encryption", "full"}},
+		.diagnoses = {"tls_weak_cipher"},
+		.tshark = Tshark::kEncrypted,
 	},
 
 	// tedious NTLM (domain option), encrypt false.

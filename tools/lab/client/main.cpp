@@ -47,6 +47,9 @@ int main(int argc, char** argv)
 		       "NTLM_USER_FILE names) for this host-based service, e.g. MSSQLSvc@sql.example")
 		->excludes("--ntlm-domain");
 	app.add_option("--database", plan.client.database, "initial database");
+	app.add_option(
+		"--tls-ciphers", plan.client.tls_ciphers,
+		"OpenSSL cipher list offered for TLS 1.2, e.g. 'ALL:ECDHE-ECDSA-NULL-SHA:@SECLEVEL=0' (ALL, not DEFAULT: DEFAULT removes NULL suites for good)");
 	app.add_option("--packet-size", plan.client.packet_size, "requested TDS packet size")
 		->default_val(4096)
 		->check(CLI::Range(512u, 32767u));

@@ -252,7 +252,7 @@ Message TdsClient::read_message()
 
 void TdsClient::tls_handshake_in_prelogin()
 {
-	tls_ctx_ = TlsContext::client(TlsFlavor::tds7);
+	tls_ctx_ = TlsContext::client(TlsFlavor::tds7, opt_.tls_ciphers);
 	tls_ = std::make_unique<TlsChannel>(tls_ctx_);
 	for (;;) {
 		bool done = tls_->handshake();
@@ -275,7 +275,7 @@ void TdsClient::tls_handshake_in_prelogin()
 
 void TdsClient::tls_handshake_strict()
 {
-	tls_ctx_ = TlsContext::client(TlsFlavor::strict);
+	tls_ctx_ = TlsContext::client(TlsFlavor::strict, opt_.tls_ciphers);
 	tls_ = std::make_unique<TlsChannel>(tls_ctx_);
 	std::uint8_t buf[16384];
 	for (;;) {

@@ -39,6 +39,7 @@ struct ClientOptions {
 	// this host-based service name, e.g. MSSQLSvc@sql.example
 	std::string spnego_service;
 	std::string database;
+	std::string tls_ciphers; // OpenSSL cipher list offered for TLS 1.2 (empty: the default)
 	std::uint32_t packet_size = kDefaultPacketSize;
 	std::chrono::milliseconds timeout{5000};
 };

@@ -68,6 +68,21 @@ int main(int argc, char** argv)
 	app.add_option("--cert-out", cert_out,
 		       "write the server certificate and its chain (PEM) here, for clients that verify it");
 	app.add_option("--key", key_file, "PEM private key for --cert (default: the --cert file)");
+	tdslab::TlsServerSetup tls;
+	app.add_option("--self-signed", tls.self_signed_cn,
+		       "serve a self-signed RSA 2048 certificate with this CN, made at start (e.g. "
+		       "SSL_Self_Signed_Fallback, as SQL Server makes for itself)");
+	app.add_option("--cert-days", tls.valid_days,
+		       "--self-signed: days from now to the end of its validity (negative: expired)")
+		->default_val(365)
+		->check(CLI::Range(-36500, 36500));
+	app.add_option("--cert-san-names", tls.san_names,
+		       "--self-signed: this many more DNS names in it (a certificate longer than a segment)")
+		->default_val(0)
+		->check(CLI::Range(0, 2000));
+	app.add_option(
+		"--tls-ciphers", tls.ciphers,
+		"OpenSSL cipher list for TLS 1.2, e.g. 'ECDHE-ECDSA-NULL-SHA:@SECLEVEL=0' (a weak-cipher server)");
 	app.add_option("--server-version", version, "version to announce (major.minor.build)")
 		->default_val("16.0.1000");
 	app.add_option("--server-name", server_name, "server name in INFO/ERROR tokens")->default_val("TDSLAB");
@@ -153,10 +168,16 @@ int main(int argc, char** argv)
 		std::cerr << "--key needs --cert\n";
 		return 2;
 	}
+	if (!tls.self_signed_cn.empty() && !cert_file.empty()) {
+		std::cerr << "--self-signed and --cert: one certificate only\n";
+		return 2;
+	}
+	tls.cert_file = cert_file;
+	tls.key_file = key_file;
 
 	try {
-		settings.tls7 = tdslab::TlsContext::server(tdslab::TlsFlavor::tds7, cert_file, key_file);
-		settings.tls8 = tdslab::TlsContext::server(tdslab::TlsFlavor::strict, cert_file, key_file);
+		settings.tls7 = tdslab::TlsContext::server(tdslab::TlsFlavor::tds7, tls);
+		settings.tls8 = tdslab::TlsContext::server(tdslab::TlsFlavor::strict, tls);
 		if (!cert_out.empty()) {
 			std::ofstream f(cert_out);
 			f << settings.tls8->certificate_pem();

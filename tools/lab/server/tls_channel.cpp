@@ -9,8 +9,10 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 namespace tdslab {
 
@@ -46,15 +48,18 @@ void add_extension(X509* cert, int nid, const char* value)
 	X509_EXTENSION_free(ext);
 }
 
-// A certificate with this subject CN, valid from an hour ago for a year,
-// signed by signer (its own key when null: self-signed).
-X509* make_certificate(EVP_PKEY* key, const char* cn, X509* signer, EVP_PKEY* signer_key, long serial, bool ca)
+// A certificate with this subject CN, valid until valid_days from now
+// (from an hour ago, or a year before that end if it is earlier), signed
+// by signer (its own key when null: self-signed); san_names more DNS names.
+X509* make_certificate(EVP_PKEY* key, const char* cn, X509* signer, EVP_PKEY* signer_key, long serial, bool ca,
+		       int valid_days = 365, int san_names = 0)
 {
+	constexpr long kDay = 24 * 3600;
 	X509* cert = X509_new();
 	X509_set_version(cert, 2);
 	ASN1_INTEGER_set(X509_get_serialNumber(cert), serial);
-	X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(cert), 365L * 24 * 3600);
+	X509_gmtime_adj(X509_getm_notBefore(cert), std::min(-3600L, (valid_days - 365) * kDay));
+	X509_gmtime_adj(X509_getm_notAfter(cert), valid_days * kDay);
 	X509_set_pubkey(cert, key);
 	X509_NAME* name = X509_get_subject_name(cert);
 	X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("tdsbpf lab"), -1,
@@ -64,7 +69,10 @@ X509* make_certificate(EVP_PKEY* key, const char* cn, X509* signer, EVP_PKEY* si
 	if (ca) {
 		add_extension(cert, NID_basic_constraints, "critical,CA:TRUE");
 	} else {
-		add_extension(cert, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
+		std::string san = "DNS:localhost,IP:127.0.0.1";
+		for (int i = 0; i < san_names; i++)
+			san += ",DNS:sqlnode" + std::to_string(i) + ".corp.example.com";
+		add_extension(cert, NID_subject_alt_name, san.c_str());
 		add_extension(cert, NID_basic_constraints, "critical,CA:FALSE");
 		add_extension(cert, NID_ext_key_usage, "serverAuth");
 	}
@@ -99,6 +107,23 @@ void use_generated(SSL_CTX* ctx)
 	    SSL_CTX_add1_chain_cert(ctx, ca) != 1) {
 		fail("installing generated certificate");
 	}
+}
+
+// A self-signed RSA 2048 certificate as setup describes, made once per
+// process and shared by the TDS 7.x and TDS 8.0 contexts.
+void use_self_signed(SSL_CTX* ctx, const TlsServerSetup& setup)
+{
+	static EVP_PKEY* key = nullptr;
+	static X509* cert = nullptr;
+	if (!cert) {
+		key = EVP_RSA_gen(2048);
+		if (!key)
+			fail("generating RSA key");
+		cert = make_certificate(key, setup.self_signed_cn.c_str(), nullptr, nullptr, 3, false, setup.valid_days,
+					setup.san_names);
+	}
+	if (SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1)
+		fail("installing generated certificate");
 }
 
 int select_tds8_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
@@ -141,31 +166,41 @@ SSL_CTX* new_ctx(bool server, TlsFlavor flavor)
 	return ctx;
 }
 
+// The TLS 1.2 suites allowed (TLS 1.3's are not affected).
+void set_ciphers(SSL_CTX* ctx, const std::string& ciphers)
+{
+	if (!ciphers.empty() && SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1)
+		fail("cipher list '" + ciphers + "'");
+}
+
 } // namespace
 
-std::shared_ptr<TlsContext> TlsContext::server(TlsFlavor flavor, const std::string& cert_file,
-					       const std::string& key_file)
+std::shared_ptr<TlsContext> TlsContext::server(TlsFlavor flavor, const TlsServerSetup& setup)
 {
 	SSL_CTX* ctx = new_ctx(true, flavor);
 	std::shared_ptr<TlsContext> holder(new TlsContext(ctx, true, flavor));
-	if (!cert_file.empty()) {
-		if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1)
-			fail("loading certificate " + cert_file);
-		const std::string& k = key_file.empty() ? cert_file : key_file;
+	if (!setup.cert_file.empty()) {
+		if (SSL_CTX_use_certificate_chain_file(ctx, setup.cert_file.c_str()) != 1)
+			fail("loading certificate " + setup.cert_file);
+		const std::string& k = setup.key_file.empty() ? setup.cert_file : setup.key_file;
 		if (SSL_CTX_use_PrivateKey_file(ctx, k.c_str(), SSL_FILETYPE_PEM) != 1)
 			fail("loading key " + k);
+	} else if (!setup.self_signed_cn.empty()) {
+		use_self_signed(ctx, setup);
 	} else {
 		use_generated(ctx);
 	}
+	set_ciphers(ctx, setup.ciphers);
 	if (flavor == TlsFlavor::strict)
 		SSL_CTX_set_alpn_select_cb(ctx, select_tds8_alpn, nullptr);
 	return holder;
 }
 
-std::shared_ptr<TlsContext> TlsContext::client(TlsFlavor flavor)
+std::shared_ptr<TlsContext> TlsContext::client(TlsFlavor flavor, const std::string& ciphers)
 {
 	SSL_CTX* ctx = new_ctx(false, flavor);
 	std::shared_ptr<TlsContext> holder(new TlsContext(ctx, false, flavor));
+	set_ciphers(ctx, ciphers);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
 	if (flavor == TlsFlavor::strict) {
 		static const unsigned char alpn[] = "\x07tds/8.0";

@@ -20,15 +20,26 @@ enum class TlsFlavor {
 	strict, // TDS 8.0: TLS first on the raw socket, ALPN "tds/8.0", TLS 1.2 or 1.3
 };
 
+// Where a server's certificate comes from, and what TLS 1.2 suites it allows.
+struct TlsServerSetup {
+	std::string cert_file, key_file; // PEM files; empty: one made at start
+	// made at start: empty, an ECDSA P-256 certificate for CN=localhost
+	// issued by a throwaway CA; else a self-signed RSA 2048 one with this
+	// CN (as SQL Server's own SSL_Self_Signed_Fallback is)
+	std::string self_signed_cn;
+	int valid_days = 365; // ... its notAfter from now (negative: expired that long ago)
+	int san_names = 0;    // ... and this many more DNS names (a longer certificate)
+	std::string ciphers;  // OpenSSL cipher list for TLS 1.2 and older (empty: OpenSSL's default)
+};
+
 // A certificate and key; generated in memory when no files are given.
 class TlsContext {
 public:
-	// Server context. Empty paths: a fresh self-signed ECDSA P-256 certificate for
-	// CN=localhost (SAN localhost, 127.0.0.1). Throws std::runtime_error.
-	static std::shared_ptr<TlsContext> server(TlsFlavor flavor, const std::string& cert_file = {},
-						  const std::string& key_file = {});
-	// Client context that accepts any certificate (lab use only).
-	static std::shared_ptr<TlsContext> client(TlsFlavor flavor);
+	// Server context. Throws std::runtime_error.
+	static std::shared_ptr<TlsContext> server(TlsFlavor flavor, const TlsServerSetup& setup = {});
+	// Client context that accepts any certificate (lab use only); ciphers:
+	// an OpenSSL cipher list for TLS 1.2 and older (empty: the default).
+	static std::shared_ptr<TlsContext> client(TlsFlavor flavor, const std::string& ciphers = {});
 	~TlsContext();
 	TlsContext(const TlsContext&) = delete;
 	TlsContext& operator=(const TlsContext&) = delete;

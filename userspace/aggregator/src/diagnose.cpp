@@ -352,11 +352,18 @@ void tls_posture(Findings& f)
 			      "The server's certificate (%s) expires in %.0f day(s): once it has, clients that validate it refuse to connect. Owner: the server: renew it now.",
 			      p->subject.c_str(), days);
 	}
-	if (p->server_seen && tls_cipher_weak(p->cipher))
-		f.add("tls_weak_cipher", "warning",
-		      "The server chose the weak cipher suite %s: the traffic's protection is broken or close to it. Owner: the server's TLS settings (Windows' cipher suite order, or OpenSSL's on Linux): disable RC4, 3DES, DES, NULL and export suites.",
-		      tls_cipher_name(p->cipher).c_str());
-	else if (!p->weak_offered.empty())
+	if (p->server_seen && tls_cipher_weak(p->cipher)) {
+		std::string name = tls_cipher_name(p->cipher);
+		const char* what =
+			name.find("WITH_NULL") != std::string::npos
+				? "it encrypts nothing: the login, its password and every query cross the network readable, while both ends report the connection as encrypted"
+			: name.find("_anon_") != std::string::npos
+				? "it authenticates no one: whoever sits on the path can pose as the server and read everything"
+				: "its protection is broken or close to it";
+		f.add("tls_weak_cipher", name.find("WITH_NULL") != std::string::npos ? "error" : "warning",
+		      "The server chose the weak cipher suite %s: %s. Owner: the server's TLS settings (Windows' cipher suite order, or OpenSSL's on Linux): disable RC4, 3DES, DES, NULL, anonymous and export suites.",
+		      name.c_str(), what);
+	} else if (!p->weak_offered.empty())
 		f.add("tls_weak_ciphers_offered", "info",
 		      "The client offered %zu weak cipher suite(s) (%s%s) among %u; the server chose %s. Owner: the client's TLS settings: a server that allowed them could be talked into one.",
 		      p->weak_offered.size(), tls_cipher_name(p->weak_offered[0]).c_str(),

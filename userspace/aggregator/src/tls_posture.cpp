@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <string_view>
+#include <utility>
 
 #include "machine.h"
 
@@ -21,87 +23,136 @@ namespace tdsbpf {
 
 namespace {
 
-// Cipher suites by their IANA names: the ones SQL Server and its drivers
-// negotiate, and every weak one that they still offer. Weak: RC4, 3DES,
-// DES, NULL encryption, export-grade and anonymous key exchange.
-struct Suite {
-	uint16_t id;
-	const char* name;
-	bool weak;
-};
-constexpr Suite kSuites[] = {
-	{0x1301, "TLS_AES_128_GCM_SHA256", false},
-	{0x1302, "TLS_AES_256_GCM_SHA384", false},
-	{0x1303, "TLS_CHACHA20_POLY1305_SHA256", false},
-	{0xc02b, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", false},
-	{0xc02c, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", false},
-	{0xc02f, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", false},
-	{0xc030, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", false},
-	{0xcca8, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", false},
-	{0xcca9, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", false},
-	{0xc023, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", false},
-	{0xc024, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384", false},
-	{0xc027, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", false},
-	{0xc028, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", false},
-	{0xc009, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", false},
-	{0xc00a, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", false},
-	{0xc013, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", false},
-	{0xc014, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", false},
-	{0x009e, "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", false},
-	{0x009f, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", false},
-	{0x0033, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA", false},
-	{0x0039, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA", false},
-	{0x0067, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256", false},
-	{0x006b, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256", false},
-	{0x009c, "TLS_RSA_WITH_AES_128_GCM_SHA256", false},
-	{0x009d, "TLS_RSA_WITH_AES_256_GCM_SHA384", false},
-	{0x003c, "TLS_RSA_WITH_AES_128_CBC_SHA256", false},
-	{0x003d, "TLS_RSA_WITH_AES_256_CBC_SHA256", false},
-	{0x002f, "TLS_RSA_WITH_AES_128_CBC_SHA", false},
-	{0x0035, "TLS_RSA_WITH_AES_256_CBC_SHA", false},
-	// weak
-	{0x0004, "TLS_RSA_WITH_RC4_128_MD5", true},
-	{0x0005, "TLS_RSA_WITH_RC4_128_SHA", true},
-	{0xc007, "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA", true},
-	{0xc011, "TLS_ECDHE_RSA_WITH_RC4_128_SHA", true},
-	{0xc002, "TLS_ECDH_ECDSA_WITH_RC4_128_SHA", true},
-	{0xc00c, "TLS_ECDH_RSA_WITH_RC4_128_SHA", true},
-	{0x0018, "TLS_DH_anon_WITH_RC4_128_MD5", true},
-	{0x000a, "TLS_RSA_WITH_3DES_EDE_CBC_SHA", true},
-	{0x0013, "TLS_DHE_DSS_WITH_3DES_EDE_CBC_SHA", true},
-	{0x0016, "TLS_DHE_RSA_WITH_3DES_EDE_CBC_SHA", true},
-	{0xc008, "TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA", true},
-	{0xc012, "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", true},
-	{0xc003, "TLS_ECDH_ECDSA_WITH_3DES_EDE_CBC_SHA", true},
-	{0xc00d, "TLS_ECDH_RSA_WITH_3DES_EDE_CBC_SHA", true},
-	{0x001b, "TLS_DH_anon_WITH_3DES_EDE_CBC_SHA", true},
-	{0x0009, "TLS_RSA_WITH_DES_CBC_SHA", true},
-	{0x0012, "TLS_DHE_DSS_WITH_DES_CBC_SHA", true},
-	{0x0015, "TLS_DHE_RSA_WITH_DES_CBC_SHA", true},
-	{0x0001, "TLS_RSA_WITH_NULL_MD5", true},
-	{0x0002, "TLS_RSA_WITH_NULL_SHA", true},
-	{0x003b, "TLS_RSA_WITH_NULL_SHA256", true},
-	{0x0003, "TLS_RSA_EXPORT_WITH_RC4_40_MD5", true},
-	{0x0006, "TLS_RSA_EXPORT_WITH_RC2_CBC_40_MD5", true},
-	{0x0008, "TLS_RSA_EXPORT_WITH_DES40_CBC_SHA", true},
-	{0x0034, "TLS_DH_anon_WITH_AES_128_CBC_SHA", true},
-	{0x003a, "TLS_DH_anon_WITH_AES_256_CBC_SHA", true},
+// Cipher suites by their IANA names (the TLS Cipher Suites registry): the
+// ones SQL Server and its drivers negotiate, and the weak ones a client or
+// server can still have enabled, sorted by number. Weak (tls_cipher_weak):
+// RC4, RC2, 3DES, DES, NULL encryption, export-grade and anonymous key
+// exchange, judged from the name.
+constexpr std::pair<uint16_t, const char*> kSuites[] = {
+	{0x0000, "TLS_NULL_WITH_NULL_NULL"},
+	{0x0001, "TLS_RSA_WITH_NULL_MD5"},
+	{0x0002, "TLS_RSA_WITH_NULL_SHA"},
+	{0x0003, "TLS_RSA_EXPORT_WITH_RC4_40_MD5"},
+	{0x0004, "TLS_RSA_WITH_RC4_128_MD5"},
+	{0x0005, "TLS_RSA_WITH_RC4_128_SHA"},
+	{0x0006, "TLS_RSA_EXPORT_WITH_RC2_CBC_40_MD5"},
+	{0x0008, "TLS_RSA_EXPORT_WITH_DES40_CBC_SHA"},
+	{0x0009, "TLS_RSA_WITH_DES_CBC_SHA"},
+	{0x000a, "TLS_RSA_WITH_3DES_EDE_CBC_SHA"},
+	{0x000b, "TLS_DH_DSS_EXPORT_WITH_DES40_CBC_SHA"},
+	{0x000c, "TLS_DH_DSS_WITH_DES_CBC_SHA"},
+	{0x000d, "TLS_DH_DSS_WITH_3DES_EDE_CBC_SHA"},
+	{0x000e, "TLS_DH_RSA_EXPORT_WITH_DES40_CBC_SHA"},
+	{0x000f, "TLS_DH_RSA_WITH_DES_CBC_SHA"},
+	{0x0010, "TLS_DH_RSA_WITH_3DES_EDE_CBC_SHA"},
+	{0x0011, "TLS_DHE_DSS_EXPORT_WITH_DES40_CBC_SHA"},
+	{0x0012, "TLS_DHE_DSS_WITH_DES_CBC_SHA"},
+	{0x0013, "TLS_DHE_DSS_WITH_3DES_EDE_CBC_SHA"},
+	{0x0014, "TLS_DHE_RSA_EXPORT_WITH_DES40_CBC_SHA"},
+	{0x0015, "TLS_DHE_RSA_WITH_DES_CBC_SHA"},
+	{0x0016, "TLS_DHE_RSA_WITH_3DES_EDE_CBC_SHA"},
+	{0x0017, "TLS_DH_anon_EXPORT_WITH_RC4_40_MD5"},
+	{0x0018, "TLS_DH_anon_WITH_RC4_128_MD5"},
+	{0x0019, "TLS_DH_anon_EXPORT_WITH_DES40_CBC_SHA"},
+	{0x001a, "TLS_DH_anon_WITH_DES_CBC_SHA"},
+	{0x001b, "TLS_DH_anon_WITH_3DES_EDE_CBC_SHA"},
+	{0x002c, "TLS_PSK_WITH_NULL_SHA"},
+	{0x002d, "TLS_DHE_PSK_WITH_NULL_SHA"},
+	{0x002e, "TLS_RSA_PSK_WITH_NULL_SHA"},
+	{0x002f, "TLS_RSA_WITH_AES_128_CBC_SHA"},
+	{0x0033, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA"},
+	{0x0034, "TLS_DH_anon_WITH_AES_128_CBC_SHA"},
+	{0x0035, "TLS_RSA_WITH_AES_256_CBC_SHA"},
+	{0x0039, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA"},
+	{0x003a, "TLS_DH_anon_WITH_AES_256_CBC_SHA"},
+	{0x003b, "TLS_RSA_WITH_NULL_SHA256"},
+	{0x003c, "TLS_RSA_WITH_AES_128_CBC_SHA256"},
+	{0x003d, "TLS_RSA_WITH_AES_256_CBC_SHA256"},
+	{0x0046, "TLS_DH_anon_WITH_CAMELLIA_128_CBC_SHA"},
+	{0x0067, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256"},
+	{0x006b, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256"},
+	{0x006c, "TLS_DH_anon_WITH_AES_128_CBC_SHA256"},
+	{0x006d, "TLS_DH_anon_WITH_AES_256_CBC_SHA256"},
+	{0x0089, "TLS_DH_anon_WITH_CAMELLIA_256_CBC_SHA"},
+	{0x008a, "TLS_PSK_WITH_RC4_128_SHA"},
+	{0x008b, "TLS_PSK_WITH_3DES_EDE_CBC_SHA"},
+	{0x008e, "TLS_DHE_PSK_WITH_RC4_128_SHA"},
+	{0x008f, "TLS_DHE_PSK_WITH_3DES_EDE_CBC_SHA"},
+	{0x0092, "TLS_RSA_PSK_WITH_RC4_128_SHA"},
+	{0x0093, "TLS_RSA_PSK_WITH_3DES_EDE_CBC_SHA"},
+	{0x009b, "TLS_DH_anon_WITH_SEED_CBC_SHA"},
+	{0x009c, "TLS_RSA_WITH_AES_128_GCM_SHA256"},
+	{0x009d, "TLS_RSA_WITH_AES_256_GCM_SHA384"},
+	{0x009e, "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256"},
+	{0x009f, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"},
+	{0x00a6, "TLS_DH_anon_WITH_AES_128_GCM_SHA256"},
+	{0x00a7, "TLS_DH_anon_WITH_AES_256_GCM_SHA384"},
+	{0x00b0, "TLS_PSK_WITH_NULL_SHA256"},
+	{0x00b1, "TLS_PSK_WITH_NULL_SHA384"},
+	{0x00b4, "TLS_DHE_PSK_WITH_NULL_SHA256"},
+	{0x00b5, "TLS_DHE_PSK_WITH_NULL_SHA384"},
+	{0x00b8, "TLS_RSA_PSK_WITH_NULL_SHA256"},
+	{0x00b9, "TLS_RSA_PSK_WITH_NULL_SHA384"},
+	{0x00bf, "TLS_DH_anon_WITH_CAMELLIA_128_CBC_SHA256"},
+	{0x00c5, "TLS_DH_anon_WITH_CAMELLIA_256_CBC_SHA256"},
+	{0x1301, "TLS_AES_128_GCM_SHA256"},
+	{0x1302, "TLS_AES_256_GCM_SHA384"},
+	{0x1303, "TLS_CHACHA20_POLY1305_SHA256"},
+	{0xc001, "TLS_ECDH_ECDSA_WITH_NULL_SHA"},
+	{0xc002, "TLS_ECDH_ECDSA_WITH_RC4_128_SHA"},
+	{0xc003, "TLS_ECDH_ECDSA_WITH_3DES_EDE_CBC_SHA"},
+	{0xc006, "TLS_ECDHE_ECDSA_WITH_NULL_SHA"},
+	{0xc007, "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA"},
+	{0xc008, "TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA"},
+	{0xc009, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"},
+	{0xc00a, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"},
+	{0xc00b, "TLS_ECDH_RSA_WITH_NULL_SHA"},
+	{0xc00c, "TLS_ECDH_RSA_WITH_RC4_128_SHA"},
+	{0xc00d, "TLS_ECDH_RSA_WITH_3DES_EDE_CBC_SHA"},
+	{0xc010, "TLS_ECDHE_RSA_WITH_NULL_SHA"},
+	{0xc011, "TLS_ECDHE_RSA_WITH_RC4_128_SHA"},
+	{0xc012, "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA"},
+	{0xc013, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"},
+	{0xc014, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"},
+	{0xc015, "TLS_ECDH_anon_WITH_NULL_SHA"},
+	{0xc016, "TLS_ECDH_anon_WITH_RC4_128_SHA"},
+	{0xc017, "TLS_ECDH_anon_WITH_3DES_EDE_CBC_SHA"},
+	{0xc018, "TLS_ECDH_anon_WITH_AES_128_CBC_SHA"},
+	{0xc019, "TLS_ECDH_anon_WITH_AES_256_CBC_SHA"},
+	{0xc023, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256"},
+	{0xc024, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384"},
+	{0xc027, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256"},
+	{0xc028, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384"},
+	{0xc02b, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},
+	{0xc02c, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"},
+	{0xc02f, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"},
+	{0xc030, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"},
+	{0xc033, "TLS_ECDHE_PSK_WITH_RC4_128_SHA"},
+	{0xc034, "TLS_ECDHE_PSK_WITH_3DES_EDE_CBC_SHA"},
+	{0xc039, "TLS_ECDHE_PSK_WITH_NULL_SHA"},
+	{0xc03a, "TLS_ECDHE_PSK_WITH_NULL_SHA256"},
+	{0xc03b, "TLS_ECDHE_PSK_WITH_NULL_SHA384"},
+	{0xc046, "TLS_DH_anon_WITH_ARIA_128_CBC_SHA256"},
+	{0xc047, "TLS_DH_anon_WITH_ARIA_256_CBC_SHA384"},
+	{0xc05a, "TLS_DH_anon_WITH_ARIA_128_GCM_SHA256"},
+	{0xc05b, "TLS_DH_anon_WITH_ARIA_256_GCM_SHA384"},
+	{0xcca8, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"},
+	{0xcca9, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"},
 };
 
-const Suite* find_suite(uint16_t id)
+const char* find_suite(uint16_t id)
 {
-	for (const Suite& s : kSuites)
-		if (s.id == id)
-			return &s;
-	return nullptr;
+	auto it = std::lower_bound(std::begin(kSuites), std::end(kSuites), id,
+				   [](const auto& s, uint16_t v) { return s.first < v; });
+	return it != std::end(kSuites) && it->first == id ? it->second : nullptr;
 }
 
 } // namespace
 
 std::string tls_cipher_name(uint16_t id)
 {
-	if (const Suite* s = find_suite(id))
-		return s->name;
+	if (const char* name = find_suite(id))
+		return name;
 	char buf[8];
 	std::snprintf(buf, sizeof(buf), "0x%04x", id);
 	return buf;
@@ -109,8 +160,14 @@ std::string tls_cipher_name(uint16_t id)
 
 bool tls_cipher_weak(uint16_t id)
 {
-	const Suite* s = find_suite(id);
-	return s && s->weak;
+	const char* name = find_suite(id);
+	if (!name)
+		return false;
+	std::string_view n(name);
+	for (std::string_view w : {"_anon_", "WITH_NULL", "RC4", "RC2", "3DES", "_DES_", "DES40", "EXPORT"})
+		if (n.find(w) != std::string_view::npos)
+			return true;
+	return false;
 }
 
 } // namespace tdsbpf
