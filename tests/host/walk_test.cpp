@@ -1525,6 +1525,13 @@ TEST(Texts, NamesDatabaseAndMessagesReachTheRecord)
 	EXPECT_EQ(r["negotiated"]["database"], "sales");
 	EXPECT_EQ(r["negotiated"]["server_name"], "SRV1");
 	EXPECT_EQ(r["db.namespace"], "sales");
+	// the login reply's INFO message, words and numbers
+	const auto& infos = r["login"]["messages"];
+	ASSERT_EQ(infos.size(), 1u) << infos.dump();
+	EXPECT_EQ(infos[0]["number"], 5701);
+	EXPECT_EQ(infos[0]["state"], 2);
+	EXPECT_EQ(infos[0]["class"], 0);
+	EXPECT_EQ(infos[0]["message"], "Changed database context to 'sales'.");
 	const auto& e = r["work"]["last_error"];
 	EXPECT_EQ(e["number"], 208) << e.dump();
 	EXPECT_EQ(e["message"], "Invalid object name 'dbo.x'.");
@@ -1541,6 +1548,7 @@ TEST(Texts, NamesDatabaseAndMessagesReachTheRecord)
 	for (const char* hidden : {"WS01", "payroll", "carol", "dbo.x"})
 		EXPECT_EQ(s.find(hidden), std::string::npos) << hidden << " in " << s;
 	EXPECT_EQ(h["work"]["last_error"]["message"], "<redacted>");
+	EXPECT_EQ(h["login"]["messages"][0]["message"], "<redacted>");
 	EXPECT_EQ(h["login"]["client_names"]["library"], "ODBC");
 
 	// a refused login: its error's words
@@ -1555,6 +1563,7 @@ TEST(Texts, NamesDatabaseAndMessagesReachTheRecord)
 	EXPECT_EQ(failed["login"]["error"]["number"], 18456);
 	EXPECT_EQ(failed["login"]["error"]["message"], "Login failed for user 'carol'.");
 	EXPECT_TRUE(failed["work"]["last_error"].is_null());
+	EXPECT_TRUE(failed["login"]["messages"].empty());
 }
 
 // A LOGIN7 from TDS 7.1 (a fixed part of 86 bytes, no new-password field):

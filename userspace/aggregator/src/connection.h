@@ -356,8 +356,11 @@ public:
 		kLastErrorText, // the last error's
 		kLastErrorServer,
 		kLastErrorProc,
+		kLoginInfo0, // the INFO messages of the login's reply: their texts
+		kLoginInfoLast = kLoginInfo0 + 3,
 		kFields
 	};
+	static constexpr size_t kLoginInfos = kLoginInfoLast - kLoginInfo0 + 1;
 	// An error's numbers; number 0: none read.
 	struct Message {
 		uint32_t number = 0;
@@ -375,6 +378,7 @@ public:
 
 	bool login7 = false; // a LOGIN7's names were read
 	Message login_error, last_error;
+	std::vector<Message> login_info; // ... and numbers (at most kLoginInfos)
 
 private:
 	std::string blob_;

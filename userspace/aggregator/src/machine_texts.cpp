@@ -110,6 +110,7 @@ ServerMessage read_message(Bytes m, bool tds71)
 
 struct ReplyTexts {
 	ServerMessage first_error;
+	std::vector<ServerMessage> infos; // the first Texts::kLoginInfos
 	std::string database, language, server_name;
 	bool loginack = false;
 };
@@ -137,6 +138,8 @@ ReplyTexts read_reply(Bytes b, bool tds71)
 					r.server_name = m.server;
 				if (token == 0xAA && !r.first_error.numbers.number)
 					r.first_error = std::move(m);
+				else if (token == 0xAB && r.infos.size() < Texts::kLoginInfos)
+					r.infos.push_back(std::move(m));
 			} else if (token == 0xE3 && !body.empty() && (body[0] == 1 || body[0] == 2)) {
 				size_t v = 1;
 				bool ok = true;
@@ -192,7 +195,8 @@ void on_excerpt(Connection& c, const tdsbpf_excerpt_event& x)
 	bool login_error = number && c.login.error_seen && c.login.error_number == number &&
 			   !(c.texts.get() && c.texts.get()->login_error.number);
 	bool last_error = !login_error && number && c.work.errors && c.work.last_error_number == number;
-	if (!login_error && !last_error && !(r.loginack && (!r.database.empty() || !r.language.empty())) &&
+	if (!login_error && !last_error &&
+	    !(r.loginack && (!r.database.empty() || !r.language.empty() || !r.infos.empty())) &&
 	    (r.server_name.empty() || (c.texts.get() && !c.texts.get()->get(Texts::kServerName).empty())))
 		return; // nothing to keep: no side structure for it
 	Texts& t = c.texts.mut();
@@ -200,6 +204,13 @@ void on_excerpt(Connection& c, const tdsbpf_excerpt_event& x)
 		t.set(Texts::kEnvDatabase, r.database);
 	if (!r.language.empty() && r.loginack)
 		t.set(Texts::kEnvLanguage, r.language);
+	if (r.loginack && !r.infos.empty()) {
+		t.login_info.clear();
+		for (size_t i = 0; i < r.infos.size(); i++) {
+			t.login_info.push_back(r.infos[i].numbers);
+			t.set(static_cast<Texts::Field>(Texts::kLoginInfo0 + i), r.infos[i].text);
+		}
+	}
 	if (!r.server_name.empty() && t.get(Texts::kServerName).empty())
 		t.set(Texts::kServerName, r.server_name);
 	// The event before this one counted the error: the login's, or work's.

@@ -296,6 +296,16 @@ void RecordWriter::login()
 	else
 		w_.null_member("error");
 	client_names();
+	// the INFO messages of the login's reply, when it was read
+	w_.key("messages").begin_array();
+	for (size_t i = 0; tx && i < tx->login_info.size(); i++) {
+		const Texts::Message& m = tx->login_info[i];
+		w_.begin_object().member("number", m.number).member("state", m.state).member("class", m.cls);
+		w_.member("message", r_.cfg.redact ? std::string_view("<redacted>")
+						   : tx->get(static_cast<Texts::Field>(Texts::kLoginInfo0 + i)));
+		w_.end_object();
+	}
+	w_.end_array();
 	// the waterfall: each step from one milestone seen to the next
 	w_.key("steps").begin_array();
 	uint64_t origin = c_.tcp.syn_ns ? c_.tcp.syn_ns : c_.first_ns;

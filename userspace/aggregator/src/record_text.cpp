@@ -154,6 +154,11 @@ void write_record_text(std::string& out, const RecordContext& r)
 			words(true, l.error_number);
 	}
 	t << "\n";
+	for (size_t i = 0; tx && i < tx->login_info.size(); i++)
+		t << "             info " << tx->login_info[i].number << ": \""
+		  << (r.cfg.redact ? std::string_view("<redacted>")
+				   : tx->get(static_cast<Texts::Field>(Texts::kLoginInfo0 + i)))
+		  << "\"\n";
 	auto or_dash = [&](Texts::Field f) {
 		std::string_view v = tx->get(f);
 		return v.empty() ? std::string_view("-") : v;
