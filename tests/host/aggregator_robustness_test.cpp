@@ -1514,6 +1514,8 @@ TEST(Diagnosis, ResetsAndNetworkFindings)
 	EXPECT_TRUE(has_diagnosis(r[0], "reset_injected")) << r[0]["diagnoses"].dump();
 	EXPECT_EQ(r[0]["close"]["reset_ttl"]["ttl"], 250);
 	EXPECT_EQ(r[0]["close"]["reset_ttl"]["usual_ttl"], 61);
+	// ... not the server's doing: no server_reset blaming it
+	EXPECT_FALSE(has_diagnosis(r[0], "server_reset")) << r[0]["diagnoses"].dump();
 	// the same TTL (or one hop off): the server's own
 	Trace own = opened(50401);
 	own.request(0.01, TDS_SQL_BATCH).response(0.012).rst(5.0, S2C, 0, 0);
@@ -1521,6 +1523,7 @@ TEST(Diagnosis, ResetsAndNetworkFindings)
 	own.last().base().u.tcp.usual_ttl = 61;
 	r = run(own.records());
 	EXPECT_FALSE(has_diagnosis(r[0], "reset_injected")) << r[0]["diagnoses"].dump();
+	EXPECT_TRUE(has_diagnosis(r[0], "server_reset")) << r[0]["diagnoses"].dump();
 
 	// the server sends one 1448-byte segment five times, then the client resets
 	Trace stuck = opened(50402);

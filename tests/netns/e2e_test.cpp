@@ -232,6 +232,15 @@ public:
 		return client({"sh", "-c", feeder + " | tsql -S lab -U " + user + " -P lab"}, freetds_env("off", 1433));
 	}
 
+	// tsql_piped, with tools/lab/inject_reset.py playing a firewall in the
+	// client's namespace: armed after `after` seconds, it resets the
+	// connection towards the server, with an IP TTL of its own.
+	labtest::CommandResult tsql_reset_by_firewall(const std::string& feeder, const std::string& after)
+	{
+		return tsql_piped("sa", "(/usr/bin/python3 " + std::string(TDSBPF_INJECT_RESET) + " --server " + ip() +
+						" --after " + after + " --ttl 200 >&2 &) ; " + feeder);
+	}
+
 	// support/drivers/*.py, unchanged, through the host shim.
 	labtest::CommandResult python_driver(const std::string& script, std::vector<std::string> args,
 					     std::map<std::string, std::string> env = {})
@@ -402,10 +411,11 @@ protected:
 		std::ofstream(dir_.file("read.ndjson")) << r.output;
 		auto offline = labtest::read_connection_records(dir_.file("read.ndjson"));
 		ASSERT_EQ(offline.size(), live.size()) << r.output;
+		// a port's connection, and the midstream one after its reset
 		auto key = [](const json& c) {
-			return c["client.port"].get<int>() * 100000 + c["server.port"].get<int>();
+			return c["client.port"].dump() + ":" + c["server.port"].dump() + ":" + c["midstream"].dump();
 		};
-		std::map<int, json> by;
+		std::map<std::string, json> by;
 		for (const auto& c : offline)
 			by[key(c)] = without_timing(c);
 		for (const auto& c : live) {
@@ -966,6 +976,43 @@ const std::vector<Case> kCases = {
 				ASSERT_TRUE((*target)["redirected_from"].is_object()) << (*target).dump();
 				EXPECT_EQ((*target)["redirected_from"]["tdsbpf.connection_id"],
 					  (*gateway)["tdsbpf.connection_id"]);
+			},
+	},
+
+	// A firewall resets a connection in use: the server takes the RST, whose
+	// IP TTL (200) is not the client's (64). tsql's next batch then meets the
+	// server's own reset: tdsbpf ended the connection at the first reset, so
+	// those last packets are a second, midstream record.
+	{
+		.name = "TsqlResetByAFirewall",
+		.needs = kTsql,
+		.drive =
+			[](E2E& t) {
+				return t.tsql_reset_by_firewall(
+					"(printf 'SELECT 1\\ngo\\n'; sleep 1.5; printf 'SELECT 2\\ngo\\n'; sleep 1; "
+					"printf 'SELECT 3\\ngo\\n'; sleep 0.5; printf 'exit\\n')",
+					"1");
+			},
+		.exit = Exit::kAny,
+		.output = {"inject_reset: reset"},
+		.records = Records::exactly(2),
+		.fields = {{"/close/kind", "reset"}},
+		.no_diagnoses = {"client_reset", "non_pooled_close"},
+		.tshark = Tshark::kSkip, // tshark counts by port: the two records share one
+		.extra =
+			[](const std::vector<json>& conns) {
+				const json* reset = nullptr;
+				for (const auto& c : conns)
+					if (!c["midstream"].get<bool>())
+						reset = &c;
+				ASSERT_NE(reset, nullptr);
+				const auto& c = *reset;
+				EXPECT_EQ(c["login"]["outcome"], "success");
+				EXPECT_EQ(c["close"]["reset_by"], "client") << c["close"].dump();
+				EXPECT_EQ(c["close"]["reset_ttl"]["ttl"], 200);
+				EXPECT_EQ(c["close"]["reset_ttl"]["usual_ttl"], 64);
+				EXPECT_TRUE(has_diag(c, "reset_injected")) << c["diagnoses"].dump();
+				EXPECT_NE(diag_message(c, "reset_injected").find("TTL 200"), std::string::npos);
 			},
 	},
 
