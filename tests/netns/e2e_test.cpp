@@ -281,6 +281,17 @@ public:
 			       "--count", "1", "--encryption", enc, "--tls-ciphers", ciphers, "--json"});
 	}
 
+	// The load client logging in as `user` (a lab fault name) with a login
+	// timeout of `timeout_ms`; then a wait for the server's late answer.
+	labtest::CommandResult load_client_giving_up(const std::string& user, const std::string& timeout_ms)
+	{
+		auto r = client({TDSBPF_LOADCLIENT_PATH, "--host", ip(), "--port", "1433", "--connections", "1",
+				 "--count", "1", "--encryption", "not-supported", "--user", user, "--timeout-ms",
+				 timeout_ms});
+		std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+		return r;
+	}
+
 	// A bare TCP connect to `port` from the client namespace (bash's
 	// /dev/tcp); exit_code is the shell's status.
 	labtest::CommandResult tcp_connect(int port)
@@ -977,6 +988,18 @@ const std::vector<Case> kCases = {
 				EXPECT_EQ((*target)["redirected_from"]["tdsbpf.connection_id"],
 					  (*gateway)["tdsbpf.connection_id"]);
 			},
+	},
+
+	// The load client gives up on a login after 400 ms (its login timeout)
+	// while the server takes 1.5 s: the LOGINACK comes after the client's FIN.
+	{
+		.name = "LoadClientGivesUpBeforeTheLoginAck",
+		.drive = [](E2E& t) { return t.load_client_giving_up("slow_login_1500", "400"); },
+		.exit = Exit::kAny,
+		.output = {"timed out"},
+		.phases = {"tcp_handshake", "prelogin", "login", "close"},
+		.fields = {{"/close/first_fin", "client"}, {"/close/phase", "login"}},
+		.diagnoses = {"late_login_ack", "slow_login"},
 	},
 
 	// A firewall resets a connection in use: the server takes the RST, whose
