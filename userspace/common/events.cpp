@@ -193,12 +193,20 @@ std::string utf16le_or_oem(const uint8_t* p, size_t len, size_t cap, bool unicod
 	if (len > cap)
 		len = cap;
 	if (!unicode) {
+		out.resize(len);
 		for (size_t i = 0; i < len; i++)
-			out += (p[i] >= 0x20 && p[i] < 0x7f) ? static_cast<char>(p[i]) : '?';
+			out[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? static_cast<char>(p[i]) : '?';
 		return out;
 	}
+	// at most 3 bytes of UTF-8 for each UTF-16 unit (a pair of units: 4)
+	out.resize(len / 2 * 3);
+	char* o = out.data();
 	for (size_t i = 0; i + 1 < len; i += 2) {
 		uint32_t cp = p[i] | (p[i + 1] << 8);
+		if (cp >= 0x20 && cp < 0x80) { // the common case
+			*o++ = static_cast<char>(cp);
+			continue;
+		}
 		if (cp >= 0xD800 && cp <= 0xDBFF && i + 3 < len) {
 			uint32_t lo = p[i + 2] | (p[i + 3] << 8);
 			if (lo >= 0xDC00 && lo <= 0xDFFF) {
@@ -213,21 +221,22 @@ std::string utf16le_or_oem(const uint8_t* p, size_t len, size_t cap, bool unicod
 		if (cp < 0x20)
 			cp = '?';
 		if (cp < 0x80) {
-			out += static_cast<char>(cp);
+			*o++ = static_cast<char>(cp);
 		} else if (cp < 0x800) {
-			out += static_cast<char>(0xC0 | (cp >> 6));
-			out += static_cast<char>(0x80 | (cp & 0x3F));
+			*o++ = static_cast<char>(0xC0 | (cp >> 6));
+			*o++ = static_cast<char>(0x80 | (cp & 0x3F));
 		} else if (cp < 0x10000) {
-			out += static_cast<char>(0xE0 | (cp >> 12));
-			out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-			out += static_cast<char>(0x80 | (cp & 0x3F));
+			*o++ = static_cast<char>(0xE0 | (cp >> 12));
+			*o++ = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+			*o++ = static_cast<char>(0x80 | (cp & 0x3F));
 		} else {
-			out += static_cast<char>(0xF0 | (cp >> 18));
-			out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-			out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-			out += static_cast<char>(0x80 | (cp & 0x3F));
+			*o++ = static_cast<char>(0xF0 | (cp >> 18));
+			*o++ = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+			*o++ = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+			*o++ = static_cast<char>(0x80 | (cp & 0x3F));
 		}
 	}
+	out.resize(static_cast<size_t>(o - out.data()));
 	return out;
 }
 

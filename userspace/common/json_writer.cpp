@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "json_writer.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -144,6 +148,22 @@ template <typename Out> void escape_into(Out& out, std::string_view s)
 		// a run of plain ASCII goes in one append; eight bytes at a time
 		// while none of them is a control byte, '"', '\\' or above 0x7F
 		size_t j = i;
+#if defined(__SSE2__)
+		// sixteen at a time: a signed compare flags both the control bytes
+		// and those above 0x7F
+		const __m128i space = _mm_set1_epi8(0x20), dq = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
+		while (j + 16 <= n) {
+			__m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + j));
+			__m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, space),
+						   _mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, bs)));
+			int mask = _mm_movemask_epi8(bad);
+			if (mask) {
+				j += static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+				break;
+			}
+			j += 16;
+		}
+#endif
 		constexpr uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
 		while (j + 8 <= n) {
 			uint64_t w;

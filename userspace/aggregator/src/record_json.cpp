@@ -4,6 +4,8 @@
 // where one exists (client.address, server.port, network.type, ...); the
 // rest is grouped by subject. docs/connections.md and
 // connection.schema.json describe every field.
+#include <charconv>
+#include <initializer_list>
 #include <cstdio>
 
 #include "json_writer.h"
@@ -12,6 +14,18 @@
 namespace tdsbpf {
 
 namespace {
+
+// Numbers joined by dots ("16.0.1000.6"), written into buf (48 bytes).
+std::string_view dotted(char* buf, std::initializer_list<unsigned> parts)
+{
+	char* p = buf;
+	for (unsigned v : parts) {
+		if (p != buf)
+			*p++ = '.';
+		p = std::to_chars(p, buf + 47, v).ptr;
+	}
+	return std::string_view(buf, static_cast<size_t>(p - buf));
+}
 
 class RecordWriter {
 public:
@@ -99,8 +113,7 @@ void RecordWriter::version(std::string_view k, const PreloginSide& p)
 		return;
 	}
 	char buf[48];
-	int n = snprintf(buf, sizeof(buf), "%u.%u.%u.%u", p.major, p.minor, p.build, p.subbuild);
-	w_.key(k).value(std::string_view(buf, static_cast<size_t>(n)));
+	w_.key(k).value(dotted(buf, {p.major, p.minor, p.build, p.subbuild}));
 }
 
 void RecordWriter::encryption_value(std::string_view k, const PreloginSide& p)
@@ -329,10 +342,11 @@ void RecordWriter::negotiated()
 	version("client_driver_version", cl);
 	version("server_version", sv);
 	if (l.ack_seen) {
-		char buf[32];
-		int n = snprintf(buf, sizeof(buf), "%u.%u.%u", l.server_prog_version[0], l.server_prog_version[1],
-				 (l.server_prog_version[2] << 8) | l.server_prog_version[3]);
-		w_.key("server_version_loginack").value(std::string_view(buf, static_cast<size_t>(n)));
+		char buf[48];
+		w_.key("server_version_loginack")
+			.value(dotted(buf, {l.server_prog_version[0], l.server_prog_version[1],
+					    static_cast<unsigned>((l.server_prog_version[2] << 8) |
+								  l.server_prog_version[3])}));
 	} else {
 		w_.null_member("server_version_loginack");
 	}
