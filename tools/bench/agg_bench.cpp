@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -72,7 +73,9 @@ int main(int argc, char** argv)
 	for (int i = 1; i < argc; i++) {
 		std::string a = argv[i];
 		if (a == "--rounds" && i + 1 < argc) {
-			rounds = std::stoi(argv[++i]);
+			char* end = nullptr;
+			long n = std::strtol(argv[++i], &end, 10);
+			rounds = *end == '\0' && n >= 1 && n <= 1000 ? static_cast<int>(n) : 0; // 0: usage below
 		} else if (auto eq = a.find('='); eq != std::string::npos && eq > 0) {
 			inputs.emplace_back(a.substr(0, eq), a.substr(eq + 1));
 		} else {

@@ -199,10 +199,18 @@ int main(int argc, char** argv)
 	uint32_t repeat = 2000000;
 	bool startup = true;
 	for (int i = 1; i < argc; i++) {
-		if (std::strcmp(argv[i], "--no-startup") == 0)
+		char* end = nullptr;
+		unsigned long n = 0;
+		if (std::strcmp(argv[i], "--no-startup") == 0) {
 			startup = false;
-		else
-			repeat = static_cast<uint32_t>(std::stoul(argv[i]));
+		} else if (argv[i][0] >= '1' && argv[i][0] <= '9' && (n = std::strtoul(argv[i], &end, 10)) > 0 &&
+			   *end == '\0' && n <= 100000000ul) {
+			repeat = static_cast<uint32_t>(n);
+		} else {
+			std::fprintf(stderr, "usage: %s [RUNS (1 to 100000000, default 2000000)] [--no-startup]\n",
+				     argv[0]);
+			return 2;
+		}
 	}
 	if (auto why = tdsbpf::missing_privileges(); !why.empty()) {
 		std::fprintf(stderr, "%s\n", why.c_str());
