@@ -12,6 +12,8 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
+#include <cstring>
+#include <array>
 #include <cstdio>
 #include <ctime>
 #include <string_view>
@@ -214,31 +216,92 @@ int64_t unix_time(const ASN1_TIME* t)
 	return static_cast<int64_t>(timegm(&tm));
 }
 
+// What a certificate says, as the record shows it.
+struct CertFields {
+	std::string subject, issuer, key_type;
+	int64_t not_before = 0, not_after = 0;
+	int key_bits = 0;
+	bool self_signed = false, fallback = false;
+};
+
+void apply(TlsPosture& p, const CertFields& f)
+{
+	p.cert = TlsPosture::Cert::read;
+	p.subject = f.subject;
+	p.issuer = f.issuer;
+	p.key_type = f.key_type;
+	p.not_before = f.not_before;
+	p.not_after = f.not_after;
+	p.key_bits = f.key_bits;
+	p.self_signed = f.self_signed;
+	p.fallback = f.fallback;
+}
+
+// The certificates read last, by their bytes: a server presents the same
+// one to every client, and OpenSSL's parse of it costs more than the rest
+// of a connection's record. Compared whole, so a hit is the same bytes.
+class CertCache {
+public:
+	const CertFields* find(Bytes der) const
+	{
+		for (const auto& e : slots_)
+			if (e.der.size() == der.size() && !der.empty() &&
+			    std::memcmp(e.der.data(), der.data(), der.size()) == 0)
+				return &e.fields;
+		return nullptr;
+	}
+	void put(Bytes der, CertFields f)
+	{
+		if (der.size() > kMaxDer)
+			return;
+		Slot& e = slots_[next_++ % slots_.size()];
+		e.der.assign(der.begin(), der.end());
+		e.fields = std::move(f);
+	}
+
+private:
+	static constexpr size_t kMaxDer = 16384;
+	struct Slot {
+		std::vector<uint8_t> der;
+		CertFields fields;
+	};
+	std::array<Slot, 8> slots_;
+	size_t next_ = 0;
+};
+
 void read_certificate(TlsPosture& p, Bytes der)
 {
+	thread_local CertCache cache;
+	if (const CertFields* known = cache.find(der)) {
+		apply(p, *known);
+		return;
+	}
 	const unsigned char* at = der.data();
 	X509* x = d2i_X509(nullptr, &at, static_cast<long>(der.size()));
 	if (!x) {
 		p.cert = TlsPosture::Cert::cut; // not a whole certificate in the bytes read
 		return;
 	}
-	p.cert = TlsPosture::Cert::read;
-	p.subject = name_line(X509_get_subject_name(x));
-	p.issuer = name_line(X509_get_issuer_name(x));
-	p.not_before = unix_time(X509_get0_notBefore(x));
-	p.not_after = unix_time(X509_get0_notAfter(x));
-	p.self_signed = X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0;
-	p.fallback = p.subject.find("CN=SSL_Self_Signed_Fallback") != std::string::npos;
+	CertFields f;
+	f.subject = name_line(X509_get_subject_name(x));
+	f.issuer = name_line(X509_get_issuer_name(x));
+	f.not_before = unix_time(X509_get0_notBefore(x));
+	f.not_after = unix_time(X509_get0_notAfter(x));
+	f.self_signed = X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0;
+	f.fallback = f.subject.find("CN=SSL_Self_Signed_Fallback") != std::string::npos;
 	if (EVP_PKEY* key = X509_get0_pubkey(x)) {
-		p.key_bits = EVP_PKEY_get_bits(key);
+		f.key_bits = EVP_PKEY_get_bits(key);
 		int id = EVP_PKEY_get_base_id(key);
-		p.key_type = id == EVP_PKEY_RSA	      ? "RSA"
+		f.key_type = id == EVP_PKEY_RSA	      ? "RSA"
 			     : id == EVP_PKEY_EC      ? "EC"
 			     : id == EVP_PKEY_ED25519 ? "Ed25519"
 						      : OBJ_nid2sn(id);
 	}
 	X509_free(x);
+	apply(p, f);
+	cache.put(der, std::move(f));
 }
+
 
 // A hello's start: legacy_version, random and session_id; the offset past
 // them, 0 when the message is too short.
