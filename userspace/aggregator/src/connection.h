@@ -385,6 +385,15 @@ private:
 	uint16_t end_[kFields] = {};
 };
 
+// What the server's certificate (the first of its chain) says.
+struct TlsCertificate {
+	std::string subject, issuer, key_type;
+	int64_t not_before = 0, not_after = 0; // Unix seconds
+	int key_bits = 0;
+	bool self_signed = false;
+	bool fallback = false; // SQL Server's own SSL_Self_Signed_Fallback
+};
+
 // The TLS posture read from the hello flights in clear (excerpts): what the
 // client offered, what the server chose, and the server's certificate when
 // TLS 1.2 or older shows it. Kept aside: allocated when a hello is read.
@@ -399,11 +408,7 @@ struct TlsPosture {
 	uint16_t server_version = 0; // supported_versions, else legacy_version
 	// the certificate
 	enum class Cert : uint8_t { not_seen, read, cut, hidden } cert = Cert::not_seen;
-	std::string subject, issuer, key_type;
-	int64_t not_before = 0, not_after = 0; // Unix seconds
-	int key_bits = 0;
-	bool self_signed = false;
-	bool fallback = false; // SQL Server's own SSL_Self_Signed_Fallback
+	TlsCertificate certificate; // when read
 	// The server's flight while its certificate runs on past the first
 	// excerpt: the TLS bytes so far (TDS headers taken out), until read.
 	struct Flight {

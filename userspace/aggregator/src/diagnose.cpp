@@ -343,25 +343,25 @@ void tls_posture(Findings& f)
 	const TlsPosture* p = f.c.tls_posture.get();
 	if (!p)
 		return;
-	if (p->cert == TlsPosture::Cert::read && p->fallback)
+	if (p->cert == TlsPosture::Cert::read && p->certificate.fallback)
 		f.add("tls_self_signed_fallback", "warning",
 		      "The server presented SQL Server's self-signed fallback certificate (%s): the connection is encrypted, but the client cannot know it talks to this server (it trusts the certificate blindly, TrustServerCertificate=yes). Owner: the server: give SQL Server a certificate from a CA the clients trust (SQL Server Configuration Manager, the instance's protocols, Certificate), then have the drivers validate it.",
-		      p->subject.c_str());
-	else if (p->cert == TlsPosture::Cert::read && p->self_signed)
+		      p->certificate.subject.c_str());
+	else if (p->cert == TlsPosture::Cert::read && p->certificate.self_signed)
 		f.add("tls_self_signed", "warning",
 		      "The server presented a self-signed certificate (%s): the connection is encrypted, but a client can only accept it by trusting it blindly or pinning it. Owner: the server: use a certificate from a CA the clients trust.",
-		      p->subject.c_str());
-	if (p->cert == TlsPosture::Cert::read && p->not_after > 0) {
+		      p->certificate.subject.c_str());
+	if (p->cert == TlsPosture::Cert::read && p->certificate.not_after > 0) {
 		int64_t now = static_cast<int64_t>(f.c.first_ns / 1000000000ull);
-		double days = static_cast<double>(p->not_after - now) / 86400.0;
+		double days = static_cast<double>(p->certificate.not_after - now) / 86400.0;
 		if (days < 0)
 			f.add("tls_certificate_expired", "error",
 			      "The server's certificate (%s) expired %.0f day(s) before this connection: clients that validate it refuse to connect. Owner: the server: renew the certificate and restart SQL Server.",
-			      p->subject.c_str(), -days);
+			      p->certificate.subject.c_str(), -days);
 		else if (days < 30)
 			f.add("tls_certificate_expired", "warning",
 			      "The server's certificate (%s) expires in %.0f day(s): once it has, clients that validate it refuse to connect. Owner: the server: renew it now.",
-			      p->subject.c_str(), days);
+			      p->certificate.subject.c_str(), days);
 	}
 	if (p->server_seen && tls_cipher_weak(p->cipher)) {
 		std::string name = tls_cipher_name(p->cipher);

@@ -447,15 +447,18 @@ void RecordWriter::tls()
 	w_.member("certificate_seen", kSeen[static_cast<int>(p->cert)]);
 	if (p->cert == TlsPosture::Cert::read) {
 		w_.key("certificate").begin_object();
-		w_.member("subject", std::string_view(p->subject));
-		w_.member("issuer", std::string_view(p->issuer));
-		time_or_null("not_before",
-			     p->not_before > 0 ? static_cast<uint64_t>(p->not_before) * 1000000000ull : 0);
-		time_or_null("not_after", p->not_after > 0 ? static_cast<uint64_t>(p->not_after) * 1000000000ull : 0);
-		text_or_null("key_type", p->key_type);
-		w_.member("key_bits", p->key_bits);
-		w_.member("self_signed", p->self_signed);
-		w_.member("sql_server_fallback", p->fallback);
+		w_.member("subject", std::string_view(p->certificate.subject));
+		w_.member("issuer", std::string_view(p->certificate.issuer));
+		time_or_null("not_before", p->certificate.not_before > 0
+						   ? static_cast<uint64_t>(p->certificate.not_before) * 1000000000ull
+						   : 0);
+		time_or_null("not_after", p->certificate.not_after > 0
+						  ? static_cast<uint64_t>(p->certificate.not_after) * 1000000000ull
+						  : 0);
+		text_or_null("key_type", p->certificate.key_type);
+		w_.member("key_bits", p->certificate.key_bits);
+		w_.member("self_signed", p->certificate.self_signed);
+		w_.member("sql_server_fallback", p->certificate.fallback);
 		w_.end_object();
 	} else {
 		w_.null_member("certificate");

@@ -232,13 +232,14 @@ void write_record_text(std::string& out, const RecordContext& r)
 			  << ";";
 		switch (p->cert) {
 		case TlsPosture::Cert::read:
-			t << " certificate " << p->subject << " (" << p->key_type << " "
-			  << static_cast<uint32_t>(std::max(p->key_bits, 0)) << ", until "
-			  << iso_time(static_cast<uint64_t>(std::max<int64_t>(p->not_after, 0)) * 1000000000ull)
+			t << " certificate " << p->certificate.subject << " (" << p->certificate.key_type << " "
+			  << static_cast<uint32_t>(std::max(p->certificate.key_bits, 0)) << ", until "
+			  << iso_time(static_cast<uint64_t>(std::max<int64_t>(p->certificate.not_after, 0)) *
+				      1000000000ull)
 					.substr(0, 10)
-			  << (p->fallback      ? ", SQL Server's self-signed fallback"
-			      : p->self_signed ? ", self-signed"
-					       : "")
+			  << (p->certificate.fallback	   ? ", SQL Server's self-signed fallback"
+			      : p->certificate.self_signed ? ", self-signed"
+							   : "")
 			  << ")";
 			break;
 		case TlsPosture::Cert::cut: t << " certificate not read whole"; break;

@@ -216,33 +216,12 @@ int64_t unix_time(const ASN1_TIME* t)
 	return static_cast<int64_t>(timegm(&tm));
 }
 
-// What a certificate says, as the record shows it.
-struct CertFields {
-	std::string subject, issuer, key_type;
-	int64_t not_before = 0, not_after = 0;
-	int key_bits = 0;
-	bool self_signed = false, fallback = false;
-};
-
-void apply(TlsPosture& p, const CertFields& f)
-{
-	p.cert = TlsPosture::Cert::read;
-	p.subject = f.subject;
-	p.issuer = f.issuer;
-	p.key_type = f.key_type;
-	p.not_before = f.not_before;
-	p.not_after = f.not_after;
-	p.key_bits = f.key_bits;
-	p.self_signed = f.self_signed;
-	p.fallback = f.fallback;
-}
-
 // The certificates read last, by their bytes: a server presents the same
 // one to every client, and OpenSSL's parse of it costs more than the rest
 // of a connection's record. Compared whole, so a hit is the same bytes.
 class CertCache {
 public:
-	const CertFields* find(Bytes der) const
+	const TlsCertificate* find(Bytes der) const
 	{
 		for (const auto& e : slots_)
 			if (e.der.size() == der.size() && !der.empty() &&
@@ -250,7 +229,7 @@ public:
 				return &e.fields;
 		return nullptr;
 	}
-	void put(Bytes der, CertFields f)
+	void put(Bytes der, TlsCertificate f)
 	{
 		if (der.size() > kMaxDer)
 			return;
@@ -263,7 +242,7 @@ private:
 	static constexpr size_t kMaxDer = 16384;
 	struct Slot {
 		std::vector<uint8_t> der;
-		CertFields fields;
+		TlsCertificate fields;
 	};
 	std::array<Slot, 8> slots_;
 	size_t next_ = 0;
@@ -272,8 +251,9 @@ private:
 void read_certificate(TlsPosture& p, Bytes der)
 {
 	thread_local CertCache cache;
-	if (const CertFields* known = cache.find(der)) {
-		apply(p, *known);
+	if (const TlsCertificate* known = cache.find(der)) {
+		p.cert = TlsPosture::Cert::read;
+		p.certificate = *known;
 		return;
 	}
 	const unsigned char* at = der.data();
@@ -282,7 +262,7 @@ void read_certificate(TlsPosture& p, Bytes der)
 		p.cert = TlsPosture::Cert::cut; // not a whole certificate in the bytes read
 		return;
 	}
-	CertFields f;
+	TlsCertificate f;
 	f.subject = name_line(X509_get_subject_name(x));
 	f.issuer = name_line(X509_get_issuer_name(x));
 	f.not_before = unix_time(X509_get0_notBefore(x));
@@ -298,7 +278,8 @@ void read_certificate(TlsPosture& p, Bytes der)
 						      : OBJ_nid2sn(id);
 	}
 	X509_free(x);
-	apply(p, f);
+	p.cert = TlsPosture::Cert::read;
+	p.certificate = f;
 	cache.put(der, std::move(f));
 }
 
