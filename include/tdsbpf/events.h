@@ -407,8 +407,9 @@ struct tdsbpf_packet_event {
  * first segment (or TDSBPF_EXCERPT_MAX). Its next bytes follow, as they
  * arrive in order, in MORE excerpts of the raw TCP payload (TDS headers
  * included, for user space to strip), up to TDSBPF_HELLO_MORE bytes in
- * all, until the client speaks again; body_len then holds the chunk's
- * offset from the flight's first byte, so a gap shows.
+ * at most TDSBPF_HELLO_CHUNKS excerpts (an allowance of their own), until
+ * the client speaks again; body_len then holds the chunk's offset from the
+ * flight's first byte, so a gap shows.
  */
 #define TDSBPF_EXCERPT_MAX	 2048
 #define TDSBPF_EXCERPTS_PER_FLOW 8
@@ -417,6 +418,7 @@ struct tdsbpf_packet_event {
 #define TDSBPF_EXCERPT_TLS_HELLO 3
 #define TDSBPF_EXCERPT_MORE	 4
 #define TDSBPF_HELLO_MORE	 6144
+#define TDSBPF_HELLO_CHUNKS	 8
 struct tdsbpf_excerpt_event {
 	struct tdsbpf_event base;
 	__u8 what;	/* TDSBPF_EXCERPT_* */

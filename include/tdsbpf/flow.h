@@ -61,10 +61,11 @@ struct tdsbpf_dir_state {
 	__u8 ttl;      /* the IP TTL (hop limit) of its last packet */
 	__u8 pad2;
 	/* the server's TLS hello flight, sent on in excerpts (TDSBPF_EXCERPT_MORE) */
-	__u32 hello_base; /* TCP sequence of its first byte */
-	__u32 hello_seq;  /* of the next byte to send */
-	__u16 hello_more; /* bytes still wanted (0: none) */
-	__u16 pad3;
+	__u32 hello_base;  /* TCP sequence of its first byte */
+	__u32 hello_seq;   /* of the next byte to send */
+	__u16 hello_more;  /* bytes still wanted (0: none) */
+	__u8 hello_chunks; /* MORE excerpts sent (at most TDSBPF_HELLO_CHUNKS) */
+	__u8 pad3;
 };
 
 struct tdsbpf_flow {

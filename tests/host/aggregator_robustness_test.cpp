@@ -1516,6 +1516,17 @@ TEST(Diagnosis, ResetsAndNetworkFindings)
 	EXPECT_EQ(r[0]["close"]["reset_ttl"]["usual_ttl"], 61);
 	// ... not the server's doing: no server_reset blaming it
 	EXPECT_FALSE(has_diagnosis(r[0], "server_reset")) << r[0]["diagnoses"].dump();
+	// a client-side RST right after the work, made by a device: neither the
+	// client's reset nor a connection opened for one piece of work
+	Trace cinj = opened(50402);
+	cinj.request(0.01, TDS_SQL_BATCH).response(0.012).rst(0.013, C2S, 0, 0);
+	cinj.last().base().u.tcp.ttl = 200;
+	cinj.last().base().u.tcp.usual_ttl = 64;
+	r = run(cinj.records());
+	EXPECT_TRUE(has_diagnosis(r[0], "reset_injected")) << r[0]["diagnoses"].dump();
+	EXPECT_FALSE(has_diagnosis(r[0], "client_reset")) << r[0]["diagnoses"].dump();
+	EXPECT_FALSE(has_diagnosis(r[0], "non_pooled_close")) << r[0]["diagnoses"].dump();
+	EXPECT_NE(r[0]["pooling"]["verdict"], "not_pooled") << r[0]["pooling"].dump();
 	// the same TTL (or one hop off): the server's own
 	Trace own = opened(50401);
 	own.request(0.01, TDS_SQL_BATCH).response(0.012).rst(5.0, S2C, 0, 0);

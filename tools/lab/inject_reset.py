@@ -64,22 +64,26 @@ def main() -> int:
         print("inject_reset: needs root (raw sockets)", file=sys.stderr)
         return 2
     time.sleep(args.after)
-    sniff.settimeout(0.2)
-    # drop what arrived before arming
+    # drop what arrived before arming (what is queued now, not what keeps coming)
+    sniff.setblocking(False)
     try:
-        while sniff.recv(65535):
-            pass
-    except socket.timeout:
+        for _ in range(100000):
+            sniff.recv(65535)
+    except BlockingIOError:
         pass
+    sniff.setblocking(True)
+    sniff.settimeout(0.2)
     end = time.monotonic() + args.timeout
     while time.monotonic() < end:
         try:
             pkt = sniff.recv(65535)
         except socket.timeout:
             continue
-        if len(pkt) < 40 or pkt[0] >> 4 != 4 or pkt[9] != socket.IPPROTO_TCP or pkt[12:16] != server:
+        if len(pkt) < 20 or pkt[0] >> 4 != 4 or pkt[9] != socket.IPPROTO_TCP or pkt[12:16] != server:
             continue
         ihl = (pkt[0] & 0x0F) * 4
+        if ihl < 20 or len(pkt) < ihl + 20:
+            continue
         sport, dport, _seq, ack = struct.unpack("!HHII", pkt[ihl : ihl + 12])
         flags = pkt[ihl + 13]
         if sport != args.port or not flags & 0x10 or flags & 0x07:  # an ACK, not SYN/FIN/RST

@@ -354,13 +354,13 @@ static long tdsbpf_excerpt_step(__u32 i, void *data)
 		if (!hs->hello_more)
 			return 1;
 		rel = hs->hello_seq - w->l4->seq;
-		if ((__s32)rel < 0 || w->flow->excerpts >= TDSBPF_EXCERPTS_PER_FLOW) {
+		if ((__s32)rel < 0 || hs->hello_chunks >= TDSBPF_HELLO_CHUNKS) {
 			hs->hello_more = 0; /* bytes not seen, or no allowance left: user space says cut */
 			return 1;
 		}
 		if (rel >= plen)
 			return 1;
-		w->flow->excerpts++;
+		hs->hello_chunks++;
 		w->sc->excerpt_what = TDSBPF_EXCERPT_MORE;
 		w->sc->excerpt_rel = rel;
 		w->sc->excerpt_len = hs->hello_more;
@@ -371,6 +371,7 @@ static long tdsbpf_excerpt_step(__u32 i, void *data)
 		hs->hello_base = w->l4->seq + w->sc->excerpt_rel;
 		hs->hello_seq = hs->hello_base + sent;
 		hs->hello_more = TDSBPF_HELLO_MORE;
+		hs->hello_chunks = 0;
 	} else if (!noted) {
 		hs->hello_seq += sent;
 		hs->hello_more = sent && sent < hs->hello_more ? (__u16)(hs->hello_more - sent) : 0;

@@ -75,7 +75,7 @@ int main(int argc, char** argv)
 	app.add_option("--cert-days", tls.valid_days,
 		       "--self-signed: days from now to the end of its validity (negative: expired)")
 		->default_val(365)
-		->check(CLI::Range(-36500, 36500));
+		->check(CLI::Range(-3650, 3650));
 	app.add_option("--cert-san-names", tls.san_names,
 		       "--self-signed: this many more DNS names in it (a certificate longer than a segment)")
 		->default_val(0)

@@ -418,6 +418,7 @@ struct TlsPosture {
 		uint8_t hdr[8] = {};   // ... and a packet header arriving in parts
 		uint8_t hdr_have = 0;
 		bool framed = false; // TDS 7.x: the records travel in PRELOGIN packets
+		bool over = false;   // ... and a packet of another type came: no more of it
 	};
 	Flight flight; // bytes empty: none wanted
 };

@@ -115,10 +115,28 @@ bool during_tls(const Findings& f)
 	return (f.at == Phase::tls_handshake || f.at == Phase::prelogin) && !f.c.login.ack_seen;
 }
 
+// A RST whose IP TTL is not its side's: a device on the path made it. The
+// same sender's packets keep one TTL; a route change moves it by a hop or
+// so, so a difference of 2 or more is asked for.
+bool injected_reset(const CloseState& cl)
+{
+	if (cl.first_rst_dir < 0 || !cl.rst_usual_ttl || !cl.rst_ttl)
+		return false;
+	int diff = static_cast<int>(cl.rst_ttl) - static_cast<int>(cl.rst_usual_ttl);
+	return diff <= -2 || diff >= 2;
+}
+
+// The connection ended with such a reset: the side whose address it bore
+// did not end it.
+bool ended_by_injected_reset(const CloseState& cl)
+{
+	return cl.kind == CloseKind::reset && injected_reset(cl);
+}
+
 void server_closed_during_tls(Findings& f)
 {
 	const Connection& c = f.c;
-	if (!server_ended(c) || !during_tls(f))
+	if (!server_ended(c) || !during_tls(f) || ended_by_injected_reset(c.close))
 		return;
 	char alert[96] = "";
 	if (c.tls.alert)
@@ -140,21 +158,11 @@ void server_closed_first(Findings& f)
 		      f.at_name);
 }
 
-// A RST whose IP TTL is not its side's: a device on the path made it. The
-// same sender's packets keep one TTL; a route change moves it by a hop or
-// so, so a difference of 2 or more is asked for.
-bool injected_reset(const CloseState& cl)
-{
-	if (cl.first_rst_dir < 0 || !cl.rst_usual_ttl || !cl.rst_ttl)
-		return false;
-	int diff = static_cast<int>(cl.rst_ttl) - static_cast<int>(cl.rst_usual_ttl);
-	return diff <= -2 || diff >= 2;
-}
-
 void server_reset(Findings& f)
 {
 	const Connection& c = f.c;
-	if (c.close.initiator == kS2C && c.close.kind == CloseKind::reset && !during_tls(f) && !injected_reset(c.close))
+	if (c.close.initiator == kS2C && c.close.kind == CloseKind::reset && !during_tls(f) &&
+	    !ended_by_injected_reset(c.close))
 		f.add("server_reset", f.at == Phase::active ? "warning" : "error",
 		      "The server reset the connection in phase %s: the server (or a device on the path) aborted it; check the SQL Server error log for the time of the reset.",
 		      f.at_name);
@@ -163,7 +171,7 @@ void server_reset(Findings& f)
 void client_reset(Findings& f)
 {
 	const Connection& c = f.c;
-	if (c.close.initiator != kC2S || c.close.kind != CloseKind::reset || injected_reset(c.close))
+	if (c.close.initiator != kC2S || c.close.kind != CloseKind::reset || ended_by_injected_reset(c.close))
 		return; // a reset the client did not send is reset_injected's
 	bool fin_first = c.close.first_fin_dir == kC2S && c.close.fin_ns[kC2S] <= c.close.rst_ns;
 	double waited = ms(c.close.start_ns - c.close.pending_since_ns);
@@ -418,7 +426,7 @@ void idle_closed_after_keepalives(Findings& f)
 void non_pooled_close(Findings& f)
 {
 	const Connection& c = f.c;
-	if (!f.has("idle_closed_after_keepalives") && single_use(c, f.cfg) && !injected_reset(c.close))
+	if (!f.has("idle_closed_after_keepalives") && single_use(c, f.cfg))
 		f.add("non_pooled_close", "info",
 		      "The client closed the connection %.1f ms after the last response, having run %llu request(s): a connection opened for a single piece of work. Connection pooling avoids the cost of a new login each time.",
 		      ms(c.close.start_ns - c.last_server_payload_ns), ull(c.work.requests));
@@ -652,7 +660,7 @@ constexpr RuleRow kRules[] = {
 
 bool single_use(const Connection& c, const AggregatorConfig& cfg)
 {
-	if (c.close.initiator != kC2S)
+	if (c.close.initiator != kC2S || ended_by_injected_reset(c.close))
 		return false;
 	if (c.close.kind != CloseKind::four_way && c.close.kind != CloseKind::half_close &&
 	    c.close.kind != CloseKind::reset && c.close.kind != CloseKind::mars_benign_reset)

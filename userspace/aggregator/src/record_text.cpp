@@ -296,15 +296,26 @@ void write_record_text(std::string& out, const RecordContext& r)
 			t << " in phase " << phase_name(cs.phase);
 		if (c.tcp.syn_count > 1)
 			t << ", SYNs " << c.tcp.syn_count;
+		if (cs.first_rst_dir >= 0 && cs.rst_ttl) {
+			t << ", the RST's IP TTL " << static_cast<unsigned>(cs.rst_ttl);
+			if (cs.rst_usual_ttl)
+				t << " (its side's packets: " << static_cast<unsigned>(cs.rst_usual_ttl) << ")";
+		}
 		t << "\n";
 	}
+	PoolingVerdict pv = pooling_verdict(c, r.cfg);
+	t << "   pooling   " << pv.verdict << ": " << pv.evidence << "\n";
 	// each direction's counts, labelled (the kernel's counters, where its
 	// final FLOW_STATS came; keep-alives and retransmissions also from events)
 	for (int dir : {kC2S, kS2C}) {
 		t << (dir == kC2S ? "   tcp       client→server " : "             server→client ");
-		if (c.tcp.stats_seen)
+		if (c.tcp.stats_seen) {
 			t << static_cast<uint64_t>(c.tcp.stats.bytes[dir]) << " B in "
-			  << static_cast<uint64_t>(c.tcp.stats.packets[dir]) << " packets, ";
+			  << static_cast<uint64_t>(c.tcp.stats.packets[dir]) << " packets";
+			if (c.tcp.stats.largest[dir])
+				t << " (largest " << static_cast<uint64_t>(c.tcp.stats.largest[dir]) << " B)";
+			t << ", ";
+		}
 		t << c.tcp.keepalive_count(dir) << " keep-alives, " << c.tcp.retrans(dir) << " retransmissions";
 		if (c.tcp.zero_windows(dir))
 			t << ", " << c.tcp.zero_windows(dir) << " zero windows";

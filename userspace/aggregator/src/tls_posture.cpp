@@ -441,7 +441,7 @@ namespace {
 // packet headers out when the records travel in PRELOGIN packets.
 void append_flight(TlsPosture::Flight& f, Bytes chunk)
 {
-	for (size_t at = 0; at < chunk.size();) {
+	for (size_t at = 0; at < chunk.size() && !f.over;) {
 		if (!f.framed) {
 			f.bytes.insert(f.bytes.end(), chunk.begin() + static_cast<long>(at), chunk.end());
 			return;
@@ -452,8 +452,10 @@ void append_flight(TlsPosture::Flight& f, Bytes chunk)
 				continue;
 			f.hdr_have = 0;
 			uint32_t len = be(Bytes(f.hdr), 2, 2);
-			if (f.hdr[0] != 0x12 || len <= 8) // not a PRELOGIN packet: the flight is over
+			if (f.hdr[0] != 0x12 || len <= 8) { // not a PRELOGIN packet: the flight is over
+				f.over = true;
 				return;
+			}
 			f.tds_left = len - 8;
 			continue;
 		}
