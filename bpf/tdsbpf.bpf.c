@@ -28,6 +28,8 @@ const volatile __u64 wakeup_bytes = 256 * 1024;
 const volatile __u8 follow_redirects = 0;
 /* Watch SQL Browser replies and trace the ports they name (--follow-browser). */
 const volatile __u8 follow_browser = 0;
+/* Count routine requests and replies in the flow entry (off: --every-request). */
+const volatile __u8 count_work = 1;
 /* Copy the first this many bytes of each packet out (--write-pcap); 0: none. */
 const volatile __u32 capture_snaplen = 0;
 
@@ -236,6 +238,13 @@ static __always_inline __u64 tdsbpf_flush_interval_ns(struct tdsbpf_pkt *p)
 {
 	return flush_interval_ns;
 }
+
+static __always_inline int tdsbpf_count_work(struct tdsbpf_pkt *p)
+{
+	return count_work;
+}
+
+static __always_inline void tdsbpf_work_counted(struct tdsbpf_pkt *p) {}
 
 static __always_inline long tdsbpf_loop(__u32 n, long (*fn)(__u32, void *), void *ctx)
 {

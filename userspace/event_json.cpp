@@ -245,6 +245,26 @@ json event_to_json(const tdsbpf_event& ev, std::size_t len, bool ts, bool redact
 			      {"final", s.final != 0}};
 		break;
 	}
+	case TDSBPF_EV_WORK: {
+		const auto& w = ev.u.work;
+		json lat = json::array();
+		for (unsigned i = 0; i < w.n && i < TDSBPF_WORK_LATENCIES; i++)
+			lat.push_back(w.latency_ns[i]);
+		j["work"] = {{"sql_batches", w.sql_batches},
+			     {"rpcs", w.rpcs},
+			     {"responses", w.responses},
+			     {"done_tokens", w.done_tokens},
+			     {"rows", w.rows},
+			     {"rows_counted", (w.flags & TDSBPF_WORK_ROWS) != 0},
+			     {"reset_connection", w.reset_connection},
+			     {"idle_reuses", w.idle_reuses},
+			     {"events", w.events},
+			     {"truncated", w.truncated},
+			     {"latencies_ns", lat},
+			     {"pending_since_ns", (w.flags & TDSBPF_WORK_PENDING) ? w.pending_ns : 0},
+			     {"spid", w.spid}};
+		break;
+	}
 	case TDSBPF_EV_TCP_RETRANS: j["retransmitted_bytes"] = ev.u.tcp.retrans_bytes; break;
 	case TDSBPF_EV_TCP_RST:
 		j["ttl"] = ev.u.tcp.ttl;

@@ -31,6 +31,7 @@ tdsbpf_flow* HostParser::flow_get(const tdsbpf_flow_key& k)
 	if (it == flows_.end())
 		return nullptr;
 	lru_.splice(lru_.begin(), lru_, it->second.lru);
+	current_ = &it->second;
 	return &it->second.flow;
 }
 
@@ -40,10 +41,18 @@ tdsbpf_flow* HostParser::flow_create(const tdsbpf_flow_key& k)
 	if (it != flows_.end()) {
 		std::memset(&it->second.flow, 0, sizeof(tdsbpf_flow));
 		lru_.splice(lru_.begin(), lru_, it->second.lru);
+		current_ = &it->second;
 		return &it->second.flow;
 	}
 	// like the kernel's LRU hash: a full table forgets its least recent flow
 	while (flows_.size() >= cfg_.max_flows && !lru_.empty()) {
+		auto gone = flows_.find(lru_.back());
+		if (gone != flows_.end() && gone->second.flow.work.events) {
+			// what it counted goes out before it is forgotten
+			tdsbpf_event ev;
+			tdsbpf_host_work_record(&gone->second.flow, &gone->first, &ev);
+			emit(&ev, sizeof(ev));
+		}
 		flows_.erase(lru_.back());
 		lru_.pop_back();
 	}
@@ -52,6 +61,7 @@ tdsbpf_flow* HostParser::flow_create(const tdsbpf_flow_key& k)
 	e.lru = lru_.begin();
 	auto [pos, inserted] = flows_.emplace(k, e);
 	(void)inserted;
+	current_ = &pos->second;
 	return &pos->second.flow;
 }
 
@@ -61,6 +71,19 @@ std::size_t HostParser::open_flows() const
 	for (const auto& [k, e] : flows_)
 		n += e.flow.state != TDSBPF_TCP_CLOSED;
 	return n;
+}
+
+void HostParser::send_counted_work()
+{
+	for (auto& [k, e] : flows_) {
+		if (!e.flow.work.events)
+			continue;
+		tdsbpf_event ev;
+		tdsbpf_host_work_record(&e.flow, &k, &ev);
+		if (cfg_.frame)
+			*cfg_.frame = e.work_frame;
+		emit(&ev, sizeof(ev));
+	}
 }
 
 void HostParser::emit(const void* record, std::size_t len)
@@ -225,6 +248,16 @@ void tdsbpf_host_capture(tdsbpf_host* h, const void* frame, __u32 caplen, __u32 
 void tdsbpf_host_count(tdsbpf_host* h, int counter)
 {
 	self(h)->count(counter);
+}
+
+void tdsbpf_host_work_counted(tdsbpf_host* h)
+{
+	self(h)->work_counted();
+}
+
+int tdsbpf_host_count_work(tdsbpf_host* h)
+{
+	return self(h)->count_work() ? 1 : 0;
 }
 
 __u64 tdsbpf_host_flush_interval_ns(tdsbpf_host* h)

@@ -25,6 +25,13 @@ struct HostParserConfig {
 	std::vector<uint16_t> ports{TDSBPF_DEFAULT_PORT};
 	std::size_t max_flows = 65536;
 	uint64_t flush_interval_ns = 10'000'000'000ULL;
+	// Count routine requests and replies in the flow entry and send them
+	// as TDSBPF_EV_WORK records, as the packet programs do; false: an
+	// event for every TDS packet (--every-request, --events).
+	bool count_work = true;
+	// The capture's current frame number, if known: the work a flow counted
+	// is sent at the end with the frame of its last packet counted.
+	uint64_t* frame = nullptr;
 	// Trace the ports servers route their clients to (ENVCHANGE routing).
 	bool follow_redirects = false;
 	// Take SQL Server Browser datagrams (UDP 1434) and trace the TCP ports
@@ -86,6 +93,15 @@ public:
 			counters_[c]++;
 	}
 	uint64_t flush_interval_ns() const { return cfg_.flush_interval_ns; }
+	bool count_work() const { return cfg_.count_work; }
+	// At the end of a capture: the routine work the open flows counted
+	// and have not sent yet, as TDSBPF_EV_WORK records.
+	void send_counted_work();
+	void work_counted()
+	{
+		if (current_ && cfg_.frame)
+			current_->work_frame = *cfg_.frame;
+	}
 	tdsbpf_scratch* scratch() { return scratch_.get(); }
 
 private:
@@ -95,7 +111,9 @@ private:
 	struct Entry {
 		tdsbpf_flow flow;
 		std::list<tdsbpf_flow_key>::iterator lru;
+		uint64_t work_frame = 0; // the frame of the last packet its work counted
 	};
+	Entry* current_ = nullptr; // the flow of the frame being walked
 
 	HostParserConfig cfg_;
 	EventCallback cb_;

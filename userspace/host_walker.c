@@ -150,6 +150,16 @@ static __u64 tdsbpf_flush_interval_ns(struct tdsbpf_pkt *p)
 	return tdsbpf_host_flush_interval_ns(p->h);
 }
 
+static int tdsbpf_count_work(struct tdsbpf_pkt *p)
+{
+	return tdsbpf_host_count_work(p->h);
+}
+
+static void tdsbpf_work_counted(struct tdsbpf_pkt *p)
+{
+	tdsbpf_host_work_counted(p->h);
+}
+
 static void tdsbpf_stamp(struct tdsbpf_pkt *p)
 {
 	(void)p; /* the capture's timestamp is already set */
@@ -207,6 +217,11 @@ int tdsbpf_host_process_copy(struct tdsbpf_host *h, const void *frame, __u32 cap
 	p.h = h;
 	p.slot = 0;
 	return tdsbpf_process_copy(&p);
+}
+
+void tdsbpf_host_work_record(struct tdsbpf_flow *f, const struct tdsbpf_flow_key *key, struct tdsbpf_event *ev)
+{
+	tdsbpf_work_record(f, key, ev);
 }
 
 int tdsbpf_host_parse_prelogin(struct tdsbpf_scratch *sc)

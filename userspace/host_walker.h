@@ -35,6 +35,8 @@ __u32 tdsbpf_host_snaplen(struct tdsbpf_host *h);
 void tdsbpf_host_capture(struct tdsbpf_host *h, const void *frame, __u32 caplen, __u32 wire_len, __u64 ts_ns,
 			 __u32 ifindex, __u8 hook, const struct tdsbpf_flow_key *key, __u8 dir);
 __u64 tdsbpf_host_flush_interval_ns(struct tdsbpf_host *h);
+int tdsbpf_host_count_work(struct tdsbpf_host *h);
+void tdsbpf_host_work_counted(struct tdsbpf_host *h);
 struct tdsbpf_scratch *tdsbpf_host_scratch(struct tdsbpf_host *h);
 
 /*
@@ -49,6 +51,13 @@ void tdsbpf_host_process(struct tdsbpf_host *h, const void *frame, __u32 caplen,
  * its flow counted it as a second sighting, 0 when it was left alone.
  */
 int tdsbpf_host_process_copy(struct tdsbpf_host *h, const void *frame, __u32 caplen, __u32 wire_len, __u64 ts_ns);
+
+/*
+ * The TDSBPF_EV_WORK record of a flow's counted routine work (events.h),
+ * its count started over: for flows still open at the end of a run. The
+ * flow's work.events is 0 when there is nothing to send.
+ */
+void tdsbpf_host_work_record(struct tdsbpf_flow *f, const struct tdsbpf_flow_key *key, struct tdsbpf_event *ev);
 
 /* The parsers on their own, for tests: each reads sc->b/sc->n (see parse.h). */
 int tdsbpf_host_parse_prelogin(struct tdsbpf_scratch *sc);

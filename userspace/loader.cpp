@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "loader.h"
 
+#include "host_walker.h"
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
@@ -156,6 +158,7 @@ Loader::Loader(LoaderConfig cfg) : cfg_(std::move(cfg))
 	skel_->rodata->flush_interval_ns = cfg_.flush_interval_ns;
 	skel_->rodata->follow_redirects = cfg_.follow_redirects ? 1 : 0;
 	skel_->rodata->follow_browser = cfg_.follow_browser ? 1 : 0;
+	skel_->rodata->count_work = cfg_.count_work ? 1 : 0;
 	skel_->rodata->capture_snaplen = std::min<uint32_t>(cfg_.capture_snaplen, TDSBPF_SNAPLEN_MAX);
 	// the ring buffer: a power of two number of pages
 	uint64_t bytes = static_cast<uint64_t>(cfg_.ringbuf_mb) * 1024 * 1024;
@@ -470,6 +473,28 @@ int Loader::poll(int timeout_ms, const Callback& cb)
 	if (n < 0)
 		return n;
 	return m > 0 ? n + m : n;
+}
+
+std::size_t Loader::send_counted_work(const Callback& cb)
+{
+	if (!skel_)
+		return 0;
+	int fd = bpf_map__fd(skel_->maps.flows);
+	tdsbpf_flow_key key{}, next{};
+	tdsbpf_flow flow{};
+	std::size_t sent = 0;
+	const void* prev = nullptr;
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &flow) != 0 || !flow.work.events)
+			continue;
+		tdsbpf_event ev;
+		tdsbpf_host_work_record(&flow, &key, &ev);
+		cb(ev, sizeof(ev));
+		sent++;
+	}
+	return sent;
 }
 
 uint64_t counter_sum(int counters_fd, tdsbpf_counter which)

@@ -38,6 +38,9 @@ struct LoaderConfig {
 	// SQL Server Browser datagrams (UDP 1434) are reported, and the kernel
 	// adds the TCP ports their replies name to the traced ports.
 	bool follow_browser = false;
+	// Count routine requests and replies in the flow entries (TDSBPF_EV_WORK)
+	// instead of an event per TDS packet; false: --every-request, --events.
+	bool count_work = true;
 	// Copy out the first this many bytes of every packet taken (--write-pcap;
 	// at most TDSBPF_SNAPLEN_MAX). 0: none.
 	uint32_t capture_snaplen = 0;
@@ -94,6 +97,11 @@ public:
 
 	// Detach everything now (also done by the destructor).
 	void detach();
+
+	// Once detached and the ring buffer read: the routine work the flows
+	// still open counted and have not sent (TDSBPF_EV_WORK records, kernel
+	// times), to cb. Returns how many.
+	std::size_t send_counted_work(const Callback& cb);
 
 private:
 	struct TcFilter;

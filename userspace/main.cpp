@@ -84,6 +84,7 @@ struct Options {
 	uint32_t ringbuf_mb = 8;
 	uint32_t flush_interval_s = 10;
 	bool events = false;
+	bool every_request = false;
 	std::string output = "-";
 	std::string events_output;
 	uint32_t output_buffer_mb = 16;
@@ -408,6 +409,12 @@ std::optional<Output> open_output(const Options& o)
 	return out;
 }
 
+// An event for every TDS packet: asked for, or the events are shown.
+bool per_packet_events(const Options& o)
+{
+	return o.every_request || o.events || !o.events_output.empty();
+}
+
 int run_read(const Options& o)
 {
 	std::optional<Output> opened = open_output(o);
@@ -422,10 +429,13 @@ int run_read(const Options& o)
 	pc.follow_browser = o.follow_browser;
 	pc.snaplen = o.write_pcap.empty() ? 0 : o.snaplen;
 	pc.flush_interval_ns = static_cast<uint64_t>(o.flush_interval_s) * 1'000'000'000ULL;
+	pc.count_work = !per_packet_events(o);
+	pc.frame = &g_read_frame;
 	tdsbpf::HostParser parser(pc, [&](const tdsbpf_event& ev, std::size_t len) { out.on_event(ev, len); });
 	tdsbpf::ReadStats st;
 	try {
 		st = tdsbpf::read_capture(o.read, parser, &g_read_frame);
+		parser.send_counted_work();
 	} catch (const OutputFailed&) {
 		out.report_write_error();
 		return 1;
@@ -562,6 +572,7 @@ int run_live(const Options& o)
 	lc.capture_snaplen = o.write_pcap.empty() ? 0 : o.snaplen;
 	lc.ringbuf_mb = o.ringbuf_mb;
 	lc.flush_interval_ns = static_cast<uint64_t>(o.flush_interval_s) * 1'000'000'000ULL;
+	lc.count_work = !per_packet_events(o);
 
 	if (!o.ready_file.empty() && !ready_dir_writable(o.ready_file))
 		return 2;
@@ -764,6 +775,10 @@ int main(int argc, char** argv)
 				"POWER OF TWO"));
 	app.add_option("--flush-interval", o.flush_interval_s,
 		       "Seconds between counter updates of long flows (0: only at close)");
+	app.add_flag("--every-request", o.every_request,
+		     "Send an event for every TDS packet, routine requests and replies included, instead of counting "
+		     "them in the kernel (the records are the same; costs more; implied by --events and "
+		     "--events-output)");
 	auto* events = app.add_flag("--events", o.events,
 				    "Print the raw events instead of records, one JSON object per line (debug view)");
 	auto spec = CLI::Validator(

@@ -95,6 +95,8 @@ int Session::run(const EventFn& on_event, const TickFn& tick, int poll_ms)
 	loader_.detach();
 	while (loader_.poll(0, cb) > 0) {
 	}
+	// and what the open flows counted since they last sent it
+	loader_.send_counted_work(cb);
 	return rc;
 }
 

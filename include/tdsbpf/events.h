@@ -19,7 +19,7 @@
 
 #include "protocol.h"
 
-#define TDSBPF_EVENT_ABI 7
+#define TDSBPF_EVENT_ABI 8
 
 /* Direction of a packet relative to the SQL Server port, never the hook. */
 enum tdsbpf_dir {
@@ -56,6 +56,7 @@ enum tdsbpf_event_kind {
 	TDSBPF_EV_BROWSER = 18,		 /* a SQL Server Browser datagram (struct tdsbpf_browser_event) */
 	TDSBPF_EV_PACKET = 19,		 /* a copy of a packet for --write-pcap (struct tdsbpf_packet_event) */
 	TDSBPF_EV_EXCERPT = 20,		 /* a TDS message's first bytes, for its text (struct tdsbpf_excerpt_event) */
+	TDSBPF_EV_WORK = 21, /* routine requests and replies counted in the flow entry (struct tdsbpf_work) */
 	TDSBPF_EV_KIND_MAX
 };
 
@@ -70,6 +71,8 @@ enum tdsbpf_event_kind {
 /*
  * A flow as client and server, whatever the packet's direction. IPv4
  * addresses use the first 4 bytes of each address and zero the rest.
+ * Aligned to 8 bytes (it always sits at such an offset): copies of it are
+ * five 8-byte moves.
  */
 struct tdsbpf_flow_key {
 	__u8 client_addr[16];
@@ -79,7 +82,7 @@ struct tdsbpf_flow_key {
 	__u8 family;	   /* 4 or 6 */
 	__u8 vlan_valid;
 	__u16 vlan_id;
-};
+} __attribute__((aligned(8)));
 
 /* What the details union of a TDS event holds. */
 enum tdsbpf_detail {
@@ -299,6 +302,44 @@ struct tdsbpf_stats {
 	__u32 duplicates[2];
 };
 
+/*
+ * Routine work a flow's entry counted instead of sending an event per TDS
+ * packet (TDSBPF_EV_WORK). Once user space has seen a request and its reply
+ * on a connection, a later SQL batch or RPC that starts when nothing is in
+ * flight, and its reply, are routine while every packet of theirs changes
+ * nothing but these counts: not in SMP, no attention, no ERROR, LOGINACK,
+ * routing or packet-size token in the reply's first bytes, no attention
+ * acknowledged, no TLS record, an answer within 4.29 s. The first packet
+ * that is not routine (or any other event of the flow, or the close) sends
+ * what was counted first, so user space applies it in order; so do a full
+ * set of latencies, the periodic counters and, for flows still open, the
+ * end of the run. The counts are those since the last such event; the
+ * rest is the state after the last packet counted.
+ */
+#define TDSBPF_WORK_LATENCIES 9
+#define TDSBPF_WORK_ROWS      0x01 /* a DONE counted rows (rows is meaningful, even 0) */
+#define TDSBPF_WORK_IN_C2S    0x02 /* a client message has begun and not ended */
+#define TDSBPF_WORK_IN_S2C    0x04 /* a reply has begun and not ended */
+#define TDSBPF_WORK_PENDING   0x08 /* a request waits for its reply, since pending_ns */
+struct tdsbpf_work {
+	__u64 pending_ns;
+	__u64 last_c2s_ns; /* the last client packet counted (0: none) */
+	__u64 last_s2c_ns; /* the last server packet counted (0: none) */
+	__u64 rows;	   /* rows the counted DONE tokens reported */
+	__u32 sql_batches;
+	__u32 rpcs;
+	__u32 responses;			 /* replies begun (each answers the request pending, if any) */
+	__u32 done_tokens;			 /* final DONEs of reply packets */
+	__u32 events;				 /* the events these stand for (TDS packets, pending DONEs) */
+	__u32 truncated;			 /* of them, TDS packets not wholly in the segment of their header */
+	__u32 reset_connection;			 /* requests with RESETCONNECTION(SKIPTRAN) */
+	__u32 idle_reuses;			 /* requests a second or more after the server's last packet */
+	__u16 spid;				 /* a reply's SPID, 0: none */
+	__u8 n;					 /* latencies held */
+	__u8 flags;				 /* TDSBPF_WORK_* */
+	__u32 latency_ns[TDSBPF_WORK_LATENCIES]; /* request to reply, one per reply that answered one */
+};
+
 struct tdsbpf_tcp {
 	__u32 retrans_bytes; /* RETRANS: bytes already seen */
 	__u8 ttl;	     /* RST: its IP TTL (hop limit) */
@@ -340,6 +381,7 @@ struct tdsbpf_event {
 		struct tdsbpf_done done;
 		struct tdsbpf_stats stats;
 		struct tdsbpf_tcp tcp;
+		struct tdsbpf_work work;
 	} u;
 };
 
@@ -472,6 +514,7 @@ TDSBPF_SIZE(tdsbpf_smp, 16);
 TDSBPF_SIZE(tdsbpf_done, 16);
 TDSBPF_SIZE(tdsbpf_stats, 72);
 TDSBPF_SIZE(tdsbpf_tcp, 16);
+TDSBPF_SIZE(tdsbpf_work, 104);
 TDSBPF_SIZE(tdsbpf_event, 184);
 TDSBPF_SIZE(tdsbpf_ntlm_event, 392);
 TDSBPF_SIZE(tdsbpf_browser_event, 1224);

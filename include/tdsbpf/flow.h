@@ -79,6 +79,11 @@ struct tdsbpf_flow {
 	__u8 tds71;	       /* TDS 7.1 or older: DONE row counts are 4 bytes */
 	__u8 prelogin_pending; /* the client sent a PRELOGIN: the next reply answers it */
 	__u8 excerpts;	       /* excerpts sent (at most TDSBPF_EXCERPTS_PER_FLOW) */
+	__u8 quiet;	       /* routine work is counted in work, not sent packet by packet */
+	__u8 work_ready;       /* 1: a request went to user space as an event; 2: then a reply began */
+	__u8 pad;
+	__u64 last_s2c_ns;	 /* when the server's last TDS packet or TLS record began */
+	struct tdsbpf_work work; /* routine work counted since it was last sent (events.h) */
 };
 
 /* Parsed L2..L4 of one frame. */

@@ -40,6 +40,8 @@
  *   struct tdsbpf_scratch *tdsbpf_scratch(p);   // per-CPU working memory (flow.h)
  *   __u64 tdsbpf_flush_interval_ns(p);           // 0 = no periodic counters
  *   long tdsbpf_loop(n, long (*fn)(__u32, void *), void *ctx);  // bpf_loop semantics
+ *   int  tdsbpf_count_work(p);                  // routine work is counted in the flow entry
+ *   void tdsbpf_work_counted(p);                // ... and this packet was (the host notes its frame)
  *   void tdsbpf_stamp(p);                        // set p->now (called only for SQL Server packets
  *                                                // that take the full walk)
  *   __u64 tdsbpf_coarse_now(p);                  // a cheap clock: at most TDSBPF_CLOCK_SLACK_NS

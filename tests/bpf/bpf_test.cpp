@@ -37,6 +37,12 @@ namespace {
 std::string event_line(const tdsbpf_event& ev, std::size_t len)
 {
 	auto j = event_to_json(ev, len, false);
+	if (ev.kind == TDSBPF_EV_WORK) {
+		// the kernel's clock is not the frames' numbers: how many latencies,
+		// and whether a request waits, are the same
+		j["work"]["latencies_ns"] = j["work"]["latencies_ns"].size();
+		j["work"]["pending_since_ns"] = j["work"]["pending_since_ns"] != 0;
+	}
 	if (ev.kind == TDSBPF_EV_EXCERPT && len >= TDSBPF_EXCERPT_HDR) {
 		// an excerpt's bytes too: the kernel's copy (the password blanked)
 		// must be the host's

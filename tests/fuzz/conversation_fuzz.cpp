@@ -21,6 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 	};
 	uint64_t end = play_conversation(data, size, frame, [&](uint64_t ts) { pipe.tick(ts); });
 	pipe.tick(end + 1'000'000'000ULL);
+	parser.send_counted_work();
 	pipe.finish(end + 2'000'000'000ULL);
 	return 0;
 }

@@ -42,6 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 			pipe.tick(ts);
 	}
 	pipe.tick(ts + 1'000'000'000ULL);
+	parser.send_counted_work();
 	pipe.finish(ts + 2'000'000'000ULL);
 	return 0;
 }

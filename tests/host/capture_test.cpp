@@ -141,7 +141,9 @@ struct Walked {
 Walked walk(const fs::path& file)
 {
 	Walked w;
-	tdsbpf::HostParser p({}, [&](const tdsbpf_event& ev, std::size_t len) {
+	tdsbpf::HostParserConfig pc;
+	pc.count_work = false; // every TDS packet's event, to compare with tshark's packets
+	tdsbpf::HostParser p(pc, [&](const tdsbpf_event& ev, std::size_t len) {
 		w.events.push_back(tdsbpf::event_to_json(ev, len));
 		if (ev.kind == TDSBPF_EV_TDS || ev.kind == TDSBPF_EV_NTLM_AUTH)
 			w.tds_types[ev.u.tds.type]++;

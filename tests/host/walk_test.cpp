@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 
 #include "builder.h"
 #include "events_builder.h"
@@ -348,6 +349,7 @@ nlohmann::json one_record(const std::vector<Bytes>& frames, tdsbpf::AggregatorCo
 	c.excerpts_inline = true;
 	for (const auto& f : frames)
 		c.feed(f);
+	c.p.send_counted_work();
 	tdsbpf::test::CollectSink sink;
 	tdsbpf::Aggregator agg(cfg, sink);
 	uint64_t ts = tdsbpf::test::kBaseNs;
@@ -548,6 +550,137 @@ TEST(Walk, ReplyTailDoneInLaterSegment)
 // DONEINPROC before RETURNSTATUS and DONEPROC; reported with the final DONE,
 // in the packet's event and, when the packet ends in a later segment, in the
 // DONE event; and counted in the record's rows.
+namespace {
+
+// The walk's event for every TDS packet (as --every-request and --events).
+tdsbpf::HostParserConfig per_packet()
+{
+	tdsbpf::HostParserConfig cfg;
+	cfg.count_work = false;
+	return cfg;
+}
+
+// The records of a conversation whose frames come 1 ms apart (2 s before
+// those whose index is in pauses), through the walk with the routine work
+// counted in the flow entry or not, and the aggregator. kinds_out: the
+// events' kinds.
+std::vector<nlohmann::json> records_of(const std::vector<Bytes>& frames, bool count_work,
+				       const std::set<std::size_t>& pauses = {}, std::string* kinds_out = nullptr)
+{
+	tdsbpf::HostParserConfig pc;
+	pc.count_work = count_work;
+	Collector c(pc);
+	c.excerpts_inline = true;
+	uint64_t ts = tdsbpf::test::kBaseNs;
+	for (std::size_t i = 0; i < frames.size(); i++)
+		c.feed(frames[i], ts += pauses.count(i) ? 2'000'000'000ull : 1'000'000ull);
+	c.p.send_counted_work();
+	auto recs = c.take();
+	if (kinds_out)
+		*kinds_out = kinds(recs);
+	tdsbpf::test::CollectSink sink;
+	tdsbpf::Aggregator agg({}, sink);
+	for (auto& r : recs)
+		agg.on_event(r.ev(), r.raw.size());
+	agg.finish(ts + 60'000'000'000ull);
+	return sink.records;
+}
+
+int count_of(const std::string& all, const std::string& what)
+{
+	int n = 0;
+	for (std::size_t at = all.find(what); at != std::string::npos; at = all.find(what, at + 1))
+		n++;
+	return n;
+}
+
+} // namespace
+
+// A kept connection's routine requests and replies are counted in the flow
+// entry and reach user space as a few WORK records: the connection's record
+// is the same, field for field, as with an event for every packet. What is
+// not routine (an ERROR, an attention and its acknowledgement) still comes
+// as events, in order; what the open flow counted last is sent at the end.
+TEST(Walk, RoutineWorkCountedInTheFlowGivesTheSameRecord)
+{
+	for (bool closed : {false, true}) {
+		Conn k;
+		std::set<std::size_t> pauses;
+		std::vector<Bytes> f = {k.syn(), k.synack(), k.ack(true)};
+		Login7 l;
+		f.push_back(k.data(true, tds(TDS_LOGIN7, 1, login7(l))));
+		f.push_back(k.data(false,
+				   tds(TDS_REPLY, 1,
+				       cat({tok_loginack(0x74000004, {16, 0, 0x10, 0x00}), tok_done(0, 0, 0)}), 55)));
+		auto pair = [&](uint8_t type, uint8_t status, uint64_t rows) {
+			f.push_back(k.data(
+				true, tds(type, status, type == TDS_RPC ? rpc_by_id(10) : batch_body("select 1"))));
+			f.push_back(k.ack(false));
+			f.push_back(k.data(false, tds(TDS_REPLY, 1,
+						      cat({tok_colmetadata_int(), tok_done(0x10, 0xc1, rows)}), 55)));
+			f.push_back(k.ack(true));
+		};
+		for (int i = 0; i < 12; i++)
+			pair(i % 3 ? TDS_SQL_BATCH : TDS_RPC, i == 5 && !closed ? 0x09 : 1, static_cast<uint64_t>(i));
+		pauses.insert(f.size()); // the next request after 2 s idle: a reuse
+		pair(TDS_SQL_BATCH, 1, 7);
+		// an error
+		f.push_back(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 1/0"))));
+		f.push_back(k.data(false, tds(TDS_REPLY, 1,
+					      cat({tok_error(8134, 1, 16, "Divide by zero error encountered."),
+						   tok_done(0x02, 0xc1, 0)}),
+					      55)));
+		for (int i = 0; i < 3; i++)
+			pair(TDS_RPC, 1, 3);
+		// a reply of two packets, the second across two segments
+		f.push_back(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select n from rows(60)"))));
+		f.push_back(k.data(false, tds(TDS_REPLY, 0, cat({tok_colmetadata_int(), Bytes(200, 0xd1)}), 55)));
+		Bytes second = tds(TDS_REPLY, 1, cat({Bytes(300, 0xd1), tok_done(0x10, 0xc1, 60)}), 55, 2);
+		f.push_back(k.data(false, Bytes(second.begin(), second.begin() + 100)));
+		f.push_back(k.data(false, Bytes(second.begin() + 100, second.end())));
+		for (int i = 0; i < 4; i++)
+			pair(TDS_SQL_BATCH, 1, 1);
+		// a request cancelled: the attention and its acknowledgement
+		f.push_back(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("waitfor delay '1:00'"))));
+		f.push_back(k.data(true, tds(TDS_ATTENTION, 1, {})));
+		f.push_back(k.data(false, tds(TDS_REPLY, 1, tok_done(0x20, 0, 0), 55)));
+		for (int i = 0; i < 5; i++)
+			pair(TDS_SQL_BATCH, 1, 2);
+		f.push_back(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 2")))); // unanswered
+		if (closed) {
+			f.push_back(k.fin(true));
+			f.push_back(k.fin(false));
+			f.push_back(k.ack(true));
+		}
+		std::string counted_kinds, packet_kinds;
+		auto counted = records_of(f, true, pauses, &counted_kinds);
+		auto every = records_of(f, false, pauses, &packet_kinds);
+		ASSERT_EQ(counted.size(), 1u);
+		ASSERT_EQ(every.size(), 1u);
+		EXPECT_EQ(counted[0].dump(), every[0].dump()) << "closed=" << closed;
+		// what the record holds, so that the equality means something
+		const auto& w = every[0]["work"];
+		EXPECT_EQ(w["requests"], 29) << w.dump();
+		EXPECT_EQ(w["rpcs"], 7) << w.dump();
+		EXPECT_EQ(w["responses"], 28) << w.dump();
+		EXPECT_EQ(w["errors"], 1) << w.dump();
+		EXPECT_EQ(w["attentions"], 1) << w.dump();
+		EXPECT_EQ(w["attention_acks"], 1) << w.dump();
+		EXPECT_EQ(w["rows"], 66 + 7 + 9 + 60 + 4 + 10) << w.dump();
+		EXPECT_EQ(w["reset_connection"], closed ? 0 : 1) << w.dump();
+		EXPECT_EQ(w["latency_ms"]["count"], 28) << w.dump();
+		if (closed) { // the evidence when no request reset the connection
+			EXPECT_NE(every[0]["pooling"].dump().find("1 request(s) came after the connection sat idle"),
+				  std::string::npos)
+				<< every[0]["pooling"].dump();
+		}
+		// and that the counting happened: a few WORK records for most of the packets
+		EXPECT_GE(count_of(counted_kinds, "work"), 3) << counted_kinds;
+		EXPECT_EQ(count_of(packet_kinds, "work"), 0) << packet_kinds;
+		EXPECT_LT(count_of(counted_kinds, "tds"), count_of(packet_kinds, "tds") / 3) << counted_kinds;
+	}
+}
+
 TEST(Walk, ProcedureReplyRowsFromItsDoneInProc)
 {
 	Conn k;
@@ -560,7 +693,7 @@ TEST(Walk, ProcedureReplyRowsFromItsDoneInProc)
 	frames.push_back(k.data(true, tds(TDS_RPC, 1, rpc_by_id(10))));
 	frames.push_back(k.data(false, Bytes(big.begin(), big.begin() + 200)));
 	frames.push_back(k.data(false, Bytes(big.begin() + 200, big.end())));
-	Collector c;
+	Collector c(per_packet());
 	for (const auto& f : frames)
 		c.feed(f);
 	auto ev = c.take();
@@ -644,7 +777,7 @@ TEST(Walk, TinySegmentsCarryTheHeader)
 TEST(Walk, KeepAliveAndItsAck)
 {
 	for (int bytes : {0, 1}) {
-		Collector c;
+		Collector c(per_packet());
 		Conn k;
 		handshake(c, k);
 		c.feed(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 1"))));

@@ -15,6 +15,7 @@
 // being rewritten and this bench must measure whichever version is built.
 #include <time.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -55,9 +56,10 @@ Events load(const std::string& name, const std::string& path)
 		bytes.resize(off + ((len + 7) & ~std::size_t{7}));
 		std::memcpy(bytes.data() + off, &ev, len);
 		e.at.emplace_back(off, static_cast<uint32_t>(len));
-		e.last_ts = ev.ts_ns;
+		e.last_ts = std::max<uint64_t>(e.last_ts, ev.ts_ns);
 	});
 	tdsbpf::read_capture(path, parser);
+	parser.send_counted_work(); // as tdsbpf --read does at the end
 	e.blob.resize((bytes.size() + 7) / 8);
 	if (!bytes.empty())
 		std::memcpy(e.blob.data(), bytes.data(), bytes.size());

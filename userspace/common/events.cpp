@@ -36,6 +36,7 @@ const char* event_kind_name(uint8_t kind)
 	case TDSBPF_EV_BROWSER: return "browser";
 	case TDSBPF_EV_PACKET: return "packet";
 	case TDSBPF_EV_EXCERPT: return "excerpt";
+	case TDSBPF_EV_WORK: return "work";
 	}
 	return "unknown";
 }

@@ -42,10 +42,98 @@ TDSBPF_INLINE __u32 tdsbpf_next_seq(struct tdsbpf_walk *w)
 	return __sync_fetch_and_add(&w->flow->ev_seq, 1) + 1;
 }
 
+/* ---- Routine work counted in the flow entry (struct tdsbpf_work) -------- */
+
+/*
+ * A TDSBPF_EV_WORK record of what the flow counted (ev: a whole event
+ * record), and the count started over; the pairing state stays. Also used
+ * by user space on the flows still open at the end of a run.
+ */
+TDSBPF_INLINE void tdsbpf_work_record(struct tdsbpf_flow *f, const struct tdsbpf_flow_key *key, struct tdsbpf_event *ev)
+{
+	struct tdsbpf_work *k = &f->work;
+
+	__builtin_memset(ev, 0, sizeof(*ev));
+	__builtin_memcpy(&ev->key, key, sizeof(ev->key));
+	ev->kind = TDSBPF_EV_WORK;
+	ev->hook = f->d[0].point_hook;
+	ev->ifindex = f->d[0].point_ifindex;
+	if (f->midstream)
+		ev->flags |= TDSBPF_F_MIDSTREAM;
+	k->flags &= TDSBPF_WORK_ROWS | TDSBPF_WORK_PENDING;
+	if (f->d[TDSBPF_DIR_C2S].in_msg)
+		k->flags |= TDSBPF_WORK_IN_C2S;
+	if (f->d[TDSBPF_DIR_S2C].in_msg)
+		k->flags |= TDSBPF_WORK_IN_S2C;
+	__builtin_memcpy(&ev->u.work, k, sizeof(*k));
+	ev->ts_ns = k->last_c2s_ns > k->last_s2c_ns ? k->last_c2s_ns : k->last_s2c_ns;
+	k->last_c2s_ns = 0;
+	k->last_s2c_ns = 0;
+	k->rows = 0;
+	k->sql_batches = 0;
+	k->rpcs = 0;
+	k->responses = 0;
+	k->done_tokens = 0;
+	k->events = 0;
+	k->truncated = 0;
+	k->reset_connection = 0;
+	k->idle_reuses = 0;
+	k->spid = 0;
+	k->n = 0;
+	k->flags &= TDSBPF_WORK_PENDING;
+}
+
+/*
+ * Sends what the flow counted (before any other event of the flow, so that
+ * user space applies the counts in order). A record the ring buffer has no
+ * room for is lost, its number taken: user space sees the gap.
+ */
+TDSBPF_NOINLINE void tdsbpf_flush_work(struct tdsbpf_walk *w)
+{
+	struct tdsbpf_flow *f = w->flow;
+	struct tdsbpf_event *ev;
+	__u32 seq;
+
+	if (!f || !f->work.events)
+		return;
+	seq = __sync_fetch_and_add(&f->ev_seq, 1) + 1;
+	ev = tdsbpf_reserve_event(w->p);
+	if (!ev) {
+		tdsbpf_count(w->p, TDSBPF_CNT_RINGBUF_DROPS);
+		__builtin_memset(&f->work, 0, sizeof(f->work));
+		f->quiet = 0;
+		return;
+	}
+	tdsbpf_work_record(f, w->key, ev);
+	ev->flow_seq = seq;
+	tdsbpf_submit(w->p, ev, 0);
+}
+
+/*
+ * Before an event whose handling in user space reads or changes the work's
+ * state (a TDS packet's, a TLS record's, an SMP frame's, a pending DONE's, a
+ * FIN or a RST): what was counted goes first, and, with end, the counting
+ * ends (user space takes the pairing over). The periodic counters send it
+ * too, without ending it; the other TCP events (keep-alives,
+ * retransmissions, windows) need neither.
+ */
+TDSBPF_INLINE void tdsbpf_work_before(struct tdsbpf_walk *w, int end)
+{
+	if (!w->flow)
+		return;
+	if (w->flow->work.events)
+		tdsbpf_flush_work(w);
+	if (end)
+		w->flow->quiet = 0;
+}
+
 TDSBPF_INLINE struct tdsbpf_event *tdsbpf_begin(struct tdsbpf_walk *w, __u8 kind)
 {
-	__u32 seq = tdsbpf_next_seq(w);
-	struct tdsbpf_event *ev = tdsbpf_reserve_event(w->p);
+	__u32 seq;
+	struct tdsbpf_event *ev;
+
+	seq = tdsbpf_next_seq(w);
+	ev = tdsbpf_reserve_event(w->p);
 
 	if (!ev) {
 		tdsbpf_count(w->p, TDSBPF_CNT_RINGBUF_DROPS);
@@ -100,6 +188,7 @@ TDSBPF_NOINLINE void tdsbpf_emit_stats(struct tdsbpf_walk *w, __u8 final)
 
 	if (!f)
 		return;
+	tdsbpf_work_before(w, 0);
 	ev = tdsbpf_begin(w, TDSBPF_EV_FLOW_STATS);
 	if (!ev)
 		return;

@@ -400,6 +400,150 @@ TDSBPF_INLINE int tdsbpf_tls_hello(const struct tdsbpf_tls *t)
 	return t->content_type == 22 && (t->handshake_type == 1 || t->handshake_type == 2);
 }
 
+/* Whether a TDS packet's body (body_len bytes at body_rel) is cut short by the segment. */
+TDSBPF_INLINE int tdsbpf_body_cut(struct tdsbpf_walk *w, __s32 body_rel, __u32 body_len)
+{
+	if (body_rel >= 0 && (__u32)body_rel < w->l4->plen)
+		return w->l4->plen - (__u32)body_rel < body_len;
+	return body_len != 0;
+}
+
+/* Whether routine work may be counted in this flow now (struct tdsbpf_work, events.h). */
+TDSBPF_INLINE int tdsbpf_work_countable(struct tdsbpf_walk *w)
+{
+	struct tdsbpf_flow *f = w->flow;
+
+	return tdsbpf_count_work(w->p) && !f->prelogin_pending && f->state == TDSBPF_TCP_ESTABLISHED &&
+	       !f->d[0].fin_seen && !f->d[1].fin_seen;
+}
+
+/* What every packet counted adds, and whether the count is due to be sent (2) or not (1). */
+TDSBPF_INLINE int tdsbpf_work_packet(struct tdsbpf_walk *w, const __u8 *hdr, __s32 rel)
+{
+	struct tdsbpf_work *k = &w->flow->work;
+
+	w->flow->d[w->l4->dir & 1].in_msg = !(hdr[1] & TDS_STATUS_EOM);
+	k->events++;
+	if (tdsbpf_body_cut(w, rel + 8, (__u32)tdsbpf_be16(hdr + 2) - 8))
+		k->truncated++;
+	tdsbpf_work_counted(w->p);
+	return k->n >= TDSBPF_WORK_LATENCIES ? 2 : 1;
+}
+
+/*
+ * Routine work: a client's TDS packet outside SMP (header hdr at rel of
+ * this segment), counted in the flow entry instead of sent. Returns 0, with
+ * nothing changed, when it goes the usual way (which sends what was
+ * counted first and ends the counting), else as tdsbpf_work_packet.
+ */
+TDSBPF_NOINLINE int tdsbpf_count_request(struct tdsbpf_walk *w, const __u8 *hdr, __s32 rel)
+{
+	struct tdsbpf_flow *f = w->flow;
+	struct tdsbpf_work *k = &f->work;
+	__u64 now = w->p->now;
+
+	if ((hdr[0] != TDS_SQL_BATCH && hdr[0] != TDS_RPC) || !tdsbpf_work_countable(w))
+		return 0;
+	if (!f->quiet) {
+		/* a request that starts when nothing is in flight, after a
+		 * request and its reply user space saw */
+		if (f->d[TDSBPF_DIR_C2S].in_msg || f->work_ready != 2 || f->d[TDSBPF_DIR_S2C].in_msg)
+			return 0;
+		f->quiet = 1;
+		k->flags &= ~TDSBPF_WORK_PENDING;
+	}
+	if (!f->d[TDSBPF_DIR_C2S].in_msg) {
+		if (hdr[1] & (TDS_STATUS_RESETCONNECTION | TDS_STATUS_RESETCONNECTIONSKIPTRAN))
+			k->reset_connection++;
+		if (f->last_s2c_ns && now >= f->last_s2c_ns + 1000000000ULL)
+			k->idle_reuses++;
+		if (hdr[0] == TDS_SQL_BATCH)
+			k->sql_batches++;
+		else
+			k->rpcs++;
+		if (!(k->flags & TDSBPF_WORK_PENDING)) {
+			k->flags |= TDSBPF_WORK_PENDING;
+			k->pending_ns = now;
+		}
+		f->work_ready = 1;
+	}
+	k->last_c2s_ns = now;
+	return tdsbpf_work_packet(w, hdr, rel);
+}
+
+/*
+ * Routine work: a server's reply packet outside SMP, as tdsbpf_count_request.
+ * Not routine: a TLS record in it, a reply whose first bytes hold an ERROR,
+ * LOGINACK, routing or packet-size token, an attention acknowledged, an
+ * answer after 4.29 s or more (more than the latency's 32 bits).
+ */
+TDSBPF_NOINLINE int tdsbpf_count_reply(struct tdsbpf_walk *w, const __u8 *hdr, __s32 rel)
+{
+	struct tdsbpf_scratch *sc = w->sc;
+	struct tdsbpf_work *k;
+	__u32 body_len = (__u32)tdsbpf_be16(hdr + 2) - 8;
+	__s32 end = rel + (__s32)tdsbpf_be16(hdr + 2);
+	__u32 first = !w->flow->d[TDSBPF_DIR_S2C].in_msg;
+	__u32 n;
+
+	if (hdr[0] != TDS_REPLY || !w->flow->quiet || !tdsbpf_work_countable(w))
+		return 0;
+	k = &w->flow->work;
+	if (first && (k->flags & TDSBPF_WORK_PENDING) && w->p->now >= k->pending_ns &&
+	    w->p->now - k->pending_ns > 0xffffffffULL)
+		return 0;
+	__builtin_memset(&sc->out, 0, sizeof(sc->out));
+	if (body_len && rel + 8 >= 0 && (__u32)(rel + 8) < w->l4->plen) {
+		n = tdsbpf_fill(w, (__u32)(rel + 8), first ? body_len : (body_len < 5 ? body_len : 5));
+		if (n >= 5 && tdsbpf_tls_header_valid(sc->b))
+			return 0;
+		if (first) {
+			sc->in.tds71 = w->flow->tds71;
+			tdsbpf_parse_reply(sc);
+			if ((sc->out.reply.tokens &
+			     (TDSBPF_TOK_LOGINACK | TDSBPF_TOK_ERROR | TDSBPF_TOK_ROUTING | TDSBPF_TOK_PACKETSIZE)) ||
+			    (sc->out.reply.done_status & TDS_DONE_ATTN))
+				return 0;
+		}
+	}
+	/* the packet's final DONE: here, or in a later segment (tdsbpf_pending_tail) */
+	sc->res.tail.token = 0;
+	if ((hdr[1] & TDS_STATUS_EOM) && end <= (__s32)w->l4->plen && end >= 13) {
+		if (tdsbpf_tail_done(w, body_len, (__u32)end) != 0)
+			sc->res.tail.token = 0;
+		else if (sc->out.reply.done_status & TDS_DONE_ATTN)
+			return 0;
+	}
+	k = &w->flow->work;
+	if (first) {
+		if (!k->spid)
+			k->spid = tdsbpf_be16(hdr + 4);
+		k->responses++;
+		if (k->flags & TDSBPF_WORK_PENDING) {
+			k->flags &= ~TDSBPF_WORK_PENDING;
+			n = k->n;
+			if (n < TDSBPF_WORK_LATENCIES) {
+				k->latency_ns[n] = w->p->now >= k->pending_ns ? (__u32)(w->p->now - k->pending_ns) : 0;
+				k->n = (__u8)(n + 1);
+			}
+		}
+		w->flow->work_ready = 2;
+	}
+	if (sc->res.tail.token) {
+		k->done_tokens++;
+		if ((sc->out.reply.done_status & TDS_DONE_COUNT) || (sc->res.tail.flags & TDSBPF_TAIL_INPROC_ROWS)) {
+			k->rows += sc->out.reply.done_rows;
+			k->flags |= TDSBPF_WORK_ROWS;
+		}
+	} else if ((hdr[1] & TDS_STATUS_EOM) && end > (__s32)w->l4->plen) {
+		w->flow->d[TDSBPF_DIR_S2C].tail_pending = 1;
+		w->flow->d[TDSBPF_DIR_S2C].tail_end = w->l4->seq + (__u32)end;
+	}
+	k->last_s2c_ns = w->p->now;
+	w->flow->last_s2c_ns = w->p->now;
+	return tdsbpf_work_packet(w, hdr, rel);
+}
+
 /*
  * One TDS packet whose header (hdr) starts at rel of this segment (rel is
  * negative when the header began in the previous segment). smp: the SMP
@@ -416,6 +560,18 @@ TDSBPF_NOINLINE void tdsbpf_emit_tds(struct tdsbpf_walk *w, const __u8 *hdr, __s
 	__u32 first;
 	__u32 what;
 
+	/* routine work outside SMP: counted, not sent */
+	if (!smp && (w->flow->quiet || w->flow->work_ready == 2)) {
+		first = w->l4->dir == TDSBPF_DIR_C2S ? tdsbpf_count_request(w, hdr, rel)
+						     : tdsbpf_count_reply(w, hdr, rel);
+		if (first == 2)
+			tdsbpf_flush_work(w);
+		if (first)
+			return;
+	}
+	if (w->l4->dir == TDSBPF_DIR_S2C)
+		w->flow->last_s2c_ns = w->p->now;
+	tdsbpf_work_before(w, 1);
 	ev = tdsbpf_begin(w, TDSBPF_EV_TDS);
 	if (!ev)
 		return;
@@ -441,6 +597,11 @@ TDSBPF_NOINLINE void tdsbpf_emit_tds(struct tdsbpf_walk *w, const __u8 *hdr, __s
 	} else {
 		first = !ds->in_msg;
 		ds->in_msg = !(hdr[1] & TDS_STATUS_EOM);
+		/* a request and then a reply reach user space: routine work may be counted from now on */
+		if (first && w->l4->dir == TDSBPF_DIR_C2S && (hdr[0] == TDS_SQL_BATCH || hdr[0] == TDS_RPC))
+			w->flow->work_ready = 1;
+		else if (first && w->l4->dir == TDSBPF_DIR_S2C && hdr[0] == TDS_REPLY && w->flow->work_ready)
+			w->flow->work_ready = 2;
 	}
 	if (body_rel >= 0 && (__u32)body_rel < w->l4->plen)
 		tdsbpf_tds_details(w, ev, (__u32)body_rel, body_len, first);
@@ -484,8 +645,12 @@ TDSBPF_NOINLINE void tdsbpf_emit_tds(struct tdsbpf_walk *w, const __u8 *hdr, __s
 
 TDSBPF_NOINLINE void tdsbpf_emit_tls(struct tdsbpf_walk *w, const __u8 *hdr, __s32 rel)
 {
-	struct tdsbpf_event *ev = tdsbpf_begin(w, TDSBPF_EV_TLS);
+	struct tdsbpf_event *ev;
 
+	if (w->flow && w->l4->dir == TDSBPF_DIR_S2C)
+		w->flow->last_s2c_ns = w->p->now;
+	tdsbpf_work_before(w, 1);
+	ev = tdsbpf_begin(w, TDSBPF_EV_TLS);
 	if (!ev)
 		return;
 	ev->frame_offset = rel < 0 ? 0 : (__u32)rel;
@@ -510,7 +675,10 @@ TDSBPF_NOINLINE void tdsbpf_emit_tls(struct tdsbpf_walk *w, const __u8 *hdr, __s
 
 TDSBPF_NOINLINE void tdsbpf_emit_smp(struct tdsbpf_walk *w, const __u8 *hdr, __s32 rel)
 {
-	struct tdsbpf_event *ev = tdsbpf_begin(w, TDSBPF_EV_SMP);
+	struct tdsbpf_event *ev;
+
+	tdsbpf_work_before(w, 1);
+	ev = tdsbpf_begin(w, TDSBPF_EV_SMP);
 
 	if (!ev)
 		return;
@@ -663,6 +831,21 @@ TDSBPF_NOINLINE void tdsbpf_pending_tail(struct tdsbpf_walk *w, struct tdsbpf_di
 	/* the header was in an earlier segment: all of this one up to end is the packet's */
 	if (end < 13 || tdsbpf_tail_done(w, (__u32)end, (__u32)end) < 0)
 		return;
+	if (w->flow && w->flow->quiet && !(w->sc->out.reply.done_status & TDS_DONE_ATTN)) {
+		/* routine work: counted */
+		struct tdsbpf_work *k = &w->flow->work;
+
+		k->done_tokens++;
+		if ((w->sc->out.reply.done_status & TDS_DONE_COUNT) ||
+		    (w->sc->res.tail.flags & TDSBPF_TAIL_INPROC_ROWS)) {
+			k->rows += w->sc->out.reply.done_rows;
+			k->flags |= TDSBPF_WORK_ROWS;
+		}
+		k->events++;
+		tdsbpf_work_counted(w->p);
+		return;
+	}
+	tdsbpf_work_before(w, 1);
 	ev = tdsbpf_begin(w, TDSBPF_EV_TDS_DONE);
 	if (!ev)
 		return;

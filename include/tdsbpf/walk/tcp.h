@@ -43,6 +43,9 @@ TDSBPF_NOINLINE void tdsbpf_tcp(struct tdsbpf_walk *w)
 		ds->point_hook = w->p->hook;
 		ds->point_ifindex = w->p->ifindex;
 	}
+	/* a close: what the flow counted goes before it */
+	if (fl & (TDSBPF_TCP_FIN | TDSBPF_TCP_RST))
+		tdsbpf_work_before(w, 1);
 	ds->packets++;
 	ds->bytes += plen;
 	if (plen > ds->largest)

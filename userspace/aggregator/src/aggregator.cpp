@@ -315,7 +315,8 @@ struct Aggregator::Impl {
 		case TDSBPF_EV_TCP_CLOSE_ACK:
 		case TDSBPF_EV_TCP_KEEPALIVE_ACK:
 		case TDSBPF_EV_TCP_RETRANS:
-		case TDSBPF_EV_RESYNC: return false;
+		case TDSBPF_EV_RESYNC:
+		case TDSBPF_EV_WORK: return false;
 		case TDSBPF_EV_FLOW_STATS: return !ev.u.stats.final;
 		default: return true;
 		}

@@ -83,6 +83,12 @@ std::string describe_event(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm
 			 static_cast<unsigned long long>(ev.u.stats.bytes[1]), ev.u.stats.packets[0],
 			 ev.u.stats.packets[1]);
 		return buf;
+	case TDSBPF_EV_WORK:
+		snprintf(buf, sizeof(buf),
+			 "WORK:%u batch(es), %u RPC(s), %u response(s), %u latenc%s, %u event(s) counted",
+			 ev.u.work.sql_batches, ev.u.work.rpcs, ev.u.work.responses, ev.u.work.n,
+			 ev.u.work.n == 1 ? "y" : "ies", ev.u.work.events);
+		return buf;
 	case TDSBPF_EV_RESYNC:
 		return ev.flags & TDSBPF_F_LOST_SYNC ? "TRACER:TDS framing lost" : "TRACER:TDS framing regained";
 	case TDSBPF_EV_SMP: {

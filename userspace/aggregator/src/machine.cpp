@@ -273,6 +273,7 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 			on_ntlm(c, *ntlm, ts);
 		break;
 	case TDSBPF_EV_TDS_DONE: on_done(c, ev.u.done.status, ev.u.done.rows, ev.u.done.flags); break;
+	case TDSBPF_EV_WORK: on_work(c, ev.u.work); break;
 	default: break;
 	}
 }

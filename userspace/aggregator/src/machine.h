@@ -42,6 +42,8 @@ void on_tls_excerpt(Connection& c, const tdsbpf_excerpt_event& x);
 void on_tds(Connection& c, const tdsbpf_event& ev, int dir, uint64_t ts);
 void on_smp(Connection& c, const tdsbpf_smp& m, int dir, uint64_t ts);
 void on_done(Connection& c, uint16_t status, uint64_t rows, uint8_t flags);
+// Routine requests and replies the kernel counted (TDSBPF_EV_WORK).
+void on_work(Connection& c, const tdsbpf_work& w);
 void note_idle_reuse(Connection& c, uint64_t ts);
 void count_response(Connection& c, StreamState& st, uint64_t ts);
 // An attention's DONE (status 0x20) came back.

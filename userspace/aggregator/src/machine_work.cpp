@@ -199,6 +199,44 @@ void on_tds(Connection& c, const tdsbpf_event& ev, int dir, uint64_t ts)
 		count_response(c, st, ts);
 }
 
+// What the per-packet events of the routine work would have done: the same
+// counts, then the pairing state after the last packet counted.
+void on_work(Connection& c, const tdsbpf_work& w)
+{
+	WorkState& k = c.work;
+	k.sql_batches += w.sql_batches;
+	k.rpcs += w.rpcs;
+	k.requests += static_cast<uint64_t>(w.sql_batches) + w.rpcs;
+	k.responses += w.responses;
+	k.reset_connection += w.reset_connection;
+	k.idle_reuses += w.idle_reuses;
+	k.done_tokens += w.done_tokens;
+	if (w.flags & TDSBPF_WORK_ROWS) {
+		k.rows += w.rows;
+		k.rows_seen = true;
+	}
+	for (unsigned i = 0; i < std::min<unsigned>(w.n, TDSBPF_WORK_LATENCIES); i++)
+		k.latency.add(w.latency_ns[i]);
+	if (!c.login.spid && w.spid)
+		c.login.spid = w.spid;
+	// this record stands for the events it counted, not for one more
+	c.tracer.events += w.events;
+	if (c.tracer.events)
+		c.tracer.events--;
+	c.tracer.truncated += w.truncated;
+	uint64_t last = std::max(w.last_c2s_ns, w.last_s2c_ns);
+	if (last)
+		c.last_payload_ns = last;
+	if (w.last_s2c_ns)
+		c.last_server_payload_ns = w.last_s2c_ns;
+	StreamState& st = k.stream;
+	st.in_msg[TDSBPF_DIR_C2S] = w.flags & TDSBPF_WORK_IN_C2S;
+	st.in_msg[TDSBPF_DIR_S2C] = w.flags & TDSBPF_WORK_IN_S2C;
+	st.pending = w.flags & TDSBPF_WORK_PENDING;
+	if (st.pending)
+		st.pending_request_ns = w.pending_ns;
+}
+
 void on_smp(Connection& c, const tdsbpf_smp& m, int dir, uint64_t ts)
 {
 	c.last_payload_ns = ts;
