@@ -62,6 +62,13 @@ int Session::run(const EventFn& on_event, const TickFn& tick, int poll_ms)
 		std::memcpy(buf, &ev, n);
 		auto* e = reinterpret_cast<tdsbpf_event*>(buf);
 		e->ts_ns += offset_;
+		if (e->kind == TDSBPF_EV_WORK) {
+			// the times inside the counted work too (0: none)
+			tdsbpf_work& w = e->u.work;
+			for (__u64* t : {&w.pending_ns, &w.last_c2s_ns, &w.last_s2c_ns})
+				if (*t)
+					*t += offset_;
+		}
 		on_event(*e, n);
 	};
 	int rc = 0;
