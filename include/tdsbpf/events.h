@@ -316,11 +316,22 @@ struct tdsbpf_stats {
  * end of the run. The counts are those since the last such event; the
  * rest is the state after the last packet counted.
  */
-#define TDSBPF_WORK_LATENCIES 9
-#define TDSBPF_WORK_ROWS      0x01 /* a DONE counted rows (rows is meaningful, even 0) */
-#define TDSBPF_WORK_IN_C2S    0x02 /* a client message has begun and not ended */
-#define TDSBPF_WORK_IN_S2C    0x04 /* a reply has begun and not ended */
-#define TDSBPF_WORK_PENDING   0x08 /* a request waits for its reply, since pending_ns */
+#define TDSBPF_WORK_LATENCIES  9
+#define TDSBPF_WORK_ROWS       0x01 /* a DONE counted rows (rows is meaningful, even 0) */
+#define TDSBPF_WORK_IN_C2S     0x02 /* a client message has begun and not ended */
+#define TDSBPF_WORK_IN_S2C     0x04 /* a reply has begun and not ended */
+#define TDSBPF_WORK_PENDING    0x08 /* a request waits for its reply, since pending_ns */
+/*
+ * An encrypted connection's TLS application data (full encryption, TDS
+ * 8.0), counted the same way once four runs of client records have reached
+ * user space (the login's turns are over): each new run of client records
+ * is a request (in sql_batches), the server's first record after it its
+ * reply. IN_REQUEST: the last run has not been answered; CLIENT_RUN: the
+ * last record was the client's.
+ */
+#define TDSBPF_WORK_TLS	       0x10
+#define TDSBPF_WORK_IN_REQUEST 0x20
+#define TDSBPF_WORK_CLIENT_RUN 0x40
 struct tdsbpf_work {
 	__u64 pending_ns;
 	__u64 last_c2s_ns; /* the last client packet counted (0: none) */

@@ -79,9 +79,11 @@ struct tdsbpf_flow {
 	__u8 tds71;	       /* TDS 7.1 or older: DONE row counts are 4 bytes */
 	__u8 prelogin_pending; /* the client sent a PRELOGIN: the next reply answers it */
 	__u8 excerpts;	       /* excerpts sent (at most TDSBPF_EXCERPTS_PER_FLOW) */
-	__u8 quiet;	       /* routine work is counted in work, not sent packet by packet */
+	__u8 quiet;	       /* routine work is counted in work: 1 TDS packets, 2 TLS records */
 	__u8 work_ready;       /* 1: a request went to user space as an event; 2: then a reply began */
-	__u8 pad;
+	__u8 tls_client_run;   /* the last TLS application data record was the client's */
+	__u8 tls_runs;	       /* runs of client TLS application data records (at most 255) */
+	__u8 pad4[7];
 	__u64 last_s2c_ns;	 /* when the server's last TDS packet or TLS record began */
 	struct tdsbpf_work work; /* routine work counted since it was last sent (events.h) */
 };

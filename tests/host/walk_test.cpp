@@ -681,6 +681,73 @@ TEST(Walk, RoutineWorkCountedInTheFlowGivesTheSameRecord)
 	}
 }
 
+// An encrypted connection (full encryption, and TDS 8.0): once four runs of
+// the client's TLS records have reached user space, the runs that follow and
+// the server's answers are counted in the flow entry; the record is the same.
+TEST(Walk, EncryptedRoutineWorkCountedInTheFlowGivesTheSameRecord)
+{
+	for (bool strict : {false, true}) {
+		for (bool closed : {false, true}) {
+			Conn k;
+			std::set<std::size_t> pauses;
+			std::vector<Bytes> f = {k.syn(), k.synack(), k.ack(true)};
+			if (strict) {
+				f.push_back(k.data(true, tls_client_hello(true)));
+				f.push_back(k.data(false, tls_server_hello(0x0304, true)));
+				f.push_back(
+					k.data(true, cat({tls_record(20, {0x01}), tls_record(22, Bytes(40, 0x14))})));
+			} else {
+				f.push_back(k.data(true, tds(TDS_PRELOGIN, 1, prelogin({{1, {0x01}}}))));
+				f.push_back(k.data(false, tds(TDS_REPLY, 1, prelogin({{1, {0x01}}}))));
+				f.push_back(k.data(true, tds(TDS_PRELOGIN, 1, tls_client_hello(false))));
+				f.push_back(k.data(false, tds(TDS_PRELOGIN, 1, tls_server_hello(0x0303, false))));
+				f.push_back(k.data(
+					true, tds(TDS_PRELOGIN, 1,
+						  cat({tls_record(20, {0x01}), tls_record(22, Bytes(40, 0x14))}))));
+				f.push_back(k.data(
+					false, tds(TDS_PRELOGIN, 1,
+						   cat({tls_record(20, {0x01}), tls_record(22, Bytes(40, 0x14))}))));
+			}
+			// runs of client records, each answered by one or more of the server's
+			auto run = [&](std::size_t client, std::size_t server, std::size_t size) {
+				for (std::size_t i = 0; i < client; i++)
+					f.push_back(k.data(true, tls_record(23, Bytes(size, 0xab))));
+				f.push_back(k.ack(false));
+				for (std::size_t i = 0; i < server; i++)
+					f.push_back(k.data(false, tls_record(23, Bytes(size + 40 * i, 0xcd))));
+				f.push_back(k.ack(true));
+			};
+			if (strict)
+				run(1, 1, 90); // the PRELOGIN inside TLS
+			run(1, 1, 300);	       // the LOGIN7, and its answer
+			for (int i = 0; i < 14; i++)
+				run(1 + i % 2, 1 + i % 3, 60);
+			pauses.insert(f.size()); // the next request after 2 s idle
+			run(1, 2, 80);
+			for (int i = 0; i < 12; i++)
+				run(1, 1, 70);
+			f.push_back(k.data(true, tls_record(23, Bytes(70, 0xab)))); // unanswered
+			if (closed) {
+				f.push_back(k.fin(true));
+				f.push_back(k.fin(false));
+				f.push_back(k.ack(true));
+			}
+			std::string counted_kinds, packet_kinds;
+			auto counted = records_of(f, true, pauses, &counted_kinds);
+			auto every = records_of(f, false, pauses, &packet_kinds);
+			ASSERT_EQ(counted.size(), 1u);
+			ASSERT_EQ(every.size(), 1u);
+			EXPECT_EQ(counted[0].dump(), every[0].dump()) << "strict=" << strict << " closed=" << closed;
+			const auto& w = every[0]["work"];
+			EXPECT_EQ(every[0]["negotiated"]["encryption"], strict ? "strict" : "full") << every[0].dump();
+			EXPECT_GE(w["encrypted_requests"].get<int>(), 26) << w.dump();
+			EXPECT_GE(w["latency_ms"]["count"].get<int>(), 25) << w.dump();
+			EXPECT_GE(count_of(counted_kinds, "work"), 2) << counted_kinds;
+			EXPECT_LT(count_of(counted_kinds, "tls"), count_of(packet_kinds, "tls") / 2) << counted_kinds;
+		}
+	}
+}
+
 TEST(Walk, ProcedureReplyRowsFromItsDoneInProc)
 {
 	Conn k;

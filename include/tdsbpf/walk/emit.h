@@ -60,7 +60,9 @@ TDSBPF_INLINE void tdsbpf_work_record(struct tdsbpf_flow *f, const struct tdsbpf
 	ev->ifindex = f->d[0].point_ifindex;
 	if (f->midstream)
 		ev->flags |= TDSBPF_F_MIDSTREAM;
-	k->flags &= TDSBPF_WORK_ROWS | TDSBPF_WORK_PENDING;
+	k->flags &= TDSBPF_WORK_ROWS | TDSBPF_WORK_PENDING | TDSBPF_WORK_TLS | TDSBPF_WORK_IN_REQUEST;
+	if (f->tls_client_run)
+		k->flags |= TDSBPF_WORK_CLIENT_RUN;
 	if (f->d[TDSBPF_DIR_C2S].in_msg)
 		k->flags |= TDSBPF_WORK_IN_C2S;
 	if (f->d[TDSBPF_DIR_S2C].in_msg)
@@ -80,7 +82,7 @@ TDSBPF_INLINE void tdsbpf_work_record(struct tdsbpf_flow *f, const struct tdsbpf
 	k->idle_reuses = 0;
 	k->spid = 0;
 	k->n = 0;
-	k->flags &= TDSBPF_WORK_PENDING;
+	k->flags &= TDSBPF_WORK_PENDING | TDSBPF_WORK_TLS | TDSBPF_WORK_IN_REQUEST;
 }
 
 /*

@@ -444,13 +444,13 @@ TDSBPF_NOINLINE int tdsbpf_count_request(struct tdsbpf_walk *w, const __u8 *hdr,
 
 	if ((hdr[0] != TDS_SQL_BATCH && hdr[0] != TDS_RPC) || !tdsbpf_work_countable(w))
 		return 0;
-	if (!f->quiet) {
+	if (f->quiet != 1) {
 		/* a request that starts when nothing is in flight, after a
 		 * request and its reply user space saw */
-		if (f->d[TDSBPF_DIR_C2S].in_msg || f->work_ready != 2 || f->d[TDSBPF_DIR_S2C].in_msg)
+		if (f->quiet || f->d[TDSBPF_DIR_C2S].in_msg || f->work_ready != 2 || f->d[TDSBPF_DIR_S2C].in_msg)
 			return 0;
 		f->quiet = 1;
-		k->flags &= ~TDSBPF_WORK_PENDING;
+		k->flags &= ~(TDSBPF_WORK_PENDING | TDSBPF_WORK_TLS | TDSBPF_WORK_IN_REQUEST);
 	}
 	if (!f->d[TDSBPF_DIR_C2S].in_msg) {
 		if (hdr[1] & (TDS_STATUS_RESETCONNECTION | TDS_STATUS_RESETCONNECTIONSKIPTRAN))
@@ -486,7 +486,7 @@ TDSBPF_NOINLINE int tdsbpf_count_reply(struct tdsbpf_walk *w, const __u8 *hdr, _
 	__u32 first = !w->flow->d[TDSBPF_DIR_S2C].in_msg;
 	__u32 n;
 
-	if (hdr[0] != TDS_REPLY || !w->flow->quiet || !tdsbpf_work_countable(w))
+	if (hdr[0] != TDS_REPLY || w->flow->quiet != 1 || !tdsbpf_work_countable(w))
 		return 0;
 	k = &w->flow->work;
 	if (first && (k->flags & TDSBPF_WORK_PENDING) && w->p->now >= k->pending_ns &&
@@ -542,6 +542,81 @@ TDSBPF_NOINLINE int tdsbpf_count_reply(struct tdsbpf_walk *w, const __u8 *hdr, _
 	k->last_s2c_ns = w->p->now;
 	w->flow->last_s2c_ns = w->p->now;
 	return tdsbpf_work_packet(w, hdr, rel);
+}
+
+/*
+ * A TLS application data record (bare, or in a TDS packet) from this side,
+ * as user space follows them: runs of client records, each answered by
+ * the server's.
+ */
+TDSBPF_INLINE void tdsbpf_tls_data_seen(struct tdsbpf_flow *f, __u32 dir)
+{
+	if (dir != TDSBPF_DIR_C2S) {
+		f->tls_client_run = 0;
+	} else if (!f->tls_client_run) {
+		f->tls_client_run = 1;
+		if (f->tls_runs < 255)
+			f->tls_runs++;
+	}
+}
+
+/*
+ * Routine work of an encrypted connection (TDSBPF_WORK_TLS): a bare TLS
+ * application data record counted instead of sent, once user space has seen
+ * four runs of client records. Returns as tdsbpf_count_request.
+ */
+TDSBPF_NOINLINE int tdsbpf_count_tls(struct tdsbpf_walk *w, const __u8 *hdr)
+{
+	struct tdsbpf_flow *f = w->flow;
+	struct tdsbpf_work *k;
+	__u64 now = w->p->now;
+	__u32 n;
+
+	if (!f || hdr[0] != 23 || !tdsbpf_work_countable(w))
+		return 0;
+	k = &f->work;
+	if (w->l4->dir == TDSBPF_DIR_C2S) {
+		if (f->quiet != 2) {
+			/* a new run of client records after the server's, past the login's turns */
+			if (f->quiet || f->tls_client_run || f->tls_runs < 4)
+				return 0;
+			f->quiet = 2;
+			k->flags = (k->flags & ~(TDSBPF_WORK_PENDING | TDSBPF_WORK_IN_REQUEST)) | TDSBPF_WORK_TLS;
+		}
+		if (!f->tls_client_run && !(k->flags & TDSBPF_WORK_IN_REQUEST)) {
+			if (f->last_s2c_ns && now >= f->last_s2c_ns + 1000000000ULL)
+				k->idle_reuses++;
+			k->flags |= TDSBPF_WORK_IN_REQUEST | TDSBPF_WORK_PENDING;
+			k->pending_ns = now;
+			k->sql_batches++;
+		}
+		tdsbpf_tls_data_seen(f, TDSBPF_DIR_C2S);
+		k->last_c2s_ns = now;
+	} else {
+		if (f->quiet != 2)
+			return 0;
+		if ((k->flags & TDSBPF_WORK_IN_REQUEST) && (k->flags & TDSBPF_WORK_PENDING) && now >= k->pending_ns &&
+		    now - k->pending_ns > 0xffffffffULL)
+			return 0; /* a latency of 4.29 s or more: the usual way */
+		if (k->flags & TDSBPF_WORK_IN_REQUEST) {
+			k->flags &= ~TDSBPF_WORK_IN_REQUEST;
+			k->responses++;
+			if (k->flags & TDSBPF_WORK_PENDING) {
+				k->flags &= ~TDSBPF_WORK_PENDING;
+				n = k->n;
+				if (n < TDSBPF_WORK_LATENCIES) {
+					k->latency_ns[n] = now >= k->pending_ns ? (__u32)(now - k->pending_ns) : 0;
+					k->n = (__u8)(n + 1);
+				}
+			}
+		}
+		tdsbpf_tls_data_seen(f, TDSBPF_DIR_S2C);
+		k->last_s2c_ns = now;
+		f->last_s2c_ns = now;
+	}
+	k->events++;
+	tdsbpf_work_counted(w->p);
+	return k->n >= TDSBPF_WORK_LATENCIES ? 2 : 1;
 }
 
 /*
@@ -628,6 +703,8 @@ TDSBPF_NOINLINE void tdsbpf_emit_tds(struct tdsbpf_walk *w, const __u8 *hdr, __s
 		tdsbpf_discard(w->p, ev);
 		return;
 	}
+	if (t->detail == TDSBPF_D_TLS && t->d.tls.content_type == 23)
+		tdsbpf_tls_data_seen(w->flow, w->l4->dir & 1);
 	/* a LOGIN7 in clear, a reply with a LOGINACK or an ERROR, a TLS hello:
 	 * their text */
 	what = 0;
@@ -646,13 +723,23 @@ TDSBPF_NOINLINE void tdsbpf_emit_tds(struct tdsbpf_walk *w, const __u8 *hdr, __s
 TDSBPF_NOINLINE void tdsbpf_emit_tls(struct tdsbpf_walk *w, const __u8 *hdr, __s32 rel)
 {
 	struct tdsbpf_event *ev;
+	int counted;
 
+	if (w->flow && hdr[0] == 23 && (w->flow->quiet == 2 || w->flow->tls_runs >= 4)) {
+		counted = tdsbpf_count_tls(w, hdr);
+		if (counted == 2)
+			tdsbpf_flush_work(w);
+		if (counted)
+			return;
+	}
 	if (w->flow && w->l4->dir == TDSBPF_DIR_S2C)
 		w->flow->last_s2c_ns = w->p->now;
 	tdsbpf_work_before(w, 1);
 	ev = tdsbpf_begin(w, TDSBPF_EV_TLS);
 	if (!ev)
 		return;
+	if (w->flow && hdr[0] == 23)
+		tdsbpf_tls_data_seen(w->flow, w->l4->dir & 1);
 	ev->frame_offset = rel < 0 ? 0 : (__u32)rel;
 	__builtin_memset(&w->sc->out, 0, sizeof(w->sc->out));
 	if (rel >= 0 && tdsbpf_fill(w, (__u32)rel, 5 + (__u32)tdsbpf_be16(hdr + 3)) >= 5 &&
@@ -831,7 +918,7 @@ TDSBPF_NOINLINE void tdsbpf_pending_tail(struct tdsbpf_walk *w, struct tdsbpf_di
 	/* the header was in an earlier segment: all of this one up to end is the packet's */
 	if (end < 13 || tdsbpf_tail_done(w, (__u32)end, (__u32)end) < 0)
 		return;
-	if (w->flow && w->flow->quiet && !(w->sc->out.reply.done_status & TDS_DONE_ATTN)) {
+	if (w->flow && w->flow->quiet == 1 && !(w->sc->out.reply.done_status & TDS_DONE_ATTN)) {
 		/* routine work: counted */
 		struct tdsbpf_work *k = &w->flow->work;
 

@@ -204,6 +204,36 @@ void on_tds(Connection& c, const tdsbpf_event& ev, int dir, uint64_t ts)
 void on_work(Connection& c, const tdsbpf_work& w)
 {
 	WorkState& k = c.work;
+	// this record stands for the events it counted, not for one more
+	c.tracer.events += w.events;
+	if (c.tracer.events)
+		c.tracer.events--;
+	c.tracer.truncated += w.truncated;
+	uint64_t last = std::max(w.last_c2s_ns, w.last_s2c_ns);
+	if (last)
+		c.last_payload_ns = last;
+	if (w.last_s2c_ns)
+		c.last_server_payload_ns = w.last_s2c_ns;
+	if (w.flags & TDSBPF_WORK_TLS) {
+		// an encrypted connection's runs of records: requests where on_tls
+		// would count them
+		k.opaque_client_flights += w.sql_batches;
+		k.opaque_client_flight = w.flags & TDSBPF_WORK_CLIENT_RUN;
+		bool active = c.phase == Phase::active || (c.phase == Phase::close && c.close.phase == Phase::active);
+		if (!active || !c.opaque())
+			return;
+		k.requests += w.sql_batches;
+		k.encrypted_requests += w.sql_batches;
+		k.responses += w.responses;
+		k.idle_reuses += w.idle_reuses;
+		for (unsigned i = 0; i < std::min<unsigned>(w.n, TDSBPF_WORK_LATENCIES); i++)
+			k.latency.add(w.latency_ns[i]);
+		k.opaque_in_request = w.flags & TDSBPF_WORK_IN_REQUEST;
+		k.stream.pending = w.flags & TDSBPF_WORK_PENDING;
+		if (k.stream.pending)
+			k.stream.pending_request_ns = w.pending_ns;
+		return;
+	}
 	k.sql_batches += w.sql_batches;
 	k.rpcs += w.rpcs;
 	k.requests += static_cast<uint64_t>(w.sql_batches) + w.rpcs;
@@ -219,16 +249,6 @@ void on_work(Connection& c, const tdsbpf_work& w)
 		k.latency.add(w.latency_ns[i]);
 	if (!c.login.spid && w.spid)
 		c.login.spid = w.spid;
-	// this record stands for the events it counted, not for one more
-	c.tracer.events += w.events;
-	if (c.tracer.events)
-		c.tracer.events--;
-	c.tracer.truncated += w.truncated;
-	uint64_t last = std::max(w.last_c2s_ns, w.last_s2c_ns);
-	if (last)
-		c.last_payload_ns = last;
-	if (w.last_s2c_ns)
-		c.last_server_payload_ns = w.last_s2c_ns;
 	StreamState& st = k.stream;
 	st.in_msg[TDSBPF_DIR_C2S] = w.flags & TDSBPF_WORK_IN_C2S;
 	st.in_msg[TDSBPF_DIR_S2C] = w.flags & TDSBPF_WORK_IN_S2C;
