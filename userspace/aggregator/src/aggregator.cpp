@@ -513,7 +513,7 @@ struct Aggregator::Impl {
 	void end(absl::flat_hash_map<FlowKey, Entry>::iterator it, EndReason why, uint64_t now, bool print = true)
 	{
 		Connection& c = *it->second.conn;
-		c.tracer.maybe_lost = maybe_lost(c);
+		c.tracer.maybe_lost = maybe_lost(c) || c.tracer.counts_lost;
 		conclude(c, why, now, cfg);
 		if (why == EndReason::evicted)
 			c.close.kind = CloseKind::evicted;
@@ -772,7 +772,7 @@ struct Aggregator::Impl {
 					continue;
 				c.last_snapshot_ns = now;
 				Connection copy = c;
-				copy.tracer.maybe_lost = maybe_lost(copy);
+				copy.tracer.maybe_lost = maybe_lost(copy) || copy.tracer.counts_lost;
 				conclude(copy, EndReason::finish, now, cfg);
 				copy.close.kind = CloseKind::still_open;
 				emit(copy, diagnose(copy, cfg), false);

@@ -511,6 +511,8 @@ struct TracerState {
 	uint64_t lost_earlier = 0; // lost under an earlier flow state (evicted, made again)
 	bool start_lost = false;   // the kernel saw the start; its first events were lost
 	bool maybe_lost = false;   // drops while it was open: more may be lost than counted
+	uint32_t work_records = 0; // TDSBPF_EV_WORK records (routine work the kernel counted)
+	bool counts_lost = false;  // its flow entry was made again while it counted: counts may be missing
 	uint64_t events_lost() const { return lost_earlier + (seq_max > seq_seen ? seq_max - seq_seen : 0); }
 	bool lossy() const { return maybe_lost || events_lost() > 0; }
 };

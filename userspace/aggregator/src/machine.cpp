@@ -133,7 +133,11 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 		// Flow state made again mid-connection (evicted from the kernel's
 		// table): numbering starts over. Only after a long run, so that
 		// two early events swapped on their way are not taken for it.
-		if (ev.flow_seq == 1 && (ev.flags & TDSBPF_F_MIDSTREAM) && t.seq_max > 64) {
+		// (A flow that sent work records is past its first events.)
+		if (ev.flow_seq == 1 && (ev.flags & TDSBPF_F_MIDSTREAM) && (t.seq_max > 64 || t.work_records)) {
+			// what the forgotten entry had counted and not sent is gone
+			if (t.work_records)
+				t.counts_lost = true;
 			t.lost_earlier += t.seq_max > t.seq_seen ? t.seq_max - t.seq_seen : 0;
 			t.seq_max = 0;
 			t.seq_seen = 0;
@@ -273,7 +277,10 @@ void apply_event(Connection& c, const tdsbpf_event& ev, const tdsbpf_ntlm_event*
 			on_ntlm(c, *ntlm, ts);
 		break;
 	case TDSBPF_EV_TDS_DONE: on_done(c, ev.u.done.status, ev.u.done.rows, ev.u.done.flags); break;
-	case TDSBPF_EV_WORK: on_work(c, ev.u.work); break;
+	case TDSBPF_EV_WORK:
+		c.tracer.work_records++;
+		on_work(c, ev.u.work);
+		break;
 	default: break;
 	}
 }
