@@ -52,6 +52,8 @@ TDSBPF_INLINE __u32 tdsbpf_next_seq(struct tdsbpf_walk *w)
 TDSBPF_INLINE void tdsbpf_work_record(struct tdsbpf_flow *f, const struct tdsbpf_flow_key *key, struct tdsbpf_event *ev)
 {
 	struct tdsbpf_work *k = &f->work;
+	__u64 pending_ns;
+	__u8 flags;
 
 	__builtin_memset(ev, 0, sizeof(*ev));
 	__builtin_memcpy(&ev->key, key, sizeof(ev->key));
@@ -69,20 +71,12 @@ TDSBPF_INLINE void tdsbpf_work_record(struct tdsbpf_flow *f, const struct tdsbpf
 		k->flags |= TDSBPF_WORK_IN_S2C;
 	__builtin_memcpy(&ev->u.work, k, sizeof(*k));
 	ev->ts_ns = k->last_c2s_ns > k->last_s2c_ns ? k->last_c2s_ns : k->last_s2c_ns;
-	k->last_c2s_ns = 0;
-	k->last_s2c_ns = 0;
-	k->rows = 0;
-	k->sql_batches = 0;
-	k->rpcs = 0;
-	k->responses = 0;
-	k->done_tokens = 0;
-	k->events = 0;
-	k->truncated = 0;
-	k->reset_connection = 0;
-	k->idle_reuses = 0;
-	k->spid = 0;
-	k->n = 0;
-	k->flags &= TDSBPF_WORK_PENDING | TDSBPF_WORK_TLS | TDSBPF_WORK_IN_REQUEST;
+	/* the counts start over; the pairing state stays */
+	pending_ns = k->pending_ns;
+	flags = k->flags & (TDSBPF_WORK_PENDING | TDSBPF_WORK_TLS | TDSBPF_WORK_IN_REQUEST);
+	__builtin_memset(k, 0, sizeof(*k));
+	k->pending_ns = pending_ns;
+	k->flags = flags;
 }
 
 /*
