@@ -494,6 +494,37 @@ TEST_F(LiveTest, ReaderOfTheRecordsGoneEndsTheRun)
 	expect_nothing_attached(*lab_);
 }
 
+// Connections still open when the run ends: what their flow entries have
+// counted since they last sent it is read from the kernel's table after
+// detaching, so their records hold every request answered while traced
+// (without it, only the first one, which went to user space as events).
+TEST_F(LiveTest, OpenConnectionsAtTheEndKeepTheirCountedRequests)
+{
+	pid_t server = start_lab_server();
+	ASSERT_GT(server, 0) << "lab server did not start";
+	ASSERT_TRUE(start_tracer({"--duration", "3"})) << tracer_log();
+	// 3 connections, 6 requests a second in all, for longer than the run:
+	// about 6 requests each while traced, fewer than a work record holds
+	auto load = labtest::run_command({"ip", "netns", "exec", lab_->client_ns(), TDSBPF_LOADCLIENT_PATH, "--host",
+					  lab_->server_ip(), "--connections", "3", "--rate", "6", "--duration", "5"},
+					 {}, "", std::chrono::seconds(60));
+	EXPECT_EQ(load.exit_code, 0) << load.output;
+	EXPECT_EQ(lab_->stop(tracer_, 0, 20000), 0) << tracer_log();
+	tracer_ = 0;
+	auto records = labtest::read_connection_records(dir_.file("events.ndjson"));
+	ASSERT_EQ(records.size(), 3u) << tracer_log();
+	for (const auto& r : records) {
+		EXPECT_EQ(r["close"]["kind"], "still_open") << r.dump();
+		int requests = r["work"]["requests"].get<int>(), responses = r["work"]["responses"].get<int>();
+		EXPECT_GE(requests, 3) << r["work"].dump();
+		EXPECT_LE(requests, 9) << r["work"].dump();
+		EXPECT_GE(responses, requests - 1) << r["work"].dump();
+		EXPECT_EQ(r["work"]["latency_ms"]["count"].get<int>(), responses) << r["work"].dump();
+	}
+	lab_->stop(server, SIGTERM);
+	expect_nothing_attached(*lab_);
+}
+
 // A small ring buffer and a stalled reader: events are lost, and every
 // record affected says so; none claims what the loss made up (mid-stream,
 // still open, still logging in), and the loss is logged while it happens.
