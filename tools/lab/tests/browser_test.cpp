@@ -293,6 +293,9 @@ TEST(LabBrowser, WiresharkReadsTheExchange)
 	if (!capturing)
 		tdsbpf::lab::stop(tshark, SIGKILL, 2s);
 	ASSERT_TRUE(capturing) << "tshark did not start capturing";
+	// dumpcap says so a moment before its first packets are taken: the
+	// Browser's datagram, the exchange's first, would be missed
+	std::this_thread::sleep_for(1s);
 	auto r = run_tsql(dir, {"-S", "127.0.0.1\\LAB", "-U", "sa", "-P", "lab"}, "SELECT 1\ngo\nexit\n", 15s);
 	std::this_thread::sleep_for(300ms);
 	tdsbpf::lab::stop(tshark, SIGINT, 5s);
