@@ -125,11 +125,8 @@ TDSBPF_INLINE void tdsbpf_work_before(struct tdsbpf_walk *w, int end)
 
 TDSBPF_INLINE struct tdsbpf_event *tdsbpf_begin(struct tdsbpf_walk *w, __u8 kind)
 {
-	__u32 seq;
-	struct tdsbpf_event *ev;
-
-	seq = tdsbpf_next_seq(w);
-	ev = tdsbpf_reserve_event(w->p);
+	__u32 seq = tdsbpf_next_seq(w);
+	struct tdsbpf_event *ev = tdsbpf_reserve_event(w->p);
 
 	if (!ev) {
 		tdsbpf_count(w->p, TDSBPF_CNT_RINGBUF_DROPS);

@@ -430,6 +430,33 @@ TDSBPF_INLINE int tdsbpf_work_packet(struct tdsbpf_walk *w, const __u8 *hdr, __s
 	return k->n >= TDSBPF_WORK_LATENCIES ? 2 : 1;
 }
 
+/* A request counted now starts after the server sat silent for a second or more. */
+TDSBPF_INLINE int tdsbpf_work_idle(const struct tdsbpf_flow *f, __u64 now)
+{
+	return f->last_s2c_ns && now >= f->last_s2c_ns + 1000000000ULL;
+}
+
+/* Whether the answer to the pending request (if any) came too late for 32 bits of ns. */
+TDSBPF_INLINE int tdsbpf_work_too_late(const struct tdsbpf_work *k, __u64 now)
+{
+	return (k->flags & TDSBPF_WORK_PENDING) && now >= k->pending_ns && now - k->pending_ns > 0xffffffffULL;
+}
+
+/* A reply begins: the pending request, if any, is answered, its latency kept. */
+TDSBPF_INLINE void tdsbpf_work_answered(struct tdsbpf_work *k, __u64 now)
+{
+	__u32 n = k->n;
+
+	k->responses++;
+	if (!(k->flags & TDSBPF_WORK_PENDING))
+		return;
+	k->flags &= ~TDSBPF_WORK_PENDING;
+	if (n < TDSBPF_WORK_LATENCIES) {
+		k->latency_ns[n] = now >= k->pending_ns ? (__u32)(now - k->pending_ns) : 0;
+		k->n = (__u8)(n + 1);
+	}
+}
+
 /*
  * Routine work: a client's TDS packet outside SMP (header hdr at rel of
  * this segment), counted in the flow entry instead of sent. Returns 0, with
@@ -455,7 +482,7 @@ TDSBPF_NOINLINE int tdsbpf_count_request(struct tdsbpf_walk *w, const __u8 *hdr,
 	if (!f->d[TDSBPF_DIR_C2S].in_msg) {
 		if (hdr[1] & (TDS_STATUS_RESETCONNECTION | TDS_STATUS_RESETCONNECTIONSKIPTRAN))
 			k->reset_connection++;
-		if (f->last_s2c_ns && now >= f->last_s2c_ns + 1000000000ULL)
+		if (tdsbpf_work_idle(f, now))
 			k->idle_reuses++;
 		if (hdr[0] == TDS_SQL_BATCH)
 			k->sql_batches++;
@@ -489,8 +516,7 @@ TDSBPF_NOINLINE int tdsbpf_count_reply(struct tdsbpf_walk *w, const __u8 *hdr, _
 	if (hdr[0] != TDS_REPLY || w->flow->quiet != 1 || !tdsbpf_work_countable(w))
 		return 0;
 	k = &w->flow->work;
-	if (first && (k->flags & TDSBPF_WORK_PENDING) && w->p->now >= k->pending_ns &&
-	    w->p->now - k->pending_ns > 0xffffffffULL)
+	if (first && tdsbpf_work_too_late(k, w->p->now))
 		return 0;
 	__builtin_memset(&sc->out, 0, sizeof(sc->out));
 	if (body_len && rel + 8 >= 0 && (__u32)(rel + 8) < w->l4->plen) {
@@ -514,19 +540,10 @@ TDSBPF_NOINLINE int tdsbpf_count_reply(struct tdsbpf_walk *w, const __u8 *hdr, _
 		else if (sc->out.reply.done_status & TDS_DONE_ATTN)
 			return 0;
 	}
-	k = &w->flow->work;
 	if (first) {
 		if (!k->spid)
 			k->spid = tdsbpf_be16(hdr + 4);
-		k->responses++;
-		if (k->flags & TDSBPF_WORK_PENDING) {
-			k->flags &= ~TDSBPF_WORK_PENDING;
-			n = k->n;
-			if (n < TDSBPF_WORK_LATENCIES) {
-				k->latency_ns[n] = w->p->now >= k->pending_ns ? (__u32)(w->p->now - k->pending_ns) : 0;
-				k->n = (__u8)(n + 1);
-			}
-		}
+		tdsbpf_work_answered(k, w->p->now);
 		w->flow->work_ready = 2;
 	}
 	if (sc->res.tail.token) {
@@ -570,7 +587,6 @@ TDSBPF_NOINLINE int tdsbpf_count_tls(struct tdsbpf_walk *w, const __u8 *hdr)
 	struct tdsbpf_flow *f = w->flow;
 	struct tdsbpf_work *k;
 	__u64 now = w->p->now;
-	__u32 n;
 
 	if (!f || hdr[0] != 23 || !tdsbpf_work_countable(w))
 		return 0;
@@ -584,7 +600,7 @@ TDSBPF_NOINLINE int tdsbpf_count_tls(struct tdsbpf_walk *w, const __u8 *hdr)
 			k->flags = (k->flags & ~(TDSBPF_WORK_PENDING | TDSBPF_WORK_IN_REQUEST)) | TDSBPF_WORK_TLS;
 		}
 		if (!f->tls_client_run && !(k->flags & TDSBPF_WORK_IN_REQUEST)) {
-			if (f->last_s2c_ns && now >= f->last_s2c_ns + 1000000000ULL)
+			if (tdsbpf_work_idle(f, now))
 				k->idle_reuses++;
 			k->flags |= TDSBPF_WORK_IN_REQUEST | TDSBPF_WORK_PENDING;
 			k->pending_ns = now;
@@ -595,20 +611,11 @@ TDSBPF_NOINLINE int tdsbpf_count_tls(struct tdsbpf_walk *w, const __u8 *hdr)
 	} else {
 		if (f->quiet != 2)
 			return 0;
-		if ((k->flags & TDSBPF_WORK_IN_REQUEST) && (k->flags & TDSBPF_WORK_PENDING) && now >= k->pending_ns &&
-		    now - k->pending_ns > 0xffffffffULL)
+		if ((k->flags & TDSBPF_WORK_IN_REQUEST) && tdsbpf_work_too_late(k, now))
 			return 0; /* a latency of 4.29 s or more: the usual way */
 		if (k->flags & TDSBPF_WORK_IN_REQUEST) {
 			k->flags &= ~TDSBPF_WORK_IN_REQUEST;
-			k->responses++;
-			if (k->flags & TDSBPF_WORK_PENDING) {
-				k->flags &= ~TDSBPF_WORK_PENDING;
-				n = k->n;
-				if (n < TDSBPF_WORK_LATENCIES) {
-					k->latency_ns[n] = now >= k->pending_ns ? (__u32)(now - k->pending_ns) : 0;
-					k->n = (__u8)(n + 1);
-				}
-			}
+			tdsbpf_work_answered(k, now);
 		}
 		tdsbpf_tls_data_seen(f, TDSBPF_DIR_S2C);
 		k->last_s2c_ns = now;

@@ -199,6 +199,16 @@ void on_tds(Connection& c, const tdsbpf_event& ev, int dir, uint64_t ts)
 		count_response(c, st, ts);
 }
 
+namespace {
+
+void add_latencies(WorkState& k, const tdsbpf_work& w)
+{
+	for (unsigned i = 0; i < std::min<unsigned>(w.n, TDSBPF_WORK_LATENCIES); i++)
+		k.latency.add(w.latency_ns[i]);
+}
+
+} // namespace
+
 // What the per-packet events of the routine work would have done: the same
 // counts, then the pairing state after the last packet counted.
 void on_work(Connection& c, const tdsbpf_work& w)
@@ -226,8 +236,7 @@ void on_work(Connection& c, const tdsbpf_work& w)
 		k.encrypted_requests += w.sql_batches;
 		k.responses += w.responses;
 		k.idle_reuses += w.idle_reuses;
-		for (unsigned i = 0; i < std::min<unsigned>(w.n, TDSBPF_WORK_LATENCIES); i++)
-			k.latency.add(w.latency_ns[i]);
+		add_latencies(k, w);
 		k.opaque_in_request = w.flags & TDSBPF_WORK_IN_REQUEST;
 		k.stream.pending = w.flags & TDSBPF_WORK_PENDING;
 		if (k.stream.pending)
@@ -245,8 +254,7 @@ void on_work(Connection& c, const tdsbpf_work& w)
 		k.rows += w.rows;
 		k.rows_seen = true;
 	}
-	for (unsigned i = 0; i < std::min<unsigned>(w.n, TDSBPF_WORK_LATENCIES); i++)
-		k.latency.add(w.latency_ns[i]);
+	add_latencies(k, w);
 	if (!c.login.spid && w.spid)
 		c.login.spid = w.spid;
 	StreamState& st = k.stream;
