@@ -26,6 +26,11 @@ const char* tds_type_title(uint8_t type, int dir);
 
 // Addresses of a flow key: "10.0.0.1", "fe80::1", "10.0.0.1:1433", "[fe80::1]:1433".
 std::string addr_string(const uint8_t* addr, uint8_t family);
+// The same written into buf (kAddrChars bytes at least, for an endpoint
+// too); they return the length.
+constexpr size_t kAddrChars = 56;
+size_t addr_chars(char* buf, const uint8_t* addr, uint8_t family);
+size_t endpoint_chars(char* buf, const uint8_t* addr, uint8_t family, uint16_t port);
 
 class JsonWriter;
 // A flow's two ends as OpenTelemetry attributes: client.address, client.port,
@@ -54,6 +59,9 @@ std::string tcp_flags_string(uint8_t flags);
 // beyond the field is never trusted.
 // UTF-16LE (unicode) or OEM bytes; control characters become '?'.
 std::string utf16le_or_oem(const uint8_t* p, size_t len, size_t cap, bool unicode);
+// UTF-16LE of len bytes as UTF-8 into out (len / 2 * 3 bytes at most); returns
+// the length written.
+size_t utf16le_to(char* out, const uint8_t* p, size_t len);
 // Single-byte text (instance and routing server names): printable ASCII
 // kept, everything else '?', up to the first NUL.
 std::string ascii_text(const uint8_t* p, size_t len, size_t cap);

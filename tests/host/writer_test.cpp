@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <ctime>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "connection.h"
 #include "json_writer.h"
 #include "events_builder.h"
 #include "seeds.h"
@@ -76,6 +78,66 @@ TEST(JsonWriter, EveryByteStringParses)
 			ch = static_cast<char>(rng());
 		std::string out = write_string(s);
 		EXPECT_TRUE(nlohmann::json::accept(out)) << out;
+	}
+}
+
+TEST(JsonWriter, ShortAndLongStringsEscapeAlike)
+{
+	// every byte that needs care, at every place of strings around the
+	// short path's limit and the eight-byte steps
+	for (size_t n = 1; n <= 80; n++)
+		for (size_t at = 0; at < n; at++)
+			for (char b : {'\x01', '\x1f', '"', '\\', '\x7f', '\n', 'a'}) {
+				std::string s(n, 'x');
+				s[at] = b;
+				ASSERT_EQ(write_string(s), "{\"s\":" + nlohmann::json(s).dump() + "}")
+					<< n << " " << at;
+			}
+	std::string accented = "caf\xC3\xA9";
+	EXPECT_EQ(write_string(accented), "{\"s\":\"caf\xC3\xA9\"}");
+	std::string broken = "ab\xFF";
+	EXPECT_EQ(write_string(broken), "{\"s\":\"ab\xEF\xBF\xBD\"}");
+}
+
+// the truncation is what the test checks
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+TEST(FormatTo, WritesWhatSnprintfWrites)
+{
+	auto check = [](size_t cap, const char* f, auto... a) {
+		std::vector<char> want(cap + 1, '#'), got(cap + 1, '#');
+		std::snprintf(want.data(), cap, f, a...);
+		size_t n = format_to(got.data(), cap, f, a...);
+		EXPECT_EQ(std::string(got.data()), std::string(want.data())) << f;
+		EXPECT_EQ(n, std::strlen(want.data())) << f;
+		EXPECT_EQ(got[cap], '#') << "wrote past the buffer: " << f;
+	};
+	check(200, "plain text, no conversion");
+	check(200, "%s and %s", "one", "");
+	check(200, "%u %d %d %llu %zu", 4294967295u, -7, 0, 18446744073709551615ull, size_t{12});
+	check(200, "%.1f ms, %.0f%%, %.3f", 0.05, 99.5, 1234.0005);
+	check(200, "%.1f %.1f %.1f %.0f %.0f", 0.25, 0.35, 2.45, 0.5, 1.5);
+	check(200, "%s", static_cast<const char*>(nullptr));
+	check(200, "%02x and %5u go through vsnprintf: %s", 10u, 3u, "yes");
+	check(12, "truncated: %s %u", "a long word", 123456u);
+	check(5, "%llu", 1234567890ull);
+	check(1, "%s", "nothing fits");
+}
+#pragma GCC diagnostic pop
+
+TEST(IsoTime, MatchesGmtimeAcrossSecondsAndDays)
+{
+	// in turn, so that each call's second, day or both differ from the last
+	const uint64_t s = 1000000000, base = 1764547199 * s; // 2025-11-30T23:59:59Z
+	for (uint64_t ns : std::initializer_list<uint64_t>{base, base + s - 1, base + s, base + s + 1, base + 5, 0,
+							   base + 86400 * s * 400 + 123456789, base + 1000}) {
+		time_t secs = static_cast<time_t>(ns / 1000000000ull);
+		struct tm tm {};
+		gmtime_r(&secs, &tm);
+		char want[40];
+		size_t n = strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S", &tm);
+		std::snprintf(want + n, sizeof(want) - n, ".%06uZ", static_cast<unsigned>(ns % 1000000000ull / 1000));
+		EXPECT_EQ(iso_time(ns), want);
 	}
 }
 

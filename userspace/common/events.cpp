@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 
@@ -99,12 +100,12 @@ const char* tds_type_title(uint8_t type, int dir)
 	}
 }
 
-std::string addr_string(const uint8_t* addr, uint8_t family)
+size_t addr_chars(char* buf, const uint8_t* addr, uint8_t family)
 {
-	char buf[INET6_ADDRSTRLEN] = {0};
 	if (family == 6) {
-		inet_ntop(AF_INET6, addr, buf, sizeof(buf));
-		return buf;
+		if (!inet_ntop(AF_INET6, addr, buf, kAddrChars))
+			return 0;
+		return std::strlen(buf);
 	}
 	// IPv4 by hand: inet_ntop costs thousands of instructions a call
 	char* p = buf;
@@ -118,15 +119,32 @@ std::string addr_string(const uint8_t* addr, uint8_t family)
 		if (i < 3)
 			*p++ = '.';
 	}
-	return std::string(buf, static_cast<size_t>(p - buf));
+	return static_cast<size_t>(p - buf);
+}
+
+size_t endpoint_chars(char* buf, const uint8_t* addr, uint8_t family, uint16_t port)
+{
+	char* p = buf;
+	if (family == 6)
+		*p++ = '[';
+	p += addr_chars(p, addr, family);
+	if (family == 6)
+		*p++ = ']';
+	*p++ = ':';
+	p = std::to_chars(p, buf + kAddrChars, port).ptr;
+	return static_cast<size_t>(p - buf);
+}
+
+std::string addr_string(const uint8_t* addr, uint8_t family)
+{
+	char buf[kAddrChars];
+	return std::string(buf, addr_chars(buf, addr, family));
 }
 
 std::string endpoint_string(const uint8_t* addr, uint8_t family, uint16_t port)
 {
-	std::string a = addr_string(addr, family);
-	if (family == 6)
-		return "[" + a + "]:" + std::to_string(port);
-	return a + ":" + std::to_string(port);
+	char buf[kAddrChars];
+	return std::string(buf, endpoint_chars(buf, addr, family, port));
 }
 
 std::string tls_version_name(uint16_t v)
@@ -188,20 +206,9 @@ std::string tcp_flags_string(uint8_t flags)
 	return s;
 }
 
-std::string utf16le_or_oem(const uint8_t* p, size_t len, size_t cap, bool unicode)
+size_t utf16le_to(char* out, const uint8_t* p, size_t len)
 {
-	std::string out;
-	if (len > cap)
-		len = cap;
-	if (!unicode) {
-		out.resize(len);
-		for (size_t i = 0; i < len; i++)
-			out[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? static_cast<char>(p[i]) : '?';
-		return out;
-	}
-	// at most 3 bytes of UTF-8 for each UTF-16 unit (a pair of units: 4)
-	out.resize(len / 2 * 3);
-	char* o = out.data();
+	char* o = out;
 	for (size_t i = 0; i + 1 < len; i += 2) {
 		uint32_t cp = p[i] | (p[i + 1] << 8);
 		if (cp >= 0x20 && cp < 0x80) { // the common case
@@ -237,7 +244,23 @@ std::string utf16le_or_oem(const uint8_t* p, size_t len, size_t cap, bool unicod
 			*o++ = static_cast<char>(0x80 | (cp & 0x3F));
 		}
 	}
-	out.resize(static_cast<size_t>(o - out.data()));
+	return static_cast<size_t>(o - out);
+}
+
+std::string utf16le_or_oem(const uint8_t* p, size_t len, size_t cap, bool unicode)
+{
+	std::string out;
+	if (len > cap)
+		len = cap;
+	if (!unicode) {
+		out.resize(len);
+		for (size_t i = 0; i < len; i++)
+			out[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? static_cast<char>(p[i]) : '?';
+		return out;
+	}
+	// at most 3 bytes of UTF-8 for each UTF-16 unit (a pair of units: 4)
+	out.resize(len / 2 * 3);
+	out.resize(utf16le_to(out.data(), p, len));
 	return out;
 }
 
@@ -269,9 +292,10 @@ bool is_request_type(uint8_t type)
 
 void write_endpoints(JsonWriter& w, const tdsbpf_flow_key& k, const char* transport, const char* protocol)
 {
-	w.member("client.address", addr_string(k.client_addr, k.family));
+	char buf[kAddrChars];
+	w.member("client.address", std::string_view(buf, addr_chars(buf, k.client_addr, k.family)));
 	w.member("client.port", k.client_port);
-	w.member("server.address", addr_string(k.server_addr, k.family));
+	w.member("server.address", std::string_view(buf, addr_chars(buf, k.server_addr, k.family)));
 	w.member("server.port", k.server_port);
 	w.member("network.type", k.family == 6 ? "ipv6" : "ipv4");
 	w.member("network.transport", transport);

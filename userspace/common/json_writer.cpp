@@ -24,7 +24,7 @@ void JsonBuffer::grow(size_t n)
 	cap_ = cap;
 }
 
-JsonWriter& JsonWriter::value(std::string_view s)
+JsonWriter& JsonWriter::escaped(std::string_view s)
 {
 	if (comma_)
 		out_.put(',');
@@ -130,13 +130,7 @@ void append(std::string& out, const char* p, size_t n)
 	out.append(p, n);
 }
 
-// 1 for the bytes that go into a JSON string as they are.
-constexpr auto kPlain = [] {
-	std::array<uint8_t, 256> t{};
-	for (int c = 0x20; c < 0x80; c++)
-		t[static_cast<size_t>(c)] = c != '"' && c != '\\';
-	return t;
-}();
+constexpr const auto& kPlain = JsonWriter::kPlain;
 
 template <typename Out> void escape_into(Out& out, std::string_view s)
 {

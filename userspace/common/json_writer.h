@@ -7,6 +7,7 @@
 #ifndef TDSBPF_AGGREGATOR_JSON_WRITER_H
 #define TDSBPF_AGGREGATOR_JSON_WRITER_H
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -85,7 +86,24 @@ public:
 		return *this;
 	}
 
-	JsonWriter& value(std::string_view s);
+	// A string value. Short ones of plain ASCII (most of a record: names,
+	// addresses, enums) take one reservation and one copy.
+	JsonWriter& value(std::string_view s)
+	{
+		if (s.size() > kShort || !plain(s))
+			return escaped(s);
+		char* p = out_.reserve(kShort + 3);
+		size_t n = 0;
+		if (comma_)
+			p[n++] = ',';
+		p[n++] = '"';
+		std::memcpy(p + n, s.data(), s.size());
+		n += s.size();
+		p[n++] = '"';
+		out_.advance(n);
+		comma_ = true;
+		return *this;
+	}
 	JsonWriter& value(const char* s) { return value(std::string_view(s)); }
 	JsonWriter& value(bool b) { return literal(b ? std::string_view("true") : std::string_view("false")); }
 	JsonWriter& value(uint64_t v);
@@ -114,7 +132,36 @@ public:
 	static void escape(JsonBuffer& out, std::string_view s);
 	static void escape(std::string& out, std::string_view s);
 
+	// 1 for the bytes that go into a JSON string as they are.
+	static constexpr std::array<uint8_t, 256> kPlain = [] {
+		std::array<uint8_t, 256> t{};
+		for (int c = 0x20; c < 0x80; c++)
+			t[static_cast<size_t>(c)] = c != '"' && c != '\\';
+		return t;
+	}();
+
 private:
+	static constexpr size_t kShort = 64;
+	// No control byte, '"', '\\' or byte above 0x7F: eight bytes at a time
+	// (a byte's high bit is set in bad when it is one of those).
+	static bool plain(std::string_view s)
+	{
+		constexpr uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+		const char* p = s.data();
+		size_t n = s.size(), i = 0;
+		uint64_t bad = 0;
+		for (; i + 8 <= n; i += 8) {
+			uint64_t w;
+			std::memcpy(&w, p + i, 8);
+			uint64_t quote = w ^ (ones * '"'), bslash = w ^ (ones * '\\');
+			bad |= ((w - ones * 0x20) & ~w) | w | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash);
+		}
+		unsigned ok = (bad & highs) == 0;
+		for (; i < n; i++)
+			ok &= kPlain[static_cast<unsigned char>(p[i])];
+		return ok;
+	}
+	JsonWriter& escaped(std::string_view s);
 	template <typename Int> JsonWriter& integer(Int v);
 	JsonWriter& open(char c)
 	{

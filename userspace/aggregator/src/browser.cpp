@@ -276,7 +276,7 @@ void BrowserTracker::report(Lookup& l, uint64_t now)
 	}
 	sum_.browser_lookups++;
 	for (const Diagnosis& d : diags)
-		sum_.by_diagnosis[d.code]++;
+		bump(sum_.by_diagnosis, d.code);
 	if (cfg_.metrics)
 		cfg_.metrics->browser_lookup(outcome);
 
@@ -403,7 +403,7 @@ void BrowserTracker::report(Lookup& l, uint64_t now)
 		text_ += " from now on\n";
 	}
 	for (const Diagnosis& d : diags)
-		text_ += "   [" + std::string(d.severity) + "] " + d.code + ": " + d.message + "\n";
+		text_ += "   [" + std::string(d.severity) + "] " + std::string(d.code) + ": " + d.message + "\n";
 
 	LookupRecord rec(l.id, json_.view(), text_);
 	sink_.on_connection(rec);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdarg>
 #include <cstring>
 #include <cstdint>
 #include <map>
@@ -605,8 +606,8 @@ struct Connection {
 };
 
 struct Diagnosis {
-	std::string code;
-	const char* severity; // info, warning, error
+	std::string_view code; // a name of the program's own (static)
+	const char* severity;  // info, warning, error
 	std::string message;
 };
 
@@ -657,9 +658,17 @@ std::string describe_event(const tdsbpf_event& ev, const tdsbpf_ntlm_event* ntlm
 std::string iso_time(uint64_t ns);
 // A Wireshark display filter for one connection's packets.
 std::string wireshark_filter(const tdsbpf_flow_key& k);
+constexpr size_t kWiresharkFilterChars = 192;
+size_t wireshark_filter(char* buf, const tdsbpf_flow_key& k); // into kWiresharkFilterChars bytes
 // Writes "2026-12-01T21:46:33.123456Z" into buf (28 bytes at least); returns the length.
 size_t iso_time(char* buf, uint64_t ns);
 double ms(uint64_t ns);
+// printf into buf (cap bytes, cut to fit, always terminated), for the
+// conversions the findings' sentences use (%s %u %d %llu %zu %.Nf %%)
+// without stdio's machinery; another conversion goes to vsnprintf.
+// Returns the length written.
+size_t format_to(char* buf, size_t cap, const char* f, va_list ap);
+size_t format_to(char* buf, size_t cap, const char* f, ...) __attribute__((format(printf, 3, 4)));
 
 } // namespace tdsbpf
 

@@ -27,14 +27,14 @@ struct Findings {
 	void add(const char* code, const char* severity, const char* f, ...) __attribute__((format(printf, 4, 5)))
 	{
 		char buf[640];
-		int n = 0;
+		size_t n = 0;
 		if (from_absence && c.tracer.lossy())
-			n = snprintf(buf, sizeof(buf), "Events of this connection were lost, so this may be wrong: ");
+			n = format_to(buf, sizeof(buf), "Events of this connection were lost, so this may be wrong: ");
 		va_list ap;
 		va_start(ap, f);
-		vsnprintf(buf + n, sizeof(buf) - static_cast<std::size_t>(n), f, ap);
+		n += format_to(buf + n, sizeof(buf) - n, f, ap);
 		va_end(ap);
-		out.push_back({code, severity, buf});
+		out.push_back({code, severity, std::string(buf, n)});
 	}
 	bool has(const char* code) const
 	{
@@ -468,8 +468,8 @@ void retransmissions(Findings& f)
 	char share[96] = "";
 	uint64_t packets = t.stats_seen ? uint64_t{t.stats.packets[0]} + t.stats.packets[1] : 0;
 	if (packets)
-		snprintf(share, sizeof(share), " (%.1f%% of %llu packets)",
-			 100.0 * static_cast<double>(r0 + r1) / static_cast<double>(packets), ull(packets));
+		format_to(share, sizeof(share), " (%.1f%% of %llu packets)",
+			  100.0 * static_cast<double>(r0 + r1) / static_cast<double>(packets), ull(packets));
 	f.add("retransmissions", "warning",
 	      "%llu TCP retransmission(s): %llu from the client, %llu from the server%s: packet loss on the path slows requests and logins.",
 	      ull(r0 + r1), ull(r0), ull(r1), share);
@@ -682,21 +682,19 @@ PoolingVerdict pooling_verdict(const Connection& c, const AggregatorConfig& cfg)
 	char buf[200];
 	const WorkState& w = c.work;
 	if (w.reset_connection) {
-		std::snprintf(buf, sizeof(buf),
-			      "%llu request(s) carried RESETCONNECTION: a pool handed the connection out again",
-			      static_cast<unsigned long long>(w.reset_connection));
+		format_to(buf, sizeof(buf),
+			  "%llu request(s) carried RESETCONNECTION: a pool handed the connection out again",
+			  static_cast<unsigned long long>(w.reset_connection));
 		return {"pooled", buf};
 	}
 	if (w.idle_reuses) {
-		std::snprintf(buf, sizeof(buf),
-			      "%llu request(s) came after the connection sat idle for a second or more",
-			      static_cast<unsigned long long>(w.idle_reuses));
+		format_to(buf, sizeof(buf), "%llu request(s) came after the connection sat idle for a second or more",
+			  static_cast<unsigned long long>(w.idle_reuses));
 		return {"pooled", buf};
 	}
 	if (single_use(c, cfg)) {
-		std::snprintf(buf, sizeof(buf), "the client closed it %.1f ms after the last of its %llu request(s)",
-			      ms(c.close.start_ns - c.last_server_payload_ns),
-			      static_cast<unsigned long long>(w.requests));
+		format_to(buf, sizeof(buf), "the client closed it %.1f ms after the last of its %llu request(s)",
+			  ms(c.close.start_ns - c.last_server_payload_ns), static_cast<unsigned long long>(w.requests));
 		return {"not_pooled", buf};
 	}
 	return {"unknown", c.close.kind == CloseKind::still_open
@@ -707,6 +705,7 @@ PoolingVerdict pooling_verdict(const Connection& c, const AggregatorConfig& cfg)
 std::vector<Diagnosis> diagnose(const Connection& c, const AggregatorConfig& cfg)
 {
 	std::vector<Diagnosis> out;
+	out.reserve(8);
 	Phase at = c.phase_before_close();
 	Findings f{c, cfg, out, at, phase_name(at)};
 	for (const RuleRow& r : kRules) {

@@ -153,7 +153,8 @@ void RecordWriter::write()
 	time("last_seen_time", c_.last_ns);
 	w_.member("duration_ms", Millis{end_ns - c_.first_ns});
 	w_.member("midstream", c_.midstream);
-	w_.key("wireshark").begin_object().member("filter", wireshark_filter(c_.key));
+	char filter[kWiresharkFilterChars];
+	w_.key("wireshark").begin_object().member("filter", std::string_view(filter, wireshark_filter(filter, c_.key)));
 	if (c_.first_frame)
 		w_.member("first_frame", c_.first_frame).member("last_frame", c_.last_frame);
 	else
