@@ -166,20 +166,29 @@ struct Aggregator::Impl {
 
 	void count_endpoint(const Connection& c, const std::vector<Diagnosis>& diags)
 	{
-		std::string server = endpoint_string(c.key.server_addr, c.key.family, c.key.server_port);
-		std::string client = addr_string(c.key.client_addr, c.key.family);
-		if (by_client.size() >= kMaxSummaryClients && !by_client.contains(client))
+		char sbuf[kAddrChars], cbuf[kAddrChars];
+		std::string_view server(sbuf, endpoint_chars(sbuf, c.key.server_addr, c.key.family, c.key.server_port));
+		std::string_view client(cbuf, addr_chars(cbuf, c.key.client_addr, c.key.family));
+		auto stats = [](absl::flat_hash_map<std::string, EndpointStats>& m,
+				std::string_view k) -> EndpointStats& {
+			auto it = m.find(absl::string_view(k.data(), k.size()));
+			return it != m.end() ? it->second : m[std::string(k)];
+		};
+		EndpointStats& by_s = stats(by_server, server);
+		if (by_client.size() >= kMaxSummaryClients &&
+		    !by_client.contains(absl::string_view(client.data(), client.size())))
 			client = "other";
+		EndpointStats& by_c = stats(by_client, client);
 		auto d = c.login_duration_ns();
-		for (EndpointStats* e : {&by_server[server], &by_client[client]}) {
+		for (EndpointStats* e : {&by_s, &by_c}) {
 			EndpointSummary& s = e->s;
 			s.connections++;
-			s.login_outcome[login_outcome_name(c.login.outcome)]++;
+			bump(s.login_outcome, login_outcome_name(c.login.outcome));
 			if (c.login.outcome == LoginOutcome::success || c.login.outcome == LoginOutcome::failed)
-				s.auth_method[auth_method_name(c.auth.method)]++;
-			s.encryption[encryption_name(c.encryption())]++;
+				bump(s.auth_method, auth_method_name(c.auth.method));
+			bump(s.encryption, encryption_name(c.encryption()));
 			if (c.tls.server_version)
-				s.tls_version[tls_version_name(c.tls.server_version)]++;
+				bump(s.tls_version, tls_version_name(c.tls.server_version));
 			if (!c.mars.sessions().empty())
 				s.mars++;
 			if (c.login.routing_seen)
@@ -188,7 +197,7 @@ struct Aggregator::Impl {
 				s.resets++;
 			s.retransmissions += c.tcp.retrans(0) + c.tcp.retrans(1);
 			for (const auto& dg : diags)
-				s.diagnoses[dg.code]++;
+				bump(s.diagnoses, dg.code);
 			if (d)
 				e->login.add(*d);
 		}
@@ -522,10 +531,10 @@ struct Aggregator::Impl {
 		std::vector<Diagnosis> diags = diagnose(c, cfg);
 		FlowKey key = it->first;
 		sum.connections_ended++;
-		sum.by_login_outcome[login_outcome_name(c.login.outcome)]++;
-		sum.by_close_kind[close_kind_name(c.close.kind)]++;
+		bump(sum.by_login_outcome, login_outcome_name(c.login.outcome));
+		bump(sum.by_close_kind, close_kind_name(c.close.kind));
 		for (const auto& d : diags)
-			sum.by_diagnosis[d.code]++;
+			bump(sum.by_diagnosis, d.code);
 		count_endpoint(c, diags);
 		if (cfg.metrics) {
 			Entry& e = it->second;

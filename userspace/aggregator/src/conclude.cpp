@@ -111,7 +111,14 @@ void Texts::set(Field f, std::string_view v)
 	size_t room = 0xffff - (blob_.size() - (end - begin));
 	if (v.size() > room)
 		v = v.substr(0, room);
-	blob_.replace(begin, end - begin, v);
+	if (v.empty() && begin == end)
+		return;
+	if (blob_.capacity() == 0)
+		blob_.reserve(256); // a login's names and messages, mostly
+	if (begin == end && end == blob_.size())
+		blob_.append(v); // the fields after this one are empty
+	else
+		blob_.replace(begin, end - begin, v);
 	int delta = static_cast<int>(v.size()) - static_cast<int>(end - begin);
 	for (int i = f; i < kFields; i++)
 		end_[i] = static_cast<uint16_t>(end_[i] + delta);

@@ -34,7 +34,7 @@ nlohmann::json endpoint_json(const EndpointSummary& e, bool server)
 }
 
 // "a=3 b=1", most first, at most n
-std::string top(const std::map<std::string, uint64_t>& m, size_t n)
+std::string top(const NameCounts& m, size_t n)
 {
 	std::vector<std::pair<std::string, uint64_t>> v(m.begin(), m.end());
 	std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
@@ -108,7 +108,7 @@ std::string format_summary(const Summary& s, OutputFormat format)
 	out += "   connections: " + std::to_string(s.connections_seen) + " seen, " +
 	       std::to_string(s.connections_ended) + " ended, " + std::to_string(s.connections_open) + " open, " +
 	       std::to_string(s.connections_evicted) + " evicted\n";
-	auto list = [&](const char* title, const std::map<std::string, uint64_t>& m) {
+	auto list = [&](const char* title, const NameCounts& m) {
 		std::vector<std::pair<std::string, uint64_t>> v(m.begin(), m.end());
 		std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
 		out += std::string("   ") + title + ":";

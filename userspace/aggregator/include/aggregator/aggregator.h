@@ -28,6 +28,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <tdsbpf/events.h>
@@ -140,10 +141,23 @@ struct OutputSummary {
 // What the exit summary (and SIGUSR1) prints.
 // One server endpoint's (or client address's) connections that ended, for
 // the summary: what happened to them, counted.
+// Counts by name (a login outcome, a diagnosis code, ...); found by a
+// string_view without building a string.
+using NameCounts = std::map<std::string, uint64_t, std::less<>>;
+
+// Adds one to name's count.
+inline void bump(NameCounts& m, std::string_view name)
+{
+	auto it = m.find(name);
+	if (it == m.end())
+		it = m.emplace(std::string(name), 0).first;
+	it->second++;
+}
+
 struct EndpointSummary {
 	std::string endpoint; // server "ADDRESS:PORT", client "ADDRESS" ("other" past the cap)
 	uint64_t connections = 0;
-	std::map<std::string, uint64_t> login_outcome, auth_method, encryption, tls_version, diagnoses;
+	NameCounts login_outcome, auth_method, encryption, tls_version, diagnoses;
 	uint64_t mars = 0, redirects = 0, resets = 0, retransmissions = 0;
 	uint64_t logins_timed = 0;		   // logins with a duration
 	double login_p50_ms = 0, login_p99_ms = 0; // of those (3.2 % relative error)
@@ -162,9 +176,9 @@ struct Summary {
 	uint64_t snapshots = 0;
 	uint64_t kernel_drops = 0; // from note_drops
 	uint64_t user_drops = 0;
-	std::map<std::string, uint64_t> by_login_outcome;
-	std::map<std::string, uint64_t> by_close_kind;
-	std::map<std::string, uint64_t> by_diagnosis;
+	NameCounts by_login_outcome;
+	NameCounts by_close_kind;
+	NameCounts by_diagnosis;
 	// by server endpoint (all), and the clients with the most connections
 	std::vector<EndpointSummary> servers, clients;
 	std::optional<OutputSummary> output;	    // the records' (--output)
