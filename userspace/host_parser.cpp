@@ -25,63 +25,91 @@ HostParser::HostParser(HostParserConfig cfg, EventCallback cb)
 
 HostParser::~HostParser() = default;
 
+void HostParser::unlink(Entry* e)
+{
+	(e->newer ? e->newer->older : newest_) = e->older;
+	(e->older ? e->older->newer : oldest_) = e->newer;
+	e->newer = e->older = nullptr;
+}
+
+void HostParser::link_newest(Entry* e)
+{
+	e->newer = nullptr;
+	e->older = newest_;
+	if (newest_)
+		newest_->newer = e;
+	newest_ = e;
+	if (!oldest_)
+		oldest_ = e;
+}
+
 tdsbpf_flow* HostParser::flow_get(const tdsbpf_flow_key& k)
 {
 	auto it = flows_.find(k);
 	if (it == flows_.end())
 		return nullptr;
-	lru_.splice(lru_.begin(), lru_, it->second.lru);
-	current_ = &it->second;
-	return &it->second.flow;
+	Entry* e = it->second;
+	if (newest_ != e) {
+		unlink(e);
+		link_newest(e);
+	}
+	current_ = e;
+	return &e->flow;
 }
 
 tdsbpf_flow* HostParser::flow_create(const tdsbpf_flow_key& k)
 {
-	auto it = flows_.find(k);
-	if (it != flows_.end()) {
-		std::memset(&it->second.flow, 0, sizeof(tdsbpf_flow));
-		lru_.splice(lru_.begin(), lru_, it->second.lru);
-		current_ = &it->second;
-		return &it->second.flow;
+	if (tdsbpf_flow* f = flow_get(k)) {
+		std::memset(f, 0, sizeof(tdsbpf_flow));
+		return f;
 	}
 	// like the kernel's LRU hash: a full table forgets its least recent flow
-	while (flows_.size() >= cfg_.max_flows && !lru_.empty()) {
-		auto gone = flows_.find(lru_.back());
-		if (gone != flows_.end() && gone->second.flow.work.events) {
+	while (flows_.size() >= cfg_.max_flows && oldest_) {
+		Entry* g = oldest_;
+		if (g->flow.work.events) {
 			// what it counted goes out before it is forgotten
 			tdsbpf_event ev;
-			tdsbpf_host_work_record(&gone->second.flow, &gone->first, &ev);
+			tdsbpf_host_work_record(&g->flow, &g->key, &ev);
 			emit(&ev, sizeof(ev));
 		}
-		flows_.erase(lru_.back());
-		lru_.pop_back();
+		flows_.erase(g->key);
+		unlink(g);
+		free_.push_back(g);
 	}
-	lru_.push_front(k);
-	Entry e{};
-	e.lru = lru_.begin();
-	auto [pos, inserted] = flows_.emplace(k, e);
-	(void)inserted;
-	current_ = &pos->second;
-	return &pos->second.flow;
+	Entry* e;
+	if (!free_.empty()) {
+		e = free_.back();
+		free_.pop_back();
+	} else {
+		e = &pool_.emplace_back();
+	}
+	std::memset(&e->flow, 0, sizeof(e->flow));
+	e->key = k;
+	e->work_frame = 0;
+	flows_.emplace(k, e);
+	link_newest(e);
+	current_ = e;
+	return &e->flow;
 }
 
 std::size_t HostParser::open_flows() const
 {
 	std::size_t n = 0;
 	for (const auto& [k, e] : flows_)
-		n += e.flow.state != TDSBPF_TCP_CLOSED;
+		n += e->flow.state != TDSBPF_TCP_CLOSED;
 	return n;
 }
 
 void HostParser::send_counted_work()
 {
-	for (auto& [k, e] : flows_) {
-		if (!e.flow.work.events)
+	// least recently used first: the order the table would forget them in
+	for (Entry* e = oldest_; e; e = e->newer) {
+		if (!e->flow.work.events)
 			continue;
 		tdsbpf_event ev;
-		tdsbpf_host_work_record(&e.flow, &k, &ev);
+		tdsbpf_host_work_record(&e->flow, &e->key, &ev);
 		if (cfg_.frame)
-			*cfg_.frame = e.work_frame;
+			*cfg_.frame = e->work_frame;
 		emit(&ev, sizeof(ev));
 	}
 }

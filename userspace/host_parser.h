@@ -4,12 +4,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <deque>
 #include <functional>
 #include <list>
 #include <memory>
 #include <span>
 #include <unordered_map>
 #include <vector>
+
+#include <absl/container/flat_hash_map.h>
 
 #include "host_walker.h"
 #include "tdsbpf/events.hpp"
@@ -108,20 +112,48 @@ private:
 	// packet behind an Ethernet header in frame_ (empty when too large)
 	std::span<const uint8_t> with_ethernet(std::span<const uint8_t> packet);
 
+	// The flow table: entries in a pool whose addresses never move (the walk
+	// holds a flow's pointer through a frame), found by key through a flat
+	// index, and linked from the most to the least recently used.
 	struct Entry {
 		tdsbpf_flow flow;
-		std::list<tdsbpf_flow_key>::iterator lru;
-		uint64_t work_frame = 0; // the frame of the last packet its work counted
+		tdsbpf_flow_key key;
+		Entry *newer = nullptr, *older = nullptr; // LRU neighbours
+		uint64_t work_frame = 0;		  // the frame of the last packet its work counted
+	};
+	// The key's 40 bytes (padding zeroed by the walk), hashed inline: five
+	// words multiplied and folded.
+	struct KeyHash {
+		size_t operator()(const tdsbpf_flow_key& k) const noexcept
+		{
+			static_assert(sizeof(tdsbpf_flow_key) == 40);
+			uint64_t w[5];
+			std::memcpy(w, &k, sizeof(w));
+			uint64_t h = 0x9e3779b97f4a7c15ull;
+			for (uint64_t v : w)
+				h = (h ^ v) * 0xff51afd7ed558ccdull;
+			return h ^ (h >> 29);
+		}
+	};
+	struct KeyEq {
+		bool operator()(const tdsbpf_flow_key& a, const tdsbpf_flow_key& b) const noexcept
+		{
+			return std::memcmp(&a, &b, sizeof(a)) == 0;
+		}
 	};
 	Entry* current_ = nullptr; // the flow of the frame being walked
+	std::deque<Entry> pool_;
+	std::vector<Entry*> free_; // pool entries of forgotten flows
+	absl::flat_hash_map<tdsbpf_flow_key, Entry*, KeyHash, KeyEq> flows_;
+	Entry *newest_ = nullptr, *oldest_ = nullptr;
+	void unlink(Entry* e);
+	void link_newest(Entry* e);
 
 	HostParserConfig cfg_;
 	EventCallback cb_;
 	uint64_t ports_[65536 / 64] = {};
 	bool follow_redirects_ = false;
 	uint64_t counters_[TDSBPF_CNT_MAX] = {};
-	std::unordered_map<tdsbpf_flow_key, Entry, FlowKeyHash, FlowKeyEq> flows_;
-	std::list<tdsbpf_flow_key> lru_; // front: most recently used
 	std::unique_ptr<tdsbpf_scratch> scratch_;
 	std::vector<uint8_t> frame_; // frames copied here, aligned (see host_parser.cpp)
 	std::vector<uint8_t> copy_;  // a packet record being built (capture)

@@ -807,6 +807,77 @@ TEST(Walk, FlowEntryForgottenWhileCountingSaysCountsMayBeMissing)
 	}
 }
 
+// Several kept connections, their requests interleaved and left open at
+// the end: each flow's counted work reaches user space at the end, so that
+// every record is the same as with an event for every packet.
+TEST(Walk, EveryOpenFlowSendsItsCountedWorkAtTheEnd)
+{
+	std::vector<Conn> conns(5);
+	std::vector<Bytes> f;
+	for (std::size_t i = 0; i < conns.size(); i++) {
+		Conn& k = conns[i];
+		k.cport = static_cast<uint16_t>(50000 + i);
+		for (Bytes b : {k.syn(), k.synack(), k.ack(true)})
+			f.push_back(b);
+		Login7 l;
+		f.push_back(k.data(true, tds(TDS_LOGIN7, 1, login7(l))));
+		f.push_back(k.data(false,
+				   tds(TDS_REPLY, 1,
+				       cat({tok_loginack(0x74000004, {16, 0, 0x10, 0x00}), tok_done(0, 0, 0)}), 55)));
+	}
+	// in a changing order, so that the least recently used flow changes
+	for (int round = 0; round < 7; round++)
+		for (std::size_t j = 0; j < conns.size(); j++) {
+			Conn& k = conns[(j * 3 + static_cast<std::size_t>(round)) % conns.size()];
+			f.push_back(k.data(true, tds(TDS_SQL_BATCH, 1, batch_body("select 1"))));
+			f.push_back(k.data(
+				false, tds(TDS_REPLY, 1, cat({tok_colmetadata_int(), tok_done(0x10, 0xc1, 1)}), 55)));
+			f.push_back(k.ack(true));
+		}
+	std::string counted_kinds;
+	auto counted = records_of(f, true, {}, &counted_kinds);
+	auto every = records_of(f, false);
+	ASSERT_EQ(counted.size(), conns.size());
+	ASSERT_EQ(every.size(), conns.size());
+	EXPECT_GE(count_of(counted_kinds, "work"), static_cast<int>(conns.size())) << counted_kinds;
+	for (std::size_t i = 0; i < conns.size(); i++) {
+		EXPECT_EQ(counted[i]["work"]["requests"], 7) << counted[i]["work"].dump();
+		EXPECT_EQ(counted[i].dump(), every[i].dump());
+	}
+}
+
+TEST(Walk, FullFlowTableForgetsTheLeastRecentlyUsedFlow)
+{
+	// room for two flows: A and B open, A is used again, C opens. B, the
+	// least recently used, is forgotten (its next packet starts a flow
+	// mid-stream); A is not. Then the same with B used last.
+	for (bool a_last : {true, false}) {
+		tdsbpf::HostParserConfig cfg;
+		cfg.max_flows = 2;
+		Collector c(cfg);
+		Conn a, b, n;
+		a.cport = 50000;
+		b.cport = 50001;
+		n.cport = 50002;
+		handshake(c, a);
+		handshake(c, b);
+		Conn& used = a_last ? a : b;
+		c.feed(used.ack(true));
+		handshake(c, n);
+		c.take();
+		Bytes hello = tds(TDS_PRELOGIN, 1, prelogin({{0, Bytes{16, 0, 0, 0, 0, 0}}}));
+		// the kept one first (the other's new entry forgets the oldest again)
+		Conn& other = a_last ? b : a;
+		c.feed(used.data(true, hello));
+		c.feed(other.data(true, hello));
+		auto ev = of_kind(c.take(), TDSBPF_EV_TDS);
+		ASSERT_EQ(ev.size(), 2u);
+		EXPECT_FALSE(ev[0].ev().flags & TDSBPF_F_MIDSTREAM) << "kept, a_last " << a_last;
+		EXPECT_TRUE(ev[1].ev().flags & TDSBPF_F_MIDSTREAM) << "forgotten, a_last " << a_last;
+		EXPECT_EQ(c.p.flows(), 2u);
+	}
+}
+
 TEST(Walk, ProcedureReplyRowsFromItsDoneInProc)
 {
 	Conn k;
