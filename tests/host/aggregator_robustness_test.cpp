@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <random>
 #include <sstream>
@@ -52,6 +53,46 @@ TEST(Robustness, SmallReorderingGivesTheSameRecord)
 	EXPECT_EQ(got[0]["phases"], expect[0]["phases"]);
 	EXPECT_EQ(got[0]["close"], expect[0]["close"]);
 	EXPECT_EQ(got[0]["login"], expect[0]["login"]);
+}
+
+// Many connections at once, their events interleaved by time; then some of
+// them a few places late (within the reorder window, as another CPU's
+// events come): the same records. Enough events wait at once that the
+// queue holding them wraps around and grows while late ones go in.
+TEST(Robustness, ManyInterleavedConnectionsReorderedGiveTheSameRecords)
+{
+	std::vector<Record> recs;
+	for (int i = 0; i < 60; i++) {
+		Trace t = sql_login(static_cast<uint16_t>(50000 + i), 0.00003 * i);
+		t.loginack(0.0100 + 0.00003 * i, 0x74000004, 16, 0, 4095, 51)
+			.request(0.0200 + 0.00003 * i, TDS_SQL_BATCH)
+			.response(0.0210 + 0.00003 * i)
+			.fin(0.0300 + 0.00003 * i, C2S, 2000, 9000)
+			.fin(0.0301 + 0.00003 * i, S2C, 9000, 2001)
+			.close_ack(0.0302 + 0.00003 * i, C2S, 2001, 9001);
+		for (auto& r : t.records())
+			recs.push_back(r);
+	}
+	std::stable_sort(recs.begin(), recs.end(),
+			 [](const Record& a, const Record& b) { return a.base().ts_ns < b.base().ts_ns; });
+	auto expect = run(recs);
+	ASSERT_EQ(expect.size(), 60u);
+	std::mt19937 rng(11);
+	std::vector<Record> late = recs;
+	for (size_t i = 8; i < late.size(); i += 1 + rng() % 5) {
+		size_t back = 1 + rng() % 6; // moved this many places later
+		if (i + back < late.size() && late[i + back].base().ts_ns - late[i].base().ts_ns < 1000000)
+			std::rotate(late.begin() + static_cast<long>(i), late.begin() + static_cast<long>(i) + 1,
+				    late.begin() + static_cast<long>(i + back) + 1);
+	}
+	ASSERT_NE(std::memcmp(&late[20].base(), &recs[20].base(), sizeof(tdsbpf_event)) |
+			  std::memcmp(&late[40].base(), &recs[40].base(), sizeof(tdsbpf_event)),
+		  0)
+		<< "nothing was moved";
+	auto got = run(late);
+	ASSERT_EQ(got.size(), expect.size());
+	for (size_t i = 0; i < got.size(); i++)
+		EXPECT_EQ(got[i].dump(), expect[i].dump()) << i;
 }
 
 TEST(Robustness, LateEventBeyondTheWindowNeverMovesPhasesBack)

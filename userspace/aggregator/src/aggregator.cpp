@@ -74,6 +74,69 @@ struct Pending {
 	uint64_t frame = 0; // the capture's frame (--read)
 };
 
+// Events held for the reorder window, in (time, arrival) order: a ring that
+// doubles when full (a std::deque of these 224-byte elements allocates a
+// block every second one). They mostly arrive in order: appended at the
+// back, taken from the front; one from another CPU that is late goes in
+// after every event of its time or earlier.
+class PendingQueue {
+public:
+	bool empty() const { return n_ == 0; }
+	size_t size() const { return n_; }
+	Pending& front() { return at(0); }
+	const Pending& back() const { return buf_[(head_ + n_ - 1) & (buf_.size() - 1)]; }
+	void push(uint64_t ts, uint64_t order, const tdsbpf_event& ev, std::unique_ptr<tdsbpf_ntlm_event> ntlm,
+		  std::unique_ptr<std::vector<uint8_t>> record, uint64_t frame)
+	{
+		if (n_ == buf_.size())
+			grow();
+		size_t i = n_;
+		if (n_ && back().ts > ts) {
+			// the first one later than ts, and the later ones one step back
+			size_t lo = 0, hi = n_;
+			while (lo < hi) {
+				size_t mid = (lo + hi) / 2;
+				if (at(mid).ts <= ts)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			i = lo;
+			for (size_t j = n_; j > i; j--)
+				at(j) = std::move(at(j - 1));
+		}
+		Pending& p = at(i);
+		p.ts = ts;
+		p.order = order;
+		p.ev = ev;
+		p.ntlm = std::move(ntlm);
+		p.record = std::move(record);
+		p.frame = frame;
+		n_++;
+	}
+	void pop_front()
+	{
+		Pending& p = at(0);
+		p.ntlm.reset();
+		p.record.reset();
+		head_ = (head_ + 1) & (buf_.size() - 1);
+		n_--;
+	}
+
+private:
+	Pending& at(size_t i) { return buf_[(head_ + i) & (buf_.size() - 1)]; }
+	void grow()
+	{
+		std::vector<Pending> bigger(std::max<size_t>(64, buf_.size() * 2));
+		for (size_t i = 0; i < n_; i++)
+			bigger[i] = std::move(at(i));
+		buf_ = std::move(bigger);
+		head_ = 0;
+	}
+	std::vector<Pending> buf_; // a power of two long
+	size_t head_ = 0, n_ = 0;
+};
+
 
 } // namespace
 
@@ -98,9 +161,7 @@ struct Aggregator::Impl {
 	}
 	uint64_t last_scan = 0;
 
-	// Events held for the reorder window, in (time, arrival) order. They
-	// mostly arrive in order: appended at the back, taken from the front.
-	std::deque<Pending> pending;
+	PendingQueue pending; // held for the reorder window
 
 	struct Entry {
 		std::unique_ptr<Connection> conn;
@@ -264,14 +325,7 @@ struct Aggregator::Impl {
 		  std::unique_ptr<std::vector<uint8_t>> record = nullptr)
 	{
 		uint64_t frame = cfg.frame_number ? cfg.frame_number() : 0;
-		if (pending.empty() || pending.back().ts <= ev.ts_ns) {
-			pending.push_back(Pending{ev.ts_ns, order++, ev, std::move(ntlm), std::move(record), frame});
-		} else {
-			// out of order (another CPU's event): after every event of the same time
-			auto at = std::upper_bound(pending.begin(), pending.end(), ev.ts_ns,
-						   [](uint64_t ts, const Pending& p) { return ts < p.ts; });
-			pending.insert(at, Pending{ev.ts_ns, order++, ev, std::move(ntlm), std::move(record), frame});
-		}
+		pending.push(ev.ts_ns, order++, ev, std::move(ntlm), std::move(record), frame);
 		high_water = std::max<uint64_t>(high_water, ev.ts_ns);
 		uint64_t window = static_cast<uint64_t>(cfg.reorder_window_us) * 1000ull;
 		release(high_water > window ? high_water - window : 0);
