@@ -4,7 +4,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <deque>
 #include <functional>
 #include <list>
@@ -121,30 +120,10 @@ private:
 		Entry *newer = nullptr, *older = nullptr; // LRU neighbours
 		uint64_t work_frame = 0;		  // the frame of the last packet its work counted
 	};
-	// The key's 40 bytes (padding zeroed by the walk), hashed inline: five
-	// words multiplied and folded.
-	struct KeyHash {
-		size_t operator()(const tdsbpf_flow_key& k) const noexcept
-		{
-			static_assert(sizeof(tdsbpf_flow_key) == 40);
-			uint64_t w[5];
-			std::memcpy(w, &k, sizeof(w));
-			uint64_t h = 0x9e3779b97f4a7c15ull;
-			for (uint64_t v : w)
-				h = (h ^ v) * 0xff51afd7ed558ccdull;
-			return h ^ (h >> 29);
-		}
-	};
-	struct KeyEq {
-		bool operator()(const tdsbpf_flow_key& a, const tdsbpf_flow_key& b) const noexcept
-		{
-			return std::memcmp(&a, &b, sizeof(a)) == 0;
-		}
-	};
 	Entry* current_ = nullptr; // the flow of the frame being walked
 	std::deque<Entry> pool_;
 	std::vector<Entry*> free_; // pool entries of forgotten flows
-	absl::flat_hash_map<tdsbpf_flow_key, Entry*, KeyHash, KeyEq> flows_;
+	absl::flat_hash_map<tdsbpf_flow_key, Entry*, FlowKeyHash, FlowKeyEq> flows_;
 	Entry *newest_ = nullptr, *oldest_ = nullptr;
 	void unlink(Entry* e);
 	void link_newest(Entry* e);

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <cstring>
 
-#include <xxhash.h>
 
 #include "json_writer.h"
 
@@ -272,16 +271,6 @@ std::string ascii_text(const uint8_t* p, size_t len, size_t cap)
 	for (size_t i = 0; i < len && p[i]; i++)
 		out += (p[i] >= 0x20 && p[i] < 0x7f) ? static_cast<char>(p[i]) : '?';
 	return out;
-}
-
-uint64_t flow_key_hash(const tdsbpf_flow_key& k)
-{
-	return XXH3_64bits(&k, sizeof(k));
-}
-
-bool flow_key_equal(const tdsbpf_flow_key& a, const tdsbpf_flow_key& b)
-{
-	return std::memcmp(&a, &b, sizeof(a)) == 0;
 }
 
 bool is_request_type(uint8_t type)
