@@ -102,7 +102,7 @@ const char* tds_type_title(uint8_t type, int dir)
 size_t addr_chars(char* buf, const uint8_t* addr, uint8_t family)
 {
 	if (family == 6) {
-		if (!inet_ntop(AF_INET6, addr, buf, kAddrChars))
+		if (!inet_ntop(AF_INET6, addr, buf, INET6_ADDRSTRLEN))
 			return 0;
 		return std::strlen(buf);
 	}

@@ -97,7 +97,8 @@ public:
 		if (comma_)
 			p[n++] = ',';
 		p[n++] = '"';
-		std::memcpy(p + n, s.data(), s.size());
+		if (!s.empty())
+			std::memcpy(p + n, s.data(), s.size());
 		n += s.size();
 		p[n++] = '"';
 		out_.advance(n);

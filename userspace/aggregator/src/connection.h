@@ -667,7 +667,7 @@ double ms(uint64_t ns);
 // conversions the findings' sentences use (%s %u %d %llu %zu %.Nf %%)
 // without stdio's machinery; another conversion goes to vsnprintf.
 // Returns the length written.
-size_t format_to(char* buf, size_t cap, const char* f, va_list ap);
+size_t vformat_to(char* buf, size_t cap, const char* f, va_list ap);
 size_t format_to(char* buf, size_t cap, const char* f, ...) __attribute__((format(printf, 3, 4)));
 
 } // namespace tdsbpf

@@ -32,7 +32,7 @@ struct Findings {
 			n = format_to(buf, sizeof(buf), "Events of this connection were lost, so this may be wrong: ");
 		va_list ap;
 		va_start(ap, f);
-		n += format_to(buf + n, sizeof(buf) - n, f, ap);
+		n += vformat_to(buf + n, sizeof(buf) - n, f, ap);
 		va_end(ap);
 		out.push_back({code, severity, std::string(buf, n)});
 	}

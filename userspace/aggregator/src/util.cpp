@@ -93,7 +93,7 @@ struct Out {
 
 } // namespace
 
-size_t format_to(char* buf, size_t cap, const char* f, va_list ap)
+size_t vformat_to(char* buf, size_t cap, const char* f, va_list ap)
 {
 	if (cap == 0)
 		return 0;
@@ -148,7 +148,7 @@ size_t format_to(char* buf, size_t cap, const char* f, ...)
 {
 	va_list ap;
 	va_start(ap, f);
-	size_t n = format_to(buf, cap, f, ap);
+	size_t n = vformat_to(buf, cap, f, ap);
 	va_end(ap);
 	return n;
 }
