@@ -130,6 +130,74 @@ TEST(FormatTo, WritesWhatSnprintfWrites)
 }
 #pragma GCC diagnostic pop
 
+// UTF-16LE as the wire has it, unit by unit: printable ASCII kept, a
+// control character '?', a surrogate pair one code point, a lone surrogate
+// U+FFFD, an odd last byte dropped.
+std::string utf16_reference(const std::vector<uint8_t>& b)
+{
+	std::string out;
+	auto put = [&out](uint32_t cp) {
+		if (cp < 0x80) {
+			out += static_cast<char>(cp);
+		} else if (cp < 0x800) {
+			out += static_cast<char>(0xC0 | (cp >> 6));
+			out += static_cast<char>(0x80 | (cp & 0x3F));
+		} else if (cp < 0x10000) {
+			out += static_cast<char>(0xE0 | (cp >> 12));
+			out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+			out += static_cast<char>(0x80 | (cp & 0x3F));
+		} else {
+			out += static_cast<char>(0xF0 | (cp >> 18));
+			out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+			out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+			out += static_cast<char>(0x80 | (cp & 0x3F));
+		}
+	};
+	for (size_t i = 0; i + 1 < b.size(); i += 2) {
+		uint32_t cp = b[i] | (b[i + 1] << 8);
+		if (cp >= 0xD800 && cp <= 0xDBFF && i + 3 < b.size()) {
+			uint32_t lo = b[i + 2] | (b[i + 3] << 8);
+			if (lo >= 0xDC00 && lo <= 0xDFFF) {
+				put(0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00));
+				i += 2;
+				continue;
+			}
+			cp = 0xFFFD;
+		} else if (cp >= 0xD800 && cp <= 0xDFFF) {
+			cp = 0xFFFD;
+		}
+		put(cp < 0x20 ? '?' : cp);
+	}
+	return out;
+}
+
+TEST(Utf16, DecodedAsUnitByUnitWhateverTheMix)
+{
+	// runs of printable ASCII (the fast path) broken by every other kind of
+	// unit, at every alignment and length
+	const uint16_t others[] = {0x0000, 0x0001, 0x001F, 0x0020, 0x007E, 0x007F, 0x0080, 0x00E9,
+				   0x0120, 0x20AC, 0xD83D, 0xDE00, 0xDC00, 0xFFFF, 0x4100};
+	std::mt19937 rng(5);
+	for (int round = 0; round < 3000; round++) {
+		std::vector<uint8_t> b;
+		size_t units = rng() % 40;
+		for (size_t u = 0; u < units; u++) {
+			uint16_t v = rng() % 4 ? static_cast<uint16_t>(0x20 + rng() % 0x5F)
+					       : others[rng() % std::size(others)];
+			if (v == 0xD83D && rng() % 2) { // a real pair now and then
+				b.push_back(0x3D), b.push_back(0xD8), b.push_back(0x00), b.push_back(0xDE);
+				continue;
+			}
+			b.push_back(static_cast<uint8_t>(v)), b.push_back(static_cast<uint8_t>(v >> 8));
+		}
+		if (rng() % 5 == 0)
+			b.push_back(0x41); // an odd byte at the end
+		std::string got(b.size() / 2 * 3 + 4, '\0');
+		got.resize(utf16le_to(got.data(), b.data(), b.size()));
+		ASSERT_EQ(got, utf16_reference(b)) << "round " << round;
+	}
+}
+
 TEST(IsoTime, MatchesGmtimeAcrossSecondsAndDays)
 {
 	// in turn, so that each call's second, day or both differ from the last

@@ -208,7 +208,22 @@ std::string tcp_flags_string(uint8_t flags)
 size_t utf16le_to(char* out, const uint8_t* p, size_t len)
 {
 	char* o = out;
-	for (size_t i = 0; i + 1 < len; i += 2) {
+	size_t i = 0;
+	// four printable ASCII units at a time (names and messages mostly are):
+	// each 16-bit lane below 0x80 and, less 0x20, not negative
+	constexpr uint64_t high = 0xFF80FF80FF80FF80ull, ones = 0x0020002000200020ull, signs = 0x8000800080008000ull;
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w;
+		std::memcpy(&w, p + i, 8);
+		if ((w & high) || ((w - ones) & signs))
+			break;
+		o[0] = static_cast<char>(w);
+		o[1] = static_cast<char>(w >> 16);
+		o[2] = static_cast<char>(w >> 32);
+		o[3] = static_cast<char>(w >> 48);
+		o += 4;
+	}
+	for (; i + 1 < len; i += 2) {
 		uint32_t cp = p[i] | (p[i + 1] << 8);
 		if (cp >= 0x20 && cp < 0x80) { // the common case
 			*o++ = static_cast<char>(cp);

@@ -94,6 +94,7 @@ std::vector<LoginStep> Connection::login_steps() const
 		{answer, "login_answer", "server"},
 	};
 	std::vector<LoginStep> steps;
+	steps.reserve(std::size(points) - 1); // one allocation, not one per doubling
 	uint64_t prev = 0;
 	for (const Point& p : points) {
 		if (!p.ns || (prev && p.ns < prev))
