@@ -114,8 +114,6 @@ void Texts::set(Field f, std::string_view v)
 		v = v.substr(0, room);
 	if (v.empty() && begin == end)
 		return;
-	if (blob_.empty())
-		blob_.reserve(256); // a login's names and messages, mostly
 	if (begin == end && end == blob_.size())
 		blob_.append(v); // the fields after this one are empty
 	else
