@@ -66,7 +66,6 @@ struct ClientServerKey {
 
 struct Pending {
 	uint64_t ts;
-	uint64_t order;
 	tdsbpf_event ev;
 	std::unique_ptr<tdsbpf_ntlm_event> ntlm;
 	// a larger record whole (Browser datagram, packet copy)
@@ -75,7 +74,7 @@ struct Pending {
 };
 
 // Events held for the reorder window, in (time, arrival) order: a ring that
-// doubles when full (a std::deque of these 224-byte elements allocates a
+// doubles when full (a std::deque of these 216-byte elements allocates a
 // block every second one). They mostly arrive in order: appended at the
 // back, taken from the front; one from another CPU that is late goes in
 // after every event of its time or earlier.
@@ -85,7 +84,7 @@ public:
 	size_t size() const { return n_; }
 	Pending& front() { return at(0); }
 	const Pending& back() const { return buf_[(head_ + n_ - 1) & (buf_.size() - 1)]; }
-	void push(uint64_t ts, uint64_t order, const tdsbpf_event& ev, std::unique_ptr<tdsbpf_ntlm_event> ntlm,
+	void push(uint64_t ts, const tdsbpf_event& ev, std::unique_ptr<tdsbpf_ntlm_event> ntlm,
 		  std::unique_ptr<std::vector<uint8_t>> record, uint64_t frame)
 	{
 		if (n_ == buf_.size())
@@ -107,7 +106,6 @@ public:
 		}
 		Pending& p = at(i);
 		p.ts = ts;
-		p.order = order;
 		p.ev = ev;
 		p.ntlm = std::move(ntlm);
 		p.record = std::move(record);
@@ -145,7 +143,6 @@ struct Aggregator::Impl {
 	Sink& sink;
 	Summary sum;
 	uint64_t next_id = 1;
-	uint64_t order = 0;
 	uint64_t high_water = 0; // latest event time
 	// The latest reading of the ring buffer's drop count that had grown:
 	// those drops happened at most this late (the reader may have been
@@ -325,7 +322,7 @@ struct Aggregator::Impl {
 		  std::unique_ptr<std::vector<uint8_t>> record = nullptr)
 	{
 		uint64_t frame = cfg.frame_number ? cfg.frame_number() : 0;
-		pending.push(ev.ts_ns, order++, ev, std::move(ntlm), std::move(record), frame);
+		pending.push(ev.ts_ns, ev, std::move(ntlm), std::move(record), frame);
 		high_water = std::max<uint64_t>(high_water, ev.ts_ns);
 		uint64_t window = static_cast<uint64_t>(cfg.reorder_window_us) * 1000ull;
 		release(high_water > window ? high_water - window : 0);
